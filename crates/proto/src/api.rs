@@ -1,0 +1,137 @@
+//! JSON bodies of the HTTP API.
+
+use crate::{ClassId, JoinCode, Role};
+use serde::{Deserialize, Serialize};
+
+/// Lifecycle of a class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClassState {
+    /// Created; nobody publishes yet.
+    Open,
+    /// The teacher publishes.
+    Live,
+    /// Ended by the teacher or an admin; no one may join.
+    Ended,
+}
+
+/// `POST /api/classes` body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateClass {
+    /// Wanted id; generated when absent.
+    #[serde(default)]
+    pub id: Option<ClassId>,
+    /// Human title.
+    #[serde(default)]
+    pub title: Option<String>,
+}
+
+/// A class as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClassInfo {
+    /// Class id (used in WHIP/WHEP URLs).
+    pub id: ClassId,
+    /// Join code pupils type.
+    pub code: JoinCode,
+    /// Human title.
+    pub title: String,
+    /// Current state.
+    pub state: ClassState,
+}
+
+/// `POST /api/classes/{code}/join` body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JoinRequest {
+    /// The pupil's first name (1 to 32 characters).
+    pub name: String,
+}
+
+/// `POST /api/classes/{code}/join` answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JoinResponse {
+    /// Pupil token for WHEP and the class events.
+    pub token: String,
+    /// The class joined.
+    pub class: ClassId,
+    /// The role granted (always pupil here).
+    pub role: Role,
+}
+
+/// One participant in the admin view.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ParticipantStats {
+    /// Participant id within its worker.
+    pub id: u64,
+    /// `publisher` or `subscriber`.
+    pub kind: String,
+    /// Whether ICE/DTLS is connected.
+    pub connected: bool,
+    /// RTP packets received from this peer.
+    pub packets_in: u64,
+    /// RTP packets sent to this peer.
+    pub packets_out: u64,
+    /// Bytes received from this peer.
+    pub bytes_in: u64,
+    /// Bytes sent to this peer.
+    pub bytes_out: u64,
+    /// NACKs received from this peer.
+    pub nacks_in: u64,
+    /// Keyframe requests received from this peer.
+    pub keyframe_requests_in: u64,
+}
+
+/// One class in the admin view.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AdminClass {
+    /// Class metadata.
+    #[serde(flatten)]
+    pub info: ClassInfo,
+    /// Media worker hosting the class, if it has media.
+    pub worker: Option<usize>,
+    /// Live participants.
+    pub participants: Vec<ParticipantStats>,
+}
+
+/// Stats of one media worker.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct WorkerStats {
+    /// Worker index.
+    pub index: usize,
+    /// UDP port of the worker.
+    pub port: u16,
+    /// Rooms hosted.
+    pub rooms: usize,
+    /// Participants hosted.
+    pub participants: usize,
+    /// CPU time used by the worker thread, microseconds.
+    pub cpu_us: u64,
+    /// Datagrams received.
+    pub datagrams_in: u64,
+    /// Datagrams sent.
+    pub datagrams_out: u64,
+    /// RTP packets received from publishers.
+    pub rtp_in: u64,
+    /// RTP packets forwarded to subscribers.
+    pub rtp_forwarded: u64,
+    /// Bytes received.
+    pub bytes_in: u64,
+    /// Bytes sent.
+    pub bytes_out: u64,
+    /// NACKs received from subscribers.
+    pub nacks: u64,
+    /// Keyframe requests sent to publishers.
+    pub plis_sent: u64,
+    /// Peers that panicked and were removed.
+    pub peer_panics: u64,
+}
+
+/// `GET /api/admin/classes` answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AdminOverview {
+    /// Every class.
+    pub classes: Vec<AdminClass>,
+    /// Every media worker.
+    pub workers: Vec<WorkerStats>,
+}

@@ -1,0 +1,14 @@
+//! API and signalling types shared by the Ardoise server, studio, load generator and tests.
+//!
+//! Everything here is plain data with `serde` derives: ids as newtypes, roles, token claims
+//! and the JSON bodies of the HTTP API.
+
+pub mod api;
+pub mod claims;
+pub mod ids;
+pub mod role;
+
+pub use api::*;
+pub use claims::Claims;
+pub use ids::{ClassId, JoinCode, ParticipantId};
+pub use role::Role;

@@ -1,0 +1,55 @@
+//! Settings of the forwarding core.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Which simulcast layer a subscriber receives until per-pupil adaptation exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LayerChoice {
+    /// The highest layer the publisher sends.
+    #[default]
+    High,
+    /// The middle layer (or the closest one below).
+    Medium,
+    /// The lowest layer.
+    Low,
+}
+
+impl std::str::FromStr for LayerChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "high" => Ok(Self::High),
+            "medium" => Ok(Self::Medium),
+            "low" => Ok(Self::Low),
+            other => Err(format!("unknown layer '{other}' (expected high, medium or low)")),
+        }
+    }
+}
+
+/// Settings of a [`Room`](crate::Room).
+#[derive(Debug, Clone)]
+pub struct SfuConfig {
+    /// Addresses put in SDP answers as ICE-lite host candidates (the worker's advertised UDP address).
+    pub candidates: Vec<SocketAddr>,
+    /// Simulcast layer forwarded to subscribers.
+    pub layer: LayerChoice,
+    /// Minimum time between two keyframe requests toward one publisher layer.
+    pub keyframe_interval: Duration,
+    /// Most participants (publishers + subscribers) in one room.
+    pub max_participants: usize,
+    /// Packets kept per outgoing video stream to answer NACKs with RTX.
+    pub video_history: usize,
+}
+
+impl Default for SfuConfig {
+    fn default() -> Self {
+        SfuConfig {
+            candidates: vec![],
+            layer: LayerChoice::High,
+            keyframe_interval: Duration::from_millis(300),
+            max_participants: 1000,
+            video_history: 1000,
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! Sans-IO selective forwarding unit.
+//!
+//! This crate does no I/O and reads no clock: every entry point takes `now`. A [`Room`]
+//! owns the str0m [`Rtc`](str0m::Rtc) of each participant of one class, routes the RTP of
+//! publications in to subscriptions out, and leaves datagrams to send in an outbox that
+//! the driver (`ardoise-net`) drains.
+//!
+//! Media path: publisher `Rtc` → [`Publication`] (layers by rid/SSRC) → [`LayerSelector`]
+//! → [`Forwarder`] (drop/send, rewritten sequence number and timestamp) → subscriber `Rtc`.
+
+pub mod config;
+pub mod error;
+pub mod forwarder;
+pub mod keyframe;
+pub mod keyframe_throttle;
+pub mod layer;
+pub mod participant;
+pub mod publication;
+pub mod room;
+pub mod subscription;
+
+pub use config::{LayerChoice, SfuConfig};
+pub use error::SfuError;
+pub use forwarder::{Decision, DropReason, Forwarder, PacketIn, SourceKey};
+pub use keyframe_throttle::KeyframeThrottle;
+pub use layer::LayerSelector;
+pub use participant::{Participant, ParticipantKind};
+pub use publication::Publication;
+pub use room::{Room, RoomEvent, RoomStats};
+pub use subscription::Subscription;

@@ -1,0 +1,751 @@
+//! Room: the participants of one class and the routing of publications to subscriptions.
+//!
+//! Sans-IO: the driver feeds datagrams and timeouts with `now`, then drains the outbox
+//! ([`Room::take_transmits`]) and the events ([`Room::poll_event`]). After every change to
+//! an `Rtc` the room drains that `Rtc` to its `Timeout`, as str0m requires.
+
+use crate::keyframe::{VideoCodec, is_keyframe_start};
+use crate::{
+    Decision, DropReason, Forwarder, LayerSelector, PacketIn, Participant, ParticipantKind, Publication,
+    SfuConfig, SfuError, SourceKey, Subscription,
+};
+use ardoise_proto::{ClassId, ParticipantId, ParticipantStats};
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::{Duration, Instant};
+use str0m::change::SdpOffer;
+use str0m::format::Codec;
+use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
+use str0m::net::{Receive, Transmit};
+use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, Ssrc};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
+use tracing::{debug, info, warn};
+
+/// Something the driver should know about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoomEvent {
+    /// ICE + DTLS established with this participant.
+    Connected(ParticipantId),
+    /// This participant is gone (left, timed out, or removed after a fault).
+    Left(ParticipantId),
+    /// Whether someone publishes in this room.
+    Live(bool),
+}
+
+/// Counters of one room (monotonic).
+#[derive(Debug, Clone, Default)]
+pub struct RoomStats {
+    /// RTP packets received from publishers.
+    pub rtp_in: u64,
+    /// RTP packets written to subscribers.
+    pub forwarded: u64,
+    /// Payload bytes written to subscribers.
+    pub forwarded_bytes: u64,
+    /// Keyframe requests received from subscribers.
+    pub keyframe_requests_in: u64,
+    /// PLIs sent to publishers (after throttling).
+    pub plis_sent: u64,
+    /// Peers removed after a panic inside str0m.
+    pub peer_panics: u64,
+}
+
+/// The participants of one class.
+pub struct Room {
+    id: ClassId,
+    config: SfuConfig,
+    participants: Vec<Participant>,
+    publications: Vec<Publication>,
+    main_publisher: Option<ParticipantId>,
+    transmits: Vec<Transmit>,
+    events: VecDeque<RoomEvent>,
+    stats: RoomStats,
+    pending: Vec<(usize, Event)>,
+    dirty: Vec<usize>,
+    plis: Vec<(ParticipantId, Ssrc)>,
+    next_timeout: Option<Instant>,
+    first_seq_rng: u32,
+}
+
+impl Room {
+    /// An empty room.
+    pub fn new(id: ClassId, config: SfuConfig) -> Self {
+        let seed = id.0.bytes().fold(0x9e37_79b9u32, |h, b| h.rotate_left(5) ^ b as u32);
+        Room {
+            id,
+            config,
+            participants: Vec::new(),
+            publications: Vec::new(),
+            main_publisher: None,
+            transmits: Vec::new(),
+            events: VecDeque::new(),
+            stats: RoomStats::default(),
+            pending: Vec::new(),
+            dirty: Vec::new(),
+            plis: Vec::new(),
+            next_timeout: None,
+            first_seq_rng: seed,
+        }
+    }
+
+    /// The class this room serves.
+    pub fn id(&self) -> &ClassId {
+        &self.id
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &RoomStats {
+        &self.stats
+    }
+
+    /// Number of participants.
+    pub fn len(&self) -> usize {
+        self.participants.len()
+    }
+
+    /// Whether the room has no participant.
+    pub fn is_empty(&self) -> bool {
+        self.participants.is_empty()
+    }
+
+    /// Whether a publisher is sending.
+    pub fn is_live(&self) -> bool {
+        self.main_publisher.is_some()
+    }
+
+    /// Per-participant counters.
+    pub fn participant_stats(&self) -> Vec<ParticipantStats> {
+        self.participants
+            .iter()
+            .map(|p| ParticipantStats { connected: p.connected, ..p.stats.clone() })
+            .collect()
+    }
+
+    /// Whether the participant exists.
+    pub fn contains(&self, pid: ParticipantId) -> bool {
+        self.index(pid).is_some()
+    }
+
+    fn index(&self, pid: ParticipantId) -> Option<usize> {
+        self.participants.iter().position(|p| p.id == pid)
+    }
+
+    fn new_rtc(&self, now: Instant) -> Result<Rtc, SfuError> {
+        let mut rtc = Rtc::builder()
+            .set_rtp_mode(true)
+            .set_ice_lite(true)
+            .clear_codecs()
+            .enable_opus(true, false)
+            .enable_vp8(true)
+            .enable_h264(true)
+            .set_send_buffer_video(self.config.video_history)
+            .set_stats_interval(Some(Duration::from_secs(1)))
+            .build(now);
+        for addr in &self.config.candidates {
+            let c = Candidate::host(*addr, "udp").map_err(|e| SfuError::UnusableOffer(e.to_string()))?;
+            rtc.add_local_candidate(c);
+        }
+        Ok(rtc)
+    }
+
+    /// Add a publisher from a WHIP offer; returns the SDP answer.
+    pub fn add_publisher(&mut self, now: Instant, pid: ParticipantId, offer: &str) -> Result<String, SfuError> {
+        self.add(now, pid, offer, true)
+    }
+
+    /// Add a subscriber from a WHEP offer; returns the SDP answer.
+    pub fn add_subscriber(&mut self, now: Instant, pid: ParticipantId, offer: &str) -> Result<String, SfuError> {
+        self.add(now, pid, offer, false)
+    }
+
+    fn add(&mut self, now: Instant, pid: ParticipantId, offer: &str, publisher: bool) -> Result<String, SfuError> {
+        if self.participants.len() >= self.config.max_participants {
+            return Err(SfuError::Full(self.config.max_participants));
+        }
+        check_offer(offer, publisher)?;
+        let offer = SdpOffer::from_sdp_string(offer).map_err(|e| SfuError::BadSdp(e.to_string()))?;
+        let mut rtc = self.new_rtc(now)?;
+        let answer = catch_unwind(AssertUnwindSafe(|| rtc.sdp_api().accept_offer(offer)))
+            .map_err(|_| SfuError::BadSdp("offer could not be negotiated".into()))??;
+        let kind = if publisher {
+            ParticipantKind::Publisher
+        } else {
+            ParticipantKind::Subscriber { audio: None, video: None }
+        };
+        info!(class = %self.id, participant = %pid, publisher, "participant added");
+        self.participants.push(Participant::new(pid, kind, rtc, now));
+        let idx = self.participants.len() - 1;
+        self.dirty.push(idx);
+        self.run(now);
+        Ok(answer.to_sdp_string())
+    }
+
+    /// Remove a participant (WHIP/WHEP DELETE, or the driver's decision).
+    pub fn remove(&mut self, now: Instant, pid: ParticipantId) -> Result<(), SfuError> {
+        let idx = self.index(pid).ok_or(SfuError::UnknownParticipant)?;
+        let p = &mut self.participants[idx];
+        let _ = catch_unwind(AssertUnwindSafe(|| p.rtc.disconnect()));
+        p.dead = true;
+        self.dirty.push(idx);
+        self.run(now);
+        Ok(())
+    }
+
+    /// Remove everyone (class ended or server shutting down).
+    pub fn close(&mut self, now: Instant) {
+        for p in &mut self.participants {
+            let _ = catch_unwind(AssertUnwindSafe(|| p.rtc.disconnect()));
+            p.dead = true;
+        }
+        self.dirty.extend(0..self.participants.len());
+        self.run(now);
+    }
+
+    /// Trickle ICE and ICE restart (WHIP/WHEP PATCH). With new remote credentials, restarts
+    /// ICE and returns the new local credentials `(ufrag, pwd)`.
+    pub fn patch_ice(
+        &mut self,
+        now: Instant,
+        pid: ParticipantId,
+        remote_creds: Option<(String, String)>,
+        candidates: Vec<Candidate>,
+    ) -> Result<Option<(String, String)>, SfuError> {
+        let idx = self.index(pid).ok_or(SfuError::UnknownParticipant)?;
+        let p = &mut self.participants[idx];
+        let mut restarted = None;
+        if let Some((ufrag, pass)) = remote_creds {
+            let mut api = p.rtc.direct_api();
+            let current = api.local_ice_credentials();
+            let _ = current;
+            let local = str0m::IceCreds::new();
+            api.set_remote_ice_credentials(str0m::IceCreds { ufrag, pass });
+            api.set_local_ice_credentials(local.clone());
+            restarted = Some((local.ufrag, local.pass));
+        }
+        for c in candidates {
+            p.rtc.add_remote_candidate(c);
+        }
+        self.dirty.push(idx);
+        self.run(now);
+        Ok(restarted)
+    }
+
+    /// Which participant a datagram belongs to (str0m's `accepts`: ICE credentials, DTLS, SRTP).
+    pub fn find(&self, now: Instant, source: SocketAddr, destination: SocketAddr, contents: &[u8]) -> Option<ParticipantId> {
+        let Ok(r) = Receive::new(str0m::net::Protocol::Udp, source, destination, contents) else {
+            return None;
+        };
+        let input = Input::Receive(now, r);
+        self.participants.iter().find(|p| !p.dead && p.rtc.accepts(&input)).map(|p| p.id)
+    }
+
+    /// Feed a datagram to a participant.
+    pub fn handle_receive(
+        &mut self,
+        now: Instant,
+        pid: ParticipantId,
+        source: SocketAddr,
+        destination: SocketAddr,
+        contents: &[u8],
+    ) -> Result<(), SfuError> {
+        let idx = self.index(pid).ok_or(SfuError::UnknownParticipant)?;
+        let Ok(r) = Receive::new(str0m::net::Protocol::Udp, source, destination, contents) else {
+            return Ok(()); // Not STUN/DTLS/RTP: ignore.
+        };
+        let p = &mut self.participants[idx];
+        p.remote = Some(source);
+        match catch_unwind(AssertUnwindSafe(|| p.rtc.handle_input(Input::Receive(now, r)))) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => debug!(class = %self.id, participant = %pid, "input refused: {e}"),
+            Err(_) => self.fault(idx, "handle_input"),
+        }
+        self.dirty.push(idx);
+        self.run(now);
+        Ok(())
+    }
+
+    /// When the room next needs [`Room::handle_timeout`].
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.next_timeout
+    }
+
+    /// Time passed: drive every participant whose timeout is due, and deferred keyframe requests.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for idx in 0..self.participants.len() {
+            let p = &mut self.participants[idx];
+            if p.timeout <= now && !p.dead {
+                match catch_unwind(AssertUnwindSafe(|| p.rtc.handle_input(Input::Timeout(now)))) {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => debug!(class = %self.id, participant = %p.id, "timeout refused: {e}"),
+                    Err(_) => self.fault(idx, "timeout"),
+                }
+                self.dirty.push(idx);
+            }
+        }
+        for publication in &mut self.publications {
+            for layer in &mut publication.layers {
+                if layer.throttle.poll(now) {
+                    self.plis.push((publication.publisher, layer.ssrc));
+                }
+            }
+        }
+        self.next_timeout = None;
+        self.run(now);
+        self.recompute_timeout();
+    }
+
+    /// Datagrams to send, in order. The driver empties the vector.
+    pub fn transmits(&mut self) -> &mut Vec<Transmit> {
+        &mut self.transmits
+    }
+
+    /// Take the datagrams to send.
+    pub fn take_transmits(&mut self) -> Vec<Transmit> {
+        std::mem::take(&mut self.transmits)
+    }
+
+    /// Next event for the driver.
+    pub fn poll_event(&mut self) -> Option<RoomEvent> {
+        self.events.pop_front()
+    }
+
+    fn fault(&mut self, idx: usize, during: &str) {
+        let p = &mut self.participants[idx];
+        warn!(class = %self.id, participant = %p.id, during, "peer panicked inside str0m; removing it");
+        p.dead = true;
+        self.stats.peer_panics += 1;
+    }
+
+    fn recompute_timeout(&mut self) {
+        let mut t = self.participants.iter().filter(|p| !p.dead).map(|p| p.timeout).min();
+        for publication in &self.publications {
+            for layer in &publication.layers {
+                if let Some(d) = layer.throttle.deadline() {
+                    t = Some(t.map_or(d, |t| t.min(d)));
+                }
+            }
+        }
+        self.next_timeout = t;
+    }
+
+    /// Drain dirty participants, process their events, repeat until quiet; then reap the dead.
+    fn run(&mut self, now: Instant) {
+        loop {
+            while let Some((pid, ssrc)) = self.plis.pop() {
+                if let Some(idx) = self.index(pid) {
+                    let p = &mut self.participants[idx];
+                    if let Some(rx) = p.rtc.direct_api().stream_rx(&ssrc) {
+                        rx.request_keyframe(KeyframeRequestKind::Pli);
+                        self.stats.plis_sent += 1;
+                        self.dirty.push(idx);
+                    }
+                }
+            }
+            if self.dirty.is_empty() && self.pending.is_empty() {
+                break;
+            }
+            while let Some(idx) = self.dirty.pop() {
+                self.drain(idx, now);
+            }
+            let mut pending = std::mem::take(&mut self.pending);
+            for (idx, event) in pending.drain(..) {
+                self.on_event(now, idx, event);
+            }
+            if self.pending.is_empty() {
+                self.pending = pending; // keep the allocation
+            }
+        }
+        if self.participants.iter().any(|p| p.dead || !p.rtc.is_alive()) {
+            self.reap(now);
+        }
+    }
+
+    fn drain(&mut self, idx: usize, _now: Instant) {
+        let p = &mut self.participants[idx];
+        if p.dead && !p.rtc.is_alive() {
+            // Still flush what disconnect() queued (DTLS close alert).
+        }
+        loop {
+            match catch_unwind(AssertUnwindSafe(|| p.rtc.poll_output())) {
+                Ok(Ok(Output::Timeout(t))) => {
+                    p.timeout = t;
+                    self.next_timeout = Some(self.next_timeout.map_or(t, |n| n.min(t)));
+                    break;
+                }
+                Ok(Ok(Output::Transmit(t))) => {
+                    p.stats.bytes_out += t.contents.len() as u64;
+                    self.transmits.push(t);
+                }
+                Ok(Ok(Output::Event(e))) => self.pending.push((idx, e)),
+                Ok(Err(e)) => {
+                    debug!(class = %self.id, participant = %p.id, "poll_output error: {e}; removing");
+                    p.dead = true;
+                    break;
+                }
+                Err(_) => {
+                    warn!(class = %self.id, participant = %p.id, "peer panicked in poll_output; removing");
+                    p.dead = true;
+                    self.stats.peer_panics += 1;
+                    break;
+                }
+            }
+        }
+    }
+
+    fn on_event(&mut self, now: Instant, idx: usize, event: Event) {
+        match event {
+            Event::RtpPacket(pkt) => self.on_rtp(now, idx, pkt),
+            Event::Connected => {
+                let p = &mut self.participants[idx];
+                p.connected = true;
+                info!(class = %self.id, participant = %p.id, "connected");
+                self.events.push_back(RoomEvent::Connected(p.id));
+                if !p.is_publisher() {
+                    // A new pupil wants a picture now.
+                    self.request_keyframe_for(now, idx);
+                }
+            }
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                let p = &mut self.participants[idx];
+                info!(class = %self.id, participant = %p.id, "ICE disconnected");
+                p.dead = true;
+            }
+            Event::MediaAdded(m) => self.on_media_added(idx, m.mid, m.kind, m.direction, m.simulcast),
+            Event::KeyframeRequest(r) => {
+                self.stats.keyframe_requests_in += 1;
+                self.participants[idx].stats.keyframe_requests_in += 1;
+                let _ = r;
+                self.request_keyframe_for(now, idx);
+            }
+            Event::StreamPaused(sp) => {
+                let pid = self.participants[idx].id;
+                if let Some(publication) = self.publications.iter_mut().find(|x| x.publisher == pid && x.mid == sp.mid) {
+                    publication.set_active(sp.ssrc, !sp.paused);
+                }
+            }
+            Event::MediaEgressStats(s) => {
+                let p = &mut self.participants[idx];
+                p.stats.nacks_in = p.stats.nacks_in.max(s.nacks);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_media_added(
+        &mut self,
+        idx: usize,
+        mid: Mid,
+        kind: MediaKind,
+        direction: Direction,
+        simulcast: Option<str0m::media::Simulcast>,
+    ) {
+        let seed = self.next_seq_seed();
+        let p = &mut self.participants[idx];
+        match &mut p.kind {
+            ParticipantKind::Publisher => {
+                if !direction.is_receiving() {
+                    return;
+                }
+                let rids = simulcast.map(|s| s.recv.iter().map(|l| l.rid).collect()).unwrap_or_default();
+                debug!(class = %self.id, participant = %p.id, %mid, ?kind, "publication");
+                self.publications.push(Publication::new(p.id, mid, kind, rids));
+                if self.main_publisher != Some(p.id) {
+                    self.main_publisher = Some(p.id);
+                    // Subscribers move to the new publisher at its first keyframe.
+                    for s in self.participants.iter_mut() {
+                        if let ParticipantKind::Subscriber { audio, video } = &mut s.kind {
+                            audio.iter_mut().chain(video.iter_mut()).for_each(|x| x.forwarder.release());
+                        }
+                    }
+                    self.events.push_back(RoomEvent::Live(true));
+                }
+            }
+            ParticipantKind::Subscriber { audio, video } => {
+                if !direction.is_sending() {
+                    return;
+                }
+                let slot = match kind {
+                    MediaKind::Audio => audio,
+                    MediaKind::Video => video,
+                };
+                if slot.is_some() {
+                    return; // One audio and one video m-line are served.
+                }
+                let media = p.rtc.media(mid);
+                let remote_pts: Vec<_> = media.map(|m| m.remote_pts().to_vec()).unwrap_or_default();
+                let pts: Vec<(Codec, str0m::media::Pt)> = p
+                    .rtc
+                    .codec_config()
+                    .iter()
+                    .filter(|c| remote_pts.contains(&c.pt()))
+                    .map(|c| (c.spec().codec, c.pt()))
+                    .collect();
+                let mut api = p.rtc.direct_api();
+                let Some(ssrc) = api.stream_tx_by_mid(mid, None).map(|tx| tx.ssrc()) else {
+                    warn!(class = %self.id, participant = %p.id, %mid, "no send stream for m-line");
+                    return;
+                };
+                let (clock, needs_key) = match kind {
+                    MediaKind::Audio => (48_000, false),
+                    MediaKind::Video => (90_000, true),
+                };
+                *slot = Some(Subscription {
+                    mid,
+                    kind,
+                    ssrc,
+                    pts,
+                    forwarder: Forwarder::new(clock, needs_key, seed),
+                    selector: LayerSelector::new(self.config.layer),
+                });
+            }
+        }
+    }
+
+    fn next_seq_seed(&mut self) -> u16 {
+        // xorshift: a different first sequence number per subscription (RFC 3550 wants random).
+        let mut x = self.first_seq_rng;
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        self.first_seq_rng = x;
+        (x % 30_000) as u16 + 1
+    }
+
+    /// Ask the main publisher for a keyframe on the layer subscriber `idx` wants (throttled).
+    fn request_keyframe_for(&mut self, now: Instant, idx: usize) {
+        let Some(main) = self.main_publisher else { return };
+        let ParticipantKind::Subscriber { video: Some(sub), .. } = &self.participants[idx].kind else {
+            return;
+        };
+        let wanted = sub.selector.clone();
+        let current = sub.forwarder.source();
+        for publication in self.publications.iter_mut().filter(|x| x.publisher == main && x.kind == MediaKind::Video) {
+            let n = publication.active_layers();
+            let rank = wanted.select_rank(n);
+            let layer = current
+                .and_then(|s| publication.layer_by_ssrc(s.ssrc.into()))
+                .or_else(|| publication.layer_with_rank(rank));
+            if let Some(l) = layer {
+                let layer = &mut publication.layers[l];
+                if layer.throttle.request(now) {
+                    self.plis.push((main, layer.ssrc));
+                }
+            }
+        }
+    }
+
+    fn on_rtp(&mut self, now: Instant, idx: usize, pkt: RtpPacket) {
+        let publisher = &mut self.participants[idx];
+        if !publisher.is_publisher() {
+            return; // Subscribers do not send media (pupils' floor comes later).
+        }
+        let pid = publisher.id;
+        publisher.stats.packets_in += 1;
+        publisher.stats.bytes_in += pkt.payload.len() as u64;
+        self.stats.rtp_in += 1;
+        let ssrc = pkt.header.ssrc;
+
+        // Find the publication and layer of this stream.
+        let mut found = None;
+        for (pi, publication) in self.publications.iter().enumerate() {
+            if publication.publisher == pid {
+                if let Some(li) = publication.layer_by_ssrc(ssrc) {
+                    found = Some((pi, li));
+                    break;
+                }
+            }
+        }
+        let (pi, li) = match found {
+            Some(x) => x,
+            None => {
+                let mut api = publisher.rtc.direct_api();
+                let Some((mid, rid)) = api.stream_rx(&ssrc).map(|rx| (rx.mid(), rx.rid())) else { return };
+                let Some(pi) = self.publications.iter().position(|x| x.publisher == pid && x.mid == mid) else {
+                    return;
+                };
+                let li = self.publications[pi].add_layer(rid, ssrc, self.config.keyframe_interval);
+                debug!(class = %self.id, participant = %pid, %mid, ?rid, %ssrc, "new layer");
+                (pi, li)
+            }
+        };
+
+        let publication = &mut self.publications[pi];
+        let kind = publication.kind;
+        let layer = &mut publication.layers[li];
+        let (codec, video_codec) = match layer.codec_cache {
+            Some((pt, vc, c)) if pt == pkt.header.payload_type => (c, vc),
+            _ => {
+                let Some(params) = self.participants[idx].rtc.codec_config().find(|p| p.pt() == pkt.header.payload_type)
+                else {
+                    return;
+                };
+                let c = params.spec().codec;
+                let vc = match c {
+                    Codec::Vp8 => VideoCodec::Vp8,
+                    Codec::H264 => VideoCodec::H264,
+                    _ => VideoCodec::Other,
+                };
+                layer.codec_cache = Some((pkt.header.payload_type, vc, c));
+                (c, vc)
+            }
+        };
+        let keyframe_start = kind == MediaKind::Audio || is_keyframe_start(video_codec, &pkt.payload);
+        if kind == MediaKind::Video && keyframe_start {
+            layer.throttle.keyframe_received();
+        }
+        if self.main_publisher != Some(pid) {
+            return;
+        }
+        let layer_rank = layer.rank;
+        let layer_ssrc = layer.ssrc;
+        let active_layers = publication.active_layers();
+        let input = PacketIn {
+            source: SourceKey { publisher: pid.0, ssrc: *ssrc },
+            seq: *pkt.seq_no,
+            ts: pkt.header.timestamp,
+            keyframe_start,
+            now,
+        };
+        let nackable = kind == MediaKind::Video;
+        let ext = ExtensionValues {
+            audio_level: pkt.header.ext_vals.audio_level,
+            voice_activity: pkt.header.ext_vals.voice_activity,
+            video_orientation: pkt.header.ext_vals.video_orientation,
+            abs_capture_time: pkt.header.ext_vals.abs_capture_time,
+            ..Default::default()
+        };
+        let mut want_keyframe = false;
+
+        for (si, sub_p) in self.participants.iter_mut().enumerate() {
+            if !sub_p.connected || sub_p.dead {
+                continue;
+            }
+            let ParticipantKind::Subscriber { audio, video } = &mut sub_p.kind else { continue };
+            let Some(sub) = (match kind {
+                MediaKind::Audio => audio.as_mut(),
+                MediaKind::Video => video.as_mut(),
+            }) else {
+                continue;
+            };
+            let switch_allowed = kind == MediaKind::Audio || layer_rank == sub.selector.select_rank(active_layers);
+            match sub.forwarder.decide(&input, switch_allowed) {
+                Decision::Send { seq, ts, .. } => {
+                    let Some(pt) = sub.pt_for(codec) else { continue };
+                    let ssrc_out = sub.ssrc;
+                    let mut api = sub_p.rtc.direct_api();
+                    let Some(tx) = api.stream_tx(&ssrc_out) else { continue };
+                    tx.write_rtp(
+                        RtpWrite::new(pt, seq.into(), ts, now, pkt.payload.clone())
+                            .marker(pkt.header.marker)
+                            .ext_vals(ext.clone())
+                            .nackable(nackable),
+                    );
+                    sub_p.stats.packets_out += 1;
+                    self.stats.forwarded += 1;
+                    self.stats.forwarded_bytes += pkt.payload.len() as u64;
+                    self.dirty.push(si);
+                }
+                Decision::Drop(DropReason::WaitingForKeyframe) if switch_allowed => want_keyframe = true,
+                Decision::Drop(_) => {}
+            }
+        }
+        if want_keyframe {
+            let layer = &mut self.publications[pi].layers[li];
+            if layer.throttle.request(now) {
+                self.plis.push((pid, layer_ssrc));
+            }
+        }
+    }
+
+    fn reap(&mut self, _now: Instant) {
+        let mut i = 0;
+        while i < self.participants.len() {
+            let p = &self.participants[i];
+            if !(p.dead || !p.rtc.is_alive()) {
+                i += 1;
+                continue;
+            }
+            let p = self.participants.remove(i);
+            info!(class = %self.id, participant = %p.id, "participant removed");
+            self.events.push_back(RoomEvent::Left(p.id));
+            if p.is_publisher() {
+                self.publications.retain(|x| x.publisher != p.id);
+                if self.main_publisher == Some(p.id) {
+                    self.main_publisher = self.publications.last().map(|x| x.publisher);
+                    for s in self.participants.iter_mut() {
+                        if let ParticipantKind::Subscriber { audio, video } = &mut s.kind {
+                            audio.iter_mut().chain(video.iter_mut()).for_each(|x| x.forwarder.release());
+                        }
+                    }
+                    if self.main_publisher.is_none() {
+                        self.events.push_back(RoomEvent::Live(false));
+                    }
+                }
+            }
+        }
+        // Indices shifted: drop stale work.
+        self.dirty.clear();
+        self.pending.clear();
+        self.recompute_timeout();
+    }
+}
+
+/// Reject offers with no usable media before str0m sees them.
+fn check_offer(sdp: &str, publisher: bool) -> Result<(), SfuError> {
+    if !sdp.starts_with("v=0") {
+        return Err(SfuError::BadSdp("an SDP offer starts with v=0".into()));
+    }
+    let mut sections = 0;
+    let mut usable = 0;
+    let mut current: Option<&str> = None;
+    let mut dir = "sendrecv";
+    let close = |kind: Option<&str>, dir: &str, sections: &mut i32, usable: &mut i32| {
+        if let Some(k) = kind {
+            if k.starts_with("audio") || k.starts_with("video") {
+                *sections += 1;
+                let ok = if publisher { dir == "sendonly" || dir == "sendrecv" } else { dir == "recvonly" || dir == "sendrecv" };
+                if ok && !k.contains(" 0 ") {
+                    *usable += 1;
+                }
+            }
+        }
+    };
+    for line in sdp.lines() {
+        let line = line.trim_end();
+        if let Some(m) = line.strip_prefix("m=") {
+            close(current, dir, &mut sections, &mut usable);
+            current = Some(m);
+            dir = "sendrecv";
+        } else if let Some(d) = line.strip_prefix("a=") {
+            if matches!(d, "sendonly" | "recvonly" | "sendrecv" | "inactive") {
+                dir = d;
+            }
+        }
+    }
+    close(current, dir, &mut sections, &mut usable);
+    if sections == 0 {
+        return Err(SfuError::UnusableOffer("the offer has no audio or video m-line".into()));
+    }
+    if usable == 0 {
+        let want = if publisher { "send (sendonly/sendrecv)" } else { "receive (recvonly/sendrecv)" };
+        return Err(SfuError::UnusableOffer(format!("no audio or video m-line to {want}")));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offer_checks() {
+        assert!(matches!(check_offer("hello", true), Err(SfuError::BadSdp(_))));
+        let no_media = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n";
+        assert!(matches!(check_offer(no_media, true), Err(SfuError::UnusableOffer(_))));
+        let recv = format!("{no_media}m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=recvonly\r\n");
+        assert!(matches!(check_offer(&recv, true), Err(SfuError::UnusableOffer(_))));
+        assert!(check_offer(&recv, false).is_ok());
+        let send = format!("{no_media}m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=sendonly\r\n");
+        assert!(check_offer(&send, true).is_ok());
+    }
+}

@@ -1,0 +1,31 @@
+//! Subscription: media going out to a subscriber (one m-line), fed by the class's publication.
+
+use crate::{Forwarder, LayerSelector};
+use str0m::format::Codec;
+use str0m::media::{MediaKind, Mid, Pt};
+use str0m::rtp::Ssrc;
+
+/// One outgoing m-line of a subscriber, with its forwarder and layer choice.
+#[derive(Debug, Clone)]
+pub struct Subscription {
+    /// The m-line on the subscriber's connection.
+    pub mid: Mid,
+    /// Audio or video.
+    pub kind: MediaKind,
+    /// Outgoing SSRC (declared by str0m for this m-line).
+    pub ssrc: Ssrc,
+    /// Payload types the subscriber accepts, by codec.
+    pub pts: Vec<(Codec, Pt)>,
+    /// Sequence number / timestamp rewriting.
+    pub forwarder: Forwarder,
+    /// Which simulcast layer this subscriber wants.
+    pub selector: LayerSelector,
+}
+
+impl Subscription {
+    /// The subscriber's payload type for `codec`, if it accepts it.
+    pub fn pt_for(&self, codec: Codec) -> Option<Pt> {
+        self.pts.iter().find(|(c, _)| *c == codec).map(|(_, pt)| *pt)
+    }
+
+}
