@@ -70,6 +70,7 @@ const watchdog = setTimeout(async () => {
   if (finished) return;
   result.ok = false;
   result.error = result.error || `overall timeout (${OVERALL_TIMEOUT_MS / 1000} s)`;
+  if (page) await page.screenshot({ path: shotPath, timeout: 3_000 }).catch(() => {});
   await finish();
 }, OVERALL_TIMEOUT_MS);
 

@@ -1,1 +1,15 @@
-//! placeholder
+//! Tokio driver of the sans-IO SFU.
+//!
+//! [`MediaServer`] starts one [`worker`] thread per core. Each worker owns one UDP socket
+//! (its own port, advertised in the SDP answers it makes) and the rooms assigned to it, so
+//! a datagram reaches the thread that owns its peer with no cross-thread hop. The HTTP side
+//! talks to workers through typed [`Command`]s and hears back through [`MediaEvent`]s.
+
+pub mod command;
+pub mod error;
+pub mod media_server;
+pub mod worker;
+
+pub use command::{Command, Joined, MediaEvent, WorkerSnapshot};
+pub use error::NetError;
+pub use media_server::{MediaConfig, MediaServer};

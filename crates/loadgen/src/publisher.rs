@@ -1,0 +1,239 @@
+//! A synthetic teacher: WHIP publish of VP8 simulcast (embedded clips) and an Opus tone.
+
+use crate::http::{self, Session};
+use crate::packetizer::Vp8Packetizer;
+use crate::peer::Peer;
+use crate::{ToneEncoder, VideoClip};
+use anyhow::{Context, Result, bail};
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use str0m::Event;
+use str0m::format::Codec;
+use str0m::media::{Direction, MediaKind, Mid, Pt, Rid, Simulcast, SimulcastLayer};
+use str0m::rtp::RtpWrite;
+
+/// What to publish and where.
+#[derive(Debug, Clone)]
+pub struct PublisherConfig {
+    /// Server base URL, e.g. `http://127.0.0.1:8080`.
+    pub server: String,
+    /// Class id.
+    pub class: String,
+    /// Teacher token.
+    pub token: String,
+    /// Local IP to bind (loopback).
+    pub bind: IpAddr,
+    /// Send the three simulcast layers (else only the top one).
+    pub simulcast: bool,
+    /// Remember a hash of every payload sent (for end-to-end identity checks).
+    pub record_payloads: bool,
+}
+
+/// Counters shared with the caller.
+#[derive(Debug, Default)]
+pub struct PublisherStats {
+    /// RTP video packets sent.
+    pub video_packets: AtomicU64,
+    /// RTP audio packets sent.
+    pub audio_packets: AtomicU64,
+    /// Keyframe requests received.
+    pub keyframe_requests: AtomicU64,
+    /// Hashes of payloads sent, if recorded.
+    pub payloads: Mutex<HashSet<u64>>,
+}
+
+struct Layer {
+    rid: Option<Rid>,
+    clip: VideoClip,
+    frame: usize,
+    next_at: Instant,
+    packetizer: Vp8Packetizer,
+    seq: u64,
+}
+
+/// A connected teacher.
+pub struct Publisher {
+    peer: Peer,
+    session: Session,
+    token: String,
+    layers: Vec<Layer>,
+    video_mid: Mid,
+    audio_mid: Mid,
+    vp8: Pt,
+    opus: Pt,
+    tone: ToneEncoder,
+    audio_seq: u64,
+    next_audio: Instant,
+    start: Instant,
+    connected: bool,
+    record: bool,
+    /// Counters.
+    pub stats: std::sync::Arc<PublisherStats>,
+}
+
+/// FNV-1a hash of a payload (cheap identity check).
+pub fn payload_hash(p: &[u8]) -> u64 {
+    p.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ *b as u64).wrapping_mul(0x100_0000_01b3))
+}
+
+impl Publisher {
+    /// Negotiate with the server (WHIP POST).
+    pub fn connect(config: &PublisherConfig) -> Result<Publisher> {
+        let mut peer = Peer::new(config.bind)?;
+        let clips = VideoClip::simulcast();
+        let clips: Vec<(&str, VideoClip)> =
+            if config.simulcast { clips } else { clips.into_iter().filter(|(r, _)| *r == "h").collect() };
+        let mut api = peer.rtc.sdp_api();
+        let audio_mid = api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+        let simulcast = config.simulcast.then(|| Simulcast {
+            send: clips.iter().map(|(rid, _)| SimulcastLayer::new(rid)).collect(),
+            recv: vec![],
+        });
+        let video_mid = api.add_media(MediaKind::Video, Direction::SendOnly, None, None, simulcast);
+        let (offer, pending) = api.apply().context("no offer")?;
+        let session = http::post_offer(&config.server, &format!("/whip/{}", config.class), &config.token, &offer.to_sdp_string())?;
+        let answer = str0m::change::SdpAnswer::from_sdp_string(&session.answer).context("parse answer")?;
+        peer.rtc.sdp_api().accept_answer(pending, answer)?;
+        let vp8 = peer.rtc.codec_config().find(|p| p.spec().codec == Codec::Vp8).context("VP8 not negotiated")?.pt();
+        let opus = peer.rtc.codec_config().find(|p| p.spec().codec == Codec::Opus).context("Opus not negotiated")?.pt();
+        let now = Instant::now();
+        let layers = clips
+            .into_iter()
+            .enumerate()
+            .map(|(i, (rid, clip))| Layer {
+                rid: config.simulcast.then(|| rid.into()),
+                clip,
+                frame: 0,
+                next_at: now,
+                packetizer: Vp8Packetizer::default(),
+                seq: 1000 + 7000 * i as u64,
+            })
+            .collect();
+        Ok(Publisher {
+            peer,
+            session,
+            token: config.token.clone(),
+            layers,
+            video_mid,
+            audio_mid,
+            vp8,
+            opus,
+            tone: ToneEncoder::new(440.0).context("opus encoder")?,
+            audio_seq: 500,
+            next_audio: now,
+            start: now,
+            connected: false,
+            record: config.record_payloads,
+            stats: Default::default(),
+        })
+    }
+
+    /// The WHIP session resource URL.
+    pub fn resource(&self) -> &str {
+        &self.session.resource
+    }
+
+    /// Whether ICE/DTLS is up.
+    pub fn is_connected(&self) -> bool {
+        self.connected
+    }
+
+    /// Publish for `d` (waiting first for the connection, at most 5 s).
+    pub fn run_for(&mut self, d: Duration) -> Result<()> {
+        let end = Instant::now() + d;
+        self.run_until(|| Instant::now() >= end)
+    }
+
+    /// Publish until `stop()` returns true.
+    pub fn run_until(&mut self, mut stop: impl FnMut() -> bool) -> Result<()> {
+        let connect_deadline = Instant::now() + Duration::from_secs(5);
+        let mut events = Vec::new();
+        while !stop() {
+            let now = Instant::now();
+            if !self.connected && now > connect_deadline {
+                bail!("publisher did not connect within 5 s");
+            }
+            if self.connected {
+                self.send_due(now);
+            }
+            let next = self.layers.iter().map(|l| l.next_at).min().unwrap_or(now).min(self.next_audio);
+            let until = if self.connected { next } else { now + Duration::from_millis(20) };
+            self.peer.drive(until.min(now + Duration::from_millis(50)), &mut events)?;
+            for e in events.drain(..) {
+                match e {
+                    Event::Connected => {
+                        self.connected = true;
+                        let now = Instant::now();
+                        for l in &mut self.layers {
+                            l.next_at = now;
+                        }
+                        self.next_audio = now;
+                    }
+                    Event::KeyframeRequest(r) => {
+                        self.stats.keyframe_requests.fetch_add(1, Ordering::Relaxed);
+                        for l in self.layers.iter_mut().filter(|l| l.rid == r.rid || r.rid.is_none()) {
+                            // Restart the clip: its frame 0 is a keyframe.
+                            l.frame = 0;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn send_due(&mut self, now: Instant) {
+        let ts_video = ((now - self.start).as_micros() as u64 * 90 / 1000) as u32;
+        for l in &mut self.layers {
+            if now < l.next_at {
+                continue;
+            }
+            let frame = &l.clip.frames[l.frame];
+            let payloads = l.packetizer.packetize(&frame.data);
+            let n = payloads.len();
+            let mut api = self.peer.rtc.direct_api();
+            let Some(tx) = api.stream_tx_by_mid(self.video_mid, l.rid) else { continue };
+            for (i, p) in payloads.into_iter().enumerate() {
+                if self.record {
+                    self.stats.payloads.lock().unwrap().insert(payload_hash(&p));
+                }
+                tx.write_rtp(
+                    RtpWrite::new(self.vp8, l.seq.into(), ts_video, now, p).marker(i + 1 == n).nackable(true),
+                );
+                l.seq += 1;
+                self.stats.video_packets.fetch_add(1, Ordering::Relaxed);
+            }
+            l.frame = (l.frame + 1) % l.clip.frames.len();
+            l.next_at += Duration::from_micros(1_000_000 / l.clip.fps as u64);
+            if l.next_at + Duration::from_millis(200) < now {
+                l.next_at = now; // fell behind (machine busy): do not burst
+            }
+        }
+        if now >= self.next_audio {
+            let p = self.tone.next_packet();
+            if self.record {
+                self.stats.payloads.lock().unwrap().insert(payload_hash(&p));
+            }
+            let ts = (self.audio_seq * 960) as u32;
+            let mut api = self.peer.rtc.direct_api();
+            if let Some(tx) = api.stream_tx_by_mid(self.audio_mid, None) {
+                tx.write_rtp(RtpWrite::new(self.opus, self.audio_seq.into(), ts, now, p));
+                self.audio_seq += 1;
+                self.stats.audio_packets.fetch_add(1, Ordering::Relaxed);
+            }
+            self.next_audio += Duration::from_millis(20);
+            if self.next_audio + Duration::from_millis(200) < now {
+                self.next_audio = now;
+            }
+        }
+    }
+
+    /// End the publication (WHIP DELETE). Returns the HTTP status.
+    pub fn close(self) -> Result<u16> {
+        http::delete(&self.session.resource, &self.token)
+    }
+}

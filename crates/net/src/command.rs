@@ -1,0 +1,99 @@
+//! Messages between the HTTP side and the media workers.
+
+use crate::NetError;
+use ardoise_proto::{ClassId, ParticipantId, ParticipantStats, WorkerStats};
+use str0m::Candidate;
+use tokio::sync::oneshot;
+
+/// A negotiated participant.
+#[derive(Debug, Clone)]
+pub struct Joined {
+    /// Its id (also the WHIP/WHEP resource id).
+    pub participant: ParticipantId,
+    /// The SDP answer.
+    pub answer: String,
+}
+
+/// What a worker knows, for the admin API and `/metrics`.
+#[derive(Debug, Clone, Default)]
+pub struct WorkerSnapshot {
+    /// Worker counters.
+    pub worker: WorkerStats,
+    /// Per class: live flag and participants.
+    pub rooms: Vec<(ClassId, bool, Vec<ParticipantStats>)>,
+}
+
+/// A request to a media worker.
+#[derive(Debug)]
+pub enum Command {
+    /// Negotiate a publisher (WHIP).
+    Publish {
+        /// Class.
+        class: ClassId,
+        /// Participant id allocated by the caller.
+        participant: ParticipantId,
+        /// SDP offer.
+        offer: String,
+        /// Answer or error.
+        reply: oneshot::Sender<Result<Joined, NetError>>,
+    },
+    /// Negotiate a subscriber (WHEP).
+    Play {
+        /// Class.
+        class: ClassId,
+        /// Participant id allocated by the caller.
+        participant: ParticipantId,
+        /// SDP offer.
+        offer: String,
+        /// Answer or error.
+        reply: oneshot::Sender<Result<Joined, NetError>>,
+    },
+    /// Trickle ICE or ICE restart (PATCH).
+    Patch {
+        /// Class.
+        class: ClassId,
+        /// Participant.
+        participant: ParticipantId,
+        /// New remote ICE credentials (ICE restart).
+        remote_creds: Option<(String, String)>,
+        /// Remote candidates.
+        candidates: Vec<Candidate>,
+        /// New local credentials after a restart.
+        reply: oneshot::Sender<Result<Option<(String, String)>, NetError>>,
+    },
+    /// Remove a participant (DELETE).
+    Leave {
+        /// Class.
+        class: ClassId,
+        /// Participant.
+        participant: ParticipantId,
+        /// Done.
+        reply: oneshot::Sender<Result<(), NetError>>,
+    },
+    /// End a class: everyone is disconnected.
+    EndClass {
+        /// Class.
+        class: ClassId,
+    },
+    /// Report counters.
+    Snapshot {
+        /// The snapshot.
+        reply: oneshot::Sender<WorkerSnapshot>,
+    },
+    /// Close every peer and stop.
+    Shutdown {
+        /// Done.
+        reply: oneshot::Sender<()>,
+    },
+}
+
+/// Something a worker tells the HTTP side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaEvent {
+    /// A participant connected (ICE + DTLS).
+    Connected(ClassId, ParticipantId),
+    /// A participant left or was removed.
+    Left(ClassId, ParticipantId),
+    /// A class started or stopped being published.
+    Live(ClassId, bool),
+}

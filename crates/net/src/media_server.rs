@@ -1,0 +1,164 @@
+//! The set of media workers and the assignment of classes to them.
+
+use crate::worker;
+use crate::{Command, Joined, MediaEvent, NetError, WorkerSnapshot};
+use ardoise_proto::{ClassId, ParticipantId};
+use ardoise_sfu::SfuConfig;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::Mutex;
+use std::time::Duration;
+use str0m::Candidate;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+use tokio::sync::oneshot;
+use tracing::warn;
+
+/// How to start the media workers.
+#[derive(Debug, Clone)]
+pub struct MediaConfig {
+    /// First worker's UDP address; worker `i` binds port + `i` (port 0: any free port each).
+    pub udp: SocketAddr,
+    /// Number of workers (at least 1).
+    pub workers: usize,
+    /// IP put in SDP candidates; `None` means the bind IP.
+    pub advertise: Option<IpAddr>,
+    /// Forwarding settings (the candidates are filled per worker).
+    pub sfu: SfuConfig,
+}
+
+struct WorkerHandle {
+    commands: UnboundedSender<Command>,
+    advertised: SocketAddr,
+}
+
+/// Handle to the media workers.
+pub struct MediaServer {
+    workers: Vec<WorkerHandle>,
+    assignments: Mutex<HashMap<ClassId, usize>>,
+    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+}
+
+impl MediaServer {
+    /// Bind every worker's socket and start the workers. Events come out of the receiver.
+    pub fn start(config: MediaConfig) -> Result<(Self, UnboundedReceiver<MediaEvent>), NetError> {
+        let (events_tx, events_rx) = unbounded_channel();
+        let mut workers = Vec::new();
+        let mut threads = Vec::new();
+        for i in 0..config.workers.max(1) {
+            let mut addr = config.udp;
+            if addr.port() != 0 {
+                addr.set_port(addr.port() + i as u16);
+            }
+            let socket = UdpSocket::bind(addr).map_err(|source| NetError::Bind { addr, source })?;
+            let local = socket.local_addr().map_err(|source| NetError::Bind { addr, source })?;
+            let advertised = SocketAddr::new(config.advertise.unwrap_or(local.ip()), local.port());
+            let (tx, rx) = unbounded_channel();
+            let handle = worker::spawn(i, socket, advertised, config.sfu.clone(), rx, events_tx.clone())
+                .map_err(|source| NetError::Bind { addr, source })?;
+            threads.push(handle);
+            workers.push(WorkerHandle { commands: tx, advertised });
+        }
+        Ok((MediaServer { workers, assignments: Mutex::new(HashMap::new()), threads: Mutex::new(threads) }, events_rx))
+    }
+
+    /// The advertised UDP address of each worker.
+    pub fn addresses(&self) -> Vec<SocketAddr> {
+        self.workers.iter().map(|w| w.advertised).collect()
+    }
+
+    /// The worker hosting `class`, assigning the least busy one on first use.
+    pub fn worker_for(&self, class: &ClassId) -> usize {
+        let mut a = self.assignments.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(&w) = a.get(class) {
+            return w;
+        }
+        let mut load = vec![0usize; self.workers.len()];
+        for &w in a.values() {
+            load[w] += 1;
+        }
+        let w = (0..self.workers.len()).min_by_key(|&i| load[i]).unwrap_or(0);
+        a.insert(class.clone(), w);
+        w
+    }
+
+    /// The worker hosting `class`, if it has one.
+    pub fn assigned(&self, class: &ClassId) -> Option<usize> {
+        self.assignments.lock().unwrap_or_else(|e| e.into_inner()).get(class).copied()
+    }
+
+    async fn ask<T>(&self, w: usize, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, NetError> {
+        let (tx, rx) = oneshot::channel();
+        self.workers[w].commands.send(make(tx)).map_err(|_| NetError::WorkerGone)?;
+        rx.await.map_err(|_| NetError::WorkerGone)
+    }
+
+    /// Negotiate a publisher (WHIP).
+    pub async fn publish(&self, class: &ClassId, participant: ParticipantId, offer: String) -> Result<Joined, NetError> {
+        let w = self.worker_for(class);
+        let class = class.clone();
+        self.ask(w, |reply| Command::Publish { class, participant, offer, reply }).await?
+    }
+
+    /// Negotiate a subscriber (WHEP).
+    pub async fn play(&self, class: &ClassId, participant: ParticipantId, offer: String) -> Result<Joined, NetError> {
+        let w = self.worker_for(class);
+        let class = class.clone();
+        self.ask(w, |reply| Command::Play { class, participant, offer, reply }).await?
+    }
+
+    /// Trickle ICE / ICE restart.
+    pub async fn patch(
+        &self,
+        class: &ClassId,
+        participant: ParticipantId,
+        remote_creds: Option<(String, String)>,
+        candidates: Vec<Candidate>,
+    ) -> Result<Option<(String, String)>, NetError> {
+        let w = self.assigned(class).ok_or(NetError::UnknownClass)?;
+        let class = class.clone();
+        self.ask(w, |reply| Command::Patch { class, participant, remote_creds, candidates, reply }).await?
+    }
+
+    /// Remove a participant.
+    pub async fn leave(&self, class: &ClassId, participant: ParticipantId) -> Result<(), NetError> {
+        let w = self.assigned(class).ok_or(NetError::UnknownClass)?;
+        let class = class.clone();
+        self.ask(w, |reply| Command::Leave { class, participant, reply }).await?
+    }
+
+    /// Disconnect everyone in a class.
+    pub fn end_class(&self, class: &ClassId) {
+        if let Some(w) = self.assignments.lock().unwrap_or_else(|e| e.into_inner()).remove(class) {
+            let _ = self.workers[w].commands.send(Command::EndClass { class: class.clone() });
+        }
+    }
+
+    /// Counters of every worker.
+    pub async fn snapshot(&self) -> Vec<WorkerSnapshot> {
+        let mut out = Vec::new();
+        for w in 0..self.workers.len() {
+            if let Ok(s) = self.ask(w, |reply| Command::Snapshot { reply }).await {
+                out.push(s);
+            }
+        }
+        out
+    }
+
+    /// Close every peer (DTLS close) and stop the workers, waiting at most `deadline`.
+    pub async fn shutdown(&self, deadline: Duration) {
+        let all = async {
+            for w in 0..self.workers.len() {
+                let _ = self.ask(w, |reply| Command::Shutdown { reply }).await;
+            }
+        };
+        if tokio::time::timeout(deadline, all).await.is_err() {
+            warn!("media workers did not stop within {deadline:?}");
+        }
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
+        for t in threads {
+            if t.is_finished() {
+                let _ = t.join();
+            }
+        }
+    }
+}

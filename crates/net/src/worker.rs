@@ -1,0 +1,358 @@
+//! A media worker: one OS thread, one UDP socket, the rooms assigned to it.
+//!
+//! The loop waits for a datagram, a command or the earliest room timeout, feeds the room
+//! with `now`, then sends everything the rooms queued before waiting again.
+
+use crate::{Command, Joined, MediaEvent, NetError, WorkerSnapshot};
+use ardoise_proto::{ClassId, ParticipantId, WorkerStats};
+use ardoise_sfu::{Room, RoomEvent, RoomStats, SfuConfig};
+use std::collections::HashMap;
+use std::io::ErrorKind;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+use tracing::{debug, info, warn};
+
+/// Largest datagram read.
+const MAX_DATAGRAM: usize = 2048;
+/// Datagrams read in one wake-up before sending what they produced.
+const READ_BATCH: usize = 32;
+
+/// One media worker's state (lives on its own thread).
+pub struct Worker {
+    index: usize,
+    socket: UdpSocket,
+    advertised: SocketAddr,
+    config: SfuConfig,
+    rooms: Vec<Option<Room>>,
+    by_class: HashMap<ClassId, usize>,
+    peers: HashMap<SocketAddr, (usize, ParticipantId)>,
+    events: UnboundedSender<MediaEvent>,
+    stats: WorkerStats,
+    retired: RoomStats,
+}
+
+/// Start a worker thread owning `socket`.
+pub fn spawn(
+    index: usize,
+    socket: std::net::UdpSocket,
+    advertised: SocketAddr,
+    config: SfuConfig,
+    commands: UnboundedReceiver<Command>,
+    events: UnboundedSender<MediaEvent>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new().name(format!("media-{index}")).spawn(move || {
+        let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(rt) => rt,
+            Err(e) => {
+                warn!(worker = index, "cannot start worker runtime: {e}");
+                return;
+            }
+        };
+        rt.block_on(async move {
+            let socket = match socket.set_nonblocking(true).and_then(|_| UdpSocket::from_std(socket)) {
+                Ok(s) => s,
+                Err(e) => {
+                    warn!(worker = index, "cannot register media socket: {e}");
+                    return;
+                }
+            };
+            let port = advertised.port();
+            let worker = Worker {
+                index,
+                socket,
+                advertised,
+                config: SfuConfig { candidates: vec![advertised], ..config },
+                rooms: Vec::new(),
+                by_class: HashMap::new(),
+                peers: HashMap::new(),
+                events,
+                stats: WorkerStats { index, port, ..Default::default() },
+                retired: RoomStats::default(),
+            };
+            worker.run(commands).await;
+        });
+    })
+}
+
+impl Worker {
+    async fn run(mut self, mut commands: UnboundedReceiver<Command>) {
+        info!(worker = self.index, addr = %self.advertised, "media worker started");
+        let mut buf = vec![0u8; MAX_DATAGRAM];
+        loop {
+            let deadline = self.next_timeout().unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
+            tokio::select! {
+                biased;
+                cmd = commands.recv() => match cmd {
+                    None => break,
+                    Some(Command::Shutdown { reply }) => {
+                        self.shutdown().await;
+                        let _ = reply.send(());
+                        return;
+                    }
+                    Some(cmd) => self.command(cmd),
+                },
+                r = self.socket.readable() => {
+                    if r.is_ok() {
+                        self.read_batch(&mut buf);
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline.into()) => self.timeout(Instant::now()),
+            }
+            self.flush().await;
+            self.room_events();
+        }
+    }
+
+    fn read_batch(&mut self, buf: &mut [u8]) {
+        for _ in 0..READ_BATCH {
+            match self.socket.try_recv_from(buf) {
+                Ok((n, src)) => {
+                    let now = Instant::now();
+                    self.stats.datagrams_in += 1;
+                    self.stats.bytes_in += n as u64;
+                    self.datagram(now, src, &buf[..n]);
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    // ICMP port unreachable from a gone peer surfaces here on Linux: not fatal.
+                    debug!(worker = self.index, "recv error: {e}");
+                    break;
+                }
+            }
+        }
+    }
+
+    fn datagram(&mut self, now: Instant, src: SocketAddr, data: &[u8]) {
+        let dst = self.advertised;
+        let found = match self.peers.get(&src) {
+            Some(&(slot, pid)) if self.rooms.get(slot).is_some_and(|r| r.as_ref().is_some_and(|r| r.contains(pid))) => {
+                Some((slot, pid))
+            }
+            _ => {
+                let hit = self
+                    .rooms
+                    .iter()
+                    .enumerate()
+                    .find_map(|(slot, r)| r.as_ref().and_then(|r| r.find(now, src, dst, data)).map(|pid| (slot, pid)));
+                if let Some(h) = hit {
+                    self.peers.insert(src, h);
+                }
+                hit
+            }
+        };
+        let Some((slot, pid)) = found else {
+            debug!(worker = self.index, %src, "datagram from unknown peer dropped");
+            return;
+        };
+        if let Some(room) = self.rooms[slot].as_mut() {
+            let _ = room.handle_receive(now, pid, src, dst, data);
+        }
+    }
+
+    fn next_timeout(&self) -> Option<Instant> {
+        self.rooms.iter().flatten().filter_map(|r| r.poll_timeout()).min()
+    }
+
+    fn timeout(&mut self, now: Instant) {
+        for room in self.rooms.iter_mut().flatten() {
+            if room.poll_timeout().is_some_and(|t| t <= now) {
+                room.handle_timeout(now);
+            }
+        }
+    }
+
+    fn room_slot(&mut self, class: &ClassId) -> usize {
+        if let Some(&slot) = self.by_class.get(class) {
+            return slot;
+        }
+        let room = Room::new(class.clone(), self.config.clone());
+        let slot = match self.rooms.iter().position(|r| r.is_none()) {
+            Some(free) => {
+                self.rooms[free] = Some(room);
+                free
+            }
+            None => {
+                self.rooms.push(Some(room));
+                self.rooms.len() - 1
+            }
+        };
+        self.by_class.insert(class.clone(), slot);
+        slot
+    }
+
+    fn room(&mut self, class: &ClassId) -> Result<&mut Room, NetError> {
+        let slot = *self.by_class.get(class).ok_or(NetError::UnknownClass)?;
+        self.rooms[slot].as_mut().ok_or(NetError::UnknownClass)
+    }
+
+    fn command(&mut self, cmd: Command) {
+        let now = Instant::now();
+        match cmd {
+            Command::Publish { class, participant, offer, reply } => {
+                let slot = self.room_slot(&class);
+                let room = self.rooms[slot].as_mut().expect("slot just made");
+                let r = room.add_publisher(now, participant, &offer).map(|answer| Joined { participant, answer });
+                let _ = reply.send(r.map_err(NetError::from));
+                self.drop_if_empty(slot);
+            }
+            Command::Play { class, participant, offer, reply } => {
+                let slot = self.room_slot(&class);
+                let room = self.rooms[slot].as_mut().expect("slot just made");
+                let r = room.add_subscriber(now, participant, &offer).map(|answer| Joined { participant, answer });
+                let _ = reply.send(r.map_err(NetError::from));
+                self.drop_if_empty(slot);
+            }
+            Command::Patch { class, participant, remote_creds, candidates, reply } => {
+                let r = self
+                    .room(&class)
+                    .and_then(|room| room.patch_ice(now, participant, remote_creds, candidates).map_err(NetError::from));
+                let _ = reply.send(r);
+            }
+            Command::Leave { class, participant, reply } => {
+                let r = self.room(&class).and_then(|room| room.remove(now, participant).map_err(NetError::from));
+                let _ = reply.send(r);
+            }
+            Command::EndClass { class } => {
+                if let Ok(room) = self.room(&class) {
+                    room.close(now);
+                }
+            }
+            Command::Snapshot { reply } => {
+                let _ = reply.send(self.snapshot());
+            }
+            Command::Shutdown { .. } => unreachable!("handled in run"),
+        }
+    }
+
+    fn drop_if_empty(&mut self, slot: usize) {
+        if self.rooms[slot].as_ref().is_some_and(|r| r.is_empty()) {
+            self.retire(slot);
+        }
+    }
+
+    fn retire(&mut self, slot: usize) {
+        if let Some(room) = self.rooms[slot].take() {
+            let s = room.stats();
+            self.retired.rtp_in += s.rtp_in;
+            self.retired.forwarded += s.forwarded;
+            self.retired.plis_sent += s.plis_sent;
+            self.retired.peer_panics += s.peer_panics;
+            self.by_class.remove(room.id());
+            self.peers.retain(|_, (s, _)| *s != slot);
+            debug!(worker = self.index, class = %room.id(), "room closed");
+        }
+    }
+
+    fn snapshot(&self) -> WorkerSnapshot {
+        let mut w = self.stats.clone();
+        w.rooms = self.rooms.iter().flatten().count();
+        w.participants = self.rooms.iter().flatten().map(|r| r.len()).sum();
+        w.cpu_us = thread_cpu_us();
+        let mut rtp_in = self.retired.rtp_in;
+        let mut fwd = self.retired.forwarded;
+        let mut plis = self.retired.plis_sent;
+        let mut panics = self.retired.peer_panics;
+        let mut nacks = 0;
+        let mut rooms = Vec::new();
+        for r in self.rooms.iter().flatten() {
+            let s = r.stats();
+            rtp_in += s.rtp_in;
+            fwd += s.forwarded;
+            plis += s.plis_sent;
+            panics += s.peer_panics;
+            let ps = r.participant_stats();
+            nacks += ps.iter().map(|p| p.nacks_in).sum::<u64>();
+            rooms.push((r.id().clone(), r.is_live(), ps));
+        }
+        w.rtp_in = rtp_in;
+        w.rtp_forwarded = fwd;
+        w.plis_sent = plis;
+        w.peer_panics = panics;
+        w.nacks = nacks;
+        WorkerSnapshot { worker: w, rooms }
+    }
+
+    async fn flush(&mut self) {
+        for slot in 0..self.rooms.len() {
+            let Some(room) = self.rooms[slot].as_mut() else { continue };
+            if room.transmits().is_empty() {
+                continue;
+            }
+            let transmits = room.take_transmits();
+            for t in &transmits {
+                self.stats.datagrams_out += 1;
+                self.stats.bytes_out += t.contents.len() as u64;
+                send(&self.socket, &t.contents, t.destination).await;
+            }
+            // Give the vector back to the room to reuse its allocation.
+            let mut transmits = transmits;
+            transmits.clear();
+            if let Some(room) = self.rooms[slot].as_mut() {
+                if room.transmits().is_empty() {
+                    *room.transmits() = transmits;
+                }
+            }
+        }
+    }
+
+    fn room_events(&mut self) {
+        for slot in 0..self.rooms.len() {
+            let Some(room) = self.rooms[slot].as_mut() else { continue };
+            let class = room.id().clone();
+            while let Some(ev) = room.poll_event() {
+                let ev = match ev {
+                    RoomEvent::Connected(p) => MediaEvent::Connected(class.clone(), p),
+                    RoomEvent::Left(p) => {
+                        self.peers.retain(|_, (s, pid)| !(*s == slot && *pid == p));
+                        MediaEvent::Left(class.clone(), p)
+                    }
+                    RoomEvent::Live(l) => MediaEvent::Live(class.clone(), l),
+                };
+                let _ = self.events.send(ev);
+            }
+            if room.is_empty() {
+                self.retire(slot);
+            }
+        }
+    }
+
+    async fn shutdown(&mut self) {
+        let now = Instant::now();
+        for room in self.rooms.iter_mut().flatten() {
+            room.close(now);
+        }
+        self.flush().await;
+        self.room_events();
+        info!(worker = self.index, "media worker stopped");
+    }
+}
+
+async fn send(socket: &UdpSocket, data: &[u8], to: SocketAddr) {
+    loop {
+        match socket.try_send_to(data, to) {
+            Ok(_) => return,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                if socket.writable().await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                debug!(%to, "send error: {e}");
+                return;
+            }
+        }
+    }
+}
+
+/// CPU time consumed by the calling thread, microseconds.
+pub fn thread_cpu_us() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes into the timespec we own.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return 0;
+    }
+    ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1_000
+}

@@ -1,0 +1,276 @@
+//! Configuration: embedded defaults → file → `ARDOISE__SECTION__KEY` variables; strict and validated.
+
+use ardoise_proto::ClassId;
+use serde::Deserialize;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+/// The embedded default configuration (`config/default.toml`).
+pub const DEFAULT_TOML: &str = include_str!("../../../config/default.toml");
+
+/// Why a configuration was refused.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// File.
+        path: PathBuf,
+        /// OS error.
+        source: std::io::Error,
+    },
+    /// TOML syntax or an unknown key / wrong type.
+    #[error("{origin}: {message}")]
+    Parse {
+        /// Where the bad value came from.
+        origin: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A value that parses but makes no sense.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// `[http]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// HTTP listen address.
+    pub listen: SocketAddr,
+    /// Largest request body, bytes.
+    pub max_body: usize,
+    /// Shutdown grace period, seconds.
+    pub shutdown_grace_secs: u64,
+}
+
+/// `[media]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediaSection {
+    /// First worker's UDP address.
+    pub udp: SocketAddr,
+    /// Worker count; 0 = one per core.
+    pub workers: usize,
+    /// Advertised IP; empty = the bind IP.
+    pub advertise: String,
+    /// Forwarded layer: high, medium, low.
+    pub layer: String,
+    /// Minimum ms between keyframe requests per layer.
+    pub keyframe_interval_ms: u64,
+    /// Peers per class.
+    pub max_peers_per_class: usize,
+    /// RTX history per video stream, packets.
+    pub video_history: usize,
+}
+
+/// `[auth]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// HS256 secret; empty = from the data directory.
+    pub secret: String,
+    /// Token lifetime, seconds.
+    pub token_ttl_secs: u64,
+}
+
+/// `[data]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    /// State directory.
+    pub dir: PathBuf,
+}
+
+/// `[[classes]]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassConfig {
+    /// Class id.
+    pub id: String,
+    /// Join code.
+    pub code: String,
+    /// Title.
+    pub title: String,
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// HTTP server.
+    pub http: HttpConfig,
+    /// Media workers and forwarding.
+    pub media: MediaSection,
+    /// Tokens.
+    pub auth: AuthConfig,
+    /// State directory.
+    pub data: DataConfig,
+    /// Declared classes.
+    #[serde(default)]
+    pub classes: Vec<ClassConfig>,
+}
+
+impl Config {
+    /// Defaults, then `file` if given, then environment variables from `env`.
+    pub fn load(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
+        let mut table: toml::Table = DEFAULT_TOML.parse().map_err(|e: toml::de::Error| ConfigError::Parse {
+            origin: "embedded default".into(),
+            message: e.to_string(),
+        })?;
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+            let over: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Parse {
+                origin: path.display().to_string(),
+                message: e.to_string(),
+            })?;
+            merge(&mut table, over, &path.display().to_string())?;
+        }
+        for (name, value) in env {
+            let Some(rest) = name.strip_prefix("ARDOISE__") else { continue };
+            let parts: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
+            let [section, key] = parts.as_slice() else {
+                return Err(ConfigError::Parse { origin: name.clone(), message: "expected ARDOISE__SECTION__KEY".into() });
+            };
+            let Some(toml::Value::Table(sec)) = table.get_mut(section.as_str()) else {
+                return Err(ConfigError::Parse { origin: name.clone(), message: format!("unknown section '{section}'") });
+            };
+            let Some(old) = sec.get(key.as_str()) else {
+                return Err(ConfigError::Parse { origin: name.clone(), message: format!("unknown key '{section}.{key}'") });
+            };
+            let new = if old.is_str() {
+                toml::Value::String(value)
+            } else {
+                let parsed: toml::Table = format!("v = {value}").parse().map_err(|e: toml::de::Error| {
+                    ConfigError::Parse { origin: name.clone(), message: e.to_string() }
+                })?;
+                parsed["v"].clone()
+            };
+            sec.insert(key.clone(), new);
+        }
+        let config: Config = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Parse { origin: "configuration".into(), message: e.to_string() })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Check values that parse but cannot work.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        if self.http.max_body < 1024 {
+            return bad("http.max_body must be at least 1024".into());
+        }
+        if self.media.layer.parse::<ardoise_sfu::LayerChoice>().is_err() {
+            return bad(format!("media.layer '{}' is not high, medium or low", self.media.layer));
+        }
+        if self.advertise_ip()?.is_none() && self.media.udp.ip().is_unspecified() {
+            return bad("media.udp binds every interface: set media.advertise to the address pupils reach".into());
+        }
+        if self.media.max_peers_per_class == 0 {
+            return bad("media.max_peers_per_class must be at least 1".into());
+        }
+        if self.media.keyframe_interval_ms == 0 || self.media.keyframe_interval_ms > 10_000 {
+            return bad("media.keyframe_interval_ms must be within 1..=10000".into());
+        }
+        if self.auth.token_ttl_secs == 0 {
+            return bad("auth.token_ttl_secs must be positive".into());
+        }
+        if !self.auth.secret.is_empty() && self.auth.secret.len() < 16 {
+            return bad("auth.secret must be at least 16 characters".into());
+        }
+        let mut seen = std::collections::HashSet::new();
+        for c in &self.classes {
+            if !ClassId::is_valid(&c.id) {
+                return bad(format!("class id '{}' must be 1-64 of a-z, 0-9, '-', '_'", c.id));
+            }
+            if c.code.is_empty() || c.code.len() > 32 || !c.code.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-') {
+                return bad(format!("class code '{}' must be 1-32 letters, digits or '-'", c.code));
+            }
+            if !seen.insert(c.id.clone()) {
+                return bad(format!("class id '{}' declared twice", c.id));
+            }
+        }
+        Ok(())
+    }
+
+    /// The advertised IP, if set.
+    pub fn advertise_ip(&self) -> Result<Option<IpAddr>, ConfigError> {
+        if self.media.advertise.is_empty() {
+            return Ok(None);
+        }
+        self.media
+            .advertise
+            .parse()
+            .map(Some)
+            .map_err(|_| ConfigError::Invalid(format!("media.advertise '{}' is not an IP address", self.media.advertise)))
+    }
+
+    /// Number of media workers to start.
+    pub fn worker_count(&self) -> usize {
+        if self.media.workers > 0 {
+            self.media.workers
+        } else {
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        }
+    }
+}
+
+fn merge(base: &mut toml::Table, over: toml::Table, origin: &str) -> Result<(), ConfigError> {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o, origin)?,
+            (Some(slot), v) => *slot = v,
+            (None, _) => {
+                return Err(ConfigError::Parse { origin: origin.into(), message: format!("unknown key '{k}'") });
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(v: &[(&str, &str)]) -> Vec<(String, String)> {
+        v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_load_and_declare_demo() {
+        let c = Config::load(None, env(&[])).unwrap();
+        assert_eq!(c.http.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.media.udp.port(), 50000);
+        assert_eq!(c.classes[0].id, "demo");
+        assert_eq!(c.classes[0].code, "demo");
+    }
+
+    #[test]
+    fn file_then_env_override() {
+        let dir = std::env::temp_dir().join(format!("ardoise-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("a.toml");
+        std::fs::write(&f, "[media]\nworkers = 3\nlayer = \"low\"\n").unwrap();
+        let c = Config::load(Some(&f), env(&[("ARDOISE__MEDIA__WORKERS", "2"), ("ARDOISE__HTTP__LISTEN", "127.0.0.1:9")]))
+            .unwrap();
+        assert_eq!(c.media.workers, 2);
+        assert_eq!(c.media.layer, "low");
+        assert_eq!(c.http.listen.port(), 9);
+    }
+
+    #[test]
+    fn unknown_and_invalid_are_errors() {
+        let dir = std::env::temp_dir().join(format!("ardoise-cfg2-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("b.toml");
+        std::fs::write(&f, "[media]\nworker = 3\n").unwrap();
+        assert!(matches!(Config::load(Some(&f), env(&[])), Err(ConfigError::Parse { .. })));
+        assert!(Config::load(None, env(&[("ARDOISE__MEDIA__NOPE", "1")])).is_err());
+        assert!(Config::load(None, env(&[("ARDOISE__MEDIA__LAYER", "ultra")])).is_err());
+        assert!(Config::load(None, env(&[("ARDOISE__MEDIA__UDP", "0.0.0.0:5000")])).is_err());
+        assert!(Config::load(None, env(&[("ARDOISE__MEDIA__UDP", "0.0.0.0:5000"), ("ARDOISE__MEDIA__ADVERTISE", "127.0.0.1")])).is_ok());
+        assert!(Config::load(None, env(&[("ARDOISE__MEDIA__WORKERS", "two")])).is_err());
+    }
+}

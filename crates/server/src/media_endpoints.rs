@@ -1,0 +1,256 @@
+//! WHIP (RFC 9725) and WHEP endpoints: POST an offer, PATCH for trickle ICE / ICE restart, DELETE.
+
+use crate::state::{Endpoint, Resource, SharedState};
+use crate::Problem;
+use ardoise_proto::{Claims, ClassId, ParticipantId, Role};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use str0m::Candidate;
+use tracing::{info, info_span, Instrument};
+
+fn content_type_is(headers: &HeaderMap, want: &str) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case(want))
+        .unwrap_or(false)
+}
+
+fn body_text(body: Result<Bytes, BytesRejection>) -> Result<String, Problem> {
+    let body = body.map_err(|r| {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "the request body is larger than allowed")
+        } else {
+            Problem::bad_request(format!("cannot read the request body: {r}"))
+        }
+    })?;
+    String::from_utf8(body.to_vec()).map_err(|_| Problem::bad_request("the SDP must be UTF-8 text"))
+}
+
+fn authorize(endpoint: Endpoint, claims: &Claims, class: &ClassId) -> Result<(), Problem> {
+    if !claims.covers(class) {
+        return Err(Problem::forbidden(format!("this token is not valid for class '{class}'")));
+    }
+    match endpoint {
+        Endpoint::Whip if !claims.role.may_publish() => {
+            Err(Problem::forbidden(format!("a {} may not publish the class", claims.role)))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn path_prefix(endpoint: Endpoint) -> &'static str {
+    match endpoint {
+        Endpoint::Whip => "whip",
+        Endpoint::Whep => "whep",
+    }
+}
+
+/// `POST /whip/{class}`
+pub async fn whip_post(
+    State(s): State<SharedState>,
+    Path(class): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Problem> {
+    post(s, Endpoint::Whip, class, headers, body).await
+}
+
+/// `POST /whep/{class}`
+pub async fn whep_post(
+    State(s): State<SharedState>,
+    Path(class): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Problem> {
+    post(s, Endpoint::Whep, class, headers, body).await
+}
+
+async fn post(
+    s: SharedState,
+    endpoint: Endpoint,
+    class: String,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Problem> {
+    let claims = s.authenticate(&headers)?;
+    let info = s.open_class(&class)?;
+    authorize(endpoint, &claims, &info.id)?;
+    if !content_type_is(&headers, "application/sdp") {
+        return Err(Problem::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "the offer must be sent as application/sdp"));
+    }
+    let offer = body_text(body)?;
+    let pid = s.next_participant();
+    let span = info_span!("session", class = %info.id, participant = %pid, endpoint = path_prefix(endpoint));
+    let joined = async {
+        let r = match endpoint {
+            Endpoint::Whip => s.media.publish(&info.id, pid, offer).await,
+            Endpoint::Whep => s.media.play(&info.id, pid, offer).await,
+        };
+        match &r {
+            Ok(_) => info!(role = %claims.role, "session created"),
+            Err(e) => info!(role = %claims.role, "offer refused: {e}"),
+        }
+        r
+    }
+    .instrument(span)
+    .await?;
+    s.resources
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(pid, Resource { class: info.id.clone(), endpoint, generation: 0 });
+    let location = format!("/{}/{}/{}", path_prefix(endpoint), info.id, pid.0);
+    let mut r = (StatusCode::CREATED, joined.answer).into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/sdp"));
+    h.insert(header::LOCATION, HeaderValue::from_str(&location).expect("ascii path"));
+    h.insert(header::ETAG, HeaderValue::from_str(&format!("\"{}-0\"", pid.0)).expect("ascii"));
+    h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("Location, ETag"));
+    Ok(r)
+}
+
+fn resource(s: &SharedState, endpoint: Endpoint, class: &str, id: &str) -> Result<(ParticipantId, Resource), Problem> {
+    let pid = id.parse::<u64>().map(ParticipantId).map_err(|_| Problem::not_found("no such session"))?;
+    let map = s.resources.lock().unwrap_or_else(|e| e.into_inner());
+    match map.get(&pid) {
+        Some(r) if r.endpoint == endpoint && r.class.0 == class => Ok((pid, r.clone())),
+        _ => Err(Problem::not_found("no such session")),
+    }
+}
+
+/// `DELETE /whip/{class}/{id}`
+pub async fn whip_delete(
+    State(s): State<SharedState>,
+    Path((class, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<StatusCode, Problem> {
+    delete(s, Endpoint::Whip, class, id, headers).await
+}
+
+/// `DELETE /whep/{class}/{id}`
+pub async fn whep_delete(
+    State(s): State<SharedState>,
+    Path((class, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<StatusCode, Problem> {
+    delete(s, Endpoint::Whep, class, id, headers).await
+}
+
+async fn delete(s: SharedState, endpoint: Endpoint, class: String, id: String, headers: HeaderMap) -> Result<StatusCode, Problem> {
+    let claims = s.authenticate(&headers)?;
+    let (pid, res) = resource(&s, endpoint, &class, &id)?;
+    authorize(endpoint, &claims, &res.class)?;
+    s.resources.lock().unwrap_or_else(|e| e.into_inner()).remove(&pid);
+    match s.media.leave(&res.class, pid).await {
+        Ok(()) | Err(ardoise_net::NetError::UnknownClass) | Err(ardoise_net::NetError::Sfu(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    info!(class = %res.class, participant = %pid, "session deleted");
+    Ok(StatusCode::OK)
+}
+
+/// `PATCH /whip/{class}/{id}`
+pub async fn whip_patch(
+    State(s): State<SharedState>,
+    Path((class, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Problem> {
+    patch(s, Endpoint::Whip, class, id, headers, body).await
+}
+
+/// `PATCH /whep/{class}/{id}`
+pub async fn whep_patch(
+    State(s): State<SharedState>,
+    Path((class, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Problem> {
+    patch(s, Endpoint::Whep, class, id, headers, body).await
+}
+
+async fn patch(
+    s: SharedState,
+    endpoint: Endpoint,
+    class: String,
+    id: String,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Problem> {
+    let claims = s.authenticate(&headers)?;
+    let (pid, res) = resource(&s, endpoint, &class, &id)?;
+    authorize(endpoint, &claims, &res.class)?;
+    if !content_type_is(&headers, "application/trickle-ice-sdpfrag") {
+        return Err(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "PATCH takes application/trickle-ice-sdpfrag",
+        ));
+    }
+    let etag = format!("\"{}-{}\"", pid.0, res.generation);
+    if let Some(m) = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()) {
+        if m != "*" && m != etag {
+            return Err(Problem::new(StatusCode::PRECONDITION_FAILED, "the session changed (ETag mismatch)"));
+        }
+    }
+    let frag = body_text(body)?;
+    let (creds, candidates) = parse_sdpfrag(&frag)?;
+    let restarted = s.media.patch(&res.class, pid, creds, candidates).await?;
+    match restarted {
+        None => Ok(StatusCode::NO_CONTENT.into_response()),
+        Some((ufrag, pwd)) => {
+            let generation = {
+                let mut map = s.resources.lock().unwrap_or_else(|e| e.into_inner());
+                let r = map.get_mut(&pid).ok_or_else(|| Problem::not_found("no such session"))?;
+                r.generation += 1;
+                r.generation
+            };
+            let w = s.media.worker_for(&res.class);
+            let addr = s.media.addresses()[w];
+            let body = format!(
+                "a=ice-lite\r\na=ice-ufrag:{ufrag}\r\na=ice-pwd:{pwd}\r\na=candidate:1 1 udp 2130706431 {} {} typ host\r\na=end-of-candidates\r\n",
+                addr.ip(),
+                addr.port()
+            );
+            let mut r = (StatusCode::OK, body).into_response();
+            let h = r.headers_mut();
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/trickle-ice-sdpfrag"));
+            h.insert(header::ETAG, HeaderValue::from_str(&format!("\"{}-{generation}\"", pid.0)).expect("ascii"));
+            Ok(r)
+        }
+    }
+}
+
+type IceCreds = Option<(String, String)>;
+
+/// Parse a trickle-ice-sdpfrag: ICE credentials (an ICE restart when they change) and candidates.
+pub fn parse_sdpfrag(frag: &str) -> Result<(IceCreds, Vec<Candidate>), Problem> {
+    let (mut ufrag, mut pwd, mut cands) = (None, None, Vec::new());
+    for line in frag.lines().map(str::trim) {
+        if let Some(v) = line.strip_prefix("a=ice-ufrag:") {
+            ufrag = Some(v.to_owned());
+        } else if let Some(v) = line.strip_prefix("a=ice-pwd:") {
+            pwd = Some(v.to_owned());
+        } else if let Some(v) = line.strip_prefix("a=candidate:") {
+            let c = Candidate::from_sdp_string(&format!("candidate:{v}"))
+                .map_err(|e| Problem::bad_request(format!("bad candidate line: {e}")))?;
+            cands.push(c);
+        }
+    }
+    let creds = match (ufrag, pwd) {
+        (Some(u), Some(p)) => Some((u, p)),
+        (None, None) => None,
+        _ => return Err(Problem::bad_request("an ICE restart needs both a=ice-ufrag and a=ice-pwd")),
+    };
+    Ok((creds, cands))
+}
+
+/// Whether a role may use an endpoint (used by the API docs and tests).
+pub fn role_may(endpoint: Endpoint, role: Role) -> bool {
+    match endpoint {
+        Endpoint::Whip => role.may_publish(),
+        Endpoint::Whep => role.may_play(),
+    }
+}

@@ -1,0 +1,53 @@
+//! `/metrics` in the Prometheus text exposition format.
+
+use crate::state::SharedState;
+use ardoise_proto::ClassState;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use std::fmt::Write;
+
+/// `GET /metrics`
+pub async fn metrics(State(s): State<SharedState>) -> impl IntoResponse {
+    let snaps = s.media.snapshot().await;
+    let classes = s.classes.list();
+    let mut out = String::new();
+    let mut gauge = |name: &str, help: &str, kind: &str, rows: Vec<(String, f64)>| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (labels, v) in rows {
+            let _ = writeln!(out, "{name}{labels} {v}");
+        }
+    };
+    let count = |st: ClassState| classes.iter().filter(|c| c.state == st).count() as f64;
+    gauge(
+        "ardoise_classes",
+        "Classes by state.",
+        "gauge",
+        vec![
+            ("{state=\"open\"}".into(), count(ClassState::Open)),
+            ("{state=\"live\"}".into(), count(ClassState::Live)),
+            ("{state=\"ended\"}".into(), count(ClassState::Ended)),
+        ],
+    );
+    let per_worker = |f: &dyn Fn(&ardoise_proto::WorkerStats) -> u64| -> Vec<(String, f64)> {
+        snaps.iter().map(|s| (format!("{{worker=\"{}\"}}", s.worker.index), f(&s.worker) as f64)).collect()
+    };
+    gauge("ardoise_rooms", "Rooms hosted per media worker.", "gauge", per_worker(&|w| w.rooms as u64));
+    gauge("ardoise_participants", "Peer connections per media worker.", "gauge", per_worker(&|w| w.participants as u64));
+    gauge("ardoise_datagrams_in_total", "UDP datagrams received.", "counter", per_worker(&|w| w.datagrams_in));
+    gauge("ardoise_datagrams_out_total", "UDP datagrams sent.", "counter", per_worker(&|w| w.datagrams_out));
+    gauge("ardoise_bytes_in_total", "UDP bytes received.", "counter", per_worker(&|w| w.bytes_in));
+    gauge("ardoise_bytes_out_total", "UDP bytes sent.", "counter", per_worker(&|w| w.bytes_out));
+    gauge("ardoise_rtp_packets_in_total", "RTP packets received from publishers.", "counter", per_worker(&|w| w.rtp_in));
+    gauge("ardoise_rtp_packets_forwarded_total", "RTP packets forwarded to subscribers.", "counter", per_worker(&|w| w.rtp_forwarded));
+    gauge("ardoise_nacks_total", "NACKs received from subscribers.", "counter", per_worker(&|w| w.nacks));
+    gauge("ardoise_plis_sent_total", "Keyframe requests sent to publishers.", "counter", per_worker(&|w| w.plis_sent));
+    gauge("ardoise_peer_faults_total", "Peers removed after a fault.", "counter", per_worker(&|w| w.peer_panics));
+    gauge(
+        "ardoise_worker_cpu_seconds_total",
+        "CPU time of each media worker thread.",
+        "counter",
+        snaps.iter().map(|s| (format!("{{worker=\"{}\"}}", s.worker.index), s.worker.cpu_us as f64 / 1e6)).collect(),
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out)
+}
