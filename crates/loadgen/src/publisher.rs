@@ -39,6 +39,8 @@ pub struct PublisherStats {
     pub video_packets: AtomicU64,
     /// RTP audio packets sent.
     pub audio_packets: AtomicU64,
+    /// RTP packets sent on the highest layer.
+    pub top_layer_packets: AtomicU64,
     /// Keyframe requests received.
     pub keyframe_requests: AtomicU64,
     /// Hashes of payloads sent, if recorded.
@@ -188,7 +190,8 @@ impl Publisher {
 
     fn send_due(&mut self, now: Instant) {
         let ts_video = ((now - self.start).as_micros() as u64 * 90 / 1000) as u32;
-        for l in &mut self.layers {
+        let top = self.layers.len() - 1;
+        for (li, l) in self.layers.iter_mut().enumerate() {
             if now < l.next_at {
                 continue;
             }
@@ -206,6 +209,9 @@ impl Publisher {
                 );
                 l.seq += 1;
                 self.stats.video_packets.fetch_add(1, Ordering::Relaxed);
+                if li == top {
+                    self.stats.top_layer_packets.fetch_add(1, Ordering::Relaxed);
+                }
             }
             l.frame = (l.frame + 1) % l.clip.frames.len();
             l.next_at += Duration::from_micros(1_000_000 / l.clip.fps as u64);

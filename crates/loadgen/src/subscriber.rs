@@ -42,6 +42,8 @@ pub struct SubscriberReport {
     pub audio: Vec<(u64, Vec<u8>)>,
     /// Hashes of the audio payloads.
     pub audio_hashes: Vec<u64>,
+    /// Sequence numbers of the audio packets.
+    pub audio_seqs: Vec<u64>,
 }
 
 impl SubscriberReport {
@@ -129,6 +131,7 @@ impl Subscriber {
                             });
                         } else {
                             self.report.audio_hashes.push(payload_hash(&p.payload));
+                            self.report.audio_seqs.push(*p.seq_no);
                             if self.keep_audio {
                                 self.report.audio.push((*p.seq_no, p.payload.to_vec()));
                             }

@@ -1,0 +1,29 @@
+# Ardoise — the two commands a newcomer needs: `make run` and `make test`.
+.PHONY: run test deps browser-deps build bench clean
+
+CARGO ?= cargo
+
+deps:
+	@scripts/install-deps.sh
+
+browser-deps: deps
+	@cd tests/browser && npm ci --no-audit --no-fund --loglevel=error
+
+build: deps
+	$(CARGO) build --release
+
+## Start the server with the demo class on the embedded default config.
+run: deps
+	$(CARGO) run --release -- serve
+
+## Run every test (unit, simulated-time, end-to-end, real browser).
+test: browser-deps
+	$(CARGO) test --workspace --no-fail-fast
+
+## Benchmarks: criterion micro-benches and the load run (results go to benches/RESULTS.md by hand).
+bench: deps
+	$(CARGO) bench --bench forwarding
+	benches/load.sh
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,119 @@
+//! Helpers for end-to-end tests: run the real `ardoise` binary on loopback, port 0.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The `ardoise` binary under test.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_ardoise")
+}
+
+/// A running `ardoise serve`, killed on drop.
+pub struct TestServer {
+    pub child: Child,
+    pub base: String,
+    pub data_dir: PathBuf,
+    pub env: Vec<(String, String)>,
+}
+
+impl TestServer {
+    /// Start a server with two workers on ephemeral ports, with extra `ARDOISE__…` variables.
+    pub fn start(extra_env: &[(&str, &str)]) -> TestServer {
+        let data_dir = std::env::temp_dir().join(format!(
+            "ardoise-test-{}-{}",
+            std::process::id(),
+            rand_suffix()
+        ));
+        std::fs::create_dir_all(&data_dir).unwrap();
+        let mut env: Vec<(String, String)> = vec![
+            ("ARDOISE__DATA__DIR".into(), data_dir.display().to_string()),
+            ("ARDOISE__MEDIA__WORKERS".into(), "2".into()),
+            ("ARDOISE__HTTP__SHUTDOWN_GRACE_SECS".into(), "2".into()),
+        ];
+        env.extend(extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let mut child = Command::new(bin())
+            .args(["serve", "--http", "127.0.0.1:0", "--udp", "127.0.0.1:0"])
+            .envs(env.iter().cloned())
+            .env("ARDOISE_LOG", std::env::var("ARDOISE_LOG").unwrap_or_else(|_| "warn".into()))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start ardoise serve");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let base = loop {
+            assert!(Instant::now() < deadline, "server did not print its address");
+            let line = lines.next().expect("server exited early").unwrap();
+            if let Some(rest) = line.strip_prefix("ardoise: listening on ") {
+                break rest.split_whitespace().next().unwrap().to_owned();
+            }
+        };
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        TestServer { child, base, data_dir, env }
+    }
+
+    /// A token from `ardoise token`, run with the server's configuration.
+    pub fn token(&self, role: &str, class: Option<&str>) -> String {
+        let mut cmd = Command::new(bin());
+        cmd.args(["token", "--role", role]).envs(self.env.iter().cloned());
+        if let Some(c) = class {
+            cmd.args(["--class", c]);
+        }
+        let out = cmd.output().expect("run ardoise token");
+        assert!(out.status.success(), "ardoise token failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
+    /// A pupil token through the join API.
+    pub fn join(&self, code: &str, name: &str) -> String {
+        let body = format!("{{\"name\":\"{name}\"}}");
+        let r = ureq::post(&format!("{}/api/classes/{code}/join", self.base))
+            .set("Content-Type", "application/json")
+            .send_string(&body)
+            .expect("join");
+        let v: serde_json::Value = serde_json::from_str(&r.into_string().unwrap()).unwrap();
+        v["token"].as_str().unwrap().to_owned()
+    }
+
+    /// Send SIGTERM and wait for the exit status (at most `within`).
+    pub fn terminate(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        unsafe_kill(self.child.id(), 15);
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
+fn unsafe_kill(pid: u32, sig: i32) {
+    let _ = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status();
+}
+
+fn rand_suffix() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(Instant::now().elapsed().as_nanos() as u64);
+    h.finish()
+}
+
+/// Loopback.
+pub fn lo() -> std::net::IpAddr {
+    "127.0.0.1".parse().unwrap()
+}

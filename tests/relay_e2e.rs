@@ -1,0 +1,120 @@
+//! End to end against the real server on loopback: a str0m WHIP teacher sends real VP8
+//! simulcast and Opus; 20 WHEP pupils receive; the teacher drops and comes back.
+
+mod common;
+
+use ardoise_loadgen::{Publisher, PublisherConfig, Subscriber, SubscriberReport, dominant_frequency, tone};
+use common::{TestServer, lo};
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+const PUPILS: usize = 20;
+
+#[test]
+fn twenty_pupils_receive_everything_across_a_teacher_reconnect() {
+    let server = TestServer::start(&[]);
+    let teacher = server.token("teacher", Some("demo"));
+    let stop = Arc::new(AtomicBool::new(false));
+
+    // Pupils arrive before the teacher.
+    let mut pupils = Vec::new();
+    for i in 0..PUPILS {
+        let token = server.join("demo", &format!("Eleve{i}"));
+        let base = server.base.clone();
+        let stop = stop.clone();
+        pupils.push(std::thread::spawn(move || -> SubscriberReport {
+            let mut s = Subscriber::connect(&base, "demo", &token, lo()).expect("WHEP");
+            s.keep_audio = i == 0;
+            s.run_until(|| stop.load(Ordering::Relaxed)).expect("pupil runs");
+            let (status, report) = s.close();
+            assert_eq!(status.unwrap(), 200, "WHEP DELETE");
+            report
+        }));
+    }
+    std::thread::sleep(Duration::from_millis(800));
+
+    let config = PublisherConfig {
+        server: server.base.clone(),
+        class: "demo".into(),
+        token: teacher.clone(),
+        bind: lo(),
+        simulcast: true,
+        record_payloads: true,
+    };
+    // Teacher: 4 s, disconnect (DELETE), back 0.5 s later for 4 s.
+    let teacher_thread = {
+        let config = config.clone();
+        std::thread::spawn(move || {
+            let mut first = Publisher::connect(&config).expect("WHIP");
+            first.run_for(Duration::from_secs(4)).expect("publish");
+            let stats1 = first.stats.clone();
+            assert_eq!(first.close().unwrap(), 200, "WHIP DELETE");
+            let gone_at = Instant::now();
+            std::thread::sleep(Duration::from_millis(500));
+            let mut second = Publisher::connect(&config).expect("WHIP again");
+            second.run_for(Duration::from_secs(4)).expect("publish again");
+            let stats2 = second.stats.clone();
+            second.close().unwrap();
+            (stats1, stats2, gone_at)
+        })
+    };
+
+    // A late pupil joins mid-class.
+    std::thread::sleep(Duration::from_millis(2500));
+    let late_token = server.join("demo", "Retard");
+    let mut late = Subscriber::connect(&server.base, "demo", &late_token, lo()).expect("late WHEP");
+    late.run_for(Duration::from_millis(1200)).unwrap();
+    let (_, late_report) = late.close();
+
+    let (stats1, stats2, gone_at) = teacher_thread.join().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    let reports: Vec<SubscriberReport> = pupils.into_iter().map(|h| h.join().unwrap()).collect();
+
+    let mut sent: HashSet<u64> = stats1.payloads.lock().unwrap().clone();
+    sent.extend(stats2.payloads.lock().unwrap().iter().copied());
+    let audio_sent = stats1.audio_packets.load(Ordering::Relaxed) + stats2.audio_packets.load(Ordering::Relaxed);
+
+    let top_sent =
+        (stats1.top_layer_packets.load(Ordering::Relaxed) + stats2.top_layer_packets.load(Ordering::Relaxed)) as f64;
+    for (i, r) in reports.iter().enumerate() {
+        let seqs = r.video_seqs();
+        assert!(seqs.len() > 500, "pupil {i} got only {} video packets", seqs.len());
+        // Identical payloads: every payload received was sent by the teacher.
+        let foreign = r.video.iter().filter(|p| !sent.contains(&p.hash)).count();
+        assert_eq!(foreign, 0, "pupil {i}: {foreign} video payloads differ from what the teacher sent");
+        let foreign_audio = r.audio_hashes.iter().filter(|h| !sent.contains(h)).count();
+        assert_eq!(foreign_audio, 0, "pupil {i}: audio payloads differ");
+        // Contiguous sequence numbers over the whole class, across the teacher's reconnection.
+        let span = seqs.last().unwrap() - seqs.first().unwrap() + 1;
+        assert_eq!(span, seqs.len() as u64, "pupil {i}: gaps in video sequence numbers");
+        // ≥ 99.9% of the top layer's packets.
+        assert!(seqs.len() as f64 >= 0.999 * top_sent, "pupil {i}: {} of {top_sent} top-layer packets", seqs.len());
+        let audio: HashSet<u64> = r.audio_seqs.iter().copied().collect();
+        assert!(
+            audio.len() as f64 >= 0.999 * audio_sent as f64 - 2.0,
+            "pupil {i}: {} of {audio_sent} audio packets",
+            audio.len()
+        );
+        // The first packet after the teacher came back starts a keyframe, with a later timestamp.
+        let resumed = r.video.iter().position(|p| p.at > gone_at + Duration::from_millis(100)).expect("video after the reconnection");
+        let (before, after) = (&r.video[resumed - 1], &r.video[resumed]);
+        assert!(after.keyframe_start, "pupil {i}: resumed on a non-keyframe");
+        assert_eq!(after.seq, before.seq + 1, "pupil {i}: sequence continues across the reconnection");
+        let dt = after.ts.wrapping_sub(before.ts);
+        assert!((30_000..200_000).contains(&dt), "pupil {i}: timestamp jumped by {dt} ticks over ~0.5 s");
+        assert_eq!(r.video.iter().map(|p| p.ssrc).collect::<HashSet<_>>().len(), 1, "pupil {i}: one SSRC for the whole class");
+    }
+    // Audio decodes to the teacher's 440 Hz tone.
+    let pcm = tone::decode(&reports[0].audio_in_order()).expect("opus decodes");
+    assert!(pcm.len() > 48_000 * 4, "several seconds of audio");
+    assert_eq!(dominant_frequency(&pcm), 440.0);
+
+    // The late pupil's first video packet starts a keyframe, within 500 ms of connecting.
+    let first = late_report.video.first().expect("late pupil got video");
+    assert!(first.keyframe_start, "late pupil's first frame is a keyframe");
+    let ttff = late_report.time_to_first_video().unwrap();
+    assert!(ttff <= Duration::from_millis(500), "late pupil waited {ttff:?}");
+}
