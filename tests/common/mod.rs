@@ -15,6 +15,7 @@ pub fn bin() -> &'static str {
 pub struct TestServer {
     pub child: Child,
     pub base: String,
+    pub media: Vec<std::net::SocketAddr>,
     pub data_dir: PathBuf,
     pub env: Vec<(String, String)>,
 }
@@ -45,16 +46,25 @@ impl TestServer {
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
         let deadline = Instant::now() + Duration::from_secs(20);
-        let base = loop {
+        let (base, media) = loop {
             assert!(Instant::now() < deadline, "server did not print its address");
             let line = lines.next().expect("server exited early").unwrap();
             if let Some(rest) = line.strip_prefix("ardoise: listening on ") {
-                break rest.split_whitespace().next().unwrap().to_owned();
+                let base = rest.split_whitespace().next().unwrap().to_owned();
+                let media = rest
+                    .split("media UDP ")
+                    .nth(1)
+                    .unwrap()
+                    .trim_end_matches(')')
+                    .split(", ")
+                    .map(|a| a.parse().unwrap())
+                    .collect();
+                break (base, media);
             }
         };
         // Keep draining stdout so the child never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        TestServer { child, base, data_dir, env }
+        TestServer { child, base, media, data_dir, env }
     }
 
     /// A token from `ardoise token`, run with the server's configuration.

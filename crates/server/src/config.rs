@@ -63,6 +63,8 @@ pub struct MediaSection {
     pub max_peers_per_class: usize,
     /// RTX history per video stream, packets.
     pub video_history: usize,
+    /// Seconds a peer has to connect after its offer.
+    pub connect_timeout_secs: u64,
 }
 
 /// `[auth]`
@@ -173,6 +175,9 @@ impl Config {
         }
         if self.media.keyframe_interval_ms == 0 || self.media.keyframe_interval_ms > 10_000 {
             return bad("media.keyframe_interval_ms must be within 1..=10000".into());
+        }
+        if self.media.connect_timeout_secs == 0 {
+            return bad("media.connect_timeout_secs must be positive".into());
         }
         if self.auth.token_ttl_secs == 0 {
             return bad("auth.token_ttl_secs must be positive".into());

@@ -80,6 +80,7 @@ impl Server {
             keyframe_interval: Duration::from_millis(config.media.keyframe_interval_ms),
             max_participants: config.media.max_peers_per_class,
             video_history: config.media.video_history,
+            connect_timeout: Duration::from_secs(config.media.connect_timeout_secs),
         };
         let media_config =
             MediaConfig { udp: config.media.udp, workers: config.worker_count(), advertise: config.advertise_ip()?, sfu };

@@ -40,6 +40,8 @@ pub struct SfuConfig {
     pub max_participants: usize,
     /// Packets kept per outgoing video stream to answer NACKs with RTX.
     pub video_history: usize,
+    /// A participant that has not connected (ICE + DTLS) this long after its offer is removed.
+    pub connect_timeout: Duration,
 }
 
 impl Default for SfuConfig {
@@ -50,6 +52,7 @@ impl Default for SfuConfig {
             keyframe_interval: Duration::from_millis(300),
             max_participants: 1000,
             video_history: 1000,
+            connect_timeout: Duration::from_secs(15),
         }
     }
 }

@@ -36,6 +36,8 @@ pub struct Participant {
     pub stats: ParticipantStats,
     /// The peer's address, once known.
     pub remote: Option<SocketAddr>,
+    /// When it was negotiated (it must connect within the connect timeout).
+    pub created: Instant,
     /// Scheduled for removal (disconnected, deleted or panicked).
     pub dead: bool,
 }
@@ -56,6 +58,7 @@ impl Participant {
                 ..Default::default()
             },
             remote: None,
+            created: now,
             dead: false,
         }
     }

@@ -271,8 +271,15 @@ impl Room {
 
     /// Time passed: drive every participant whose timeout is due, and deferred keyframe requests.
     pub fn handle_timeout(&mut self, now: Instant) {
+        let connect_timeout = self.config.connect_timeout;
         for idx in 0..self.participants.len() {
             let p = &mut self.participants[idx];
+            if !p.connected && !p.dead && now >= p.created + connect_timeout {
+                info!(class = %self.id, participant = %p.id, "never connected; removing");
+                p.dead = true;
+                self.dirty.push(idx);
+                continue;
+            }
             if p.timeout <= now && !p.dead {
                 match catch_unwind(AssertUnwindSafe(|| p.rtc.handle_input(Input::Timeout(now)))) {
                     Ok(Ok(())) => {}
@@ -317,7 +324,13 @@ impl Room {
     }
 
     fn recompute_timeout(&mut self) {
-        let mut t = self.participants.iter().filter(|p| !p.dead).map(|p| p.timeout).min();
+        let connect_timeout = self.config.connect_timeout;
+        let mut t = self
+            .participants
+            .iter()
+            .filter(|p| !p.dead)
+            .map(|p| if p.connected { p.timeout } else { p.timeout.min(p.created + connect_timeout) })
+            .min();
         for publication in &self.publications {
             for layer in &publication.layers {
                 if let Some(d) = layer.throttle.deadline() {
@@ -369,7 +382,8 @@ impl Room {
             match catch_unwind(AssertUnwindSafe(|| p.rtc.poll_output())) {
                 Ok(Ok(Output::Timeout(t))) => {
                     p.timeout = t;
-                    self.next_timeout = Some(self.next_timeout.map_or(t, |n| n.min(t)));
+                    let wake = if p.connected { t } else { t.min(p.created + self.config.connect_timeout) };
+                    self.next_timeout = Some(self.next_timeout.map_or(wake, |n| n.min(wake)));
                     break;
                 }
                 Ok(Ok(Output::Transmit(t))) => {
@@ -747,5 +761,36 @@ mod tests {
         assert!(check_offer(&recv, false).is_ok());
         let send = format!("{no_media}m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=sendonly\r\n");
         assert!(check_offer(&send, true).is_ok());
+    }
+}
+
+#[cfg(test)]
+mod lifecycle_tests {
+    use super::*;
+
+    #[test]
+    fn a_peer_that_never_connects_is_removed_after_the_connect_timeout() {
+        let t0 = Instant::now();
+        let config = SfuConfig {
+            candidates: vec!["127.0.0.1:5000".parse().unwrap()],
+            connect_timeout: Duration::from_secs(15),
+            ..Default::default()
+        };
+        let mut room = Room::new(ClassId("t".into()), config);
+        let mut client = Rtc::new(t0);
+        let mut api = client.sdp_api();
+        api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+        let (offer, _) = api.apply().unwrap();
+        room.add_subscriber(t0, ParticipantId(1), &offer.to_sdp_string()).unwrap();
+        assert_eq!(room.len(), 1);
+        let deadline = room.poll_timeout().unwrap();
+        assert!(deadline <= t0 + Duration::from_secs(15));
+        let mut now = t0;
+        while now < t0 + Duration::from_secs(16) {
+            now = room.poll_timeout().unwrap_or(now + Duration::from_secs(1)).max(now + Duration::from_millis(100));
+            room.handle_timeout(now);
+        }
+        assert!(room.is_empty(), "the silent peer is gone");
+        assert!(std::iter::from_fn(|| room.poll_event()).any(|e| e == RoomEvent::Left(ParticipantId(1))));
     }
 }
