@@ -1,12 +1,13 @@
 //! `ardoise loadgen`: one synthetic teacher and N synthetic pupils against a server.
 
+use crate::pool::{PoolProgress, run_pool};
 use crate::{Publisher, PublisherConfig, Subscriber, SubscriberReport};
 use anyhow::{Context, Result};
 use clap::Args;
 use serde::Serialize;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// Options of `ardoise loadgen`.
@@ -36,6 +37,9 @@ pub struct LoadgenArgs {
     /// Local IP for the synthetic peers (loopback only).
     #[arg(long, default_value = "127.0.0.1")]
     pub bind: IpAddr,
+    /// Threads sharing the pupils (each runs a readiness loop over its pupils' sockets).
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
     /// Write the JSON result to this file (else to stdout after the summary).
     #[arg(long)]
     pub json: Option<std::path::PathBuf>,
@@ -107,6 +111,19 @@ pub fn pupil_result(pupil: usize, r: &SubscriberReport, duration: Duration) -> P
     }
 }
 
+fn failed(pupil: usize, error: String) -> PupilResult {
+    PupilResult {
+        pupil,
+        error: Some(error),
+        video_kbps: 0.0,
+        video_packets: 0,
+        audio_packets: 0,
+        video_loss: 1.0,
+        freezes: 0,
+        time_to_first_frame_ms: None,
+    }
+}
+
 fn join(server: &str, class: &str, name: &str) -> Result<String> {
     let body = serde_json::json!({ "name": name }).to_string();
     let r: serde_json::Value = serde_json::from_str(
@@ -145,52 +162,58 @@ pub fn run(args: LoadgenArgs) -> Result<()> {
         }
         None => None,
     };
-    let joined = Arc::new(AtomicUsize::new(0));
-    let mut pupils = Vec::new();
-    let gap = Duration::from_secs_f64(1.0 / args.ramp.max(0.1));
-    for i in 0..args.pupils {
-        let token = join(&args.server, &args.class, &format!("Eleve{i}"))?;
-        let (server, class, bind) = (args.server.clone(), args.class.clone(), args.bind);
-        let (stop, joined) = (stop.clone(), joined.clone());
-        pupils.push(std::thread::spawn(move || -> Result<SubscriberReport> {
-            let mut s = Subscriber::connect(&server, &class, &token, bind)?;
-            s.keep_audio = false;
-            joined.fetch_add(1, Ordering::Relaxed);
-            s.run_until(|| stop.load(Ordering::Relaxed))?;
-            let (_, report) = s.close();
-            Ok(report)
-        }));
-        std::thread::sleep(gap);
+    let progress = Arc::new(PoolProgress::default());
+    let threads = args.threads.max(1);
+    let mut senders = Vec::new();
+    let mut pools = Vec::new();
+    for _ in 0..threads {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (stop, progress) = (stop.clone(), progress.clone());
+        pools.push(std::thread::spawn(move || run_pool(rx, stop, progress)));
+        senders.push(tx);
     }
+    let gap = Duration::from_secs_f64(1.0 / args.ramp.max(0.1));
+    let mut failed_to_join = Vec::new();
+    let started = Instant::now();
+    for i in 0..args.pupils {
+        let attempt = join(&args.server, &args.class, &format!("Eleve{i}"))
+            .and_then(|token| Subscriber::connect(&args.server, &args.class, &token, args.bind));
+        match attempt {
+            Ok(mut s) => {
+                s.keep_audio = false;
+                let _ = senders[i % threads].send((i, s));
+            }
+            Err(e) => failed_to_join.push((i, e.to_string())),
+        }
+        let due = started + gap * (i as u32 + 1);
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+    }
+    drop(senders);
     let start = Instant::now();
     let end = start + Duration::from_secs(args.duration);
     while Instant::now() < end {
         std::thread::sleep(Duration::from_secs(1));
         eprintln!(
-            "loadgen: {:>4.0}s  pupils joined {}/{}",
+            "loadgen: {:>4.0}s  pupils connected {}/{}  failed {}",
             start.elapsed().as_secs_f64(),
-            joined.load(Ordering::Relaxed),
-            args.pupils
+            progress.connected.load(Ordering::Relaxed),
+            args.pupils,
+            progress.failed.load(Ordering::Relaxed) + failed_to_join.len(),
         );
     }
     stop.store(true, Ordering::Relaxed);
     let measured = start.elapsed() + gap * args.pupils as u32;
-    let mut per = Vec::new();
-    for (i, h) in pupils.into_iter().enumerate() {
-        match h.join().map_err(|_| anyhow::anyhow!("pupil thread panicked")).and_then(|r| r) {
-            Ok(r) => per.push(pupil_result(i, &r, measured)),
-            Err(e) => per.push(PupilResult {
-                pupil: i,
-                error: Some(e.to_string()),
-                video_kbps: 0.0,
-                video_packets: 0,
-                audio_packets: 0,
-                video_loss: 1.0,
-                freezes: 0,
-                time_to_first_frame_ms: None,
-            }),
+    let mut per: Vec<PupilResult> = failed_to_join.into_iter().map(|(i, e)| failed(i, e)).collect();
+    for pool in pools {
+        let results = pool.join().map_err(|_| anyhow::anyhow!("pupil pool panicked"))??;
+        for (i, r) in results {
+            per.push(match r {
+                Ok(report) => pupil_result(i, &report, measured),
+                Err(e) => failed(i, e),
+            });
         }
     }
+    per.sort_by_key(|p| p.pupil);
     if let Some(t) = teacher {
         t.join().map_err(|_| anyhow::anyhow!("teacher thread panicked"))??;
     }

@@ -12,6 +12,7 @@ pub mod fixture;
 pub mod http;
 pub mod packetizer;
 pub mod peer;
+pub mod pool;
 pub mod publisher;
 pub mod subscriber;
 pub mod tone;

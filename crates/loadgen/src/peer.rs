@@ -1,4 +1,6 @@
-//! A str0m peer on its own UDP socket, driven by a blocking loop (one thread per peer).
+//! A str0m peer on its own UDP socket. Driven either by a blocking loop ([`Peer::drive`],
+//! one thread per peer, for tests) or by a readiness loop shared by many peers
+//! ([`Peer::process`], see [`crate::pool`]).
 
 use anyhow::{Context, Result};
 use std::io::ErrorKind;
@@ -14,8 +16,7 @@ pub struct Peer {
     socket: UdpSocket,
     local: SocketAddr,
     buf: Vec<u8>,
-    /// Datagrams sent and received.
-    pub datagrams: (u64, u64),
+    timeout: Instant,
 }
 
 impl Peer {
@@ -23,9 +24,10 @@ impl Peer {
     pub fn new(ip: IpAddr) -> Result<Peer> {
         let socket = UdpSocket::bind(SocketAddr::new(ip, 0)).context("bind client socket")?;
         let local = socket.local_addr()?;
-        let mut rtc = Rtc::builder().set_rtp_mode(true).enable_raw_packets(false).build(Instant::now());
+        let now = Instant::now();
+        let mut rtc = Rtc::builder().set_rtp_mode(true).build(now);
         rtc.add_local_candidate(Candidate::host(local, "udp").context("host candidate")?);
-        Ok(Peer { rtc, socket, local, buf: vec![0; 2048], datagrams: (0, 0) })
+        Ok(Peer { rtc, socket, local, buf: vec![0; 2048], timeout: now })
     }
 
     /// Local socket address.
@@ -33,24 +35,69 @@ impl Peer {
         self.local
     }
 
-    /// Drain outputs (send transmits, collect events), then wait for input until `until`.
-    /// Returns the events seen. Returns early as soon as one event is seen.
-    pub fn drive(&mut self, until: Instant, events: &mut Vec<Event>) -> Result<()> {
+    /// The socket, for readiness registration.
+    pub fn socket(&self) -> &UdpSocket {
+        &self.socket
+    }
+
+    /// When str0m next wants a timeout.
+    pub fn next_timeout(&self) -> Instant {
+        self.timeout
+    }
+
+    /// Send what str0m queued and collect its events, until it asks for a timeout.
+    fn poll_out(&mut self, events: &mut Vec<Event>) -> Result<()> {
         loop {
-            let timeout = loop {
-                match self.rtc.poll_output()? {
-                    Output::Timeout(t) => break t,
-                    Output::Transmit(t) => {
-                        self.datagrams.0 += 1;
-                        if let Err(e) = self.socket.send_to(&t.contents, t.destination) {
-                            if e.kind() != ErrorKind::ConnectionRefused {
-                                tracing::debug!("send: {e}");
-                            }
+            match self.rtc.poll_output()? {
+                Output::Timeout(t) => {
+                    self.timeout = t;
+                    return Ok(());
+                }
+                Output::Transmit(t) => {
+                    if let Err(e) = self.socket.send_to(&t.contents, t.destination) {
+                        if !matches!(e.kind(), ErrorKind::ConnectionRefused | ErrorKind::WouldBlock) {
+                            tracing::debug!("send: {e}");
                         }
                     }
-                    Output::Event(e) => events.push(e),
                 }
-            };
+                Output::Event(e) => events.push(e),
+            }
+        }
+    }
+
+    fn input(&mut self, n: usize, src: SocketAddr) -> Result<()> {
+        if let Ok(r) = Receive::new(Protocol::Udp, src, self.local, &self.buf[..n]) {
+            self.rtc.handle_input(Input::Receive(Instant::now(), r))?;
+        }
+        Ok(())
+    }
+
+    /// Non-blocking step for readiness loops: read every queued datagram, serve a due
+    /// timeout, send, collect events. The socket must be non-blocking.
+    pub fn process(&mut self, events: &mut Vec<Event>) -> Result<()> {
+        loop {
+            match self.socket.recv_from(&mut self.buf) {
+                Ok((n, src)) => {
+                    self.input(n, src)?;
+                    self.poll_out(events)?;
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::ConnectionRefused => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let now = Instant::now();
+        if self.timeout <= now {
+            self.rtc.handle_input(Input::Timeout(now))?;
+        }
+        self.poll_out(events)
+    }
+
+    /// Blocking step for a thread of its own: send, then wait for input until `until`.
+    /// Returns as soon as events were collected.
+    pub fn drive(&mut self, until: Instant, events: &mut Vec<Event>) -> Result<()> {
+        loop {
+            self.poll_out(events)?;
             if !events.is_empty() {
                 return Ok(());
             }
@@ -58,20 +105,14 @@ impl Peer {
             if now >= until {
                 return Ok(());
             }
-            let wait = timeout.min(until).saturating_duration_since(now);
+            let wait = self.timeout.min(until).saturating_duration_since(now);
             if wait.is_zero() {
                 self.rtc.handle_input(Input::Timeout(now))?;
                 continue;
             }
             self.socket.set_read_timeout(Some(wait.max(Duration::from_micros(100))))?;
             match self.socket.recv_from(&mut self.buf) {
-                Ok((n, src)) => {
-                    self.datagrams.1 += 1;
-                    let now = Instant::now();
-                    if let Ok(r) = Receive::new(Protocol::Udp, src, self.local, &self.buf[..n]) {
-                        self.rtc.handle_input(Input::Receive(now, r))?;
-                    }
-                }
+                Ok((n, src)) => self.input(n, src)?,
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
                     self.rtc.handle_input(Input::Timeout(Instant::now()))?;
                 }

@@ -102,7 +102,7 @@ impl Subscriber {
         self.run_until(|| Instant::now() >= end)
     }
 
-    /// Receive until `stop()` returns true (checked at least every 50 ms).
+    /// Receive until `stop()` returns true (checked at least every 50 ms), on this thread.
     pub fn run_until(&mut self, mut stop: impl FnMut() -> bool) -> Result<()> {
         let mut events = Vec::new();
         let connect_deadline = Instant::now() + Duration::from_secs(5);
@@ -112,36 +112,52 @@ impl Subscriber {
                 bail!("subscriber did not connect within 5 s");
             }
             self.peer.drive(now + Duration::from_millis(50), &mut events)?;
-            for e in events.drain(..) {
-                match e {
-                    Event::Connected => self.report.connected_at = Some(Instant::now()),
-                    Event::RtpPacket(p) => {
-                        let Some(mid) = self.peer.rtc.direct_api().stream_rx(&p.header.ssrc).map(|s| s.mid()) else {
-                            continue;
-                        };
-                        if mid == self.video_mid {
-                            self.report.video.push(ReceivedPacket {
-                                at: Instant::now(),
-                                seq: *p.seq_no,
-                                ts: p.header.timestamp,
-                                ssrc: *p.header.ssrc,
-                                hash: payload_hash(&p.payload),
-                                keyframe_start: is_keyframe_start(&p.payload),
-                                len: p.payload.len() as u32,
-                            });
-                        } else {
-                            self.report.audio_hashes.push(payload_hash(&p.payload));
-                            self.report.audio_seqs.push(*p.seq_no);
-                            if self.keep_audio {
-                                self.report.audio.push((*p.seq_no, p.payload.to_vec()));
-                            }
-                        }
-                    }
-                    _ => {}
-                }
-            }
+            self.handle_events(&mut events);
         }
         Ok(())
+    }
+
+    /// Non-blocking step, for a pool of pupils sharing a thread (socket must be non-blocking).
+    pub fn process(&mut self, events: &mut Vec<Event>) -> Result<()> {
+        self.peer.process(events)?;
+        self.handle_events(events);
+        Ok(())
+    }
+
+    /// The peer (socket and timeout), for readiness loops.
+    pub fn peer(&self) -> &Peer {
+        &self.peer
+    }
+
+    fn handle_events(&mut self, events: &mut Vec<Event>) {
+        for e in events.drain(..) {
+            match e {
+                Event::Connected => self.report.connected_at = Some(Instant::now()),
+                Event::RtpPacket(p) => {
+                    let Some(mid) = self.peer.rtc.direct_api().stream_rx(&p.header.ssrc).map(|s| s.mid()) else {
+                        continue;
+                    };
+                    if mid == self.video_mid {
+                        self.report.video.push(ReceivedPacket {
+                            at: Instant::now(),
+                            seq: *p.seq_no,
+                            ts: p.header.timestamp,
+                            ssrc: *p.header.ssrc,
+                            hash: payload_hash(&p.payload),
+                            keyframe_start: is_keyframe_start(&p.payload),
+                            len: p.payload.len() as u32,
+                        });
+                    } else {
+                        self.report.audio_hashes.push(payload_hash(&p.payload));
+                        self.report.audio_seqs.push(*p.seq_no);
+                        if self.keep_audio {
+                            self.report.audio.push((*p.seq_no, p.payload.to_vec()));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
     }
 
     /// Leave (WHEP DELETE). Returns the HTTP status and the report.

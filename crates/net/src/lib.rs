@@ -5,11 +5,13 @@
 //! a datagram reaches the thread that owns its peer with no cross-thread hop. The HTTP side
 //! talks to workers through typed [`Command`]s and hears back through [`MediaEvent`]s.
 
+pub mod batch_sender;
 pub mod command;
 pub mod error;
 pub mod media_server;
 pub mod worker;
 
+pub use batch_sender::BatchSender;
 pub use command::{Command, Joined, MediaEvent, WorkerSnapshot};
 pub use error::NetError;
 pub use media_server::{MediaConfig, MediaServer};

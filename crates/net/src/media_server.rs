@@ -24,6 +24,10 @@ pub struct MediaConfig {
     pub advertise: Option<IpAddr>,
     /// Forwarding settings (the candidates are filled per worker).
     pub sfu: SfuConfig,
+    /// Send runs of datagrams to one peer with UDP GSO.
+    pub gso: bool,
+    /// Longest a partly received video frame is held so each pupil gets it in one send.
+    pub frame_hold: Duration,
 }
 
 struct WorkerHandle {
@@ -53,7 +57,7 @@ impl MediaServer {
             let local = socket.local_addr().map_err(|source| NetError::Bind { addr, source })?;
             let advertised = SocketAddr::new(config.advertise.unwrap_or(local.ip()), local.port());
             let (tx, rx) = unbounded_channel();
-            let handle = worker::spawn(i, socket, advertised, config.sfu.clone(), rx, events_tx.clone())
+            let handle = worker::spawn(i, socket, advertised, config.sfu.clone(), config.gso, config.frame_hold, rx, events_tx.clone())
                 .map_err(|source| NetError::Bind { addr, source })?;
             threads.push(handle);
             workers.push(WorkerHandle { commands: tx, advertised });

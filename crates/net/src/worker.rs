@@ -3,7 +3,7 @@
 //! The loop waits for a datagram, a command or the earliest room timeout, feeds the room
 //! with `now`, then sends everything the rooms queued before waiting again.
 
-use crate::{Command, Joined, MediaEvent, NetError, WorkerSnapshot};
+use crate::{BatchSender, Command, Joined, MediaEvent, NetError, WorkerSnapshot};
 use ardoise_proto::{ClassId, ParticipantId, WorkerStats};
 use ardoise_sfu::{Room, RoomEvent, RoomStats, SfuConfig};
 use std::collections::HashMap;
@@ -31,6 +31,12 @@ pub struct Worker {
     events: UnboundedSender<MediaEvent>,
     stats: WorkerStats,
     retired: RoomStats,
+    sender: BatchSender,
+    outbox: Vec<str0m::net::Transmit>,
+    /// Longest a partly received video frame is held back before its packets are sent.
+    frame_hold: Duration,
+    /// The current batch is held until this time (a frame is incomplete).
+    hold_until: Option<Instant>,
 }
 
 /// Start a worker thread owning `socket`.
@@ -39,6 +45,8 @@ pub fn spawn(
     socket: std::net::UdpSocket,
     advertised: SocketAddr,
     config: SfuConfig,
+    gso: bool,
+    frame_hold: Duration,
     commands: UnboundedReceiver<Command>,
     events: UnboundedSender<MediaEvent>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
@@ -70,6 +78,10 @@ pub fn spawn(
                 events,
                 stats: WorkerStats { index, port, ..Default::default() },
                 retired: RoomStats::default(),
+                sender: BatchSender::new(gso),
+                outbox: Vec::new(),
+                frame_hold,
+                hold_until: None,
             };
             worker.run(commands).await;
         });
@@ -81,7 +93,13 @@ impl Worker {
         info!(worker = self.index, addr = %self.advertised, "media worker started");
         let mut buf = vec![0u8; MAX_DATAGRAM];
         loop {
-            let deadline = self.next_timeout().unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
+            let mut deadline = self.next_timeout().unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
+            if let Some(h) = self.hold_until {
+                // Timeouts wait for the held frame (at most frame_hold): a timeout now would
+                // drain the subscribers and send the frame in pieces.
+                deadline = h;
+            }
+            self.stats.wakeups += 1;
             tokio::select! {
                 biased;
                 cmd = commands.recv() => match cmd {
@@ -98,7 +116,14 @@ impl Worker {
                         self.read_batch(&mut buf);
                     }
                 }
-                _ = tokio::time::sleep_until(deadline.into()) => self.timeout(Instant::now()),
+                _ = tokio::time::sleep_until(deadline.into()) => {
+                    self.stats.timer_wakeups += 1;
+                    let now = Instant::now();
+                    if self.hold_until.is_some_and(|h| h <= now) {
+                        self.end_batch(now);
+                    }
+                    self.timeout(now);
+                }
             }
             self.flush().await;
             self.room_events();
@@ -106,6 +131,30 @@ impl Worker {
     }
 
     fn read_batch(&mut self, buf: &mut [u8]) {
+        if self.hold_until.is_none() {
+            for room in self.rooms.iter_mut().flatten() {
+                room.begin_batch();
+            }
+        }
+        self.read_datagrams(buf);
+        let now = Instant::now();
+        if self.rooms.iter().flatten().any(|r| r.frame_open()) && !self.frame_hold.is_zero() {
+            let until = *self.hold_until.get_or_insert(now + self.frame_hold);
+            if now < until {
+                return; // wait for the rest of the frame (or the deadline)
+            }
+        }
+        self.end_batch(now);
+    }
+
+    fn end_batch(&mut self, now: Instant) {
+        self.hold_until = None;
+        for room in self.rooms.iter_mut().flatten() {
+            room.end_batch(now);
+        }
+    }
+
+    fn read_datagrams(&mut self, buf: &mut [u8]) {
         for _ in 0..READ_BATCH {
             match self.socket.try_recv_from(buf) {
                 Ok((n, src)) => {
@@ -250,6 +299,7 @@ impl Worker {
         w.rooms = self.rooms.iter().flatten().count();
         w.participants = self.rooms.iter().flatten().map(|r| r.len()).sum();
         w.cpu_us = thread_cpu_us();
+        w.send_syscalls = self.sender.stats.syscalls;
         let mut rtp_in = self.retired.rtp_in;
         let mut fwd = self.retired.forwarded;
         let mut plis = self.retired.plis_sent;
@@ -274,27 +324,18 @@ impl Worker {
         WorkerSnapshot { worker: w, rooms }
     }
 
+    /// Send what every room queued, in one batch (sendmmsg + GSO).
     async fn flush(&mut self) {
-        for slot in 0..self.rooms.len() {
-            let Some(room) = self.rooms[slot].as_mut() else { continue };
-            if room.transmits().is_empty() {
-                continue;
-            }
-            let transmits = room.take_transmits();
-            for t in &transmits {
-                self.stats.datagrams_out += 1;
-                self.stats.bytes_out += t.contents.len() as u64;
-                send(&self.socket, &t.contents, t.destination).await;
-            }
-            // Give the vector back to the room to reuse its allocation.
-            let mut transmits = transmits;
-            transmits.clear();
-            if let Some(room) = self.rooms[slot].as_mut() {
-                if room.transmits().is_empty() {
-                    *room.transmits() = transmits;
-                }
-            }
+        for room in self.rooms.iter_mut().flatten() {
+            self.outbox.append(room.transmits());
         }
+        if self.outbox.is_empty() {
+            return;
+        }
+        self.stats.datagrams_out += self.outbox.len() as u64;
+        self.stats.bytes_out += self.outbox.iter().map(|t| t.contents.len() as u64).sum::<u64>();
+        self.sender.send(&self.socket, &self.outbox).await;
+        self.outbox.clear();
     }
 
     fn room_events(&mut self) {
@@ -326,23 +367,6 @@ impl Worker {
         self.flush().await;
         self.room_events();
         info!(worker = self.index, "media worker stopped");
-    }
-}
-
-async fn send(socket: &UdpSocket, data: &[u8], to: SocketAddr) {
-    loop {
-        match socket.try_send_to(data, to) {
-            Ok(_) => return,
-            Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                if socket.writable().await.is_err() {
-                    return;
-                }
-            }
-            Err(e) => {
-                debug!(%to, "send error: {e}");
-                return;
-            }
-        }
     }
 }
 

@@ -111,6 +111,12 @@ pub struct WorkerStats {
     pub datagrams_in: u64,
     /// Datagrams sent.
     pub datagrams_out: u64,
+    /// Send system calls (several datagrams each when batched).
+    pub send_syscalls: u64,
+    /// Times the worker woke up (datagrams, commands, timers).
+    pub wakeups: u64,
+    /// Of which for timers.
+    pub timer_wakeups: u64,
     /// RTP packets received from publishers.
     pub rtp_in: u64,
     /// RTP packets forwarded to subscribers.

@@ -63,6 +63,10 @@ pub struct MediaSection {
     pub max_peers_per_class: usize,
     /// RTX history per video stream, packets.
     pub video_history: usize,
+    /// UDP GSO for batched sends.
+    pub gso: bool,
+    /// Hold of a partly received frame, ms.
+    pub frame_hold_ms: u64,
     /// Seconds a peer has to connect after its offer.
     pub connect_timeout_secs: u64,
 }
@@ -175,6 +179,9 @@ impl Config {
         }
         if self.media.keyframe_interval_ms == 0 || self.media.keyframe_interval_ms > 10_000 {
             return bad("media.keyframe_interval_ms must be within 1..=10000".into());
+        }
+        if self.media.frame_hold_ms > 20 {
+            return bad("media.frame_hold_ms must be at most 20".into());
         }
         if self.media.connect_timeout_secs == 0 {
             return bad("media.connect_timeout_secs must be positive".into());

@@ -83,7 +83,14 @@ impl Server {
             connect_timeout: Duration::from_secs(config.media.connect_timeout_secs),
         };
         let media_config =
-            MediaConfig { udp: config.media.udp, workers: config.worker_count(), advertise: config.advertise_ip()?, sfu };
+            MediaConfig {
+            udp: config.media.udp,
+            workers: config.worker_count(),
+            advertise: config.advertise_ip()?,
+            sfu,
+            gso: config.media.gso,
+            frame_hold: Duration::from_millis(config.media.frame_hold_ms),
+        };
         let (media, events) = MediaServer::start(media_config)?;
         let listener = tokio::net::TcpListener::bind(config.http.listen)
             .await

@@ -51,7 +51,7 @@ impl Default for SfuConfig {
             layer: LayerChoice::High,
             keyframe_interval: Duration::from_millis(300),
             max_participants: 1000,
-            video_history: 1000,
+            video_history: 400,
             connect_timeout: Duration::from_secs(15),
         }
     }

@@ -17,6 +17,8 @@ pub mod layer;
 pub mod participant;
 pub mod publication;
 pub mod room;
+#[cfg(feature = "sim")]
+pub mod sim;
 pub mod subscription;
 
 pub use config::{LayerChoice, SfuConfig};

@@ -40,6 +40,8 @@ pub struct Participant {
     pub created: Instant,
     /// Scheduled for removal (disconnected, deleted or panicked).
     pub dead: bool,
+    /// Waiting in the room's drain list.
+    pub(crate) queued: bool,
 }
 
 impl Participant {
@@ -60,6 +62,7 @@ impl Participant {
             remote: None,
             created: now,
             dead: false,
+            queued: false,
         }
     }
 

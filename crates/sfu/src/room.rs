@@ -61,7 +61,12 @@ pub struct Room {
     events: VecDeque<RoomEvent>,
     stats: RoomStats,
     pending: Vec<(usize, Event)>,
+    /// Participants to drain (each at most once: `Participant::queued`).
     dirty: Vec<usize>,
+    /// Inside `begin_batch`/`end_batch`: subscribers are drained once at the end.
+    batching: bool,
+    /// The last video packet forwarded did not end its frame (no marker bit).
+    frame_open: bool,
     plis: Vec<(ParticipantId, Ssrc)>,
     next_timeout: Option<Instant>,
     first_seq_rng: u32,
@@ -82,6 +87,8 @@ impl Room {
             stats: RoomStats::default(),
             pending: Vec::new(),
             dirty: Vec::new(),
+            batching: false,
+            frame_open: false,
             plis: Vec::new(),
             next_timeout: None,
             first_seq_rng: seed,
@@ -124,6 +131,38 @@ impl Room {
     /// Whether the participant exists.
     pub fn contains(&self, pid: ParticipantId) -> bool {
         self.index(pid).is_some()
+    }
+
+    fn mark(dirty: &mut Vec<usize>, p: &mut Participant, idx: usize) {
+        if !p.queued {
+            p.queued = true;
+            dirty.push(idx);
+        }
+    }
+
+    fn mark_idx(&mut self, idx: usize) {
+        Self::mark(&mut self.dirty, &mut self.participants[idx], idx);
+    }
+
+    /// Start a batch of datagrams (one wake-up of the driver): packets forwarded to a
+    /// subscriber accumulate, and each subscriber is drained once in [`Room::end_batch`],
+    /// so that its packets of a frame leave together (one GSO message).
+    pub fn begin_batch(&mut self) {
+        self.batching = true;
+    }
+
+    /// End the batch: drain everyone touched.
+    pub fn end_batch(&mut self, now: Instant) {
+        self.batching = false;
+        self.frame_open = false;
+        self.run(now);
+    }
+
+    /// Whether a video frame is partly forwarded in the current batch: the driver may hold
+    /// the batch (briefly) until the frame's last packet, so each subscriber gets the whole
+    /// frame in one send. A decoder needs the whole frame anyway.
+    pub fn frame_open(&self) -> bool {
+        self.batching && self.frame_open
     }
 
     fn index(&self, pid: ParticipantId) -> Option<usize> {
@@ -175,7 +214,7 @@ impl Room {
         info!(class = %self.id, participant = %pid, publisher, "participant added");
         self.participants.push(Participant::new(pid, kind, rtc, now));
         let idx = self.participants.len() - 1;
-        self.dirty.push(idx);
+        self.mark_idx(idx);
         self.run(now);
         Ok(answer.to_sdp_string())
     }
@@ -186,7 +225,7 @@ impl Room {
         let p = &mut self.participants[idx];
         let _ = catch_unwind(AssertUnwindSafe(|| p.rtc.disconnect()));
         p.dead = true;
-        self.dirty.push(idx);
+        self.mark_idx(idx);
         self.run(now);
         Ok(())
     }
@@ -197,7 +236,9 @@ impl Room {
             let _ = catch_unwind(AssertUnwindSafe(|| p.rtc.disconnect()));
             p.dead = true;
         }
-        self.dirty.extend(0..self.participants.len());
+        for (i, p) in self.participants.iter_mut().enumerate() {
+            Self::mark(&mut self.dirty, p, i);
+        }
         self.run(now);
     }
 
@@ -225,7 +266,7 @@ impl Room {
         for c in candidates {
             p.rtc.add_remote_candidate(c);
         }
-        self.dirty.push(idx);
+        self.mark_idx(idx);
         self.run(now);
         Ok(restarted)
     }
@@ -259,8 +300,20 @@ impl Room {
             Ok(Err(e)) => debug!(class = %self.id, participant = %pid, "input refused: {e}"),
             Err(_) => self.fault(idx, "handle_input"),
         }
-        self.dirty.push(idx);
-        self.run(now);
+        if self.batching {
+            // Drain the sender now (its events forward media); the rest waits for end_batch.
+            self.drain(idx, now);
+            let mut pending = std::mem::take(&mut self.pending);
+            for (i, event) in pending.drain(..) {
+                self.on_event(now, i, event);
+            }
+            if self.pending.is_empty() {
+                self.pending = pending;
+            }
+        } else {
+            self.mark_idx(idx);
+            self.run(now);
+        }
         Ok(())
     }
 
@@ -277,7 +330,7 @@ impl Room {
             if !p.connected && !p.dead && now >= p.created + connect_timeout {
                 info!(class = %self.id, participant = %p.id, "never connected; removing");
                 p.dead = true;
-                self.dirty.push(idx);
+                self.mark_idx(idx);
                 continue;
             }
             if p.timeout <= now && !p.dead {
@@ -286,7 +339,7 @@ impl Room {
                     Ok(Err(e)) => debug!(class = %self.id, participant = %p.id, "timeout refused: {e}"),
                     Err(_) => self.fault(idx, "timeout"),
                 }
-                self.dirty.push(idx);
+                self.mark_idx(idx);
             }
         }
         for publication in &mut self.publications {
@@ -350,7 +403,7 @@ impl Room {
                     if let Some(rx) = p.rtc.direct_api().stream_rx(&ssrc) {
                         rx.request_keyframe(KeyframeRequestKind::Pli);
                         self.stats.plis_sent += 1;
-                        self.dirty.push(idx);
+                        Self::mark(&mut self.dirty, p, idx);
                     }
                 }
             }
@@ -358,6 +411,7 @@ impl Room {
                 break;
             }
             while let Some(idx) = self.dirty.pop() {
+                self.participants[idx].queued = false;
                 self.drain(idx, now);
             }
             let mut pending = std::mem::take(&mut self.pending);
@@ -373,20 +427,33 @@ impl Room {
         }
     }
 
-    fn drain(&mut self, idx: usize, _now: Instant) {
+    fn drain(&mut self, idx: usize, now: Instant) {
         let p = &mut self.participants[idx];
-        if p.dead && !p.rtc.is_alive() {
-            // Still flush what disconnect() queued (DTLS close alert).
-        }
+        // str0m asks for an immediate timeout after new media is written (its pacer releases
+        // packets on timeouts): serve those here, so that forwarding happens now, not on the
+        // next wake-up. Bounded, in case a timeout keeps being due with nothing to do.
+        let mut due_rounds = 0;
         loop {
             match catch_unwind(AssertUnwindSafe(|| p.rtc.poll_output())) {
                 Ok(Ok(Output::Timeout(t))) => {
+                    if t <= now && due_rounds < 4 && !p.dead {
+                        due_rounds += 1;
+                        match catch_unwind(AssertUnwindSafe(|| p.rtc.handle_input(Input::Timeout(now)))) {
+                            Ok(_) => continue,
+                            Err(_) => {
+                                warn!(class = %self.id, participant = %p.id, "peer panicked on timeout; removing");
+                                p.dead = true;
+                                self.stats.peer_panics += 1;
+                            }
+                        }
+                    }
                     p.timeout = t;
                     let wake = if p.connected { t } else { t.min(p.created + self.config.connect_timeout) };
                     self.next_timeout = Some(self.next_timeout.map_or(wake, |n| n.min(wake)));
                     break;
                 }
                 Ok(Ok(Output::Transmit(t))) => {
+                    due_rounds = 0;
                     p.stats.bytes_out += t.contents.len() as u64;
                     self.transmits.push(t);
                 }
@@ -629,6 +696,7 @@ impl Room {
             ..Default::default()
         };
         let mut want_keyframe = false;
+        let mut forwarded_any = false;
 
         for (si, sub_p) in self.participants.iter_mut().enumerate() {
             if !sub_p.connected || sub_p.dead {
@@ -655,13 +723,17 @@ impl Room {
                             .nackable(nackable),
                     );
                     sub_p.stats.packets_out += 1;
+                    forwarded_any = true;
                     self.stats.forwarded += 1;
                     self.stats.forwarded_bytes += pkt.payload.len() as u64;
-                    self.dirty.push(si);
+                    Self::mark(&mut self.dirty, sub_p, si);
                 }
                 Decision::Drop(DropReason::WaitingForKeyframe) if switch_allowed => want_keyframe = true,
                 Decision::Drop(_) => {}
             }
+        }
+        if kind == MediaKind::Video && forwarded_any {
+            self.frame_open = !pkt.header.marker;
         }
         if want_keyframe {
             let layer = &mut self.publications[pi].layers[li];
@@ -699,6 +771,9 @@ impl Room {
         }
         // Indices shifted: drop stale work.
         self.dirty.clear();
+        for p in &mut self.participants {
+            p.queued = false;
+        }
         self.pending.clear();
         self.recompute_timeout();
     }
