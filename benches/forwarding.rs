@@ -32,8 +32,14 @@ fn forwarder(c: &mut Criterion) {
 }
 
 fn room_forward(c: &mut Criterion) {
-    let mut group = c.benchmark_group("room/forward");
-    for n in [1usize, 10, 50] {
+    forward_group(c, "room/forward", 1, &[1, 10, 50]);
+    forward_group(c, "room/forward-frame-of-6", 6, &[10, 50]);
+}
+
+/// `per_batch` packets (one video frame) enter in one batch, as the worker does on one wake-up.
+fn forward_group(c: &mut Criterion, name: &str, per_batch: u64, sizes: &[usize]) {
+    let mut group = c.benchmark_group(name);
+    for &n in sizes {
         let t0 = Instant::now();
         let server = "127.0.0.1:5000".parse().unwrap();
         let mut room = Room::new(ClassId("bench".into()), SfuConfig { candidates: vec![server], ..Default::default() });
@@ -50,7 +56,7 @@ fn room_forward(c: &mut Criterion) {
 
         let room = std::cell::RefCell::new(room);
         let produced = std::cell::Cell::new(0u64);
-        group.throughput(Throughput::Elements(n as u64));
+        group.throughput(Throughput::Elements(n as u64 * per_batch));
         group.bench_function(format!("{n}"), |b| {
             b.iter_batched(
                 || {
@@ -62,11 +68,15 @@ fn room_forward(c: &mut Criterion) {
                     let publisher = &mut clients[0];
                     let mut api = publisher.rtc.direct_api();
                     let tx = api.stream_tx_by_mid(vmid, None).unwrap();
-                    tx.write_rtp(RtpWrite::new(vp8, seq.into(), (seq * 3000) as u32, now, payload.clone()).marker(true).nackable(true));
-                    seq += 1;
-                    // Let the pacer release it now.
+                    let frame_ts = (seq * 3000) as u32;
+                    for k in 0..per_batch {
+                        let last = k + 1 == per_batch;
+                        tx.write_rtp(RtpWrite::new(vp8, seq.into(), frame_ts, now, payload.clone()).marker(last).nackable(true));
+                        seq += 1;
+                    }
+                    // Let the pacer release them now.
                     let mut t = now;
-                    while publisher.outbox.is_empty() {
+                    while (publisher.outbox.len() as u64) < per_batch {
                         publisher.rtc.handle_input(str0m::Input::Timeout(t)).unwrap();
                         publisher.drain(t);
                         t += std::time::Duration::from_micros(200);
@@ -76,9 +86,11 @@ fn room_forward(c: &mut Criterion) {
                 },
                 |(now, datagrams)| {
                     let mut room = room.borrow_mut();
+                    room.begin_batch();
                     for d in &datagrams {
                         to_room(&mut room, now, d);
                     }
+                    room.end_batch(now);
                 },
                 BatchSize::SmallInput,
             )

@@ -1,0 +1,31 @@
+//! `ardoise loadgen` against the real server: a teacher and pupils sharing one pool thread.
+
+mod common;
+
+use common::{TestServer, bin};
+use std::process::Command;
+
+#[test]
+fn loadgen_reports_every_pupil_receiving() {
+    let server = TestServer::start(&[]);
+    let teacher = server.token("teacher", Some("demo"));
+    let json = server.data_dir.join("load.json");
+    let out = Command::new(bin())
+        .args(["loadgen", "--server", &server.base, "--class", "demo", "--pupils", "6", "--ramp", "20", "--duration", "3"])
+        .args(["--token", &teacher, "--json"])
+        .arg(&json)
+        .output()
+        .expect("run loadgen");
+    assert!(out.status.success(), "loadgen failed: {}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(v["pupils_ok"], 6, "{v}");
+    assert!(v["mean_video_kbps"].as_f64().unwrap() > 500.0, "{v}");
+    assert!(v["max_video_loss"].as_f64().unwrap() < 0.01, "{v}");
+    for p in v["per_pupil"].as_array().unwrap() {
+        assert!(p["audio_packets"].as_u64().unwrap() > 100, "{p}");
+        assert!(p["time_to_first_frame_ms"].as_f64().unwrap() < 1000.0, "{p}");
+    }
+    // Refuses non-loopback targets for its own sockets.
+    let refused = Command::new(bin()).args(["loadgen", "--bind", "10.1.2.3", "--pupils", "1"]).output().unwrap();
+    assert!(!refused.status.success());
+}
