@@ -12,9 +12,9 @@ browser-deps: deps
 build: deps
 	$(CARGO) build --release
 
-## Start the server with the demo class on the embedded default config.
+## Start the server and a studio on test sources publishing the demo class (embedded default config).
 run: deps
-	$(CARGO) run --release -- serve
+	$(CARGO) run --release -- demo
 
 ## Run every test (unit, simulated-time, end-to-end, real browser).
 test: browser-deps

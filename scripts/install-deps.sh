@@ -6,6 +6,10 @@ set -euo pipefail
 packages=(
   # build: opus (bundled libopus) needs cmake; -sys crates need pkg-config and a C compiler
   build-essential cmake pkg-config
+  # the studio: GStreamer (no plugins-bad dev package: it pulls OpenCV)
+  libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-plugins-base
+  gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-tools gstreamer1.0-alsa
+  gstreamer1.0-pulseaudio gstreamer1.0-x
   # end-to-end tests: a real browser, node for playwright-core, network namespaces
   chromium nodejs npm iproute2 util-linux
 )

@@ -2,7 +2,9 @@
 //!
 //! - `ardoise serve` runs the relay (HTTP API, WHIP/WHEP, media workers);
 //! - `ardoise token` prints a token the running server accepts;
-//! - `ardoise loadgen` runs synthetic teachers and pupils against a server.
+//! - `ardoise loadgen` runs synthetic teachers and pupils against a server;
+//! - `ardoise studio` captures, mixes, encodes and publishes the class;
+//! - `ardoise demo` runs a server and a studio on test sources together.
 
 use anyhow::{Context, Result};
 use ardoise_proto::{ClassId, Role};
@@ -53,6 +55,141 @@ enum Command {
     },
     /// Synthetic teacher and pupils against a server.
     Loadgen(ardoise_loadgen::cli::LoadgenArgs),
+    /// Run the classroom studio: capture, mix, encode and publish to a server.
+    Studio(StudioArgs),
+    /// The server and a studio on test sources publishing to the `demo` class, in one process.
+    Demo(ServeArgs),
+}
+
+#[derive(Args, Clone)]
+struct StudioArgs {
+    /// Configuration file (its [studio] section).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// List cameras and microphones, then exit.
+    #[arg(long)]
+    list_devices: bool,
+    /// Server base URL (overrides studio.server).
+    #[arg(long)]
+    server: Option<String>,
+    /// Class id (overrides studio.class).
+    #[arg(long)]
+    class: Option<String>,
+    /// Teacher token (overrides studio.token).
+    #[arg(long)]
+    token: Option<String>,
+}
+
+/// Map the `[studio]` section onto the studio's settings; sign a teacher token if none is set.
+fn studio_config(config: &Config) -> Result<ardoise_studio::StudioConfig> {
+    let s = &config.studio;
+    let src = |what: &str, v: &str| -> Result<ardoise_studio::SourceSpec> {
+        v.parse().map_err(|e| anyhow::anyhow!("studio.{what}: {e}"))
+    };
+    let layers = s
+        .layers
+        .iter()
+        .map(|l| l.parse().map_err(|e| anyhow::anyhow!("studio.layers: {e}")))
+        .collect::<Result<Vec<_>>>()?;
+    let token = if s.token.is_empty() {
+        let secret = TokenSigner::secret_from(&config.auth.secret, &config.data.dir)?;
+        TokenSigner::new(&secret, config.auth.token_ttl_secs)?.issue(Role::Teacher, Some(ClassId(s.class.clone())), None, Some(86_400))
+    } else {
+        s.token.clone()
+    };
+    let control = if s.control.is_empty() {
+        None
+    } else {
+        let a: SocketAddr = s.control.parse().context("studio.control")?;
+        anyhow::ensure!(a.ip().is_loopback(), "studio.control must be a loopback address");
+        Some(a)
+    };
+    Ok(ardoise_studio::StudioConfig {
+        server: s.server.trim_end_matches('/').to_owned(),
+        class: s.class.clone(),
+        token,
+        camera: src("camera", &s.camera)?,
+        document: src("document", &s.document)?,
+        screen: src("screen", &s.screen)?,
+        microphone: src("microphone", &s.microphone)?,
+        layout: s.layout.parse().map_err(|e: String| anyhow::anyhow!("studio.layout: {e}"))?,
+        codec: s.codec.parse().map_err(|e: String| anyhow::anyhow!("studio.codec: {e}"))?,
+        layers,
+        audio_kbps: s.audio_kbps,
+        echo_cancel: s.echo_cancel,
+        bind: s.bind,
+        control,
+    })
+}
+
+/// Serve the studio's control API until `stop` resolves.
+async fn serve_control(studio: &ardoise_studio::Studio, addr: SocketAddr) -> Result<tokio::task::JoinHandle<()>> {
+    let control = ardoise_studio::control::Control { pipeline: studio.pipeline().clone(), stats: studio.stats.clone() };
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("studio control on {addr}"))?;
+    println!("ardoise: studio control on http://{}/state (POST /layout)", listener.local_addr()?);
+    Ok(tokio::spawn(async move {
+        let _ = axum::serve(listener, ardoise_studio::control::router(control)).await;
+    }))
+}
+
+async fn studio(args: StudioArgs) -> Result<()> {
+    let mut config = Config::load(args.config.as_deref(), std::env::vars()).context("configuration")?;
+    if let Some(s) = args.server {
+        config.studio.server = s;
+    }
+    if let Some(c) = args.class {
+        config.studio.class = c;
+    }
+    if let Some(t) = args.token {
+        config.studio.token = t;
+    }
+    let sc = studio_config(&config)?;
+    let control = sc.control;
+    let mut studio = tokio::task::spawn_blocking(move || ardoise_studio::Studio::start(sc)).await??;
+    let ctl = match control {
+        Some(a) => Some(serve_control(&studio, a).await?),
+        None => None,
+    };
+    shutdown_signal().await;
+    if let Some(c) = ctl {
+        c.abort();
+    }
+    tokio::task::spawn_blocking(move || studio.stop()).await?;
+    Ok(())
+}
+
+async fn demo(args: ServeArgs) -> Result<()> {
+    let mut config = load_config(&args)?;
+    let server = ardoise_server::Server::start(&config).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let http = server.http_addr();
+    config.studio.server = format!("http://{http}");
+    config.studio.class = "demo".into();
+    let sc = studio_config(&config)?;
+    let control = sc.control;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(server.run(async move {
+        let _ = stop_rx.await;
+    }));
+    let mut studio = tokio::task::spawn_blocking(move || ardoise_studio::Studio::start(sc)).await??;
+    let ctl = match control {
+        Some(a) => Some(serve_control(&studio, a).await?),
+        None => None,
+    };
+    let secret = TokenSigner::secret_from(&config.auth.secret, &config.data.dir)?;
+    let signer = TokenSigner::new(&secret, config.auth.token_ttl_secs)?;
+    let admin = signer.issue(Role::Admin, None, None, None);
+    let teacher = signer.issue(Role::Teacher, Some(ClassId("demo".into())), None, None);
+    println!("ardoise: demo class is live");
+    println!("  pupil:   http://{http}/watch?class=demo");
+    println!("  teacher: token {teacher}");
+    println!("  admin:   curl -H 'Authorization: Bearer {admin}' http://{http}/api/admin/classes");
+    shutdown_signal().await;
+    if let Some(c) = ctl {
+        c.abort();
+    }
+    tokio::task::spawn_blocking(move || studio.stop()).await?;
+    let _ = stop_tx.send(());
+    serving.await?.map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 fn load_config(args: &ServeArgs) -> Result<Config> {
@@ -106,14 +243,15 @@ async fn serve(args: ServeArgs) -> Result<()> {
     server.run(shutdown_signal()).await.map_err(|e| anyhow::anyhow!("{e}"))
 }
 
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?)
+}
+
 fn main() -> Result<()> {
     let cli = Cli::parse();
     init_tracing();
     match cli.command {
-        Command::Serve(args) => {
-            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-            rt.block_on(serve(args))
-        }
+        Command::Serve(args) => runtime()?.block_on(serve(args)),
         Command::Token { role, class, ttl, config } => {
             let config = Config::load(config.as_deref(), std::env::vars()).context("configuration")?;
             let ttl = parse_ttl(&ttl).map_err(anyhow::Error::msg)?;
@@ -129,5 +267,17 @@ fn main() -> Result<()> {
             Ok(())
         }
         Command::Loadgen(args) => ardoise_loadgen::cli::run(args),
+        Command::Studio(args) if args.list_devices => {
+            let devices = ardoise_studio::devices::list()?;
+            if devices.is_empty() {
+                println!("no camera or microphone found");
+            }
+            for d in devices {
+                println!("{:<14} {}{}", d.class, d.name, d.path.map(|p| format!("  ({p})")).unwrap_or_default());
+            }
+            Ok(())
+        }
+        Command::Studio(args) => runtime()?.block_on(studio(args)),
+        Command::Demo(args) => runtime()?.block_on(demo(args)),
     }
 }

@@ -9,9 +9,7 @@
 
 pub mod cli;
 pub mod fixture;
-pub mod http;
 pub mod packetizer;
-pub mod peer;
 pub mod pool;
 pub mod publisher;
 pub mod subscriber;

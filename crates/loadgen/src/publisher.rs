@@ -1,8 +1,8 @@
 //! A synthetic teacher: WHIP publish of VP8 simulcast (embedded clips) and an Opus tone.
 
-use crate::http::{self, Session};
+use ardoise_client::http::{self, Session};
 use crate::packetizer::Vp8Packetizer;
-use crate::peer::Peer;
+use ardoise_client::Peer;
 use crate::{ToneEncoder, VideoClip};
 use anyhow::{Context, Result, bail};
 use std::collections::HashSet;

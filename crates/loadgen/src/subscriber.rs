@@ -1,8 +1,8 @@
 //! A synthetic pupil: WHEP play, recording every RTP packet received.
 
-use crate::http::{self, Session};
+use ardoise_client::http::{self, Session};
 use crate::packetizer::is_keyframe_start;
-use crate::peer::Peer;
+use ardoise_client::Peer;
 use crate::publisher::payload_hash;
 use anyhow::{Context, Result, bail};
 use std::net::IpAddr;

@@ -89,6 +89,40 @@ pub struct DataConfig {
     pub dir: PathBuf,
 }
 
+/// `[studio]`: settings of the classroom studio (mapped by the binary onto the studio crate).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StudioSection {
+    /// Server base URL.
+    pub server: String,
+    /// Class id.
+    pub class: String,
+    /// Teacher token; empty = sign locally.
+    pub token: String,
+    /// Camera source.
+    pub camera: String,
+    /// Document camera source.
+    pub document: String,
+    /// Screen source.
+    pub screen: String,
+    /// Microphone source.
+    pub microphone: String,
+    /// Initial layout.
+    pub layout: String,
+    /// vp8 or h264.
+    pub codec: String,
+    /// Simulcast layers.
+    pub layers: Vec<String>,
+    /// Opus kbit/s.
+    pub audio_kbps: u32,
+    /// webrtcdsp when available.
+    pub echo_cancel: bool,
+    /// Control API address; empty = off.
+    pub control: String,
+    /// Local IP.
+    pub bind: IpAddr,
+}
+
 /// `[[classes]]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -113,6 +147,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// State directory.
     pub data: DataConfig,
+    /// The classroom studio.
+    pub studio: StudioSection,
     /// Declared classes.
     #[serde(default)]
     pub classes: Vec<ClassConfig>,

@@ -1,13 +1,13 @@
 //! A str0m peer on its own UDP socket. Driven either by a blocking loop ([`Peer::drive`],
 //! one thread per peer, for tests) or by a readiness loop shared by many peers
-//! ([`Peer::process`], see [`crate::pool`]).
+//! ([`Peer::process`]).
 
 use anyhow::{Context, Result};
 use std::io::ErrorKind;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 use str0m::net::{Protocol, Receive};
-use str0m::{Candidate, Event, Input, Output, Rtc};
+use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
 
 /// A str0m `Rtc` with its socket.
 pub struct Peer {
@@ -17,17 +17,23 @@ pub struct Peer {
     local: SocketAddr,
     buf: Vec<u8>,
     timeout: Instant,
+    last_input: Instant,
 }
 
 impl Peer {
     /// A peer in RTP mode bound to an ephemeral port on `ip` (a loopback address in tests).
     pub fn new(ip: IpAddr) -> Result<Peer> {
+        Self::with_config(ip, Rtc::builder().set_rtp_mode(true))
+    }
+
+    /// A peer with this str0m configuration, bound to an ephemeral port on `ip`.
+    pub fn with_config(ip: IpAddr, config: RtcConfig) -> Result<Peer> {
         let socket = UdpSocket::bind(SocketAddr::new(ip, 0)).context("bind client socket")?;
         let local = socket.local_addr()?;
         let now = Instant::now();
-        let mut rtc = Rtc::builder().set_rtp_mode(true).build(now);
+        let mut rtc = config.build(now);
         rtc.add_local_candidate(Candidate::host(local, "udp").context("host candidate")?);
-        Ok(Peer { rtc, socket, local, buf: vec![0; 2048], timeout: now })
+        Ok(Peer { rtc, socket, local, buf: vec![0; 2048], timeout: now, last_input: now })
     }
 
     /// Local socket address.
@@ -65,7 +71,13 @@ impl Peer {
         }
     }
 
+    /// When the last datagram arrived (or the peer was made).
+    pub fn last_input(&self) -> Instant {
+        self.last_input
+    }
+
     fn input(&mut self, n: usize, src: SocketAddr) -> Result<()> {
+        self.last_input = Instant::now();
         if let Ok(r) = Receive::new(Protocol::Udp, src, self.local, &self.buf[..n]) {
             self.rtc.handle_input(Input::Receive(Instant::now(), r))?;
         }

@@ -1,0 +1,11 @@
+//! Client plumbing shared by the studio and the load generator.
+//!
+//! - [`http`]: WHIP/WHEP offer POST and session DELETE;
+//! - [`Peer`]: a str0m `Rtc` on its own UDP socket, driven by a blocking loop or by a
+//!   readiness loop shared by many peers.
+
+pub mod http;
+pub mod peer;
+
+pub use http::Session;
+pub use peer::Peer;

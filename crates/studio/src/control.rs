@@ -1,0 +1,63 @@
+//! The studio's control API on 127.0.0.1: read the state, switch the layout.
+
+use crate::publisher::PublisherStats;
+use crate::{Layout, Pipeline};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+/// State shared by the handlers.
+#[derive(Clone)]
+pub struct Control {
+    /// The pipeline.
+    pub pipeline: Arc<Pipeline>,
+    /// Publisher counters.
+    pub stats: Arc<PublisherStats>,
+}
+
+/// `GET /state`
+#[derive(Debug, Serialize, Deserialize)]
+pub struct StudioState {
+    /// Current layout.
+    pub layout: Layout,
+    /// Publishing now.
+    pub connected: bool,
+    /// WHIP sessions so far.
+    pub sessions: u64,
+    /// Video frames sent.
+    pub video_frames: u64,
+    /// Latest bandwidth estimate, bit/s.
+    pub estimate_bps: u64,
+}
+
+/// `POST /layout` body.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SetLayout {
+    /// The new layout.
+    pub layout: String,
+}
+
+async fn state(State(c): State<Control>) -> Json<StudioState> {
+    Json(StudioState {
+        layout: c.pipeline.layout(),
+        connected: c.stats.connected.load(Ordering::Relaxed),
+        sessions: c.stats.sessions.load(Ordering::Relaxed),
+        video_frames: c.stats.video_frames.load(Ordering::Relaxed),
+        estimate_bps: c.stats.estimate_bps.load(Ordering::Relaxed),
+    })
+}
+
+async fn layout(State(c): State<Control>, Json(body): Json<SetLayout>) -> Result<Json<StudioState>, (StatusCode, String)> {
+    let l: Layout = body.layout.parse().map_err(|e| (StatusCode::BAD_REQUEST, e))?;
+    c.pipeline.set_layout(l);
+    Ok(state(State(c)).await)
+}
+
+/// The control router.
+pub fn router(control: Control) -> Router {
+    Router::new().route("/state", get(state)).route("/layout", post(layout)).with_state(control)
+}

@@ -1,0 +1,72 @@
+//! The classroom studio: captures the camera, document camera, screen and microphone with
+//! GStreamer, mixes them live in a `compositor` ([`Layout`]), encodes simulcast video and
+//! Opus, and publishes over WHIP with str0m ([`publisher`]), reconnecting by itself.
+//!
+//! Threads: GStreamer's streaming threads hand encoded frames to the publisher thread over
+//! a bounded channel (frames are dropped, never queued, when the network is gone); the
+//! publisher sends keyframe requests and bitrate changes back as [`PipelineCommand`]s.
+
+pub mod config;
+pub mod control;
+pub mod devices;
+pub mod layout;
+pub mod pipeline;
+pub mod publisher;
+pub mod source;
+
+pub use config::{EncodedLayer, LayerSpec, StudioConfig, VideoCodec};
+pub use layout::Layout;
+pub use pipeline::{Pipeline, PipelineCommand};
+pub use source::SourceSpec;
+
+use anyhow::Result;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// A running studio: pipeline + publisher thread.
+pub struct Studio {
+    pipeline: Arc<Pipeline>,
+    stop: Arc<AtomicBool>,
+    publisher: Option<std::thread::JoinHandle<()>>,
+    /// Publisher counters.
+    pub stats: Arc<publisher::PublisherStats>,
+}
+
+impl Studio {
+    /// Check the sources, build and start the pipeline, start publishing.
+    pub fn start(config: StudioConfig) -> Result<Studio> {
+        gstreamer::init()?;
+        config.validate()?;
+        let (frames_tx, frames_rx) = std::sync::mpsc::sync_channel(64);
+        let pipeline = Arc::new(Pipeline::start(&config, frames_tx)?);
+        let stop = Arc::new(AtomicBool::new(false));
+        let stats = Arc::new(publisher::PublisherStats::default());
+        let publisher = {
+            let (pipeline, stop, stats) = (pipeline.clone(), stop.clone(), stats.clone());
+            std::thread::Builder::new().name("studio-publisher".into()).spawn(move || {
+                publisher::run(&config, frames_rx, &pipeline, &stop, &stats);
+            })?
+        };
+        Ok(Studio { pipeline, stop, publisher: Some(publisher), stats })
+    }
+
+    /// The pipeline (layout, keyframes, bitrates).
+    pub fn pipeline(&self) -> &Arc<Pipeline> {
+        &self.pipeline
+    }
+
+    /// Stop publishing (WHIP DELETE) and set the pipeline to `Null`.
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.publisher.take() {
+            let _ = h.join();
+        }
+        self.pipeline.shutdown();
+    }
+}
+
+impl Drop for Studio {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
