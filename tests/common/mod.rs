@@ -23,6 +23,11 @@ pub struct TestServer {
 impl TestServer {
     /// Start a server with two workers on ephemeral ports, with extra `ARDOISE__…` variables.
     pub fn start(extra_env: &[(&str, &str)]) -> TestServer {
+        Self::start_on("127.0.0.1:0", extra_env)
+    }
+
+    /// Same, with the HTTP server on `http` (to restart a server at the same address).
+    pub fn start_on(http: &str, extra_env: &[(&str, &str)]) -> TestServer {
         let data_dir = std::env::temp_dir().join(format!(
             "ardoise-test-{}-{}",
             std::process::id(),
@@ -36,7 +41,7 @@ impl TestServer {
         ];
         env.extend(extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let mut child = Command::new(bin())
-            .args(["serve", "--http", "127.0.0.1:0", "--udp", "127.0.0.1:0"])
+            .args(["serve", "--http", http, "--udp", "127.0.0.1:0"])
             .envs(env.iter().cloned())
             .env("ARDOISE_LOG", std::env::var("ARDOISE_LOG").unwrap_or_else(|_| "warn".into()))
             .stdout(Stdio::piped())
@@ -126,4 +131,9 @@ fn rand_suffix() -> u64 {
 /// Loopback.
 pub fn lo() -> std::net::IpAddr {
     "127.0.0.1".parse().unwrap()
+}
+
+/// A free TCP port on loopback (bound then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }

@@ -40,13 +40,8 @@ pub fn picture_id(payload: &[u8]) -> Option<u16> {
     if payload[2] & 0x80 != 0 { Some((((payload[2] & 0x7f) as u16) << 8) | payload[3] as u16) } else { Some(payload[2] as u16) }
 }
 
-/// Whether a VP8 payload starts a keyframe (S=1, PID=0, P=0).
-pub fn is_keyframe_start(payload: &[u8]) -> bool {
-    if payload.len() < 5 || payload[0] & 0x10 == 0 {
-        return false;
-    }
-    payload[4] & 0x01 == 0
-}
+/// Whether a VP8 payload starts a keyframe, whatever its descriptor (the SFU's parser).
+pub use ardoise_sfu::keyframe::vp8_keyframe_start as is_keyframe_start;
 
 #[cfg(test)]
 mod tests {

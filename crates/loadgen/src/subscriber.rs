@@ -44,6 +44,8 @@ pub struct SubscriberReport {
     pub audio_hashes: Vec<u64>,
     /// Sequence numbers of the audio packets.
     pub audio_seqs: Vec<u64>,
+    /// Video payloads (sequence number, marker bit, payload), when kept.
+    pub video_payloads: Vec<(u64, bool, std::sync::Arc<[u8]>)>,
 }
 
 impl SubscriberReport {
@@ -79,21 +81,32 @@ pub struct Subscriber {
     pub report: SubscriberReport,
     /// Keep audio payloads (for decoding); off for large load runs.
     pub keep_audio: bool,
+    /// Keep video payloads (for decoding in tests).
+    pub keep_video: bool,
 }
 
 impl Subscriber {
     /// Negotiate with the server (WHEP POST).
     pub fn connect(server: &str, class: &str, token: &str, bind: IpAddr) -> Result<Subscriber> {
+        Self::connect_with_layer(server, class, token, bind, None)
+    }
+
+    /// Negotiate asking for a simulcast layer (`high`, `medium`, `low`).
+    pub fn connect_with_layer(server: &str, class: &str, token: &str, bind: IpAddr, layer: Option<&str>) -> Result<Subscriber> {
         let mut peer = Peer::new(bind)?;
         let mut api = peer.rtc.sdp_api();
         api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
         let video_mid = api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
         let (offer, pending) = api.apply().context("no offer")?;
-        let session = http::post_offer(server, &format!("/whep/{class}"), token, &offer.to_sdp_string())?;
+        let path = match layer {
+            Some(l) => format!("/whep/{class}?layer={l}"),
+            None => format!("/whep/{class}"),
+        };
+        let session = http::post_offer(server, &path, token, &offer.to_sdp_string())?;
         let answer = str0m::change::SdpAnswer::from_sdp_string(&session.answer).context("parse answer")?;
         peer.rtc.sdp_api().accept_answer(pending, answer)?;
         let report = SubscriberReport { negotiated_at: Some(Instant::now()), ..Default::default() };
-        Ok(Subscriber { peer, session, token: token.to_owned(), video_mid, report, keep_audio: true })
+        Ok(Subscriber { peer, session, token: token.to_owned(), video_mid, report, keep_audio: true, keep_video: false })
     }
 
     /// Receive for `d`.
@@ -124,6 +137,19 @@ impl Subscriber {
         Ok(())
     }
 
+    /// Ask the server for a keyframe (PLI) on the video stream, as a decoder that lost one does.
+    pub fn request_keyframe(&mut self) -> bool {
+        let Some(ssrc) = self.report.video.last().map(|p| p.ssrc) else { return false };
+        let mut api = self.peer.rtc.direct_api();
+        match api.stream_rx(&ssrc.into()) {
+            Some(rx) => {
+                rx.request_keyframe(str0m::media::KeyframeRequestKind::Pli);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// The peer (socket and timeout), for readiness loops.
     pub fn peer(&self) -> &Peer {
         &self.peer
@@ -147,6 +173,9 @@ impl Subscriber {
                             keyframe_start: is_keyframe_start(&p.payload),
                             len: p.payload.len() as u32,
                         });
+                        if self.keep_video {
+                            self.report.video_payloads.push((*p.seq_no, p.header.marker, p.payload.clone()));
+                        }
                     } else {
                         self.report.audio_hashes.push(payload_hash(&p.payload));
                         self.report.audio_seqs.push(*p.seq_no);

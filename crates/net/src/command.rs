@@ -45,6 +45,8 @@ pub enum Command {
         participant: ParticipantId,
         /// SDP offer.
         offer: String,
+        /// Simulcast layer wanted (`None`: the configured default).
+        layer: Option<ardoise_sfu::LayerChoice>,
         /// Answer or error.
         reply: oneshot::Sender<Result<Joined, NetError>>,
     },

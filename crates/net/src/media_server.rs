@@ -103,11 +103,17 @@ impl MediaServer {
         self.ask(w, |reply| Command::Publish { class, participant, offer, reply }).await?
     }
 
-    /// Negotiate a subscriber (WHEP).
-    pub async fn play(&self, class: &ClassId, participant: ParticipantId, offer: String) -> Result<Joined, NetError> {
+    /// Negotiate a subscriber (WHEP), optionally with its own simulcast layer choice.
+    pub async fn play(
+        &self,
+        class: &ClassId,
+        participant: ParticipantId,
+        offer: String,
+        layer: Option<ardoise_sfu::LayerChoice>,
+    ) -> Result<Joined, NetError> {
         let w = self.worker_for(class);
         let class = class.clone();
-        self.ask(w, |reply| Command::Play { class, participant, offer, reply }).await?
+        self.ask(w, |reply| Command::Play { class, participant, offer, layer, reply }).await?
     }
 
     /// Trickle ICE / ICE restart.

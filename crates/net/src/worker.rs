@@ -246,10 +246,14 @@ impl Worker {
                 let _ = reply.send(r.map_err(NetError::from));
                 self.drop_if_empty(slot);
             }
-            Command::Play { class, participant, offer, reply } => {
+            Command::Play { class, participant, offer, layer, reply } => {
                 let slot = self.room_slot(&class);
                 let room = self.rooms[slot].as_mut().expect("slot just made");
-                let r = room.add_subscriber(now, participant, &offer).map(|answer| Joined { participant, answer });
+                let r = match layer {
+                    Some(l) => room.add_subscriber_with_layer(now, participant, &offer, l),
+                    None => room.add_subscriber(now, participant, &offer),
+                }
+                .map(|answer| Joined { participant, answer });
                 let _ = reply.send(r.map_err(NetError::from));
                 self.drop_if_empty(slot);
             }

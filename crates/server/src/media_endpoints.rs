@@ -45,7 +45,7 @@ fn authorize(endpoint: Endpoint, claims: &Claims, class: &ClassId) -> Result<(),
 fn path_prefix(endpoint: Endpoint) -> &'static str {
     match endpoint {
         Endpoint::Whip => "whip",
-        Endpoint::Whep => "whep",
+        Endpoint::Whep(_) => "whep",
     }
 }
 
@@ -59,14 +59,28 @@ pub async fn whip_post(
     post(s, Endpoint::Whip, class, headers, body).await
 }
 
-/// `POST /whep/{class}`
+/// Query of `POST /whep/{class}`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlayQuery {
+    /// `high`, `medium` or `low`: the pupil's choice (data saver).
+    pub layer: Option<String>,
+}
+
+/// `POST /whep/{class}[?layer=high|medium|low]`
 pub async fn whep_post(
     State(s): State<SharedState>,
     Path(class): Path<String>,
+    query: Result<axum::extract::Query<PlayQuery>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
-    post(s, Endpoint::Whep, class, headers, body).await
+    let query = query.map_err(|e| Problem::bad_request(e.body_text()))?;
+    let layer = match query.layer.as_deref() {
+        None => None,
+        Some(l) => Some(l.parse().map_err(|e: String| Problem::bad_request(e))?),
+    };
+    post(s, Endpoint::Whep(layer), class, headers, body).await
 }
 
 async fn post(
@@ -88,7 +102,7 @@ async fn post(
     let joined = async {
         let r = match endpoint {
             Endpoint::Whip => s.media.publish(&info.id, pid, offer).await,
-            Endpoint::Whep => s.media.play(&info.id, pid, offer).await,
+            Endpoint::Whep(layer) => s.media.play(&info.id, pid, offer, layer).await,
         };
         match &r {
             Ok(_) => info!(role = %claims.role, "session created"),
@@ -116,7 +130,7 @@ fn resource(s: &SharedState, endpoint: Endpoint, class: &str, id: &str) -> Resul
     let pid = id.parse::<u64>().map(ParticipantId).map_err(|_| Problem::not_found("no such session"))?;
     let map = s.resources.lock().unwrap_or_else(|e| e.into_inner());
     match map.get(&pid) {
-        Some(r) if r.endpoint == endpoint && r.class.0 == class => Ok((pid, r.clone())),
+        Some(r) if path_prefix(r.endpoint) == path_prefix(endpoint) && r.class.0 == class => Ok((pid, r.clone())),
         _ => Err(Problem::not_found("no such session")),
     }
 }
@@ -136,7 +150,7 @@ pub async fn whep_delete(
     Path((class, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<StatusCode, Problem> {
-    delete(s, Endpoint::Whep, class, id, headers).await
+    delete(s, Endpoint::Whep(None), class, id, headers).await
 }
 
 async fn delete(s: SharedState, endpoint: Endpoint, class: String, id: String, headers: HeaderMap) -> Result<StatusCode, Problem> {
@@ -169,7 +183,7 @@ pub async fn whep_patch(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
-    patch(s, Endpoint::Whep, class, id, headers, body).await
+    patch(s, Endpoint::Whep(None), class, id, headers, body).await
 }
 
 async fn patch(
@@ -251,6 +265,6 @@ pub fn parse_sdpfrag(frag: &str) -> Result<(IceCreds, Vec<Candidate>), Problem> 
 pub fn role_may(endpoint: Endpoint, role: Role) -> bool {
     match endpoint {
         Endpoint::Whip => role.may_publish(),
-        Endpoint::Whep => role.may_play(),
+        Endpoint::Whep(_) => role.may_play(),
     }
 }

@@ -17,8 +17,8 @@ use tracing::debug;
 pub enum Endpoint {
     /// Publishing.
     Whip,
-    /// Playing.
-    Whep,
+    /// Playing, with the pupil's layer choice if any.
+    Whep(Option<ardoise_sfu::LayerChoice>),
 }
 
 /// A WHIP or WHEP session resource.

@@ -17,6 +17,8 @@ pub enum ParticipantKind {
         audio: Option<Subscription>,
         /// Outgoing video.
         video: Option<Subscription>,
+        /// The simulcast layer this subscriber asked for.
+        layer: crate::LayerChoice,
     },
 }
 

@@ -85,23 +85,39 @@ impl Publication {
         self.layers.iter().filter(|l| l.active).count()
     }
 
-    /// Index of the active layer whose rank is `rank`.
-    pub fn layer_with_rank(&self, rank: usize) -> Option<usize> {
-        self.layers.iter().position(|l| l.active && l.rank == rank)
+    /// The layer a subscriber with `choice` should receive: the wanted rank among every
+    /// announced layer (stable, so that a layer appearing late does not move subscribers
+    /// around); if that layer is not flowing, the best active layer below it, else the
+    /// lowest active one above.
+    pub fn target(&self, choice: crate::LayerChoice) -> Option<usize> {
+        let n = self.rids.len().max(self.layers.len());
+        let want = LayerSelector::new(choice).select_rank(n);
+        let active = || self.layers.iter().enumerate().filter(|(_, l)| l.active);
+        active()
+            .filter(|(_, l)| l.rank <= want)
+            .max_by_key(|(_, l)| l.rank)
+            .or_else(|| active().min_by_key(|(_, l)| l.rank))
+            .map(|(i, _)| i)
+    }
+
+    /// Targets for the three choices (low, medium, high), computed once per packet.
+    pub fn targets(&self) -> [Option<usize>; 3] {
+        use crate::LayerChoice::*;
+        [self.target(Low), self.target(Medium), self.target(High)]
     }
 
     fn rerank(&mut self) {
-        let rids: Vec<&str> =
-            self.layers.iter().filter(|l| l.active).map(|l| l.rid.as_ref().map(|r| &**r).unwrap_or("")).collect();
-        // SDP order breaks ties for unknown names: sort the active layers by their SDP position first.
-        let sdp_pos = |r: &str| self.rids.iter().position(|x| &**x == r).unwrap_or(usize::MAX);
-        let mut ordered = rids.clone();
-        ordered.sort_by_key(|r| sdp_pos(r));
-        let ranks: Vec<usize> = self
-            .layers
-            .iter()
-            .map(|l| if l.active { LayerSelector::rank(l.rid.as_ref().map(|r| &**r).unwrap_or(""), &ordered) } else { 0 })
-            .collect();
+        // Rank among every announced rid (SDP order breaks ties for unknown names), plus any
+        // rid seen but not announced.
+        let mut all: Vec<&str> = self.rids.iter().map(|r| &**r).collect();
+        for l in &self.layers {
+            let r = l.rid.as_ref().map(|r| &**r).unwrap_or("");
+            if !all.contains(&r) {
+                all.push(r);
+            }
+        }
+        let ranks: Vec<usize> =
+            self.layers.iter().map(|l| LayerSelector::rank(l.rid.as_ref().map(|r| &**r).unwrap_or(""), &all)).collect();
         for (l, r) in self.layers.iter_mut().zip(ranks) {
             l.rank = r;
         }
@@ -113,20 +129,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn layers_are_ranked_and_paused_layers_leave_the_ranking() {
-        let mut p = Publication::new(ParticipantId(1), "1".into(), MediaKind::Video, vec!["l".into(), "m".into(), "h".into()]);
+    fn targets_are_stable_and_fall_back_when_a_layer_is_missing() {
+        use crate::LayerChoice::*;
+        let mut p = Publication::new(ParticipantId(1), "1".into(), MediaKind::Video, vec!["h".into(), "m".into(), "l".into()]);
         let iv = Duration::from_millis(300);
-        p.add_layer(Some("h".into()), 30.into(), iv);
-        p.add_layer(Some("l".into()), 10.into(), iv);
-        p.add_layer(Some("m".into()), 20.into(), iv);
-        assert_eq!(p.layer_with_rank(2).map(|i| p.layers[i].ssrc), Some(30.into()));
-        assert_eq!(p.layer_with_rank(0).map(|i| p.layers[i].ssrc), Some(10.into()));
+        // Only the top layer flows yet: everyone gets it for now.
+        let h = p.add_layer(Some("h".into()), 30.into(), iv);
+        assert_eq!(p.targets(), [Some(h), Some(h), Some(h)]);
+        let m = p.add_layer(Some("m".into()), 20.into(), iv);
+        // Medium is announced as rank 1 of 3: medium subscribers move to it, never via another layer.
+        assert_eq!(p.target(Medium), Some(m));
+        assert_eq!(p.target(Low), Some(m), "best below is none: lowest above");
+        let l = p.add_layer(Some("l".into()), 10.into(), iv);
+        assert_eq!(p.targets(), [Some(l), Some(m), Some(h)]);
+        // The top layer pauses (teacher's uplink is weak): high subscribers fall back to medium.
         p.set_active(30.into(), false);
+        assert_eq!(p.target(High), Some(m));
         assert_eq!(p.active_layers(), 2);
-        assert_eq!(p.layer_with_rank(1).map(|i| p.layers[i].ssrc), Some(20.into()));
-        // Same rid, new SSRC (publisher restarted its encoder).
-        let i = p.add_layer(Some("h".into()), 31.into(), iv);
-        assert_eq!(p.layers[i].ssrc, 31.into());
-        assert_eq!(p.layers.len(), 3);
+        // Same rid, new SSRC (the encoder restarted).
+        let again = p.add_layer(Some("h".into()), 31.into(), iv);
+        assert_eq!(again, h);
+        assert_eq!(p.layers[h].ssrc, 31.into());
+        assert_eq!(p.target(High), Some(h));
     }
 }

@@ -189,15 +189,27 @@ impl Room {
 
     /// Add a publisher from a WHIP offer; returns the SDP answer.
     pub fn add_publisher(&mut self, now: Instant, pid: ParticipantId, offer: &str) -> Result<String, SfuError> {
-        self.add(now, pid, offer, true)
+        self.add(now, pid, offer, None)
     }
 
-    /// Add a subscriber from a WHEP offer; returns the SDP answer.
+    /// Add a subscriber from a WHEP offer, receiving the configured layer; returns the SDP answer.
     pub fn add_subscriber(&mut self, now: Instant, pid: ParticipantId, offer: &str) -> Result<String, SfuError> {
-        self.add(now, pid, offer, false)
+        self.add(now, pid, offer, Some(self.config.layer))
     }
 
-    fn add(&mut self, now: Instant, pid: ParticipantId, offer: &str, publisher: bool) -> Result<String, SfuError> {
+    /// Add a subscriber that wants `layer` (a pupil's own choice, or a test).
+    pub fn add_subscriber_with_layer(
+        &mut self,
+        now: Instant,
+        pid: ParticipantId,
+        offer: &str,
+        layer: crate::LayerChoice,
+    ) -> Result<String, SfuError> {
+        self.add(now, pid, offer, Some(layer))
+    }
+
+    fn add(&mut self, now: Instant, pid: ParticipantId, offer: &str, subscriber_layer: Option<crate::LayerChoice>) -> Result<String, SfuError> {
+        let publisher = subscriber_layer.is_none();
         if self.participants.len() >= self.config.max_participants {
             return Err(SfuError::Full(self.config.max_participants));
         }
@@ -206,10 +218,9 @@ impl Room {
         let mut rtc = self.new_rtc(now)?;
         let answer = catch_unwind(AssertUnwindSafe(|| rtc.sdp_api().accept_offer(offer)))
             .map_err(|_| SfuError::BadSdp("offer could not be negotiated".into()))??;
-        let kind = if publisher {
-            ParticipantKind::Publisher
-        } else {
-            ParticipantKind::Subscriber { audio: None, video: None }
+        let kind = match subscriber_layer {
+            None => ParticipantKind::Publisher,
+            Some(layer) => ParticipantKind::Subscriber { audio: None, video: None, layer },
         };
         info!(class = %self.id, participant = %pid, publisher, "participant added");
         self.participants.push(Participant::new(pid, kind, rtc, now));
@@ -534,14 +545,15 @@ impl Room {
                     self.main_publisher = Some(p.id);
                     // Subscribers move to the new publisher at its first keyframe.
                     for s in self.participants.iter_mut() {
-                        if let ParticipantKind::Subscriber { audio, video } = &mut s.kind {
+                        if let ParticipantKind::Subscriber { audio, video, .. } = &mut s.kind {
                             audio.iter_mut().chain(video.iter_mut()).for_each(|x| x.forwarder.release());
                         }
                     }
                     self.events.push_back(RoomEvent::Live(true));
                 }
             }
-            ParticipantKind::Subscriber { audio, video } => {
+            ParticipantKind::Subscriber { audio, video, layer } => {
+                let layer = *layer;
                 if !direction.is_sending() {
                     return;
                 }
@@ -576,7 +588,7 @@ impl Room {
                     ssrc,
                     pts,
                     forwarder: Forwarder::new(clock, needs_key, seed),
-                    selector: LayerSelector::new(self.config.layer),
+                    selector: LayerSelector::new(layer),
                 });
             }
         }
@@ -601,11 +613,9 @@ impl Room {
         let wanted = sub.selector.clone();
         let current = sub.forwarder.source();
         for publication in self.publications.iter_mut().filter(|x| x.publisher == main && x.kind == MediaKind::Video) {
-            let n = publication.active_layers();
-            let rank = wanted.select_rank(n);
             let layer = current
                 .and_then(|s| publication.layer_by_ssrc(s.ssrc.into()))
-                .or_else(|| publication.layer_with_rank(rank));
+                .or_else(|| publication.target(wanted.choice()));
             if let Some(l) = layer {
                 let layer = &mut publication.layers[l];
                 if layer.throttle.request(now) {
@@ -677,9 +687,8 @@ impl Room {
         if self.main_publisher != Some(pid) {
             return;
         }
-        let layer_rank = layer.rank;
         let layer_ssrc = layer.ssrc;
-        let active_layers = publication.active_layers();
+        let targets = publication.targets();
         let input = PacketIn {
             source: SourceKey { publisher: pid.0, ssrc: *ssrc },
             seq: *pkt.seq_no,
@@ -702,14 +711,19 @@ impl Room {
             if !sub_p.connected || sub_p.dead {
                 continue;
             }
-            let ParticipantKind::Subscriber { audio, video } = &mut sub_p.kind else { continue };
+            let ParticipantKind::Subscriber { audio, video, .. } = &mut sub_p.kind else { continue };
             let Some(sub) = (match kind {
                 MediaKind::Audio => audio.as_mut(),
                 MediaKind::Video => video.as_mut(),
             }) else {
                 continue;
             };
-            let switch_allowed = kind == MediaKind::Audio || layer_rank == sub.selector.select_rank(active_layers);
+            let target = targets[match sub.selector.choice() {
+                crate::LayerChoice::Low => 0,
+                crate::LayerChoice::Medium => 1,
+                crate::LayerChoice::High => 2,
+            }];
+            let switch_allowed = kind == MediaKind::Audio || target == Some(li);
             match sub.forwarder.decide(&input, switch_allowed) {
                 Decision::Send { seq, ts, .. } => {
                     let Some(pt) = sub.pt_for(codec) else { continue };
@@ -759,7 +773,7 @@ impl Room {
                 if self.main_publisher == Some(p.id) {
                     self.main_publisher = self.publications.last().map(|x| x.publisher);
                     for s in self.participants.iter_mut() {
-                        if let ParticipantKind::Subscriber { audio, video } = &mut s.kind {
+                        if let ParticipantKind::Subscriber { audio, video, .. } = &mut s.kind {
                             audio.iter_mut().chain(video.iter_mut()).for_each(|x| x.forwarder.release());
                         }
                     }

@@ -1,0 +1,209 @@
+//! The studio on test sources against the real server: three decoded simulcast layers, a
+//! live layout switch, a keyframe on request, and republishing after a server restart.
+
+mod common;
+
+use ardoise_loadgen::Subscriber;
+use ardoise_studio::{Layout, SourceSpec, Studio, StudioConfig};
+use common::{TestServer, free_port, lo};
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use std::collections::HashMap;
+use std::process::Command;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+const SECRET: &str = "studio-test-secret-0123456789abcdef";
+
+/// Reassemble VP8 frames (RFC 7741) from RTP payloads; returns (frame, arrival of its last packet).
+fn depacketize(r: &ardoise_loadgen::SubscriberReport) -> Vec<(Vec<u8>, Instant)> {
+    let arrival: HashMap<u64, Instant> = r.video.iter().map(|p| (p.seq, p.at)).collect();
+    let mut pkts: Vec<_> = r.video_payloads.clone();
+    pkts.sort_by_key(|(s, _, _)| *s);
+    pkts.dedup_by_key(|(s, _, _)| *s);
+    let mut frames = Vec::new();
+    let mut cur: Vec<u8> = Vec::new();
+    let mut expect: Option<u64> = None;
+    for (seq, marker, p) in pkts {
+        if expect.is_some_and(|e| e != seq) {
+            cur.clear(); // a gap: drop the partial frame
+        }
+        expect = Some(seq + 1);
+        let mut i = 1;
+        if p[0] & 0x80 != 0 {
+            let x = p[1];
+            i = 2;
+            if x & 0x80 != 0 {
+                i += if p[i] & 0x80 != 0 { 2 } else { 1 };
+            }
+            if x & 0x40 != 0 {
+                i += 1;
+            }
+            if x & 0x30 != 0 {
+                i += 1;
+            }
+        }
+        if p[0] & 0x10 != 0 {
+            cur.clear(); // start of a new frame
+        }
+        cur.extend_from_slice(&p[i..]);
+        if marker {
+            frames.push((std::mem::take(&mut cur), arrival[&seq]));
+        }
+    }
+    frames
+}
+
+/// Decode VP8 frames with GStreamer; returns, per decoded frame, (input index, width, height, centre RGB).
+fn decode(frames: &[(Vec<u8>, Instant)]) -> Vec<(usize, u32, u32, [u8; 3])> {
+    gst::init().unwrap();
+    let p = gst::parse::launch(
+        "appsrc name=src format=time caps=video/x-vp8 ! vp8dec ! videoconvert ! video/x-raw,format=RGB ! appsink name=sink sync=false",
+    )
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let src = p.by_name("src").unwrap().downcast::<gst_app::AppSrc>().unwrap();
+    let sink = p.by_name("sink").unwrap().downcast::<gst_app::AppSink>().unwrap();
+    p.set_state(gst::State::Playing).unwrap();
+    // Start at the first keyframe.
+    let first_key = frames.iter().position(|(f, _)| f.first().is_some_and(|b| b & 1 == 0)).unwrap_or(0);
+    for (i, (f, _)) in frames.iter().enumerate().skip(first_key) {
+        let mut b = gst::Buffer::from_slice(f.clone());
+        b.get_mut().unwrap().set_pts(gst::ClockTime::from_useconds(i as u64 * 1000));
+        src.push_buffer(b).unwrap();
+    }
+    src.end_of_stream().unwrap();
+    let mut out = Vec::new();
+    while let Ok(s) = sink.pull_sample() {
+        let caps = s.caps().unwrap().structure(0).unwrap().to_owned();
+        let (w, h) = (caps.get::<i32>("width").unwrap() as u32, caps.get::<i32>("height").unwrap() as u32);
+        let buf = s.buffer().unwrap().map_readable().unwrap();
+        let stride = (w as usize * 3).div_ceil(4) * 4;
+        let o = (h as usize / 2) * stride + (w as usize / 2) * 3;
+        let idx = (s.buffer().unwrap().pts().unwrap().useconds() / 1000) as usize;
+        out.push((idx, w, h, [buf[o], buf[o + 1], buf[o + 2]]));
+    }
+    p.set_state(gst::State::Null).unwrap();
+    out
+}
+
+fn is_blue(c: [u8; 3]) -> bool {
+    c[2] > 150 && c[0] < 80 && c[1] < 80
+}
+fn is_red(c: [u8; 3]) -> bool {
+    c[0] > 150 && c[1] < 80 && c[2] < 80
+}
+
+#[test]
+fn studio_publishes_switches_layouts_and_survives_a_server_restart() {
+    let http = format!("127.0.0.1:{}", free_port());
+    let env = [("ARDOISE__AUTH__SECRET", SECRET)];
+    let server = TestServer::start_on(&http, &env);
+    let teacher = server.token("teacher", Some("demo"));
+    let mut config = StudioConfig::test_sources(&server.base, "demo", &teacher);
+    config.camera = SourceSpec::TestColor(0xff0000);
+    config.document = SourceSpec::TestColor(0x0000ff);
+    config.screen = SourceSpec::TestColor(0x00ff00);
+    config.layout = Layout::Camera;
+    let mut studio = Studio::start(config).expect("studio starts on test sources");
+
+    // Three pupils, one per layer.
+    let base = server.base.clone();
+    let mut pupils: Vec<Subscriber> = ["high", "medium", "low"]
+        .iter()
+        .map(|l| {
+            let token = server.join("demo", &format!("P{l}"));
+            let mut s = Subscriber::connect_with_layer(&base, "demo", &token, lo(), Some(l)).expect("WHEP");
+            s.keep_video = true;
+            s
+        })
+        .collect();
+    let [high, others @ ..] = pupils.as_mut_slice() else { unreachable!() };
+    let run_all = |high: &mut Subscriber, others: &mut [Subscriber], d: Duration| {
+        std::thread::scope(|sc| {
+            for o in others.iter_mut() {
+                sc.spawn(move || o.run_for(d).unwrap());
+            }
+            high.run_for(d).unwrap();
+        });
+    };
+    run_all(high, others, Duration::from_secs(4));
+
+    // Layout switch: the centre goes from the camera (red) to the document (blue).
+    let switch_at = Instant::now();
+    studio.pipeline().set_layout(Layout::Document);
+    run_all(high, others, Duration::from_millis(1500));
+
+    // A keyframe request from a pupil yields a keyframe quickly.
+    high.request_keyframe();
+    let asked = Instant::now();
+    run_all(high, others, Duration::from_millis(800));
+    let key_after = high.report.video.iter().find(|p| p.at > asked && p.keyframe_start).map(|p| p.at - asked);
+
+    // Decode every layer.
+    let expected = [(1280, 720, 30.0), (640, 360, 30.0), (320, 180, 15.0)];
+    for (i, pupil) in pupils.iter().enumerate() {
+        let frames = depacketize(&pupil.report);
+        let decoded = decode(&frames);
+        let (w, h, fps) = expected[i];
+        assert!(!decoded.is_empty(), "layer {i} decodes");
+        // A pupil may start on another layer for a moment (the first layer to send a keyframe);
+        // from the switch on, every frame is at the wanted size.
+        let from = decoded.iter().position(|d| (d.1, d.2) == (w, h)).unwrap_or_else(|| panic!("layer {i}: no {w}x{h} frame: {:?}", decoded.first()));
+        let steady = &decoded[from..];
+        assert!(steady.iter().all(|d| (d.1, d.2) == (w, h)), "layer {i} stays {w}x{h}");
+        let span = frames.last().unwrap().1 - frames[steady[0].0].1;
+        let want = span.as_secs_f64() * fps;
+        println!("layer {i}: {w}x{h}, {} frames decoded over {span:?} ({want:.0} expected), first {from} frames from another layer", steady.len());
+        assert!(steady.len() as f64 >= 0.9 * want, "layer {i}: {} frames decoded of {want:.0} expected", steady.len());
+        assert!(span > Duration::from_secs(4), "layer {i} played long enough");
+        if i == 0 {
+            let frames_at: Vec<Instant> = frames.iter().map(|f| f.1).collect();
+            assert!(decoded.iter().any(|d| frames_at[d.0] < switch_at && is_red(d.3)), "camera (red) before the switch");
+            let first_blue = decoded.iter().find(|d| frames_at[d.0] > switch_at && is_blue(d.3)).expect("document (blue) after the switch");
+            let delay = frames_at[first_blue.0] - switch_at;
+            println!("layout switch visible after {delay:?}");
+            assert!(delay <= Duration::from_millis(300), "layout switch took {delay:?}");
+        }
+    }
+    let key_after = key_after.expect("a keyframe after the request");
+    println!("keyframe {key_after:?} after the PLI");
+    assert!(key_after <= Duration::from_millis(200), "keyframe took {key_after:?}");
+    assert!(studio.stats.keyframe_requests.load(Ordering::Relaxed) > 0);
+
+    // Server restart: the studio republishes within 3 s, capture never stopped.
+    assert_eq!(studio.stats.sessions.load(Ordering::Relaxed), 1);
+    drop(pupils);
+    drop(server);
+    std::thread::sleep(Duration::from_millis(500));
+    let frames_before = studio.stats.video_frames.load(Ordering::Relaxed);
+    let server = TestServer::start_on(&http, &env);
+    let restarted = Instant::now();
+    while !(studio.stats.sessions.load(Ordering::Relaxed) >= 2 && studio.stats.connected.load(Ordering::Relaxed)) {
+        assert!(restarted.elapsed() < Duration::from_secs(3), "studio did not republish within 3 s of the restart");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    println!("republished {:?} after the restart", restarted.elapsed());
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(studio.stats.video_frames.load(Ordering::Relaxed) > frames_before, "frames flow again");
+    let token = server.join("demo", "Back");
+    let mut back = Subscriber::connect(&server.base, "demo", &token, lo()).unwrap();
+    back.run_for(Duration::from_millis(1500)).unwrap();
+    assert!(back.report.video.len() > 30, "a pupil receives the studio again");
+    studio.stop();
+}
+
+#[test]
+fn a_missing_camera_is_a_clear_error() {
+    let out = Command::new(common::bin())
+        .args(["studio", "--server", "http://127.0.0.1:9", "--token", "x"])
+        .env("ARDOISE__STUDIO__CAMERA", "/dev/video-missing-7")
+        .env("ARDOISE__STUDIO__CONTROL", "")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("camera device '/dev/video-missing-7' not found; cameras found:"), "{err}");
+}
