@@ -32,6 +32,8 @@ pub struct StudioState {
     pub video_frames: u64,
     /// Latest bandwidth estimate, bit/s.
     pub estimate_bps: u64,
+    /// Capture → wire latency of the top layer over the recent frames, microseconds: p50, p95.
+    pub latency_us: Option<(u64, u64)>,
 }
 
 /// `POST /layout` body.
@@ -48,6 +50,11 @@ async fn state(State(c): State<Control>) -> Json<StudioState> {
         sessions: c.stats.sessions.load(Ordering::Relaxed),
         video_frames: c.stats.video_frames.load(Ordering::Relaxed),
         estimate_bps: c.stats.estimate_bps.load(Ordering::Relaxed),
+        latency_us: {
+            let mut v = c.stats.latency_us.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            v.sort_unstable();
+            (!v.is_empty()).then(|| (v[v.len() / 2], v[(v.len() * 95 / 100).min(v.len() - 1)]))
+        },
     })
 }
 
