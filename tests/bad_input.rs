@@ -151,6 +151,42 @@ fn bad_inputs_are_refused_and_the_class_goes_on() {
     assert_eq!(status.unwrap(), 200);
     assert_eq!(send("GET", &format!("{b}/healthz"), None, None, "").status, 200);
 
+    // PATCH on a WHEP session: wrong type 415, trickle 204, ICE restart 200 with new credentials.
+    let mut rtc = str0m::Rtc::new(std::time::Instant::now());
+    let mut api = rtc.sdp_api();
+    api.add_media(str0m::media::MediaKind::Audio, str0m::media::Direction::RecvOnly, None, None, None);
+    let (offer, _) = api.apply().unwrap();
+    let r = ureq::post(&whep)
+        .set("Authorization", &format!("Bearer {pupil}"))
+        .set("Content-Type", "application/sdp")
+        .send_string(&offer.to_sdp_string())
+        .expect("WHEP after the others left");
+    assert_eq!(r.status(), 201);
+    let resource = format!("{b}{}", r.header("Location").unwrap());
+    let etag = r.header("ETag").unwrap().to_owned();
+    assert_problem(&send("PATCH", &resource, Some(&pupil), Some("application/sdp"), "a=x"), 415, "PATCH type");
+    let other_pupil = server.join("demo", "Autre");
+    let trickle = "a=candidate:1 1 udp 2130706431 127.0.0.1 40000 typ host\r\n";
+    assert_problem(&send("PATCH", &resource, Some(&other_pupil), Some("application/trickle-ice-sdpfrag"), trickle), 403, "another pupil's session");
+    assert_problem(&send("DELETE", &resource, Some(&other_pupil), None, ""), 403, "deleting another pupil's session");
+    let t = send("PATCH", &resource, Some(&pupil), Some("application/trickle-ice-sdpfrag"), trickle);
+    assert_eq!(t.status, 204, "trickle: {}", t.body);
+    let restart = send("PATCH", &resource, Some(&pupil), Some("application/trickle-ice-sdpfrag"), "a=ice-ufrag:abcd\r\na=ice-pwd:0123456789abcdef0123456789\r\n");
+    assert_eq!(restart.status, 200, "ICE restart: {}", restart.body);
+    assert!(restart.body.contains("a=ice-ufrag:") && restart.body.contains("a=candidate:"), "{}", restart.body);
+    assert_problem(
+        &send("PATCH", &resource, Some(&pupil), Some("application/trickle-ice-sdpfrag"), "a=ice-ufrag:only\r\n"),
+        400,
+        "half an ICE restart",
+    );
+    let stale = ureq::request("PATCH", &resource)
+        .set("Authorization", &format!("Bearer {pupil}"))
+        .set("Content-Type", "application/trickle-ice-sdpfrag")
+        .set("If-Match", &etag)
+        .send_string(trickle);
+    assert!(matches!(stale, Err(ureq::Error::Status(412, _))), "old ETag after a restart: 412");
+    assert_eq!(send("DELETE", &resource, Some(&pupil), None, "").status, 200);
+
     // Graceful shutdown on SIGTERM, within the deadline.
     let mut server = server;
     let status = server.terminate(Duration::from_secs(5)).expect("server stops within 5 s of SIGTERM");

@@ -2,10 +2,12 @@
 //!
 //! - [`http`]: WHIP/WHEP offer POST and session DELETE;
 //! - [`Peer`]: a str0m `Rtc` on its own UDP socket, driven by a blocking loop or by a
-//!   readiness loop shared by many peers.
+//!   readiness loop shared by many peers;
+//! - [`whip::publish`]: the WHIP offer/answer of an audio + (simulcast) video publication.
 
 pub mod http;
 pub mod peer;
+pub mod whip;
 
 pub use http::Session;
 pub use peer::Peer;

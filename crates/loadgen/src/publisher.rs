@@ -1,6 +1,7 @@
 //! A synthetic teacher: WHIP publish of VP8 simulcast (embedded clips) and an Opus tone.
 
 use ardoise_client::http::{self, Session};
+use ardoise_client::whip;
 use crate::packetizer::Vp8Packetizer;
 use ardoise_client::Peer;
 use crate::{ToneEncoder, VideoClip};
@@ -12,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use str0m::Event;
 use str0m::format::Codec;
-use str0m::media::{Direction, MediaKind, Mid, Pt, Rid, Simulcast, SimulcastLayer};
+use str0m::media::{Mid, Pt, Rid};
 use str0m::rtp::RtpWrite;
 
 /// What to publish and where.
@@ -88,17 +89,9 @@ impl Publisher {
         let clips = VideoClip::simulcast();
         let clips: Vec<(&str, VideoClip)> =
             if config.simulcast { clips } else { clips.into_iter().filter(|(r, _)| *r == "h").collect() };
-        let mut api = peer.rtc.sdp_api();
-        let audio_mid = api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
-        let simulcast = config.simulcast.then(|| Simulcast {
-            send: clips.iter().map(|(rid, _)| SimulcastLayer::new(rid)).collect(),
-            recv: vec![],
-        });
-        let video_mid = api.add_media(MediaKind::Video, Direction::SendOnly, None, None, simulcast);
-        let (offer, pending) = api.apply().context("no offer")?;
-        let session = http::post_offer(&config.server, &format!("/whip/{}", config.class), &config.token, &offer.to_sdp_string())?;
-        let answer = str0m::change::SdpAnswer::from_sdp_string(&session.answer).context("parse answer")?;
-        peer.rtc.sdp_api().accept_answer(pending, answer)?;
+        let rids: Vec<&str> = if config.simulcast { clips.iter().map(|(r, _)| *r).collect() } else { vec![] };
+        let published = whip::publish(&mut peer, &config.server, &config.class, &config.token, &rids)?;
+        let (session, audio_mid, video_mid) = (published.session, published.audio_mid, published.video_mid);
         let vp8 = peer.rtc.codec_config().find(|p| p.spec().codec == Codec::Vp8).context("VP8 not negotiated")?.pt();
         let opus = peer.rtc.codec_config().find(|p| p.spec().codec == Codec::Opus).context("Opus not negotiated")?.pt();
         let now = Instant::now();

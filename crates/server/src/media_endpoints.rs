@@ -115,7 +115,7 @@ async fn post(
     s.resources
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .insert(pid, Resource { class: info.id.clone(), endpoint, generation: 0 });
+        .insert(pid, Resource { class: info.id.clone(), endpoint, generation: 0, owner: claims.sub.clone() });
     let location = format!("/{}/{}/{}", path_prefix(endpoint), info.id, pid.0);
     let mut r = (StatusCode::CREATED, joined.answer).into_response();
     let h = r.headers_mut();
@@ -124,6 +124,13 @@ async fn post(
     h.insert(header::ETAG, HeaderValue::from_str(&format!("\"{}-0\"", pid.0)).expect("ascii"));
     h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("Location, ETag"));
     Ok(r)
+}
+
+/// A session may be changed by its creator, the class's teacher, or an admin.
+fn may_change(claims: &Claims, res: &Resource) -> Result<(), Problem> {
+    let owner = claims.sub == res.owner;
+    let manager = matches!(claims.role, Role::Teacher | Role::Admin) && claims.covers(&res.class);
+    if owner || manager { Ok(()) } else { Err(Problem::forbidden("this session belongs to someone else")) }
 }
 
 fn resource(s: &SharedState, endpoint: Endpoint, class: &str, id: &str) -> Result<(ParticipantId, Resource), Problem> {
@@ -157,6 +164,7 @@ async fn delete(s: SharedState, endpoint: Endpoint, class: String, id: String, h
     let claims = s.authenticate(&headers)?;
     let (pid, res) = resource(&s, endpoint, &class, &id)?;
     authorize(endpoint, &claims, &res.class)?;
+    may_change(&claims, &res)?;
     s.resources.lock().unwrap_or_else(|e| e.into_inner()).remove(&pid);
     match s.media.leave(&res.class, pid).await {
         Ok(()) | Err(ardoise_net::NetError::UnknownClass) | Err(ardoise_net::NetError::Sfu(_)) => {}
@@ -197,6 +205,7 @@ async fn patch(
     let claims = s.authenticate(&headers)?;
     let (pid, res) = resource(&s, endpoint, &class, &id)?;
     authorize(endpoint, &claims, &res.class)?;
+    may_change(&claims, &res)?;
     if !content_type_is(&headers, "application/trickle-ice-sdpfrag") {
         return Err(Problem::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -30,6 +30,8 @@ pub struct Resource {
     pub endpoint: Endpoint,
     /// Bumped at each ICE restart (the ETag).
     pub generation: u32,
+    /// Token subject of its creator: only they (or the class's teacher, or an admin) may change it.
+    pub owner: String,
 }
 
 /// Everything the handlers need.

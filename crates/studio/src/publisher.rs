@@ -5,14 +5,14 @@
 use crate::config::EncodedLayer;
 use crate::{Pipeline, PipelineCommand, StudioConfig, VideoCodec};
 use anyhow::{Context, Result, bail};
-use ardoise_client::{Peer, Session, http};
+use ardoise_client::{Peer, Session, http, whip};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::{Duration, Instant};
 use str0m::bwe::{Bitrate, BweKind};
 use str0m::format::Codec;
-use str0m::media::{Direction, MediaKind, MediaTime, Mid, Pt, Simulcast, SimulcastLayer};
+use str0m::media::{MediaTime, Mid, Pt};
 use str0m::{Event, IceConnectionState, Rtc};
 use tracing::{info, warn};
 
@@ -57,18 +57,10 @@ fn connect(config: &StudioConfig) -> Result<Connection> {
         VideoCodec::H264 => rtc_config.enable_h264(true),
     };
     let mut peer = Peer::with_config(config.bind, rtc_config)?;
-    let rids: Vec<str0m::media::Rid> = config.layers.iter().map(|l| l.rid.as_str().into()).collect();
-    let mut api = peer.rtc.sdp_api();
-    let audio_mid = api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
-    let simulcast = (rids.len() > 1).then(|| Simulcast {
-        send: config.layers.iter().map(|l| SimulcastLayer::new(&l.rid)).collect(),
-        recv: vec![],
-    });
-    let video_mid = api.add_media(MediaKind::Video, Direction::SendOnly, None, None, simulcast);
-    let (offer, pending) = api.apply().context("no offer")?;
-    let session = http::post_offer(&config.server, &format!("/whip/{}", config.class), &config.token, &offer.to_sdp_string())?;
-    let answer = str0m::change::SdpAnswer::from_sdp_string(&session.answer).context("parse answer")?;
-    peer.rtc.sdp_api().accept_answer(pending, answer)?;
+    let rid_names: Vec<&str> = config.layers.iter().map(|l| l.rid.as_str()).collect();
+    let rids: Vec<str0m::media::Rid> = rid_names.iter().map(|r| (*r).into()).collect();
+    let published = whip::publish(&mut peer, &config.server, &config.class, &config.token, &rid_names)?;
+    let (session, audio_mid, video_mid) = (published.session, published.audio_mid, published.video_mid);
     let codec = match config.codec {
         VideoCodec::Vp8 => Codec::Vp8,
         VideoCodec::H264 => Codec::H264,

@@ -1,0 +1,33 @@
+//! A WHIP publication offer: one audio and one video m-line (simulcast by rid when several
+//! rids are given), posted to `/whip/{class}`, answer applied.
+
+use crate::http::{self, Session};
+use crate::Peer;
+use anyhow::{Context, Result};
+use str0m::media::{Direction, MediaKind, Mid, Simulcast, SimulcastLayer};
+
+/// The negotiated m-lines of a publication.
+#[derive(Debug, Clone)]
+pub struct Published {
+    /// The WHIP session.
+    pub session: Session,
+    /// Audio m-line.
+    pub audio_mid: Mid,
+    /// Video m-line.
+    pub video_mid: Mid,
+}
+
+/// Offer audio + video (simulcast over `rids` when there are two or more) to the server's
+/// WHIP endpoint for `class`, and apply the answer to `peer`.
+pub fn publish(peer: &mut Peer, server: &str, class: &str, token: &str, rids: &[&str]) -> Result<Published> {
+    let mut api = peer.rtc.sdp_api();
+    let audio_mid = api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+    let simulcast = (rids.len() > 1)
+        .then(|| Simulcast { send: rids.iter().map(|r| SimulcastLayer::new(r)).collect(), recv: vec![] });
+    let video_mid = api.add_media(MediaKind::Video, Direction::SendOnly, None, None, simulcast);
+    let (offer, pending) = api.apply().context("no offer")?;
+    let session = http::post_offer(server, &format!("/whip/{class}"), token, &offer.to_sdp_string())?;
+    let answer = str0m::change::SdpAnswer::from_sdp_string(&session.answer).context("parse answer")?;
+    peer.rtc.sdp_api().accept_answer(pending, answer)?;
+    Ok(Published { session, audio_mid, video_mid })
+}
