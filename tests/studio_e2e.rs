@@ -30,20 +30,7 @@ fn depacketize(r: &ardoise_loadgen::SubscriberReport) -> Vec<(Vec<u8>, Instant)>
             cur.clear(); // a gap: drop the partial frame
         }
         expect = Some(seq + 1);
-        let mut i = 1;
-        if p[0] & 0x80 != 0 {
-            let x = p[1];
-            i = 2;
-            if x & 0x80 != 0 {
-                i += if p[i] & 0x80 != 0 { 2 } else { 1 };
-            }
-            if x & 0x40 != 0 {
-                i += 1;
-            }
-            if x & 0x30 != 0 {
-                i += 1;
-            }
-        }
+        let Some(i) = ardoise_sfu::keyframe::vp8_descriptor_len(&p) else { continue };
         if p[0] & 0x10 != 0 {
             cur.clear(); // start of a new frame
         }

@@ -20,21 +20,16 @@ pub fn is_keyframe_start(codec: VideoCodec, payload: &[u8]) -> bool {
     }
 }
 
-/// VP8: start of partition 0 (S=1, PID=0) whose frame tag has P=0 (key frame).
-pub fn vp8_keyframe_start(p: &[u8]) -> bool {
-    let Some(&b0) = p.first() else { return false };
-    let start = b0 & 0x10 != 0;
-    let pid = b0 & 0x07;
-    if !start || pid != 0 {
-        return false;
-    }
+/// Length of the VP8 payload descriptor (RFC 7741 §4.2) at the start of `p`, if complete.
+pub fn vp8_descriptor_len(p: &[u8]) -> Option<usize> {
+    let &b0 = p.first()?;
     let mut i = 1;
     if b0 & 0x80 != 0 {
-        let Some(&x) = p.get(i) else { return false };
+        let &x = p.get(i)?;
         i += 1;
         if x & 0x80 != 0 {
             // PictureID: 7 or 15 bits.
-            let Some(&pic) = p.get(i) else { return false };
+            let &pic = p.get(i)?;
             i += if pic & 0x80 != 0 { 2 } else { 1 };
         }
         if x & 0x40 != 0 {
@@ -44,7 +39,16 @@ pub fn vp8_keyframe_start(p: &[u8]) -> bool {
             i += 1; // TID/Y/KEYIDX
         }
     }
-    matches!(p.get(i), Some(tag) if tag & 0x01 == 0)
+    (i <= p.len()).then_some(i)
+}
+
+/// VP8: start of partition 0 (S=1, PID=0) whose frame tag has P=0 (key frame).
+pub fn vp8_keyframe_start(p: &[u8]) -> bool {
+    let Some(&b0) = p.first() else { return false };
+    if b0 & 0x10 == 0 || b0 & 0x07 != 0 {
+        return false;
+    }
+    matches!(vp8_descriptor_len(p).and_then(|i| p.get(i)), Some(tag) if tag & 0x01 == 0)
 }
 
 /// H.264: a packet carrying an IDR slice or an SPS (single NAL, STAP-A, or FU-A start).
@@ -87,6 +91,9 @@ mod tests {
         // Truncated input never panics.
         assert!(!vp8_keyframe_start(&[0x90, 0xC0, 0x81]));
         assert!(!vp8_keyframe_start(&[]));
+        assert_eq!(vp8_descriptor_len(&[0x90, 0xC0, 0x81, 0x23, 0x07, 0x50]), Some(5));
+        assert_eq!(vp8_descriptor_len(&[0x10, 0x50]), Some(1));
+        assert_eq!(vp8_descriptor_len(&[0x90, 0x80]), None);
     }
 
     #[test]
