@@ -175,26 +175,26 @@ impl Worker {
 
     fn datagram(&mut self, now: Instant, src: SocketAddr, data: &[u8]) {
         let dst = self.advertised;
-        let found = match self.peers.get(&src) {
-            Some(&(slot, pid)) if self.rooms.get(slot).is_some_and(|r| r.as_ref().is_some_and(|r| r.contains(pid))) => {
-                Some((slot, pid))
-            }
-            _ => {
-                let hit = self
-                    .rooms
-                    .iter()
-                    .enumerate()
-                    .find_map(|(slot, r)| r.as_ref().and_then(|r| r.find(now, src, dst, data)).map(|pid| (slot, pid)));
-                if let Some(h) = hit {
-                    self.peers.insert(src, h);
+        // The cache is kept true by `room_events` (Left) and `retire`; a stale entry is only
+        // possible for a moment, and then the room answers UnknownParticipant.
+        if let Some(&(slot, pid)) = self.peers.get(&src) {
+            match self.rooms.get_mut(slot).and_then(Option::as_mut).map(|r| r.handle_receive(now, pid, src, dst, data)) {
+                Some(Err(ardoise_sfu::SfuError::UnknownParticipant)) | None => {
+                    self.peers.remove(&src);
                 }
-                hit
+                Some(_) => return,
             }
-        };
-        let Some((slot, pid)) = found else {
+        }
+        let hit = self
+            .rooms
+            .iter()
+            .enumerate()
+            .find_map(|(slot, r)| r.as_ref().and_then(|r| r.find(now, src, dst, data)).map(|pid| (slot, pid)));
+        let Some((slot, pid)) = hit else {
             debug!(worker = self.index, %src, "datagram from unknown peer dropped");
             return;
         };
+        self.peers.insert(src, (slot, pid));
         if let Some(room) = self.rooms[slot].as_mut() {
             let _ = room.handle_receive(now, pid, src, dst, data);
         }

@@ -269,11 +269,3 @@ pub fn parse_sdpfrag(frag: &str) -> Result<(IceCreds, Vec<Candidate>), Problem> 
     };
     Ok((creds, cands))
 }
-
-/// Whether a role may use an endpoint (used by the API docs and tests).
-pub fn role_may(endpoint: Endpoint, role: Role) -> bool {
-    match endpoint {
-        Endpoint::Whip => role.may_publish(),
-        Endpoint::Whep(_) => role.may_play(),
-    }
-}

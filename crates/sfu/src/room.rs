@@ -267,8 +267,6 @@ impl Room {
         let mut restarted = None;
         if let Some((ufrag, pass)) = remote_creds {
             let mut api = p.rtc.direct_api();
-            let current = api.local_ice_credentials();
-            let _ = current;
             let local = str0m::IceCreds::new();
             api.set_remote_ice_credentials(str0m::IceCreds { ufrag, pass });
             api.set_local_ice_credentials(local.clone());
@@ -503,10 +501,9 @@ impl Room {
                 p.dead = true;
             }
             Event::MediaAdded(m) => self.on_media_added(idx, m.mid, m.kind, m.direction, m.simulcast),
-            Event::KeyframeRequest(r) => {
+            Event::KeyframeRequest(_) => {
                 self.stats.keyframe_requests_in += 1;
                 self.participants[idx].stats.keyframe_requests_in += 1;
-                let _ = r;
                 self.request_keyframe_for(now, idx);
             }
             Event::StreamPaused(sp) => {
