@@ -119,12 +119,14 @@ fn studio_config(config: &Config) -> Result<ardoise_studio::StudioConfig> {
         echo_cancel: s.echo_cancel,
         bind: s.bind,
         control,
+        speaker: s.speaker.parse().map_err(|e: String| anyhow::anyhow!("studio.speaker: {e}"))?,
+        follow_class: s.follow_class,
     })
 }
 
 /// Serve the studio's control API until `stop` resolves.
 async fn serve_control(studio: &ardoise_studio::Studio, addr: SocketAddr) -> Result<tokio::task::JoinHandle<()>> {
-    let control = ardoise_studio::control::Control { pipeline: studio.pipeline().clone(), stats: studio.stats.clone() };
+    let control = ardoise_studio::control::Control::of(studio);
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("studio control on {addr}"))?;
     println!("ardoise: studio control on http://{}/state (POST /layout)", listener.local_addr()?);
     Ok(tokio::spawn(async move {

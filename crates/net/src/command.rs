@@ -34,6 +34,8 @@ pub enum Command {
         participant: ParticipantId,
         /// SDP offer.
         offer: String,
+        /// The class's media, or a pupil holding the floor.
+        role: ardoise_sfu::PublisherRole,
         /// Answer or error.
         reply: oneshot::Sender<Result<Joined, NetError>>,
     },
@@ -47,6 +49,8 @@ pub enum Command {
         offer: String,
         /// Simulcast layer wanted (`None`: the configured default).
         layer: Option<ardoise_sfu::LayerChoice>,
+        /// Which media its m-lines carry.
+        feed: ardoise_sfu::Feed,
         /// Answer or error.
         reply: oneshot::Sender<Result<Joined, NetError>>,
     },
@@ -69,6 +73,17 @@ pub enum Command {
         class: ClassId,
         /// Participant.
         participant: ParticipantId,
+        /// Done.
+        reply: oneshot::Sender<Result<(), NetError>>,
+    },
+    /// Stop (or resume) relaying a floor publisher's voice.
+    Mute {
+        /// Class.
+        class: ClassId,
+        /// The floor publisher.
+        participant: ParticipantId,
+        /// Muted or not.
+        muted: bool,
         /// Done.
         reply: oneshot::Sender<Result<(), NetError>>,
     },

@@ -3,7 +3,7 @@
 use crate::worker;
 use crate::{Command, Joined, MediaEvent, NetError, WorkerSnapshot};
 use ardoise_proto::{ClassId, ParticipantId};
-use ardoise_sfu::SfuConfig;
+use ardoise_sfu::{Feed, PublisherRole, SfuConfig};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::Mutex;
@@ -96,11 +96,22 @@ impl MediaServer {
         rx.await.map_err(|_| NetError::WorkerGone)
     }
 
-    /// Negotiate a publisher (WHIP).
+    /// Negotiate the class's publisher (WHIP).
     pub async fn publish(&self, class: &ClassId, participant: ParticipantId, offer: String) -> Result<Joined, NetError> {
+        self.publish_as(class, participant, offer, PublisherRole::Class).await
+    }
+
+    /// Negotiate a publisher in `role` (a pupil holding the floor: [`PublisherRole::Floor`]).
+    pub async fn publish_as(
+        &self,
+        class: &ClassId,
+        participant: ParticipantId,
+        offer: String,
+        role: PublisherRole,
+    ) -> Result<Joined, NetError> {
         let w = self.worker_for(class);
         let class = class.clone();
-        self.ask(w, |reply| Command::Publish { class, participant, offer, reply }).await?
+        self.ask(w, |reply| Command::Publish { class, participant, offer, role, reply }).await?
     }
 
     /// Negotiate a subscriber (WHEP), optionally with its own simulcast layer choice.
@@ -111,9 +122,28 @@ impl MediaServer {
         offer: String,
         layer: Option<ardoise_sfu::LayerChoice>,
     ) -> Result<Joined, NetError> {
+        self.play_feed(class, participant, offer, layer, Feed::Class).await
+    }
+
+    /// Negotiate a subscriber of `feed` (the class, or the floor only for the studio).
+    pub async fn play_feed(
+        &self,
+        class: &ClassId,
+        participant: ParticipantId,
+        offer: String,
+        layer: Option<ardoise_sfu::LayerChoice>,
+        feed: Feed,
+    ) -> Result<Joined, NetError> {
         let w = self.worker_for(class);
         let class = class.clone();
-        self.ask(w, |reply| Command::Play { class, participant, offer, layer, reply }).await?
+        self.ask(w, |reply| Command::Play { class, participant, offer, layer, feed, reply }).await?
+    }
+
+    /// Stop (or resume) relaying a floor publisher's voice.
+    pub async fn mute(&self, class: &ClassId, participant: ParticipantId, muted: bool) -> Result<(), NetError> {
+        let w = self.assigned(class).ok_or(NetError::UnknownClass)?;
+        let class = class.clone();
+        self.ask(w, |reply| Command::Mute { class, participant, muted, reply }).await?
     }
 
     /// Trickle ICE / ICE restart.

@@ -239,21 +239,19 @@ impl Worker {
     fn command(&mut self, cmd: Command) {
         let now = Instant::now();
         match cmd {
-            Command::Publish { class, participant, offer, reply } => {
+            Command::Publish { class, participant, offer, role, reply } => {
                 let slot = self.room_slot(&class);
                 let room = self.rooms[slot].as_mut().expect("slot just made");
-                let r = room.add_publisher(now, participant, &offer).map(|answer| Joined { participant, answer });
+                let r = room.add_publisher_as(now, participant, &offer, role).map(|answer| Joined { participant, answer });
                 let _ = reply.send(r.map_err(NetError::from));
                 self.drop_if_empty(slot);
             }
-            Command::Play { class, participant, offer, layer, reply } => {
+            Command::Play { class, participant, offer, layer, feed, reply } => {
                 let slot = self.room_slot(&class);
                 let room = self.rooms[slot].as_mut().expect("slot just made");
-                let r = match layer {
-                    Some(l) => room.add_subscriber_with_layer(now, participant, &offer, l),
-                    None => room.add_subscriber(now, participant, &offer),
-                }
-                .map(|answer| Joined { participant, answer });
+                let r = room
+                    .add_subscriber_to(now, participant, &offer, layer, feed)
+                    .map(|answer| Joined { participant, answer });
                 let _ = reply.send(r.map_err(NetError::from));
                 self.drop_if_empty(slot);
             }
@@ -265,6 +263,10 @@ impl Worker {
             }
             Command::Leave { class, participant, reply } => {
                 let r = self.room(&class).and_then(|room| room.remove(now, participant).map_err(NetError::from));
+                let _ = reply.send(r);
+            }
+            Command::Mute { class, participant, muted, reply } => {
+                let r = self.room(&class).and_then(|room| room.set_muted(participant, muted).map_err(NetError::from));
                 let _ = reply.send(r);
             }
             Command::EndClass { class } => {

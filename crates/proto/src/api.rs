@@ -28,7 +28,7 @@ pub struct CreateClass {
 }
 
 /// A class as the API shows it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClassInfo {
     /// Class id (used in WHIP/WHEP URLs).
     pub id: ClassId,
@@ -80,6 +80,10 @@ pub struct ParticipantStats {
     pub nacks_in: u64,
     /// Keyframe requests received from this peer.
     pub keyframe_requests_in: u64,
+    /// Round-trip time from RTCP, milliseconds.
+    pub rtt_ms: Option<f32>,
+    /// Fraction of packets lost (0..1) from RTCP.
+    pub loss: Option<f32>,
 }
 
 /// One class in the admin view.
@@ -90,8 +94,25 @@ pub struct AdminClass {
     pub info: ClassInfo,
     /// Media worker hosting the class, if it has media.
     pub worker: Option<usize>,
-    /// Live participants.
+    /// New pupils are refused.
+    #[serde(default)]
+    pub locked: bool,
+    /// People connected to the class events (pages, studio).
+    #[serde(default)]
+    pub members: Vec<crate::Member>,
+    /// Live media sessions.
     pub participants: Vec<ParticipantStats>,
+}
+
+/// The server process as a whole.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ProcessStats {
+    /// Resident memory, bytes.
+    pub rss_bytes: u64,
+    /// CPU time used by the whole process, microseconds.
+    pub cpu_us: u64,
+    /// Time since start, milliseconds.
+    pub uptime_ms: u64,
 }
 
 /// Stats of one media worker.
@@ -140,4 +161,7 @@ pub struct AdminOverview {
     pub classes: Vec<AdminClass>,
     /// Every media worker.
     pub workers: Vec<WorkerStats>,
+    /// The server process.
+    #[serde(default)]
+    pub process: ProcessStats,
 }

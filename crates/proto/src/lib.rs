@@ -5,10 +5,12 @@
 
 pub mod api;
 pub mod claims;
+pub mod events;
 pub mod ids;
 pub mod role;
 
 pub use api::*;
 pub use claims::Claims;
+pub use events::{ChatLine, ClientEvent, ClientKind, ErrorCode, Floor, Member, Quality, ServerEvent};
 pub use ids::{ClassId, JoinCode, ParticipantId};
 pub use role::Role;

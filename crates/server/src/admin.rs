@@ -2,7 +2,7 @@
 
 use crate::Problem;
 use crate::state::SharedState;
-use ardoise_proto::{AdminClass, AdminOverview, Role};
+use ardoise_proto::{AdminClass, AdminOverview, ProcessStats, Role};
 use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -32,8 +32,35 @@ pub async fn overview(s: &SharedState) -> AdminOverview {
                     participants = ps.clone();
                 }
             }
-            AdminClass { info, worker, participants }
+            let members = s.hub.members(&info.id);
+            let locked = s.hub.is_locked(&info.id);
+            AdminClass { info, worker, locked, members, participants }
         })
         .collect();
-    AdminOverview { classes, workers: snaps.into_iter().map(|s| s.worker).collect() }
+    let process = ProcessStats { uptime_ms: s.started.elapsed().as_millis() as u64, ..process_stats() };
+    AdminOverview { classes, workers: snaps.into_iter().map(|s| s.worker).collect(), process }
+}
+
+/// Resident memory and CPU time of this process, from `/proc/self`.
+pub fn process_stats() -> ProcessStats {
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let (page, ticks) = unsafe { (libc::sysconf(libc::_SC_PAGESIZE), libc::sysconf(libc::_SC_CLK_TCK)) };
+    let rss_pages = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()))
+        .unwrap_or(0);
+    // Fields after the command name: utime is the 14th field overall, stime the 15th.
+    let cpu_ticks = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            let rest = s.rsplit_once(')')?.1.to_owned();
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+        })
+        .unwrap_or(0);
+    ProcessStats {
+        rss_bytes: rss_pages * page.max(1) as u64,
+        cpu_us: cpu_ticks * 1_000_000 / ticks.max(1) as u64,
+        uptime_ms: 0,
+    }
 }

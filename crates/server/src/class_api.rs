@@ -67,6 +67,9 @@ pub async fn join(
     if class.state == ClassState::Ended {
         return Err(Problem::new(StatusCode::GONE, "this class has ended"));
     }
+    if s.hub.is_locked(&class.id) {
+        return Err(Problem::new(StatusCode::LOCKED, "the teacher has locked this class"));
+    }
     let req = json_body(body)?;
     let name = req.name.trim();
     if name.is_empty() || name.chars().count() > 32 || name.chars().any(char::is_control) {
@@ -86,8 +89,6 @@ pub async fn end(State(s): State<SharedState>, Path(id): Path<String>, headers: 
     if !(claims.role == Role::Admin || (claims.role == Role::Teacher && claims.covers(&id))) {
         return Err(Problem::forbidden("only the class's teacher or an admin may end it"));
     }
-    s.classes.set_state(&id, ClassState::Ended);
-    s.media.end_class(&id);
-    info!(class = %id, by = %claims.role, "class ended");
+    s.end_class(&id, claims.role);
     Ok(StatusCode::NO_CONTENT)
 }

@@ -121,6 +121,10 @@ pub struct StudioSection {
     pub control: String,
     /// Local IP.
     pub bind: IpAddr,
+    /// Classroom speaker for pupils' voices: "auto" or "none".
+    pub speaker: String,
+    /// Follow the class events (remote layout switching).
+    pub follow_class: bool,
 }
 
 /// `[[classes]]`

@@ -7,6 +7,8 @@
 pub mod admin;
 pub mod auth;
 pub mod class_api;
+pub mod class_events;
+pub mod class_hub;
 pub mod classes;
 pub mod config;
 pub mod media_endpoints;
@@ -36,13 +38,19 @@ use anyhow_free::Msg as _;
 pub fn app(state: SharedState) -> Router {
     let max_body = state.max_body;
     Router::new()
-        .route("/", get(web::index))
+        .route("/", get(web::pupil))
+        .route("/c/{code}", get(web::pupil))
+        .route("/teacher", get(web::teacher))
+        .route("/admin", get(web::admin))
+        .route("/assets/{name}", get(web::asset))
         .route("/watch", get(web::watch))
+        .route("/ws/{class}", get(class_events::upgrade))
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics::metrics))
         .route("/api/classes", post(class_api::create))
         .route("/api/classes/{code}", get(class_api::get).delete(class_api::end))
         .route("/api/classes/{code}/join", post(class_api::join))
+        .route("/api/classes/{code}/qr.svg", get(web::qr))
         .route("/api/admin/classes", get(admin::classes))
         .route("/whip/{class}", post(media_endpoints::whip_post))
         .route("/whip/{class}/{id}", axum::routing::patch(media_endpoints::whip_patch).delete(media_endpoints::whip_delete))

@@ -3,6 +3,7 @@
 use crate::state::{Endpoint, Resource, SharedState};
 use crate::Problem;
 use ardoise_proto::{Claims, ClassId, ParticipantId, Role};
+use ardoise_sfu::{Feed, PublisherRole};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
@@ -30,16 +31,47 @@ fn body_text(body: Result<Bytes, BytesRejection>) -> Result<String, Problem> {
     String::from_utf8(body.to_vec()).map_err(|_| Problem::bad_request("the SDP must be UTF-8 text"))
 }
 
-fn authorize(endpoint: Endpoint, claims: &Claims, class: &ClassId) -> Result<(), Problem> {
+/// Who may publish what: the teacher publishes the class; a pupil only its voice (and camera
+/// if granted) while it holds the floor. Returns the publisher's role.
+fn authorize(s: &SharedState, endpoint: Endpoint, claims: &Claims, class: &ClassId, offer: &str) -> Result<PublisherRole, Problem> {
     if !claims.covers(class) {
         return Err(Problem::forbidden(format!("this token is not valid for class '{class}'")));
     }
     match endpoint {
+        Endpoint::Whip if claims.role == Role::Pupil => {
+            let floor = s.hub.floor(class).filter(|f| f.pupil == claims.sub);
+            let Some(floor) = floor else {
+                return Err(Problem::forbidden("a pupil may publish only when the teacher gives the floor"));
+            };
+            if !floor.camera && sends_video(offer) {
+                return Err(Problem::forbidden("the teacher gave the floor without the camera: offer audio only"));
+            }
+            Ok(PublisherRole::Floor)
+        }
         Endpoint::Whip if !claims.role.may_publish() => {
             Err(Problem::forbidden(format!("a {} may not publish the class", claims.role)))
         }
-        _ => Ok(()),
+        _ => Ok(PublisherRole::Class),
     }
+}
+
+/// Whether an SDP offer has a video m-line that sends (active port, sendonly/sendrecv).
+fn sends_video(offer: &str) -> bool {
+    let mut video = false;
+    let mut active = false;
+    let mut sending = true;
+    let mut any = false;
+    for line in offer.lines().map(str::trim_end).chain(std::iter::once("m=end")) {
+        if let Some(m) = line.strip_prefix("m=") {
+            any |= video && active && sending;
+            video = m.starts_with("video");
+            active = !m.starts_with("video 0 ");
+            sending = true;
+        } else if matches!(line, "a=recvonly" | "a=inactive") {
+            sending = false;
+        }
+    }
+    any
 }
 
 fn path_prefix(endpoint: Endpoint) -> &'static str {
@@ -56,7 +88,7 @@ pub async fn whip_post(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
-    post(s, Endpoint::Whip, class, headers, body).await
+    post(s, Endpoint::Whip, Feed::Class, class, headers, body).await
 }
 
 /// Query of `POST /whep/{class}`.
@@ -65,6 +97,8 @@ pub async fn whip_post(
 pub struct PlayQuery {
     /// `high`, `medium` or `low`: the pupil's choice (data saver).
     pub layer: Option<String>,
+    /// `class` (default) or `floor` (only the pupil holding the floor: the studio's speaker).
+    pub feed: Option<String>,
 }
 
 /// `POST /whep/{class}[?layer=high|medium|low]`
@@ -80,29 +114,34 @@ pub async fn whep_post(
         None => None,
         Some(l) => Some(l.parse().map_err(|e: String| Problem::bad_request(e))?),
     };
-    post(s, Endpoint::Whep(layer), class, headers, body).await
+    let feed = match query.feed.as_deref() {
+        None => Feed::Class,
+        Some(f) => f.parse().map_err(|e: String| Problem::bad_request(e))?,
+    };
+    post(s, Endpoint::Whep(layer), feed, class, headers, body).await
 }
 
 async fn post(
     s: SharedState,
     endpoint: Endpoint,
+    feed: Feed,
     class: String,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
     let claims = s.authenticate(&headers)?;
     let info = s.open_class(&class)?;
-    authorize(endpoint, &claims, &info.id)?;
     if !content_type_is(&headers, "application/sdp") {
         return Err(Problem::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "the offer must be sent as application/sdp"));
     }
     let offer = body_text(body)?;
+    let role = authorize(&s, endpoint, &claims, &info.id, &offer)?;
     let pid = s.next_participant();
     let span = info_span!("session", class = %info.id, participant = %pid, endpoint = path_prefix(endpoint));
     let joined = async {
         let r = match endpoint {
-            Endpoint::Whip => s.media.publish(&info.id, pid, offer).await,
-            Endpoint::Whep(layer) => s.media.play(&info.id, pid, offer, layer).await,
+            Endpoint::Whip => s.media.publish_as(&info.id, pid, offer, role).await,
+            Endpoint::Whep(layer) => s.media.play_feed(&info.id, pid, offer, layer, feed).await,
         };
         match &r {
             Ok(_) => info!(role = %claims.role, "session created"),
@@ -116,6 +155,9 @@ async fn post(
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .insert(pid, Resource { class: info.id.clone(), endpoint, generation: 0, owner: claims.sub.clone() });
+    if role == PublisherRole::Floor && s.hub.floor(&info.id).is_some_and(|f| f.muted) {
+        let _ = s.media.mute(&info.id, pid, true).await;
+    }
     let location = format!("/{}/{}/{}", path_prefix(endpoint), info.id, pid.0);
     let mut r = (StatusCode::CREATED, joined.answer).into_response();
     let h = r.headers_mut();
@@ -163,7 +205,9 @@ pub async fn whep_delete(
 async fn delete(s: SharedState, endpoint: Endpoint, class: String, id: String, headers: HeaderMap) -> Result<StatusCode, Problem> {
     let claims = s.authenticate(&headers)?;
     let (pid, res) = resource(&s, endpoint, &class, &id)?;
-    authorize(endpoint, &claims, &res.class)?;
+    if !claims.covers(&res.class) {
+        return Err(Problem::forbidden(format!("this token is not valid for class '{}'", res.class)));
+    }
     may_change(&claims, &res)?;
     s.resources.lock().unwrap_or_else(|e| e.into_inner()).remove(&pid);
     match s.media.leave(&res.class, pid).await {
@@ -204,7 +248,9 @@ async fn patch(
 ) -> Result<Response, Problem> {
     let claims = s.authenticate(&headers)?;
     let (pid, res) = resource(&s, endpoint, &class, &id)?;
-    authorize(endpoint, &claims, &res.class)?;
+    if !claims.covers(&res.class) {
+        return Err(Problem::forbidden(format!("this token is not valid for class '{}'", res.class)));
+    }
     may_change(&claims, &res)?;
     if !content_type_is(&headers, "application/trickle-ice-sdpfrag") {
         return Err(Problem::new(
@@ -268,4 +314,19 @@ pub fn parse_sdpfrag(frag: &str) -> Result<(IceCreds, Vec<Candidate>), Problem> 
         _ => return Err(Problem::bad_request("an ICE restart needs both a=ice-ufrag and a=ice-pwd")),
     };
     Ok((creds, cands))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sends_video;
+
+    #[test]
+    fn finds_sending_video_m_lines() {
+        let audio = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=sendonly\r\n";
+        assert!(!sends_video(audio));
+        assert!(sends_video(&format!("{audio}m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=sendonly\r\n")));
+        assert!(sends_video(&format!("{audio}m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=sendrecv\r\n")));
+        assert!(!sends_video(&format!("{audio}m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=recvonly\r\n")));
+        assert!(!sends_video(&format!("{audio}m=video 0 UDP/TLS/RTP/SAVPF 96\r\na=sendonly\r\n")));
+    }
 }

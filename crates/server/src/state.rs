@@ -2,15 +2,16 @@
 
 use crate::Problem;
 use crate::auth::TokenSigner;
+use crate::class_hub::ClassHub;
 use crate::classes::ClassRegistry;
 use ardoise_net::{MediaEvent, MediaServer};
-use ardoise_proto::{Claims, ClassId, ClassInfo, ClassState, ParticipantId};
+use ardoise_proto::{Claims, ClassId, ClassInfo, ClassState, ParticipantId, Role};
 use axum::http::{HeaderMap, header};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc::UnboundedReceiver;
-use tracing::debug;
+use tracing::{debug, info};
 
 /// Whether a media resource was made by WHIP or WHEP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +47,10 @@ pub struct AppState {
     pub resources: Mutex<HashMap<ParticipantId, Resource>>,
     /// Revoked token subjects (removed pupils).
     pub revoked: Mutex<std::collections::HashSet<String>>,
+    /// Hands, chat, floor, lock, layout of every class, and its participants' sockets.
+    pub hub: ClassHub,
+    /// When the server started (admin view).
+    pub started: std::time::Instant,
     /// Largest request body.
     pub max_body: usize,
     next_participant: AtomicU64,
@@ -63,6 +68,8 @@ impl AppState {
             media,
             resources: Mutex::new(HashMap::new()),
             revoked: Mutex::new(Default::default()),
+            hub: ClassHub::default(),
+            started: std::time::Instant::now(),
             max_body,
             next_participant: AtomicU64::new(1),
         }
@@ -83,11 +90,49 @@ impl AppState {
             .ok()
             .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
             .ok_or_else(|| Problem::unauthorized("the Authorization header must be 'Bearer <token>'"))?;
-        let claims = self.tokens.verify(token.trim()).map_err(|e| Problem::unauthorized(e.to_string()))?;
+        self.verify_token(token.trim())
+    }
+
+    /// The verified claims of a raw token (401 when bad, expired or revoked).
+    pub fn verify_token(&self, token: &str) -> Result<Claims, Problem> {
+        let claims = self.tokens.verify(token).map_err(|e| Problem::unauthorized(e.to_string()))?;
         if self.revoked.lock().unwrap_or_else(|e| e.into_inner()).contains(&claims.sub) {
             return Err(Problem::unauthorized("this token was revoked"));
         }
         Ok(claims)
+    }
+
+    /// Refuse the tokens of subject `sub` from now on (a removed pupil).
+    pub fn revoke(&self, sub: &str) {
+        self.revoked.lock().unwrap_or_else(|e| e.into_inner()).insert(sub.to_owned());
+    }
+
+    /// The WHIP (and, unless `whip_only`, WHEP) sessions `owner` holds in `class`.
+    pub fn sessions_of(&self, class: &ClassId, owner: &str, whip_only: bool) -> Vec<ParticipantId> {
+        let map = self.resources.lock().unwrap_or_else(|e| e.into_inner());
+        map.iter()
+            .filter(|(_, r)| r.class == *class && r.owner == owner && (!whip_only || r.endpoint == Endpoint::Whip))
+            .map(|(pid, _)| *pid)
+            .collect()
+    }
+
+    /// Close the sessions of `owner` in `class` (floor revoked: WHIP only; removed: all).
+    pub async fn close_sessions(&self, class: &ClassId, owner: &str, whip_only: bool) {
+        for pid in self.sessions_of(class, owner, whip_only) {
+            self.resources.lock().unwrap_or_else(|e| e.into_inner()).remove(&pid);
+            if let Err(e) = self.media.leave(class, pid).await {
+                debug!(class = %class, participant = %pid, "close session: {e}");
+            }
+        }
+    }
+
+    /// End a class: refuse joins, disconnect its media, tell and close its sockets.
+    pub fn end_class(&self, class: &ClassId, by: Role) {
+        self.classes.set_state(class, ClassState::Ended);
+        self.media.end_class(class);
+        self.hub.end(class);
+        self.resources.lock().unwrap_or_else(|e| e.into_inner()).retain(|_, r| r.class != *class);
+        info!(class = %class, by = %by, "class ended");
     }
 
     /// The class `id`, which must exist and not be ended (404 / 410).
@@ -108,7 +153,10 @@ impl AppState {
             debug!(?ev, "media event");
             match ev {
                 MediaEvent::Live(class, live) => {
-                    self.classes.set_state(&class, if live { ClassState::Live } else { ClassState::Open })
+                    if self.classes.get(&class).is_some_and(|c| c.state != ClassState::Ended) {
+                        self.classes.set_state(&class, if live { ClassState::Live } else { ClassState::Open });
+                        self.hub.set_live(&class, live);
+                    }
                 }
                 MediaEvent::Left(_, pid) => {
                     self.resources.lock().unwrap_or_else(|e| e.into_inner()).remove(&pid);

@@ -1,24 +1,124 @@
-//! Web pages, embedded in the binary.
+//! Web pages and their assets, embedded in the binary; the class's QR code.
+//!
+//! Pages make no third-party request: everything they load comes from here.
 
-use axum::http::header;
-use axum::response::{Html, IntoResponse};
+use crate::Problem;
+use crate::state::SharedState;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
 
-/// Minimal WHEP player (`/watch?class=ID`).
+/// Minimal WHEP player (`/watch?class=ID`), for standard-player checks.
 pub const WATCH_HTML: &str = include_str!("../../../web/watch.html");
+/// Pupil page (`/` and `/c/{code}`).
+pub const PUPIL_HTML: &str = include_str!("../../../web/pupil.html");
+/// Teacher console (`/teacher#token=…`).
+pub const TEACHER_HTML: &str = include_str!("../../../web/teacher.html");
+/// Admin dashboard (`/admin#token=…`).
+pub const ADMIN_HTML: &str = include_str!("../../../web/admin.html");
 
-/// `GET /watch`
-pub async fn watch() -> impl IntoResponse {
-    ([(header::CACHE_CONTROL, "no-cache")], Html(WATCH_HTML))
+/// Shared assets: (name, content type, body).
+const ASSETS: &[(&str, &str, &str)] = &[
+    ("ardoise.js", "text/javascript; charset=utf-8", include_str!("../../../web/assets/ardoise.js")),
+    ("ardoise.css", "text/css; charset=utf-8", include_str!("../../../web/assets/ardoise.css")),
+];
+
+/// Headers of every page: no caching of stale pages, no third-party anything, no referrer.
+fn page(body: &'static str) -> Response {
+    let mut r = Html(body).into_response();
+    let h = r.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; style-src 'self' 'unsafe-inline'; \
+             script-src 'self' 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'",
+        ),
+    );
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    r
 }
 
-/// `GET /`: links to the class pages.
-pub async fn index() -> Html<&'static str> {
-    Html(concat!(
-        "<!doctype html><html lang=\"fr\"><head><meta charset=\"utf-8\">",
-        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">",
-        "<title>Ardoise</title></head><body style=\"font-family:sans-serif;max-width:40em;margin:2em auto\">",
-        "<h1>Ardoise</h1><p>Relais de classe hybride.</p>",
-        "<p><a href=\"/watch?class=demo\">Regarder la classe de démonstration</a></p>",
-        "</body></html>"
-    ))
+/// `GET /watch`
+pub async fn watch() -> Response {
+    page(WATCH_HTML)
+}
+
+/// `GET /` and `GET /c/{code}`: the pupil page (the script reads the code from the path).
+pub async fn pupil() -> Response {
+    page(PUPIL_HTML)
+}
+
+/// `GET /teacher`
+pub async fn teacher() -> Response {
+    page(TEACHER_HTML)
+}
+
+/// `GET /admin`
+pub async fn admin() -> Response {
+    page(ADMIN_HTML)
+}
+
+/// `GET /assets/{name}`
+pub async fn asset(Path(name): Path<String>) -> Result<Response, Problem> {
+    let (_, ctype, body) =
+        ASSETS.iter().find(|(n, _, _)| *n == name).ok_or_else(|| Problem::not_found(format!("no asset '{name}'")))?;
+    Ok(([(header::CONTENT_TYPE, *ctype), (header::CACHE_CONTROL, "no-cache")], *body).into_response())
+}
+
+/// The origin pupils use to reach this server, from the request (`Host`, and
+/// `X-Forwarded-Proto` behind a TLS proxy).
+fn origin(headers: &HeaderMap) -> Option<String> {
+    let host = headers.get(header::HOST)?.to_str().ok()?;
+    if host.is_empty() || !host.chars().all(|c| c.is_ascii_alphanumeric() || "-.:[]".contains(c)) {
+        return None;
+    }
+    let proto = match headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()) {
+        Some("https") => "https",
+        _ => "http",
+    };
+    Some(format!("{proto}://{host}"))
+}
+
+/// `GET /api/classes/{code}/qr.svg`: the pupil link as a QR code, drawn here (no third party).
+pub async fn qr(State(s): State<SharedState>, Path(code): Path<String>, headers: HeaderMap) -> Result<Response, Problem> {
+    let class = s.classes.by_code(&code).ok_or_else(|| Problem::not_found(format!("no class with code '{code}'")))?;
+    let origin = origin(&headers).ok_or_else(|| Problem::bad_request("a valid Host header is required"))?;
+    let link = format!("{origin}/c/{}", class.code.0);
+    let svg = qr_svg(&link).map_err(|e| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    Ok(([(header::CONTENT_TYPE, "image/svg+xml"), (header::CACHE_CONTROL, "no-cache")], svg).into_response())
+}
+
+/// An SVG QR code of `text`.
+pub fn qr_svg(text: &str) -> Result<String, String> {
+    let code = qrcode::QrCode::new(text.as_bytes()).map_err(|e| format!("cannot encode the link as a QR code: {e}"))?;
+    Ok(code
+        .render::<qrcode::render::svg::Color<'_>>()
+        .min_dimensions(220, 220)
+        .dark_color(qrcode::render::svg::Color("#000000"))
+        .light_color(qrcode::render::svg::Color("#ffffff"))
+        .build())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn qr_codes_are_svg() {
+        let svg = qr_svg("http://127.0.0.1:8080/c/demo").unwrap();
+        assert!(svg.starts_with("<?xml") && svg.contains("<svg"), "{}", &svg[..60]);
+    }
+
+    #[test]
+    fn origin_comes_from_a_sane_host() {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:8080"));
+        assert_eq!(origin(&h).as_deref(), Some("http://127.0.0.1:8080"));
+        h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+        assert_eq!(origin(&h).as_deref(), Some("https://127.0.0.1:8080"));
+        h.insert(header::HOST, HeaderValue::from_static("evil/\"><script>"));
+        assert_eq!(origin(&h), None);
+    }
 }

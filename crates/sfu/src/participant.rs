@@ -1,6 +1,6 @@
 //! Participant: one WebRTC peer connection in a room, publisher or subscriber.
 
-use crate::Subscription;
+use crate::{Feed, Subscription};
 use ardoise_proto::{ParticipantId, ParticipantStats};
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -10,16 +10,36 @@ use str0m::Rtc;
 #[derive(Debug)]
 pub enum ParticipantKind {
     /// Sends media in (WHIP).
-    Publisher,
+    Publisher {
+        /// The class's picture and sound, or a pupil holding the floor.
+        role: PublisherRole,
+        /// The teacher muted it: its audio is not relayed.
+        muted: bool,
+    },
     /// Receives the class's media (WHEP).
     Subscriber {
-        /// Outgoing audio.
+        /// Outgoing class audio.
         audio: Option<Subscription>,
-        /// Outgoing video.
+        /// Outgoing class video.
         video: Option<Subscription>,
+        /// Outgoing voice of the pupil holding the floor.
+        floor_audio: Option<Subscription>,
+        /// Outgoing camera of the pupil holding the floor.
+        floor_video: Option<Subscription>,
         /// The simulcast layer this subscriber asked for.
         layer: crate::LayerChoice,
+        /// Which media its m-lines carry.
+        feed: Feed,
     },
+}
+
+/// What a publisher's media is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublisherRole {
+    /// The class (teacher, studio): forwarded on subscribers' first audio/video m-lines.
+    Class,
+    /// A pupil given the floor: forwarded on the floor m-lines, never becomes the class.
+    Floor,
 }
 
 /// One peer connection and its bookkeeping.
@@ -49,7 +69,11 @@ pub struct Participant {
 impl Participant {
     /// Wrap a freshly negotiated `Rtc`.
     pub fn new(id: ParticipantId, kind: ParticipantKind, rtc: Rtc, now: Instant) -> Self {
-        let is_pub = matches!(kind, ParticipantKind::Publisher);
+        let label = match kind {
+            ParticipantKind::Publisher { role: PublisherRole::Class, .. } => "publisher",
+            ParticipantKind::Publisher { role: PublisherRole::Floor, .. } => "floor",
+            ParticipantKind::Subscriber { .. } => "subscriber",
+        };
         Participant {
             id,
             kind,
@@ -58,7 +82,7 @@ impl Participant {
             connected: false,
             stats: ParticipantStats {
                 id: id.0,
-                kind: if is_pub { "publisher" } else { "subscriber" }.into(),
+                kind: label.into(),
                 ..Default::default()
             },
             remote: None,
@@ -70,6 +94,14 @@ impl Participant {
 
     /// Whether this participant publishes.
     pub fn is_publisher(&self) -> bool {
-        matches!(self.kind, ParticipantKind::Publisher)
+        matches!(self.kind, ParticipantKind::Publisher { .. })
+    }
+
+    /// The publisher's role, if it publishes.
+    pub fn publisher_role(&self) -> Option<PublisherRole> {
+        match self.kind {
+            ParticipantKind::Publisher { role, .. } => Some(role),
+            ParticipantKind::Subscriber { .. } => None,
+        }
     }
 }

@@ -6,8 +6,8 @@
 
 use crate::keyframe::{VideoCodec, is_keyframe_start};
 use crate::{
-    Decision, DropReason, Forwarder, LayerSelector, PacketIn, Participant, ParticipantKind, Publication,
-    SfuConfig, SfuError, SourceKey, Subscription,
+    Decision, DropReason, Feed, Forwarder, LayerSelector, PacketIn, Participant, ParticipantKind, Publication,
+    PublisherRole, SfuConfig, SfuError, SourceKey, Subscription,
 };
 use ardoise_proto::{ClassId, ParticipantId, ParticipantStats};
 use std::collections::VecDeque;
@@ -187,14 +187,19 @@ impl Room {
         Ok(rtc)
     }
 
-    /// Add a publisher from a WHIP offer; returns the SDP answer.
+    /// Add the class's publisher (teacher, studio) from a WHIP offer; returns the SDP answer.
     pub fn add_publisher(&mut self, now: Instant, pid: ParticipantId, offer: &str) -> Result<String, SfuError> {
-        self.add(now, pid, offer, None)
+        self.add(now, pid, offer, ParticipantKind::Publisher { role: PublisherRole::Class, muted: false })
+    }
+
+    /// Add a publisher in `role` (a pupil given the floor publishes as [`PublisherRole::Floor`]).
+    pub fn add_publisher_as(&mut self, now: Instant, pid: ParticipantId, offer: &str, role: PublisherRole) -> Result<String, SfuError> {
+        self.add(now, pid, offer, ParticipantKind::Publisher { role, muted: false })
     }
 
     /// Add a subscriber from a WHEP offer, receiving the configured layer; returns the SDP answer.
     pub fn add_subscriber(&mut self, now: Instant, pid: ParticipantId, offer: &str) -> Result<String, SfuError> {
-        self.add(now, pid, offer, Some(self.config.layer))
+        self.add_subscriber_to(now, pid, offer, None, Feed::Class)
     }
 
     /// Add a subscriber that wants `layer` (a pupil's own choice, or a test).
@@ -205,11 +210,37 @@ impl Room {
         offer: &str,
         layer: crate::LayerChoice,
     ) -> Result<String, SfuError> {
-        self.add(now, pid, offer, Some(layer))
+        self.add_subscriber_to(now, pid, offer, Some(layer), Feed::Class)
     }
 
-    fn add(&mut self, now: Instant, pid: ParticipantId, offer: &str, subscriber_layer: Option<crate::LayerChoice>) -> Result<String, SfuError> {
-        let publisher = subscriber_layer.is_none();
+    /// Add a subscriber that wants `layer` (default: the configured one) of `feed`.
+    pub fn add_subscriber_to(
+        &mut self,
+        now: Instant,
+        pid: ParticipantId,
+        offer: &str,
+        layer: Option<crate::LayerChoice>,
+        feed: Feed,
+    ) -> Result<String, SfuError> {
+        let layer = layer.unwrap_or(self.config.layer);
+        let kind = ParticipantKind::Subscriber { audio: None, video: None, floor_audio: None, floor_video: None, layer, feed };
+        self.add(now, pid, offer, kind)
+    }
+
+    /// The teacher mutes (or unmutes) a floor publisher: its audio is not relayed meanwhile.
+    pub fn set_muted(&mut self, pid: ParticipantId, mute: bool) -> Result<(), SfuError> {
+        let idx = self.index(pid).ok_or(SfuError::UnknownParticipant)?;
+        match &mut self.participants[idx].kind {
+            ParticipantKind::Publisher { muted, .. } => {
+                *muted = mute;
+                Ok(())
+            }
+            ParticipantKind::Subscriber { .. } => Err(SfuError::UnknownParticipant),
+        }
+    }
+
+    fn add(&mut self, now: Instant, pid: ParticipantId, offer: &str, kind: ParticipantKind) -> Result<String, SfuError> {
+        let publisher = matches!(kind, ParticipantKind::Publisher { .. });
         if self.participants.len() >= self.config.max_participants {
             return Err(SfuError::Full(self.config.max_participants));
         }
@@ -218,10 +249,6 @@ impl Room {
         let mut rtc = self.new_rtc(now)?;
         let answer = catch_unwind(AssertUnwindSafe(|| rtc.sdp_api().accept_offer(offer)))
             .map_err(|_| SfuError::BadSdp("offer could not be negotiated".into()))??;
-        let kind = match subscriber_layer {
-            None => ParticipantKind::Publisher,
-            Some(layer) => ParticipantKind::Subscriber { audio: None, video: None, layer },
-        };
         info!(class = %self.id, participant = %pid, publisher, "participant added");
         self.participants.push(Participant::new(pid, kind, rtc, now));
         let idx = self.participants.len() - 1;
@@ -493,6 +520,7 @@ impl Room {
                 if !p.is_publisher() {
                     // A new pupil wants a picture now.
                     self.request_keyframe_for(now, idx);
+                    self.request_floor_keyframe(now);
                 }
             }
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
@@ -501,10 +529,19 @@ impl Room {
                 p.dead = true;
             }
             Event::MediaAdded(m) => self.on_media_added(idx, m.mid, m.kind, m.direction, m.simulcast),
-            Event::KeyframeRequest(_) => {
+            Event::KeyframeRequest(req) => {
                 self.stats.keyframe_requests_in += 1;
-                self.participants[idx].stats.keyframe_requests_in += 1;
-                self.request_keyframe_for(now, idx);
+                let p = &mut self.participants[idx];
+                p.stats.keyframe_requests_in += 1;
+                let floor_mid = match &p.kind {
+                    ParticipantKind::Subscriber { floor_video: Some(f), .. } => Some(f.mid),
+                    _ => None,
+                };
+                if floor_mid == Some(req.mid) {
+                    self.request_floor_keyframe(now);
+                } else {
+                    self.request_keyframe_for(now, idx);
+                }
             }
             Event::StreamPaused(sp) => {
                 let pid = self.participants[idx].id;
@@ -515,6 +552,21 @@ impl Room {
             Event::MediaEgressStats(s) => {
                 let p = &mut self.participants[idx];
                 p.stats.nacks_in = p.stats.nacks_in.max(s.nacks);
+                if let Some(rtt) = s.rtt {
+                    p.stats.rtt_ms = Some(rtt.as_secs_f32() * 1000.0);
+                }
+                if let Some(loss) = s.loss {
+                    p.stats.loss = Some(loss);
+                }
+            }
+            Event::MediaIngressStats(s) => {
+                let p = &mut self.participants[idx];
+                if let Some(rtt) = s.rtt {
+                    p.stats.rtt_ms = Some(rtt.as_secs_f32() * 1000.0);
+                }
+                if let Some(loss) = s.loss {
+                    p.stats.loss = Some(loss);
+                }
             }
             _ => {}
         }
@@ -531,14 +583,14 @@ impl Room {
         let seed = self.next_seq_seed();
         let p = &mut self.participants[idx];
         match &mut p.kind {
-            ParticipantKind::Publisher => {
+            ParticipantKind::Publisher { role, .. } => {
                 if !direction.is_receiving() {
                     return;
                 }
                 let rids = simulcast.map(|s| s.recv.iter().map(|l| l.rid).collect()).unwrap_or_default();
-                debug!(class = %self.id, participant = %p.id, %mid, ?kind, "publication");
+                debug!(class = %self.id, participant = %p.id, %mid, ?kind, ?role, "publication");
                 self.publications.push(Publication::new(p.id, mid, kind, rids));
-                if self.main_publisher != Some(p.id) {
+                if *role == PublisherRole::Class && self.main_publisher != Some(p.id) {
                     self.main_publisher = Some(p.id);
                     // Subscribers move to the new publisher at its first keyframe.
                     for s in self.participants.iter_mut() {
@@ -549,18 +601,21 @@ impl Room {
                     self.events.push_back(RoomEvent::Live(true));
                 }
             }
-            ParticipantKind::Subscriber { audio, video, layer } => {
+            ParticipantKind::Subscriber { audio, video, floor_audio, floor_video, layer, feed } => {
                 let layer = *layer;
                 if !direction.is_sending() {
                     return;
                 }
-                let slot = match kind {
-                    MediaKind::Audio => audio,
-                    MediaKind::Video => video,
+                // m-lines are served in order of kind: class then floor (feed=class), or floor only.
+                let candidates = match (kind, *feed) {
+                    (MediaKind::Audio, Feed::Class) => [Some(audio), Some(floor_audio)],
+                    (MediaKind::Video, Feed::Class) => [Some(video), Some(floor_video)],
+                    (MediaKind::Audio, Feed::Floor) => [Some(floor_audio), None],
+                    (MediaKind::Video, Feed::Floor) => [Some(floor_video), None],
                 };
-                if slot.is_some() {
-                    return; // One audio and one video m-line are served.
-                }
+                let Some(slot) = candidates.into_iter().flatten().find(|s| s.is_none()) else {
+                    return; // Extra m-lines stay silent.
+                };
                 let media = p.rtc.media(mid);
                 let remote_pts: Vec<_> = media.map(|m| m.remote_pts().to_vec()).unwrap_or_default();
                 let pts: Vec<(Codec, str0m::media::Pt)> = p
@@ -601,6 +656,23 @@ impl Room {
         (x % 30_000) as u16 + 1
     }
 
+    /// Ask the floor publisher for a keyframe (a subscriber lost its camera picture; throttled).
+    fn request_floor_keyframe(&mut self, now: Instant) {
+        let floor: Vec<ParticipantId> = self
+            .participants
+            .iter()
+            .filter(|p| p.publisher_role() == Some(PublisherRole::Floor))
+            .map(|p| p.id)
+            .collect();
+        for publication in self.publications.iter_mut().filter(|x| floor.contains(&x.publisher) && x.kind == MediaKind::Video) {
+            if let Some(layer) = publication.layers.last_mut() {
+                if layer.throttle.request(now) {
+                    self.plis.push((publication.publisher, layer.ssrc));
+                }
+            }
+        }
+    }
+
     /// Ask the main publisher for a keyframe on the layer subscriber `idx` wants (throttled).
     fn request_keyframe_for(&mut self, now: Instant, idx: usize) {
         let Some(main) = self.main_publisher else { return };
@@ -624,9 +696,10 @@ impl Room {
 
     fn on_rtp(&mut self, now: Instant, idx: usize, pkt: RtpPacket) {
         let publisher = &mut self.participants[idx];
-        if !publisher.is_publisher() {
-            return; // Subscribers do not send media (pupils' floor comes later).
-        }
+        let (role, muted) = match publisher.kind {
+            ParticipantKind::Publisher { role, muted } => (role, muted),
+            ParticipantKind::Subscriber { .. } => return, // Subscribers do not send media.
+        };
         let pid = publisher.id;
         publisher.stats.packets_in += 1;
         publisher.stats.bytes_in += pkt.payload.len() as u64;
@@ -681,7 +754,10 @@ impl Room {
         if kind == MediaKind::Video && keyframe_start {
             layer.throttle.keyframe_received();
         }
-        if self.main_publisher != Some(pid) {
+        if role == PublisherRole::Class && self.main_publisher != Some(pid) {
+            return;
+        }
+        if muted && kind == MediaKind::Audio {
             return;
         }
         let layer_ssrc = layer.ssrc;
@@ -708,10 +784,14 @@ impl Room {
             if !sub_p.connected || sub_p.dead {
                 continue;
             }
-            let ParticipantKind::Subscriber { audio, video, .. } = &mut sub_p.kind else { continue };
-            let Some(sub) = (match kind {
-                MediaKind::Audio => audio.as_mut(),
-                MediaKind::Video => video.as_mut(),
+            let ParticipantKind::Subscriber { audio, video, floor_audio, floor_video, .. } = &mut sub_p.kind else {
+                continue;
+            };
+            let Some(sub) = (match (role, kind) {
+                (PublisherRole::Class, MediaKind::Audio) => audio.as_mut(),
+                (PublisherRole::Class, MediaKind::Video) => video.as_mut(),
+                (PublisherRole::Floor, MediaKind::Audio) => floor_audio.as_mut(),
+                (PublisherRole::Floor, MediaKind::Video) => floor_video.as_mut(),
             }) else {
                 continue;
             };

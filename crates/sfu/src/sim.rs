@@ -3,7 +3,7 @@
 
 use crate::Room;
 use ardoise_proto::ParticipantId;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use str0m::media::{Direction, MediaKind, Mid};
@@ -43,27 +43,44 @@ pub struct SimClient {
     pub keyframe_wanted: bool,
     /// Ids (bytes 2..6 of the payload) of RTP packets received.
     pub received: HashSet<u32>,
-    /// Audio and video m-lines.
+    /// Audio and video m-lines (the first of each kind).
     pub mids: (Mid, Mid),
+    /// Every m-line, in offer order.
+    pub all_mids: Vec<Mid>,
+    /// Ids of the packets received, per m-line.
+    pub received_by_mid: HashMap<Mid, Vec<u32>>,
 }
 
 impl SimClient {
     /// A client at `addr` negotiated with `room` as participant `pid` (publisher or subscriber).
     pub fn join(room: &mut Room, now: Instant, addr: SocketAddr, pid: u64, publish: bool) -> SimClient {
+        let dir = if publish { Direction::SendOnly } else { Direction::RecvOnly };
+        Self::negotiate(now, addr, &[(MediaKind::Audio, dir), (MediaKind::Video, dir)], |sdp| {
+            if publish {
+                room.add_publisher(now, ParticipantId(pid), sdp)
+            } else {
+                room.add_subscriber(now, ParticipantId(pid), sdp)
+            }
+            .expect("room accepts the offer")
+        })
+    }
+
+    /// A client offering `media` (in order), answered by `accept` (which adds it to a room).
+    pub fn negotiate(
+        now: Instant,
+        addr: SocketAddr,
+        media: &[(MediaKind, Direction)],
+        accept: impl FnOnce(&str) -> String,
+    ) -> SimClient {
         let mut rtc = Rtc::builder().set_rtp_mode(true).build(now);
         rtc.add_local_candidate(Candidate::host(addr, "udp").expect("host candidate"));
-        let dir = if publish { Direction::SendOnly } else { Direction::RecvOnly };
         let mut api = rtc.sdp_api();
-        let audio = api.add_media(MediaKind::Audio, dir, None, None, None);
-        let video = api.add_media(MediaKind::Video, dir, None, None, None);
+        let all_mids: Vec<Mid> = media.iter().map(|(k, d)| api.add_media(*k, *d, None, None, None)).collect();
+        let first = |kind: MediaKind| media.iter().zip(&all_mids).find(|((k, _), _)| *k == kind).map(|(_, m)| *m);
+        let audio = first(MediaKind::Audio).unwrap_or_else(|| all_mids[0]);
+        let video = first(MediaKind::Video).unwrap_or_else(|| all_mids[0]);
         let (offer, pending) = api.apply().expect("offer");
-        let sdp = offer.to_sdp_string();
-        let answer = if publish {
-            room.add_publisher(now, ParticipantId(pid), &sdp)
-        } else {
-            room.add_subscriber(now, ParticipantId(pid), &sdp)
-        }
-        .expect("room accepts the offer");
+        let answer = accept(&offer.to_sdp_string());
         let answer = str0m::change::SdpAnswer::from_sdp_string(&answer).expect("answer parses");
         rtc.sdp_api().accept_answer(pending, answer).expect("answer accepted");
         let mut c = SimClient {
@@ -75,6 +92,8 @@ impl SimClient {
             keyframe_wanted: false,
             received: HashSet::new(),
             mids: (audio, video),
+            all_mids,
+            received_by_mid: HashMap::new(),
         };
         c.drain(now);
         c
@@ -95,7 +114,10 @@ impl SimClient {
                 Output::Event(Event::Connected) => self.connected = true,
                 Output::Event(Event::RtpPacket(p)) => {
                     if p.payload.len() >= 6 {
-                        self.received.insert(u32::from_be_bytes(p.payload[2..6].try_into().unwrap()));
+                        let id = u32::from_be_bytes(p.payload[2..6].try_into().unwrap());
+                        self.received.insert(id);
+                        let mid = self.rtc.direct_api().stream_rx(&p.header.ssrc).map(|rx| rx.mid()).unwrap_or(self.mids.0);
+                        self.received_by_mid.entry(mid).or_default().push(id);
                     }
                 }
                 Output::Event(Event::KeyframeRequest(_)) => self.keyframe_wanted = true,

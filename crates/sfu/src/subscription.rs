@@ -5,6 +5,27 @@ use str0m::format::Codec;
 use str0m::media::{MediaKind, Mid, Pt};
 use str0m::rtp::Ssrc;
 
+/// Which media a subscriber's m-lines carry (WHEP `?feed=`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Feed {
+    /// Pupils: 1st audio/video = the class; 2nd audio/video = the pupil holding the floor.
+    #[default]
+    Class,
+    /// The studio's return audio: 1st audio/video = the pupil holding the floor.
+    Floor,
+}
+
+impl std::str::FromStr for Feed {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "class" => Ok(Feed::Class),
+            "floor" => Ok(Feed::Floor),
+            _ => Err(format!("unknown feed '{s}' (class, floor)")),
+        }
+    }
+}
+
 /// One outgoing m-line of a subscriber, with its forwarder and layer choice.
 #[derive(Debug, Clone)]
 pub struct Subscription {
@@ -27,5 +48,4 @@ impl Subscription {
     pub fn pt_for(&self, codec: Codec) -> Option<Pt> {
         self.pts.iter().find(|(c, _)| *c == codec).map(|(_, pt)| *pt)
     }
-
 }

@@ -104,6 +104,30 @@ pub struct StudioConfig {
     pub bind: IpAddr,
     /// Control API address (layout switching), if any.
     pub control: Option<SocketAddr>,
+    /// Where granted pupils' voices play in the classroom.
+    pub speaker: Speaker,
+    /// Follow the class events (layout from the teacher's console).
+    pub follow_class: bool,
+}
+
+/// The classroom speaker for return audio.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Speaker {
+    /// GStreamer's `autoaudiosink` (falls back to silence when there is no sound card).
+    Auto,
+    /// Decode but play nowhere (tests, headless servers).
+    None,
+}
+
+impl std::str::FromStr for Speaker {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(Speaker::Auto),
+            "none" => Ok(Speaker::None),
+            _ => Err(format!("unknown speaker '{s}' (auto, none)")),
+        }
+    }
 }
 
 impl StudioConfig {
@@ -124,6 +148,8 @@ impl StudioConfig {
             echo_cancel: true,
             bind: "127.0.0.1".parse().expect("ip"),
             control: None,
+            speaker: Speaker::Auto,
+            follow_class: true,
         }
     }
 

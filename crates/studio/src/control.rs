@@ -1,6 +1,8 @@
 //! The studio's control API on 127.0.0.1: read the state, switch the layout.
 
+use crate::class_link::ClassLinkStats;
 use crate::publisher::PublisherStats;
+use crate::return_audio::ReturnAudioStats;
 use crate::{Layout, Pipeline};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -17,6 +19,22 @@ pub struct Control {
     pub pipeline: Arc<Pipeline>,
     /// Publisher counters.
     pub stats: Arc<PublisherStats>,
+    /// Return-audio counters.
+    pub return_audio: Arc<ReturnAudioStats>,
+    /// Class-link counters.
+    pub class_link: Arc<ClassLinkStats>,
+}
+
+impl Control {
+    /// The control state of a running studio.
+    pub fn of(studio: &crate::Studio) -> Control {
+        Control {
+            pipeline: studio.pipeline().clone(),
+            stats: studio.stats.clone(),
+            return_audio: studio.return_audio.clone(),
+            class_link: studio.class_link.clone(),
+        }
+    }
 }
 
 /// `GET /state`
@@ -34,6 +52,10 @@ pub struct StudioState {
     pub estimate_bps: u64,
     /// Capture → wire latency of the top layer over the recent frames, microseconds: p50, p95.
     pub latency_us: Option<(u64, u64)>,
+    /// Pupil-voice (floor) packets received for the classroom speaker.
+    pub return_audio_packets: u64,
+    /// Connected to the class events (remote layout switching).
+    pub class_link: bool,
 }
 
 /// `POST /layout` body.
@@ -55,6 +77,8 @@ async fn state(State(c): State<Control>) -> Json<StudioState> {
             v.sort_unstable();
             (!v.is_empty()).then(|| (v[v.len() / 2], v[(v.len() * 95 / 100).min(v.len() - 1)]))
         },
+        return_audio_packets: c.return_audio.packets.load(Ordering::Relaxed),
+        class_link: c.class_link.connected.load(Ordering::Relaxed),
     })
 }
 

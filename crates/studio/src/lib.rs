@@ -6,15 +6,17 @@
 //! a bounded channel (frames are dropped, never queued, when the network is gone); the
 //! publisher sends keyframe requests and bitrate changes back as [`PipelineCommand`]s.
 
+pub mod class_link;
 pub mod config;
 pub mod control;
 pub mod devices;
 pub mod layout;
 pub mod pipeline;
 pub mod publisher;
+pub mod return_audio;
 pub mod source;
 
-pub use config::{EncodedLayer, LayerSpec, StudioConfig, VideoCodec};
+pub use config::{EncodedLayer, LayerSpec, Speaker, StudioConfig, VideoCodec};
 pub use layout::Layout;
 pub use pipeline::{Pipeline, PipelineCommand};
 pub use source::SourceSpec;
@@ -23,13 +25,17 @@ use anyhow::Result;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// A running studio: pipeline + publisher thread.
+/// A running studio: pipeline, publisher thread, return-audio thread, class-link thread.
 pub struct Studio {
     pipeline: Arc<Pipeline>,
     stop: Arc<AtomicBool>,
-    publisher: Option<std::thread::JoinHandle<()>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
     /// Publisher counters.
     pub stats: Arc<publisher::PublisherStats>,
+    /// Return-audio counters.
+    pub return_audio: Arc<return_audio::ReturnAudioStats>,
+    /// Class-link counters.
+    pub class_link: Arc<class_link::ClassLinkStats>,
 }
 
 impl Studio {
@@ -41,13 +47,28 @@ impl Studio {
         let pipeline = Arc::new(Pipeline::start(&config, frames_tx)?);
         let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(publisher::PublisherStats::default());
-        let publisher = {
+        let return_stats = Arc::new(return_audio::ReturnAudioStats::default());
+        let link_stats = Arc::new(class_link::ClassLinkStats::default());
+        let mut threads = Vec::new();
+        {
+            let (config, stop, stats) = (config.clone(), stop.clone(), return_stats.clone());
+            threads.push(std::thread::Builder::new().name("studio-return-audio".into()).spawn(move || {
+                return_audio::run(&config, &stop, &stats);
+            })?);
+        }
+        if config.follow_class {
+            let (config, pipeline, stop, stats) = (config.clone(), pipeline.clone(), stop.clone(), link_stats.clone());
+            threads.push(std::thread::Builder::new().name("studio-class-link".into()).spawn(move || {
+                class_link::run(&config, &pipeline, &stop, &stats);
+            })?);
+        }
+        {
             let (pipeline, stop, stats) = (pipeline.clone(), stop.clone(), stats.clone());
-            std::thread::Builder::new().name("studio-publisher".into()).spawn(move || {
+            threads.push(std::thread::Builder::new().name("studio-publisher".into()).spawn(move || {
                 publisher::run(&config, frames_rx, &pipeline, &stop, &stats);
-            })?
-        };
-        Ok(Studio { pipeline, stop, publisher: Some(publisher), stats })
+            })?);
+        }
+        Ok(Studio { pipeline, stop, threads, stats, return_audio: return_stats, class_link: link_stats })
     }
 
     /// The pipeline (layout, keyframes, bitrates).
@@ -58,7 +79,7 @@ impl Studio {
     /// Stop publishing (WHIP DELETE) and set the pipeline to `Null`.
     pub fn stop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        if let Some(h) = self.publisher.take() {
+        for h in self.threads.drain(..) {
             let _ = h.join();
         }
         self.pipeline.shutdown();

@@ -1,0 +1,267 @@
+#!/usr/bin/env node
+// End-to-end check of the Ardoise class pages (pupil, teacher console, admin dashboard).
+//
+// Usage: node class.mjs <baseUrl> <teacherToken> <adminToken> <artefactsDir> <studioStateUrl>
+//
+// The server must already run the class `demo` (code `demo`) with a studio publishing it;
+// <studioStateUrl> answers JSON whose `return_audio_packets` counts the pupil-voice RTP
+// packets the studio received. Drives Debian's /usr/bin/chromium with playwright-core,
+// one browser context per person (teacher, three pupils, admin):
+//   1. three pupils join; each must decode ≥ 20 fps over 5 s with audio packets growing
+//   2. Alice raises her hand (teacher sees it < 1 s); chat both ways
+//   3. the teacher grants Alice the floor: the other pupils and the studio receive her voice;
+//      revoking stops it
+//   4. the teacher removes Chloé: her page says so and her token gets 401 on WHEP
+//   5. the admin dashboard lists the class and Alice
+//   6. screenshots of the three pages at 1024x768 and 768x1024 into <artefactsDir>
+// Prints ONE line of JSON on stdout; progress, page console errors and exceptions go to stderr.
+// Exit status 0 only if every check passed. Capped at 120 s; the browser is always closed.
+
+import { chromium } from "playwright-core";
+import { mkdir } from "node:fs/promises";
+import path from "node:path";
+
+const OVERALL_TIMEOUT_MS = 120_000;
+const MIN_FPS = 20;
+const CHROMIUM = "/usr/bin/chromium";
+const ARGS = [
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--use-fake-ui-for-media-stream",
+  "--use-fake-device-for-media-stream=fps=30",
+  "--allow-loopback-in-peer-connection",
+  "--disable-features=WebRtcHideLocalIpsWithMdns",
+];
+const SIZES = [[1024, 768], [768, 1024]];
+
+const [baseArg, teacherToken, adminToken, artefacts, studioStateUrl] = process.argv.slice(2);
+if (!baseArg || !teacherToken || !adminToken || !artefacts || !studioStateUrl) {
+  process.stderr.write("usage: node class.mjs <baseUrl> <teacherToken> <adminToken> <artefactsDir> <studioStateUrl>\n");
+  process.exit(2);
+}
+const base = baseArg.replace(/\/+$/, "");
+
+const result = {
+  ok: false, error: null, pupils: [], handMs: null, chatBothWays: false,
+  floorHeardByPupils: false, floorHeardByStudio: false, revokeStops: false,
+  removedShown: false, removedTokenStatus: null, adminListsClass: false, screenshots: [],
+};
+const pages = {};   // name -> page (for screenshots)
+let browser = null;
+let finished = false;
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const log = (msg) => process.stderr.write(`[class.mjs] ${msg}\n`);
+/** Record the first failed check; returns the condition. */
+function check(cond, msg) {
+  if (!cond) {
+    log(`FAILED: ${msg}`);
+    if (result.error === null) result.error = msg;
+  }
+  return !!cond;
+}
+
+async function closeBrowser() {
+  const b = browser;
+  browser = null;
+  if (b) await Promise.race([b.close().catch(() => {}), sleep(5_000)]);
+}
+async function finish() {
+  if (finished) return;
+  finished = true;
+  clearTimeout(watchdog);
+  await closeBrowser();
+  const allChecks = result.pupils.length === 3 && result.handMs !== null && result.handMs < 1000 &&
+    result.chatBothWays && result.floorHeardByPupils && result.floorHeardByStudio && result.revokeStops &&
+    result.removedShown && result.removedTokenStatus === 401 && result.adminListsClass &&
+    result.screenshots.length === SIZES.length * 3;
+  if (result.error === null && !allChecks) result.error = "some checks did not pass";
+  result.ok = result.error === null && allChecks;
+  process.stdout.write(JSON.stringify(result) + "\n");
+  process.exit(result.ok ? 0 : 1);
+}
+const watchdog = setTimeout(async () => {
+  if (finished) return;
+  result.error = result.error || `overall timeout (${OVERALL_TIMEOUT_MS / 1000} s)`;
+  await finish();
+}, OVERALL_TIMEOUT_MS);
+
+/** Poll `fn` until it returns truthy; throws `what` on timeout. */
+async function waitFor(fn, timeoutMs, what) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  for (;;) {
+    last = await fn();
+    if (last) return last;
+    if (Date.now() > deadline) throw new Error(`timeout (${timeoutMs / 1000} s): ${what}`);
+    await sleep(100);
+  }
+}
+
+async function newPage(name, viewport = { width: 1024, height: 768 }) {
+  const ctx = await browser.newContext({ viewport, permissions: ["camera", "microphone"] });
+  const page = await ctx.newPage();
+  page.on("console", (msg) => {
+    if (msg.type() === "error") process.stderr.write(`[${name} console] ${msg.text()}\n`);
+  });
+  page.on("pageerror", (err) => process.stderr.write(`[${name} exception] ${err.message}\n`));
+  page.on("dialog", (d) => d.accept().catch(() => {}));
+  pages[name] = page;
+  return page;
+}
+async function goto(page, url) {
+  const resp = await page.goto(url, { waitUntil: "load", timeout: 15_000 });
+  if (resp && !resp.ok()) throw new Error(`${url.split("#")[0]}: HTTP ${resp.status()}`);
+}
+async function stats(page) {
+  return page.evaluate(async () => {
+    const a = window.ardoise;
+    if (!a || !a.stats) return { missing: true };
+    return { ...(await a.stats()), pageError: a.error ?? null };
+  });
+}
+async function studioReturnPackets() {
+  const r = await fetch(studioStateUrl, { signal: AbortSignal.timeout(3_000) });
+  if (!r.ok) throw new Error(`studio state: HTTP ${r.status}`);
+  const j = await r.json();
+  return Number(j.return_audio_packets);
+}
+const rowButton = (id, action) => `#pupils li[data-id="${id}"] [data-action="${action}"]`;
+
+async function run() {
+  await mkdir(artefacts, { recursive: true });
+  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS, timeout: 20_000 });
+
+  // 1. teacher console and three pupils
+  log("step 1: teacher console, three pupils join");
+  const teacher = await newPage("teacher");
+  await goto(teacher, `${base}/teacher#token=${encodeURIComponent(teacherToken)}`);
+  const names = ["Alice", "Bruno", "Chloé"];
+  const pupils = await Promise.all(names.map(async (name) => {
+    const page = await newPage(name);
+    await goto(page, `${base}/c/demo`);
+    await page.fill("#name", name);
+    await page.click("#join");
+    return { name, page };
+  }));
+  const [alice, bruno, chloe] = pupils.map((p) => p.page);
+  await Promise.all(pupils.map((p) => waitFor(async () => {
+    const s = await stats(p.page);
+    if (s.missing) throw new Error(`${p.name}: window.ardoise.stats is missing`);
+    return s.framesDecoded > 0;
+  }, 25_000, `${p.name}: first decoded video frame`)));
+  const s0 = await Promise.all(pupils.map((p) => stats(p.page)));
+  await sleep(5_000);
+  const s1 = await Promise.all(pupils.map((p) => stats(p.page)));
+  pupils.forEach((p, i) => {
+    const fps = Math.round(((s1[i].framesDecoded - s0[i].framesDecoded) / 5) * 100) / 100;
+    result.pupils.push({ name: p.name, fps, audioPackets: s1[i].audioPacketsReceived });
+    log(`  ${p.name}: ${fps} fps, audio packets ${s0[i].audioPacketsReceived} -> ${s1[i].audioPacketsReceived}, quality ${s1[i].quality}`);
+    check(fps >= MIN_FPS, `${p.name}: ${fps} fps < ${MIN_FPS}`);
+    check(s1[i].audioPacketsReceived > s0[i].audioPacketsReceived, `${p.name}: audio packets do not grow`);
+  });
+
+  // 2. hand and chat
+  log("step 2: raised hand and chat");
+  const [aliceId, , chloeId] = await Promise.all(pupils.map((p) => p.page.evaluate(() => window.ardoise.you())));
+  await Promise.all(pupils.map(async (p) => {
+    const id = await p.page.evaluate(() => window.ardoise.you());
+    await teacher.waitForSelector(`#pupils li[data-id="${id}"]`, { timeout: 10_000 });
+  }));
+  const seen = teacher.waitForSelector(`#hands li[data-id="${aliceId}"]`, { timeout: 5_000 });
+  seen.catch(() => {});   // awaited below; never an unhandled rejection
+  const t0 = Date.now();
+  await alice.click("#hand");
+  await seen;
+  result.handMs = Date.now() - t0;
+  log(`  hand seen by the teacher after ${result.handMs} ms`);
+  check(result.handMs < 1000, `hand took ${result.handMs} ms to reach the teacher`);
+  const question = "Bonjour, j'ai une question";
+  const reply = "Oui Alice, je t'écoute";
+  await alice.fill("#chat-text", question);
+  await alice.click("#chat-send");
+  await teacher.waitForFunction((txt) => window.ardoise.chat().some((m) => m.text === txt && m.name === "Alice"),
+    question, { timeout: 5_000 });
+  await teacher.fill("#chat-text", reply);
+  await teacher.click("#chat-send");
+  await alice.waitForFunction((txt) => document.querySelector("#chat-log").textContent.includes(txt), reply, { timeout: 5_000 });
+  result.chatBothWays = true;
+
+  // 3. floor: grant, heard by the others and the studio, revoke
+  log("step 3: grant the floor to Alice");
+  await teacher.click(rowButton(aliceId, "grant"));
+  await waitFor(async () => (await stats(alice)).live, 15_000, "Alice's live banner");
+  const f0 = await Promise.all([stats(bruno), stats(chloe), studioReturnPackets()]);
+  await sleep(4_000);
+  const f1 = await Promise.all([stats(bruno), stats(chloe), studioReturnPackets()]);
+  log(`  floor audio: Bruno ${f0[0].floorAudioPacketsReceived} -> ${f1[0].floorAudioPacketsReceived}, ` +
+      `Chloé ${f0[1].floorAudioPacketsReceived} -> ${f1[1].floorAudioPacketsReceived}, studio ${f0[2]} -> ${f1[2]}`);
+  result.floorHeardByPupils = check(f1[0].floorAudioPacketsReceived > f0[0].floorAudioPacketsReceived &&
+    f1[1].floorAudioPacketsReceived > f0[1].floorAudioPacketsReceived, "the other pupils do not receive the floor voice");
+  result.floorHeardByStudio = check(Number.isFinite(f0[2]) && f1[2] > f0[2], "the studio does not receive the floor voice");
+  log("  revoke");
+  await teacher.click(rowButton(aliceId, "revoke"));
+  await waitFor(async () => !(await stats(alice)).live, 10_000, "Alice's live banner to go away");
+  await sleep(1_500);
+  const r0 = (await stats(bruno)).floorAudioPacketsReceived;
+  await sleep(2_000);
+  const r1 = (await stats(bruno)).floorAudioPacketsReceived;
+  log(`  after revoke, Bruno's floor audio packets ${r0} -> ${r1}`);
+  result.revokeStops = check(r1 - r0 <= 5, `floor audio still flows after revoke (+${r1 - r0} in 2 s)`);
+
+  // 4. remove Chloé
+  log("step 4: remove Chloé");
+  const chloeToken = await chloe.evaluate(() => window.ardoise.token());
+  await teacher.evaluate(() => { window.ardoiseAutoConfirm = true; });
+  await teacher.click(rowButton(chloeId, "remove"));
+  await chloe.waitForSelector("#removed-msg", { state: "visible", timeout: 10_000 });
+  result.removedShown = true;
+  const resp = await fetch(`${base}/whep/demo`, {
+    method: "POST", body: "v=0\r\n", signal: AbortSignal.timeout(5_000),
+    headers: { "Content-Type": "application/sdp", Authorization: `Bearer ${chloeToken}` },
+  });
+  result.removedTokenStatus = resp.status;
+  check(resp.status === 401, `removed pupil's token got HTTP ${resp.status} on WHEP, expected 401`);
+
+  // 5. admin dashboard
+  log("step 5: admin dashboard");
+  const admin = await newPage("admin");
+  await goto(admin, `${base}/admin#token=${encodeURIComponent(adminToken)}`);
+  await admin.waitForFunction(() => [...document.querySelectorAll("[data-class]")].some((el) =>
+    (el.dataset.class === "demo" || el.textContent.includes("(demo)")) && el.textContent.includes("Alice")),
+    null, { timeout: 15_000 });
+  result.adminListsClass = true;
+  await sleep(2_500);   // a second poll, so rates and charts have data for the screenshots
+}
+
+async function screenshots() {
+  log("step 6: screenshots");
+  for (const [label, name] of [["pupil", "Alice"], ["teacher", "teacher"], ["admin", "admin"]]) {
+    const page = pages[name];
+    if (!page || page.isClosed()) continue;
+    for (const [w, h] of SIZES) {
+      const file = path.join(artefacts, `${label}-${w}x${h}.png`);
+      try {
+        await page.setViewportSize({ width: w, height: h });
+        await sleep(400);
+        await page.screenshot({ path: file, timeout: 5_000 });
+        result.screenshots.push(file);
+      } catch (e) {
+        log(`screenshot ${file} failed: ${e.message.split("\n")[0]}`);
+      }
+    }
+  }
+}
+
+try {
+  await run();
+} catch (e) {
+  check(false, e && e.message ? e.message.split("\n")[0] : String(e));
+}
+if (!finished) await screenshots().catch((e) => log(`screenshots: ${e.message}`));
+await finish();

@@ -1,0 +1,454 @@
+// Ardoise — shared browser module for the pupil, teacher and admin pages.
+// i18n, HTTP helpers, WHEP/WHIP, the class-events WebSocket, link quality, DOM helpers.
+// Plain ES module, no dependencies, no third-party requests (see docs/CLASS_EVENTS.md).
+
+// ---------------------------------------------------------------- i18n
+// key: [français, English]. Placeholders: {name}.
+const STRINGS = {
+  app: ["Ardoise", "Ardoise"],
+  lang_group: ["Langue", "Language"],
+  loading: ["Chargement…", "Loading…"],
+  join_title: ["Rejoindre la classe", "Join the class"],
+  code: ["Code de la classe", "Class code"],
+  first_name: ["Ton prénom", "Your first name"],
+  join: ["Rejoindre", "Join"],
+  joining: ["Connexion à la classe…", "Joining the class…"],
+  name_invalid: ["Le prénom doit faire de 1 à 32 caractères.", "The first name must be 1 to 32 characters."],
+  code_invalid: ["Saisis le code de la classe.", "Enter the class code."],
+  e404: ["Classe introuvable. Vérifie le code.", "Class not found. Check the code."],
+  e410: ["Ce cours est terminé.", "This class has ended."],
+  e423: ["La classe est verrouillée par le professeur.", "The teacher has locked the class."],
+  e401: ["Session expirée : rejoins la classe à nouveau.", "Session expired: please join again."],
+  e403: ["Action refusée.", "Action refused."],
+  error: ["Erreur : {msg}", "Error: {msg}"],
+  leave: ["Quitter", "Leave"],
+  video_label: ["Vidéo de la classe", "Class video"],
+  fullscreen: ["Plein écran", "Full screen"],
+  unmute: ["Touchez pour activer le son", "Tap to start sound"],
+  waiting_teacher: ["En attente du professeur…", "Waiting for the teacher…"],
+  audio_only_on: ["Son seulement", "Audio only"],
+  quality: ["Qualité", "Quality"],
+  q_auto: ["Automatique", "Automatic"],
+  q_saver: ["Économie de données", "Data saver"],
+  q_audio: ["Son seulement", "Audio only"],
+  conn_good: ["Bonne connexion", "Good connection"],
+  conn_weak: ["Connexion faible", "Weak connection"],
+  conn_offline: ["Hors ligne", "Offline"],
+  conn_label: ["Qualité de connexion", "Connection quality"],
+  st_connecting: ["Connexion…", "Connecting…"],
+  st_connected: ["Connecté.", "Connected."],
+  st_unstable: ["Connexion instable…", "Unstable connection…"],
+  st_retry: ["Reconnexion… (nouvel essai dans {s} s)", "Reconnecting… (retry in {s} s)"],
+  st_ws_down: ["Serveur injoignable, reconnexion dans {s} s…", "Server unreachable, reconnecting in {s} s…"],
+  hand_raise: ["Lever la main", "Raise hand"],
+  hand_lower: ["Baisser la main", "Lower hand"],
+  chat: ["Discussion", "Chat"],
+  chat_text: ["Message", "Message"],
+  chat_send: ["Envoyer", "Send"],
+  chat_offline: ["Message non envoyé : pas de connexion.", "Message not sent: no connection."],
+  live_you: ["Vous êtes en direct", "You are live"],
+  live_muted: ["Le professeur a coupé votre micro", "The teacher muted your microphone"],
+  live_starting: ["Activation du micro…", "Starting the microphone…"],
+  mic_denied: ["Micro ou caméra refusés : autorisez-les pour parler.", "Microphone or camera refused: allow them to speak."],
+  floor_other: ["{name} a la parole", "{name} has the floor"],
+  floor_camera: ["Caméra de {name}", "{name}'s camera"],
+  removed: ["Le professeur vous a retiré de la classe.", "The teacher removed you from the class."],
+  ended: ["Le cours est terminé. Merci !", "The class has ended. Thank you!"],
+  rejoin: ["Rejoindre une classe", "Join a class"],
+  // teacher
+  teacher_title: ["Console du professeur", "Teacher console"],
+  no_token: ["Aucun jeton : ouvrez le lien complet reçu (…#token=…).", "No token: open the full link you received (…#token=…)."],
+  st_open: ["ouverte", "open"], st_live: ["en direct", "live"], st_ended: ["terminée", "ended"],
+  pupil_link: ["Lien pour les élèves", "Link for pupils"],
+  copy: ["Copier", "Copy"], copied: ["Copié !", "Copied!"],
+  qr_alt: ["QR code du lien élève {link}", "QR code of the pupil link {link}"],
+  lock: ["Verrouiller la classe", "Lock the class"], unlock: ["Déverrouiller la classe", "Unlock the class"],
+  end: ["Terminer le cours", "End the class"],
+  confirm_end: ["Terminer le cours pour tout le monde ?", "End the class for everyone?"],
+  confirm_remove: ["Retirer {name} de la classe ?", "Remove {name} from the class?"],
+  layout: ["Disposition", "Layout"],
+  l_camera: ["Caméra", "Camera"], l_document: ["Document", "Document"], l_screen: ["Écran", "Screen"],
+  "l_document+camera": ["Document + caméra", "Document + camera"],
+  "l_screen+camera": ["Écran + caméra", "Screen + camera"], "l_side-by-side": ["Côte à côte", "Side by side"],
+  pupils: ["Élèves", "Pupils"], no_pupils: ["Aucun élève connecté.", "No pupil connected."],
+  hands: ["Mains levées", "Raised hands"], no_hands: ["Aucune main levée.", "No raised hand."],
+  grant: ["Donner la parole (micro)", "Give the floor (mic)"],
+  "grant-camera": ["Donner la parole avec caméra", "Give the floor with camera"],
+  revoke: ["Reprendre la parole", "Take the floor back"],
+  mute: ["Couper le micro", "Mute"], unmute_pupil: ["Rétablir le micro", "Unmute"],
+  remove: ["Retirer", "Remove"], lower: ["Baisser la main", "Lower hand"],
+  hand_up: ["main levée", "hand raised"], has_floor: ["a la parole", "has the floor"],
+  muted: ["micro coupé", "muted"], q_unknown: ["qualité inconnue", "quality unknown"],
+  floor: ["Élève qui a la parole", "Pupil with the floor"], floor_none: ["Personne n'a la parole.", "Nobody has the floor."],
+  floor_listen: ["Écouter l'élève sur cet ordinateur", "Play the pupil on this computer"],
+  publish: ["Publier depuis ce navigateur", "Publish from this browser"],
+  publish_hint: ["Sans studio : votre caméra ou votre écran, avec le micro.", "No studio: your camera or your screen, with the microphone."],
+  publish_camera: ["Caméra + micro", "Camera + mic"], publish_screen: ["Écran + micro", "Screen + mic"],
+  publish_stop: ["Arrêter", "Stop"], publishing: ["En direct ({src}).", "Live ({src})."],
+  not_publishing: ["Rien n'est publié depuis ce navigateur.", "Nothing is published from this browser."],
+  class_live: ["Image de la classe : en direct", "Class picture: live"],
+  class_not_live: ["Image de la classe : pas de source", "Class picture: no source"],
+  new_class: ["Nouvelle classe", "New class"], title: ["Titre", "Title"], create: ["Créer", "Create"],
+  new_class_link: ["Console de la nouvelle classe :", "Console of the new class:"],
+  you_teacher: ["professeur", "teacher"], role_teacher: ["professeur", "teacher"], role_pupil: ["élève", "pupil"],
+  role_admin: ["admin", "admin"], studio: ["studio", "studio"],
+  // admin
+  admin_title: ["Tableau de bord", "Dashboard"], classes: ["Classes", "Classes"], no_classes: ["Aucune classe.", "No class."],
+  workers: ["Processus média", "Media workers"], process: ["Serveur", "Server"],
+  memory: ["Mémoire", "Memory"], uptime: ["En service depuis", "Up for"], cpu: ["CPU", "CPU"],
+  members: ["Membres", "Members"], media: ["Flux média", "Media"], name: ["Nom", "Name"], role: ["Rôle", "Role"],
+  conn: ["Connexion", "Connection"], hand: ["Main", "Hand"], kind: ["Type", "Kind"], connected: ["Connecté", "Connected"],
+  ingress: ["Entrée kbit/s", "In kbit/s"], egress: ["Sortie kbit/s", "Out kbit/s"], loss: ["Pertes %", "Loss %"],
+  rtt: ["RTT ms", "RTT ms"], nacks: ["NACK", "NACKs"], plis: ["Demandes d'image clé", "Keyframe requests"],
+  worker: ["Processus", "Worker"], port: ["Port", "Port"], rooms: ["Classes", "Rooms"], participants: ["Participants", "Participants"],
+  dgram_in: ["Datagrammes reçus", "Datagrams in"], dgram_out: ["Datagrammes envoyés", "Datagrams out"],
+  chart_egress: ["Débit sortant total (Mbit/s), 2 dernières minutes", "Total egress (Mbit/s), last 2 minutes"],
+  chart_cpu: ["CPU par processus média (%), 2 dernières minutes", "CPU per media worker (%), last 2 minutes"],
+  yes: ["oui", "yes"], no: ["non", "no"], locked: ["verrouillée", "locked"],
+  updated: ["Mis à jour {time}", "Updated {time}"],
+};
+const LANGS = ["fr", "en"];
+let current = (() => { try { return localStorage.getItem("ardoise.lang"); } catch (_) { return null; } })();
+if (!LANGS.includes(current)) current = "fr";
+const langListeners = [];
+
+export function t(key, vars) {
+  const entry = STRINGS[key];
+  let s = entry ? entry[LANGS.indexOf(current)] : key;
+  if (vars) s = s.replace(/\{(\w+)\}/g, (m, k) => (k in vars ? String(vars[k]) : m));
+  return s;
+}
+export const lang = () => current;
+export function onLang(fn) { langListeners.push(fn); }
+export function setLang(l) {
+  if (!LANGS.includes(l)) return;
+  current = l;
+  try { localStorage.setItem("ardoise.lang", l); } catch (_) { /* private mode */ }
+  applyI18n();
+  for (const fn of langListeners) fn(l);
+}
+/** Fill `data-i18n` (text) and `data-i18n-label|ph|title|alt` (attributes) from the dictionary. */
+export function applyI18n(root = document) {
+  document.documentElement.lang = current;
+  for (const el of root.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
+  const attrs = { i18nLabel: "aria-label", i18nPh: "placeholder", i18nTitle: "title", i18nAlt: "alt" };
+  for (const [k, attr] of Object.entries(attrs)) {
+    const sel = "[data-" + k.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase()) + "]";
+    for (const el of root.querySelectorAll(sel)) el.setAttribute(attr, t(el.dataset[k]));
+  }
+}
+/** The visible FR/EN toggle. */
+export function mountLangToggle(container) {
+  const group = h("div", { class: "lang", role: "group", "data-i18n-label": "lang_group", "aria-label": t("lang_group") });
+  for (const l of LANGS) {
+    const b = h("button", { type: "button", lang: l, "aria-pressed": String(l === current),
+      "aria-label": l === "fr" ? "Français" : "English", onclick: () => setLang(l) }, l.toUpperCase());
+    group.append(b);
+  }
+  onLang(() => group.querySelectorAll("button").forEach((b) => b.setAttribute("aria-pressed", String(b.lang === current))));
+  container.append(group);
+}
+
+// ---------------------------------------------------------------- DOM helpers
+export const $ = (sel, root = document) => root.querySelector(sel);
+/** h("button", {class, onclick, "data-x": 1, ...}, ...children) */
+export function h(tag, props, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(props || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith("on") && typeof v === "function") el.addEventListener(k.slice(2), v);
+    else if (k === "class") el.className = v;
+    else el.setAttribute(k, v === true ? "" : String(v));
+  }
+  for (const c of children.flat()) if (c !== null && c !== undefined && c !== false) el.append(c instanceof Node ? c : String(c));
+  return el;
+}
+export function show(el, on) { if (el) el.hidden = !on; }
+export const confirmed = (msg) => window.ardoiseAutoConfirm === true || window.confirm(msg);
+/** Re-render a list without losing keyboard focus on a `[data-action]` button inside `li[data-id]`. */
+export function keepFocus(fn) {
+  const a = document.activeElement;
+  const li = a && a.closest && a.closest("li[data-id]");
+  const key = li && a.dataset.action && li.parentElement.id ? [li.parentElement.id, li.dataset.id, a.dataset.action] : null;
+  fn();
+  if (key) {
+    const sel = `#${key[0]} li[data-id="${CSS.escape(key[1])}"] [data-action="${key[2]}"]`;
+    const b = document.querySelector(sel);
+    if (b) b.focus();
+  }
+}
+export function clock(ms) {
+  const d = new Date(ms || Date.now());
+  return d.toLocaleTimeString(current === "fr" ? "fr-FR" : "en-GB", { hour: "2-digit", minute: "2-digit" });
+}
+/** Append one chat message {name, role, text, at} to a list element (keeps the last 200). */
+export function appendChat(log, m) {
+  const li = h("li", { class: "role-" + (m.role || "pupil") },
+    h("time", {}, clock(m.at)), " ", h("b", {}, m.name || "?"), " ", h("span", {}, m.text));
+  const atEnd = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
+  log.append(li);
+  while (log.children.length > 200) log.firstElementChild.remove();
+  if (atEnd) log.scrollTop = log.scrollHeight;
+}
+
+// ---------------------------------------------------------------- tokens + HTTP
+/** Token from `#token=…` (then stripped from the address), else from sessionStorage. */
+export function tokenFromHash(storageKey) {
+  const m = /(?:^#|&)token=([^&]+)/.exec(location.hash);
+  if (m) {
+    const tok = decodeURIComponent(m[1]);
+    try { sessionStorage.setItem(storageKey, tok); } catch (_) { /* ignore */ }
+    history.replaceState(null, "", location.pathname + location.search);
+    return tok;
+  }
+  try { return sessionStorage.getItem(storageKey); } catch (_) { return null; }
+}
+/** The JWT payload (unverified; only used to know our class and id). */
+export function jwtClaims(token) {
+  try {
+    const p = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    const bin = atob(p + "===".slice((p.length + 3) % 4));
+    return JSON.parse(new TextDecoder().decode(Uint8Array.from(bin, (c) => c.charCodeAt(0))));
+  } catch (_) { return null; }
+}
+export class HttpError extends Error {
+  constructor(status, message) { super(message); this.status = status; }
+}
+async function httpError(res, what) {
+  let detail = "";
+  try {
+    const body = await res.text();
+    if ((res.headers.get("content-type") || "").includes("json")) {
+      const p = JSON.parse(body);
+      detail = p.detail || p.title || "";
+    } else detail = body.trim().slice(0, 200);
+  } catch (_) { /* status alone */ }
+  return new HttpError(res.status, `${what}: HTTP ${res.status}` + (detail ? ` — ${detail}` : ""));
+}
+/** JSON API call; throws HttpError on a non-2xx answer. */
+export async function api(path, { method = "GET", token, json } = {}) {
+  const headers = {};
+  if (token) headers.Authorization = `Bearer ${token}`;
+  let body;
+  if (json !== undefined) { headers["Content-Type"] = "application/json"; body = JSON.stringify(json); }
+  const res = await fetch(path, { method, headers, body, cache: "no-store" });
+  if (!res.ok) throw await httpError(res, `${method} ${path}`);
+  if (res.status === 204) return null;
+  return (res.headers.get("content-type") || "").includes("json") ? res.json() : res.text();
+}
+/** A user-facing message for an error (known statuses translated). */
+export function errorText(e) {
+  if (e && [401, 403, 404, 410, 423].includes(e.status)) return t("e" + e.status);
+  return t("error", { msg: (e && e.message) || String(e) });
+}
+
+// ---------------------------------------------------------------- WHEP / WHIP
+function iceGathered(pc, maxMs) {
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => { clearTimeout(timer); pc.removeEventListener("icegatheringstatechange", check); resolve(); };
+    const check = () => { if (pc.iceGatheringState === "complete") done(); };
+    const timer = setTimeout(done, maxMs);
+    pc.addEventListener("icegatheringstatechange", check);
+  });
+}
+/** Offer → POST application/sdp (Bearer) → 201 answer. Returns the absolute session URL (Location). */
+export async function negotiate(pc, url, token) {
+  await pc.setLocalDescription(await pc.createOffer());
+  await iceGathered(pc, 1000);
+  const res = await fetch(url, {
+    method: "POST", body: pc.localDescription.sdp, cache: "no-store",
+    headers: { "Content-Type": "application/sdp", Authorization: `Bearer ${token}` },
+  });
+  if (res.status !== 201) throw await httpError(res, url.startsWith("/whip") ? "WHIP" : "WHEP");
+  const loc = res.headers.get("Location");
+  const session = loc ? new URL(loc, new URL(url, location.href)).href : null;
+  const sdp = await res.text();
+  try { await pc.setRemoteDescription({ type: "answer", sdp }); } catch (e) { hangup(session, token); throw e; }
+  return session;
+}
+/** DELETE a WHIP/WHEP session (keepalive so it also works from pagehide). */
+export function hangup(session, token) {
+  if (!session) return;
+  fetch(session, { method: "DELETE", keepalive: true, headers: { Authorization: `Bearer ${token}` } }).catch(() => {});
+}
+/** WHIP: `setup(pc)` adds the send transceivers. Returns {pc, session, stop()}. */
+export async function publish(url, token, setup) {
+  const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle" });
+  try {
+    setup(pc);
+    const session = await negotiate(pc, url, token);
+    return { pc, session, stop() { pc.close(); hangup(session, token); } };
+  } catch (e) { pc.close(); throw e; }
+}
+
+/**
+ * A WHEP player that keeps itself connected: a fresh session when the connection fails,
+ * stays disconnected > 3 s, or the POST fails (backoff 1 s → 8 s). 401/403/404/410 are final.
+ * opts: {url: () => string, token, kinds: () => ["audio", "video", …],
+ *        onTrack(index, track), onState(state, info)}  states: connecting|connected|unstable|retrying|fatal|stopped
+ */
+export class Receiver {
+  constructor(opts) {
+    this.o = opts; this.pc = null; this.tx = []; this.session = null;
+    this.gen = 0; this.retries = 0; this.timer = 0; this.dTimer = 0; this.running = false;
+  }
+  start() { this.running = true; this.retries = 0; this.connect(); }
+  restart() { if (this.running) { this.retries = 0; this.connect(); } }
+  stop() { this.running = false; this.gen++; clearTimeout(this.timer); this.close(); this.o.onState && this.o.onState("stopped"); }
+  close() {
+    clearTimeout(this.dTimer);
+    if (this.pc) { this.pc.ontrack = null; this.pc.onconnectionstatechange = null; this.pc.close(); }
+    hangup(this.session, this.o.token);
+    this.pc = null; this.session = null; this.tx = [];
+  }
+  state(s, info) { if (this.o.onState) this.o.onState(s, info); }
+  async connect() {
+    clearTimeout(this.timer);
+    this.close();
+    const gen = ++this.gen;
+    const pc = (this.pc = new RTCPeerConnection({ bundlePolicy: "max-bundle" }));
+    const tx = (this.tx = this.o.kinds().map((k) => pc.addTransceiver(k, { direction: "recvonly" })));
+    pc.ontrack = (ev) => { const i = tx.indexOf(ev.transceiver); if (i >= 0 && this.o.onTrack) this.o.onTrack(i, ev.track); };
+    pc.onconnectionstatechange = () => {
+      if (gen !== this.gen) return;
+      const s = pc.connectionState;
+      if (s === "connected") { this.retries = 0; clearTimeout(this.dTimer); this.state("connected"); }
+      else if (s === "failed") this.fail("failed");
+      else if (s === "disconnected") {
+        this.state("unstable");
+        clearTimeout(this.dTimer);
+        this.dTimer = setTimeout(() => {
+          if (gen === this.gen && pc.connectionState !== "connected") this.fail("disconnected");
+        }, 3000);
+      }
+    };
+    this.state("connecting");
+    try {
+      const session = await negotiate(pc, this.o.url(), this.o.token);
+      if (gen !== this.gen) { hangup(session, this.o.token); return; }
+      this.session = session;
+    } catch (e) {
+      if (gen !== this.gen) return;
+      if ([401, 403, 404, 410].includes(e.status)) {
+        this.running = false; this.gen++; this.close(); this.state("fatal", e);
+      } else this.fail(e.message || String(e));
+    }
+  }
+  fail(why) {
+    if (!this.running) return;
+    this.gen++; this.close();
+    const delay = Math.min(8000, 1000 * 2 ** this.retries++);
+    this.state("retrying", { delay, why });
+    this.timer = setTimeout(() => this.connect(), delay);
+  }
+}
+
+/** Inbound-rtp stats per transceiver index (matched by mid, else by track id). */
+export async function inboundByTransceiver(pc, tx) {
+  const out = tx.map(() => null);
+  if (!pc) return out;
+  const rep = await pc.getStats();
+  rep.forEach((r) => {
+    if (r.type !== "inbound-rtp") return;
+    let i = tx.findIndex((x) => x.mid !== null && r.mid !== undefined && x.mid === r.mid);
+    if (i < 0) i = tx.findIndex((x) => x.receiver.track && x.receiver.track.id === r.trackIdentifier);
+    if (i >= 0) out[i] = r;
+  });
+  return out;
+}
+
+/**
+ * Link quality from getStats: offline (not connected, or media expected and no new bytes),
+ * weak (loss > 3 %, RTT > 300 ms or audio jitter > 50 ms), else good.
+ */
+export class LinkMeter {
+  constructor() { this.prev = null; }
+  async measure(pc, expectMedia) {
+    if (!pc || pc.connectionState !== "connected") { this.prev = null; return { level: "offline" }; }
+    const rep = await pc.getStats();
+    let bytes = 0, recv = 0, lost = 0, jitter = 0, rtt = null;
+    rep.forEach((r) => {
+      if (r.type === "inbound-rtp") {
+        bytes += r.bytesReceived || 0; recv += r.packetsReceived || 0; lost += Math.max(0, r.packetsLost || 0);
+        if ((r.kind || r.mediaType) === "audio" && r.jitter > jitter) jitter = r.jitter;
+      } else if (r.type === "candidate-pair" && r.nominated && r.state === "succeeded" && r.currentRoundTripTime !== undefined) {
+        rtt = r.currentRoundTripTime;
+      }
+    });
+    const prev = this.prev;
+    this.prev = { pc, bytes, recv, lost };
+    if (!prev || prev.pc !== pc) return { level: "good", rtt, jitter, loss: 0 };
+    const dr = recv - prev.recv, dl = lost - prev.lost;
+    const loss = dr + dl > 0 ? Math.max(0, dl) / (dr + dl) : 0;
+    if (expectMedia && bytes <= prev.bytes) return { level: "offline", rtt, jitter, loss };
+    const weak = loss > 0.03 || (rtt || 0) > 0.3 || jitter > 0.05;
+    return { level: weak ? "weak" : "good", rtt, jitter, loss };
+  }
+}
+
+// ---------------------------------------------------------------- class events WebSocket
+/**
+ * `hello` first, reconnect with backoff 0.5 s → 8 s (reset on `welcome`), `ping` every 20 s.
+ * Stops for good on `close()` or when the server answers `error` `unauthorized`.
+ * onState(state, info): open | reconnecting {delay} | closed
+ */
+export class ClassSocket {
+  constructor(classId, token, onMessage, onState) {
+    this.url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws/${encodeURIComponent(classId)}`;
+    this.token = token; this.onMessage = onMessage; this.onState = onState || (() => {});
+    this.backoff = 500; this.stopped = false; this.ws = null; this.ping = 0; this.timer = 0;
+    this.connect();
+  }
+  get open() { return !!this.ws && this.ws.readyState === WebSocket.OPEN; }
+  connect() {
+    if (this.stopped) return;
+    const ws = (this.ws = new WebSocket(this.url));
+    ws.onopen = () => {
+      ws.send(JSON.stringify({ type: "hello", token: this.token }));
+      clearInterval(this.ping);
+      this.ping = setInterval(() => this.send({ type: "ping" }), 20000);
+      this.onState("open");
+    };
+    ws.onmessage = (ev) => {
+      let m;
+      try { m = JSON.parse(ev.data); } catch (_) { return; }
+      if (m.type === "welcome") this.backoff = 500;
+      if (m.type === "error" && m.code === "unauthorized") this.close();
+      if (m.type === "pong") return;
+      this.onMessage(m);
+    };
+    ws.onclose = () => {
+      clearInterval(this.ping);
+      if (this.ws !== ws) return;
+      if (this.stopped) { this.onState("closed"); return; }
+      const delay = this.backoff;
+      this.backoff = Math.min(8000, this.backoff * 2);
+      this.onState("reconnecting", { delay });
+      this.timer = setTimeout(() => this.connect(), delay);
+    };
+  }
+  send(obj) {
+    if (!this.open) return false;
+    this.ws.send(JSON.stringify(obj));
+    return true;
+  }
+  close() {
+    this.stopped = true; clearTimeout(this.timer); clearInterval(this.ping);
+    if (this.ws && this.ws.readyState <= WebSocket.OPEN) this.ws.close(1000);
+  }
+}
+
+/** Play with sound if the browser allows it, else muted; `onBlocked` shows a "tap for sound" button. */
+export function playWithSound(media, onBlocked) {
+  media.muted = false;
+  const p = media.play();
+  if (!p) return;
+  p.catch((e) => {
+    if (e && e.name === "AbortError") return; // a newer source replaced this one
+    media.muted = true;
+    media.play().catch(() => {});
+    onBlocked();
+  });
+}
+export function stopTracks(stream) { if (stream) for (const tr of stream.getTracks()) tr.stop(); }
