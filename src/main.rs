@@ -52,6 +52,9 @@ enum Command {
         /// Configuration file (for the secret and data directory).
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Print the page link (token in the URL fragment) instead of the bare token.
+        #[arg(long)]
+        link: bool,
     },
     /// Synthetic teacher and pupils against a server.
     Loadgen(ardoise_loadgen::cli::LoadgenArgs),
@@ -181,10 +184,11 @@ async fn demo(args: ServeArgs) -> Result<()> {
     let signer = TokenSigner::new(&secret, config.auth.token_ttl_secs)?;
     let admin = signer.issue(Role::Admin, None, None, None);
     let teacher = signer.issue(Role::Teacher, Some(ClassId("demo".into())), None, None);
+    let base = format!("http://{http}");
     println!("ardoise: demo class is live");
-    println!("  pupil:   http://{http}/watch?class=demo");
-    println!("  teacher: token {teacher}");
-    println!("  admin:   curl -H 'Authorization: Bearer {admin}' http://{http}/api/admin/classes");
+    println!("  pupil:   {}", page_link(&base, Role::Pupil, Some("demo"), ""));
+    println!("  teacher: {}", page_link(&base, Role::Teacher, Some("demo"), &teacher));
+    println!("  admin:   {}", page_link(&base, Role::Admin, None, &admin));
     shutdown_signal().await;
     if let Some(c) = ctl {
         c.abort();
@@ -192,6 +196,16 @@ async fn demo(args: ServeArgs) -> Result<()> {
     tokio::task::spawn_blocking(move || studio.stop()).await?;
     let _ = stop_tx.send(());
     serving.await?.map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// The page a role opens: pupils join by the class link; teachers and admins carry their
+/// token in the URL fragment, which browsers never send to the server.
+fn page_link(base: &str, role: Role, class: Option<&str>, token: &str) -> String {
+    match role {
+        Role::Pupil => format!("{base}/c/{}", class.unwrap_or("demo")),
+        Role::Teacher => format!("{base}/teacher#token={token}"),
+        Role::Admin => format!("{base}/admin#token={token}"),
+    }
 }
 
 fn load_config(args: &ServeArgs) -> Result<Config> {
@@ -254,7 +268,7 @@ fn main() -> Result<()> {
     init_tracing();
     match cli.command {
         Command::Serve(args) => runtime()?.block_on(serve(args)),
-        Command::Token { role, class, ttl, config } => {
+        Command::Token { role, class, ttl, config, link } => {
             let config = Config::load(config.as_deref(), std::env::vars()).context("configuration")?;
             let ttl = parse_ttl(&ttl).map_err(anyhow::Error::msg)?;
             let class = match (role, class) {
@@ -265,7 +279,13 @@ fn main() -> Result<()> {
             };
             let secret = TokenSigner::secret_from(&config.auth.secret, &config.data.dir)?;
             let signer = TokenSigner::new(&secret, config.auth.token_ttl_secs)?;
-            println!("{}", signer.issue(role, class, None, Some(ttl)));
+            let token = signer.issue(role, class.clone(), None, Some(ttl));
+            if link {
+                let base = format!("http://{}", config.http.listen);
+                println!("{}", page_link(&base, role, class.as_ref().map(|c| c.0.as_str()), &token));
+            } else {
+                println!("{token}");
+            }
             Ok(())
         }
         Command::Loadgen(args) => ardoise_loadgen::cli::run(args),

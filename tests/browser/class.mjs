@@ -49,7 +49,7 @@ const base = baseArg.replace(/\/+$/, "");
 const result = {
   ok: false, error: null, pupils: [], handMs: null, chatBothWays: false,
   floorHeardByPupils: false, floorHeardByStudio: false, revokeStops: false,
-  removedShown: false, removedTokenStatus: null, adminListsClass: false, screenshots: [],
+  removedShown: false, removedTokenStatus: null, adminListsClass: false, browserTeachingFps: 0, backToStudio: false, screenshots: [],
 };
 const pages = {};   // name -> page (for screenshots)
 let browser = null;
@@ -79,6 +79,7 @@ async function finish() {
   const allChecks = result.pupils.length === 3 && result.handMs !== null && result.handMs < 1000 &&
     result.chatBothWays && result.floorHeardByPupils && result.floorHeardByStudio && result.revokeStops &&
     result.removedShown && result.removedTokenStatus === 401 && result.adminListsClass &&
+    result.browserTeachingFps >= MIN_FPS && result.backToStudio &&
     result.screenshots.length === SIZES.length * 3;
   if (result.error === null && !allChecks) result.error = "some checks did not pass";
   result.ok = result.error === null && allChecks;
@@ -236,6 +237,27 @@ async function run() {
     (el.dataset.class === "demo" || el.textContent.includes("(demo)")) && el.textContent.includes("Alice")),
     null, { timeout: 15_000 });
   result.adminListsClass = true;
+
+  // 7. teach from the browser alone: the console publishes its (fake) camera over WHIP with
+  // simulcast; Alice's picture switches to it, then back to the studio when it stops.
+  log("step 7: the teacher publishes from the browser");
+  const w0 = (await stats(alice)).frameWidth;
+  await teacher.click("#publish-camera");
+  await sleep(1_000);
+  await waitFor(async () => { const s = await stats(alice); return s.frameWidth > 0 && s.frameWidth !== w0; },
+    20_000, `Alice's picture to switch to the browser camera (studio width ${w0})`);
+  await sleep(1_000);
+  const b0 = await stats(alice);
+  result.studioWidth = w0;
+  result.browserWidth = b0.frameWidth;
+  await sleep(3_000);
+  const b1 = await stats(alice);
+  result.browserTeachingFps = Math.round(((b1.framesDecoded - b0.framesDecoded) / 3) * 100) / 100;
+  log(`  browser camera ${b1.frameWidth} px wide at ${result.browserTeachingFps} fps (studio: ${w0} px)`);
+  check(result.browserTeachingFps >= MIN_FPS, `browser teaching: ${result.browserTeachingFps} fps < ${MIN_FPS}`);
+  await teacher.click("#publish-stop");
+  await waitFor(async () => (await stats(alice)).frameWidth === w0, 20_000, "Alice's picture back to the studio");
+  result.backToStudio = true;
   await sleep(2_500);   // a second poll, so rates and charts have data for the screenshots
 }
 

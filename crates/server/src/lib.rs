@@ -44,6 +44,7 @@ pub fn app(state: SharedState) -> Router {
         .route("/admin", get(web::admin))
         .route("/assets/{name}", get(web::asset))
         .route("/watch", get(web::watch))
+        .route("/favicon.ico", get(web::favicon))
         .route("/ws/{class}", get(class_events::upgrade))
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics::metrics))

@@ -24,40 +24,53 @@ const ASSETS: &[(&str, &str, &str)] = &[
 ];
 
 /// Headers of every page: no caching of stale pages, no third-party anything, no referrer.
-fn page(body: &'static str) -> Response {
+/// The class-events socket is allowed by its explicit `ws:`/`wss:` origin too (older Safari
+/// does not count it as `'self'`).
+fn page(body: &'static str, headers: &HeaderMap) -> Response {
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).filter(|h| sane_host(h));
+    let sockets = host.map(|h| format!(" ws://{h} wss://{h}")).unwrap_or_default();
+    let csp = format!(
+        "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; style-src 'self' 'unsafe-inline'; \
+         script-src 'self' 'unsafe-inline'; connect-src 'self'{sockets}; frame-ancestors 'none'"
+    );
     let mut r = Html(body).into_response();
     let h = r.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; style-src 'self' 'unsafe-inline'; \
-             script-src 'self' 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'",
-        ),
-    );
+    if let Ok(v) = HeaderValue::from_str(&csp) {
+        h.insert(header::CONTENT_SECURITY_POLICY, v);
+    }
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     r
 }
 
 /// `GET /watch`
-pub async fn watch() -> Response {
-    page(WATCH_HTML)
+pub async fn watch(headers: HeaderMap) -> Response {
+    page(WATCH_HTML, &headers)
 }
 
 /// `GET /` and `GET /c/{code}`: the pupil page (the script reads the code from the path).
-pub async fn pupil() -> Response {
-    page(PUPIL_HTML)
+pub async fn pupil(headers: HeaderMap) -> Response {
+    page(PUPIL_HTML, &headers)
 }
 
 /// `GET /teacher`
-pub async fn teacher() -> Response {
-    page(TEACHER_HTML)
+pub async fn teacher(headers: HeaderMap) -> Response {
+    page(TEACHER_HTML, &headers)
 }
 
 /// `GET /admin`
-pub async fn admin() -> Response {
-    page(ADMIN_HTML)
+pub async fn admin(headers: HeaderMap) -> Response {
+    page(ADMIN_HTML, &headers)
+}
+
+/// `GET /favicon.ico`: none (browsers ask; answer without an error).
+pub async fn favicon() -> StatusCode {
+    StatusCode::NO_CONTENT
+}
+
+fn sane_host(host: &str) -> bool {
+    !host.is_empty() && host.chars().all(|c| c.is_ascii_alphanumeric() || "-.:[]".contains(c))
 }
 
 /// `GET /assets/{name}`
@@ -71,7 +84,7 @@ pub async fn asset(Path(name): Path<String>) -> Result<Response, Problem> {
 /// `X-Forwarded-Proto` behind a TLS proxy).
 fn origin(headers: &HeaderMap) -> Option<String> {
     let host = headers.get(header::HOST)?.to_str().ok()?;
-    if host.is_empty() || !host.chars().all(|c| c.is_ascii_alphanumeric() || "-.:[]".contains(c)) {
+    if !sane_host(host) {
         return None;
     }
     let proto = match headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()) {

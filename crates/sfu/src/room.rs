@@ -884,7 +884,9 @@ fn check_offer(sdp: &str, publisher: bool) -> Result<(), SfuError> {
             if k.starts_with("audio") || k.starts_with("video") {
                 *sections += 1;
                 let ok = if publisher { dir == "sendonly" || dir == "sendrecv" } else { dir == "recvonly" || dir == "sendrecv" };
-                if ok && !k.contains(" 0 ") {
+                // "m=audio 0 …" is a rejected m-line (port 0); payload type 0 (PCMU) is fine.
+                let port_zero = k.split_whitespace().nth(1) == Some("0");
+                if ok && !port_zero {
                     *usable += 1;
                 }
             }
@@ -927,6 +929,11 @@ mod tests {
         assert!(check_offer(&recv, false).is_ok());
         let send = format!("{no_media}m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=sendonly\r\n");
         assert!(check_offer(&send, true).is_ok());
+        // Browsers list PCMU (payload type 0) in their audio m-line.
+        let chrome_audio = format!("{no_media}m=audio 9 UDP/TLS/RTP/SAVPF 111 63 9 0 8 13 110 126\r\na=sendonly\r\n");
+        assert!(check_offer(&chrome_audio, true).is_ok());
+        let rejected = format!("{no_media}m=audio 0 UDP/TLS/RTP/SAVPF 111\r\na=sendonly\r\n");
+        assert!(check_offer(&rejected, true).is_err());
     }
 }
 

@@ -61,8 +61,13 @@ async fn session(config: &StudioConfig, pipeline: &Pipeline, stop: &AtomicBool, 
                     Ok(ServerEvent::Welcome { layout, .. }) => {
                         stats.connected.store(true, Ordering::Relaxed);
                         info!("class link up");
-                        if let Some(l) = layout {
-                            apply(pipeline, &l, stats);
+                        match layout {
+                            Some(l) => apply(pipeline, &l, stats),
+                            // The class has no layout yet: tell the console which one is on.
+                            None => {
+                                let set = ClientEvent::SetLayout { layout: pipeline.layout().to_string() };
+                                ws.send(Message::Text(serde_json::to_string(&set)?.into())).await?;
+                            }
                         }
                     }
                     Ok(ServerEvent::Layout { layout }) => apply(pipeline, &layout, stats),

@@ -1,0 +1,152 @@
+//! The web apps in a real headless Chromium (Debian's), inside a loopback-only network
+//! namespace: the studio (test sources) teaches, three pupil pages play and interact, the
+//! teacher console runs the class, the admin dashboard watches. `tests/browser/class.mjs`
+//! drives the pages; this test starts the server and the studio and checks the verdict.
+//!
+//! 1. three pupils play video (≥ 20 fps) and audio;
+//! 2. a raised hand reaches the teacher within 1 s; chat goes both ways;
+//! 3. the floor: the other pupils and the studio receive the pupil's voice; revoke stops it;
+//! 4. a removed pupil's page says so and its token is refused;
+//! 5. the admin dashboard lists the class with its participants;
+//! 6. screenshots of each page at 1024x768 and 768x1024 (target/artefacts);
+//! 7. teaching from the browser alone: the console's camera (WHIP, simulcast) reaches a pupil,
+//!    and the studio's picture comes back when it stops.
+
+mod common;
+
+use common::{TestServer, bin, free_port};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const NAME: &str = "pupils_teacher_and_admin_pages_run_a_class_in_chromium";
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn prerequisites() -> Result<(), String> {
+    let uid = Command::new("id").arg("-u").output().map_err(|e| e.to_string())?;
+    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+        return Err("needs root for a private network namespace (unshare -n)".into());
+    }
+    for p in ["/usr/bin/chromium", "/usr/bin/unshare"] {
+        if !std::path::Path::new(p).exists() {
+            return Err(format!("{p} is missing (make test installs it)"));
+        }
+    }
+    if !root().join("tests/browser/node_modules/playwright-core").exists() {
+        return Err("tests/browser/node_modules is missing (make test runs npm ci)".into());
+    }
+    Ok(())
+}
+
+#[test]
+fn pupils_teacher_and_admin_pages_run_a_class_in_chromium() {
+    if std::env::var_os("ARDOISE_IN_NETNS").is_some() {
+        return inner();
+    }
+    if let Err(why) = prerequisites() {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("browser test cannot run in CI: {why}");
+        }
+        eprintln!("SKIPPED {NAME}: {why}");
+        return;
+    }
+    let status = Command::new("unshare")
+        .args(["-n", "--"])
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
+        .env("ARDOISE_IN_NETNS", "1")
+        .status()
+        .expect("run unshare");
+    assert!(status.success(), "the browser run inside the namespace failed");
+}
+
+/// `ardoise studio` on test sources, killed on drop.
+struct StudioProcess(std::process::Child);
+
+impl Drop for StudioProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn inner() {
+    let up = Command::new("ip").args(["link", "set", "lo", "up"]).status().expect("ip");
+    assert!(up.success(), "bring lo up in the namespace");
+    let server = TestServer::start(&[]);
+    let teacher = server.token("teacher", Some("demo"));
+    let admin = server.token("admin", None);
+    let control = format!("127.0.0.1:{}", free_port());
+    let _studio = StudioProcess(
+        Command::new(bin())
+            .args(["studio", "--server", &server.base, "--class", "demo", "--token", &teacher])
+            .env("ARDOISE__STUDIO__CONTROL", &control)
+            .env("ARDOISE__STUDIO__SPEAKER", "none")
+            // A top layer narrower than the browser camera's 1280 px tells the two sources apart.
+            .env("ARDOISE__STUDIO__LAYERS", r#"["h:960x540@30:1200", "m:480x270@30:400", "l:320x180@15:150"]"#)
+            .env("ARDOISE_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start the studio"),
+    );
+    let state_url = format!("http://{control}/state");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let live = ureq::get(&state_url)
+            .call()
+            .ok()
+            .and_then(|r| r.into_string().ok())
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .is_some_and(|v| v["connected"] == true && v["class_link"] == true);
+        if live {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the studio did not publish and join the class events within 20 s");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    let artefacts = root().join("target/artefacts");
+    std::fs::create_dir_all(&artefacts).unwrap();
+    let out = Command::new("node")
+        .arg(root().join("tests/browser/class.mjs"))
+        .args([&server.base, &teacher, &admin])
+        .arg(&artefacts)
+        .arg(&state_url)
+        .output()
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    println!("chromium: {stdout}");
+    let line = stdout.lines().last().expect("class.mjs printed a result");
+    let v: serde_json::Value = serde_json::from_str(line).expect("JSON result");
+    assert!(v["error"].is_null(), "page error: {}", v["error"]);
+    let pupils = v["pupils"].as_array().expect("pupils");
+    assert_eq!(pupils.len(), 3, "three pupil pages");
+    for p in pupils {
+        assert!(p["fps"].as_f64().unwrap_or(0.0) >= 20.0, "{} decoded {} fps", p["name"], p["fps"]);
+        assert!(p["audioPackets"].as_u64().unwrap_or(0) > 50, "{} received audio", p["name"]);
+    }
+    let hand_ms = v["handMs"].as_f64().unwrap_or(f64::MAX);
+    assert!(hand_ms < 1000.0, "the raised hand showed on the console after {hand_ms} ms");
+    assert_eq!(v["chatBothWays"], true, "chat both ways");
+    assert_eq!(v["floorHeardByPupils"], true, "the other pupils hear the floor");
+    assert_eq!(v["floorHeardByStudio"], true, "the studio hears the floor");
+    assert_eq!(v["revokeStops"], true, "revoking the floor stops the voice");
+    assert_eq!(v["removedShown"], true, "the removed pupil's page says so");
+    assert_eq!(v["removedTokenStatus"], 401, "the removed pupil's token is refused");
+    assert_eq!(v["adminListsClass"], true, "the admin dashboard lists the class and its members");
+    let browser_fps = v["browserTeachingFps"].as_f64().unwrap_or(0.0);
+    assert!(browser_fps >= 20.0, "teaching from the browser: the pupil decoded {browser_fps} fps");
+    assert_eq!(v["studioWidth"], 960, "the studio's top layer");
+    assert!(v["browserWidth"].as_u64().is_some_and(|w| w != 960 && w > 0), "the browser's camera: {}", v["browserWidth"]);
+    assert_eq!(v["backToStudio"], true, "the studio's picture comes back when the browser stops");
+    let shots = v["screenshots"].as_array().expect("screenshots");
+    assert_eq!(shots.len(), 6, "three pages, two sizes: {shots:?}");
+    for s in shots {
+        assert!(PathBuf::from(s.as_str().unwrap()).exists(), "{s} saved");
+    }
+    assert!(out.status.success(), "class.mjs failed");
+}
