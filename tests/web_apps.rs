@@ -10,7 +10,9 @@
 //! 5. the admin dashboard lists the class with its participants;
 //! 6. screenshots of each page at 1024x768 and 768x1024 (target/artefacts);
 //! 7. teaching from the browser alone: the console's camera (WHIP, simulcast) reaches a pupil,
-//!    and the studio's picture comes back when it stops.
+//!    and the studio's picture comes back when it stops;
+//! 8. a network drop (the server killed and restarted): a pupil page shows its status and
+//!    plays again by itself.
 
 mod common;
 
@@ -76,7 +78,7 @@ impl Drop for StudioProcess {
 fn inner() {
     let up = Command::new("ip").args(["link", "set", "lo", "up"]).status().expect("ip");
     assert!(up.success(), "bring lo up in the namespace");
-    let server = TestServer::start(&[]);
+    let mut server = TestServer::start(&[]);
     let teacher = server.token("teacher", Some("demo"));
     let admin = server.token("admin", None);
     let control = format!("127.0.0.1:{}", free_port());
@@ -110,17 +112,29 @@ fn inner() {
 
     let artefacts = root().join("target/artefacts");
     std::fs::create_dir_all(&artefacts).unwrap();
-    let out = Command::new("node")
+    let mut node = Command::new("node")
         .arg(root().join("tests/browser/class.mjs"))
         .args([&server.base, &teacher, &admin])
         .arg(&artefacts)
         .arg(&state_url)
-        .output()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
         .expect("run node");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
-    println!("chromium: {stdout}");
-    let line = stdout.lines().last().expect("class.mjs printed a result");
+    let mut to_node = node.stdin.take().unwrap();
+    let mut last = String::new();
+    for line in std::io::BufRead::lines(std::io::BufReader::new(node.stdout.take().unwrap())) {
+        let line = line.expect("read class.mjs");
+        if line == "RESTART-SERVER" {
+            server.restart();
+            std::io::Write::write_all(&mut to_node, b"restarted\n").expect("answer class.mjs");
+        } else {
+            last = line;
+        }
+    }
+    let status = node.wait().expect("class.mjs exit");
+    println!("chromium: {last}");
+    let line = last.as_str();
     let v: serde_json::Value = serde_json::from_str(line).expect("JSON result");
     assert!(v["error"].is_null(), "page error: {}", v["error"]);
     let pupils = v["pupils"].as_array().expect("pupils");
@@ -148,5 +162,9 @@ fn inner() {
     for s in shots {
         assert!(PathBuf::from(s.as_str().unwrap()).exists(), "{s} saved");
     }
-    assert!(out.status.success(), "class.mjs failed");
+    assert_eq!(v["reconnected"], true, "the pupil page plays again after the server came back");
+    let back = v["reconnectMs"].as_f64().unwrap_or(f64::MAX);
+    assert!(back < 10_000.0, "the pupil page took {back} ms to play again");
+    assert!(!v["dropStatus"].as_array().unwrap().is_empty(), "the page said what it was doing during the drop");
+    assert!(status.success(), "class.mjs failed");
 }

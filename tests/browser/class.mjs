@@ -20,6 +20,10 @@
 import { chromium } from "playwright-core";
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
+import { createInterface } from "node:readline";
+
+// The harness restarts the server when asked ("RESTART-SERVER" on stdout) and answers on stdin.
+const stdinLines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
 
 const OVERALL_TIMEOUT_MS = 120_000;
 const MIN_FPS = 20;
@@ -49,7 +53,7 @@ const base = baseArg.replace(/\/+$/, "");
 const result = {
   ok: false, error: null, pupils: [], handMs: null, chatBothWays: false,
   floorHeardByPupils: false, floorHeardByStudio: false, revokeStops: false,
-  removedShown: false, removedTokenStatus: null, adminListsClass: false, browserTeachingFps: 0, backToStudio: false, screenshots: [],
+  removedShown: false, removedTokenStatus: null, adminListsClass: false, browserTeachingFps: 0, backToStudio: false, reconnected: false, reconnectMs: null, dropStatus: [], screenshots: [],
 };
 const pages = {};   // name -> page (for screenshots)
 let browser = null;
@@ -79,7 +83,7 @@ async function finish() {
   const allChecks = result.pupils.length === 3 && result.handMs !== null && result.handMs < 1000 &&
     result.chatBothWays && result.floorHeardByPupils && result.floorHeardByStudio && result.revokeStops &&
     result.removedShown && result.removedTokenStatus === 401 && result.adminListsClass &&
-    result.browserTeachingFps >= MIN_FPS && result.backToStudio &&
+    result.browserTeachingFps >= MIN_FPS && result.backToStudio && result.reconnected &&
     result.screenshots.length === SIZES.length * 3;
   if (result.error === null && !allChecks) result.error = "some checks did not pass";
   result.ok = result.error === null && allChecks;
@@ -258,6 +262,38 @@ async function run() {
   await teacher.click("#publish-stop");
   await waitFor(async () => (await stats(alice)).frameWidth === w0, 20_000, "Alice's picture back to the studio");
   result.backToStudio = true;
+
+  // 8. network drop: the server goes away and comes back; Bruno's page says what it is doing
+  // and plays again by itself (fresh WHEP session, socket reconnected).
+  log("step 8: the server drops and comes back");
+  const before = (await stats(bruno)).framesDecoded;
+  process.stdout.write("RESTART-SERVER\n");
+  const seenStatus = new Set();
+  const watchStatus = (async () => {
+    for (let i = 0; i < 60 && !result.reconnected; i++) {
+      const text = await bruno.$eval("#status", (el) => el.textContent.trim()).catch((e) => {
+        log(`  status unreadable: ${e.message.split("\n")[0]}`);
+        return "";
+      });
+      if (text) seenStatus.add(text);
+      await sleep(250);
+    }
+  })();
+  const answer = await stdinLines.next();
+  check(!answer.done && answer.value.trim() === "restarted", "the harness did not restart the server");
+  const tRestart = Date.now();
+  // A fresh session counts decoded frames from zero again.
+  let frameBase = before;
+  await waitFor(async () => {
+    const n = (await stats(bruno)).framesDecoded;
+    if (n < frameBase) frameBase = n;
+    return n > frameBase + 30;
+  }, 30_000, "Bruno's video after the server came back");
+  result.reconnectMs = Date.now() - tRestart;
+  result.reconnected = true;
+  await watchStatus;
+  result.dropStatus = [...seenStatus];
+  log(`  Bruno plays again ${result.reconnectMs} ms after the restart; status shown: ${JSON.stringify(result.dropStatus)}`);
   await sleep(2_500);   // a second poll, so rates and charts have data for the screenshots
 }
 

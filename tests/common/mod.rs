@@ -40,6 +40,23 @@ impl TestServer {
             ("ARDOISE__HTTP__SHUTDOWN_GRACE_SECS".into(), "2".into()),
         ];
         env.extend(extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let (child, base, media) = Self::spawn(http, &env);
+        TestServer { child, base, media, data_dir, env }
+    }
+
+    /// Kill the server and start it again on the same HTTP address with the same data
+    /// directory (same token secret), as after a crash or a network cut.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let http = self.base.trim_start_matches("http://").to_owned();
+        let (child, base, media) = Self::spawn(&http, &self.env);
+        self.child = child;
+        self.base = base;
+        self.media = media;
+    }
+
+    fn spawn(http: &str, env: &[(String, String)]) -> (Child, String, Vec<std::net::SocketAddr>) {
         let mut child = Command::new(bin())
             .args(["serve", "--http", http, "--udp", "127.0.0.1:0"])
             .envs(env.iter().cloned())
@@ -69,7 +86,7 @@ impl TestServer {
         };
         // Keep draining stdout so the child never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        TestServer { child, base, media, data_dir, env }
+        (child, base, media)
     }
 
     /// A token from `ardoise token`, run with the server's configuration.
