@@ -42,8 +42,9 @@ fn depacketize(r: &ardoise_loadgen::SubscriberReport) -> Vec<(Vec<u8>, Instant)>
     frames
 }
 
-/// Decode VP8 frames with GStreamer; returns, per decoded frame, (input index, width, height, centre RGB).
-fn decode(frames: &[(Vec<u8>, Instant)]) -> Vec<(usize, u32, u32, [u8; 3])> {
+/// Decode VP8 frames with GStreamer; returns, per decoded frame, (input index, width, height,
+/// centre RGB, RGB low in the picture — below any slate text).
+fn decode(frames: &[(Vec<u8>, Instant)]) -> Vec<(usize, u32, u32, [u8; 3], [u8; 3])> {
     gst::init().unwrap();
     let p = gst::parse::launch(
         "appsrc name=src format=time caps=video/x-vp8 ! vp8dec ! videoconvert ! video/x-raw,format=RGB ! appsink name=sink sync=false",
@@ -69,8 +70,9 @@ fn decode(frames: &[(Vec<u8>, Instant)]) -> Vec<(usize, u32, u32, [u8; 3])> {
         let buf = s.buffer().unwrap().map_readable().unwrap();
         let stride = (w as usize * 3).div_ceil(4) * 4;
         let o = (h as usize / 2) * stride + (w as usize / 2) * 3;
+        let l = (h as usize * 7 / 8) * stride + (w as usize / 2) * 3;
         let idx = (s.buffer().unwrap().pts().unwrap().useconds() / 1000) as usize;
-        out.push((idx, w, h, [buf[o], buf[o + 1], buf[o + 2]]));
+        out.push((idx, w, h, [buf[o], buf[o + 1], buf[o + 2]], [buf[l], buf[l + 1], buf[l + 2]]));
     }
     p.set_state(gst::State::Null).unwrap();
     out
@@ -81,6 +83,10 @@ fn is_blue(c: [u8; 3]) -> bool {
 }
 fn is_red(c: [u8; 3]) -> bool {
     c[0] > 150 && c[1] < 80 && c[2] < 80
+}
+/// The slate's dark blue-grey (0x1f2a44).
+fn is_slate(c: [u8; 3]) -> bool {
+    c[0] < 70 && c[1] < 80 && (40..=110).contains(&c[2]) && c[2] > c[0] + 15
 }
 
 #[test]
@@ -129,6 +135,13 @@ fn studio_publishes_switches_layouts_and_survives_a_server_restart() {
     run_all(high, others, Duration::from_millis(800));
     let key_after = high.report.video.iter().find(|p| p.at > asked && p.keyframe_start).map(|p| p.at - asked);
 
+    // The document camera dies mid-class: its slate shows, the class goes on; it comes back.
+    let unplugged_at = Instant::now();
+    studio.pipeline().mixer().unplug(ardoise_studio::layout::DOCUMENT);
+    assert_eq!(studio.pipeline().mixer().health(), [true, false, true]);
+    run_all(high, others, Duration::from_millis(4500));
+    assert_eq!(studio.pipeline().mixer().health(), [true, true, true], "the document camera is used again");
+
     // Decode every layer.
     let expected = [(1280, 720, 30.0), (640, 360, 30.0), (320, 180, 15.0)];
     for (i, pupil) in pupils.iter().enumerate() {
@@ -153,6 +166,19 @@ fn studio_publishes_switches_layouts_and_survives_a_server_restart() {
             let delay = frames_at[first_blue.0] - switch_at;
             println!("layout switch visible after {delay:?}");
             assert!(delay <= Duration::from_millis(300), "layout switch took {delay:?}");
+            let slate = decoded
+                .iter()
+                .find(|d| frames_at[d.0] > unplugged_at && is_slate(d.4))
+                .expect("the slate shows when the document camera dies");
+            let slate_after = frames_at[slate.0] - unplugged_at;
+            let back = decoded
+                .iter()
+                .find(|d| frames_at[d.0] > frames_at[slate.0] && is_blue(d.4))
+                .expect("the document camera is shown again");
+            let back_after = frames_at[back.0] - unplugged_at;
+            println!("slate {slate_after:?} after the failure, document back after {back_after:?}");
+            assert!(slate_after <= Duration::from_millis(500), "the slate took {slate_after:?}");
+            assert!(back_after <= Duration::from_millis(4000), "the input came back after {back_after:?}");
         }
     }
     let key_after = key_after.expect("a keyframe after the request");

@@ -4,7 +4,8 @@ use crate::class_link::ClassLinkStats;
 use crate::publisher::PublisherStats;
 use crate::return_audio::ReturnAudioStats;
 use crate::{Layout, Pipeline};
-use axum::extract::State;
+use crate::layout::{CAMERA, DOCUMENT, SCREEN};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -56,6 +57,8 @@ pub struct StudioState {
     pub return_audio_packets: u64,
     /// Connected to the class events (remote layout switching).
     pub class_link: bool,
+    /// Whether each input delivers: camera, document camera, screen (false: its slate shows).
+    pub inputs: [bool; 3],
 }
 
 /// `POST /layout` body.
@@ -79,6 +82,7 @@ async fn state(State(c): State<Control>) -> Json<StudioState> {
         },
         return_audio_packets: c.return_audio.packets.load(Ordering::Relaxed),
         class_link: c.class_link.connected.load(Ordering::Relaxed),
+        inputs: c.pipeline.mixer().health(),
     })
 }
 
@@ -88,7 +92,24 @@ async fn layout(State(c): State<Control>, Json(body): Json<SetLayout>) -> Result
     Ok(state(State(c)).await)
 }
 
+/// `POST /inputs/{camera|document|screen}/unplug`: stop an input as if its device had been
+/// unplugged (rehearsals, tests); its slate shows and it is reopened every 2 s.
+async fn unplug(State(c): State<Control>, Path(name): Path<String>) -> Result<Json<StudioState>, (StatusCode, String)> {
+    let i = match name.as_str() {
+        "camera" => CAMERA,
+        "document" => DOCUMENT,
+        "screen" => SCREEN,
+        _ => return Err((StatusCode::NOT_FOUND, format!("no input '{name}' (camera, document, screen)"))),
+    };
+    c.pipeline.mixer().unplug(i);
+    Ok(state(State(c)).await)
+}
+
 /// The control router.
 pub fn router(control: Control) -> Router {
-    Router::new().route("/state", get(state)).route("/layout", post(layout)).with_state(control)
+    Router::new()
+        .route("/state", get(state))
+        .route("/layout", post(layout))
+        .route("/inputs/{name}/unplug", post(unplug))
+        .with_state(control)
 }

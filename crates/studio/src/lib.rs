@@ -11,6 +11,7 @@ pub mod config;
 pub mod control;
 pub mod devices;
 pub mod layout;
+pub mod mixer;
 pub mod pipeline;
 pub mod publisher;
 pub mod return_audio;

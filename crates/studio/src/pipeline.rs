@@ -1,8 +1,9 @@
-//! The GStreamer pipeline: inputs → `compositor` (layout) → `tee` → one encoder per
-//! simulcast layer → `appsink`; microphone → Opus → `appsink`.
+//! The GStreamer pipeline: inputs (each a bin of its own, with a slate beneath it) →
+//! `compositor` ([`Mixer`]: layout, input health) → `tee` → one encoder per simulcast layer →
+//! `appsink`; microphone → Opus → `appsink`.
 
 use crate::config::EncodedLayer;
-use crate::layout::{CAMERA, DOCUMENT, SCREEN};
+use crate::mixer::{Mixer, SLATE_TEXT};
 use crate::{Layout, StudioConfig, VideoCodec};
 use anyhow::{Context, Result, anyhow};
 use gstreamer as gst;
@@ -26,12 +27,10 @@ pub enum PipelineCommand {
 /// The running pipeline.
 pub struct Pipeline {
     pipeline: gst::Pipeline,
-    mix_pads: [gst::Pad; 3],
+    mixer: Arc<Mixer>,
     video_sinks: Vec<gst_app::AppSink>,
     encoders: Vec<gst::Element>,
     codec: VideoCodec,
-    size: (i32, i32),
-    layout: Mutex<Layout>,
     bus_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     stopping: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -66,10 +65,23 @@ pub fn describe(config: &StudioConfig, echo_cancel_available: bool) -> Result<St
         // Every input at the output rate: a slower input made the VP8 path wait (measured:
         // 15 fps document → 123 ms capture-to-wire instead of 42 ms).
         let fps = 30;
+        // Each input in a bin of its own, so that it can fail and be restarted alone.
         d += &format!(
-            "{src} name=src{i} ! videoconvert ! videoscale ! videorate ! \
+            "( name=input{i} {src} ! videoconvert ! videoscale ! videorate ! \
              video/x-raw,width={w},height={h},framerate={fps}/1,pixel-aspect-ratio=1/1 ! \
-             queue leaky=downstream max-size-buffers=2 max-size-time=0 max-size-bytes=0 ! mix.sink_{i} "
+             queue name=inq{i} leaky=downstream max-size-buffers=2 max-size-time=0 max-size-bytes=0 ) ! mix.sink_{i} "
+        );
+    }
+    // The slates, beneath the inputs (shown only when an input fails): one picture drawn once,
+    // repeated live at the output rate (a slower live input raises the whole mix's latency).
+    for (i, text) in SLATE_TEXT.iter().enumerate() {
+        d += &format!(
+            "videotestsrc num-buffers=1 pattern=solid-color foreground-color=0xff1f2a44 ! \
+             video/x-raw,format=I420,width=320,height=180,framerate=30/1 ! \
+             textoverlay text=\"{text}\" font-desc=\"Sans 12\" valignment=center halignment=center ! \
+             imagefreeze is-live=true ! queue leaky=downstream max-size-buffers=2 max-size-time=0 max-size-bytes=0 ! \
+             mix.sink_{} ",
+            i + 3
         );
     }
     for (i, l) in config.layers.iter().enumerate() {
@@ -92,12 +104,24 @@ pub fn describe(config: &StudioConfig, echo_cancel_available: bool) -> Result<St
     Ok(d)
 }
 
+/// Caps naming the reference timestamp that carries a mixed frame's PTS through the encoders
+/// (x264enc rewrites PTS: +1000 h on its own frame grid).
+fn capture_caps() -> gst::Caps {
+    gst::Caps::new_empty_simple("timestamp/x-ardoise-capture")
+}
+
 fn on_sample(sink: &gst_app::AppSink, layer: Option<usize>, frames: &SyncSender<EncodedLayer>) -> Result<gst::FlowSuccess, gst::FlowError> {
     let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
     let buffer = sample.buffer().ok_or(gst::FlowError::Error)?;
     let map = buffer.map_readable().map_err(|_| gst::FlowError::Error)?;
     let pts = buffer.pts().map(|t| t.useconds()).unwrap_or(0);
-    let latency_us = sink.current_running_time().map(|now| now.useconds().saturating_sub(pts));
+    let captured = buffer
+        .iter_meta::<gst::ReferenceTimestampMeta>()
+        .filter(|m| m.reference().structure(0).is_some_and(|s| s.name() == "timestamp/x-ardoise-capture"))
+        .map(|m| m.timestamp().useconds())
+        .max() // an encoder that skipped a frame may carry its stamp along with the next one
+        .unwrap_or(pts);
+    let latency_us = sink.current_running_time().map(|now| now.useconds().saturating_sub(captured));
     let frame = EncodedLayer {
         layer,
         pts_us: pts,
@@ -109,6 +133,16 @@ fn on_sample(sink: &gst_app::AppSink, layer: Option<usize>, frames: &SyncSender<
     // Never block a streaming thread: when the publisher is behind or offline, drop.
     let _ = frames.try_send(frame);
     Ok(gst::FlowSuccess::Ok)
+}
+
+/// Ask the encoders of `layer` (all when `None`) for a keyframe, from their appsinks upstream.
+fn force_keyframes(sinks: &[gst_app::AppSink], layer: Option<usize>) {
+    for (i, sink) in sinks.iter().enumerate() {
+        if layer.is_none_or(|l| l == i) {
+            let ev = gst_video::UpstreamForceKeyUnitEvent::builder().all_headers(true).build();
+            sink.send_event(ev);
+        }
+    }
 }
 
 impl Pipeline {
@@ -124,8 +158,45 @@ impl Pipeline {
             .downcast::<gst::Pipeline>()
             .map_err(|_| anyhow!("studio: not a pipeline"))?;
         let mix = pipeline.by_name("mix").context("compositor")?;
-        let pad = |i: usize| mix.static_pad(&format!("sink_{i}")).with_context(|| format!("compositor pad {i}"));
-        let mix_pads = [pad(0)?, pad(1)?, pad(2)?];
+        // Stamp each mixed frame with its PTS, so latency is measured from it whatever the
+        // encoder does to timestamps.
+        let caps = capture_caps();
+        mix.static_pad("src").context("compositor src")?.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            if let Some(buffer) = info.buffer_mut() {
+                let b = buffer.make_mut();
+                if let Some(pts) = b.pts() {
+                    let duration = b.duration();
+                    gst::ReferenceTimestampMeta::add(b, &caps, pts, duration);
+                }
+            }
+            gst::PadProbeReturn::Ok
+        });
+        let bin = |i: usize| pipeline.by_name(&format!("input{i}")).with_context(|| format!("input bin {i}"));
+        let top = &config.layers[0];
+        let mixer = Arc::new(
+            Mixer::new(&mix, [bin(0)?, bin(1)?, bin(2)?], (top.width as i32, top.height as i32), config.layout)
+                .map_err(|e| anyhow!("studio: {e}"))?,
+        );
+        for i in 0..3 {
+            let out = pipeline
+                .by_name(&format!("inq{i}"))
+                .and_then(|q| q.static_pad("src"))
+                .with_context(|| format!("input queue {i}"))?;
+            let weak = Arc::downgrade(&mixer);
+            out.add_probe(gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
+                match &info.data {
+                    Some(gst::PadProbeData::Buffer(_)) => {
+                        if let Some(m) = weak.upgrade() {
+                            m.frame_from(i);
+                        }
+                        gst::PadProbeReturn::Ok
+                    }
+                    // A failed source ends its stream; the mix must not: keep EOS inside the bin.
+                    Some(gst::PadProbeData::Event(e)) if e.type_() == gst::EventType::Eos => gst::PadProbeReturn::Drop,
+                    _ => gst::PadProbeReturn::Ok,
+                }
+            });
+        }
         let mut video_sinks = Vec::new();
         let mut encoders = Vec::new();
         for i in 0..config.layers.len() {
@@ -149,19 +220,15 @@ impl Pipeline {
         let tx = frames.clone();
         audio.set_callbacks(gst_app::AppSinkCallbacks::builder().new_sample(move |s| on_sample(s, None, &tx)).build());
 
-        let top = &config.layers[0];
         let p = Pipeline {
             pipeline,
-            mix_pads,
+            mixer,
             video_sinks,
             encoders,
             codec: config.codec,
-            size: (top.width as i32, top.height as i32),
-            layout: Mutex::new(config.layout),
             bus_thread: Mutex::new(None),
             stopping: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         };
-        p.apply_layout(config.layout);
         p.pipeline.set_state(gst::State::Playing).context("studio: the pipeline refused to start")?;
         // Errors surface on the bus: wait for the start to succeed or fail.
         let bus = p.pipeline.bus().context("bus")?;
@@ -175,14 +242,25 @@ impl Pipeline {
             return Err(anyhow!("studio: the pipeline did not start"));
         }
         let weak = p.pipeline.downgrade();
+        let mixer = Arc::downgrade(&p.mixer);
+        let sinks = p.video_sinks.clone();
         let stopping = p.stopping.clone();
         let handle = std::thread::Builder::new().name("studio-bus".into()).spawn(move || {
             while !stopping.load(std::sync::atomic::Ordering::Relaxed) {
                 let Some(pipeline) = weak.upgrade() else { return };
                 let Some(bus) = pipeline.bus() else { return };
                 drop(pipeline);
+                let Some(mixer) = mixer.upgrade() else { return };
+                mixer.retry_due(Instant::now());
+                if mixer.take_keyframe_wanted() {
+                    force_keyframes(&sinks, None);
+                }
                 let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(200)) else { continue };
                 match msg.view() {
+                    gst::MessageView::Error(e) if msg.src().and_then(|s| mixer.input_of(s)).is_some() => {
+                        let i = msg.src().and_then(|s| mixer.input_of(s)).unwrap_or(0);
+                        mixer.input_failed(i, &e.error().to_string());
+                    }
                     gst::MessageView::Error(e) => {
                         warn!(source = %msg.src().map(|s| s.path_string().to_string()).unwrap_or_default(), "GStreamer error: {} ({:?})", e.error(), e.debug());
                     }
@@ -199,35 +277,21 @@ impl Pipeline {
         Ok(p)
     }
 
-    fn apply_layout(&self, layout: Layout) {
-        let rects = layout.rects(self.size.0, self.size.1);
-        for i in [CAMERA, DOCUMENT, SCREEN] {
-            let pad = &self.mix_pads[i];
-            match rects[i] {
-                Some(r) => {
-                    pad.set_property("xpos", r.x);
-                    pad.set_property("ypos", r.y);
-                    pad.set_property("width", r.w);
-                    pad.set_property("height", r.h);
-                    pad.set_property("zorder", r.z);
-                    pad.set_property("alpha", 1.0f64);
-                }
-                None => pad.set_property("alpha", 0.0f64),
-            }
-        }
-    }
-
     /// Switch layout live, with a keyframe on every layer so pupils see the change at once.
     pub fn set_layout(&self, layout: Layout) {
-        *self.layout.lock().unwrap_or_else(|e| e.into_inner()) = layout;
-        self.apply_layout(layout);
+        self.mixer.set_layout(layout);
         self.command(PipelineCommand::ForceKeyframe(None));
         info!(%layout, "layout switched");
     }
 
     /// The current layout.
     pub fn layout(&self) -> Layout {
-        *self.layout.lock().unwrap_or_else(|e| e.into_inner())
+        self.mixer.layout()
+    }
+
+    /// The mixer (input health, simulated unplugging).
+    pub fn mixer(&self) -> &Mixer {
+        &self.mixer
     }
 
     /// Number of video layers.
@@ -238,14 +302,7 @@ impl Pipeline {
     /// Keyframes and bitrates.
     pub fn command(&self, cmd: PipelineCommand) {
         match cmd {
-            PipelineCommand::ForceKeyframe(layer) => {
-                for (i, sink) in self.video_sinks.iter().enumerate() {
-                    if layer.is_none_or(|l| l == i) {
-                        let ev = gst_video::UpstreamForceKeyUnitEvent::builder().all_headers(true).build();
-                        sink.send_event(ev);
-                    }
-                }
-            }
+            PipelineCommand::ForceKeyframe(layer) => force_keyframes(&self.video_sinks, layer),
             PipelineCommand::SetBitrate(layer, bps) => {
                 if let Some(enc) = self.encoders.get(layer) {
                     match self.codec {
