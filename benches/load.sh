@@ -31,6 +31,7 @@ TOKEN=$("$BIN" token --role teacher --class demo)
 
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 forwarded() { curl -s "$BASE/metrics" | awk '/^ardoise_rtp_packets_forwarded_total/ {s += $2} END {print s + 0}'; }
+metric() { curl -s "$BASE/metrics" | awk -v m="$1" '$1 ~ "^"m {s += $2} END {print s + 0}'; }
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 HZ=$(getconf CLK_TCK)
 RSS0=$(rss_kb $SERVER)
@@ -41,8 +42,11 @@ $LOADGEN_CPUS "$BIN" loadgen --server "$BASE" --class demo --pupils "$PUPILS" --
 LOADGEN=$!
 sleep $((JOIN + 3))
 T0=$(ticks $SERVER); L0=$(ticks $LOADGEN); F0=$(forwarded); S0=$(date +%s.%N)
+W0=$(metric ardoise_worker_wakeups_total); TW0=$(metric ardoise_worker_timer_wakeups_total); D0=$(metric ardoise_datagrams_in_total)
 sleep "$DURATION"
 T1=$(ticks $SERVER); L1=$(ticks $LOADGEN); F1=$(forwarded); S1=$(date +%s.%N)
+W1=$(metric ardoise_worker_wakeups_total); TW1=$(metric ardoise_worker_timer_wakeups_total); D1=$(metric ardoise_datagrams_in_total)
+echo "worker wake-ups/s          $(( (W1 - W0) / DURATION )) (timers $(( (TW1 - TW0) / DURATION ))), datagrams in/s $(( (D1 - D0) / DURATION ))"
 RSS1=$(rss_kb $SERVER)
 wait $LOADGEN
 

@@ -94,6 +94,11 @@ fn studio_config(config: &Config) -> Result<ardoise_studio::StudioConfig> {
         .iter()
         .map(|l| l.parse().map_err(|e| anyhow::anyhow!("studio.layers: {e}")))
         .collect::<Result<Vec<_>>>()?;
+    let content_layers = s
+        .content_layers
+        .iter()
+        .map(|l| l.parse().map_err(|e| anyhow::anyhow!("studio.content_layers: {e}")))
+        .collect::<Result<Vec<_>>>()?;
     let token = if s.token.is_empty() {
         let secret = TokenSigner::secret_from(&config.auth.secret, &config.data.dir)?;
         TokenSigner::new(&secret, config.auth.token_ttl_secs)?.issue(Role::Teacher, Some(ClassId(s.class.clone())), None, Some(86_400))
@@ -118,6 +123,7 @@ fn studio_config(config: &Config) -> Result<ardoise_studio::StudioConfig> {
         layout: s.layout.parse().map_err(|e: String| anyhow::anyhow!("studio.layout: {e}"))?,
         codec: s.codec.parse().map_err(|e: String| anyhow::anyhow!("studio.codec: {e}"))?,
         layers,
+        content_layers,
         audio_kbps: s.audio_kbps,
         echo_cancel: s.echo_cancel,
         bind: s.bind,

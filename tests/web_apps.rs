@@ -89,6 +89,7 @@ fn inner() {
             .env("ARDOISE__STUDIO__SPEAKER", "none")
             // A top layer narrower than the browser camera's 1280 px tells the two sources apart.
             .env("ARDOISE__STUDIO__LAYERS", r#"["h:960x540@30:1200", "m:480x270@30:400", "l:320x180@15:150"]"#)
+            .env("ARDOISE__STUDIO__CONTENT_LAYERS", r#"["h:960x540@30:1200", "m:480x270@30:400", "l:320x180@15:150"]"#)
             .env("ARDOISE_LOG", "warn")
             .stdout(Stdio::null())
             .spawn()

@@ -113,6 +113,8 @@ pub struct StudioSection {
     pub codec: String,
     /// Simulcast layers.
     pub layers: Vec<String>,
+    /// Simulcast layers for document and screen layouts.
+    pub content_layers: Vec<String>,
     /// Opus kbit/s.
     pub audio_kbps: u32,
     /// webrtcdsp when available.

@@ -336,7 +336,11 @@ impl Room {
             Ok(Err(e)) => debug!(class = %self.id, participant = %pid, "input refused: {e}"),
             Err(_) => self.fault(idx, "handle_input"),
         }
-        if self.batching {
+        if self.batching && !self.participants[idx].is_publisher() {
+            // A pupil's RTCP (receiver reports, NACKs, TWCC feedback): its answers can wait for
+            // the end of the batch, where this subscriber is drained once with its media.
+            self.mark_idx(idx);
+        } else if self.batching {
             // Drain the sender now (its events forward media); the rest waits for end_batch.
             self.drain(idx, now);
             let mut pending = std::mem::take(&mut self.pending);

@@ -94,8 +94,11 @@ pub struct StudioConfig {
     pub layout: Layout,
     /// Video codec.
     pub codec: VideoCodec,
-    /// Simulcast layers, highest first.
+    /// Simulcast layers, highest first (camera layout).
     pub layers: Vec<LayerSpec>,
+    /// The same layers when the layout shows a document or the screen: text needs pixels
+    /// more than frames (same rids and bitrates; sizes and rates may differ).
+    pub content_layers: Vec<LayerSpec>,
     /// Opus bitrate, kbit/s.
     pub audio_kbps: u32,
     /// Use `webrtcdsp` (echo cancellation, noise suppression) when the plugin exists.
@@ -144,6 +147,7 @@ impl StudioConfig {
             layout: Layout::DocumentCamera,
             codec: VideoCodec::Vp8,
             layers: Self::default_layers(),
+            content_layers: Self::default_content_layers(),
             audio_kbps: 32,
             echo_cancel: true,
             bind: "127.0.0.1".parse().expect("ip"),
@@ -162,6 +166,21 @@ impl StudioConfig {
         ]
     }
 
+    /// For document and screen layouts: 720p30, 960x540@15 (legible text at the same
+    /// 500 kbit/s as 360p30), 180p15.
+    pub fn default_content_layers() -> Vec<LayerSpec> {
+        vec![
+            LayerSpec { rid: "h".into(), width: 1280, height: 720, fps: 30, kbps: 1500 },
+            LayerSpec { rid: "m".into(), width: 960, height: 540, fps: 15, kbps: 500 },
+            LayerSpec { rid: "l".into(), width: 320, height: 180, fps: 15, kbps: 150 },
+        ]
+    }
+
+    /// The layers to encode for `layout`.
+    pub fn layers_for(&self, layout: crate::Layout) -> &[LayerSpec] {
+        if layout.shows_content() && self.content_layers.len() == self.layers.len() { &self.content_layers } else { &self.layers }
+    }
+
     /// Check settings and that every configured device exists.
     pub fn validate(&self) -> Result<()> {
         if self.layers.is_empty() || self.layers.len() > 3 {
@@ -172,7 +191,16 @@ impl StudioConfig {
                 bail!("studio: layers must be listed from the highest to the lowest resolution");
             }
         }
-        for l in &self.layers {
+        if !self.content_layers.is_empty() {
+            let rids = |v: &[LayerSpec]| v.iter().map(|l| (l.rid.clone(), l.kbps)).collect::<Vec<_>>();
+            if rids(&self.content_layers) != rids(&self.layers) {
+                bail!("studio: content_layers must have the same rids and bitrates as layers, in the same order");
+            }
+            if self.content_layers.iter().zip(&self.layers).any(|(c, l)| c.width > self.layers[0].width || c.height > self.layers[0].height || c.width > l.width * 2) {
+                bail!("studio: a content layer may not exceed the top layer's size");
+            }
+        }
+        for l in self.layers.iter().chain(&self.content_layers) {
             if l.width < 64 || l.height < 64 || l.width % 2 == 1 || l.height % 2 == 1 || !(1..=60).contains(&l.fps) || l.kbps < 30 {
                 bail!("studio: layer '{}' is not a sensible size/rate ({}x{}@{} {} kbit/s)", l.rid, l.width, l.height, l.fps, l.kbps);
             }

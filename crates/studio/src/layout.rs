@@ -60,6 +60,12 @@ impl Layout {
         Layout::SideBySide,
     ];
 
+    /// Whether the picture is mostly document or screen (text): the studio then favours
+    /// resolution over frame rate ([`crate::StudioConfig::content_layers`]).
+    pub fn shows_content(self) -> bool {
+        !matches!(self, Layout::Camera)
+    }
+
     /// Where camera, document and screen go (`None`: hidden) in a `w`×`h` picture.
     pub fn rects(self, w: i32, h: i32) -> [Option<Rect>; 3] {
         let full = Rect { x: 0, y: 0, w, h, z: 1 };

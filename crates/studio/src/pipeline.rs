@@ -2,7 +2,7 @@
 //! `compositor` ([`Mixer`]: layout, input health) → `tee` → one encoder per simulcast layer →
 //! `appsink`; microphone → Opus → `appsink`.
 
-use crate::config::EncodedLayer;
+use crate::config::{EncodedLayer, LayerSpec};
 use crate::mixer::{Mixer, SLATE_TEXT};
 use crate::{Layout, StudioConfig, VideoCodec};
 use anyhow::{Context, Result, anyhow};
@@ -30,6 +30,10 @@ pub struct Pipeline {
     mixer: Arc<Mixer>,
     video_sinks: Vec<gst_app::AppSink>,
     encoders: Vec<gst::Element>,
+    /// The capsfilter before each encoder (size and rate change with the layout).
+    layer_caps: Vec<gst::Element>,
+    /// Layers for the camera layout, and for document/screen layouts.
+    layer_sets: (Vec<LayerSpec>, Vec<LayerSpec>),
     codec: VideoCodec,
     bus_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     stopping: Arc<std::sync::atomic::AtomicBool>,
@@ -50,6 +54,11 @@ fn encoder(codec: VideoCodec, kbps: u32, fps: u32) -> String {
             fps * 10
         ),
     }
+}
+
+/// Raw caps feeding the encoder of layer `l`.
+fn layer_caps(l: &LayerSpec) -> String {
+    format!("video/x-raw,width={},height={},framerate={}/1", l.width, l.height, l.fps)
 }
 
 /// The whole `gst-launch` description of the studio pipeline.
@@ -84,13 +93,13 @@ pub fn describe(config: &StudioConfig, echo_cancel_available: bool) -> Result<St
             i + 3
         );
     }
-    for (i, l) in config.layers.iter().enumerate() {
+    for (i, l) in config.layers_for(config.layout).iter().enumerate() {
         let enc = encoder(config.codec, l.kbps, l.fps).replace("{i}", &i.to_string());
         d += &format!(
             "t. ! queue leaky=downstream max-size-buffers=2 max-size-time=0 max-size-bytes=0 ! videoscale ! \
-             videorate drop-only=true ! video/x-raw,width={},height={},framerate={}/1 ! {enc} ! \
+             videorate drop-only=true ! capsfilter name=lcaps{i} caps={} ! {enc} ! \
              appsink name=video{i} sync=false max-buffers=8 drop=true ",
-            l.width, l.height, l.fps
+            layer_caps(l)
         );
     }
     let mic = config.microphone.audio_launch().map_err(|e| anyhow!("studio: {e}"))?;
@@ -199,6 +208,7 @@ impl Pipeline {
         }
         let mut video_sinks = Vec::new();
         let mut encoders = Vec::new();
+        let mut layer_caps = Vec::new();
         for i in 0..config.layers.len() {
             let sink = pipeline
                 .by_name(&format!("video{i}"))
@@ -211,6 +221,7 @@ impl Pipeline {
             );
             video_sinks.push(sink);
             encoders.push(pipeline.by_name(&format!("enc{i}")).context("encoder")?);
+            layer_caps.push(pipeline.by_name(&format!("lcaps{i}")).context("layer capsfilter")?);
         }
         let audio = pipeline
             .by_name("audio")
@@ -225,6 +236,8 @@ impl Pipeline {
             mixer,
             video_sinks,
             encoders,
+            layer_caps,
+            layer_sets: (config.layers.clone(), config.layers_for(Layout::Document).to_vec()),
             codec: config.codec,
             bus_thread: Mutex::new(None),
             stopping: Arc::new(std::sync::atomic::AtomicBool::new(false)),
@@ -279,7 +292,18 @@ impl Pipeline {
 
     /// Switch layout live, with a keyframe on every layer so pupils see the change at once.
     pub fn set_layout(&self, layout: Layout) {
+        let before = self.mixer.layout();
         self.mixer.set_layout(layout);
+        if before.shows_content() != layout.shows_content() {
+            // Document/screen: favour resolution over frame rate (the encoders restart on the
+            // new caps with a keyframe).
+            let set = if layout.shows_content() { &self.layer_sets.1 } else { &self.layer_sets.0 };
+            for (filter, l) in self.layer_caps.iter().zip(set) {
+                if let Ok(caps) = layer_caps(l).parse::<gst::Caps>() {
+                    filter.set_property("caps", &caps);
+                }
+            }
+        }
         self.command(PipelineCommand::ForceKeyframe(None));
         info!(%layout, "layout switched");
     }
