@@ -31,6 +31,8 @@ TOKEN=$("$BIN" token --role teacher --class demo)
 
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 forwarded() { curl -s "$BASE/metrics" | awk '/^ardoise_rtp_packets_forwarded_total/ {s += $2} END {print s + 0}'; }
+# Forwarding-delay histogram, buckets summed over workers: "le count" lines.
+hist() { curl -s "$BASE/metrics" | awk '/^ardoise_forward_delay_seconds_bucket/ {match($0, /le="[^"]*"/); le = substr($0, RSTART + 4, RLENGTH - 5); s[le] += $2} END {for (k in s) print k, s[k]}'; }
 metric() { curl -s "$BASE/metrics" | awk -v m="$1" '$1 ~ "^"m {s += $2} END {print s + 0}'; }
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 HZ=$(getconf CLK_TCK)
@@ -42,16 +44,36 @@ $LOADGEN_CPUS "$BIN" loadgen --server "$BASE" --class demo --pupils "$PUPILS" --
 LOADGEN=$!
 sleep $((JOIN + 3))
 T0=$(ticks $SERVER); L0=$(ticks $LOADGEN); F0=$(forwarded); S0=$(date +%s.%N)
-W0=$(metric ardoise_worker_wakeups_total); TW0=$(metric ardoise_worker_timer_wakeups_total); D0=$(metric ardoise_datagrams_in_total)
+hist > "$WORK/hist0"; W0=$(metric ardoise_worker_wakeups_total); TW0=$(metric ardoise_worker_timer_wakeups_total); D0=$(metric ardoise_datagrams_in_total)
 sleep "$DURATION"
 T1=$(ticks $SERVER); L1=$(ticks $LOADGEN); F1=$(forwarded); S1=$(date +%s.%N)
-W1=$(metric ardoise_worker_wakeups_total); TW1=$(metric ardoise_worker_timer_wakeups_total); D1=$(metric ardoise_datagrams_in_total)
+hist > "$WORK/hist1"; W1=$(metric ardoise_worker_wakeups_total); TW1=$(metric ardoise_worker_timer_wakeups_total); D1=$(metric ardoise_datagrams_in_total)
 echo "worker wake-ups/s          $(( (W1 - W0) / DURATION )) (timers $(( (TW1 - TW0) / DURATION ))), datagrams in/s $(( (D1 - D0) / DURATION ))"
 RSS1=$(rss_kb $SERVER)
 wait $LOADGEN
 
-python3 - "$T0" "$T1" "$L0" "$L1" "$F0" "$F1" "$S0" "$S1" "$HZ" "$RSS0" "$RSS1" "$PUPILS" "$WORK/load.json" <<'PY'
+python3 - "$T0" "$T1" "$L0" "$L1" "$F0" "$F1" "$S0" "$S1" "$HZ" "$RSS0" "$RSS1" "$PUPILS" "$WORK/load.json" "$WORK/hist0" "$WORK/hist1" <<'PY'
 import json, sys
+def buckets(path):
+    d = {}
+    for line in open(path):
+        k, v = line.split()
+        d[float('inf') if k == '+Inf' else float(k)] = float(v)
+    return d
+h0, h1 = buckets(sys.argv[14]), buckets(sys.argv[15])
+cum = sorted((k, h1.get(k, 0) - h0.get(k, 0)) for k in h1)
+def quantile(q):
+    total = cum[-1][1] if cum else 0
+    if total <= 0:
+        return float('nan')
+    prev_b, prev_c = 0.0, 0.0
+    for b, c in cum:
+        if c >= q * total:
+            if b == float('inf'):
+                return prev_b
+            return prev_b + (b - prev_b) * ((q * total - prev_c) / max(c - prev_c, 1e-9))
+        prev_b, prev_c = b, c
+    return prev_b
 t0, t1, l0, l1, f0, f1 = map(float, sys.argv[1:7]); s0, s1 = float(sys.argv[7]), float(sys.argv[8])
 hz, rss0, rss1, pupils = float(sys.argv[9]), float(sys.argv[10]), float(sys.argv[11]), int(sys.argv[12])
 r = json.load(open(sys.argv[13]))
@@ -63,6 +85,7 @@ print(f"window                      {wall:.1f} s")
 print(f"forwarded RTP packets       {fwd:.0f} ({fwd / wall:.0f}/s)")
 print(f"server CPU                  {cpu_us / 1e6:.2f} s ({100 * cpu_us / 1e6 / wall:.0f}% of one core)")
 print(f"server CPU per packet       {cpu_us / max(fwd, 1):.2f} us")
+print(f"forwarding delay            p50 {quantile(0.5) * 1e6:.0f} us, p99 {quantile(0.99) * 1e6:.0f} us (receive -> sendmmsg, in the server)")
 print(f"loadgen CPU                 {(l1 - l0) / hz:.2f} s ({100 * (l1 - l0) / hz / wall:.0f}% of one core)")
 print(f"server RSS                  {rss0 / 1024:.1f} MiB idle -> {rss1 / 1024:.1f} MiB ({(rss1 - rss0) / pupils:.0f} KiB per pupil)")
 print(f"pupil video                 {r['mean_video_kbps']:.0f} kbit/s, loss mean {100 * r['mean_video_loss']:.3f}% max {100 * r['max_video_loss']:.3f}%, freezes {r['freezes']}")

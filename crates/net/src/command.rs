@@ -21,6 +21,8 @@ pub struct WorkerSnapshot {
     pub worker: WorkerStats,
     /// Per class: live flag and participants.
     pub rooms: Vec<(ClassId, bool, Vec<ParticipantStats>)>,
+    /// Receive → send delay of the media packets forwarded so far.
+    pub forward_delay: crate::DelayHistogram,
 }
 
 /// A request to a media worker.

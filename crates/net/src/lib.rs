@@ -7,11 +7,13 @@
 
 pub mod batch_sender;
 pub mod command;
+pub mod delay_histogram;
 pub mod error;
 pub mod media_server;
 pub mod worker;
 
 pub use batch_sender::BatchSender;
 pub use command::{Command, Joined, MediaEvent, WorkerSnapshot};
+pub use delay_histogram::DelayHistogram;
 pub use error::NetError;
 pub use media_server::{MediaConfig, MediaServer};

@@ -3,6 +3,7 @@
 //! The loop waits for a datagram, a command or the earliest room timeout, feeds the room
 //! with `now`, then sends everything the rooms queued before waiting again.
 
+use crate::DelayHistogram;
 use crate::{BatchSender, Command, Joined, MediaEvent, NetError, WorkerSnapshot};
 use ardoise_proto::{ClassId, ParticipantId, WorkerStats};
 use ardoise_sfu::{Room, RoomEvent, RoomStats, SfuConfig};
@@ -37,6 +38,10 @@ pub struct Worker {
     frame_hold: Duration,
     /// The current batch is held until this time (a frame is incomplete).
     hold_until: Option<Instant>,
+    /// Arrival times of the publisher packets of the current batch.
+    arrivals: Vec<Instant>,
+    /// Receive → send delay of forwarded media packets.
+    forward_delay: DelayHistogram,
 }
 
 /// Start a worker thread owning `socket`.
@@ -82,6 +87,8 @@ pub fn spawn(
                 outbox: Vec::new(),
                 frame_hold,
                 hold_until: None,
+                arrivals: Vec::new(),
+                forward_delay: DelayHistogram::default(),
             };
             worker.run(commands).await;
         });
@@ -174,6 +181,19 @@ impl Worker {
     }
 
     fn datagram(&mut self, now: Instant, src: SocketAddr, data: &[u8]) {
+        let media_before = self.media_in();
+        self.route(now, src, data);
+        if self.media_in() != media_before {
+            self.arrivals.push(now); // publisher media: timed until its copies leave
+        }
+    }
+
+    /// RTP packets received from publishers, all rooms.
+    fn media_in(&self) -> u64 {
+        self.rooms.iter().flatten().map(|r| r.stats().rtp_in).sum()
+    }
+
+    fn route(&mut self, now: Instant, src: SocketAddr, data: &[u8]) {
         let dst = self.advertised;
         // The cache is kept true by `room_events` (Left) and `retire`; a stale entry is only
         // possible for a moment, and then the room answers UnknownParticipant.
@@ -327,7 +347,9 @@ impl Worker {
         w.plis_sent = plis;
         w.peer_panics = panics;
         w.nacks = nacks;
-        WorkerSnapshot { worker: w, rooms }
+        w.forward_delay_p50_us = self.forward_delay.quantile_us(0.5);
+        w.forward_delay_p99_us = self.forward_delay.quantile_us(0.99);
+        WorkerSnapshot { worker: w, rooms, forward_delay: self.forward_delay.clone() }
     }
 
     /// Send what every room queued, in one batch (sendmmsg + GSO).
@@ -342,6 +364,12 @@ impl Worker {
         self.stats.bytes_out += self.outbox.iter().map(|t| t.contents.len() as u64).sum::<u64>();
         self.sender.send(&self.socket, &self.outbox).await;
         self.outbox.clear();
+        if self.hold_until.is_none() {
+            let sent = Instant::now();
+            for t in self.arrivals.drain(..) {
+                self.forward_delay.record(sent - t);
+            }
+        }
     }
 
     fn room_events(&mut self) {

@@ -152,6 +152,12 @@ pub struct WorkerStats {
     pub plis_sent: u64,
     /// Peers that panicked and were removed.
     pub peer_panics: u64,
+    /// Receive → send delay of forwarded media since start, microseconds: p50.
+    #[serde(default)]
+    pub forward_delay_p50_us: Option<u64>,
+    /// Same, p99.
+    #[serde(default)]
+    pub forward_delay_p99_us: Option<u64>,
 }
 
 /// `GET /api/admin/classes` answer.

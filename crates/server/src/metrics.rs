@@ -52,5 +52,18 @@ pub async fn metrics(State(s): State<SharedState>) -> impl IntoResponse {
         "counter",
         snaps.iter().map(|s| (format!("{{worker=\"{}\"}}", s.worker.index), s.worker.cpu_us as f64 / 1e6)).collect(),
     );
+    let name = "ardoise_forward_delay_seconds";
+    let _ = writeln!(out, "# HELP {name} Time a publisher's packet spends in the worker, from its arrival to the send of its copies.");
+    let _ = writeln!(out, "# TYPE {name} histogram");
+    for snap in &snaps {
+        let w = snap.worker.index;
+        let h = &snap.forward_delay;
+        for (bound, n) in ardoise_net::delay_histogram::EXPORT_BOUNDS_US.iter().zip(h.cumulative()) {
+            let _ = writeln!(out, "{name}_bucket{{worker=\"{w}\",le=\"{}\"}} {n}", *bound as f64 / 1e6);
+        }
+        let _ = writeln!(out, "{name}_bucket{{worker=\"{w}\",le=\"+Inf\"}} {}", h.count());
+        let _ = writeln!(out, "{name}_sum{{worker=\"{w}\"}} {}", h.sum_us() as f64 / 1e6);
+        let _ = writeln!(out, "{name}_count{{worker=\"{w}\"}} {}", h.count());
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out)
 }
