@@ -8,6 +8,8 @@
 //! Media path: publisher `Rtc` → [`Publication`] (layers by rid/SSRC) → [`LayerSelector`]
 //! → [`Forwarder`] (drop/send, rewritten sequence number and timestamp) → subscriber `Rtc`.
 
+pub mod bandwidth_allocator;
+pub mod bitrate_meter;
 pub mod config;
 pub mod error;
 pub mod forwarder;
@@ -21,6 +23,11 @@ pub mod room;
 pub mod sim;
 pub mod subscription;
 
+pub use bandwidth_allocator::{
+    AllocatorConfig, AllocatorStats, Allocation, AudioOnlyReason, AvailableVideo, BandwidthAllocator, Changes, PupilCap,
+    layer_for_rank,
+};
+pub use bitrate_meter::BitrateMeter;
 pub use config::{LayerChoice, SfuConfig};
 pub use error::SfuError;
 pub use forwarder::{Decision, DropReason, Forwarder, PacketIn, SourceKey};
