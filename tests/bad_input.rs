@@ -111,7 +111,7 @@ fn bad_inputs_are_refused_and_the_class_goes_on() {
         record_payloads: false,
     };
     let mut publisher = Publisher::connect(&config).expect("WHIP after bad inputs");
-    let mut viewer = Subscriber::connect(b, "demo", &pupil, lo()).expect("WHEP after bad inputs");
+    let mut viewer = Subscriber::connect_with_layer(b, "demo", &pupil, lo(), Some("high")).expect("WHEP after bad inputs");
     let t = std::thread::spawn(move || {
         publisher.run_for(Duration::from_secs(3)).unwrap();
         publisher

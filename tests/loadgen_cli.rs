@@ -19,7 +19,8 @@ fn loadgen_reports_every_pupil_receiving() {
     assert!(out.status.success(), "loadgen failed: {}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(v["pupils_ok"], 6, "{v}");
-    assert!(v["mean_video_kbps"].as_f64().unwrap() > 500.0, "{v}");
+    // Adaptive pupils start on the low layer and climb within about a second.
+    assert!(v["mean_video_kbps"].as_f64().unwrap() > 300.0, "{v}");
     assert!(v["max_video_loss"].as_f64().unwrap() < 0.01, "{v}");
     for p in v["per_pupil"].as_array().unwrap() {
         assert!(p["audio_packets"].as_u64().unwrap() > 100, "{p}");

@@ -25,7 +25,7 @@ fn twenty_pupils_receive_everything_across_a_teacher_reconnect() {
         let base = server.base.clone();
         let stop = stop.clone();
         pupils.push(std::thread::spawn(move || -> SubscriberReport {
-            let mut s = Subscriber::connect(&base, "demo", &token, lo()).expect("WHEP");
+            let mut s = Subscriber::connect_with_layer(&base, "demo", &token, lo(), Some("high")).expect("WHEP");
             s.keep_audio = i == 0;
             s.run_until(|| stop.load(Ordering::Relaxed)).expect("pupil runs");
             let (status, report) = s.close();
@@ -64,7 +64,7 @@ fn twenty_pupils_receive_everything_across_a_teacher_reconnect() {
     // A late pupil joins mid-class.
     std::thread::sleep(Duration::from_millis(2500));
     let late_token = server.join("demo", "Retard");
-    let mut late = Subscriber::connect(&server.base, "demo", &late_token, lo()).expect("late WHEP");
+    let mut late = Subscriber::connect_with_layer(&server.base, "demo", &late_token, lo(), Some("high")).expect("late WHEP");
     late.run_for(Duration::from_millis(1200)).unwrap();
     let (_, late_report) = late.close();
 

@@ -213,7 +213,7 @@ fn studio_publishes_switches_layouts_and_survives_a_server_restart() {
     std::thread::sleep(Duration::from_millis(500));
     assert!(studio.stats.video_frames.load(Ordering::Relaxed) > frames_before, "frames flow again");
     let token = server.join("demo", "Back");
-    let mut back = Subscriber::connect(&server.base, "demo", &token, lo()).unwrap();
+    let mut back = Subscriber::connect_with_layer(&server.base, "demo", &token, lo(), Some("high")).unwrap();
     back.run_for(Duration::from_millis(1500)).unwrap();
     assert!(back.report.video.len() > 30, "a pupil receives the studio again");
     studio.stop();

@@ -118,6 +118,7 @@ fn inner() {
         .args([&server.base, &teacher, &admin])
         .arg(&artefacts)
         .arg(&state_url)
+        .arg("960") // the studio's top layer in this test
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()

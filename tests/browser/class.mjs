@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // End-to-end check of the Ardoise class pages (pupil, teacher console, admin dashboard).
 //
-// Usage: node class.mjs <baseUrl> <teacherToken> <adminToken> <artefactsDir> <studioStateUrl>
+// Usage: node class.mjs <baseUrl> <teacherToken> <adminToken> <artefactsDir> <studioStateUrl> [topLayerWidth]
 //
 // The server must already run the class `demo` (code `demo`) with a studio publishing it;
 // <studioStateUrl> answers JSON whose `return_audio_packets` counts the pupil-voice RTP
@@ -43,7 +43,8 @@ const ARGS = [
 ];
 const SIZES = [[1024, 768], [768, 1024]];
 
-const [baseArg, teacherToken, adminToken, artefacts, studioStateUrl] = process.argv.slice(2);
+const [baseArg, teacherToken, adminToken, artefacts, studioStateUrl, topWidthArg] = process.argv.slice(2);
+const topWidth = Number(topWidthArg || 0);
 if (!baseArg || !teacherToken || !adminToken || !artefacts || !studioStateUrl) {
   process.stderr.write("usage: node class.mjs <baseUrl> <teacherToken> <adminToken> <artefactsDir> <studioStateUrl>\n");
   process.exit(2);
@@ -160,6 +161,12 @@ async function run() {
     if (s.missing) throw new Error(`${p.name}: window.ardoise.stats is missing`);
     return s.framesDecoded > 0;
   }, 25_000, `${p.name}: first decoded video frame`)));
+  // Adaptive pupils start on a low layer and climb as the estimate grows: measure once
+  // each plays the studio's top layer (its width given as the 6th argument).
+  if (topWidth > 0) {
+    await Promise.all(pupils.map((p) => waitFor(async () => (await stats(p.page)).frameWidth >= topWidth,
+      20_000, `${p.name}: the top layer (${topWidth} px wide)`)));
+  }
   const s0 = await Promise.all(pupils.map((p) => stats(p.page)));
   await sleep(5_000);
   const s1 = await Promise.all(pupils.map((p) => stats(p.page)));

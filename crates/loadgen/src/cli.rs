@@ -43,6 +43,10 @@ pub struct LoadgenArgs {
     /// Write the JSON result to this file (else to stdout after the summary).
     #[arg(long)]
     pub json: Option<std::path::PathBuf>,
+    /// Video each pupil asks for: `auto` (the server adapts to its link), or a fixed layer
+    /// `high`, `medium`, `low`.
+    #[arg(long, default_value = "auto")]
+    pub layer: String,
 }
 
 /// Result of one pupil.
@@ -141,6 +145,9 @@ pub fn run(args: LoadgenArgs) -> Result<()> {
     if !args.bind.is_loopback() {
         anyhow::bail!("loadgen only binds loopback addresses (got {})", args.bind);
     }
+    if !matches!(args.layer.as_str(), "auto" | "high" | "medium" | "low") {
+        anyhow::bail!("--layer must be auto, high, medium or low (got '{}')", args.layer);
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let teacher = match &args.token {
         Some(token) => {
@@ -177,7 +184,10 @@ pub fn run(args: LoadgenArgs) -> Result<()> {
     let started = Instant::now();
     for i in 0..args.pupils {
         let attempt = join(&args.server, &args.class, &format!("Eleve{i}"))
-            .and_then(|token| Subscriber::connect(&args.server, &args.class, &token, args.bind));
+            .and_then(|token| {
+                let layer = (args.layer != "auto").then_some(args.layer.as_str());
+                Subscriber::connect_with_layer(&args.server, &args.class, &token, args.bind, layer)
+            });
         match attempt {
             Ok(mut s) => {
                 s.keep_audio = false;

@@ -49,8 +49,8 @@ pub enum Command {
         participant: ParticipantId,
         /// SDP offer.
         offer: String,
-        /// Simulcast layer wanted (`None`: the configured default).
-        layer: Option<ardoise_sfu::LayerChoice>,
+        /// Adaptive (with the pupil's cap) or a fixed layer (`None`: the configured default).
+        choice: Option<ardoise_sfu::VideoChoice>,
         /// Which media its m-lines carry.
         feed: ardoise_sfu::Feed,
         /// Answer or error.
@@ -115,4 +115,6 @@ pub enum MediaEvent {
     Left(ClassId, ParticipantId),
     /// A class started or stopped being published.
     Live(ClassId, bool),
+    /// A pupil's video stopped for lack of bandwidth (`true`) or came back (`false`).
+    AudioOnly(ClassId, ParticipantId, bool),
 }

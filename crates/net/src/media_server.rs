@@ -3,7 +3,7 @@
 use crate::worker;
 use crate::{Command, Joined, MediaEvent, NetError, WorkerSnapshot};
 use ardoise_proto::{ClassId, ParticipantId};
-use ardoise_sfu::{Feed, PublisherRole, SfuConfig};
+use ardoise_sfu::{Feed, PublisherRole, SfuConfig, VideoChoice};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::Mutex;
@@ -122,21 +122,22 @@ impl MediaServer {
         offer: String,
         layer: Option<ardoise_sfu::LayerChoice>,
     ) -> Result<Joined, NetError> {
-        self.play_feed(class, participant, offer, layer, Feed::Class).await
+        self.play_feed(class, participant, offer, layer.map(VideoChoice::Fixed), Feed::Class).await
     }
 
-    /// Negotiate a subscriber of `feed` (the class, or the floor only for the studio).
+    /// Negotiate a subscriber of `feed` (the class, or the floor only for the studio), its video
+    /// adaptive or fixed (`None`: the configured default).
     pub async fn play_feed(
         &self,
         class: &ClassId,
         participant: ParticipantId,
         offer: String,
-        layer: Option<ardoise_sfu::LayerChoice>,
+        choice: Option<VideoChoice>,
         feed: Feed,
     ) -> Result<Joined, NetError> {
         let w = self.worker_for(class);
         let class = class.clone();
-        self.ask(w, |reply| Command::Play { class, participant, offer, layer, feed, reply }).await?
+        self.ask(w, |reply| Command::Play { class, participant, offer, choice, feed, reply }).await?
     }
 
     /// Stop (or resume) relaying a floor publisher's voice.

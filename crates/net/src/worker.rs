@@ -266,11 +266,11 @@ impl Worker {
                 let _ = reply.send(r.map_err(NetError::from));
                 self.drop_if_empty(slot);
             }
-            Command::Play { class, participant, offer, layer, feed, reply } => {
+            Command::Play { class, participant, offer, choice, feed, reply } => {
                 let slot = self.room_slot(&class);
                 let room = self.rooms[slot].as_mut().expect("slot just made");
                 let r = room
-                    .add_subscriber_to(now, participant, &offer, layer, feed)
+                    .add_subscriber_to(now, participant, &offer, choice, feed)
                     .map(|answer| Joined { participant, answer });
                 let _ = reply.send(r.map_err(NetError::from));
                 self.drop_if_empty(slot);
@@ -384,6 +384,7 @@ impl Worker {
                         MediaEvent::Left(class.clone(), p)
                     }
                     RoomEvent::Live(l) => MediaEvent::Live(class.clone(), l),
+                    RoomEvent::AudioOnly(p, on) => MediaEvent::AudioOnly(class.clone(), p, on),
                 };
                 let _ = self.events.send(ev);
             }

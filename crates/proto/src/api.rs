@@ -84,6 +84,15 @@ pub struct ParticipantStats {
     pub rtt_ms: Option<f32>,
     /// Fraction of packets lost (0..1) from RTCP.
     pub loss: Option<f32>,
+    /// Subscribers: the video forwarded now (`high`, `medium`, `low`, `audio`), if chosen.
+    #[serde(default)]
+    pub layer: Option<String>,
+    /// Adaptive subscribers: the send-side bandwidth estimate, bit/s.
+    #[serde(default)]
+    pub estimate_bps: Option<u64>,
+    /// Adaptive subscribers: layer changes so far.
+    #[serde(default)]
+    pub switches: u64,
 }
 
 /// One class in the admin view.

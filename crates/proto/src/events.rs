@@ -241,6 +241,13 @@ pub enum ServerEvent {
         /// Level.
         level: Quality,
     },
+    /// This pupil's video stopped because its connection is too weak (`audio_only`), or came back.
+    Video {
+        /// Only audio is sent now.
+        audio_only: bool,
+        /// Why (`weak_connection`), when audio only.
+        reason: Option<String>,
+    },
     /// The class is over.
     ClassEnded,
     /// The last message was refused.

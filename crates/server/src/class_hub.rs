@@ -185,6 +185,13 @@ impl ClassHub {
         self.lock().get(class).map(|r| r.members()).unwrap_or_default()
     }
 
+    /// Send `ev` to every connection of member `id` only.
+    pub fn tell(&self, class: &ClassId, id: &str, ev: &ServerEvent) {
+        if let Some(room) = self.lock().get(class) {
+            room.send_to(|c| c.member.id == id, ev);
+        }
+    }
+
     /// The class picture started or stopped.
     pub fn set_live(&self, class: &ClassId, live: bool) {
         let mut rooms = self.lock();

@@ -69,6 +69,8 @@ pub struct MediaSection {
     pub frame_hold_ms: u64,
     /// Seconds a peer has to connect after its offer.
     pub connect_timeout_secs: u64,
+    /// Per-pupil adaptation from bandwidth estimation (off: every pupil gets `layer`).
+    pub adaptation: bool,
 }
 
 /// `[auth]`

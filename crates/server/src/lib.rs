@@ -90,6 +90,8 @@ impl Server {
             max_participants: config.media.max_peers_per_class,
             video_history: config.media.video_history,
             connect_timeout: Duration::from_secs(config.media.connect_timeout_secs),
+            adaptation: config.media.adaptation,
+            allocator: SfuConfig::default().allocator,
         };
         let media_config =
             MediaConfig {

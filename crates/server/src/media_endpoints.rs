@@ -3,7 +3,7 @@
 use crate::state::{Endpoint, Resource, SharedState};
 use crate::Problem;
 use ardoise_proto::{Claims, ClassId, ParticipantId, Role};
-use ardoise_sfu::{Feed, PublisherRole};
+use ardoise_sfu::{Feed, PublisherRole, PupilCap, VideoChoice};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
@@ -95,13 +95,15 @@ pub async fn whip_post(
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PlayQuery {
-    /// `high`, `medium` or `low`: the pupil's choice (data saver).
+    /// `high`, `medium` or `low`: always this layer (no adaptation).
     pub layer: Option<String>,
+    /// `auto` (default), `saver` or `audio`: the pupil's own cap on the adaptive choice.
+    pub quality: Option<String>,
     /// `class` (default) or `floor` (only the pupil holding the floor: the studio's speaker).
     pub feed: Option<String>,
 }
 
-/// `POST /whep/{class}[?layer=high|medium|low]`
+/// `POST /whep/{class}[?quality=auto|saver|audio | ?layer=high|medium|low][&feed=class|floor]`
 pub async fn whep_post(
     State(s): State<SharedState>,
     Path(class): Path<String>,
@@ -110,15 +112,22 @@ pub async fn whep_post(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
     let query = query.map_err(|e| Problem::bad_request(e.body_text()))?;
-    let layer = match query.layer.as_deref() {
-        None => None,
-        Some(l) => Some(l.parse().map_err(|e: String| Problem::bad_request(e))?),
+    let choice = match (query.layer.as_deref(), query.quality.as_deref()) {
+        (Some(_), Some(_)) => return Err(Problem::bad_request("give either layer (fixed) or quality (adaptive), not both")),
+        (Some(l), None) => Some(VideoChoice::Fixed(l.parse().map_err(|e: String| Problem::bad_request(e))?)),
+        (None, Some(q)) => Some(VideoChoice::Adaptive(match q {
+            "auto" => PupilCap::Auto,
+            "saver" => PupilCap::DataSaver,
+            "audio" => PupilCap::AudioOnly,
+            other => return Err(Problem::bad_request(format!("unknown quality '{other}' (auto, saver, audio)"))),
+        })),
+        (None, None) => None,
     };
     let feed = match query.feed.as_deref() {
         None => Feed::Class,
         Some(f) => f.parse().map_err(|e: String| Problem::bad_request(e))?,
     };
-    post(s, Endpoint::Whep(layer), feed, class, headers, body).await
+    post(s, Endpoint::Whep(choice), feed, class, headers, body).await
 }
 
 async fn post(
@@ -141,7 +150,7 @@ async fn post(
     let joined = async {
         let r = match endpoint {
             Endpoint::Whip => s.media.publish_as(&info.id, pid, offer, role).await,
-            Endpoint::Whep(layer) => s.media.play_feed(&info.id, pid, offer, layer, feed).await,
+            Endpoint::Whep(choice) => s.media.play_feed(&info.id, pid, offer, choice, feed).await,
         };
         match &r {
             Ok(_) => info!(role = %claims.role, "session created"),

@@ -18,8 +18,8 @@ use tracing::{debug, info};
 pub enum Endpoint {
     /// Publishing.
     Whip,
-    /// Playing, with the pupil's layer choice if any.
-    Whep(Option<ardoise_sfu::LayerChoice>),
+    /// Playing, with the pupil's choice if any (adaptive with a cap, or a fixed layer).
+    Whep(Option<ardoise_sfu::VideoChoice>),
 }
 
 /// A WHIP or WHEP session resource.
@@ -162,6 +162,12 @@ impl AppState {
                     self.resources.lock().unwrap_or_else(|e| e.into_inner()).remove(&pid);
                 }
                 MediaEvent::Connected(..) => {}
+                MediaEvent::AudioOnly(class, pid, audio_only) => {
+                    let owner = self.resources.lock().unwrap_or_else(|e| e.into_inner()).get(&pid).map(|r| r.owner.clone());
+                    if let Some(owner) = owner {
+                        self.hub.tell(&class, &owner, &ardoise_proto::ServerEvent::Video { audio_only, reason: audio_only.then(|| "weak_connection".into()) });
+                    }
+                }
             }
         }
     }

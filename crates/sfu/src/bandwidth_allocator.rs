@@ -81,6 +81,10 @@ pub struct AllocatorConfig {
     pub down_margin: f64,
     /// How long the estimate must support a higher level, without a break, before going up.
     pub up_hold: Duration,
+    /// The hold while a pupil is starting (before any down-switch, first two up-switches):
+    /// the first estimates come from str0m's start-up probes, and a pupil on a good link
+    /// should not watch 180p for seconds.
+    pub startup_hold: Duration,
     /// Upper bound of the hold after repeated premature up-switches.
     pub up_hold_max: Duration,
     /// A down-switch this soon after an up-switch makes that up-switch premature; the second
@@ -107,6 +111,8 @@ impl Default for AllocatorConfig {
             up_headroom: 1.15,
             down_margin: 0.9,
             up_hold: Duration::from_millis(1500),
+            // As long as `up_hold` here (no start-up phase); the SFU shortens it.
+            startup_hold: Duration::from_millis(1500),
             // After five premature up-switches in a row (1.5 → 1.5 → 3 → 6 → 12 → 24 s).
             up_hold_max: Duration::from_secs(24),
             failed_up_window: Duration::from_secs(10),
@@ -445,6 +451,9 @@ impl BandwidthAllocator {
 
     fn hold(&self) -> Duration {
         // One premature up-switch may be a genuine capacity drop; repeated ones are flapping.
+        if self.failures == 0 && self.stats.down_switches == 0 && self.stats.up_switches < 2 {
+            return self.config.startup_hold.min(self.config.up_hold);
+        }
         let factor = 1u32 << self.failures.saturating_sub(1).min(16);
         self.config.up_hold.saturating_mul(factor).min(self.config.up_hold_max)
     }
@@ -1259,6 +1268,29 @@ mod tests {
         assert_eq!(a.allocation().probe_bps, Some(1_967_900));
         assert_eq!(a.stats().probes, 2);
         assert_eq!(a.next_timeout(), Some(at(t0, 3000)));
+    }
+
+    #[test]
+    fn a_short_startup_hold_reaches_the_top_fast_then_the_normal_hold_applies() {
+        let config = AllocatorConfig { startup_hold: Duration::from_millis(400), ..Default::default() };
+        let mut a = BandwidthAllocator::new(config);
+        let video = AvailableVideo::simulcast(Some(0), Some(0), Some(0));
+        let t0 = Instant::now();
+        let _ = a.poll(t0, &video);
+        assert_eq!(a.allocation().class_video, Some(LayerChoice::Low));
+        let mut t = t0;
+        while a.allocation().class_video != Some(LayerChoice::High) {
+            t += Duration::from_millis(100);
+            assert!(t < t0 + Duration::from_secs(2), "720p within 2 s on a 4 Mbit/s estimate");
+            let _ = a.on_estimate(t, 4_000_000, &video);
+        }
+        // After a real drop, going up again takes the normal hold.
+        let _ = a.on_estimate(t + Duration::from_millis(100), 300_000, &video);
+        assert_eq!(a.allocation().class_video, Some(LayerChoice::Low));
+        let back = t + Duration::from_millis(200);
+        let _ = a.on_estimate(back, 4_000_000, &video);
+        let _ = a.on_estimate(back + Duration::from_millis(600), 4_000_000, &video);
+        assert_eq!(a.allocation().class_video, Some(LayerChoice::Low), "no start-up hold after a down-switch");
     }
 
     #[test]

@@ -42,6 +42,11 @@ pub struct SfuConfig {
     pub video_history: usize,
     /// A participant that has not connected (ICE + DTLS) this long after its offer is removed.
     pub connect_timeout: Duration,
+    /// Per-pupil adaptation: subscribers that did not ask for a fixed layer get the best
+    /// layer their link carries (send-side bandwidth estimation, [`crate::BandwidthAllocator`]).
+    pub adaptation: bool,
+    /// Settings of each pupil's allocator.
+    pub allocator: crate::AllocatorConfig,
 }
 
 impl Default for SfuConfig {
@@ -53,6 +58,9 @@ impl Default for SfuConfig {
             max_participants: 1000,
             video_history: 400,
             connect_timeout: Duration::from_secs(15),
+            adaptation: true,
+            // Pupils on a good link reach the top layer in about a second.
+            allocator: crate::AllocatorConfig { startup_hold: Duration::from_millis(400), ..Default::default() },
         }
     }
 }

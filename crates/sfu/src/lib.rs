@@ -36,4 +36,4 @@ pub use layer::LayerSelector;
 pub use participant::{Participant, ParticipantKind, PublisherRole};
 pub use publication::Publication;
 pub use room::{Room, RoomEvent, RoomStats};
-pub use subscription::{Feed, Subscription};
+pub use subscription::{Feed, Subscription, VideoChoice};

@@ -64,6 +64,12 @@ pub struct Participant {
     pub dead: bool,
     /// Waiting in the room's drain list.
     pub(crate) queued: bool,
+    /// Adaptive subscribers: chooses the layer from the bandwidth estimate.
+    pub allocator: Option<Box<crate::BandwidthAllocator>>,
+    /// The class video is forwarded (false: audio only).
+    pub class_video_on: bool,
+    /// The floor pupil's camera is forwarded.
+    pub floor_video_on: bool,
 }
 
 impl Participant {
@@ -89,6 +95,9 @@ impl Participant {
             created: now,
             dead: false,
             queued: false,
+            allocator: None,
+            class_video_on: true,
+            floor_video_on: true,
         }
     }
 

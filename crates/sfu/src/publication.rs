@@ -23,6 +23,8 @@ pub struct PublishedLayer {
     pub throttle: KeyframeThrottle,
     /// Last payload type seen and its codec, to avoid a codec lookup per packet.
     pub codec_cache: Option<(Pt, VideoCodec, str0m::format::Codec)>,
+    /// What this layer costs on the wire (for the pupils' allocators).
+    pub meter: crate::BitrateMeter,
 }
 
 /// Media published by one participant on one m-line.
@@ -67,6 +69,7 @@ impl Publication {
             active: true,
             throttle: KeyframeThrottle::new(keyframe_interval),
             codec_cache: None,
+            meter: crate::BitrateMeter::default(),
         });
         self.rerank();
         self.layers.len() - 1

@@ -6,9 +6,11 @@
 
 use crate::keyframe::{VideoCodec, is_keyframe_start};
 use crate::{
-    Decision, DropReason, Feed, Forwarder, LayerSelector, PacketIn, Participant, ParticipantKind, Publication,
-    PublisherRole, SfuConfig, SfuError, SourceKey, Subscription,
+    AvailableVideo, BandwidthAllocator, Changes, Decision, DropReason, Feed, Forwarder, LayerChoice, LayerSelector,
+    PacketIn, Participant, ParticipantKind, Publication, PublisherRole, PupilCap, SfuConfig, SfuError, SourceKey,
+    Subscription, VideoChoice, layer_for_rank,
 };
+use str0m::bwe::Bitrate;
 use ardoise_proto::{ClassId, ParticipantId, ParticipantStats};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -31,6 +33,8 @@ pub enum RoomEvent {
     Left(ParticipantId),
     /// Whether someone publishes in this room.
     Live(bool),
+    /// An adaptive pupil's video stopped for lack of bandwidth (`true`) or came back (`false`).
+    AudioOnly(ParticipantId, bool),
 }
 
 /// Counters of one room (monotonic).
@@ -169,8 +173,8 @@ impl Room {
         self.participants.iter().position(|p| p.id == pid)
     }
 
-    fn new_rtc(&self, now: Instant) -> Result<Rtc, SfuError> {
-        let mut rtc = Rtc::builder()
+    fn new_rtc(&self, now: Instant, estimate: bool) -> Result<Rtc, SfuError> {
+        let mut builder = Rtc::builder()
             .set_rtp_mode(true)
             .set_ice_lite(true)
             .clear_codecs()
@@ -178,8 +182,13 @@ impl Room {
             .enable_vp8(true)
             .enable_h264(true)
             .set_send_buffer_video(self.config.video_history)
-            .set_stats_interval(Some(Duration::from_secs(1)))
-            .build(now);
+            .set_stats_interval(Some(Duration::from_secs(1)));
+        if estimate {
+            // Send-side estimation from the pupil's TWCC feedback (paced sending, probes);
+            // the raw estimate comes with the peer stats, every 500 ms.
+            builder = builder.enable_bwe(Some(Bitrate::kbps(500))).set_stats_interval(Some(Duration::from_millis(500)));
+        }
+        let mut rtc = builder.build(now);
         for addr in &self.config.candidates {
             let c = Candidate::host(*addr, "udp").map_err(|e| SfuError::UnusableOffer(e.to_string()))?;
             rtc.add_local_candidate(c);
@@ -189,17 +198,22 @@ impl Room {
 
     /// Add the class's publisher (teacher, studio) from a WHIP offer; returns the SDP answer.
     pub fn add_publisher(&mut self, now: Instant, pid: ParticipantId, offer: &str) -> Result<String, SfuError> {
-        self.add(now, pid, offer, ParticipantKind::Publisher { role: PublisherRole::Class, muted: false })
+        self.add(now, pid, offer, ParticipantKind::Publisher { role: PublisherRole::Class, muted: false }, false)
     }
 
     /// Add a publisher in `role` (a pupil given the floor publishes as [`PublisherRole::Floor`]).
     pub fn add_publisher_as(&mut self, now: Instant, pid: ParticipantId, offer: &str, role: PublisherRole) -> Result<String, SfuError> {
-        self.add(now, pid, offer, ParticipantKind::Publisher { role, muted: false })
+        self.add(now, pid, offer, ParticipantKind::Publisher { role, muted: false }, false)
     }
 
     /// Add a subscriber from a WHEP offer, receiving the configured layer; returns the SDP answer.
     pub fn add_subscriber(&mut self, now: Instant, pid: ParticipantId, offer: &str) -> Result<String, SfuError> {
         self.add_subscriber_to(now, pid, offer, None, Feed::Class)
+    }
+
+    /// The video choice of a subscriber that asked for nothing in particular.
+    fn default_choice(&self) -> VideoChoice {
+        if self.config.adaptation { VideoChoice::Adaptive(PupilCap::Auto) } else { VideoChoice::Fixed(self.config.layer) }
     }
 
     /// Add a subscriber that wants `layer` (a pupil's own choice, or a test).
@@ -210,21 +224,135 @@ impl Room {
         offer: &str,
         layer: crate::LayerChoice,
     ) -> Result<String, SfuError> {
-        self.add_subscriber_to(now, pid, offer, Some(layer), Feed::Class)
+        self.add_subscriber_to(now, pid, offer, Some(VideoChoice::Fixed(layer)), Feed::Class)
     }
 
-    /// Add a subscriber that wants `layer` (default: the configured one) of `feed`.
+    /// Add a subscriber of `feed` whose video is chosen by `choice` (default: adaptive when
+    /// [`SfuConfig::adaptation`] is on, else the configured layer).
     pub fn add_subscriber_to(
         &mut self,
         now: Instant,
         pid: ParticipantId,
         offer: &str,
-        layer: Option<crate::LayerChoice>,
+        choice: Option<VideoChoice>,
         feed: Feed,
     ) -> Result<String, SfuError> {
-        let layer = layer.unwrap_or(self.config.layer);
+        let choice = match (choice, feed) {
+            // The studio's return audio: nothing to adapt.
+            (_, Feed::Floor) => VideoChoice::Fixed(LayerChoice::High),
+            (Some(c), Feed::Class) => c,
+            (None, Feed::Class) => self.default_choice(),
+        };
+        let (layer, allocator) = match choice {
+            VideoChoice::Fixed(l) => (l, None),
+            VideoChoice::Adaptive(cap) => {
+                let mut a = BandwidthAllocator::new(self.config.allocator.clone());
+                let _ = a.set_cap(now, cap, &self.available_video(now));
+                (a.allocation().class_video.unwrap_or(LayerChoice::Low), Some(Box::new(a)))
+            }
+        };
         let kind = ParticipantKind::Subscriber { audio: None, video: None, floor_audio: None, floor_video: None, layer, feed };
-        self.add(now, pid, offer, kind)
+        let answer = self.add(now, pid, offer, kind, allocator.is_some())?;
+        if let Some(a) = allocator {
+            let idx = self.participants.len() - 1;
+            let p = &mut self.participants[idx];
+            p.class_video_on = a.allocation().class_video.is_some();
+            p.floor_video_on = a.allocation().floor_video;
+            p.stats.layer = Some(layer_name(a.allocation().class_video).into());
+            let desired = a.desired_bps();
+            p.allocator = Some(a);
+            p.rtc.bwe().set_bitrate(Bitrate::ZERO, Bitrate::bps(desired));
+        }
+        Ok(answer)
+    }
+
+    /// A pupil changed its own choice (automatic, data saver, audio only).
+    pub fn set_cap(&mut self, now: Instant, pid: ParticipantId, cap: PupilCap) -> Result<(), SfuError> {
+        let idx = self.index(pid).ok_or(SfuError::UnknownParticipant)?;
+        let video = self.available_video(now);
+        let Some(a) = self.participants[idx].allocator.as_mut() else { return Err(SfuError::UnknownParticipant) };
+        let changes = a.set_cap(now, cap, &video);
+        self.apply_allocation(now, idx, changes);
+        self.run(now);
+        Ok(())
+    }
+
+    /// The class video (and floor camera) a pupil could receive now, with their measured cost.
+    fn available_video(&self, now: Instant) -> AvailableVideo {
+        let mut v = AvailableVideo::NONE;
+        let floor: Vec<ParticipantId> = self
+            .participants
+            .iter()
+            .filter(|p| p.publisher_role() == Some(PublisherRole::Floor))
+            .map(|p| p.id)
+            .collect();
+        for publication in self.publications.iter().filter(|x| x.kind == MediaKind::Video) {
+            let mut active: Vec<_> = publication.layers.iter().filter(|l| l.active).collect();
+            if active.is_empty() {
+                continue;
+            }
+            active.sort_by_key(|l| l.rank);
+            if Some(publication.publisher) == self.main_publisher {
+                let n = active.len();
+                for (rank, l) in active.iter().enumerate() {
+                    let slot = match layer_for_rank(rank, n) {
+                        LayerChoice::Low => 0,
+                        LayerChoice::Medium => 1,
+                        LayerChoice::High => 2,
+                    };
+                    v.class[slot] = Some(l.meter.measured(now).unwrap_or(0));
+                }
+            } else if floor.contains(&publication.publisher) {
+                let top = active.last().expect("not empty");
+                v.floor = Some(top.meter.measured(now).unwrap_or(0));
+            }
+        }
+        v
+    }
+
+    /// Carry out what a pupil's allocator decided.
+    fn apply_allocation(&mut self, now: Instant, idx: usize, changes: Changes) {
+        let p = &mut self.participants[idx];
+        let Some(a) = p.allocator.as_ref() else { return };
+        let alloc = a.allocation();
+        let stats = a.stats();
+        let desired = a.desired_bps();
+        p.stats.estimate_bps = stats.estimate_bps;
+        p.stats.switches = stats.switches;
+        p.stats.layer = Some(layer_name(alloc.class_video).into());
+        if changes.video {
+            let was_on = p.class_video_on;
+            p.class_video_on = alloc.class_video.is_some();
+            p.floor_video_on = alloc.floor_video;
+            if let ParticipantKind::Subscriber { video, floor_video, layer, .. } = &mut p.kind {
+                if let Some(l) = alloc.class_video {
+                    *layer = l;
+                    if let Some(v) = video.as_mut() {
+                        v.selector.set_choice(l);
+                        if !was_on {
+                            v.forwarder.release(); // resume on a keyframe
+                        }
+                    }
+                }
+                if !p.floor_video_on {
+                    if let Some(f) = floor_video.as_mut() {
+                        f.forwarder.release();
+                    }
+                }
+            }
+            debug!(class = %self.id, participant = %p.id, ?alloc, "allocation");
+            if p.class_video_on {
+                self.request_keyframe_for(now, idx);
+            }
+        }
+        let p = &mut self.participants[idx];
+        if changes.audio_only {
+            self.events.push_back(RoomEvent::AudioOnly(p.id, alloc.class_video.is_none()));
+        }
+        if changes.bwe {
+            p.rtc.bwe().set_bitrate(Bitrate::ZERO, Bitrate::bps(desired));
+        }
+        Self::mark(&mut self.dirty, p, idx);
     }
 
     /// The teacher mutes (or unmutes) a floor publisher: its audio is not relayed meanwhile.
@@ -239,14 +367,14 @@ impl Room {
         }
     }
 
-    fn add(&mut self, now: Instant, pid: ParticipantId, offer: &str, kind: ParticipantKind) -> Result<String, SfuError> {
+    fn add(&mut self, now: Instant, pid: ParticipantId, offer: &str, kind: ParticipantKind, estimate: bool) -> Result<String, SfuError> {
         let publisher = matches!(kind, ParticipantKind::Publisher { .. });
         if self.participants.len() >= self.config.max_participants {
             return Err(SfuError::Full(self.config.max_participants));
         }
         check_offer(offer, publisher)?;
         let offer = SdpOffer::from_sdp_string(offer).map_err(|e| SfuError::BadSdp(e.to_string()))?;
-        let mut rtc = self.new_rtc(now)?;
+        let mut rtc = self.new_rtc(now, estimate)?;
         let answer = catch_unwind(AssertUnwindSafe(|| rtc.sdp_api().accept_offer(offer)))
             .map_err(|_| SfuError::BadSdp("offer could not be negotiated".into()))??;
         info!(class = %self.id, participant = %pid, publisher, "participant added");
@@ -373,6 +501,15 @@ impl Room {
                 self.mark_idx(idx);
                 continue;
             }
+            if p.allocator.as_ref().and_then(|a| a.next_timeout()).is_some_and(|t| t <= now) && !p.dead {
+                let video = self.available_video(now);
+                let p = &mut self.participants[idx];
+                if let Some(a) = p.allocator.as_mut() {
+                    let changes = a.poll(now, &video);
+                    self.apply_allocation(now, idx, changes);
+                }
+            }
+            let p = &mut self.participants[idx];
             if p.timeout <= now && !p.dead {
                 match catch_unwind(AssertUnwindSafe(|| p.rtc.handle_input(Input::Timeout(now)))) {
                     Ok(Ok(())) => {}
@@ -422,7 +559,10 @@ impl Room {
             .participants
             .iter()
             .filter(|p| !p.dead)
-            .map(|p| if p.connected { p.timeout } else { p.timeout.min(p.created + connect_timeout) })
+            .map(|p| {
+                let t = if p.connected { p.timeout } else { p.timeout.min(p.created + connect_timeout) };
+                p.allocator.as_ref().and_then(|a| a.next_timeout()).map_or(t, |a| a.min(t))
+            })
             .min();
         for publication in &self.publications {
             for layer in &publication.layers {
@@ -488,7 +628,10 @@ impl Room {
                         }
                     }
                     p.timeout = t;
-                    let wake = if p.connected { t } else { t.min(p.created + self.config.connect_timeout) };
+                    let mut wake = if p.connected { t } else { t.min(p.created + self.config.connect_timeout) };
+                    if let Some(a) = p.allocator.as_ref().and_then(|a| a.next_timeout()) {
+                        wake = wake.min(a);
+                    }
                     self.next_timeout = Some(self.next_timeout.map_or(wake, |n| n.min(wake)));
                     break;
                 }
@@ -561,6 +704,18 @@ impl Room {
                 }
                 if let Some(loss) = s.loss {
                     p.stats.loss = Some(loss);
+                }
+            }
+            Event::PeerStats(s) => {
+                // Only a pupil that receives video has anything to adapt (an audio-only offer
+                // has a tiny estimate that must not read as "connection too weak").
+                let has_video = matches!(self.participants[idx].kind, ParticipantKind::Subscriber { video: Some(_), .. });
+                if let Some(b) = s.bwe_tx.filter(|_| has_video) {
+                    let video = self.available_video(now);
+                    if let Some(a) = self.participants[idx].allocator.as_mut() {
+                        let changes = a.on_estimate(now, b.as_u64(), &video);
+                        self.apply_allocation(now, idx, changes);
+                    }
                 }
             }
             Event::MediaIngressStats(s) => {
@@ -754,6 +909,10 @@ impl Room {
                 (c, vc)
             }
         };
+        if kind == MediaKind::Video {
+            // Payload + RTP/SRTP/UDP/IP headers: what the layer costs a pupil on the wire.
+            layer.meter.record(now, pkt.payload.len() + 60);
+        }
         let keyframe_start = kind == MediaKind::Audio || is_keyframe_start(video_codec, &pkt.payload);
         if kind == MediaKind::Video && keyframe_start {
             layer.throttle.keyframe_received();
@@ -787,6 +946,11 @@ impl Room {
         for (si, sub_p) in self.participants.iter_mut().enumerate() {
             if !sub_p.connected || sub_p.dead {
                 continue;
+            }
+            if kind == MediaKind::Video
+                && !(if role == PublisherRole::Class { sub_p.class_video_on } else { sub_p.floor_video_on })
+            {
+                continue; // this pupil's link carries audio only (or not the floor camera) now
             }
             let ParticipantKind::Subscriber { audio, video, floor_audio, floor_video, .. } = &mut sub_p.kind else {
                 continue;
@@ -871,6 +1035,16 @@ impl Room {
         }
         self.pending.clear();
         self.recompute_timeout();
+    }
+}
+
+/// How a layer choice is shown (admin API, metrics).
+fn layer_name(choice: Option<LayerChoice>) -> &'static str {
+    match choice {
+        Some(LayerChoice::High) => "high",
+        Some(LayerChoice::Medium) => "medium",
+        Some(LayerChoice::Low) => "low",
+        None => "audio",
     }
 }
 

@@ -59,7 +59,7 @@ impl SimClient {
             if publish {
                 room.add_publisher(now, ParticipantId(pid), sdp)
             } else {
-                room.add_subscriber(now, ParticipantId(pid), sdp)
+                room.add_subscriber_with_layer(now, ParticipantId(pid), sdp, crate::LayerChoice::High)
             }
             .expect("room accepts the offer")
         })

@@ -26,6 +26,15 @@ impl std::str::FromStr for Feed {
     }
 }
 
+/// How a subscriber's class video layer is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VideoChoice {
+    /// The best layer the pupil's link carries, within the pupil's own cap.
+    Adaptive(crate::PupilCap),
+    /// Always this layer (an explicit request, a tool, a test).
+    Fixed(crate::LayerChoice),
+}
+
 /// One outgoing m-line of a subscriber, with its forwarder and layer choice.
 #[derive(Debug, Clone)]
 pub struct Subscription {
