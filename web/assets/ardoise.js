@@ -27,6 +27,7 @@ const STRINGS = {
   unmute: ["Touchez pour activer le son", "Tap to start sound"],
   waiting_teacher: ["En attente du professeur…", "Waiting for the teacher…"],
   audio_only_on: ["Son seulement", "Audio only"],
+  audio_only_weak: ["Son seulement — connexion trop faible pour l'image", "Audio only — connection too weak for the picture"],
   quality: ["Qualité", "Quality"],
   q_auto: ["Automatique", "Automatic"],
   q_saver: ["Économie de données", "Data saver"],
