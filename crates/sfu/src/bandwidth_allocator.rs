@@ -74,6 +74,10 @@ pub struct AllocatorConfig {
     pub audio_reserve_bps: u64,
     /// Below this estimate the pupil gets audio only, however cheap the lowest layer is.
     pub audio_only_below_bps: u64,
+    /// The estimate must stay below what the lowest layer needs this long before the pupil
+    /// falls to audio only (a capacity drop makes the estimate collapse for a moment; the
+    /// lowest layer is kept meanwhile). Zero: at once.
+    pub audio_only_after: Duration,
     /// Going up needs `estimate ≥ up_headroom × video + audio_reserve`.
     pub up_headroom: f64,
     /// Staying needs `estimate ≥ down_margin × video + audio_reserve` (below 1: tolerate a
@@ -108,6 +112,7 @@ impl Default for AllocatorConfig {
         AllocatorConfig {
             audio_reserve_bps: 64_000,
             audio_only_below_bps: 100_000,
+            audio_only_after: Duration::ZERO,
             up_headroom: 1.15,
             down_margin: 0.9,
             up_hold: Duration::from_millis(1500),
@@ -333,6 +338,8 @@ pub struct BandwidthAllocator {
     since: [Option<Instant>; SLOTS],
     /// Premature up-switches in a row.
     failures: u32,
+    /// Since when the estimate is below what the lowest video layer needs.
+    below_lowest_since: Option<Instant>,
     last_up: Option<Instant>,
     /// Active probe: until when, toward which bitrate.
     probe: Option<(Instant, u64)>,
@@ -364,6 +371,7 @@ impl BandwidthAllocator {
             estimate: None,
             since: [None; SLOTS],
             failures: 0,
+            below_lowest_since: None,
             last_up: None,
             probe: None,
             next_probe: None,
@@ -565,25 +573,40 @@ impl BandwidthAllocator {
             }
         }
 
+        let lowest = self.ladder.lowest_video();
+        match (self.estimate, lowest) {
+            (Some(e), Some(lo)) if e < self.stay_need(lo) => {
+                self.below_lowest_since.get_or_insert(now);
+            }
+            _ => self.below_lowest_since = None,
+        }
         let mut went_down = false;
         if let Some(e) = self.estimate
             && self.level > AUDIO
             && e < self.stay_need(self.level)
         {
             // The best level that still fits, by the same rule that keeps a level.
-            let target =
+            let mut target =
                 (1..self.level).rev().find(|&s| self.ladder.present[s] && self.stay_need(s) <= e).unwrap_or(AUDIO);
-            if let Some(t) = self.last_up.take()
-                && now.saturating_duration_since(t) < self.config.failed_up_window
+            // Audio only only once the estimate has stayed that low for a while.
+            if let (AUDIO, Some(lo)) = (target, lowest)
+                && self.below_lowest_since.is_some_and(|t| now.saturating_duration_since(t) < self.config.audio_only_after)
             {
-                self.failures = (self.failures + 1).min(16);
+                target = lo;
             }
-            self.level = target;
-            self.weak = target == AUDIO;
-            self.stats.down_switches += 1;
-            self.probe = None;
-            self.next_probe = Some(now + self.config.probe_interval);
-            went_down = true;
+            if target < self.level {
+                if let Some(t) = self.last_up.take()
+                    && now.saturating_duration_since(t) < self.config.failed_up_window
+                {
+                    self.failures = (self.failures + 1).min(16);
+                }
+                self.level = target;
+                self.weak = target == AUDIO;
+                self.stats.down_switches += 1;
+                self.probe = None;
+                self.next_probe = Some(now + self.config.probe_interval);
+                went_down = true;
+            }
         }
 
         if !went_down && self.estimate.is_some() && self.level < top {

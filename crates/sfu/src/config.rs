@@ -60,7 +60,13 @@ impl Default for SfuConfig {
             connect_timeout: Duration::from_secs(15),
             adaptation: true,
             // Pupils on a good link reach the top layer in about a second.
-            allocator: crate::AllocatorConfig { startup_hold: Duration::from_millis(400), ..Default::default() },
+            // A capacity drop makes the estimate collapse for a moment: keep the lowest layer
+            // a second before falling to audio only.
+            allocator: crate::AllocatorConfig {
+                startup_hold: Duration::from_millis(400),
+                audio_only_after: Duration::from_secs(1),
+                ..Default::default()
+            },
         }
     }
 }

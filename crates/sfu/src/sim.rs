@@ -72,10 +72,27 @@ impl SimClient {
         media: &[(MediaKind, Direction)],
         accept: impl FnOnce(&str) -> String,
     ) -> SimClient {
+        Self::negotiate_simulcast(now, addr, media, &[], accept)
+    }
+
+    /// The same, sending its video m-lines as simulcast over `rids` (when two or more).
+    pub fn negotiate_simulcast(
+        now: Instant,
+        addr: SocketAddr,
+        media: &[(MediaKind, Direction)],
+        rids: &[&str],
+        accept: impl FnOnce(&str) -> String,
+    ) -> SimClient {
         let mut rtc = Rtc::builder().set_rtp_mode(true).build(now);
         rtc.add_local_candidate(Candidate::host(addr, "udp").expect("host candidate"));
         let mut api = rtc.sdp_api();
-        let all_mids: Vec<Mid> = media.iter().map(|(k, d)| api.add_media(*k, *d, None, None, None)).collect();
+        let simulcast = |k: MediaKind| {
+            (k == MediaKind::Video && rids.len() > 1).then(|| str0m::media::Simulcast {
+                send: rids.iter().map(|r| str0m::media::SimulcastLayer::new(r)).collect(),
+                recv: vec![],
+            })
+        };
+        let all_mids: Vec<Mid> = media.iter().map(|(k, d)| api.add_media(*k, *d, None, None, simulcast(*k))).collect();
         let first = |kind: MediaKind| media.iter().zip(&all_mids).find(|((k, _), _)| *k == kind).map(|(_, m)| *m);
         let audio = first(MediaKind::Audio).unwrap_or_else(|| all_mids[0]);
         let video = first(MediaKind::Video).unwrap_or_else(|| all_mids[0]);
