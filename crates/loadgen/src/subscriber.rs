@@ -150,6 +150,16 @@ impl Subscriber {
         }
     }
 
+    /// Its local UDP address (to impair its link in tests).
+    pub fn local(&self) -> std::net::SocketAddr {
+        self.peer.local()
+    }
+
+    /// Its participant id on the server (the last segment of the WHEP resource).
+    pub fn participant(&self) -> Option<u64> {
+        self.session.resource.rsplit('/').next().and_then(|id| id.parse().ok())
+    }
+
     /// The peer (socket and timeout), for readiness loops.
     pub fn peer(&self) -> &Peer {
         &self.peer

@@ -78,6 +78,10 @@ pub struct AllocatorConfig {
     /// falls to audio only (a capacity drop makes the estimate collapse for a moment; the
     /// lowest layer is kept meanwhile). Zero: at once.
     pub audio_only_after: Duration,
+    /// Keep the lowest layer as long as the estimate stays above `audio_only_below_bps`
+    /// (the class's "audio only below ~100 kbit/s" rule), instead of requiring its own cost
+    /// plus the audio reserve: a congested estimate swings well below a capped link's rate.
+    pub lowest_layer_down_to_floor: bool,
     /// Going up needs `estimate ≥ up_headroom × video + audio_reserve`.
     pub up_headroom: f64,
     /// Staying needs `estimate ≥ down_margin × video + audio_reserve` (below 1: tolerate a
@@ -113,6 +117,7 @@ impl Default for AllocatorConfig {
             audio_reserve_bps: 64_000,
             audio_only_below_bps: 100_000,
             audio_only_after: Duration::ZERO,
+            lowest_layer_down_to_floor: false,
             up_headroom: 1.15,
             down_margin: 0.9,
             up_hold: Duration::from_millis(1500),
@@ -511,6 +516,9 @@ impl BandwidthAllocator {
             return 0;
         }
         let c = &self.config;
+        if c.lowest_layer_down_to_floor && Some(slot) == self.ladder.lowest_video() {
+            return c.audio_only_below_bps;
+        }
         let need = c.down_margin * self.ladder.cost[slot] as f64 + c.audio_reserve_bps as f64;
         (need.round() as u64).max(c.audio_only_below_bps)
     }

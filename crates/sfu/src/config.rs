@@ -54,7 +54,7 @@ impl Default for SfuConfig {
         SfuConfig {
             candidates: vec![],
             layer: LayerChoice::High,
-            keyframe_interval: Duration::from_millis(300),
+            keyframe_interval: Duration::from_millis(500),
             max_participants: 1000,
             video_history: 400,
             connect_timeout: Duration::from_secs(15),
@@ -65,6 +65,11 @@ impl Default for SfuConfig {
             allocator: crate::AllocatorConfig {
                 startup_hold: Duration::from_millis(400),
                 audio_only_after: Duration::from_secs(1),
+                lowest_layer_down_to_floor: true,
+                // Probe every second (str0m caps a probe at twice the estimate, so coming back
+                // from 180p to 720p takes a few probes).
+                probe_interval: Duration::from_secs(1),
+                probe_duration: Duration::from_millis(500),
                 ..Default::default()
             },
         }

@@ -7,18 +7,36 @@
 
 use std::time::{Duration, Instant};
 
-/// At most one keyframe request per `interval`, with deferred requests.
+/// Wait this long after the last keyframe (received or asked for) before a lazy request.
+const LAZY_INTERVAL: Duration = Duration::from_secs(2);
+
+/// At most one keyframe request per `interval`, with deferred requests; lazy requests (a
+/// pupil moving up a layer keeps watching its current one meanwhile) wait for a keyframe
+/// that comes anyway, and ask only when none came for [`LAZY_INTERVAL`].
 #[derive(Debug, Clone)]
 pub struct KeyframeThrottle {
     interval: Duration,
     last_sent: Option<Instant>,
+    last_keyframe: Option<Instant>,
     deferred: bool,
+    lazy: bool,
 }
 
 impl KeyframeThrottle {
     /// A throttle that lets one request through per `interval`.
     pub fn new(interval: Duration) -> Self {
-        KeyframeThrottle { interval, last_sent: None, deferred: false }
+        KeyframeThrottle { interval, last_sent: None, last_keyframe: None, deferred: false, lazy: false }
+    }
+
+    /// A subscriber would like a keyframe but can wait. Returns true if a request must be sent now.
+    pub fn request_lazy(&mut self, now: Instant) -> bool {
+        match self.last_sent.max(self.last_keyframe) {
+            Some(t) if now < t + LAZY_INTERVAL => {
+                self.lazy = true;
+                false
+            }
+            _ => self.request(now),
+        }
     }
 
     /// A subscriber wants a keyframe. Returns true if a request must be sent now.
@@ -31,21 +49,29 @@ impl KeyframeThrottle {
             _ => {
                 self.last_sent = Some(now);
                 self.deferred = false;
+                self.lazy = false;
                 true
             }
         }
     }
 
-    /// A keyframe arrived on this layer: any deferred request is satisfied.
-    pub fn keyframe_received(&mut self) {
+    /// A keyframe arrived on this layer: any deferred or lazy request is satisfied.
+    pub fn keyframe_received(&mut self, now: Instant) {
         self.deferred = false;
+        self.lazy = false;
+        self.last_keyframe = Some(now);
     }
 
-    /// When a deferred request falls due, if one is pending.
+    /// When a deferred (or lazy) request falls due, if one is pending.
     pub fn deadline(&self) -> Option<Instant> {
-        match (self.deferred, self.last_sent) {
+        let deferred = match (self.deferred, self.last_sent) {
             (true, Some(t)) => Some(t + self.interval),
             _ => None,
+        };
+        let lazy = self.last_sent.max(self.last_keyframe).filter(|_| self.lazy).map(|t| t + LAZY_INTERVAL);
+        match (deferred, lazy) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 
@@ -94,8 +120,23 @@ mod tests {
         assert_eq!(t.deadline(), None);
 
         assert!(!t.request(t0 + Duration::from_millis(400)));
-        t.keyframe_received();
+        t.keyframe_received(t0 + Duration::from_millis(450));
         assert_eq!(t.deadline(), None);
         assert!(!t.poll(t0 + Duration::from_millis(700)));
+    }
+
+    #[test]
+    fn lazy_requests_wait_for_a_keyframe_that_comes_anyway() {
+        let t0 = Instant::now();
+        let mut t = KeyframeThrottle::new(Duration::from_millis(500));
+        assert!(t.request_lazy(t0), "nothing recent: ask");
+        assert!(!t.request_lazy(t0 + Duration::from_millis(600)), "a request went out 0.6 s ago: wait");
+        assert_eq!(t.deadline(), Some(t0 + LAZY_INTERVAL));
+        t.keyframe_received(t0 + Duration::from_millis(900));
+        assert_eq!(t.deadline(), None, "the keyframe came: nothing to send");
+        assert!(!t.request_lazy(t0 + Duration::from_millis(1000)));
+        assert!(t.poll(t0 + Duration::from_millis(900) + LAZY_INTERVAL), "none came for 2 s: ask");
+        // An urgent request is not slowed by lazy ones.
+        assert!(t.request(t0 + Duration::from_millis(900) + LAZY_INTERVAL + Duration::from_millis(500)));
     }
 }

@@ -915,7 +915,7 @@ impl Room {
         }
         let keyframe_start = kind == MediaKind::Audio || is_keyframe_start(video_codec, &pkt.payload);
         if kind == MediaKind::Video && keyframe_start {
-            layer.throttle.keyframe_received();
+            layer.throttle.keyframe_received(now);
         }
         if role == PublisherRole::Class && self.main_publisher != Some(pid) {
             return;
@@ -941,6 +941,7 @@ impl Room {
             ..Default::default()
         };
         let mut want_keyframe = false;
+        let mut would_like_keyframe = false;
         let mut forwarded_any = false;
 
         for (si, sub_p) in self.participants.iter_mut().enumerate() {
@@ -987,16 +988,25 @@ impl Room {
                     self.stats.forwarded_bytes += pkt.payload.len() as u64;
                     Self::mark(&mut self.dirty, sub_p, si);
                 }
-                Decision::Drop(DropReason::WaitingForKeyframe) if switch_allowed => want_keyframe = true,
+                // A pupil with no picture needs a keyframe now; one moving to another layer keeps
+                // its current one meanwhile and can wait for a keyframe that comes anyway.
+                Decision::Drop(DropReason::WaitingForKeyframe) if switch_allowed => {
+                    if sub.forwarder.source().is_some() {
+                        would_like_keyframe = true;
+                    } else {
+                        want_keyframe = true;
+                    }
+                }
                 Decision::Drop(_) => {}
             }
         }
         if kind == MediaKind::Video && forwarded_any {
             self.frame_open = !pkt.header.marker;
         }
-        if want_keyframe {
+        if want_keyframe || would_like_keyframe {
             let layer = &mut self.publications[pi].layers[li];
-            if layer.throttle.request(now) {
+            let send = if want_keyframe { layer.throttle.request(now) } else { layer.throttle.request_lazy(now) };
+            if send {
                 self.plis.push((pid, layer_ssrc));
             }
         }
