@@ -166,12 +166,53 @@ fn audio_frames(audio: &[(u64, Vec<u8>)], from_seq: u64) -> (usize, usize, usize
 
 fn inner() {
     sh(&["ip", "link", "set", "lo", "up"]);
-    rate_cap_then_recovery();
+    let adaptive = rate_cap_then_recovery();
+    let fixed = fixed_top_layer_under_the_cap();
+    println!("400 kbit/s cap, voice lost / video fps / longest video gap: adaptive {adaptive:?}, fixed top layer {fixed:?}");
+    assert!(fixed.0 > adaptive.0, "adaptation protects the voice: {:.1}% vs {:.1}% lost", adaptive.0 * 100.0, fixed.0 * 100.0);
+    assert!(adaptive.1 > 2.0 * fixed.1, "adaptation keeps the picture moving: {:.1} vs {:.1} complete frames/s", adaptive.1, fixed.1);
     random_loss_with_fec();
     fifty_pupils_at_once();
 }
 
-fn rate_cap_then_recovery() {
+/// 400 kbit/s toward the UDP port `port` only (HTB class + u32 filter on `lo`), with a home
+/// router's queue: 64 kB (1.3 s at that rate).
+fn cap_link(port: u16) {
+    let port = port.to_string();
+    sh(&["tc", "qdisc", "add", "dev", "lo", "root", "handle", "1:", "htb", "default", "10"]);
+    sh(&["tc", "class", "add", "dev", "lo", "parent", "1:", "classid", "1:10", "htb", "rate", "10gbit"]);
+    sh(&["tc", "class", "add", "dev", "lo", "parent", "1:", "classid", "1:20", "htb", "rate", "400kbit", "ceil", "400kbit", "burst", "4k"]);
+    sh(&["tc", "qdisc", "add", "dev", "lo", "parent", "1:20", "handle", "20:", "bfifo", "limit", "64000"]);
+    sh(&["tc", "filter", "add", "dev", "lo", "protocol", "ip", "parent", "1:", "prio", "1", "u32", "match", "ip", "protocol", "17", "0xff", "match", "ip", "dport", &port, "0xffff", "flowid", "1:20"]);
+}
+
+/// Complete video frames per second (every packet of the frame and the one before it
+/// arrived, retransmissions included), and the longest wait between two complete frames, over
+/// the packets received after index `from`.
+fn video_flow(report: &ardoise_loadgen::SubscriberReport, from: usize) -> (f64, Duration) {
+    let v = &report.video[from.min(report.video.len())..];
+    let (Some(first), Some(last)) = (v.first(), v.last()) else { return (0.0, Duration::MAX) };
+    let seqs: std::collections::HashSet<u64> = v.iter().map(|p| p.seq).collect();
+    // Per frame (RTP timestamp): its packets' sequence range and when its last packet came.
+    let mut frames: std::collections::BTreeMap<u32, (u64, u64, Instant)> = Default::default();
+    for p in v {
+        let e = frames.entry(p.ts).or_insert((p.seq, p.seq, p.at));
+        e.0 = e.0.min(p.seq);
+        e.1 = e.1.max(p.seq);
+        e.2 = e.2.max(p.at);
+    }
+    let mut done: Vec<Instant> = frames
+        .values()
+        .filter(|(lo, hi, _)| (lo - 1..=*hi).all(|s| seqs.contains(&s)))
+        .map(|(_, _, at)| *at)
+        .collect();
+    done.sort();
+    let span = (last.at - first.at).as_secs_f64().max(0.001);
+    let gap = done.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(Duration::MAX);
+    (done.len() as f64 / span, gap)
+}
+
+fn rate_cap_then_recovery() -> (f64, f64, Duration) {
     let server = TestServer::start(&[]);
     let admin = server.token("admin", None);
     let _teacher = Teacher::start(&server);
@@ -181,14 +222,7 @@ fn rate_cap_then_recovery() {
     println!("open link: 720p after {up:?}");
     assert!(up.is_some(), "an open link reaches 720p");
 
-    // 400 kbit/s toward this pupil only.
-    let port = pupil.local().port().to_string();
-    sh(&["tc", "qdisc", "add", "dev", "lo", "root", "handle", "1:", "htb", "default", "10"]);
-    sh(&["tc", "class", "add", "dev", "lo", "parent", "1:", "classid", "1:10", "htb", "rate", "10gbit"]);
-    sh(&["tc", "class", "add", "dev", "lo", "parent", "1:", "classid", "1:20", "htb", "rate", "400kbit", "ceil", "400kbit", "burst", "4k"]);
-    // A home router's queue: 64 kB (1.3 s at 400 kbit/s).
-    sh(&["tc", "qdisc", "add", "dev", "lo", "parent", "1:20", "handle", "20:", "bfifo", "limit", "64000"]);
-    sh(&["tc", "filter", "add", "dev", "lo", "protocol", "ip", "parent", "1:", "prio", "1", "u32", "match", "ip", "protocol", "17", "0xff", "match", "ip", "dport", &port, "0xffff", "flowid", "1:20"]);
+    cap_link(pupil.local().port());
     let capped_at = pupil.report.audio_seqs.last().copied().unwrap_or(0) + 1;
     let down = until_layer(&mut pupil, &server, &admin, "low", Duration::from_secs(6));
     println!("400 kbit/s cap: 180p after {down:?}");
@@ -198,6 +232,7 @@ fn rate_cap_then_recovery() {
     // second): from then on its voice must get through.
     pupil.run_for(Duration::from_secs(1)).expect("receive");
     let settled_from = pupil.report.audio_seqs.last().copied().unwrap_or(0);
+    let video_from = pupil.report.video.len();
     let pid = pupil.participant().unwrap();
     let switches_before = switches_of(&server, &admin, pid);
     pupil.run_for(Duration::from_secs(6)).expect("receive");
@@ -217,12 +252,40 @@ fn rate_cap_then_recovery() {
     assert!(loss < 0.01, "audio loss under the cap {:.2}%", loss * 100.0);
     println!("layer changes while capped: {switches}");
     assert!(switches <= 2, "no oscillation under the cap: {switches} layer changes in 6 s");
+    let (fps, gap) = video_flow(&pupil.report, video_from);
+    println!("video under the cap: {fps:.1} complete frames/s, longest wait {gap:?}");
+    let metrics = ureq::get(&format!("{}/metrics", server.base)).call().unwrap().into_string().unwrap();
+    assert!(
+        metrics.lines().any(|l| l.starts_with("ardoise_pupil_layer{") && l.contains(&format!("participant=\"{pid}\"")) && l.contains("layer=\"low\"")),
+        "/metrics shows the pupil's layer"
+    );
 
     sh(&["tc", "qdisc", "del", "dev", "lo", "root"]);
     let back = until_layer(&mut pupil, &server, &admin, "high", Duration::from_secs(10));
     println!("cap lifted: 720p after {back:?}");
     let back = back.expect("720p again");
     assert!(back <= Duration::from_secs(8), "720p {back:?} after the cap was lifted");
+    (loss, fps, gap)
+}
+
+/// The same cap with adaptation off (every pupil gets the top layer): the comparison.
+fn fixed_top_layer_under_the_cap() -> (f64, f64, Duration) {
+    let server = TestServer::start(&[("ARDOISE__MEDIA__ADAPTATION", "false")]);
+    let _teacher = Teacher::start(&server);
+    let token = server.join("demo", "Lina");
+    let mut pupil = Subscriber::connect(&server.base, "demo", &token, lo()).expect("WHEP");
+    pupil.run_for(Duration::from_secs(2)).expect("receive");
+    cap_link(pupil.local().port());
+    pupil.run_for(Duration::from_secs(2)).expect("receive");
+    let from = pupil.report.audio_seqs.last().copied().unwrap_or(0);
+    let video_from = pupil.report.video.len();
+    pupil.run_for(Duration::from_secs(6)).expect("receive");
+    sh(&["tc", "qdisc", "del", "dev", "lo", "root"]);
+    let (received, rebuilt, total) = audio_frames(&pupil.report.audio, from);
+    let loss = 1.0 - (received + rebuilt) as f64 / total.max(1) as f64;
+    let (fps, gap) = video_flow(&pupil.report, video_from);
+    println!("fixed 720p under the cap: voice {:.1}% lost after FEC, video {fps:.1} complete frames/s, longest wait {gap:?}", loss * 100.0);
+    (loss, fps, gap)
 }
 
 fn random_loss_with_fec() {

@@ -52,6 +52,34 @@ pub async fn metrics(State(s): State<SharedState>) -> impl IntoResponse {
         "counter",
         snaps.iter().map(|s| (format!("{{worker=\"{}\"}}", s.worker.index), s.worker.cpu_us as f64 / 1e6)).collect(),
     );
+    // Per pupil (adaptive subscribers): what the allocator decided and why.
+    let mut rows: [Vec<(String, f64)>; 5] = Default::default();
+    for snap in &snaps {
+        for (class, _, participants) in &snap.rooms {
+            for p in participants.iter().filter(|p| p.kind == "subscriber") {
+                let labels = format!("{{class=\"{}\",participant=\"{}\"", class, p.id);
+                if let Some(layer) = &p.layer {
+                    rows[0].push((format!("{labels},layer=\"{layer}\"}}"), 1.0));
+                }
+                if let Some(e) = p.estimate_bps {
+                    rows[1].push((format!("{labels}}}"), e as f64));
+                }
+                rows[2].push((format!("{labels}}}"), p.switches as f64));
+                if let Some(rtt) = p.rtt_ms {
+                    rows[3].push((format!("{labels}}}"), rtt as f64 / 1000.0));
+                }
+                if let Some(loss) = p.loss {
+                    rows[4].push((format!("{labels}}}"), loss as f64));
+                }
+            }
+        }
+    }
+    let [layers, estimates, switches, rtts, losses] = rows;
+    gauge("ardoise_pupil_layer", "Video forwarded to each pupil (1 for its current layer; audio = audio only).", "gauge", layers);
+    gauge("ardoise_pupil_estimate_bps", "Send-side bandwidth estimate toward each adaptive pupil.", "gauge", estimates);
+    gauge("ardoise_pupil_layer_switches_total", "Layer changes of each adaptive pupil.", "counter", switches);
+    gauge("ardoise_pupil_rtt_seconds", "Round-trip time to each pupil (RTCP).", "gauge", rtts);
+    gauge("ardoise_pupil_loss_ratio", "Fraction of packets each pupil reports lost (RTCP).", "gauge", losses);
     let name = "ardoise_forward_delay_seconds";
     let _ = writeln!(out, "# HELP {name} Time a publisher's packet spends in the worker, from its arrival to the send of its copies.");
     let _ = writeln!(out, "# TYPE {name} histogram");
