@@ -19,48 +19,14 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn prerequisites() -> Result<(), String> {
-    let uid = Command::new("id").arg("-u").output().map_err(|e| e.to_string())?;
-    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
-        return Err("needs root for a private network namespace (unshare -n)".into());
-    }
-    for p in ["/usr/bin/chromium", "/usr/bin/unshare", "/usr/sbin/ip"] {
-        if !std::path::Path::new(p).exists() && !(p == "/usr/sbin/ip" && std::path::Path::new("/sbin/ip").exists()) {
-            return Err(format!("{p} is missing (make test installs it)"));
-        }
-    }
-    if !root().join("tests/browser/node_modules/playwright-core").exists() {
-        return Err("tests/browser/node_modules is missing (make test runs npm ci)".into());
-    }
-    Ok(())
-}
-
 #[test]
 fn chromium_plays_the_class_through_whep() {
-    if std::env::var_os("ARDOISE_IN_NETNS").is_some() {
-        return inner();
+    if common::in_private_network(NAME, common::browser_prerequisites) {
+        inner();
     }
-    if let Err(why) = prerequisites() {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("browser test cannot run in CI: {why}");
-        }
-        eprintln!("SKIPPED {NAME}: {why}");
-        return;
-    }
-    let exe = std::env::current_exe().unwrap();
-    let status = Command::new("unshare")
-        .args(["-n", "--"])
-        .arg(exe)
-        .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
-        .env("ARDOISE_IN_NETNS", "1")
-        .status()
-        .expect("run unshare");
-    assert!(status.success(), "the browser run inside the namespace failed");
 }
 
 fn inner() {
-    let up = Command::new("ip").args(["link", "set", "lo", "up"]).status().expect("ip");
-    assert!(up.success(), "bring lo up in the namespace");
     let server = TestServer::start(&[]);
     let teacher = server.token("teacher", Some("demo"));
     let stop = Arc::new(AtomicBool::new(false));

@@ -22,39 +22,20 @@ use std::time::{Duration, Instant};
 
 const NAME: &str = "pupils_adapt_to_capped_and_lossy_links";
 
-fn root_in_namespace_ok() -> Result<(), String> {
-    let uid = Command::new("id").arg("-u").output().map_err(|e| e.to_string())?;
-    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
-        return Err("needs root for a private network namespace (unshare -n) and tc".into());
-    }
-    for p in ["/usr/bin/unshare", "/usr/sbin/tc"] {
-        if !std::path::Path::new(p).exists() && !std::path::Path::new(&p.replace("/usr/sbin", "/sbin")).exists() {
-            return Err(format!("{p} is missing (make test installs iproute2)"));
-        }
-    }
-    Ok(())
+/// `tc` is needed besides the namespace (make test installs iproute2).
+fn tc_present() -> Result<(), String> {
+    ["/usr/sbin/tc", "/sbin/tc"]
+        .iter()
+        .any(|p| std::path::Path::new(p).exists())
+        .then_some(())
+        .ok_or_else(|| "tc is missing (make test installs iproute2)".to_owned())
 }
 
 #[test]
 fn pupils_adapt_to_capped_and_lossy_links() {
-    if std::env::var_os("ARDOISE_IN_NETNS").is_some() {
-        return inner();
+    if common::in_private_network(NAME, tc_present) {
+        inner();
     }
-    if let Err(why) = root_in_namespace_ok() {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("poor-connection test cannot run in CI: {why}");
-        }
-        eprintln!("SKIPPED {NAME}: {why}");
-        return;
-    }
-    let status = Command::new("unshare")
-        .args(["-n", "--"])
-        .arg(std::env::current_exe().unwrap())
-        .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
-        .env("ARDOISE_IN_NETNS", "1")
-        .status()
-        .expect("run unshare");
-    assert!(status.success(), "the run inside the namespace failed");
 }
 
 fn sh(args: &[&str]) {
@@ -165,7 +146,6 @@ fn audio_frames(audio: &[(u64, Vec<u8>)], from_seq: u64) -> (usize, usize, usize
 }
 
 fn inner() {
-    sh(&["ip", "link", "set", "lo", "up"]);
     let adaptive = rate_cap_then_recovery();
     let fixed = fixed_top_layer_under_the_cap();
     println!("400 kbit/s cap, voice lost / video fps / longest video gap: adaptive {adaptive:?}, fixed top layer {fixed:?}");

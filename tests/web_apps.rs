@@ -27,42 +27,11 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn prerequisites() -> Result<(), String> {
-    let uid = Command::new("id").arg("-u").output().map_err(|e| e.to_string())?;
-    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
-        return Err("needs root for a private network namespace (unshare -n)".into());
-    }
-    for p in ["/usr/bin/chromium", "/usr/bin/unshare"] {
-        if !std::path::Path::new(p).exists() {
-            return Err(format!("{p} is missing (make test installs it)"));
-        }
-    }
-    if !root().join("tests/browser/node_modules/playwright-core").exists() {
-        return Err("tests/browser/node_modules is missing (make test runs npm ci)".into());
-    }
-    Ok(())
-}
-
 #[test]
 fn pupils_teacher_and_admin_pages_run_a_class_in_chromium() {
-    if std::env::var_os("ARDOISE_IN_NETNS").is_some() {
-        return inner();
+    if common::in_private_network(NAME, common::browser_prerequisites) {
+        inner();
     }
-    if let Err(why) = prerequisites() {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("browser test cannot run in CI: {why}");
-        }
-        eprintln!("SKIPPED {NAME}: {why}");
-        return;
-    }
-    let status = Command::new("unshare")
-        .args(["-n", "--"])
-        .arg(std::env::current_exe().unwrap())
-        .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
-        .env("ARDOISE_IN_NETNS", "1")
-        .status()
-        .expect("run unshare");
-    assert!(status.success(), "the browser run inside the namespace failed");
 }
 
 /// `ardoise studio` on test sources, killed on drop.
@@ -76,8 +45,6 @@ impl Drop for StudioProcess {
 }
 
 fn inner() {
-    let up = Command::new("ip").args(["link", "set", "lo", "up"]).status().expect("ip");
-    assert!(up.success(), "bring lo up in the namespace");
     let mut server = TestServer::start(&[]);
     let teacher = server.token("teacher", Some("demo"));
     let admin = server.token("admin", None);

@@ -154,3 +154,51 @@ pub fn lo() -> std::net::IpAddr {
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
+
+/// Whether this process runs as root.
+pub fn is_root() -> bool {
+    Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// Run test `name` of this test binary again inside a private, loopback-only network
+/// namespace (`unshare -n`, root). Returns true when called inside it (the caller then runs
+/// the test body after bringing `lo` up); outside, runs the inner process and returns false
+/// once it passed. When `prerequisites` fail the test is skipped, except under `CI=true`.
+pub fn in_private_network(name: &str, prerequisites: impl FnOnce() -> Result<(), String>) -> bool {
+    if std::env::var_os("ARDOISE_IN_NETNS").is_some() {
+        let up = Command::new("ip").args(["link", "set", "lo", "up"]).status().expect("ip");
+        assert!(up.success(), "bring lo up in the namespace");
+        return true;
+    }
+    let ready = if is_root() { prerequisites() } else { Err("needs root for a private network namespace (unshare -n)".into()) };
+    if let Err(why) = ready {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{name} cannot run in CI: {why}");
+        }
+        eprintln!("SKIPPED {name}: {why}");
+        return false;
+    }
+    let status = Command::new("unshare")
+        .args(["-n", "--"])
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env("ARDOISE_IN_NETNS", "1")
+        .status()
+        .expect("run unshare");
+    assert!(status.success(), "the run of {name} inside the namespace failed");
+    false
+}
+
+/// What a test driving Debian's Chromium needs (make test installs them).
+pub fn browser_prerequisites() -> Result<(), String> {
+    for p in ["/usr/bin/chromium", "/usr/bin/unshare"] {
+        if !std::path::Path::new(p).exists() {
+            return Err(format!("{p} is missing (make test installs it)"));
+        }
+    }
+    let modules = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser/node_modules/playwright-core");
+    if !modules.exists() {
+        return Err("tests/browser/node_modules is missing (make test runs npm ci)".into());
+    }
+    Ok(())
+}

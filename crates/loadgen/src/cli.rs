@@ -266,9 +266,9 @@ pub fn run(args: LoadgenArgs) -> Result<()> {
             let (mut p, feed) = janus::publish(api, room.id, args.bind, !args.no_simulcast).context("Janus publisher")?;
             janus_feed = Some(feed);
             let stats = p.stats.clone();
-            let stop = stop.clone();
+            let teacher_stop = stop.clone();
             let t = std::thread::spawn(move || -> Result<()> {
-                p.run_until(|| stop.load(Ordering::Relaxed))?;
+                p.run_until(|| teacher_stop.load(Ordering::Relaxed))?;
                 p.close()?;
                 Ok(())
             });

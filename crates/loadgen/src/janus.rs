@@ -103,6 +103,7 @@ impl Janus {
             message["jsep"] = jsep;
         }
         let transaction = self.transaction();
+        let name = body_name(&message);
         let reply = self.post(&format!("/{session}/{handle}"), message, &transaction)?;
         match reply["janus"].as_str() {
             Some("ack") => Ok((transaction, None)),
@@ -111,7 +112,7 @@ impl Janus {
                 plugin_error(&data)?;
                 Ok((transaction, Some(data)))
             }
-            _ => bail!("unexpected reply to {}: {reply}", body_name(&message)),
+            _ => bail!("unexpected reply to {name}: {reply}"),
         }
     }
 
@@ -238,7 +239,8 @@ pub fn publish(janus: &Arc<Janus>, room: u64, bind: IpAddr, simulcast: bool) -> 
     let layers = (rids.len() > 1).then(|| Simulcast { send: rids.iter().map(|r| SimulcastLayer::new(r)).collect(), recv: vec![] });
     let video_mid = api.add_media(MediaKind::Video, Direction::SendOnly, None, None, layers);
     let (offer, pending) = api.apply().context("no offer")?;
-    let jsep = json!({ "type": "offer", "sdp": offer.to_sdp_string() });
+    // Our rids are listed lowest first; Janus assumes highest first unless told.
+    let jsep = json!({ "type": "offer", "sdp": offer.to_sdp_string(), "rid_order": "lmh" });
     let (tx, _) = janus.request(session, handle, json!({ "request": "configure", "audio": true, "video": true }), Some(jsep))?;
     let configured = janus.event(session, &tx)?;
     let sdp = configured["jsep"]["sdp"].as_str().context("no SDP answer from Janus")?;

@@ -277,15 +277,15 @@ impl Room {
         Ok(())
     }
 
+    /// Pupils publishing because they hold the floor.
+    fn floor_publishers(&self) -> Vec<ParticipantId> {
+        self.participants.iter().filter(|p| p.publisher_role() == Some(PublisherRole::Floor)).map(|p| p.id).collect()
+    }
+
     /// The class video (and floor camera) a pupil could receive now, with their measured cost.
     fn available_video(&self, now: Instant) -> AvailableVideo {
         let mut v = AvailableVideo::NONE;
-        let floor: Vec<ParticipantId> = self
-            .participants
-            .iter()
-            .filter(|p| p.publisher_role() == Some(PublisherRole::Floor))
-            .map(|p| p.id)
-            .collect();
+        let floor = self.floor_publishers();
         for publication in self.publications.iter().filter(|x| x.kind == MediaKind::Video) {
             let mut active: Vec<_> = publication.layers.iter().filter(|l| l.active).collect();
             if active.is_empty() {
@@ -817,12 +817,7 @@ impl Room {
 
     /// Ask the floor publisher for a keyframe (a subscriber lost its camera picture; throttled).
     fn request_floor_keyframe(&mut self, now: Instant) {
-        let floor: Vec<ParticipantId> = self
-            .participants
-            .iter()
-            .filter(|p| p.publisher_role() == Some(PublisherRole::Floor))
-            .map(|p| p.id)
-            .collect();
+        let floor = self.floor_publishers();
         for publication in self.publications.iter_mut().filter(|x| floor.contains(&x.publisher) && x.kind == MediaKind::Video) {
             if let Some(layer) = publication.layers.last_mut() {
                 if layer.throttle.request(now) {
