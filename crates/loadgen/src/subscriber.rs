@@ -1,13 +1,11 @@
 //! A synthetic pupil: WHEP play, recording every RTP packet received.
 
-use ardoise_client::http;
+use ardoise_client::http::{self, Session};
 use crate::packetizer::is_keyframe_start;
 use ardoise_client::Peer;
-use crate::publisher::{Signalling, payload_hash};
+use crate::publisher::payload_hash;
 use anyhow::{Context, Result, bail};
 use std::net::IpAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use str0m::Event;
 use str0m::media::{Direction, MediaKind, Mid};
@@ -76,7 +74,8 @@ impl SubscriberReport {
 /// A connected pupil.
 pub struct Subscriber {
     peer: Peer,
-    signalling: Signalling,
+    session: Session,
+    token: String,
     video_mid: Mid,
     /// What was received so far.
     pub report: SubscriberReport,
@@ -84,9 +83,6 @@ pub struct Subscriber {
     pub keep_audio: bool,
     /// Keep video payloads (for decoding in tests).
     pub keep_video: bool,
-    /// Counts every RTP packet (audio and video) received, when set: shared by the pupils of a
-    /// load run, read while it runs to count packets over a measurement window.
-    pub rtp_counter: Option<Arc<AtomicU64>>,
 }
 
 impl Subscriber {
@@ -109,14 +105,8 @@ impl Subscriber {
         let session = http::post_offer(server, &path, token, &offer.to_sdp_string())?;
         let answer = str0m::change::SdpAnswer::from_sdp_string(&session.answer).context("parse answer")?;
         peer.rtc.sdp_api().accept_answer(pending, answer)?;
-        Ok(Self::negotiated(peer, video_mid, Signalling::Http { session, token: token.to_owned() }))
-    }
-
-    /// A pupil on a `peer` negotiated by other means (e.g. it answered a Janus offer, see
-    /// [`crate::janus`]); `video_mid` is its video m-line, `signalling` says how it leaves.
-    pub fn negotiated(peer: Peer, video_mid: Mid, signalling: Signalling) -> Subscriber {
         let report = SubscriberReport { negotiated_at: Some(Instant::now()), ..Default::default() };
-        Subscriber { peer, signalling, video_mid, report, keep_audio: true, keep_video: false, rtp_counter: None }
+        Ok(Subscriber { peer, session, token: token.to_owned(), video_mid, report, keep_audio: true, keep_video: false })
     }
 
     /// Receive for `d`.
@@ -167,7 +157,7 @@ impl Subscriber {
 
     /// Its participant id on the server (the last segment of the WHEP resource).
     pub fn participant(&self) -> Option<u64> {
-        self.signalling.resource()?.rsplit('/').next().and_then(|id| id.parse().ok())
+        self.session.resource.rsplit('/').next().and_then(|id| id.parse().ok())
     }
 
     /// The peer (socket and timeout), for readiness loops.
@@ -180,9 +170,6 @@ impl Subscriber {
             match e {
                 Event::Connected => self.report.connected_at = Some(Instant::now()),
                 Event::RtpPacket(p) => {
-                    if let Some(c) = &self.rtp_counter {
-                        c.fetch_add(1, Ordering::Relaxed);
-                    }
                     let Some(mid) = self.peer.rtc.direct_api().stream_rx(&p.header.ssrc).map(|s| s.mid()) else {
                         continue;
                     };
@@ -212,8 +199,8 @@ impl Subscriber {
         }
     }
 
-    /// Leave (WHEP DELETE, or the custom leave). Returns the HTTP status and the report.
+    /// Leave (WHEP DELETE). Returns the HTTP status and the report.
     pub fn close(self) -> (Result<u16>, SubscriberReport) {
-        (self.signalling.leave(), self.report)
+        (http::delete(&self.session.resource, &self.token), self.report)
     }
 }
