@@ -231,3 +231,111 @@ fn a_missing_camera_is_a_clear_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("camera device '/dev/video-missing-7' not found; cameras found:"), "{err}");
 }
+
+/// Bits of an H.264 NAL unit, emulation-prevention bytes removed.
+struct Bits {
+    data: Vec<u8>,
+    pos: usize,
+}
+
+impl Bits {
+    fn new(nal: &[u8]) -> Bits {
+        let mut data = Vec::with_capacity(nal.len());
+        let mut zeros = 0;
+        for &b in nal {
+            if zeros >= 2 && b == 3 {
+                zeros = 0;
+                continue;
+            }
+            zeros = if b == 0 { zeros + 1 } else { 0 };
+            data.push(b);
+        }
+        Bits { data, pos: 0 }
+    }
+    fn bit(&mut self) -> u32 {
+        let b = (self.data[self.pos / 8] >> (7 - self.pos % 8)) & 1;
+        self.pos += 1;
+        b as u32
+    }
+    fn bits(&mut self, n: u32) -> u32 {
+        (0..n).fold(0, |v, _| (v << 1) | self.bit())
+    }
+    fn ue(&mut self) -> u32 {
+        let mut zeros = 0;
+        while self.bit() == 0 {
+            zeros += 1;
+        }
+        (1 << zeros) - 1 + self.bits(zeros)
+    }
+}
+
+/// Profile and picture size from an SPS (baseline profiles: no chroma/scaling fields).
+fn sps_size(sps: &[u8]) -> (u32, u32, u32) {
+    let mut b = Bits::new(&sps[1..]);
+    let profile = b.bits(8);
+    b.bits(16); // constraint flags, level
+    b.ue(); // sps id
+    b.ue(); // log2_max_frame_num - 4
+    match b.ue() {
+        0 => {
+            b.ue();
+        }
+        1 => panic!("pic_order_cnt_type 1 not expected from x264 baseline"),
+        _ => {}
+    }
+    b.ue(); // max_num_ref_frames
+    b.bit(); // gaps_in_frame_num_allowed
+    let w = (b.ue() + 1) * 16;
+    let map_units = b.ue() + 1;
+    let frame_mbs_only = b.bit();
+    (profile, w, map_units * 16 * (2 - frame_mbs_only))
+}
+
+#[test]
+fn studio_publishes_h264_constrained_baseline_for_older_ipads() {
+    let server = TestServer::start(&[]);
+    let teacher = server.token("teacher", Some("demo"));
+    let mut config = StudioConfig::test_sources(&server.base, "demo", &teacher);
+    config.codec = ardoise_studio::VideoCodec::H264;
+    config.speaker = ardoise_studio::Speaker::None;
+    config.follow_class = false;
+    let mut studio = Studio::start(config).expect("studio starts with x264");
+    let token = server.join("demo", "Ipad");
+    let mut pupil = Subscriber::connect_with_layer(&server.base, "demo", &token, lo(), Some("high")).unwrap();
+    pupil.keep_video = true;
+    pupil.run_for(Duration::from_secs(4)).unwrap();
+    studio.stop();
+
+    // NAL units of every packet: single NAL, STAP-A (24) aggregates, FU-A (28) fragments.
+    let mut sizes = Vec::new();
+    let mut idr = 0;
+    for (_, _, p) in &pupil.report.video_payloads {
+        let nals: Vec<&[u8]> = match p[0] & 0x1f {
+            24 => {
+                let mut v = Vec::new();
+                let mut i = 1;
+                while i + 2 <= p.len() {
+                    let n = u16::from_be_bytes([p[i], p[i + 1]]) as usize;
+                    v.push(&p[i + 2..(i + 2 + n).min(p.len())]);
+                    i += 2 + n;
+                }
+                v
+            }
+            28 if p[1] & 0x80 != 0 => vec![&p[1..]], // first fragment: its FU header carries the type
+            28 => vec![],
+            _ => vec![&p[..]],
+        };
+        for nal in nals {
+            match nal[0] & 0x1f {
+                7 => sizes.push(sps_size(nal)),
+                5 => idr += 1,
+                _ => {}
+            }
+        }
+    }
+    let frames: std::collections::HashSet<u32> = pupil.report.video.iter().map(|p| p.ts).collect();
+    println!("H.264: {} frames in 4 s, SPS {:?}, {idr} IDR slices", frames.len(), sizes.first());
+    assert!(sizes.iter().all(|s| *s == (66, 1280, 720)), "constrained baseline (66), 1280x720: {sizes:?}");
+    assert!(!sizes.is_empty() && idr > 0, "a keyframe with its SPS reaches the pupil");
+    assert!(frames.len() >= 90, "≈ 30 fps of H.264 frames: {}", frames.len());
+}
