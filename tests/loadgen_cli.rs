@@ -24,7 +24,9 @@ fn loadgen_reports_every_pupil_receiving() {
     assert!(v["max_video_loss"].as_f64().unwrap() < 0.01, "{v}");
     for p in v["per_pupil"].as_array().unwrap() {
         assert!(p["audio_packets"].as_u64().unwrap() > 100, "{p}");
-        assert!(p["time_to_first_frame_ms"].as_f64().unwrap() < 1000.0, "{p}");
+        // Adaptive pupils start on the low layer, whose keyframe is requested through the
+        // throttle (one per 500 ms per layer for the six joining together).
+        assert!(p["time_to_first_frame_ms"].as_f64().unwrap() < 2000.0, "{p}");
     }
     // Refuses non-loopback targets for its own sockets.
     let refused = Command::new(bin()).args(["loadgen", "--bind", "10.1.2.3", "--pupils", "1"]).output().unwrap();
