@@ -40,6 +40,10 @@
 //!   the top level's up need ([`Allocation::probe_bps`]) for `probe_duration`, at most every
 //!   `probe_interval`, and not within one interval of a down-switch. A link that recovered is
 //!   found within about `probe_interval + probe_duration + up_hold` (4.5 s with the defaults).
+//! - **Probed hold**: support that began with a step of the estimate (≥ `probe_step` × the
+//!   previous one in one update — a probe's measured result, not GCC's slow additive growth)
+//!   waits only `probed_hold` (backed off like `up_hold`): from 180p, each probe at most
+//!   doubles str0m's estimate, so a recovered link is climbed in a few probe steps.
 //!
 //! Everything is pure: time is an input, nothing is read or sent here.
 //!
@@ -93,6 +97,13 @@ pub struct AllocatorConfig {
     /// the first estimates come from str0m's start-up probes, and a pupil on a good link
     /// should not watch 180p for seconds.
     pub startup_hold: Duration,
+    /// The hold when the estimate got there in a step (≥ `probe_step` × the previous
+    /// estimate): a step is the result of a bandwidth probe — throughput measured at that
+    /// rate, not a guess — which is what a link that recovered shows. Repeated premature
+    /// up-switches lengthen it like `up_hold`.
+    pub probed_hold: Duration,
+    /// The rise of the estimate, in one update, that counts as a probe result.
+    pub probe_step: f64,
     /// Upper bound of the hold after repeated premature up-switches.
     pub up_hold_max: Duration,
     /// A down-switch this soon after an up-switch makes that up-switch premature; the second
@@ -123,6 +134,9 @@ impl Default for AllocatorConfig {
             up_hold: Duration::from_millis(1500),
             // As long as `up_hold` here (no start-up phase); the SFU shortens it.
             startup_hold: Duration::from_millis(1500),
+            // As long as `up_hold` here (steps are treated like any rise); the SFU shortens it.
+            probed_hold: Duration::from_millis(1500),
+            probe_step: 1.5,
             // After five premature up-switches in a row (1.5 → 1.5 → 3 → 6 → 12 → 24 s).
             up_hold_max: Duration::from_secs(24),
             failed_up_window: Duration::from_secs(10),
@@ -151,6 +165,9 @@ impl AllocatorConfig {
         }
         if self.probe_interval.is_zero() || self.probe_duration > self.probe_interval {
             return Err("probe_interval must be > 0 and ≥ probe_duration".into());
+        }
+        if !(self.probe_step > 1.0 && self.probe_step.is_finite()) {
+            return Err(format!("probe_step must be > 1 (got {})", self.probe_step));
         }
         if !(self.probe_factor >= 1.0 && self.probe_factor.is_finite()) {
             return Err(format!("probe_factor must be ≥ 1 (got {})", self.probe_factor));
@@ -346,6 +363,8 @@ pub struct BandwidthAllocator {
     /// Since when the estimate is below what the lowest video layer needs.
     below_lowest_since: Option<Instant>,
     last_up: Option<Instant>,
+    /// When the estimate last rose in a step (a probe result).
+    stepped_at: Option<Instant>,
     /// Active probe: until when, toward which bitrate.
     probe: Option<(Instant, u64)>,
     next_probe: Option<Instant>,
@@ -378,6 +397,7 @@ impl BandwidthAllocator {
             failures: 0,
             below_lowest_since: None,
             last_up: None,
+            stepped_at: None,
             probe: None,
             next_probe: None,
             desired,
@@ -416,6 +436,9 @@ impl BandwidthAllocator {
 
     /// A new bandwidth estimate toward this pupil, bit/s.
     pub fn on_estimate(&mut self, now: Instant, bps: u64, video: &AvailableVideo) -> Changes {
+        if self.estimate.is_some_and(|e| bps as f64 >= self.config.probe_step * e as f64) {
+            self.stepped_at = Some(now);
+        }
         self.estimate = Some(bps);
         self.evaluate(now, video)
     }
@@ -453,10 +476,9 @@ impl BandwidthAllocator {
         {
             consider(t);
         }
-        let hold = self.hold();
         for s in self.level + 1..=self.ladder.top {
             if let Some(t) = self.since[s] {
-                consider(t + hold);
+                consider(t + self.hold_for(s));
             }
         }
         next
@@ -467,8 +489,22 @@ impl BandwidthAllocator {
         if self.failures == 0 && self.stats.down_switches == 0 && self.stats.up_switches < 2 {
             return self.config.startup_hold.min(self.config.up_hold);
         }
+        self.backed_off(self.config.up_hold)
+    }
+
+    /// The hold for level `s`: shorter when its support began with a probe's step.
+    fn hold_for(&self, s: usize) -> Duration {
+        let hold = self.hold();
+        match (self.since[s], self.stepped_at) {
+            (Some(since), Some(step)) if since >= step => hold.min(self.backed_off(self.config.probed_hold)),
+            _ => hold,
+        }
+    }
+
+    /// `hold` lengthened after premature up-switches.
+    fn backed_off(&self, hold: Duration) -> Duration {
         let factor = 1u32 << self.failures.saturating_sub(1).min(16);
-        self.config.up_hold.saturating_mul(factor).min(self.config.up_hold_max)
+        hold.saturating_mul(factor).min(self.config.up_hold_max)
     }
 
     fn ladder_for(&self, video: &AvailableVideo) -> Ladder {
@@ -618,8 +654,7 @@ impl BandwidthAllocator {
         }
 
         if !went_down && self.estimate.is_some() && self.level < top {
-            let hold = self.hold();
-            let held = |s: usize| self.since[s].is_some_and(|t| now.saturating_duration_since(t) >= hold);
+            let held = |s: usize| self.since[s].is_some_and(|t| now.saturating_duration_since(t) >= self.hold_for(s));
             let ready = (self.level + 1..=top).rev().find(|&s| held(s));
             if let Some(r) = ready {
                 let higher_pending = (r + 1..=top).any(|s| self.since[s].is_some());
@@ -1322,6 +1357,42 @@ mod tests {
         let _ = a.on_estimate(back, 4_000_000, &video);
         let _ = a.on_estimate(back + Duration::from_millis(600), 4_000_000, &video);
         assert_eq!(a.allocation().class_video, Some(LayerChoice::Low), "no start-up hold after a down-switch");
+    }
+
+    #[test]
+    fn a_probe_step_is_trusted_sooner_than_a_slow_rise() {
+        let config = AllocatorConfig { probed_hold: Duration::from_millis(500), ..Default::default() };
+        let t0 = Instant::now();
+        // Settled on 180p after a drop (so no start-up hold).
+        let start = |a: &mut BandwidthAllocator| {
+            let _ = a.on_estimate(t0, 4_000_000, &three());
+            let _ = a.on_estimate(at(t0, 100), 250_000, &three());
+            assert_eq!(a.allocation().class_video, Some(Low));
+        };
+        // A probe result: 250 → 1,000 kbit/s in one update carries 360p after 500 ms.
+        let mut a = BandwidthAllocator::new(config.clone());
+        start(&mut a);
+        let _ = a.on_estimate(at(t0, 1000), 1_000_000, &three());
+        assert_eq!(a.next_timeout(), Some(at(t0, 1500)));
+        let _ = a.poll(at(t0, 1400), &three());
+        assert_eq!(a.allocation().class_video, Some(Low));
+        let _ = a.poll(at(t0, 1500), &three());
+        assert_eq!(a.allocation().class_video, Some(Medium));
+        // The same level reached by small rises waits the whole `up_hold`.
+        let mut b = BandwidthAllocator::new(config);
+        start(&mut b);
+        let mut e = 250_000.0;
+        let mut t = 200;
+        while e < 1_000_000.0 {
+            e *= 1.2;
+            t += 100;
+            let _ = b.on_estimate(at(t0, t), e as u64, &three());
+        }
+        let carried = t0 + Duration::from_millis(t);
+        let _ = b.poll(carried + Duration::from_millis(600), &three());
+        assert_eq!(b.allocation().class_video, Some(Low), "no step: the normal hold");
+        let _ = b.poll(carried + Duration::from_millis(1500), &three());
+        assert_eq!(b.allocation().class_video, Some(Medium));
     }
 
     #[test]

@@ -64,6 +64,9 @@ impl Default for SfuConfig {
             // a second before falling to audio only.
             allocator: crate::AllocatorConfig {
                 startup_hold: Duration::from_millis(400),
+                // A probe that measured the link at a higher rate (a recovered link) is
+                // trusted sooner than a slow drift of the estimate.
+                probed_hold: Duration::from_millis(500),
                 audio_only_after: Duration::from_secs(1),
                 lowest_layer_down_to_floor: true,
                 // Probe every second (str0m caps a probe at twice the estimate, so coming back
