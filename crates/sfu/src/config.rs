@@ -56,7 +56,7 @@ impl Default for SfuConfig {
             layer: LayerChoice::High,
             keyframe_interval: Duration::from_millis(500),
             max_participants: 1000,
-            video_history: 400,
+            video_history: 128,
             connect_timeout: Duration::from_secs(15),
             adaptation: true,
             // Pupils on a good link reach the top layer in about a second.

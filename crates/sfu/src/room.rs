@@ -20,7 +20,8 @@ use str0m::change::SdpOffer;
 use str0m::format::Codec;
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
 use str0m::net::{Receive, Transmit};
-use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, Ssrc};
+use str0m::config::DtlsCert;
+use str0m::rtp::{Extension, ExtensionMap, ExtensionValues, RtpPacket, RtpWrite, Ssrc};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 use tracing::{debug, info, warn};
 
@@ -173,8 +174,25 @@ impl Room {
         self.participants.iter().position(|p| p.id == pid)
     }
 
-    fn new_rtc(&self, now: Instant, estimate: bool) -> Result<Rtc, SfuError> {
-        let mut builder = Rtc::builder()
+    /// A peer for a publisher, an adaptive subscriber (`estimate`) or a fixed one. All share
+    /// one DTLS certificate (generating a key per peer costs CPU at every join). A fixed
+    /// subscriber's session has no transport-wide sequence numbers: nothing reads its TWCC
+    /// feedback, and str0m's TWCC send log costs ~88 KiB per peer.
+    fn new_rtc(&self, now: Instant, publisher: bool, estimate: bool) -> Result<Rtc, SfuError> {
+        let mut builder = Rtc::builder();
+        if let Some(cert) = shared_dtls_cert() {
+            builder = builder.set_dtls_cert(cert.clone());
+        }
+        if !publisher && !estimate {
+            let mut exts = ExtensionMap::empty();
+            for (id, ext) in ExtensionMap::standard().iter() {
+                if !matches!(ext, Extension::TransportSequenceNumber) {
+                    exts.set(id, ext.clone());
+                }
+            }
+            builder = builder.set_extension_map(exts);
+        }
+        let mut builder = builder
             .set_rtp_mode(true)
             .set_ice_lite(true)
             .clear_codecs()
@@ -374,7 +392,7 @@ impl Room {
         }
         check_offer(offer, publisher)?;
         let offer = SdpOffer::from_sdp_string(offer).map_err(|e| SfuError::BadSdp(e.to_string()))?;
-        let mut rtc = self.new_rtc(now, estimate)?;
+        let mut rtc = self.new_rtc(now, publisher, estimate)?;
         let answer = catch_unwind(AssertUnwindSafe(|| rtc.sdp_api().accept_offer(offer)))
             .map_err(|_| SfuError::BadSdp("offer could not be negotiated".into()))??;
         info!(class = %self.id, participant = %pid, publisher, "participant added");
@@ -1149,4 +1167,11 @@ mod lifecycle_tests {
         assert!(room.is_empty(), "the silent peer is gone");
         assert!(std::iter::from_fn(|| room.poll_event()).any(|e| e == RoomEvent::Left(ParticipantId(1))));
     }
+}
+
+/// One self-signed DTLS certificate for every peer of the process (as other SFUs do); `None`
+/// if the crypto provider cannot make one (then each peer makes its own).
+fn shared_dtls_cert() -> Option<&'static DtlsCert> {
+    static CERT: std::sync::OnceLock<Option<DtlsCert>> = std::sync::OnceLock::new();
+    CERT.get_or_init(|| str0m::crypto::from_feature_flags().dtls_provider.generate_certificate()).as_ref()
 }
