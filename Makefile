@@ -20,10 +20,11 @@ run: deps
 test: browser-deps
 	$(CARGO) test --workspace --no-fail-fast
 
-## Benchmarks: criterion micro-benches and the load run (results go to benches/RESULTS.md by hand).
+## Benchmarks: criterion micro-benches, then 1 teacher → 50…800 pupils on Ardoise and on Janus VideoRoom
+## side by side (benches/bench.sh; installs janus when root; results go to benches/RESULTS.md by hand).
 bench: deps
 	$(CARGO) bench --bench forwarding
-	benches/load.sh
+	benches/bench.sh
 
 clean:
 	$(CARGO) clean

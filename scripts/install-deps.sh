@@ -12,6 +12,8 @@ packages=(
   gstreamer1.0-pulseaudio gstreamer1.0-x
   # end-to-end tests: a real browser, node for playwright-core, network namespaces
   chromium nodejs npm iproute2 util-linux
+  # the side-by-side benchmark (make bench) and its test: Janus VideoRoom
+  janus
 )
 
 missing=()

@@ -1,5 +1,12 @@
-//! `ardoise loadgen`: one synthetic teacher and N synthetic pupils against a server.
+//! `ardoise loadgen`: one synthetic teacher and N synthetic pupils against a server — Ardoise
+//! (WHIP/WHEP), or Janus VideoRoom with `--janus URL` for side-by-side benchmarks.
+//!
+//! Besides the per-pupil results, it counts the RTP packets all pupils receive over a
+//! measurement window (from `--settle` seconds after the last pupil joined to the end of the
+//! run) and, with `--watch-pid`, the CPU time and memory of that process (the server) over the
+//! same window, so that a benchmark script can divide one by the other.
 
+use crate::janus::{self, Janus};
 use crate::pool::{PoolProgress, run_pool};
 use crate::{Publisher, PublisherConfig, Subscriber, SubscriberReport};
 use anyhow::{Context, Result};
@@ -7,7 +14,7 @@ use clap::Args;
 use serde::Serialize;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// Options of `ardoise loadgen`.
@@ -29,8 +36,22 @@ pub struct LoadgenArgs {
     #[arg(long, default_value_t = 10.0)]
     pub ramp: f64,
     /// Teacher token; without it no teacher is started (another publisher must be live).
+    /// Not needed with `--janus`.
     #[arg(long)]
     pub token: Option<String>,
+    /// Run against Janus VideoRoom at this HTTP API URL (e.g. `http://127.0.0.1:18088/janus`)
+    /// instead of Ardoise: a room is created, the teacher publishes in it and every pupil
+    /// subscribes to it; `--server`, `--class` and `--token` are ignored. `--layer high|medium|low`
+    /// fixes Janus's substream 2|1|0; `auto` leaves Janus's default (the highest; it does not adapt).
+    #[arg(long)]
+    pub janus: Option<String>,
+    /// Start the measurement window this many seconds after the last pupil joined.
+    #[arg(long, default_value_t = 3)]
+    pub settle: u64,
+    /// Measure this process's CPU time and resident memory over the measurement window
+    /// (from /proc; give the server's pid).
+    #[arg(long)]
+    pub watch_pid: Option<u32>,
     /// Publish only the top layer instead of three simulcast layers.
     #[arg(long)]
     pub no_simulcast: bool,
@@ -68,6 +89,16 @@ pub struct PupilResult {
     pub freezes: usize,
     /// Connection to first video packet, ms.
     pub time_to_first_frame_ms: Option<f64>,
+    /// Video loss among the packets that arrived in the measurement window (steady state,
+    /// without the joins); 1 when video had come before the window but none in it.
+    pub window_video_loss: Option<f64>,
+    /// Local UDP port (to find its datagrams in a capture).
+    pub local_port: Option<u16>,
+    /// RTP packets it dropped as numbered before the start of their stream (Janus only).
+    pub stale_dropped: u64,
+    /// Video had come but stopped: none in the last 2 s of the run. (Gaps between packets
+    /// count as freezes; a stream that never resumes has no such gap.)
+    pub video_stopped: bool,
 }
 
 /// Result of a run.
@@ -89,8 +120,122 @@ pub struct LoadResult {
     pub median_ttff_ms: Option<f64>,
     /// Total freezes.
     pub freezes: usize,
+    /// Pupils whose video stopped before the end (counted in `pupils_ok`).
+    pub pupils_video_stopped: usize,
+    /// RTP packets the pupils dropped as numbered before the start of their stream.
+    pub stale_dropped: u64,
+    /// `ardoise` or `janus`.
+    pub server: String,
+    /// The measurement window (absent when `--settle` ≥ `--duration`).
+    pub window: Option<WindowResult>,
     /// Per pupil.
     pub per_pupil: Vec<PupilResult>,
+}
+
+/// Counts over the measurement window: from `--settle` s after the last pupil joined to the
+/// end of `--duration`.
+#[derive(Debug, Clone, Serialize)]
+pub struct WindowResult {
+    /// Length, s.
+    pub seconds: f64,
+    /// RTP packets (audio + video, as str0m delivered them) all pupils received in the window.
+    pub rtp_packets: u64,
+    /// CPU time of this load generator (user + system, all threads) in the window, s.
+    pub loadgen_cpu_s: f64,
+    /// The process watched (`--watch-pid`).
+    pub server_pid: Option<u32>,
+    /// Its CPU time (user + system, all threads) in the window, s.
+    pub server_cpu_s: Option<f64>,
+    /// Its CPU time per RTP packet the pupils received, µs.
+    pub server_cpu_us_per_packet: Option<f64>,
+    /// Its resident memory at the start of the window, KiB.
+    pub server_rss_kib_start: Option<u64>,
+    /// Its resident memory at the end of the window, KiB.
+    pub server_rss_kib_end: Option<u64>,
+    /// Mean over the pupils that got video of their loss in the window.
+    pub mean_video_loss: Option<f64>,
+    /// Worst pupil's loss in the window.
+    pub max_video_loss: Option<f64>,
+    /// Busy share of the whole machine in the window (all cores, /proc/stat), in cores. The
+    /// kernel samples it at ticks, so it undercounts short bursts (a packet forwarder's work);
+    /// it reads continuous work (a compiler) well: more than server + load generator means
+    /// other work disturbed the run.
+    pub machine_busy_cores: Option<f64>,
+}
+
+/// One reading at a window edge.
+struct Sample {
+    at: Instant,
+    packets: u64,
+    loadgen_ticks: Option<u64>,
+    server_ticks: Option<u64>,
+    server_rss_kib: Option<u64>,
+    machine: Option<(u64, u64, usize)>,
+}
+
+/// `/proc/<pid>/stat` utime + stime, in clock ticks.
+fn cpu_ticks(pid: &str) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
+    let rest: Vec<&str> = stat.get(stat.rfind(')')? + 1..)?.split_whitespace().collect();
+    Some(rest.get(11)?.parse::<u64>().ok()? + rest.get(12)?.parse::<u64>().ok()?)
+}
+
+/// `/proc/<pid>/status` VmRSS, KiB.
+fn rss_kib(pid: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?.split_whitespace().next()?.parse().ok()
+}
+
+/// `/proc/stat` all-cores (busy, total) ticks and the number of cores; idle and iowait are not
+/// busy. (Not `available_parallelism`: the load generator may be pinned to one core.)
+fn machine_ticks() -> Option<(u64, u64, usize)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let v: Vec<u64> = stat.lines().next()?.split_whitespace().skip(1).take(8).filter_map(|x| x.parse().ok()).collect();
+    let total: u64 = v.iter().sum();
+    let cores = stat.lines().filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit)).count();
+    Some((total - v.get(3)? - v.get(4)?, total, cores))
+}
+
+/// Clock ticks per second of /proc's times (USER_HZ, 100 on Linux x86 and arm64).
+const TICKS_PER_S: f64 = 100.0;
+
+impl Sample {
+    fn take(counter: &AtomicU64, pid: Option<u32>) -> Sample {
+        let pid = pid.map(|p| p.to_string());
+        Sample {
+            at: Instant::now(),
+            packets: counter.load(Ordering::Relaxed),
+            loadgen_ticks: cpu_ticks("self"),
+            server_ticks: pid.as_deref().and_then(cpu_ticks),
+            server_rss_kib: pid.as_deref().and_then(rss_kib),
+            machine: machine_ticks(),
+        }
+    }
+
+    fn window(&self, end: &Sample, pid: Option<u32>) -> WindowResult {
+        let ticks = |a: Option<u64>, b: Option<u64>| Some(b?.saturating_sub(a?) as f64 / TICKS_PER_S);
+        let packets = end.packets - self.packets;
+        let server_cpu_s = ticks(self.server_ticks, end.server_ticks);
+        WindowResult {
+            seconds: end.at.duration_since(self.at).as_secs_f64(),
+            rtp_packets: packets,
+            loadgen_cpu_s: ticks(self.loadgen_ticks, end.loadgen_ticks).unwrap_or(f64::NAN),
+            server_pid: pid,
+            server_cpu_s,
+            server_cpu_us_per_packet: server_cpu_s.filter(|_| packets > 0).map(|c| c * 1e6 / packets as f64),
+            server_rss_kib_start: self.server_rss_kib,
+            server_rss_kib_end: end.server_rss_kib,
+            mean_video_loss: None,
+            max_video_loss: None,
+            machine_busy_cores: match (self.machine, end.machine) {
+                (Some((b0, t0, _)), Some((b1, t1, cores))) if t1 > t0 => {
+                    Some((b1 - b0) as f64 / (t1 - t0) as f64 * cores as f64)
+                }
+                _ => None,
+            },
+        }
+    }
 }
 
 /// Summarise one pupil's report over `duration`.
@@ -112,7 +257,24 @@ pub fn pupil_result(pupil: usize, r: &SubscriberReport, duration: Duration) -> P
         video_loss: loss,
         freezes,
         time_to_first_frame_ms: r.time_to_first_video().map(|d| d.as_secs_f64() * 1000.0),
+        window_video_loss: None,
+        video_stopped: false,
+        local_port: r.local.map(|a| a.port()),
+        stale_dropped: r.stale_dropped,
     }
+}
+
+/// Video loss among the packets of `r` that arrived between `from` and `to` (1 when video
+/// had come before `from` but none in the window).
+fn loss_between(r: &SubscriberReport, from: Instant, to: Instant) -> Option<f64> {
+    let mut s: Vec<u64> = r.video.iter().filter(|p| p.at >= from && p.at <= to).map(|p| p.seq).collect();
+    if s.is_empty() {
+        return r.video.first().map(|_| 1.0);
+    }
+    s.sort_unstable();
+    s.dedup();
+    let expected = s.last()? - s.first()? + 1;
+    Some(1.0 - s.len() as f64 / expected as f64)
 }
 
 fn failed(pupil: usize, error: String) -> PupilResult {
@@ -125,6 +287,10 @@ fn failed(pupil: usize, error: String) -> PupilResult {
         video_loss: 1.0,
         freezes: 0,
         time_to_first_frame_ms: None,
+        window_video_loss: None,
+        video_stopped: false,
+        local_port: None,
+        stale_dropped: 0,
     }
 }
 
@@ -149,8 +315,43 @@ pub fn run(args: LoadgenArgs) -> Result<()> {
         anyhow::bail!("--layer must be auto, high, medium or low (got '{}')", args.layer);
     }
     let stop = Arc::new(AtomicBool::new(false));
-    let teacher = match &args.token {
-        Some(token) => {
+    // With --janus: the API client, its keepalive thread, the room and the teacher's feed.
+    let janus = match &args.janus {
+        Some(url) => {
+            let api = Janus::new(url);
+            let keepalive = api.keep_alive(stop.clone());
+            let room = janus::Room::create(&api, 4_000_000).context("create a Janus room")?;
+            Some((api, keepalive, room))
+        }
+        None => None,
+    };
+    let mut janus_feed = None;
+    let teacher = match (&janus, &args.token) {
+        (Some((api, _, room)), _) => {
+            let (mut p, feed) = janus::publish(api, room.id, args.bind, !args.no_simulcast).context("Janus publisher")?;
+            janus_feed = Some(feed);
+            let stats = p.stats.clone();
+            let teacher_stop = stop.clone();
+            let t = std::thread::spawn(move || -> Result<()> {
+                p.run_until(|| teacher_stop.load(Ordering::Relaxed))?;
+                p.close()?;
+                Ok(())
+            });
+            // Subscribe only once the publisher's media flows (Janus offers subscribers the
+            // streams it has seen), then give Janus a moment to learn the simulcast layers.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while stats.video_packets.load(Ordering::Relaxed) == 0 {
+                if t.is_finished() || Instant::now() > deadline {
+                    stop.store(true, Ordering::Relaxed);
+                    t.join().map_err(|_| anyhow::anyhow!("teacher thread panicked"))??;
+                    anyhow::bail!("the teacher did not connect to Janus within 10 s");
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            std::thread::sleep(Duration::from_secs(1));
+            Some(t)
+        }
+        (None, Some(token)) => {
             let config = PublisherConfig {
                 server: args.server.clone(),
                 class: args.class.clone(),
@@ -167,9 +368,10 @@ pub fn run(args: LoadgenArgs) -> Result<()> {
                 Ok(())
             }))
         }
-        None => None,
+        (None, None) => None,
     };
     let progress = Arc::new(PoolProgress::default());
+    let received = Arc::new(AtomicU64::new(0));
     let threads = args.threads.max(1);
     let mut senders = Vec::new();
     let mut pools = Vec::new();
@@ -183,14 +385,26 @@ pub fn run(args: LoadgenArgs) -> Result<()> {
     let mut failed_to_join = Vec::new();
     let started = Instant::now();
     for i in 0..args.pupils {
-        let attempt = join(&args.server, &args.class, &format!("Eleve{i}"))
-            .and_then(|token| {
+        let attempt = match (&janus, janus_feed) {
+            (Some((api, _, room)), Some(feed)) => {
+                // Janus sends the highest layer unless told otherwise (it does not adapt).
+                let substream = match args.layer.as_str() {
+                    "low" => Some(0),
+                    "medium" => Some(1),
+                    "high" => Some(2),
+                    _ => None,
+                };
+                janus::subscribe(api, room.id, feed, args.bind, substream)
+            }
+            _ => join(&args.server, &args.class, &format!("Eleve{i}")).and_then(|token| {
                 let layer = (args.layer != "auto").then_some(args.layer.as_str());
                 Subscriber::connect_with_layer(&args.server, &args.class, &token, args.bind, layer)
-            });
+            }),
+        };
         match attempt {
             Ok(mut s) => {
                 s.keep_audio = false;
+                s.rtp_counter = Some(received.clone());
                 let _ = senders[i % threads].send((i, s));
             }
             Err(e) => failed_to_join.push((i, e.to_string())),
@@ -201,8 +415,22 @@ pub fn run(args: LoadgenArgs) -> Result<()> {
     drop(senders);
     let start = Instant::now();
     let end = start + Duration::from_secs(args.duration);
+    let window_at = (args.settle < args.duration).then(|| start + Duration::from_secs(args.settle));
+    let mut window_start = None;
+    let mut next_line = start + Duration::from_secs(1);
     while Instant::now() < end {
-        std::thread::sleep(Duration::from_secs(1));
+        let wake = match (&window_start, window_at) {
+            (None, Some(at)) => next_line.min(at),
+            _ => next_line,
+        };
+        std::thread::sleep(wake.min(end).saturating_duration_since(Instant::now()));
+        if window_start.is_none() && window_at.is_some_and(|at| Instant::now() >= at) {
+            window_start = Some(Sample::take(&received, args.watch_pid));
+        }
+        if Instant::now() < next_line {
+            continue;
+        }
+        next_line += Duration::from_secs(1);
         eprintln!(
             "loadgen: {:>4.0}s  pupils connected {}/{}  failed {}",
             start.elapsed().as_secs_f64(),
@@ -211,6 +439,9 @@ pub fn run(args: LoadgenArgs) -> Result<()> {
             progress.failed.load(Ordering::Relaxed) + failed_to_join.len(),
         );
     }
+    let window_end = Sample::take(&received, args.watch_pid);
+    let bounds = window_start.as_ref().map(|s| (s.at, window_end.at));
+    let mut window = window_start.map(|s| s.window(&window_end, args.watch_pid));
     stop.store(true, Ordering::Relaxed);
     let measured = start.elapsed() + gap * args.pupils as u32;
     let mut per: Vec<PupilResult> = failed_to_join.into_iter().map(|(i, e)| failed(i, e)).collect();
@@ -218,7 +449,11 @@ pub fn run(args: LoadgenArgs) -> Result<()> {
         let results = pool.join().map_err(|_| anyhow::anyhow!("pupil pool panicked"))??;
         for (i, r) in results {
             per.push(match r {
-                Ok(report) => pupil_result(i, &report, measured),
+                Ok(report) => PupilResult {
+                    window_video_loss: bounds.and_then(|(from, to)| loss_between(&report, from, to)),
+                    video_stopped: report.video.last().is_some_and(|p| window_end.at.saturating_duration_since(p.at) > Duration::from_secs(2)),
+                    ..pupil_result(i, &report, measured)
+                },
                 Err(e) => failed(i, e),
             });
         }
@@ -227,10 +462,23 @@ pub fn run(args: LoadgenArgs) -> Result<()> {
     if let Some(t) = teacher {
         t.join().map_err(|_| anyhow::anyhow!("teacher thread panicked"))??;
     }
+    if let Some((_, keepalive, room)) = janus {
+        if let Err(e) = room.destroy() {
+            eprintln!("loadgen: destroying the Janus room: {e}");
+        }
+        let _ = keepalive.join();
+    }
     let ok: Vec<&PupilResult> = per.iter().filter(|p| p.error.is_none() && p.video_packets > 0).collect();
     let n = ok.len().max(1) as f64;
     let mut ttff: Vec<f64> = ok.iter().filter_map(|p| p.time_to_first_frame_ms).collect();
     ttff.sort_by(|a, b| a.total_cmp(b));
+    if let Some(w) = &mut window {
+        let losses: Vec<f64> = ok.iter().filter_map(|p| p.window_video_loss).collect();
+        if !losses.is_empty() {
+            w.mean_video_loss = Some(losses.iter().sum::<f64>() / losses.len() as f64);
+            w.max_video_loss = Some(losses.iter().copied().fold(0.0, f64::max));
+        }
+    }
     let result = LoadResult {
         pupils: args.pupils,
         pupils_ok: ok.len(),
@@ -240,18 +488,38 @@ pub fn run(args: LoadgenArgs) -> Result<()> {
         mean_video_kbps: ok.iter().map(|p| p.video_kbps).sum::<f64>() / n,
         median_ttff_ms: ttff.get(ttff.len() / 2).copied(),
         freezes: ok.iter().map(|p| p.freezes).sum(),
+        pupils_video_stopped: ok.iter().filter(|p| p.video_stopped).count(),
+        stale_dropped: per.iter().map(|p| p.stale_dropped).sum(),
+        server: if args.janus.is_some() { "janus" } else { "ardoise" }.to_owned(),
+        window,
         per_pupil: per,
     };
     eprintln!(
-        "loadgen: {}/{} pupils ok, video {:.0} kbit/s each, loss mean {:.3}% max {:.3}%, freezes {}, median time to first frame {:?} ms",
+        "loadgen: {}/{} pupils ok ({} of them stopped getting video), video {:.0} kbit/s each, loss mean {:.3}% max {:.3}%, freezes {}, median time to first frame {:?} ms",
         result.pupils_ok,
         result.pupils,
+        result.pupils_video_stopped,
         result.mean_video_kbps,
         result.mean_video_loss * 100.0,
         result.max_video_loss * 100.0,
         result.freezes,
         result.median_ttff_ms.map(|v| v.round())
     );
+    if let Some(w) = &result.window {
+        eprintln!(
+            "loadgen: window {:.1} s: {} RTP packets received ({:.0}/s), video loss mean {:.3}% max {:.3}%, loadgen CPU {:.2} s{}",
+            w.seconds,
+            w.rtp_packets,
+            w.rtp_packets as f64 / w.seconds.max(0.001),
+            w.mean_video_loss.unwrap_or(f64::NAN) * 100.0,
+            w.max_video_loss.unwrap_or(f64::NAN) * 100.0,
+            w.loadgen_cpu_s,
+            match (w.server_cpu_s, w.server_cpu_us_per_packet) {
+                (Some(c), Some(us)) => format!(", server CPU {c:.2} s = {us:.2} us per packet"),
+                _ => String::new(),
+            }
+        );
+    }
     let json = serde_json::to_string_pretty(&result)?;
     match &args.json {
         Some(path) => std::fs::write(path, json)?,

@@ -6,9 +6,12 @@
 //!   keyframe.
 //! - [`Subscriber`]: a pupil playing over WHEP, answering with RTCP, NACK and TWCC like a
 //!   browser, and recording what it receives in a [`SubscriberReport`].
+//! - [`janus`]: the same two negotiated with Janus VideoRoom instead (`loadgen --janus`), for
+//!   side-by-side benchmarks.
 
 pub mod cli;
 pub mod fixture;
+pub mod janus;
 pub mod packetizer;
 pub mod pool;
 pub mod publisher;
@@ -16,6 +19,6 @@ pub mod subscriber;
 pub mod tone;
 
 pub use fixture::VideoClip;
-pub use publisher::{Publisher, PublisherConfig, PublisherStats};
+pub use publisher::{Publisher, PublisherConfig, PublisherStats, Signalling};
 pub use subscriber::{ReceivedPacket, Subscriber, SubscriberReport};
 pub use tone::{ToneEncoder, dominant_frequency};

@@ -57,11 +57,42 @@ struct Layer {
     seq: u64,
 }
 
+/// How a peer was negotiated, and so how it leaves.
+pub enum Signalling {
+    /// WHIP or WHEP: leaving DELETEs the session resource with the token.
+    Http {
+        /// The session (resource URL, answer).
+        session: Session,
+        /// Bearer token.
+        token: String,
+    },
+    /// Negotiated by other means (e.g. [`crate::janus`]): leaving calls this, which returns an
+    /// HTTP-like status.
+    Custom(Box<dyn FnOnce() -> Result<u16> + Send>),
+}
+
+impl Signalling {
+    /// The WHIP/WHEP session resource URL, if negotiated that way.
+    pub fn resource(&self) -> Option<&str> {
+        match self {
+            Signalling::Http { session, .. } => Some(&session.resource),
+            Signalling::Custom(_) => None,
+        }
+    }
+
+    /// Leave: WHIP/WHEP DELETE, or the custom leave.
+    pub fn leave(self) -> Result<u16> {
+        match self {
+            Signalling::Http { session, token } => http::delete(&session.resource, &token),
+            Signalling::Custom(leave) => leave(),
+        }
+    }
+}
+
 /// A connected teacher.
 pub struct Publisher {
     peer: Peer,
-    session: Session,
-    token: String,
+    signalling: Signalling,
     layers: Vec<Layer>,
     video_mid: Mid,
     audio_mid: Mid,
@@ -86,12 +117,30 @@ impl Publisher {
     /// Negotiate with the server (WHIP POST).
     pub fn connect(config: &PublisherConfig) -> Result<Publisher> {
         let mut peer = Peer::new(config.bind)?;
+        let rids = Self::rids(config.simulcast);
+        let published = whip::publish(&mut peer, &config.server, &config.class, &config.token, &rids)?;
+        let signalling = Signalling::Http { session: published.session, token: config.token.clone() };
+        Self::negotiated(peer, published.audio_mid, published.video_mid, config.simulcast, config.record_payloads, signalling)
+    }
+
+    /// The rids to offer: `l`, `m`, `h` (lowest first) with simulcast, none without.
+    pub fn rids(simulcast: bool) -> Vec<&'static str> {
+        if simulcast { VideoClip::simulcast().into_iter().map(|(r, _)| r).collect() } else { vec![] }
+    }
+
+    /// A teacher on a `peer` whose offer (audio + video with [`Publisher::rids`]) was already
+    /// answered by other means (e.g. Janus, see [`crate::janus`]); `signalling` says how it leaves.
+    pub fn negotiated(
+        peer: Peer,
+        audio_mid: Mid,
+        video_mid: Mid,
+        simulcast: bool,
+        record_payloads: bool,
+        signalling: Signalling,
+    ) -> Result<Publisher> {
         let clips = VideoClip::simulcast();
         let clips: Vec<(&str, VideoClip)> =
-            if config.simulcast { clips } else { clips.into_iter().filter(|(r, _)| *r == "h").collect() };
-        let rids: Vec<&str> = if config.simulcast { clips.iter().map(|(r, _)| *r).collect() } else { vec![] };
-        let published = whip::publish(&mut peer, &config.server, &config.class, &config.token, &rids)?;
-        let (session, audio_mid, video_mid) = (published.session, published.audio_mid, published.video_mid);
+            if simulcast { clips } else { clips.into_iter().filter(|(r, _)| *r == "h").collect() };
         let vp8 = peer.rtc.codec_config().find(|p| p.spec().codec == Codec::Vp8).context("VP8 not negotiated")?.pt();
         let opus = peer.rtc.codec_config().find(|p| p.spec().codec == Codec::Opus).context("Opus not negotiated")?.pt();
         let now = Instant::now();
@@ -99,7 +148,7 @@ impl Publisher {
             .into_iter()
             .enumerate()
             .map(|(i, (rid, clip))| Layer {
-                rid: config.simulcast.then(|| rid.into()),
+                rid: simulcast.then(|| rid.into()),
                 clip,
                 frame: 0,
                 next_at: now,
@@ -109,8 +158,7 @@ impl Publisher {
             .collect();
         Ok(Publisher {
             peer,
-            session,
-            token: config.token.clone(),
+            signalling,
             layers,
             video_mid,
             audio_mid,
@@ -121,14 +169,14 @@ impl Publisher {
             next_audio: now,
             start: now,
             connected: false,
-            record: config.record_payloads,
+            record: record_payloads,
             stats: Default::default(),
         })
     }
 
-    /// The WHIP session resource URL.
+    /// The WHIP session resource URL ("" when not negotiated over WHIP).
     pub fn resource(&self) -> &str {
-        &self.session.resource
+        self.signalling.resource().unwrap_or("")
     }
 
     /// Whether ICE/DTLS is up.
@@ -231,8 +279,8 @@ impl Publisher {
         }
     }
 
-    /// End the publication (WHIP DELETE). Returns the HTTP status.
+    /// End the publication (WHIP DELETE, or the custom leave). Returns the HTTP status.
     pub fn close(self) -> Result<u16> {
-        http::delete(&self.session.resource, &self.token)
+        self.signalling.leave()
     }
 }

@@ -1,14 +1,19 @@
 //! A synthetic pupil: WHEP play, recording every RTP packet received.
 
-use ardoise_client::http::{self, Session};
+use ardoise_client::http;
 use crate::packetizer::is_keyframe_start;
 use ardoise_client::Peer;
-use crate::publisher::payload_hash;
+use crate::publisher::{Signalling, payload_hash};
 use anyhow::{Context, Result, bail};
+use std::collections::HashMap;
+use std::io::ErrorKind;
 use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use str0m::Event;
 use str0m::media::{Direction, MediaKind, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::{Event, Input, Output};
 
 /// One received video packet.
 #[derive(Debug, Clone)]
@@ -32,6 +37,8 @@ pub struct ReceivedPacket {
 /// Everything a pupil saw.
 #[derive(Debug, Clone, Default)]
 pub struct SubscriberReport {
+    /// Local UDP address (to find the pupil's datagrams in a capture).
+    pub local: Option<std::net::SocketAddr>,
     /// When the WHEP POST was answered.
     pub negotiated_at: Option<Instant>,
     /// ICE + DTLS up.
@@ -46,6 +53,9 @@ pub struct SubscriberReport {
     pub audio_seqs: Vec<u64>,
     /// Video payloads (sequence number, marker bit, payload), when kept.
     pub video_payloads: Vec<(u64, bool, std::sync::Arc<[u8]>)>,
+    /// RTP packets dropped because they were numbered before the start of their stream (see
+    /// [`Subscriber::drop_stale`]).
+    pub stale_dropped: u64,
 }
 
 impl SubscriberReport {
@@ -74,8 +84,7 @@ impl SubscriberReport {
 /// A connected pupil.
 pub struct Subscriber {
     peer: Peer,
-    session: Session,
-    token: String,
+    signalling: Signalling,
     video_mid: Mid,
     /// What was received so far.
     pub report: SubscriberReport,
@@ -83,6 +92,81 @@ pub struct Subscriber {
     pub keep_audio: bool,
     /// Keep video payloads (for decoding in tests).
     pub keep_video: bool,
+    /// Counts every RTP packet (audio and video) received, when set: shared by the pupils of a
+    /// load run, read while it runs to count packets over a measurement window.
+    pub rtp_counter: Option<Arc<AtomicU64>>,
+    stale: Option<StaleFilter>,
+    /// Subtracted from str0m's extended sequence numbers per SSRC (see `StaleFilter`).
+    seq_offset: HashMap<u32, u64>,
+}
+
+/// Follows a libsrtp sender through packets from before the start of their stream.
+///
+/// Janus VideoRoom, under load, sometimes steps a new subscriber's stream back past its start
+/// when it switches its simulcast layer (or forwards a late keyframe) in its first second: e.g.
+/// sequence numbers 65446…65489 with timestamps just below 2^32 right after 1…80 and 0…41426.
+/// Its libsrtp, still in the first roll-over cycle, takes 65446 for a jump forward (it never
+/// guesses a roll-over counter of −1), so from the next packet on (81) it encrypts with
+/// roll-over counter 1. A browser's libsrtp guesses the same and stays in step (its jitter
+/// buffer then drops the stale frames as too old). str0m 0.25 guesses −1 instead, fails to
+/// decrypt, keeps counter 0 and never decrypts that SSRC again: the video stops for good while
+/// the audio flows. So: drop such packets (and those whose timestamp unwraps below zero) before
+/// str0m sees them, and at the first one in the first cycle tell str0m the counter is now 1.
+#[derive(Debug)]
+struct StaleFilter {
+    /// Per SSRC: highest unwrapped (sequence number, timestamp), and whether the roll-over
+    /// counter was moved to 1.
+    max: HashMap<u32, (i64, i64, bool)>,
+    buf: Vec<u8>,
+}
+
+/// What to do with a datagram.
+#[derive(Debug, PartialEq)]
+enum Stale {
+    Pass,
+    Drop,
+    /// Drop, and from now on decrypt this SSRC with roll-over counter 1.
+    DropAndBumpRoc(u32),
+}
+
+/// Unwrap `v` (the low `bits` of a counter) to the value nearest `max`; may be negative.
+fn unwrap_near(max: i64, v: i64, bits: u32) -> i64 {
+    let (range, half) = (1i64 << bits, 1i64 << (bits - 1));
+    let mut u = (max & !(range - 1)) | v;
+    if u - max > half {
+        u -= range;
+    } else if max - u > half {
+        u += range;
+    }
+    u
+}
+
+impl StaleFilter {
+    /// What to do with datagram `d`, given the highest sequence numbers and timestamps so far.
+    fn check(max: &mut HashMap<u32, (i64, i64, bool)>, d: &[u8]) -> Stale {
+        // RTP only: version 2 and not an RTCP packet type (RFC 5761).
+        if d.len() < 12 || d[0] >> 6 != 2 || (192..=223).contains(&d[1]) {
+            return Stale::Pass;
+        }
+        let seq = u16::from_be_bytes([d[2], d[3]]) as i64;
+        let ts = u32::from_be_bytes([d[4], d[5], d[6], d[7]]) as i64;
+        let ssrc = u32::from_be_bytes([d[8], d[9], d[10], d[11]]);
+        let Some((max_seq, max_ts, bumped)) = max.get_mut(&ssrc) else {
+            max.insert(ssrc, (seq, ts, false));
+            return Stale::Pass;
+        };
+        let (seq, ts) = (unwrap_near(*max_seq, seq, 16), unwrap_near(*max_ts, ts, 32));
+        if seq < 0 && !*bumped && *max_seq < 32768 {
+            *bumped = true;
+            return Stale::DropAndBumpRoc(ssrc);
+        }
+        if seq < 0 || ts < 0 {
+            return Stale::Drop;
+        }
+        *max_seq = (*max_seq).max(seq);
+        *max_ts = (*max_ts).max(ts);
+        Stale::Pass
+    }
 }
 
 impl Subscriber {
@@ -105,8 +189,22 @@ impl Subscriber {
         let session = http::post_offer(server, &path, token, &offer.to_sdp_string())?;
         let answer = str0m::change::SdpAnswer::from_sdp_string(&session.answer).context("parse answer")?;
         peer.rtc.sdp_api().accept_answer(pending, answer)?;
-        let report = SubscriberReport { negotiated_at: Some(Instant::now()), ..Default::default() };
-        Ok(Subscriber { peer, session, token: token.to_owned(), video_mid, report, keep_audio: true, keep_video: false })
+        Ok(Self::negotiated(peer, video_mid, Signalling::Http { session, token: token.to_owned() }))
+    }
+
+    /// A pupil on a `peer` negotiated by other means (e.g. it answered a Janus offer, see
+    /// [`crate::janus`]); `video_mid` is its video m-line, `signalling` says how it leaves.
+    pub fn negotiated(peer: Peer, video_mid: Mid, signalling: Signalling) -> Subscriber {
+        let report = SubscriberReport { local: Some(peer.local()), negotiated_at: Some(Instant::now()), ..Default::default() };
+        Subscriber { peer, signalling, video_mid, report, keep_audio: true, keep_video: false, rtp_counter: None, stale: None, seq_offset: HashMap::new() }
+    }
+
+    /// Drop RTP packets from before the start of their stream before str0m sees them and keep
+    /// str0m's SRTP roll-over counter in step with a libsrtp sender, as a browser does (see
+    /// `StaleFilter`); counted in [`SubscriberReport::stale_dropped`]. Only
+    /// [`Subscriber::process`] (the readiness-loop path) filters.
+    pub fn drop_stale(&mut self) {
+        self.stale = Some(StaleFilter { max: HashMap::new(), buf: vec![0; 2048] });
     }
 
     /// Receive for `d`.
@@ -132,6 +230,48 @@ impl Subscriber {
 
     /// Non-blocking step, for a pool of pupils sharing a thread (socket must be non-blocking).
     pub fn process(&mut self, events: &mut Vec<Event>) -> Result<()> {
+        if let Some(filter) = &mut self.stale {
+            // Read the datagrams here to filter them, feeding str0m as `Peer::process` does
+            // (one input, then drain its output); `Peer::process` then serves the timeout.
+            loop {
+                let (n, src) = match self.peer.socket().recv_from(&mut filter.buf) {
+                    Ok(r) => r,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == ErrorKind::ConnectionRefused => continue,
+                    Err(e) => return Err(e.into()),
+                };
+                match StaleFilter::check(&mut filter.max, &filter.buf[..n]) {
+                    Stale::Pass => {}
+                    Stale::Drop => {
+                        self.report.stale_dropped += 1;
+                        continue;
+                    }
+                    Stale::DropAndBumpRoc(ssrc) => {
+                        self.report.stale_dropped += 1;
+                        if let Some(rx) = self.peer.rtc.direct_api().stream_rx(&ssrc.into()) {
+                            rx.reset_roc(1);
+                            // str0m's sequence numbers now carry the counter: report them
+                            // without it, so that loss still counts real gaps.
+                            self.seq_offset.insert(ssrc, 1 << 16);
+                        }
+                        continue;
+                    }
+                }
+                let local = self.peer.local();
+                if let Ok(r) = Receive::new(Protocol::Udp, src, local, &filter.buf[..n]) {
+                    self.peer.rtc.handle_input(Input::Receive(Instant::now(), r))?;
+                }
+                loop {
+                    match self.peer.rtc.poll_output()? {
+                        Output::Timeout(_) => break,
+                        Output::Transmit(t) => {
+                            let _ = self.peer.socket().send_to(&t.contents, t.destination);
+                        }
+                        Output::Event(e) => events.push(e),
+                    }
+                }
+            }
+        }
         self.peer.process(events)?;
         self.handle_events(events);
         Ok(())
@@ -157,7 +297,7 @@ impl Subscriber {
 
     /// Its participant id on the server (the last segment of the WHEP resource).
     pub fn participant(&self) -> Option<u64> {
-        self.session.resource.rsplit('/').next().and_then(|id| id.parse().ok())
+        self.signalling.resource()?.rsplit('/').next().and_then(|id| id.parse().ok())
     }
 
     /// The peer (socket and timeout), for readiness loops.
@@ -170,13 +310,17 @@ impl Subscriber {
             match e {
                 Event::Connected => self.report.connected_at = Some(Instant::now()),
                 Event::RtpPacket(p) => {
+                    if let Some(c) = &self.rtp_counter {
+                        c.fetch_add(1, Ordering::Relaxed);
+                    }
                     let Some(mid) = self.peer.rtc.direct_api().stream_rx(&p.header.ssrc).map(|s| s.mid()) else {
                         continue;
                     };
+                    let seq = self.seq_offset.get(&*p.header.ssrc).map_or(*p.seq_no, |o| p.seq_no.saturating_sub(*o));
                     if mid == self.video_mid {
                         self.report.video.push(ReceivedPacket {
                             at: Instant::now(),
-                            seq: *p.seq_no,
+                            seq,
                             ts: p.header.timestamp,
                             ssrc: *p.header.ssrc,
                             hash: payload_hash(&p.payload),
@@ -184,13 +328,13 @@ impl Subscriber {
                             len: p.payload.len() as u32,
                         });
                         if self.keep_video {
-                            self.report.video_payloads.push((*p.seq_no, p.header.marker, p.payload.clone()));
+                            self.report.video_payloads.push((seq, p.header.marker, p.payload.clone()));
                         }
                     } else {
                         self.report.audio_hashes.push(payload_hash(&p.payload));
-                        self.report.audio_seqs.push(*p.seq_no);
+                        self.report.audio_seqs.push(seq);
                         if self.keep_audio {
-                            self.report.audio.push((*p.seq_no, p.payload.to_vec()));
+                            self.report.audio.push((seq, p.payload.to_vec()));
                         }
                     }
                 }
@@ -199,8 +343,51 @@ impl Subscriber {
         }
     }
 
-    /// Leave (WHEP DELETE). Returns the HTTP status and the report.
+    /// Leave (WHEP DELETE, or the custom leave). Returns the HTTP status and the report.
     pub fn close(self) -> (Result<u16>, SubscriberReport) {
-        (http::delete(&self.session.resource, &self.token), self.report)
+        (self.signalling.leave(), self.report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An RTP header (no payload): version 2, VP8's dynamic payload type.
+    fn rtp(seq: u16, ts: u32, ssrc: u32) -> Vec<u8> {
+        let mut d = vec![0x80, 96];
+        d.extend_from_slice(&seq.to_be_bytes());
+        d.extend_from_slice(&ts.to_be_bytes());
+        d.extend_from_slice(&ssrc.to_be_bytes());
+        d
+    }
+
+    #[test]
+    fn unwrap_near_picks_the_nearest_value() {
+        assert_eq!(unwrap_near(10, 12, 16), 12);
+        assert_eq!(unwrap_near(65530, 3, 16), 65539, "forward across the wrap");
+        assert_eq!(unwrap_near(70000, 65535, 16), 65535, "just behind, in the previous cycle");
+        assert_eq!(unwrap_near(5, 65500, 16), -36, "behind the start of the stream");
+        assert_eq!(unwrap_near(100, u32::MAX as i64, 32), -1);
+    }
+
+    #[test]
+    fn stale_packets_before_the_start_of_a_stream_are_dropped_once_with_a_roc_bump() {
+        let mut max = HashMap::new();
+        assert_eq!(StaleFilter::check(&mut max, &rtp(1, 1000, 7)), Stale::Pass);
+        assert_eq!(StaleFilter::check(&mut max, &rtp(80, 4000, 7)), Stale::Pass);
+        // Janus steps back past the start: the first such packet bumps the roll-over counter.
+        assert_eq!(StaleFilter::check(&mut max, &rtp(65446, u32::MAX - 3000, 7)), Stale::DropAndBumpRoc(7));
+        assert_eq!(StaleFilter::check(&mut max, &rtp(65447, u32::MAX - 3000, 7)), Stale::Drop);
+        assert_eq!(StaleFilter::check(&mut max, &rtp(81, 4100, 7)), Stale::Pass);
+        // Another stream is followed on its own; RTCP and short datagrams pass untouched.
+        assert_eq!(StaleFilter::check(&mut max, &rtp(65000, 10, 9)), Stale::Pass);
+        assert_eq!(StaleFilter::check(&mut max, &rtp(65010, 20, 9)), Stale::Pass);
+        let mut rtcp = rtp(0, 0, 7);
+        rtcp[1] = 200;
+        assert_eq!(StaleFilter::check(&mut max, &rtcp), Stale::Pass);
+        assert_eq!(StaleFilter::check(&mut max, &[0x80, 96, 0]), Stale::Pass);
+        // A timestamp from before the start, with a sequence number that looks fine: dropped.
+        assert_eq!(StaleFilter::check(&mut max, &rtp(82, u32::MAX - 10, 7)), Stale::Drop);
     }
 }
