@@ -172,10 +172,17 @@ async function run() {
   const s1 = await Promise.all(pupils.map((p) => stats(p.page)));
   pupils.forEach((p, i) => {
     const fps = Math.round(((s1[i].framesDecoded - s0[i].framesDecoded) / 5) * 100) / 100;
-    result.pupils.push({ name: p.name, fps, audioPackets: s1[i].audioPacketsReceived });
-    log(`  ${p.name}: ${fps} fps, audio packets ${s0[i].audioPacketsReceived} -> ${s1[i].audioPacketsReceived}, quality ${s1[i].quality}`);
+    result.pupils.push({ name: p.name, fps, audioPackets: s1[i].audioPacketsReceived, audioCodec: s1[i].audioCodec });
+    // The voice is decoded, not only received: samples out of the jitter buffer, few of them
+    // concealment (the SFU wraps Opus in RED for browsers, which must unwrap it).
+    const samples = s1[i].audioSamples - s0[i].audioSamples;
+    const concealed = samples > 0 ? (s1[i].audioConcealed - s0[i].audioConcealed) / samples : 1;
+    log(`  ${p.name}: ${fps} fps, audio packets ${s0[i].audioPacketsReceived} -> ${s1[i].audioPacketsReceived} ` +
+      `(${s1[i].audioCodec}), ${samples} samples decoded, ${(concealed * 100).toFixed(1)}% concealed, quality ${s1[i].quality}`);
     check(fps >= MIN_FPS, `${p.name}: ${fps} fps < ${MIN_FPS}`);
     check(s1[i].audioPacketsReceived > s0[i].audioPacketsReceived, `${p.name}: audio packets do not grow`);
+    check(samples >= 48_000 * 4, `${p.name}: only ${samples} audio samples decoded in 5 s`);
+    check(concealed < 0.05, `${p.name}: ${(concealed * 100).toFixed(1)}% of the audio concealed`);
   });
 
   // 2. hand and chat

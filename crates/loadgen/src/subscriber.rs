@@ -177,7 +177,17 @@ impl Subscriber {
 
     /// Negotiate asking for a simulcast layer (`high`, `medium`, `low`).
     pub fn connect_with_layer(server: &str, class: &str, token: &str, bind: IpAddr, layer: Option<&str>) -> Result<Subscriber> {
-        let mut peer = Peer::new(bind)?;
+        Self::connect_peer(Peer::new(bind)?, server, class, token, layer)
+    }
+
+    /// Negotiate offering RFC 2198 redundancy for Opus (`red/48000/2`), as browsers do: the
+    /// audio payloads recorded are then RED payloads (see `str0m::rtp::RedDecoder`).
+    pub fn connect_offering_red(server: &str, class: &str, token: &str, bind: IpAddr) -> Result<Subscriber> {
+        let config = str0m::Rtc::builder().set_rtp_mode(true).enable_opus(true, true);
+        Self::connect_peer(Peer::with_config(bind, config)?, server, class, token, None)
+    }
+
+    fn connect_peer(mut peer: Peer, server: &str, class: &str, token: &str, layer: Option<&str>) -> Result<Subscriber> {
         let mut api = peer.rtc.sdp_api();
         api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
         let video_mid = api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);

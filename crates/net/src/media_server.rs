@@ -1,6 +1,6 @@
 //! The set of media workers and the assignment of classes to them.
 
-use crate::worker;
+use crate::worker::{self, Batching};
 use crate::{Command, Joined, MediaEvent, NetError, WorkerSnapshot};
 use ardoise_proto::{ClassId, ParticipantId};
 use ardoise_sfu::{Feed, PublisherRole, SfuConfig, VideoChoice};
@@ -28,6 +28,8 @@ pub struct MediaConfig {
     pub gso: bool,
     /// Longest a partly received video frame is held so each pupil gets it in one send.
     pub frame_hold: Duration,
+    /// Send a batch in slices once this many packets were written to pupils (0: never).
+    pub slice_packets: usize,
 }
 
 struct WorkerHandle {
@@ -57,7 +59,15 @@ impl MediaServer {
             let local = socket.local_addr().map_err(|source| NetError::Bind { addr, source })?;
             let advertised = SocketAddr::new(config.advertise.unwrap_or(local.ip()), local.port());
             let (tx, rx) = unbounded_channel();
-            let handle = worker::spawn(i, socket, advertised, config.sfu.clone(), config.gso, config.frame_hold, rx, events_tx.clone())
+            let handle = worker::spawn(
+                i,
+                socket,
+                advertised,
+                config.sfu.clone(),
+                Batching { gso: config.gso, frame_hold: config.frame_hold, slice_packets: config.slice_packets },
+                rx,
+                events_tx.clone(),
+            )
                 .map_err(|source| NetError::Bind { addr, source })?;
             threads.push(handle);
             workers.push(WorkerHandle { commands: tx, advertised });

@@ -36,12 +36,29 @@ pub struct Worker {
     outbox: Vec<str0m::net::Transmit>,
     /// Longest a partly received video frame is held back before its packets are sent.
     frame_hold: Duration,
+    /// Slice a batch after this many packets written to pupils (0: never).
+    slice_packets: usize,
     /// The current batch is held until this time (a frame is incomplete).
     hold_until: Option<Instant>,
     /// Arrival times of the publisher packets of the current batch.
     arrivals: Vec<Instant>,
+    /// How many of `arrivals` were drained into datagrams (timed at the next send).
+    drained_arrivals: usize,
     /// Receive → send delay of forwarded media packets.
     forward_delay: DelayHistogram,
+}
+
+/// How a worker groups its sends.
+#[derive(Debug, Clone, Copy)]
+pub struct Batching {
+    /// Send runs of datagrams to one peer with UDP GSO.
+    pub gso: bool,
+    /// Longest a partly received video frame is held so each pupil gets it in one send.
+    pub frame_hold: Duration,
+    /// Drain and send a batch in slices once this many packets were written to pupils (0:
+    /// never): a keyframe to hundreds of pupils would otherwise hold its first packets until
+    /// the whole fan-out is ready.
+    pub slice_packets: usize,
 }
 
 /// Start a worker thread owning `socket`.
@@ -50,8 +67,7 @@ pub fn spawn(
     socket: std::net::UdpSocket,
     advertised: SocketAddr,
     config: SfuConfig,
-    gso: bool,
-    frame_hold: Duration,
+    batching: Batching,
     commands: UnboundedReceiver<Command>,
     events: UnboundedSender<MediaEvent>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
@@ -83,11 +99,13 @@ pub fn spawn(
                 events,
                 stats: WorkerStats { index, port, ..Default::default() },
                 retired: RoomStats::default(),
-                sender: BatchSender::new(gso),
+                sender: BatchSender::new(batching.gso),
                 outbox: Vec::new(),
-                frame_hold,
+                frame_hold: batching.frame_hold,
+                slice_packets: batching.slice_packets,
                 hold_until: None,
                 arrivals: Vec::new(),
+                drained_arrivals: 0,
                 forward_delay: DelayHistogram::default(),
             };
             worker.run(commands).await;
@@ -120,7 +138,7 @@ impl Worker {
                 },
                 r = self.socket.readable() => {
                     if r.is_ok() {
-                        self.read_batch(&mut buf);
+                        self.read_batch(&mut buf).await;
                     }
                 }
                 _ = tokio::time::sleep_until(deadline.into()) => {
@@ -137,13 +155,13 @@ impl Worker {
         }
     }
 
-    fn read_batch(&mut self, buf: &mut [u8]) {
+    async fn read_batch(&mut self, buf: &mut [u8]) {
         if self.hold_until.is_none() {
             for room in self.rooms.iter_mut().flatten() {
                 room.begin_batch();
             }
         }
-        self.read_datagrams(buf);
+        self.read_datagrams(buf).await;
         let now = Instant::now();
         if self.rooms.iter().flatten().any(|r| r.frame_open()) && !self.frame_hold.is_zero() {
             let until = *self.hold_until.get_or_insert(now + self.frame_hold);
@@ -159,9 +177,10 @@ impl Worker {
         for room in self.rooms.iter_mut().flatten() {
             room.end_batch(now);
         }
+        self.drained_arrivals = self.arrivals.len();
     }
 
-    fn read_datagrams(&mut self, buf: &mut [u8]) {
+    async fn read_datagrams(&mut self, buf: &mut [u8]) {
         for _ in 0..READ_BATCH {
             match self.socket.try_recv_from(buf) {
                 Ok((n, src)) => {
@@ -169,6 +188,16 @@ impl Worker {
                     self.stats.datagrams_in += 1;
                     self.stats.bytes_in += n as u64;
                     self.datagram(now, src, &buf[..n]);
+                    if self.slice_packets > 0 && self.rooms.iter().flatten().any(|r| r.undrained() >= self.slice_packets) {
+                        // A large fan-out (a keyframe to many pupils): send what is ready
+                        // now, and go on with the batch (the frame's hold still applies).
+                        for room in self.rooms.iter_mut().flatten() {
+                            room.slice_batch(now);
+                        }
+                        self.drained_arrivals = self.arrivals.len();
+                        self.stats.slices += 1;
+                        self.flush().await;
+                    }
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) => {
@@ -357,18 +386,20 @@ impl Worker {
         for room in self.rooms.iter_mut().flatten() {
             self.outbox.append(room.transmits());
         }
+        let drained = self.drained_arrivals.min(self.arrivals.len());
+        self.drained_arrivals = 0;
         if self.outbox.is_empty() {
+            // Drained into nothing (no pupil, muted): nothing to time.
+            self.arrivals.drain(..drained);
             return;
         }
         self.stats.datagrams_out += self.outbox.len() as u64;
         self.stats.bytes_out += self.outbox.iter().map(|t| t.contents.len() as u64).sum::<u64>();
         self.sender.send(&self.socket, &self.outbox).await;
         self.outbox.clear();
-        if self.hold_until.is_none() {
-            let sent = Instant::now();
-            for t in self.arrivals.drain(..) {
-                self.forward_delay.record(sent - t);
-            }
+        let sent = Instant::now();
+        for t in self.arrivals.drain(..drained) {
+            self.forward_delay.record(sent - t);
         }
     }
 

@@ -147,6 +147,8 @@ pub struct WorkerStats {
     pub wakeups: u64,
     /// Of which for timers.
     pub timer_wakeups: u64,
+    /// Batches sent in slices before their end (large fan-outs).
+    pub slices: u64,
     /// RTP packets received from publishers.
     pub rtp_in: u64,
     /// RTP packets forwarded to subscribers.

@@ -67,6 +67,8 @@ pub struct MediaSection {
     pub gso: bool,
     /// Hold of a partly received frame, ms.
     pub frame_hold_ms: u64,
+    /// Packets written to pupils after which a batch is sent in slices (0: never).
+    pub slice_packets: usize,
     /// Seconds a peer has to connect after its offer.
     pub connect_timeout_secs: u64,
     /// Per-pupil adaptation from bandwidth estimation (off: every pupil gets `layer`).

@@ -101,6 +101,7 @@ impl Server {
             sfu,
             gso: config.media.gso,
             frame_hold: Duration::from_millis(config.media.frame_hold_ms),
+            slice_packets: config.media.slice_packets,
         };
         let (media, events) = MediaServer::start(media_config)?;
         let listener = tokio::net::TcpListener::bind(config.http.listen)

@@ -39,6 +39,7 @@ pub async fn metrics(State(s): State<SharedState>) -> impl IntoResponse {
     gauge("ardoise_send_syscalls_total", "sendmmsg calls (each carries many datagrams).", "counter", per_worker(&|w| w.send_syscalls));
     gauge("ardoise_worker_wakeups_total", "Times a media worker woke up.", "counter", per_worker(&|w| w.wakeups));
     gauge("ardoise_worker_timer_wakeups_total", "Times a media worker woke up for a timer.", "counter", per_worker(&|w| w.timer_wakeups));
+    gauge("ardoise_worker_slices_total", "Batches a media worker sent in slices (large fan-outs).", "counter", per_worker(&|w| w.slices));
     gauge("ardoise_bytes_in_total", "UDP bytes received.", "counter", per_worker(&|w| w.bytes_in));
     gauge("ardoise_bytes_out_total", "UDP bytes sent.", "counter", per_worker(&|w| w.bytes_out));
     gauge("ardoise_rtp_packets_in_total", "RTP packets received from publishers.", "counter", per_worker(&|w| w.rtp_in));

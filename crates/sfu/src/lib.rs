@@ -8,6 +8,7 @@
 //! Media path: publisher `Rtc` → [`Publication`] (layers by rid/SSRC) → [`LayerSelector`]
 //! → [`Forwarder`] (drop/send, rewritten sequence number and timestamp) → subscriber `Rtc`.
 
+pub mod audio_redundancy;
 pub mod bandwidth_allocator;
 pub mod bitrate_meter;
 pub mod config;
@@ -23,6 +24,7 @@ pub mod room;
 pub mod sim;
 pub mod subscription;
 
+pub use audio_redundancy::AudioRedundancy;
 pub use bandwidth_allocator::{
     AllocatorConfig, AllocatorStats, Allocation, AudioOnlyReason, AvailableVideo, BandwidthAllocator, Changes, PupilCap,
     layer_for_rank,

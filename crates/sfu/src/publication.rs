@@ -25,6 +25,8 @@ pub struct PublishedLayer {
     pub codec_cache: Option<(Pt, VideoCodec, str0m::format::Codec)>,
     /// What this layer costs on the wire (for the pupils' allocators).
     pub meter: crate::BitrateMeter,
+    /// RED payloads for the pupils that negotiated it (audio only).
+    pub red: crate::AudioRedundancy,
 }
 
 /// Media published by one participant on one m-line.
@@ -70,6 +72,7 @@ impl Publication {
             throttle: KeyframeThrottle::new(keyframe_interval),
             codec_cache: None,
             meter: crate::BitrateMeter::default(),
+            red: crate::AudioRedundancy::default(),
         });
         self.rerank();
         self.layers.len() - 1

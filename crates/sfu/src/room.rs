@@ -70,6 +70,8 @@ pub struct Room {
     dirty: Vec<usize>,
     /// Inside `begin_batch`/`end_batch`: subscribers are drained once at the end.
     batching: bool,
+    /// Packets written to subscribers since they were last drained.
+    undrained: usize,
     /// The last video packet forwarded did not end its frame (no marker bit).
     frame_open: bool,
     plis: Vec<(ParticipantId, Ssrc)>,
@@ -93,6 +95,7 @@ impl Room {
             pending: Vec::new(),
             dirty: Vec::new(),
             batching: false,
+            undrained: 0,
             frame_open: false,
             plis: Vec::new(),
             next_timeout: None,
@@ -163,6 +166,18 @@ impl Room {
         self.run(now);
     }
 
+    /// Packets written to subscribers in this batch and not yet turned into datagrams: the
+    /// driver may end a batch early (drain and send a slice) when it grows large — a keyframe
+    /// to many pupils — so that the first packets do not wait for the whole fan-out.
+    pub fn undrained(&self) -> usize {
+        self.undrained
+    }
+
+    /// Drain everyone touched so far and go on batching (the current frame stays open).
+    pub fn slice_batch(&mut self, now: Instant) {
+        self.run(now);
+    }
+
     /// Whether a video frame is partly forwarded in the current batch: the driver may hold
     /// the batch (briefly) until the frame's last packet, so each subscriber gets the whole
     /// frame in one send. A decoder needs the whole frame anyway.
@@ -196,7 +211,8 @@ impl Room {
             .set_rtp_mode(true)
             .set_ice_lite(true)
             .clear_codecs()
-            .enable_opus(true, false)
+            // RED for Opus toward pupils whose browser offers it; publishers send plain Opus.
+            .enable_opus(true, !publisher)
             .enable_vp8(true)
             .enable_h264(true)
             .set_send_buffer_video(self.config.video_history)
@@ -612,6 +628,7 @@ impl Room {
                 self.participants[idx].queued = false;
                 self.drain(idx, now);
             }
+            self.undrained = 0;
             let mut pending = std::mem::take(&mut self.pending);
             for (idx, event) in pending.drain(..) {
                 self.on_event(now, idx, event);
@@ -802,6 +819,15 @@ impl Room {
                     .filter(|c| remote_pts.contains(&c.pt()))
                     .map(|c| (c.spec().codec, c.pt()))
                     .collect();
+                // RFC 2198 redundancy for Opus, when the pupil's offer had it (browsers do):
+                // str0m folds the RED payload type into Opus's parameters once negotiated.
+                let red = p
+                    .rtc
+                    .codec_config()
+                    .iter()
+                    .find(|c| c.spec().codec == Codec::Opus && remote_pts.contains(&c.pt()))
+                    .and_then(|c| c.red())
+                    .filter(|_| kind == MediaKind::Audio);
                 let mut api = p.rtc.direct_api();
                 let Some(ssrc) = api.stream_tx_by_mid(mid, None).map(|tx| tx.ssrc()) else {
                     warn!(class = %self.id, participant = %p.id, %mid, "no send stream for m-line");
@@ -816,6 +842,7 @@ impl Room {
                     kind,
                     ssrc,
                     pts,
+                    red,
                     forwarder: Forwarder::new(clock, needs_key, seed),
                     selector: LayerSelector::new(layer),
                 });
@@ -938,6 +965,7 @@ impl Room {
         }
         let layer_ssrc = layer.ssrc;
         let targets = publication.targets();
+        let red = &mut publication.layers[li].red;
         let input = PacketIn {
             source: SourceKey { publisher: pid.0, ssrc: *ssrc },
             seq: *pkt.seq_no,
@@ -986,16 +1014,23 @@ impl Room {
             match sub.forwarder.decide(&input, switch_allowed) {
                 Decision::Send { seq, ts, .. } => {
                     let Some(pt) = sub.pt_for(codec) else { continue };
+                    let (pt, payload) = match sub.red {
+                        Some(red_pt) if kind == MediaKind::Audio => {
+                            (red_pt, red.payload(*pkt.seq_no, pkt.header.timestamp, *pt, &pkt.payload))
+                        }
+                        _ => (pt, pkt.payload.clone()),
+                    };
                     let ssrc_out = sub.ssrc;
                     let mut api = sub_p.rtc.direct_api();
                     let Some(tx) = api.stream_tx(&ssrc_out) else { continue };
                     tx.write_rtp(
-                        RtpWrite::new(pt, seq.into(), ts, now, pkt.payload.clone())
+                        RtpWrite::new(pt, seq.into(), ts, now, payload)
                             .marker(pkt.header.marker)
                             .ext_vals(ext.clone())
                             .nackable(nackable),
                     );
                     sub_p.stats.packets_out += 1;
+                    self.undrained += 1;
                     forwarded_any = true;
                     self.stats.forwarded += 1;
                     self.stats.forwarded_bytes += pkt.payload.len() as u64;
@@ -1015,6 +1050,9 @@ impl Room {
         }
         if kind == MediaKind::Video && forwarded_any {
             self.frame_open = !pkt.header.marker;
+        }
+        if kind == MediaKind::Audio {
+            red.advance(*pkt.seq_no, pkt.header.timestamp, pkt.payload.clone());
         }
         if want_keyframe || would_like_keyframe {
             let layer = &mut self.publications[pi].layers[li];

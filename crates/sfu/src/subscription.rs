@@ -46,6 +46,8 @@ pub struct Subscription {
     pub ssrc: Ssrc,
     /// Payload types the subscriber accepts, by codec.
     pub pts: Vec<(Codec, Pt)>,
+    /// The RED payload type wrapping Opus, when the subscriber negotiated RFC 2198 redundancy.
+    pub red: Option<Pt>,
     /// Sequence number / timestamp rewriting.
     pub forwarder: Forwarder,
     /// Which simulcast layer this subscriber wants.
