@@ -17,7 +17,7 @@ trap 'kill $SERVER 2>/dev/null || true; kill $STUDIO 2>/dev/null || true' EXIT
 for _ in $(seq 100); do grep -q "listening on" "$WORK/serve.out" 2>/dev/null && break; sleep 0.1; done
 BASE=$(sed -n 's/^ardoise: listening on \(http:[^ ]*\).*/\1/p' "$WORK/serve.out")
 HZ=$(getconf CLK_TCK)
-for codec in vp8 h264; do
+for codec in ${CODECS:-vp8 h264}; do
   CTL=127.0.0.1:$((18900 + RANDOM % 1000))
   ARDOISE__STUDIO__CODEC=$codec ARDOISE__STUDIO__CONTROL=$CTL ARDOISE__STUDIO__CAMERA=test:ball \
     ARDOISE__STUDIO__DOCUMENT=test:smpte ARDOISE__STUDIO__LAYOUT=document+camera \

