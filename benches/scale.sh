@@ -101,13 +101,24 @@ start_janus() {
 }
 
 start_ardoise() {
+  # Emptied first: the server's own redirection happens in the background, after this
+  # function may already read the previous run's file.
+  : > "$WORK/serve.out"
   ARDOISE__DATA__DIR=$WORK ARDOISE__MEDIA__WORKERS=$WORKERS ARDOISE_LOG=${ARDOISE_LOG:-warn} \
     ARDOISE__MEDIA__MAX_PEERS_PER_CLASS=$(( $(printf '%s\n' $PUPILS | sort -n | tail -1) + 10 )) \
     $SERVER_CPUS "$BIN" serve --http 127.0.0.1:0 --udp 127.0.0.1:0 > "$WORK/serve.out" 2> "$WORK/serve.err" &
   SRV=$!
-  for _ in $(seq 100); do grep -q "listening on" "$WORK/serve.out" 2> /dev/null && break; sleep 0.1; done
+  for _ in $(seq 300); do
+    grep -q "listening on" "$WORK/serve.out" 2> /dev/null && break
+    kill -0 "$SRV" 2> /dev/null || break
+    sleep 0.1
+  done
   BASE=$(sed -n 's/^ardoise: listening on \(http:[^ ]*\).*/\1/p' "$WORK/serve.out")
-  [ -n "$BASE" ] || { echo "ardoise did not start" >&2; cat "$WORK/serve.err" >&2; exit 1; }
+  if [ -z "$BASE" ]; then
+    echo "ardoise did not start (alive: $(kill -0 "$SRV" 2> /dev/null && echo yes || echo no)); its output:" >&2
+    cat "$WORK/serve.out" "$WORK/serve.err" >&2
+    return 1
+  fi
   TOKEN=$(ARDOISE__DATA__DIR=$WORK "$BIN" token --role teacher --class demo)
 }
 
@@ -116,7 +127,8 @@ for N in $PUPILS; do
   if [ "$SERVER" = janus ]; then
     start_janus; TARGET=(--janus "$URL"); LABEL=$MODE
   else
-    start_ardoise; TARGET=(--server "$BASE" --class demo --token "$TOKEN"); LABEL="workers=${WORKERS/#0/auto}"
+    if ! start_ardoise; then cleanup; SRV=""; continue; fi
+    TARGET=(--server "$BASE" --class demo --token "$TOKEN"); LABEL="workers=${WORKERS/#0/auto}"
   fi
   sleep 1
   RSS0=$(rss_kb "$SRV")
