@@ -264,14 +264,20 @@ async function run() {
   await sleep(1_000);
   await waitFor(async () => { const s = await stats(alice); return s.frameWidth > 0 && s.frameWidth !== w0; },
     20_000, `Alice's picture to switch to the browser camera (studio width ${w0})`);
-  await sleep(1_000);
-  const b0 = await stats(alice);
   result.studioWidth = w0;
-  result.browserWidth = b0.frameWidth;
-  await sleep(3_000);
-  const b1 = await stats(alice);
-  result.browserTeachingFps = Math.round(((b1.framesDecoded - b0.framesDecoded) / 3) * 100) / 100;
-  log(`  browser camera ${b1.frameWidth} px wide at ${result.browserTeachingFps} fps (studio: ${w0} px)`);
+  // Chrome's encoder ramps up (bandwidth estimate, CPU adaptation on a loaded 2-core box):
+  // measure 3 s windows until one reaches the rate, for at most 15 s.
+  const rampStart = Date.now();
+  let b1 = await stats(alice);
+  for (;;) {
+    const b0 = b1;
+    await sleep(3_000);
+    b1 = await stats(alice);
+    result.browserWidth = b1.frameWidth;
+    result.browserTeachingFps = Math.round(((b1.framesDecoded - b0.framesDecoded) / 3) * 100) / 100;
+    log(`  browser camera ${b1.frameWidth} px wide at ${result.browserTeachingFps} fps (studio: ${w0} px)`);
+    if (result.browserTeachingFps >= MIN_FPS || Date.now() - rampStart > 15_000) break;
+  }
   check(result.browserTeachingFps >= MIN_FPS, `browser teaching: ${result.browserTeachingFps} fps < ${MIN_FPS}`);
   await teacher.click("#publish-stop");
   await waitFor(async () => (await stats(alice)).frameWidth === w0, 20_000, "Alice's picture back to the studio");
