@@ -52,28 +52,8 @@ echo "worker wake-ups/s          $(( (W1 - W0) / DURATION )) (timers $(( (TW1 - 
 RSS1=$(rss_kb $SERVER)
 wait $LOADGEN
 
-python3 - "$T0" "$T1" "$L0" "$L1" "$F0" "$F1" "$S0" "$S1" "$HZ" "$RSS0" "$RSS1" "$PUPILS" "$WORK/load.json" "$WORK/hist0" "$WORK/hist1" <<'PY'
+python3 - "$T0" "$T1" "$L0" "$L1" "$F0" "$F1" "$S0" "$S1" "$HZ" "$RSS0" "$RSS1" "$PUPILS" "$WORK/load.json" "$(benches/delay_quantiles.py "$WORK/hist0" "$WORK/hist1")" <<'PY'
 import json, sys
-def buckets(path):
-    d = {}
-    for line in open(path):
-        k, v = line.split()
-        d[float('inf') if k == '+Inf' else float(k)] = float(v)
-    return d
-h0, h1 = buckets(sys.argv[14]), buckets(sys.argv[15])
-cum = sorted((k, h1.get(k, 0) - h0.get(k, 0)) for k in h1)
-def quantile(q):
-    total = cum[-1][1] if cum else 0
-    if total <= 0:
-        return float('nan')
-    prev_b, prev_c = 0.0, 0.0
-    for b, c in cum:
-        if c >= q * total:
-            if b == float('inf'):
-                return prev_b
-            return prev_b + (b - prev_b) * ((q * total - prev_c) / max(c - prev_c, 1e-9))
-        prev_b, prev_c = b, c
-    return prev_b
 t0, t1, l0, l1, f0, f1 = map(float, sys.argv[1:7]); s0, s1 = float(sys.argv[7]), float(sys.argv[8])
 hz, rss0, rss1, pupils = float(sys.argv[9]), float(sys.argv[10]), float(sys.argv[11]), int(sys.argv[12])
 r = json.load(open(sys.argv[13]))
@@ -85,7 +65,8 @@ print(f"window                      {wall:.1f} s")
 print(f"forwarded RTP packets       {fwd:.0f} ({fwd / wall:.0f}/s)")
 print(f"server CPU                  {cpu_us / 1e6:.2f} s ({100 * cpu_us / 1e6 / wall:.0f}% of one core)")
 print(f"server CPU per packet       {cpu_us / max(fwd, 1):.2f} us")
-print(f"forwarding delay            p50 {quantile(0.5) * 1e6:.0f} us, p99 {quantile(0.99) * 1e6:.0f} us (receive -> sendmmsg, in the server)")
+p50, p99 = sys.argv[14].split()
+print(f"forwarding delay            p50 {p50} us, p99 {p99} us (receive -> sendmmsg, in the server)")
 print(f"loadgen CPU                 {(l1 - l0) / hz:.2f} s ({100 * (l1 - l0) / hz / wall:.0f}% of one core)")
 print(f"server RSS                  {rss0 / 1024:.1f} MiB idle -> {rss1 / 1024:.1f} MiB ({(rss1 - rss0) / pupils:.0f} KiB per pupil)")
 print(f"pupil video                 {r['mean_video_kbps']:.0f} kbit/s, loss mean {100 * r['mean_video_loss']:.3f}% max {100 * r['max_video_loss']:.3f}%, freezes {r['freezes']}")

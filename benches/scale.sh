@@ -154,31 +154,11 @@ for N in $PUPILS; do
     echo "loadgen failed (status $STATUS, server alive: $ALIVE):" >&2; tail -5 "$WORK/loadgen-$N.err" >&2
     cleanup; SRV=""; continue
   fi
-  python3 - "$SERVER" "$LABEL" "$N" "$RSS0" "$ALIVE" "$WORK/load-$N.json" "$BUSY0" "$WORK/hist0-$N" "$WORK/hist1-$N" <<'PY'
+  python3 - "$SERVER" "$LABEL" "$N" "$RSS0" "$ALIVE" "$WORK/load-$N.json" "$BUSY0" "$(benches/delay_quantiles.py "$WORK/hist0-$N" "$WORK/hist1-$N")" <<'PY'
 import json, sys
 server, mode, n, rss0, alive, path = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), sys.argv[5] == "1", sys.argv[6]
 busy_before = float(sys.argv[7])
-def buckets(p):
-    d = {}
-    for line in open(p):
-        k, v = line.split()
-        d[float('inf') if k == '+Inf' else float(k)] = float(v)
-    return d
-h0, h1 = buckets(sys.argv[8]), buckets(sys.argv[9])
-cum = sorted((k, h1[k] - h0.get(k, 0)) for k in h1)
-def quantile(q):
-    # Linear inside the bucket; None without data.
-    total = cum[-1][1] if cum else 0
-    if total <= 0:
-        return None
-    prev_b, prev_c = 0.0, 0.0
-    for b, c in cum:
-        if c >= q * total:
-            if b == float('inf'):
-                return prev_b
-            return prev_b + (b - prev_b) * ((q * total - prev_c) / max(c - prev_c, 1e-9))
-        prev_b, prev_c = b, c
-    return prev_b
+p50, p99 = (None if v == 'nan' else int(v) for v in sys.argv[8].split())
 r = json.load(open(path))
 w = r["window"]
 us = w["server_cpu_us_per_packet"]
@@ -201,8 +181,8 @@ out = {
     "rss_kib_idle": int(rss0), "rss_kib_end": rss1,
     "video_kbps": round(r["mean_video_kbps"]), "median_ttff_ms": r["median_ttff_ms"] and round(r["median_ttff_ms"]),
     "server_alive": alive,
-    "forward_delay_p50_us": quantile(0.5) and round(quantile(0.5) * 1e6),
-    "forward_delay_p99_us": quantile(0.99) and round(quantile(0.99) * 1e6),
+    "forward_delay_p50_us": p50,
+    "forward_delay_p99_us": p99,
     "machine_busy_before_pct": busy_before,
 }
 # Other work: a busy machine just before the run, or much more busy time in the window than
