@@ -202,6 +202,12 @@ fn cap_link(port: u16) {
     sh(&["tc", "filter", "add", "dev", "lo", "protocol", "ip", "parent", "1:", "prio", "1", "u32", "match", "ip", "protocol", "17", "0xff", "match", "ip", "dport", &port, "0xffff", "flowid", "1:20"]);
 }
 
+/// The pupil's link gets its capacity back: the class's rate goes up (its queue drains;
+/// deleting the qdisc would drop what it holds, which a recovering link does not do).
+fn lift_cap() {
+    sh(&["tc", "class", "change", "dev", "lo", "parent", "1:", "classid", "1:20", "htb", "rate", "1gbit", "ceil", "1gbit", "burst", "64k"]);
+}
+
 /// Complete video frames per second (every packet of the frame and the one before it
 /// arrived, retransmissions included), and the longest wait between two complete frames, over
 /// the packets received after index `from`.
@@ -276,16 +282,16 @@ fn rate_cap_then_recovery() -> (f64, f64, Duration) {
         "/metrics shows the pupil's layer"
     );
 
-    sh(&["tc", "qdisc", "del", "dev", "lo", "root"]);
+    lift_cap();
     let back = until_layer(&mut pupil, &server, &admin, "high", Duration::from_secs(20));
     println!("cap lifted: 720p after {back:?}");
+    sh(&["tc", "qdisc", "del", "dev", "lo", "root"]);
     let back = back.expect("720p again");
     // Each of str0m's probes can at most double the estimate (from ≈ 250 kbit/s); a level
-    // reached by a probe's step is taken after 500 ms (the allocator's probed hold). The
-    // target is 8 s, met in 9 runs of 11 (1.9–9 s): after loss under the cap, str0m's
-    // loss-based estimator (libwebrtc's LossBasedBweV2) keeps the estimate low for up to ~5 s
-    // of clean observations whatever the probes find. The test guards against a stuck pupil.
-    assert!(back <= Duration::from_secs(12), "720p {back:?} after the cap was lifted");
+    // reached by a probe's step is taken after 500 ms (the allocator's probed hold); an
+    // estimator held down by its loss-based controller on a clean link is restarted after 2 s
+    // (the allocator's stall reset). Measured 1–5.5 s.
+    assert!(back <= Duration::from_secs(8), "720p {back:?} after the cap was lifted");
     (loss, fps, gap)
 }
 

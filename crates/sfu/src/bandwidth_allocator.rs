@@ -116,6 +116,16 @@ pub struct AllocatorConfig {
     /// Probe toward this × the top level's up need, so that the estimate can clear the need
     /// (str0m's own allocation probes go to 1× and 2× the desired bitrate anyway).
     pub probe_factor: f64,
+    /// Restart the estimator when it is stuck: the top level does not fit, the estimate has
+    /// not risen by 10% for this long and the pupil's link lost (almost) nothing meanwhile
+    /// (`Duration::ZERO`: never). str0m's loss-based controller, after loss (a capacity drop),
+    /// holds the estimate near 1.5× what is sent and refuses probes until its window forgets
+    /// the loss — seconds after the link recovered; a restart probes at once.
+    pub stall_reset_after: Duration,
+    /// Least time between two restarts.
+    pub stall_reset_interval: Duration,
+    /// The link's loss (egress loss fraction) must stay at or below this for a restart.
+    pub stall_max_loss: f32,
     /// Bitrate assumed for the Low, Medium, High class layers while not measured.
     pub nominal_layer_bps: [u64; 3],
     /// Bitrate assumed for the floor pupil's camera while not measured.
@@ -143,6 +153,9 @@ impl Default for AllocatorConfig {
             probe_interval: Duration::from_secs(2),
             probe_duration: Duration::from_secs(1),
             probe_factor: 1.1,
+            stall_reset_after: Duration::ZERO,
+            stall_reset_interval: Duration::from_secs(10),
+            stall_max_loss: 0.005,
             // The studio's layers: 180p 150 kbit/s, 360p 500 kbit/s, 720p 1.5 Mbit/s.
             nominal_layer_bps: [150_000, 500_000, 1_500_000],
             // A tablet camera relayed as sent (no simulcast); assume a 480p-ish stream.
@@ -168,6 +181,9 @@ impl AllocatorConfig {
         }
         if !(self.probe_step > 1.0 && self.probe_step.is_finite()) {
             return Err(format!("probe_step must be > 1 (got {})", self.probe_step));
+        }
+        if !(0.0..1.0).contains(&self.stall_max_loss) {
+            return Err(format!("stall_max_loss must be in 0..1 (got {})", self.stall_max_loss));
         }
         if !(self.probe_factor >= 1.0 && self.probe_factor.is_finite()) {
             return Err(format!("probe_factor must be ≥ 1 (got {})", self.probe_factor));
@@ -283,12 +299,15 @@ pub struct Changes {
     pub audio_only: bool,
     /// [`BandwidthAllocator::desired_bps`] changed: call `Rtc::bwe().set_bitrate`.
     pub bwe: bool,
+    /// The estimator is stuck below the top level on a clean link: restart it from this
+    /// bitrate (`Rtc::bwe().reset`), which probes at once.
+    pub reset_estimate: Option<u64>,
 }
 
 impl Changes {
     /// Whether anything changed.
     pub fn any(&self) -> bool {
-        self.video || self.audio_only || self.bwe
+        self.video || self.audio_only || self.bwe || self.reset_estimate.is_some()
     }
 }
 
@@ -305,6 +324,8 @@ pub struct AllocatorStats {
     pub audio_only_fallbacks: u64,
     /// Probes requested.
     pub probes: u64,
+    /// Estimator restarts (stuck below the top level on a clean link).
+    pub estimator_resets: u64,
     /// The last estimate received, bit/s.
     pub estimate_bps: Option<u64>,
     /// The current hold before going up (grows after premature up-switches).
@@ -365,6 +386,12 @@ pub struct BandwidthAllocator {
     last_up: Option<Instant>,
     /// When the estimate last rose in a step (a probe result).
     stepped_at: Option<Instant>,
+    /// The highest estimate of the current flat period (no new high by 10% since), and when
+    /// it began.
+    flat: Option<(u64, Instant)>,
+    /// Since when the link's loss is at most `stall_max_loss`.
+    clean_since: Option<Instant>,
+    last_reset: Option<Instant>,
     /// Active probe: until when, toward which bitrate.
     probe: Option<(Instant, u64)>,
     next_probe: Option<Instant>,
@@ -398,6 +425,9 @@ impl BandwidthAllocator {
             below_lowest_since: None,
             last_up: None,
             stepped_at: None,
+            flat: None,
+            clean_since: None,
+            last_reset: None,
             probe: None,
             next_probe: None,
             desired,
@@ -439,8 +469,43 @@ impl BandwidthAllocator {
         if self.estimate.is_some_and(|e| bps as f64 >= self.config.probe_step * e as f64) {
             self.stepped_at = Some(now);
         }
+        // A new high (by 10%) ends a flat period; dips do not.
+        if self.flat.is_none_or(|(high, _)| bps as f64 >= 1.1 * high as f64) {
+            self.flat = Some((bps, now));
+        }
         self.estimate = Some(bps);
-        self.evaluate(now, video)
+        let mut changes = self.evaluate(now, video);
+        changes.reset_estimate = self.stall_reset(now);
+        changes
+    }
+
+    /// The loss on the link toward the pupil since the last report (0..1).
+    pub fn on_loss(&mut self, now: Instant, fraction: f32) {
+        if fraction > self.config.stall_max_loss {
+            self.clean_since = None;
+        } else if self.clean_since.is_none() {
+            self.clean_since = Some(now);
+        }
+    }
+
+    /// Whether to restart the estimator now (see `AllocatorConfig::stall_reset_after`).
+    fn stall_reset(&mut self, now: Instant) -> Option<u64> {
+        let after = self.config.stall_reset_after;
+        let e = self.estimate?;
+        let long = |t: Option<Instant>| t.is_some_and(|t| now.saturating_duration_since(t) >= after);
+        let stuck = !after.is_zero()
+            && self.level < self.ladder.top
+            && e < self.up_need(self.ladder.top)
+            && long(self.flat.map(|f| f.1))
+            && long(self.clean_since)
+            && self.last_reset.is_none_or(|t| now.saturating_duration_since(t) >= self.config.stall_reset_interval);
+        if !stuck {
+            return None;
+        }
+        self.last_reset = Some(now);
+        self.flat = Some((e, now));
+        self.stats.estimator_resets += 1;
+        Some(e)
     }
 
     /// The pupil changed its choice. Lowering the cap applies at once; raising it chooses
@@ -580,6 +645,7 @@ impl BandwidthAllocator {
         let before = self.allocation;
         let level_before = self.level;
         let probe_before = self.probe.map(|p| p.1);
+        let top_before = self.ladder.top;
         self.ladder = self.ladder_for(video);
         let top = self.ladder.top;
 
@@ -688,10 +754,14 @@ impl BandwidthAllocator {
 
         let probe_bps = self.probe.map(|p| p.1);
         let desired_before = self.desired;
-        if self.level != level_before || probe_bps != probe_before {
+        if self.level != level_before || probe_bps != probe_before || top != top_before {
             self.desired = match probe_bps {
                 Some(x) => x,
                 None if self.level == AUDIO => self.config.audio_reserve_bps,
+                // Below the top: ask for the top between probes, so that str0m's follow-up
+                // probes (capped at twice the desired bitrate) are not capped near what the
+                // current layer needs; a probe then raises it by `probe_factor`.
+                None if self.level < top => self.up_need(top),
                 None => self.up_need(self.level),
             };
         }
@@ -722,6 +792,7 @@ impl BandwidthAllocator {
             video,
             audio_only: before.audio_only_reason != audio_only_reason,
             bwe: self.desired != desired_before,
+            reset_estimate: None,
         }
     }
 }
@@ -1321,11 +1392,13 @@ mod tests {
             let ch = a.on_estimate(at(t0, i * 100), 300_000, &v(140_000 + i * 2_000));
             assert!(!ch.any(), "{i}: {ch:?}");
         }
-        // The window closes: desired back to the current level's need, which re-arms str0m.
+        // The window closes: desired back to the top level's need (below the probe target),
+        // which re-arms str0m's allocation probe without capping its follow-up probes near
+        // what 180p needs.
         let ch = a.poll(at(t0, 1000), &v(150_000));
         assert!(ch.bwe && !ch.video);
         assert_eq!(a.allocation().probe_bps, None);
-        assert_eq!(a.desired_bps(), 236_500);
+        assert_eq!(a.desired_bps(), 1_789_000);
         assert_eq!(a.next_timeout(), Some(at(t0, 2000)));
         // Next probe no sooner than the interval.
         assert!(!a.poll(at(t0, 1999), &v(150_000)).any());
@@ -1393,6 +1466,50 @@ mod tests {
         assert_eq!(b.allocation().class_video, Some(Low), "no step: the normal hold");
         let _ = b.poll(carried + Duration::from_millis(1500), &three());
         assert_eq!(b.allocation().class_video, Some(Medium));
+    }
+
+    #[test]
+    fn a_flat_estimate_on_a_clean_link_restarts_the_estimator() {
+        let config = AllocatorConfig {
+            stall_reset_after: Duration::from_secs(2),
+            stall_reset_interval: Duration::from_secs(4),
+            ..Default::default()
+        };
+        let t0 = Instant::now();
+        // Every 500 ms: the link's loss, then an estimate hovering at 300–380 kbit/s (180p).
+        let run = |a: &mut BandwidthAllocator, from: u64, to: u64, loss: f32| -> Vec<(u64, u64)> {
+            let mut resets = Vec::new();
+            for (i, ms) in (from..to).step_by(500).enumerate() {
+                a.on_loss(at(t0, ms), loss);
+                let e = if i % 2 == 0 { 300_000 } else { 380_000 };
+                if let Some(r) = a.on_estimate(at(t0, ms), e, &three()).reset_estimate {
+                    resets.push((ms, r));
+                }
+            }
+            resets
+        };
+        let mut a = BandwidthAllocator::new(config.clone());
+        let resets = run(&mut a, 0, 10_000, 0.0);
+        assert_eq!(a.allocation().class_video, Some(Low));
+        // First once no new high came for 2 s (the last one: 380k at 0.5 s) on a clean link,
+        // then at most every 4 s.
+        assert_eq!(resets.iter().map(|r| r.0).collect::<Vec<_>>(), vec![2500, 6500]);
+        assert_eq!(resets[0].1, 380_000, "restarted from the current estimate");
+        assert_eq!(a.stats().estimator_resets, 2);
+        // A lossy link is not stuck, it is congested: no restart.
+        let mut b = BandwidthAllocator::new(config.clone());
+        assert!(run(&mut b, 0, 10_000, 0.03).is_empty());
+        // A rising estimate is not stuck either.
+        let mut c = BandwidthAllocator::new(config.clone());
+        let mut e = 200_000.0;
+        for ms in (0..6_000).step_by(500) {
+            c.on_loss(at(t0, ms), 0.0);
+            e *= 1.15;
+            assert_eq!(c.on_estimate(at(t0, ms), e as u64, &three()).reset_estimate, None);
+        }
+        // Off by default.
+        let mut d = BandwidthAllocator::default();
+        assert!(run(&mut d, 0, 10_000, 0.0).is_empty());
     }
 
     #[test]

@@ -73,6 +73,11 @@ impl Default for SfuConfig {
                 // from 180p to 720p takes a few probes).
                 probe_interval: Duration::from_secs(1),
                 probe_duration: Duration::from_millis(500),
+                // After loss, str0m's loss-based controller can hold a recovered link's
+                // estimate for ~6 s: restart the estimator when it is flat for 2 s on a
+                // clean link below the top layer (at most every 4 s).
+                stall_reset_after: Duration::from_secs(2),
+                stall_reset_interval: Duration::from_secs(4),
                 ..Default::default()
             },
         }

@@ -383,6 +383,11 @@ impl Room {
         if changes.audio_only {
             self.events.push_back(RoomEvent::AudioOnly(p.id, alloc.class_video.is_none()));
         }
+        if let Some(from) = changes.reset_estimate {
+            // A fresh estimator probes at once (its start-up probes); desired is kept.
+            debug!(class = %self.id, participant = %p.id, from, "bandwidth estimator stuck on a clean link: restarted");
+            p.rtc.bwe().reset(Bitrate::bps(from));
+        }
         if changes.bwe {
             p.rtc.bwe().set_bitrate(Bitrate::ZERO, Bitrate::bps(desired));
         }
@@ -748,6 +753,9 @@ impl Room {
                 if let Some(b) = s.bwe_tx.filter(|_| has_video) {
                     let video = self.available_video(now);
                     if let Some(a) = self.participants[idx].allocator.as_mut() {
+                        if let Some(loss) = s.egress_loss_fraction {
+                            a.on_loss(now, loss);
+                        }
                         let changes = a.on_estimate(now, b.as_u64(), &video);
                         self.apply_allocation(now, idx, changes);
                     }
