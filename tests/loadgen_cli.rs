@@ -27,7 +27,12 @@ fn loadgen_reports_every_pupil_receiving() {
         // Adaptive pupils start on the low layer, whose keyframe is requested through the
         // throttle (one per 500 ms per layer for the six joining together).
         assert!(p["time_to_first_frame_ms"].as_f64().unwrap() < 2000.0, "{p}");
+        // End-to-end delay from the teacher's abs-capture-time, carried by the server: a few
+        // ms on loopback (adaptive pupils are paced, so not nothing either).
+        let (p50, p95) = (p["e2e_delay_p50_ms"].as_f64().expect("delay measured"), p["e2e_delay_p95_ms"].as_f64().unwrap());
+        assert!(p50 > 0.0 && p50 <= p95 && p95 < 250.0, "end-to-end delay p50 {p50} ms p95 {p95} ms: {p}");
     }
+    println!("end-to-end frame delay: p50 {} ms, p95 {} ms", v["e2e_delay_p50_ms"], v["e2e_delay_p95_ms"]);
     // Refuses non-loopback targets for its own sockets.
     let refused = Command::new(bin()).args(["loadgen", "--bind", "10.1.2.3", "--pupils", "1"]).output().unwrap();
     assert!(!refused.status.success());

@@ -26,11 +26,16 @@ impl Peer {
         Self::with_config(ip, Rtc::builder().set_rtp_mode(true))
     }
 
+    /// The header extension id this client offers for abs-capture-time (the frame's capture
+    /// wall-clock time, carried by the SFU: end-to-end delay in load tests).
+    pub const ABS_CAPTURE_TIME_ID: u8 = 7;
+
     /// A peer with this str0m configuration, bound to an ephemeral port on `ip`.
     pub fn with_config(ip: IpAddr, config: RtcConfig) -> Result<Peer> {
         let socket = UdpSocket::bind(SocketAddr::new(ip, 0)).context("bind client socket")?;
         let local = socket.local_addr()?;
         let now = Instant::now();
+        let config = config.set_extension(Self::ABS_CAPTURE_TIME_ID, str0m::rtp::Extension::AbsoluteCaptureTime);
         let mut rtc = config.build(now);
         rtc.add_local_candidate(Candidate::host(local, "udp").context("host candidate")?);
         Ok(Peer { rtc, socket, local, buf: vec![0; 2048], timeout: now, last_input: now })

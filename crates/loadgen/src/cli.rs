@@ -89,6 +89,11 @@ pub struct PupilResult {
     pub freezes: usize,
     /// Connection to first video packet, ms.
     pub time_to_first_frame_ms: Option<f64>,
+    /// End-to-end delay of its video frames (teacher's capture time → first packet here,
+    /// abs-capture-time), ms: median and 95th percentile.
+    pub e2e_delay_p50_ms: Option<f64>,
+    /// See `e2e_delay_p50_ms`.
+    pub e2e_delay_p95_ms: Option<f64>,
     /// Video loss among the packets that arrived in the measurement window (steady state,
     /// without the joins); 1 when video had come before the window but none in it.
     pub window_video_loss: Option<f64>,
@@ -118,6 +123,10 @@ pub struct LoadResult {
     pub mean_video_kbps: f64,
     /// Median time to first frame, ms.
     pub median_ttff_ms: Option<f64>,
+    /// Median over the pupils of their median end-to-end frame delay, ms.
+    pub e2e_delay_p50_ms: Option<f64>,
+    /// Median over the pupils of their 95th-percentile end-to-end frame delay, ms.
+    pub e2e_delay_p95_ms: Option<f64>,
     /// Total freezes.
     pub freezes: usize,
     /// Pupils whose video stopped before the end (counted in `pupils_ok`).
@@ -238,6 +247,20 @@ impl Sample {
     }
 }
 
+/// The `q` quantile (0..1) of `values` (nearest rank), if any.
+fn percentile(values: &[f32], q: f64) -> Option<f64> {
+    let mut v: Vec<f32> = values.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    let i = ((v.len() as f64 - 1.0) * q).round() as usize;
+    v.get(i).map(|x| *x as f64)
+}
+
+/// The median of `values`, if any.
+fn median(values: impl Iterator<Item = f64>) -> Option<f64> {
+    let v: Vec<f32> = values.map(|x| x as f32).collect();
+    percentile(&v, 0.5)
+}
+
 /// Summarise one pupil's report over `duration`.
 pub fn pupil_result(pupil: usize, r: &SubscriberReport, duration: Duration) -> PupilResult {
     let seqs = r.video_seqs();
@@ -257,6 +280,8 @@ pub fn pupil_result(pupil: usize, r: &SubscriberReport, duration: Duration) -> P
         video_loss: loss,
         freezes,
         time_to_first_frame_ms: r.time_to_first_video().map(|d| d.as_secs_f64() * 1000.0),
+        e2e_delay_p50_ms: percentile(&r.frame_delays_ms, 0.5),
+        e2e_delay_p95_ms: percentile(&r.frame_delays_ms, 0.95),
         window_video_loss: None,
         video_stopped: false,
         local_port: r.local.map(|a| a.port()),
@@ -287,6 +312,8 @@ fn failed(pupil: usize, error: String) -> PupilResult {
         video_loss: 1.0,
         freezes: 0,
         time_to_first_frame_ms: None,
+        e2e_delay_p50_ms: None,
+        e2e_delay_p95_ms: None,
         window_video_loss: None,
         video_stopped: false,
         local_port: None,
@@ -487,6 +514,8 @@ pub fn run(args: LoadgenArgs) -> Result<()> {
         max_video_loss: ok.iter().map(|p| p.video_loss).fold(0.0, f64::max),
         mean_video_kbps: ok.iter().map(|p| p.video_kbps).sum::<f64>() / n,
         median_ttff_ms: ttff.get(ttff.len() / 2).copied(),
+        e2e_delay_p50_ms: median(ok.iter().filter_map(|p| p.e2e_delay_p50_ms)),
+        e2e_delay_p95_ms: median(ok.iter().filter_map(|p| p.e2e_delay_p95_ms)),
         freezes: ok.iter().map(|p| p.freezes).sum(),
         pupils_video_stopped: ok.iter().filter(|p| p.video_stopped).count(),
         stale_dropped: per.iter().map(|p| p.stale_dropped).sum(),
@@ -495,7 +524,7 @@ pub fn run(args: LoadgenArgs) -> Result<()> {
         per_pupil: per,
     };
     eprintln!(
-        "loadgen: {}/{} pupils ok ({} of them stopped getting video), video {:.0} kbit/s each, loss mean {:.3}% max {:.3}%, freezes {}, median time to first frame {:?} ms",
+        "loadgen: {}/{} pupils ok ({} of them stopped getting video), video {:.0} kbit/s each, loss mean {:.3}% max {:.3}%, freezes {}, median time to first frame {:?} ms, end-to-end frame delay p50 {:?} ms p95 {:?} ms",
         result.pupils_ok,
         result.pupils,
         result.pupils_video_stopped,
@@ -503,7 +532,9 @@ pub fn run(args: LoadgenArgs) -> Result<()> {
         result.mean_video_loss * 100.0,
         result.max_video_loss * 100.0,
         result.freezes,
-        result.median_ttff_ms.map(|v| v.round())
+        result.median_ttff_ms.map(|v| v.round()),
+        result.e2e_delay_p50_ms.map(|v| (v * 10.0).round() / 10.0),
+        result.e2e_delay_p95_ms.map(|v| (v * 10.0).round() / 10.0)
     );
     if let Some(w) = &result.window {
         eprintln!(

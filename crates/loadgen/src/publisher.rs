@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use str0m::Event;
 use str0m::format::Codec;
 use str0m::media::{Mid, Pt, Rid};
-use str0m::rtp::RtpWrite;
+use std::time::SystemTime;
+use str0m::rtp::{AbsCaptureTime, ExtensionValues, RtpWrite};
 
 /// What to publish and where.
 #[derive(Debug, Clone)]
@@ -239,6 +240,11 @@ impl Publisher {
             let frame = &l.clip.frames[l.frame];
             let payloads = l.packetizer.packetize(&frame.data);
             let n = payloads.len();
+            // The frame's capture time (wall clock), for the pupils' end-to-end delay.
+            let ext = ExtensionValues {
+                abs_capture_time: Some(AbsCaptureTime { capture_time: SystemTime::now(), clock_offset: None }),
+                ..Default::default()
+            };
             let mut api = self.peer.rtc.direct_api();
             let Some(tx) = api.stream_tx_by_mid(self.video_mid, l.rid) else { continue };
             for (i, p) in payloads.into_iter().enumerate() {
@@ -246,7 +252,10 @@ impl Publisher {
                     self.stats.payloads.lock().unwrap().insert(payload_hash(&p));
                 }
                 tx.write_rtp(
-                    RtpWrite::new(self.vp8, l.seq.into(), ts_video, now, p).marker(i + 1 == n).nackable(true),
+                    RtpWrite::new(self.vp8, l.seq.into(), ts_video, now, p)
+                        .marker(i + 1 == n)
+                        .nackable(true)
+                        .ext_vals(ext.clone()),
                 );
                 l.seq += 1;
                 self.stats.video_packets.fetch_add(1, Ordering::Relaxed);

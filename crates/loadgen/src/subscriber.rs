@@ -56,6 +56,9 @@ pub struct SubscriberReport {
     /// RTP packets dropped because they were numbered before the start of their stream (see
     /// [`Subscriber::drop_stale`]).
     pub stale_dropped: u64,
+    /// End-to-end delay of each video frame, ms: its capture time (abs-capture-time, stamped
+    /// by the teacher, carried by the server) to its first packet's arrival here.
+    pub frame_delays_ms: Vec<f32>,
 }
 
 impl SubscriberReport {
@@ -328,6 +331,11 @@ impl Subscriber {
                     };
                     let seq = self.seq_offset.get(&*p.header.ssrc).map_or(*p.seq_no, |o| p.seq_no.saturating_sub(*o));
                     if mid == self.video_mid {
+                        let new_frame = self.report.video.last().is_none_or(|last| last.ts != p.header.timestamp);
+                        if let Some(c) = p.header.ext_vals.abs_capture_time.filter(|_| new_frame) {
+                            let delay = std::time::SystemTime::now().duration_since(c.capture_time).unwrap_or_default();
+                            self.report.frame_delays_ms.push(delay.as_secs_f32() * 1000.0);
+                        }
                         self.report.video.push(ReceivedPacket {
                             at: Instant::now(),
                             seq,

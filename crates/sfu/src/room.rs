@@ -207,6 +207,9 @@ impl Room {
             }
             builder = builder.set_extension_map(exts);
         }
+        // The frame's capture wall-clock time, carried from teacher to pupils when both sides
+        // offer it (browsers do; the load generator measures end-to-end delay with it).
+        builder = builder.set_extension(7, Extension::AbsoluteCaptureTime);
         let mut builder = builder
             .set_rtp_mode(true)
             .set_ice_lite(true)
