@@ -209,7 +209,7 @@ impl Room {
         }
         // The frame's capture wall-clock time, carried from teacher to pupils when both sides
         // offer it (browsers do; the load generator measures end-to-end delay with it).
-        builder = builder.set_extension(7, Extension::AbsoluteCaptureTime);
+        builder = builder.set_extension(ABS_CAPTURE_TIME_EXT_ID, Extension::AbsoluteCaptureTime);
         let mut builder = builder
             .set_rtp_mode(true)
             .set_ice_lite(true)
@@ -1217,6 +1217,9 @@ mod lifecycle_tests {
         assert!(std::iter::from_fn(|| room.poll_event()).any(|e| e == RoomEvent::Left(ParticipantId(1))));
     }
 }
+
+/// Our header extension id for abs-capture-time (an answer uses the offer's ids anyway).
+const ABS_CAPTURE_TIME_EXT_ID: u8 = 7;
 
 /// One self-signed DTLS certificate for every peer of the process (as other SFUs do); `None`
 /// if the crypto provider cannot make one (then each peer makes its own).
