@@ -89,9 +89,15 @@ impl Layout {
         }
     }
 
-    /// Whether text content (document or screen) dominates the picture.
-    pub fn is_content(self) -> bool {
-        !matches!(self, Layout::Camera)
+    /// The input whose frames pace the mix ([`crate::genlock`]): the teacher's camera
+    /// whenever it is in the picture (a face and its voice must stay together and
+    /// respond at once), else the document camera or the screen.
+    pub fn lead_input(self) -> usize {
+        match self {
+            Layout::Document => DOCUMENT,
+            Layout::Screen => SCREEN,
+            Layout::Camera | Layout::DocumentCamera | Layout::ScreenCamera | Layout::SideBySide => CAMERA,
+        }
     }
 }
 
@@ -138,6 +144,10 @@ mod tests {
         assert!(screen.is_none());
         // The centre of the picture shows the document in document+camera, the camera in camera.
         assert!(Layout::Camera.rects(1280, 720)[CAMERA].is_some());
+        // The lead input is always in the picture.
+        for l in Layout::ALL {
+            assert!(l.rects(1280, 720)[l.lead_input()].is_some(), "{l}");
+        }
         assert!("nope".parse::<Layout>().is_err());
     }
 }

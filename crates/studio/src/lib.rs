@@ -10,6 +10,7 @@ pub mod class_link;
 pub mod config;
 pub mod control;
 pub mod devices;
+pub mod genlock;
 pub mod layout;
 pub mod mixer;
 pub mod pipeline;

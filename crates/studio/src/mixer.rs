@@ -5,8 +5,12 @@
 //! (camera unplugged: an error on the bus from inside its bin), its pad is hidden so the slate
 //! shows and the class goes on; the bin is restarted every [`RETRY`] until frames flow again,
 //! and then the input is shown again (with a keyframe, so pupils see it at once).
+//!
+//! The mixer also places every frame that reaches the compositor in an output slot
+//! ([`Genlock`]), led by the layout's lead input while it delivers.
 
 use crate::Layout;
+use crate::genlock::Genlock;
 use crate::layout::{CAMERA, DOCUMENT, SCREEN};
 use gstreamer as gst;
 use gstreamer::prelude::*;
@@ -35,11 +39,14 @@ pub struct Mixer {
     retry_at: Mutex<[Option<Instant>; 3]>,
     /// An input came back: the encoders should emit a keyframe.
     keyframe_wanted: AtomicBool,
+    /// Slot placement of the compositor's six inputs (inputs, then slates).
+    genlock: Mutex<Genlock>,
 }
 
 impl Mixer {
     /// Take the pads `sink_0..2` (inputs) and `sink_3..5` (slates) of `mix`, and the input bins.
-    pub fn new(mix: &gst::Element, bins: [gst::Element; 3], size: (i32, i32), layout: Layout) -> Result<Mixer, String> {
+    /// `fps` is the output frame rate.
+    pub fn new(mix: &gst::Element, bins: [gst::Element; 3], size: (i32, i32), fps: u32, layout: Layout) -> Result<Mixer, String> {
         let pad = |i: usize| mix.static_pad(&format!("sink_{i}")).ok_or_else(|| format!("compositor pad sink_{i}"));
         let m = Mixer {
             live_pads: [pad(0)?, pad(1)?, pad(2)?],
@@ -50,6 +57,7 @@ impl Mixer {
             dead: Default::default(),
             retry_at: Mutex::new([None; 3]),
             keyframe_wanted: AtomicBool::new(false),
+            genlock: Mutex::new(Genlock::new(fps, 1, 6, Some(layout.lead_input()))),
         };
         m.apply(layout);
         Ok(m)
@@ -84,6 +92,24 @@ impl Mixer {
                 }
             }
         }
+        // The lead: the layout's, or while it is down any input still in the picture.
+        let live = |i: usize| rects[i].is_some() && !self.dead[i].load(Ordering::Relaxed);
+        let lead = Some(layout.lead_input()).filter(|&i| live(i)).or_else(|| [CAMERA, DOCUMENT, SCREEN].into_iter().find(|&i| live(i)));
+        self.genlock.lock().unwrap_or_else(|e| e.into_inner()).set_lead(lead);
+    }
+
+    /// A frame of compositor input `pad` (0–2: inputs, 3–5: slates) arrived at `arrival`,
+    /// captured at `capture` (running times, ns): the start and duration of its output slot.
+    pub fn place(&self, pad: usize, arrival: u64, capture: u64) -> (u64, u64) {
+        let mut g = self.genlock.lock().unwrap_or_else(|e| e.into_inner());
+        let k = g.place(pad, arrival, capture);
+        (g.slot_start(k), g.slot_duration(k))
+    }
+
+    /// When the lead frame of the output slot starting at `start` was captured, if known.
+    pub fn lead_capture(&self, start: u64) -> Option<u64> {
+        let g = self.genlock.lock().unwrap_or_else(|e| e.into_inner());
+        g.lead_capture(g.slot_at(start))
     }
 
     /// Which input an element belongs to (its `input{i}` ancestor), if any.

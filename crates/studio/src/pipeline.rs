@@ -66,7 +66,13 @@ pub fn describe(config: &StudioConfig, echo_cancel_available: bool) -> Result<St
     let top = &config.layers[0];
     let (w, h) = (top.width, top.height);
     let mut d = format!(
-        "compositor name=mix background=black ! video/x-raw,format=I420,width={w},height={h},framerate=30/1 ! tee name=t "
+        "compositor name=mix background=black start-time-selection=zero min-upstream-latency={slot} latency={margin} ! \
+         video/x-raw,format=I420,width={w},height={h},framerate={MIX_FPS}/1 ! tee name=t ",
+        // The mix waits for a missing input (unplugged, slow) a slot and a half at most:
+        // longer than any lead input's phase (under 5/4 of a slot, `Genlock`) and its jitter,
+        // so a lead frame is never left out.
+        slot = 1_000_000_000 / u64::from(MIX_FPS),
+        margin = 1_000_000_000 / u64::from(MIX_FPS) / 2,
     );
     let inputs = [(&config.camera, "ball"), (&config.document, "smpte"), (&config.screen, "pinwheel")];
     for (i, (spec, pattern)) in inputs.iter().enumerate() {
@@ -112,6 +118,24 @@ pub fn describe(config: &StudioConfig, echo_cancel_available: bool) -> Result<St
         config.audio_kbps * 1000
     );
     Ok(d)
+}
+
+/// The mix's output frame rate.
+const MIX_FPS: u32 = 30;
+
+/// Re-time a buffer arriving on compositor input `i` to the output slot the [`Mixer`] places
+/// it in (its original PTS, as running time, is its capture time).
+fn place_in_slot(mixer: &Mixer, i: usize, pad: &gst::Pad, mix: &gst::Element, info: &mut gst::PadProbeInfo) {
+    let Some(now) = mix.current_running_time() else { return };
+    let Some(segment) = pad.sticky_event::<gst::event::Segment>(0) else { return };
+    let Some(segment) = segment.segment().downcast_ref::<gst::ClockTime>().cloned() else { return };
+    let Some(buffer) = info.buffer_mut() else { return };
+    let Some(captured) = buffer.pts().and_then(|pts| segment.to_running_time(pts)) else { return };
+    let (start, duration) = mixer.place(i, now.nseconds(), captured.nseconds());
+    let Some(pts) = segment.position_from_running_time(gst::ClockTime::from_nseconds(start)) else { return };
+    let b = buffer.make_mut();
+    b.set_pts(pts);
+    b.set_duration(gst::ClockTime::from_nseconds(duration));
 }
 
 /// Caps naming the reference timestamp that carries a mixed frame's PTS through the encoders
@@ -168,25 +192,40 @@ impl Pipeline {
             .downcast::<gst::Pipeline>()
             .map_err(|_| anyhow!("studio: not a pipeline"))?;
         let mix = pipeline.by_name("mix").context("compositor")?;
-        // Stamp each mixed frame with its PTS, so latency is measured from it whatever the
-        // encoder does to timestamps.
+        let bin = |i: usize| pipeline.by_name(&format!("input{i}")).with_context(|| format!("input bin {i}"));
+        let top = &config.layers[0];
+        let mixer = Arc::new(
+            Mixer::new(&mix, [bin(0)?, bin(1)?, bin(2)?], (top.width as i32, top.height as i32), MIX_FPS, config.layout)
+                .map_err(|e| anyhow!("studio: {e}"))?,
+        );
+        // Every frame reaching the compositor goes in the output slot its arrival calls for
+        // (genlock: the lead input completes each slot; see `crate::genlock`).
+        for i in 0..6 {
+            let pad = mix.static_pad(&format!("sink_{i}")).with_context(|| format!("compositor pad sink_{i}"))?;
+            let weak = Arc::downgrade(&mixer);
+            pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+                if let (Some(mixer), Some(mix)) = (weak.upgrade(), pad.parent_element()) {
+                    place_in_slot(&mixer, i, pad, &mix, info);
+                }
+                gst::PadProbeReturn::Ok
+            });
+        }
+        // Stamp each mixed frame with the capture time of its lead frame (its own PTS when
+        // there is none), so latency is measured from capture whatever the encoder does to
+        // timestamps.
         let caps = capture_caps();
+        let weak = Arc::downgrade(&mixer);
         mix.static_pad("src").context("compositor src")?.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-            if let Some(buffer) = info.buffer_mut() {
+            if let (Some(buffer), Some(mixer)) = (info.buffer_mut(), weak.upgrade()) {
                 let b = buffer.make_mut();
                 if let Some(pts) = b.pts() {
+                    let captured = mixer.lead_capture(pts.nseconds()).map_or(pts, gst::ClockTime::from_nseconds);
                     let duration = b.duration();
-                    gst::ReferenceTimestampMeta::add(b, &caps, pts, duration);
+                    gst::ReferenceTimestampMeta::add(b, &caps, captured, duration);
                 }
             }
             gst::PadProbeReturn::Ok
         });
-        let bin = |i: usize| pipeline.by_name(&format!("input{i}")).with_context(|| format!("input bin {i}"));
-        let top = &config.layers[0];
-        let mixer = Arc::new(
-            Mixer::new(&mix, [bin(0)?, bin(1)?, bin(2)?], (top.width as i32, top.height as i32), config.layout)
-                .map_err(|e| anyhow!("studio: {e}"))?,
-        );
         for i in 0..3 {
             let out = pipeline
                 .by_name(&format!("inq{i}"))
