@@ -3,7 +3,9 @@
 //! Every input (camera, document camera, screen) is a bin of its own (`input{i}`), with a
 //! slate beneath it in the same rectangle ("Caméra indisponible"). When an input fails
 //! (camera unplugged: an error on the bus from inside its bin), its pad is hidden so the slate
-//! shows and the class goes on; the bin is restarted every [`RETRY`] until frames flow again,
+//! shows and the class goes on, and its stream is ended on the compositor (EOS) so that the
+//! mix does not wait for it at every slot (measured: 86 ms capture-to-wire while a camera was
+//! unplugged, 6 ms with the EOS); the bin is restarted every [`RETRY`] until frames flow again,
 //! and then the input is shown again (with a keyframe, so pupils see it at once).
 //!
 //! The mixer also places every frame that reaches the compositor in an output slot
@@ -133,6 +135,8 @@ impl Mixer {
         }
         warn!(input = INPUT_NAMES[i], "input unavailable ({why}); showing the slate, retrying every {RETRY:?}");
         drop(retry);
+        // End its stream on the compositor, which otherwise waits for it at every slot.
+        self.live_pads[i].send_event(gst::event::Eos::new());
         self.apply(self.layout());
         self.keyframe_wanted.store(true, Ordering::Relaxed);
         true
