@@ -65,10 +65,10 @@ impl Peer {
                     return Ok(());
                 }
                 Output::Transmit(t) => {
-                    if let Err(e) = self.socket.send_to(&t.contents, t.destination) {
-                        if !matches!(e.kind(), ErrorKind::ConnectionRefused | ErrorKind::WouldBlock) {
-                            tracing::debug!("send: {e}");
-                        }
+                    if let Err(e) = self.socket.send_to(&t.contents, t.destination)
+                        && !matches!(e.kind(), ErrorKind::ConnectionRefused | ErrorKind::WouldBlock)
+                    {
+                        tracing::debug!("send: {e}");
                     }
                 }
                 Output::Event(e) => events.push(e),

@@ -270,8 +270,7 @@ fn run(listen: UdpSocket, inner: &Inner) -> std::io::Result<()> {
                 }
             } else {
                 let i = ev.token().0 - 1;
-                loop {
-                    let Some(c) = clients.get_mut(i) else { break };
+                while let Some(c) = clients.get_mut(i) {
                     let n = match c.1.recv_from(&mut buf) {
                         Ok((n, _)) => n,
                         Err(e) if e.kind() == ErrorKind::WouldBlock => break,

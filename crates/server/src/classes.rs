@@ -71,10 +71,10 @@ impl ClassRegistry {
 
     /// Change a class's state. An ended class stays ended.
     pub fn set_state(&self, id: &ClassId, state: ClassState) {
-        if let Some(i) = self.classes.write().unwrap_or_else(|e| e.into_inner()).get_mut(id) {
-            if i.state != ClassState::Ended {
-                i.state = state;
-            }
+        if let Some(i) = self.classes.write().unwrap_or_else(|e| e.into_inner()).get_mut(id)
+            && i.state != ClassState::Ended
+        {
+            i.state = state;
         }
     }
 

@@ -268,10 +268,10 @@ async fn patch(
         ));
     }
     let etag = format!("\"{}-{}\"", pid.0, res.generation);
-    if let Some(m) = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()) {
-        if m != "*" && m != etag {
-            return Err(Problem::new(StatusCode::PRECONDITION_FAILED, "the session changed (ETag mismatch)"));
-        }
+    if let Some(m) = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok())
+        && m != "*" && m != etag
+    {
+        return Err(Problem::new(StatusCode::PRECONDITION_FAILED, "the session changed (ETag mismatch)"));
     }
     let frag = body_text(body)?;
     let (creds, candidates) = parse_sdpfrag(&frag)?;

@@ -117,13 +117,13 @@ impl Publication {
         // rid seen but not announced.
         let mut all: Vec<&str> = self.rids.iter().map(|r| &**r).collect();
         for l in &self.layers {
-            let r = l.rid.as_ref().map(|r| &**r).unwrap_or("");
+            let r = l.rid.as_deref().unwrap_or("");
             if !all.contains(&r) {
                 all.push(r);
             }
         }
         let ranks: Vec<usize> =
-            self.layers.iter().map(|l| LayerSelector::rank(l.rid.as_ref().map(|r| &**r).unwrap_or(""), &all)).collect();
+            self.layers.iter().map(|l| LayerSelector::rank(l.rid.as_deref().unwrap_or(""), &all)).collect();
         for (l, r) in self.layers.iter_mut().zip(ranks) {
             l.rank = r;
         }

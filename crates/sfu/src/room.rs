@@ -371,10 +371,10 @@ impl Room {
                         }
                     }
                 }
-                if !p.floor_video_on {
-                    if let Some(f) = floor_video.as_mut() {
-                        f.forwarder.release();
-                    }
+                if !p.floor_video_on
+                    && let Some(f) = floor_video.as_mut()
+                {
+                    f.forwarder.release();
                 }
             }
             debug!(class = %self.id, participant = %p.id, ?alloc, "allocation");
@@ -875,10 +875,10 @@ impl Room {
     fn request_floor_keyframe(&mut self, now: Instant) {
         let floor = self.floor_publishers();
         for publication in self.publications.iter_mut().filter(|x| floor.contains(&x.publisher) && x.kind == MediaKind::Video) {
-            if let Some(layer) = publication.layers.last_mut() {
-                if layer.throttle.request(now) {
-                    self.plis.push((publication.publisher, layer.ssrc));
-                }
+            if let Some(layer) = publication.layers.last_mut()
+                && layer.throttle.request(now)
+            {
+                self.plis.push((publication.publisher, layer.ssrc));
             }
         }
     }
@@ -919,11 +919,11 @@ impl Room {
         // Find the publication and layer of this stream.
         let mut found = None;
         for (pi, publication) in self.publications.iter().enumerate() {
-            if publication.publisher == pid {
-                if let Some(li) = publication.layer_by_ssrc(ssrc) {
-                    found = Some((pi, li));
-                    break;
-                }
+            if publication.publisher == pid
+                && let Some(li) = publication.layer_by_ssrc(ssrc)
+            {
+                found = Some((pi, li));
+                break;
             }
         }
         let (pi, li) = match found {
@@ -1078,7 +1078,7 @@ impl Room {
         let mut i = 0;
         while i < self.participants.len() {
             let p = &self.participants[i];
-            if !(p.dead || !p.rtc.is_alive()) {
+            if !p.dead && p.rtc.is_alive() {
                 i += 1;
                 continue;
             }
@@ -1130,15 +1130,15 @@ fn check_offer(sdp: &str, publisher: bool) -> Result<(), SfuError> {
     let mut current: Option<&str> = None;
     let mut dir = "sendrecv";
     let close = |kind: Option<&str>, dir: &str, sections: &mut i32, usable: &mut i32| {
-        if let Some(k) = kind {
-            if k.starts_with("audio") || k.starts_with("video") {
-                *sections += 1;
-                let ok = if publisher { dir == "sendonly" || dir == "sendrecv" } else { dir == "recvonly" || dir == "sendrecv" };
-                // "m=audio 0 …" is a rejected m-line (port 0); payload type 0 (PCMU) is fine.
-                let port_zero = k.split_whitespace().nth(1) == Some("0");
-                if ok && !port_zero {
-                    *usable += 1;
-                }
+        if let Some(k) = kind
+            && (k.starts_with("audio") || k.starts_with("video"))
+        {
+            *sections += 1;
+            let ok = if publisher { dir == "sendonly" || dir == "sendrecv" } else { dir == "recvonly" || dir == "sendrecv" };
+            // "m=audio 0 …" is a rejected m-line (port 0); payload type 0 (PCMU) is fine.
+            let port_zero = k.split_whitespace().nth(1) == Some("0");
+            if ok && !port_zero {
+                *usable += 1;
             }
         }
     };
@@ -1148,10 +1148,10 @@ fn check_offer(sdp: &str, publisher: bool) -> Result<(), SfuError> {
             close(current, dir, &mut sections, &mut usable);
             current = Some(m);
             dir = "sendrecv";
-        } else if let Some(d) = line.strip_prefix("a=") {
-            if matches!(d, "sendonly" | "recvonly" | "sendrecv" | "inactive") {
-                dir = d;
-            }
+        } else if let Some(d) = line.strip_prefix("a=")
+            && matches!(d, "sendonly" | "recvonly" | "sendrecv" | "inactive")
+        {
+            dir = d;
         }
     }
     close(current, dir, &mut sections, &mut usable);

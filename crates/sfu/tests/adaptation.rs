@@ -77,7 +77,7 @@ fn simulate(phases: &[Phase], end_ms: u64, adaptive: bool) -> Run {
     let mut pupil = SimClient::negotiate(t0, addr(7000), &[(MediaKind::Audio, recv), (MediaKind::Video, recv)], |sdp| {
         room.add_subscriber_to(t0, ParticipantId(2), sdp, Some(choice), Feed::Class).unwrap()
     });
-    let mut down: Netem<Datagram> = Netem::new(phases[0].link.clone());
+    let mut down: Netem<Datagram> = Netem::new(phases[0].link);
     let mut phase = 0;
 
     let vp8 = teacher.rtc.codec_config().find(|p| p.spec().codec == Codec::Vp8).unwrap().pt();
@@ -94,7 +94,7 @@ fn simulate(phases: &[Phase], end_ms: u64, adaptive: bool) -> Run {
         let ms = (now - t0).as_millis() as u64;
         if phase + 1 < phases.len() && ms >= phases[phase + 1].from_ms {
             phase += 1;
-            down.set_config(phases[phase].link.clone());
+            down.set_config(phases[phase].link);
         }
         // The teacher: 30 fps (the low layer every other frame), Opus every 20 ms.
         if teacher.connected && now >= next_frame {

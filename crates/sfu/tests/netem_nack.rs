@@ -23,7 +23,7 @@ fn linked(room: &mut Room, now: Instant, port: u16, pid: u64, publish: bool, lin
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     Linked {
         client: SimClient::join(room, now, addr, pid, publish),
-        down: Netem::new(link.clone()),
+        down: Netem::new(link),
         up: Netem::new(link),
     }
 }

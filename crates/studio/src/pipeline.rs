@@ -287,10 +287,10 @@ impl Pipeline {
         let bus = p.pipeline.bus().context("bus")?;
         let (res, _, _) = p.pipeline.state(gst::ClockTime::from_seconds(5));
         if res.is_err() {
-            if let Some(msg) = bus.pop_filtered(&[gst::MessageType::Error]) {
-                if let gst::MessageView::Error(e) = msg.view() {
-                    return Err(anyhow!("studio: {} ({})", e.error(), msg.src().map(|s| s.name().to_string()).unwrap_or_default()));
-                }
+            if let Some(msg) = bus.pop_filtered(&[gst::MessageType::Error])
+                && let gst::MessageView::Error(e) = msg.view()
+            {
+                return Err(anyhow!("studio: {} ({})", e.error(), msg.src().map(|s| s.name().to_string()).unwrap_or_default()));
             }
             return Err(anyhow!("studio: the pipeline did not start"));
         }

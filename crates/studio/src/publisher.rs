@@ -161,15 +161,15 @@ impl Connection {
                 let w = if self.rids.len() > 1 { w.rid(self.rids[i]) } else { w };
                 w.write(self.video_pt, wallclock, time, f.data)?;
                 stats.video_frames.fetch_add(1, Ordering::Relaxed);
-                if i == 0 {
-                    if let Some(l) = f.latency_us {
-                        let total = l + f.at.elapsed().as_micros() as u64;
-                        let mut v = stats.latency_us.lock().unwrap_or_else(|e| e.into_inner());
-                        if v.len() >= 10_000 {
-                            v.remove(0);
-                        }
-                        v.push(total);
+                if i == 0
+                    && let Some(l) = f.latency_us
+                {
+                    let total = l + f.at.elapsed().as_micros() as u64;
+                    let mut v = stats.latency_us.lock().unwrap_or_else(|e| e.into_inner());
+                    if v.len() >= 10_000 {
+                        v.remove(0);
                     }
+                    v.push(total);
                 }
             }
             None => {
