@@ -59,6 +59,9 @@ pub struct StudioState {
     pub class_link: bool,
     /// Whether each input delivers: camera, document camera, screen (false: its slate shows).
     pub inputs: [bool; 3],
+    /// Lead-input frames that came after their mix slot had gone out (repeated frames).
+    #[serde(default)]
+    pub late_lead_frames: u64,
 }
 
 /// `POST /layout` body.
@@ -83,6 +86,7 @@ async fn state(State(c): State<Control>) -> Json<StudioState> {
         return_audio_packets: c.return_audio.packets.load(Ordering::Relaxed),
         class_link: c.class_link.connected.load(Ordering::Relaxed),
         inputs: c.pipeline.mixer().health(),
+        late_lead_frames: c.pipeline.mixer().late_lead_frames(),
     })
 }
 

@@ -13,7 +13,10 @@
 //!   is complete when the lead frame arrives;
 //! - every other input takes the first slot whose lead frame has not arrived yet: it is
 //!   already there when the lead frame comes. A content input that delivers two frames at
-//!   once (a `videorate` catching up) may look one slot ahead, never more.
+//!   once (a `videorate` catching up) may look one slot ahead, never more;
+//! - the lead is placed at least [`Genlock::set_min_phase`] into its slots, and the mixer
+//!   sets its timeout a small margin after the lead's phase: a slot that misses a slower
+//!   input's frame (a 15 fps document camera) still goes out right after the lead's frame.
 //!
 //! Pure and clock-free: arrival times are inputs, in nanoseconds of running time.
 
@@ -33,10 +36,19 @@ pub struct Genlock {
     fps_d: u64,
     lead: Option<usize>,
     /// Offset of the lead's arrivals from their slot's start, ns (`None` until its first
-    /// frame): within [-T/4, 5T/4), so the mixer's timeout must exceed 5T/4.
+    /// frame): within [min_phase - T/4, min_phase + 5T/4).
     phase: Option<i64>,
-    /// Last slot given to each input (slots never go back on one input).
+    /// The least phase wanted, ns: the mixer's timeout for a slot comes no sooner than the
+    /// inputs' latency after its start, so the lead is placed late enough in its slot for
+    /// that timeout to follow its arrival closely (see [`Genlock::set_min_phase`]).
+    min_phase: i64,
+    /// The last slot the mixer produced, and lead frames that came after their slot.
+    last_output: Option<u64>,
+    late: u64,
+    /// Last slot given to each input (slots never go back on one input), and when its frame
+    /// arrived.
     last: Vec<Option<u64>>,
+    last_arrival: Vec<Option<i64>>,
     /// (slot, capture running time) of the last lead frames.
     captures: VecDeque<(u64, u64)>,
 }
@@ -49,7 +61,11 @@ impl Genlock {
             fps_d: u64::from(fps_d.max(1)),
             lead,
             phase: None,
+            min_phase: 0,
+            last_output: None,
+            late: 0,
             last: vec![None; inputs],
+            last_arrival: vec![None; inputs],
             captures: VecDeque::with_capacity(REMEMBERED),
         }
     }
@@ -66,6 +82,30 @@ impl Genlock {
             self.lead = lead;
             self.phase = None;
         }
+    }
+
+    /// Place the lead at least `min_phase` ns into its slots. The mixer's timeout for a slot
+    /// (the inputs' latency plus its own) then needs only a small margin beyond the lead's
+    /// phase, so that a slot missing a slower input's frame goes out right after the lead's
+    /// frame instead of up to two slots later.
+    pub fn set_min_phase(&mut self, min_phase: i64) {
+        self.min_phase = min_phase;
+    }
+
+    /// The lead's phase in its slots, ns, once known.
+    pub fn lead_phase(&self) -> Option<i64> {
+        self.phase.filter(|_| self.lead.is_some())
+    }
+
+    /// The mixer produced slot `k`.
+    pub fn observe_output(&mut self, k: u64) {
+        self.last_output = Some(self.last_output.map_or(k, |l| l.max(k)));
+    }
+
+    /// Lead frames that arrived after their slot had gone out (the timeout margin is too short
+    /// for the lead's jitter when this grows).
+    pub fn late_lead_frames(&self) -> u64 {
+        self.late
     }
 
     /// Start of slot `k`, ns (rounded as `compositor` rounds its output timestamps).
@@ -111,7 +151,12 @@ impl Genlock {
         let slot = if Some(input) == self.lead {
             let phase = match self.phase {
                 Some(p) => p,
-                None => arrival - self.slot_start(self.floor_slot(arrival)) as i64,
+                None => {
+                    // Offset into its slot, moved by whole slots to at least `min_phase`.
+                    let offset = arrival - self.slot_start(self.floor_slot(arrival)) as i64;
+                    let behind = (self.min_phase - offset).max(0);
+                    offset + (behind + period - 1) / period * period
+                }
             };
             // The slot whose expected arrival is nearest.
             let k = self.floor_slot(arrival - phase + period / 2);
@@ -120,13 +165,16 @@ impl Genlock {
             // slots by one (a slot doubled or skipped), so do it only a quarter slot past
             // either end, where jitter cannot bring it back and forth.
             let mut phase = phase + error / PHASE_GAIN;
-            if phase < -period / 4 {
+            if phase < self.min_phase - period / 4 {
                 phase += period;
-            } else if phase >= period + period / 4 {
+            } else if phase >= self.min_phase + period + period / 4 {
                 phase -= period;
             }
             self.phase = Some(phase);
             let k = last.map_or(k, |l| k.max(l));
+            if self.last_output.is_some_and(|o| k <= o) {
+                self.late += 1;
+            }
             if self.captures.len() == REMEMBERED {
                 self.captures.pop_front();
             }
@@ -137,13 +185,20 @@ impl Genlock {
             let phase = self.phase.unwrap_or(0);
             let after = self.floor_slot(arrival - phase);
             let want = if self.slot_start(after) as i64 + phase >= arrival { after } else { after + 1 };
+            // Two frames at once (a burst): the second looks one slot ahead. Otherwise a frame
+            // for a slot that already has one replaces it.
+            let burst = self.last_arrival.get(input).copied().flatten().is_some_and(|t| arrival - t < period / 2);
             match last {
-                Some(l) if l >= want => (l + 1).min(want + 1).max(l),
-                _ => want,
+                Some(l) if l >= want && burst => (l + 1).min(want + 1).max(l),
+                Some(l) => want.max(l),
+                None => want,
             }
         };
         if let Some(l) = self.last.get_mut(input) {
             *l = Some(slot);
+        }
+        if let Some(t) = self.last_arrival.get_mut(input) {
+            *t = Some(arrival);
         }
         slot
     }
@@ -195,20 +250,24 @@ mod tests {
     #[test]
     fn each_slot_is_complete_when_its_lead_frame_arrives() {
         // Lead (camera) at phase 7 ms, document at 26 ms, screen at 8.7 ms, slates at others:
-        // the phases measured in one run.
+        // the phases measured in one run; with the lead placed from 0 or from 61.7 ms into
+        // its slots (the mixer's inputs reporting 66.7 ms of latency).
+        for min_phase in [0, 61_700_000] {
         let mut g = Genlock::new(30, 1, 4, Some(0));
+        g.set_min_phase(min_phase);
         let mut arrivals = frames(0, 7 * MS, T, 90);
         arrivals.extend(frames(1, 26 * MS, T, 90));
         arrivals.extend(frames(2, 8_740_000, T, 90));
         arrivals.extend(frames(3, 7_100_000, T, 90));
         let out = replay(&mut g, arrivals);
-        // The lead takes consecutive slots, arriving 7 ms into each.
-        for w in out[0].windows(2) {
+        // The lead takes consecutive slots (after the first frames, which share slot 0 when
+        // placed 61.7 ms or more into slots that cannot start before 0).
+        for w in out[0][3..].windows(2) {
             assert_eq!(w[1].1, w[0].1 + 1);
         }
         // Every slot the lead completes has a frame of every other input already there: the
         // latest frame of input i placed in slot k arrived before the lead's frame of slot k.
-        for &(lead_at, k) in &out[0][2..] {
+        for &(lead_at, k) in &out[0][6..] {
             for other in &out[1..] {
                 let (at, _) = other.iter().rev().find(|(_, s)| *s == k).expect("a frame for the slot");
                 assert!(*at <= lead_at, "slot {k}: input frame at {at} after the lead at {lead_at}");
@@ -216,6 +275,25 @@ mod tests {
                 assert!(lead_at - at < T, "slot {k}: input frame {} ms old", (lead_at - at) / MS);
             }
         }
+        let phase = g.lead_phase().unwrap();
+        assert!((min_phase..min_phase + T as i64).contains(&phase), "phase {phase} from {min_phase}");
+        // Lead frames arrive `phase` after their slot's start.
+        for &(at, k) in &out[0][6..] {
+            assert!((at as i64 - g.slot_start(k) as i64 - phase).abs() < MS as i64);
+        }
+        }
+    }
+
+    #[test]
+    fn lead_frames_after_their_slot_went_out_are_counted() {
+        let mut g = Genlock::new(30, 1, 2, Some(0));
+        assert_eq!(g.place(0, 5 * MS, 5 * MS), 0);
+        g.observe_output(0);
+        assert_eq!(g.late_lead_frames(), 0);
+        assert_eq!(g.place(0, T + 5 * MS, 0), 1);
+        g.observe_output(2);
+        assert_eq!(g.place(0, 2 * T + 5 * MS, 0), 2, "slot 2 went out before its lead frame");
+        assert_eq!(g.late_lead_frames(), 1);
     }
 
     #[test]

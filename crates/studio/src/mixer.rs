@@ -108,10 +108,26 @@ impl Mixer {
         (g.slot_start(k), g.slot_duration(k))
     }
 
-    /// When the lead frame of the output slot starting at `start` was captured, if known.
-    pub fn lead_capture(&self, start: u64) -> Option<u64> {
-        let g = self.genlock.lock().unwrap_or_else(|e| e.into_inner());
-        g.lead_capture(g.slot_at(start))
+    /// The compositor produced the slot starting at `start`: when its lead frame was
+    /// captured, if known.
+    pub fn output(&self, start: u64) -> Option<u64> {
+        let mut g = self.genlock.lock().unwrap_or_else(|e| e.into_inner());
+        let k = g.slot_at(start);
+        g.observe_output(k);
+        g.lead_capture(k)
+    }
+
+    /// The compositor's inputs report `latency` ns: the timeout it should add so that a slot
+    /// goes out `margin` after its lead frame is due (`None`: no lead yet, keep it).
+    pub fn timeout_for(&self, latency: u64, margin: u64) -> Option<u64> {
+        let mut g = self.genlock.lock().unwrap_or_else(|e| e.into_inner());
+        g.set_min_phase(latency as i64 - margin as i64);
+        g.lead_phase().map(|phase| (phase + margin as i64 - latency as i64).max(0) as u64)
+    }
+
+    /// Lead frames that came after their slot had gone out.
+    pub fn late_lead_frames(&self) -> u64 {
+        self.genlock.lock().unwrap_or_else(|e| e.into_inner()).late_lead_frames()
     }
 
     /// Which input an element belongs to (its `input{i}` ancestor), if any.

@@ -13,7 +13,7 @@ use gstreamer_video as gst_video;
 use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 /// Something the publisher asks of the pipeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,26 +66,30 @@ pub fn describe(config: &StudioConfig, echo_cancel_available: bool) -> Result<St
     let top = &config.layers[0];
     let (w, h) = (top.width, top.height);
     let mut d = format!(
-        "compositor name=mix background=black start-time-selection=zero min-upstream-latency={slot} latency={margin} ! \
+        "compositor name=mix background=black start-time-selection=zero latency={slot} ! \
          video/x-raw,format=I420,width={w},height={h},framerate={MIX_FPS}/1 ! tee name=t ",
-        // The mix waits for a missing input (unplugged, slow) a slot and a half at most:
-        // longer than any lead input's phase (under 5/4 of a slot, `Genlock`) and its jitter,
-        // so a lead frame is never left out.
+        // Until the lead's phase is known, wait for a late input one slot beyond the inputs'
+        // latency; then the bus thread sets it just after the lead's frame ([`tune_timeout`]).
         slot = 1_000_000_000 / u64::from(MIX_FPS),
-        margin = 1_000_000_000 / u64::from(MIX_FPS) / 2,
     );
     let inputs = [(&config.camera, "ball"), (&config.document, "smpte"), (&config.screen, "pinwheel")];
     for (i, (spec, pattern)) in inputs.iter().enumerate() {
         let src = spec.video_launch(pattern).map_err(|e| anyhow!("studio: {e}"))?;
-        // Every input at the output rate: a slower input made the VP8 path wait (measured:
-        // 15 fps document → 123 ms capture-to-wire instead of 42 ms).
-        let fps = 30;
+        // Test sources produce the mix's rate themselves. A device runs at its own rate:
+        // `videorate drop-only` brings a faster one down to the mix's rate without holding
+        // any frame (a duplicating `videorate` holds each frame until the next one comes:
+        // 55 ms capture-to-wire p50 instead of 12, measured with a device-like 30 fps test
+        // source); a slower one stays slower, and the genlock fills its missing slots.
+        let (rate, fps) = if spec.follows_requested_rate() {
+            (String::new(), format!(",framerate={MIX_FPS}/1"))
+        } else {
+            (format!("videorate drop-only=true max-rate={MIX_FPS} ! "), String::new())
+        };
         // Each input in a bin of its own, so that it can fail and be restarted alone.
         d += &format!(
             "( name=input{i} {src} ! videoconvert ! videoscale ! {rate}\
-             video/x-raw,format=I420,width={w},height={h},framerate={fps}/1,pixel-aspect-ratio=1/1 ! \
+             video/x-raw,format=I420,width={w},height={h}{fps},pixel-aspect-ratio=1/1 ! \
              queue name=inq{i} leaky=downstream max-size-buffers=2 max-size-time=0 max-size-bytes=0 ) ! mix.sink_{i} ",
-            rate = if spec.follows_requested_rate() { "" } else { "videorate ! " }
         );
     }
     // The slates, beneath the inputs (shown only when an input fails): a live test source on
@@ -122,6 +126,32 @@ pub fn describe(config: &StudioConfig, echo_cancel_available: bool) -> Result<St
 
 /// The mix's output frame rate.
 const MIX_FPS: u32 = 30;
+
+/// How long after its lead frame is due a slot waits for a late input (the lead's own jitter
+/// must fit in it: a later lead frame misses its slot, counted as late).
+const TIMEOUT_MARGIN: gst::ClockTime = gst::ClockTime::from_mseconds(6);
+
+/// Set the compositor's timeout to follow the lead's phase ([`Mixer::timeout_for`]): a slot
+/// missing a slower input's frame goes out [`TIMEOUT_MARGIN`] after its lead frame.
+fn tune_timeout(mix: &gst::Element, mixer: &Mixer) {
+    let own = mix.property::<u64>("latency");
+    let mut q = gst::query::Latency::new();
+    let Some(src) = mix.static_pad("src") else { return };
+    if !src.query(&mut q) {
+        return;
+    }
+    let (live, min, _) = q.result();
+    if !live {
+        return;
+    }
+    let upstream = min.nseconds().saturating_sub(own);
+    if let Some(want) = mixer.timeout_for(upstream, TIMEOUT_MARGIN.nseconds())
+        && want.abs_diff(own) > 1_000_000
+    {
+        debug!(upstream_ms = upstream / 1_000_000, timeout_ms = want / 1_000_000, "mix timeout follows the lead");
+        mix.set_property("latency", want);
+    }
+}
 
 /// Re-time a buffer arriving on compositor input `i` to the output slot the [`Mixer`] places
 /// it in (its original PTS, as running time, is its capture time).
@@ -219,7 +249,7 @@ impl Pipeline {
             if let (Some(buffer), Some(mixer)) = (info.buffer_mut(), weak.upgrade()) {
                 let b = buffer.make_mut();
                 if let Some(pts) = b.pts() {
-                    let captured = mixer.lead_capture(pts.nseconds()).map_or(pts, gst::ClockTime::from_nseconds);
+                    let captured = mixer.output(pts.nseconds()).map_or(pts, gst::ClockTime::from_nseconds);
                     let duration = b.duration();
                     gst::ReferenceTimestampMeta::add(b, &caps, captured, duration);
                 }
@@ -305,6 +335,9 @@ impl Pipeline {
                 drop(pipeline);
                 let Some(mixer) = mixer.upgrade() else { return };
                 mixer.retry_due(Instant::now());
+                if let Some(mix) = weak.upgrade().and_then(|p| p.by_name("mix")) {
+                    tune_timeout(&mix, &mixer);
+                }
                 if mixer.take_keyframe_wanted() {
                     force_keyframes(&sinks, None);
                 }

@@ -8,6 +8,9 @@ use std::str::FromStr;
 pub enum SourceSpec {
     /// `videotestsrc` with this pattern (`ball`, `smpte`, …) or `audiotestsrc` (`test`).
     TestPattern(String),
+    /// `videotestsrc` with this pattern at its own frame rate (`test:smpte@15`), as a device
+    /// runs: a 15 fps document camera, a 60 fps camera.
+    TestPatternAt(String, u32),
     /// A solid colour test picture (`test:color=RRGGBB`), for layout tests.
     TestColor(u32),
     /// A tone of this frequency (`test:440`).
@@ -43,6 +46,14 @@ impl FromStr for SourceSpec {
                 let hex = &s["test:color=".len()..];
                 SourceSpec::TestColor(u32::from_str_radix(hex, 16).map_err(|_| format!("bad colour '{hex}' (RRGGBB)"))?)
             }
+            _ if s.starts_with("test:") && s.contains('@') => {
+                let (pattern, fps) = s[5..].split_once('@').unwrap_or_default();
+                let fps = fps.parse::<u32>().ok().filter(|f| (1..=120).contains(f)).ok_or_else(|| format!("bad frame rate in '{s}' (1..=120)"))?;
+                if pattern.is_empty() || !pattern.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+                    return Err(format!("bad test source '{s}'"));
+                }
+                SourceSpec::TestPatternAt(pattern.to_owned(), fps)
+            }
             _ if s.starts_with("test:") => {
                 let arg = &s[5..];
                 match arg.parse::<u32>() {
@@ -58,7 +69,7 @@ impl FromStr for SourceSpec {
             _ if s.starts_with("v4l2:") => SourceSpec::V4l2(s[5..].to_owned()),
             _ if s.starts_with("pulse:") => SourceSpec::Pulse(Some(s[6..].to_owned())),
             _ if s.starts_with("alsa:") => SourceSpec::Alsa(s[5..].to_owned()),
-            _ => return Err(format!("unknown source '{s}' (test, test:PATTERN, test:color=RRGGBB, /dev/videoN, x11, pipewire, pulse, alsa:DEV, auto, none)")),
+            _ => return Err(format!("unknown source '{s}' (test, test:PATTERN, test:PATTERN@FPS, test:color=RRGGBB, /dev/videoN, x11, pipewire, pulse, alsa:DEV, auto, none)")),
         })
     }
 }
@@ -68,6 +79,7 @@ impl fmt::Display for SourceSpec {
         match self {
             SourceSpec::TestPattern(p) if p.is_empty() => f.write_str("test"),
             SourceSpec::TestPattern(p) => write!(f, "test:{p}"),
+            SourceSpec::TestPatternAt(p, fps) => write!(f, "test:{p}@{fps}"),
             SourceSpec::TestColor(c) => write!(f, "test:color={c:06x}"),
             SourceSpec::TestTone(t) => write!(f, "test:{t}"),
             SourceSpec::V4l2(d) => f.write_str(d),
@@ -99,6 +111,7 @@ impl SourceSpec {
                 let p = if p.is_empty() { default_pattern } else { p };
                 format!("videotestsrc is-live=true pattern={p}")
             }
+            SourceSpec::TestPatternAt(p, fps) => format!("videotestsrc is-live=true pattern={p} ! video/x-raw,framerate={fps}/1"),
             SourceSpec::TestColor(c) => {
                 format!("videotestsrc is-live=true pattern=solid-color foreground-color={}", 0xff00_0000u32 | c)
             }
@@ -110,10 +123,9 @@ impl SourceSpec {
         })
     }
 
-    /// Whether the video source produces whatever frame rate downstream asks (test sources):
-    /// then the input needs no `videorate`, which holds each frame until the next one comes
-    /// (a whole frame interval of latency, measured: 61 → 26 ms capture-to-wire p50).
-    /// Devices keep it: a camera or a screen capture may run at its own rate.
+    /// Whether the video source produces whatever frame rate downstream asks (test sources).
+    /// Devices (and `test:PATTERN@FPS`) run at their own rate: the pipeline only caps it at the
+    /// mix's rate (`videorate drop-only`, which holds no frame).
     pub fn follows_requested_rate(&self) -> bool {
         matches!(self, SourceSpec::TestPattern(_) | SourceSpec::TestColor(_) | SourceSpec::None)
     }
@@ -152,7 +164,12 @@ mod tests {
         assert!("test:color=zz".parse::<SourceSpec>().is_err());
         assert!("rtsp://x".parse::<SourceSpec>().is_err());
         assert!("test:a b".parse::<SourceSpec>().is_err());
-        for s in ["test:color=00ff00", "pulse:mic", "alsa:hw:0", "x11", "none"] {
+        assert_eq!(p("test:smpte@15"), SourceSpec::TestPatternAt("smpte".into(), 15));
+        assert!(p("test:smpte@15").video_launch("").unwrap().contains("framerate=15/1"));
+        assert!(!p("test:smpte@15").follows_requested_rate());
+        assert!("test:smpte@0".parse::<SourceSpec>().is_err());
+        assert!("test:@15".parse::<SourceSpec>().is_err());
+        for s in ["test:color=00ff00", "test:ball@60", "pulse:mic", "alsa:hw:0", "x11", "none"] {
             assert_eq!(p(s).to_string(), s);
         }
     }
