@@ -299,11 +299,18 @@ fn studio_publishes_h264_constrained_baseline_for_older_ipads() {
     config.codec = ardoise_studio::VideoCodec::H264;
     config.speaker = ardoise_studio::Speaker::None;
     config.follow_class = false;
+    // Inputs on the device path, each at its own rate, as real cameras and screen grabs run:
+    // the mix still goes out at 30 fps (the document camera's missing slots are filled).
+    config.camera = "test:ball@30".parse().unwrap();
+    config.document = "test:smpte@15".parse().unwrap();
+    config.screen = "test:pinwheel@10".parse().unwrap();
+    config.layout = Layout::DocumentCamera;
     let mut studio = Studio::start(config).expect("studio starts with x264");
     let token = server.join("demo", "Ipad");
     let mut pupil = Subscriber::connect_with_layer(&server.base, "demo", &token, lo(), Some("high")).unwrap();
     pupil.keep_video = true;
     pupil.run_for(Duration::from_secs(4)).unwrap();
+    let late = studio.pipeline().mixer().late_lead_frames();
     studio.stop();
 
     // NAL units of every packet: single NAL, STAP-A (24) aggregates, FU-A (28) fragments.
@@ -334,7 +341,7 @@ fn studio_publishes_h264_constrained_baseline_for_older_ipads() {
         }
     }
     let frames: std::collections::HashSet<u32> = pupil.report.video.iter().map(|p| p.ts).collect();
-    println!("H.264: {} frames in 4 s, SPS {:?}, {idr} IDR slices", frames.len(), sizes.first());
+    println!("H.264: {} frames in 4 s, SPS {:?}, {idr} IDR slices, {late} late camera frames", frames.len(), sizes.first());
     // Every layer is constrained baseline; the pupil that asked for the top layer ends on it
     // (until the top layer's first keyframe it may be shown the middle one: a picture sooner).
     assert!(sizes.iter().all(|s| s.0 == 66), "constrained baseline (66): {sizes:?}");
