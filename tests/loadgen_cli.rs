@@ -19,17 +19,17 @@ fn loadgen_reports_every_pupil_receiving() {
     assert!(out.status.success(), "loadgen failed: {}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(v["pupils_ok"], 6, "{v}");
-    // Adaptive pupils start on the low layer (~150 kbps) and climb within a second or two; a
-    // mean above 200 kbps shows they climbed without timing it to the tenth on a loaded box
-    // (CI once measured 297 kbps over 3 s, one pupil having waited 1.6 s for its keyframe).
-    assert!(v["mean_video_kbps"].as_f64().unwrap() > 200.0, "{v}");
+    // Adaptive pupils start on the low layer and climb within about a second. (CI once
+    // measured 297 kbps over 3 s: the first pupil, joining before the teacher's layers
+    // arrived, stayed in audio only until its next estimate, 0.6–1.6 s; the room now
+    // re-allocates when layers appear. The run is 4 s, for a steadier mean.)
+    assert!(v["mean_video_kbps"].as_f64().unwrap() > 300.0, "{v}");
     assert!(v["max_video_loss"].as_f64().unwrap() < 0.01, "{v}");
     for p in v["per_pupil"].as_array().unwrap() {
         assert!(p["audio_packets"].as_u64().unwrap() > 100, "{p}");
         // Adaptive pupils start on the low layer, whose keyframe is requested through the
-        // throttle (one per 500 ms per layer for the six joining together); CI, running
-        // other suites beside it, once took 1.6 s.
-        assert!(p["time_to_first_frame_ms"].as_f64().unwrap() < 3000.0, "{p}");
+        // throttle (one per 500 ms per layer for the six joining together).
+        assert!(p["time_to_first_frame_ms"].as_f64().unwrap() < 2000.0, "{p}");
         // End-to-end delay from the teacher's abs-capture-time, carried by the server: a few
         // ms on loopback (adaptive pupils are paced, so not nothing either).
         let (p50, p95) = (p["e2e_delay_p50_ms"].as_f64().expect("delay measured"), p["e2e_delay_p95_ms"].as_f64().unwrap());

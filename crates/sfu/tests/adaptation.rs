@@ -240,3 +240,15 @@ fn random_and_burst_loss_and_a_long_jittery_rtt_do_not_make_the_layer_flap() {
     assert!(run.switches <= 4, "no flapping with jitter: {} switches", run.switches);
     assert!(run.audio_delivered(2_000, 25_000) >= 0.99);
 }
+
+#[test]
+fn a_pupil_who_joined_before_the_teachers_video_gets_it_when_it_comes() {
+    // The pupil joins with the teacher, before any of the teacher's layers has arrived: its
+    // allocator starts in audio only. When the layers come, it must choose a video layer at
+    // once, not at its next bandwidth estimate (which took 0.6–1.6 s end to end).
+    let run = simulate(&[Phase { from_ms: 0, link: capped(2000) }], 1_500, true);
+    let first_video = run.layers.iter().find(|(_, l)| l != "audio").map(|(t, _)| *t);
+    println!("layers: {:?}", &run.layers[..run.layers.len().min(8)]);
+    let at = first_video.expect("video within 1.5 s");
+    assert!(at <= 300, "first video layer chosen at {at} ms");
+}
