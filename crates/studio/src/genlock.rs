@@ -120,8 +120,8 @@ impl Genlock {
 
     /// The slot that starts at `start` (nearest), for an output timestamp.
     pub fn slot_at(&self, start: u64) -> u64 {
-        let period = self.period();
-        ((u128::from(start) * u128::from(self.fps_n) + period / 2) / (1_000_000_000 * u128::from(self.fps_d))) as u64
+        let second = 1_000_000_000 * u128::from(self.fps_d);
+        ((u128::from(start) * u128::from(self.fps_n) + second / 2) / second) as u64
     }
 
     fn period(&self) -> u128 {
@@ -161,9 +161,9 @@ impl Genlock {
             // The slot whose expected arrival is nearest.
             let k = self.floor_slot(arrival - phase + period / 2);
             let error = arrival - (self.slot_start(k) as i64 + phase);
-            // Keep the phase within [-T/4, 5T/4): moving it by a whole slot moves the lead's
-            // slots by one (a slot doubled or skipped), so do it only a quarter slot past
-            // either end, where jitter cannot bring it back and forth.
+            // Keep the phase within a quarter slot of [min_phase, min_phase + T): moving it by
+            // a whole slot moves the lead's slots by one (a slot doubled or skipped), so do it
+            // only a quarter slot past either end, where jitter cannot bring it back and forth.
             let mut phase = phase + error / PHASE_GAIN;
             if phase < self.min_phase - period / 4 {
                 phase += period;
@@ -240,6 +240,7 @@ mod tests {
         assert_eq!(g.slot_start(2), 66_666_667);
         assert_eq!(g.slot_start(3), 100_000_000);
         assert_eq!(g.slot_at(66_666_667), 2);
+        assert_eq!((g.slot_at(66_666_667 + 16_000_000), g.slot_at(66_666_667 + 17_000_000)), (2, 3), "nearest");
         assert_eq!(g.slot_duration(1), 33_333_334);
         for k in [0, 1, 2, 1000, 123_456] {
             assert_eq!(g.floor_slot(g.slot_start(k) as i64), k);
