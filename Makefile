@@ -1,5 +1,5 @@
 # Ardoise — the two commands a newcomer needs: `make run` and `make test`.
-.PHONY: run test deps browser-deps build bench clean
+.PHONY: run test lint deps browser-deps build bench clean
 
 CARGO ?= cargo
 
@@ -16,8 +16,13 @@ build: deps
 run: deps
 	$(CARGO) run --release -- demo
 
-## Run every test (unit, simulated-time, end-to-end, real browser).
-test: browser-deps
+## The gates the code must pass: formatting and clippy with warnings as errors.
+lint: deps
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## Run every test (unit, simulated-time, end-to-end, real browser), after the lint gates.
+test: browser-deps lint
 	$(CARGO) test --workspace --no-fail-fast
 
 ## Benchmarks: criterion micro-benches, then 1 teacher → 50…800 pupils on Ardoise and on Janus VideoRoom

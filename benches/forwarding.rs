@@ -28,7 +28,10 @@ fn forwarder(c: &mut Criterion) {
             black_box(f.decide(black_box(&p), true))
         })
     });
-    assert!(matches!(f.decide(&PacketIn { source: src, seq: seq + 1, ts: 0, keyframe_start: false, now }, true), Decision::Send { .. }));
+    assert!(matches!(
+        f.decide(&PacketIn { source: src, seq: seq + 1, ts: 0, keyframe_start: false, now }, true),
+        Decision::Send { .. }
+    ));
 }
 
 fn room_forward(c: &mut Criterion) {
@@ -71,7 +74,9 @@ fn forward_group(c: &mut Criterion, name: &str, per_batch: u64, sizes: &[usize])
                     let frame_ts = (seq * 3000) as u32;
                     for k in 0..per_batch {
                         let last = k + 1 == per_batch;
-                        tx.write_rtp(RtpWrite::new(vp8, seq.into(), frame_ts, now, payload.clone()).marker(last).nackable(true));
+                        tx.write_rtp(
+                            RtpWrite::new(vp8, seq.into(), frame_ts, now, payload.clone()).marker(last).nackable(true),
+                        );
                         seq += 1;
                     }
                     // Let the pacer release them now.

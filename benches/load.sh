@@ -22,7 +22,7 @@ cargo build --release -q
 BIN=$PWD/target/release/ardoise
 WORK=$(mktemp -d)
 export ARDOISE__DATA__DIR=$WORK ARDOISE__MEDIA__WORKERS=$WORKERS ARDOISE_LOG=${ARDOISE_LOG:-warn}
-$SERVER_CPUS "$BIN" serve --http 127.0.0.1:0 --udp 127.0.0.1:0 > "$WORK/serve.out" 2> "$WORK/serve.err" &
+$SERVER_CPUS "$BIN" serve --config benches/bench.toml --http 127.0.0.1:0 --udp 127.0.0.1:0 > "$WORK/serve.out" 2> "$WORK/serve.err" &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true; kill $LOADGEN 2>/dev/null || true' EXIT
 for _ in $(seq 100); do grep -q "listening on" "$WORK/serve.out" 2>/dev/null && break; sleep 0.1; done

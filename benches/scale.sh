@@ -106,7 +106,7 @@ start_ardoise() {
   : > "$WORK/serve.out"
   ARDOISE__DATA__DIR=$WORK ARDOISE__MEDIA__WORKERS=$WORKERS ARDOISE_LOG=${ARDOISE_LOG:-warn} \
     ARDOISE__MEDIA__MAX_PEERS_PER_CLASS=$(( $(printf '%s\n' $PUPILS | sort -n | tail -1) + 10 )) \
-    $SERVER_CPUS "$BIN" serve --http 127.0.0.1:0 --udp 127.0.0.1:0 > "$WORK/serve.out" 2> "$WORK/serve.err" &
+    $SERVER_CPUS "$BIN" serve --config benches/bench.toml --http 127.0.0.1:0 --udp 127.0.0.1:0 > "$WORK/serve.out" 2> "$WORK/serve.err" &
   SRV=$!
   for _ in $(seq 300); do
     grep -q "listening on" "$WORK/serve.out" 2> /dev/null && break

@@ -13,7 +13,7 @@ cargo build --release -q
 BIN=$PWD/target/release/ardoise
 WORK=$(mktemp -d)
 export ARDOISE__DATA__DIR=$WORK ARDOISE_LOG=warn
-"$BIN" serve --http 127.0.0.1:0 --udp 127.0.0.1:0 > "$WORK/serve.out" 2>&1 &
+"$BIN" serve --config benches/bench.toml --http 127.0.0.1:0 --udp 127.0.0.1:0 > "$WORK/serve.out" 2>&1 &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true; kill $STUDIO 2>/dev/null || true' EXIT
 for _ in $(seq 100); do grep -q "listening on" "$WORK/serve.out" 2>/dev/null && break; sleep 0.1; done

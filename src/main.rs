@@ -2,6 +2,7 @@
 //!
 //! - `ardoise serve` runs the relay (HTTP API, WHIP/WHEP, media workers);
 //! - `ardoise token` prints a token the running server accepts;
+//! - `ardoise revoke` refuses the tokens of a subject, or every token of a role, from now on;
 //! - `ardoise loadgen` runs synthetic teachers and pupils against a server;
 //! - `ardoise studio` captures, mixes, encodes and publishes the class;
 //! - `ardoise demo` runs a server and a studio on test sources together.
@@ -56,6 +57,20 @@ enum Command {
         #[arg(long)]
         link: bool,
     },
+    /// Refuse tokens from now on: every token of one holder (`--subject`, the `sub` claim),
+    /// or every token of a role issued so far (`--role`). A running server with the same
+    /// data directory applies it within seconds and closes their connections.
+    Revoke {
+        /// The token subject to refuse.
+        #[arg(long, conflicts_with = "role", required_unless_present = "role")]
+        subject: Option<String>,
+        /// Refuse every token of this role issued so far (after a leak).
+        #[arg(long)]
+        role: Option<Role>,
+        /// Configuration file (for the data directory and token lifetime).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Synthetic teacher and pupils against a server.
     Loadgen(ardoise_loadgen::cli::LoadgenArgs),
     /// Run the classroom studio: capture, mix, encode and publish to a server.
@@ -100,8 +115,7 @@ fn studio_config(config: &Config) -> Result<ardoise_studio::StudioConfig> {
         .map(|l| l.parse().map_err(|e| anyhow::anyhow!("studio.content_layers: {e}")))
         .collect::<Result<Vec<_>>>()?;
     let token = if s.token.is_empty() {
-        let secret = TokenSigner::secret_from(&config.auth.secret, &config.data.dir)?;
-        TokenSigner::new(&secret, config.auth.token_ttl_secs)?.issue(Role::Teacher, Some(ClassId(s.class.clone())), None, Some(86_400))
+        signer(config)?.issue(Role::Teacher, Some(ClassId(s.class.clone())), None, Some(86_400))
     } else {
         s.token.clone()
     };
@@ -169,8 +183,31 @@ async fn studio(args: StudioArgs) -> Result<()> {
     Ok(())
 }
 
+/// The token signer of this machine's server: its secret and its revocation list.
+fn signer(config: &Config) -> Result<TokenSigner> {
+    let secret = TokenSigner::secret_from(&config.auth.secret, &config.data.dir)?;
+    let revocations = ardoise_server::revocations::Revocations::open(&config.data.dir)
+        .with_context(|| format!("revocation list in {}", config.data.dir.display()))?;
+    Ok(TokenSigner::new(&secret, config.auth.token_ttl_secs)?.with_revocations(std::sync::Arc::new(revocations)))
+}
+
 async fn demo(args: ServeArgs) -> Result<()> {
     let mut config = load_config(&args)?;
+    // The demo class exists only here. On loopback its code is `demo`; reachable from
+    // elsewhere, it gets a random code like any class.
+    if !config.classes.iter().any(|c| c.id == "demo") {
+        let code = if config.http.listen.ip().is_loopback() {
+            "demo".to_owned()
+        } else {
+            (0..8).map(|_| char::from(b"abcdefghjkmnpqrstuvwxyz23456789"[rand_index(31)])).collect()
+        };
+        config.classes.push(ardoise_server::config::ClassConfig {
+            id: "demo".into(),
+            code,
+            title: "Classe de démonstration".into(),
+        });
+    }
+    let demo_code = config.classes.iter().find(|c| c.id == "demo").map(|c| c.code.clone()).unwrap_or_default();
     let server = ardoise_server::Server::start(&config).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let http = server.http_addr();
     config.studio.server = format!("http://{http}");
@@ -186,13 +223,12 @@ async fn demo(args: ServeArgs) -> Result<()> {
         Some(a) => Some(serve_control(&studio, a).await?),
         None => None,
     };
-    let secret = TokenSigner::secret_from(&config.auth.secret, &config.data.dir)?;
-    let signer = TokenSigner::new(&secret, config.auth.token_ttl_secs)?;
+    let signer = signer(&config)?;
     let admin = signer.issue(Role::Admin, None, None, None);
     let teacher = signer.issue(Role::Teacher, Some(ClassId("demo".into())), None, None);
     let base = format!("http://{http}");
-    println!("ardoise: demo class is live");
-    println!("  pupil:   {}", page_link(&base, Role::Pupil, Some("demo"), ""));
+    println!("ardoise: demo class is live (join code {demo_code})");
+    println!("  pupil:   {}", page_link(&base, Role::Pupil, Some(&demo_code), ""));
     println!("  teacher: {}", page_link(&base, Role::Teacher, Some("demo"), &teacher));
     println!("  admin:   {}", page_link(&base, Role::Admin, None, &admin));
     shutdown_signal().await;
@@ -204,11 +240,21 @@ async fn demo(args: ServeArgs) -> Result<()> {
     serving.await?.map_err(|e| anyhow::anyhow!("{e}"))
 }
 
-/// The page a role opens: pupils join by the class link; teachers and admins carry their
-/// token in the URL fragment, which browsers never send to the server.
-fn page_link(base: &str, role: Role, class: Option<&str>, token: &str) -> String {
+/// A random index below `n` (the OS's generator, through std's hasher keys).
+fn rand_index(n: usize) -> usize {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0),
+    );
+    (h.finish() % n as u64) as usize
+}
+
+/// The page a role opens: pupils join by the class link (its join code); teachers and
+/// admins carry their token in the URL fragment, which browsers never send to the server.
+fn page_link(base: &str, role: Role, code: Option<&str>, token: &str) -> String {
     match role {
-        Role::Pupil => format!("{base}/c/{}", class.unwrap_or("demo")),
+        Role::Pupil => format!("{base}/c/{}", code.unwrap_or("")),
         Role::Teacher => format!("{base}/teacher#token={token}"),
         Role::Admin => format!("{base}/admin#token={token}"),
     }
@@ -261,7 +307,6 @@ async fn serve(args: ServeArgs) -> Result<()> {
     let http = server.http_addr();
     let media: Vec<String> = server.media_addrs().iter().map(|a| a.to_string()).collect();
     println!("ardoise: listening on http://{http} (media UDP {})", media.join(", "));
-    println!("ardoise: demo class: http://{http}/watch?class=demo");
     server.run(shutdown_signal()).await.map_err(|e| anyhow::anyhow!("{e}"))
 }
 
@@ -283,14 +328,35 @@ fn main() -> Result<()> {
                 (_, Some(c)) => anyhow::bail!("invalid class id '{c}'"),
                 (r, None) => anyhow::bail!("a {r} token needs --class"),
             };
-            let secret = TokenSigner::secret_from(&config.auth.secret, &config.data.dir)?;
-            let signer = TokenSigner::new(&secret, config.auth.token_ttl_secs)?;
+            let signer = signer(&config)?;
             let token = signer.issue(role, class.clone(), None, Some(ttl));
             if link {
+                anyhow::ensure!(role != Role::Pupil, "pupils join with the class's code: no pupil link to print");
                 let base = format!("http://{}", config.http.listen);
-                println!("{}", page_link(&base, role, class.as_ref().map(|c| c.0.as_str()), &token));
+                println!("{}", page_link(&base, role, None, &token));
             } else {
                 println!("{token}");
+            }
+            Ok(())
+        }
+        Command::Revoke { subject, role, config } => {
+            let config = Config::load(config.as_deref(), std::env::vars()).context("configuration")?;
+            let list = ardoise_server::revocations::Revocations::open(&config.data.dir)
+                .with_context(|| format!("revocation list in {}", config.data.dir.display()))?;
+            let now = ardoise_server::auth::unix_now();
+            match (subject, role) {
+                (Some(sub), _) => {
+                    // A token can live at most a day (the studio's); keep the refusal that long.
+                    list.revoke_subject(&sub, now + 86_400.max(config.auth.token_ttl_secs), now)?;
+                    println!("revoked every token of subject {sub}");
+                }
+                (None, Some(r)) => {
+                    let v = list.bump_role(r, now)?;
+                    println!(
+                        "revoked every {r} token issued so far (key version now {v}); issue new ones with `ardoise token`"
+                    );
+                }
+                (None, None) => anyhow::bail!("give --subject or --role"),
             }
             Ok(())
         }

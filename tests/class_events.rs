@@ -5,50 +5,12 @@
 mod common;
 
 use common::TestServer;
-use futures_util::{SinkExt, StreamExt};
+use common::ws::{hello, next, open, send, wait_for};
+use futures_util::SinkExt;
 use serde_json::{Value, json};
 use std::time::Duration;
 use str0m::media::{Direction, MediaKind};
 use tokio_tungstenite::tungstenite::Message;
-
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn open(server: &TestServer, class: &str) -> Ws {
-    let url = format!("{}/ws/{class}", server.base.replace("http://", "ws://"));
-    tokio_tungstenite::connect_async(url).await.expect("websocket").0
-}
-
-async fn send(ws: &mut Ws, v: Value) {
-    ws.send(Message::Text(v.to_string().into())).await.expect("send");
-}
-
-/// The next JSON message, or `None` when the socket closed (or nothing within 3 s).
-async fn next(ws: &mut Ws) -> Option<Value> {
-    loop {
-        match tokio::time::timeout(Duration::from_secs(3), ws.next()).await {
-            Ok(Some(Ok(Message::Text(t)))) => return Some(serde_json::from_str(&t).expect("JSON")),
-            Ok(Some(Ok(Message::Close(_)))) | Ok(None) | Ok(Some(Err(_))) | Err(_) => return None,
-            Ok(Some(Ok(_))) => continue,
-        }
-    }
-}
-
-/// Read until a message of `kind` (skipping others).
-async fn wait_for(ws: &mut Ws, kind: &str) -> Value {
-    loop {
-        let m = next(ws).await.unwrap_or_else(|| panic!("socket closed or silent while waiting for '{kind}'"));
-        if m["type"] == kind {
-            return m;
-        }
-    }
-}
-
-async fn hello(server: &TestServer, class: &str, token: &str) -> (Ws, Value) {
-    let mut ws = open(server, class).await;
-    send(&mut ws, json!({"type": "hello", "token": token})).await;
-    let welcome = wait_for(&mut ws, "welcome").await;
-    (ws, welcome)
-}
 
 fn status_of(r: Result<ureq::Response, ureq::Error>) -> u16 {
     match r {
@@ -69,6 +31,7 @@ fn offer(media: &[(MediaKind, Direction)]) -> String {
     api.apply().unwrap().0.to_sdp_string()
 }
 
+#[allow(clippy::result_large_err)] // ureq's error carries the response: fine in a test
 fn post_sdp(server: &TestServer, path: &str, token: &str, sdp: &str) -> Result<ureq::Response, ureq::Error> {
     ureq::post(&format!("{}{path}", server.base))
         .set("Content-Type", "application/sdp")
@@ -181,7 +144,9 @@ async fn class_events_hands_floor_remove_lock_end_and_bad_clients() {
     send(&mut teacher, json!({"type": "revoke_floor", "pupil": alice_id})).await;
     assert!(wait_for(&mut alice, "floor").await["floor"].is_null());
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let delete = ureq::delete(&format!("{}{location}", server.base)).set("Authorization", &format!("Bearer {alice_token}")).call();
+    let delete = ureq::delete(&format!("{}{location}", server.base))
+        .set("Authorization", &format!("Bearer {alice_token}"))
+        .call();
     assert_eq!(status_of(delete), 404, "revoking the floor closed Alice's WHIP session");
 
     // Lock.
@@ -223,10 +188,19 @@ async fn class_events_hands_floor_remove_lock_end_and_bad_clients() {
     let mut ws = open(&server, "demo").await;
     send(&mut ws, json!({"type": "hello", "token": bruno_token})).await;
     assert_eq!(next(&mut ws).await.unwrap()["code"], "unauthorized");
+    // The code Bruno knows was replaced: he cannot join again; the teacher has the new one.
+    let code = wait_for(&mut teacher, "code").await["code"].as_str().unwrap().to_owned();
+    assert_ne!(code, "demo");
+    assert_eq!(join_status(&server, "Bruno"), 404, "the old code finds nothing");
 
     // End: everyone is told, joins are refused.
     send(&mut teacher, json!({"type": "end_class"})).await;
     wait_for(&mut alice, "class_ended").await;
     assert!(next(&mut alice).await.is_none(), "sockets close when the class ends");
-    assert_eq!(join_status(&server, "Zoé"), 410);
+    let ended = status_of(
+        ureq::post(&format!("{}/api/classes/{code}/join", server.base))
+            .set("Content-Type", "application/json")
+            .send_string(&json!({"name": "Zoé"}).to_string()),
+    );
+    assert_eq!(ended, 410, "the new code finds an ended class");
 }

@@ -32,7 +32,8 @@ impl Janus {
         let work = dir.join("conf");
         std::fs::create_dir_all(&work).unwrap();
         for f in ["janus.jcfg", "janus.plugin.videoroom.jcfg", "janus.transport.http.jcfg"] {
-            let text = std::fs::read_to_string(conf.join(f)).unwrap().replace("@CONF_DIR@", &work.display().to_string());
+            let text =
+                std::fs::read_to_string(conf.join(f)).unwrap().replace("@CONF_DIR@", &work.display().to_string());
             std::fs::write(work.join(f), text).unwrap();
         }
         let shim = dir.join("lo_shim.so");
@@ -63,7 +64,11 @@ impl Janus {
             if info.is_ok() {
                 return janus;
             }
-            assert!(Instant::now() < deadline, "janus did not answer within 15 s: {}", std::fs::read_to_string(dir.join("janus.log")).unwrap_or_default());
+            assert!(
+                Instant::now() < deadline,
+                "janus did not answer within 15 s: {}",
+                std::fs::read_to_string(dir.join("janus.log")).unwrap_or_default()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -96,7 +101,10 @@ fn loadgen_runs_the_class_against_janus_videoroom() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "loadgen --janus failed: {stderr}");
     let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    println!("janus run: {}", stderr.lines().filter(|l| l.contains("pupils ok") || l.contains("window")).collect::<Vec<_>>().join(" / "));
+    println!(
+        "janus run: {}",
+        stderr.lines().filter(|l| l.contains("pupils ok") || l.contains("window")).collect::<Vec<_>>().join(" / ")
+    );
     assert_eq!(r["server"], "janus");
     assert_eq!(r["pupils_ok"], 4, "every pupil got video through Janus: {stderr}");
     assert_eq!(r["pupils_video_stopped"], 0);

@@ -11,7 +11,19 @@ fn loadgen_reports_every_pupil_receiving() {
     let teacher = server.token("teacher", Some("demo"));
     let json = server.data_dir.join("load.json");
     let out = Command::new(bin())
-        .args(["loadgen", "--server", &server.base, "--class", "demo", "--pupils", "6", "--ramp", "20", "--duration", "4"])
+        .args([
+            "loadgen",
+            "--server",
+            &server.base,
+            "--class",
+            "demo",
+            "--pupils",
+            "6",
+            "--ramp",
+            "20",
+            "--duration",
+            "4",
+        ])
         .args(["--token", &teacher, "--json"])
         .arg(&json)
         .output()
@@ -32,7 +44,8 @@ fn loadgen_reports_every_pupil_receiving() {
         assert!(p["time_to_first_frame_ms"].as_f64().unwrap() < 2000.0, "{p}");
         // End-to-end delay from the teacher's abs-capture-time, carried by the server: a few
         // ms on loopback (adaptive pupils are paced, so not nothing either).
-        let (p50, p95) = (p["e2e_delay_p50_ms"].as_f64().expect("delay measured"), p["e2e_delay_p95_ms"].as_f64().unwrap());
+        let (p50, p95) =
+            (p["e2e_delay_p50_ms"].as_f64().expect("delay measured"), p["e2e_delay_p95_ms"].as_f64().unwrap());
         assert!(p50 > 0.0 && p50 <= p95 && p95 < 250.0, "end-to-end delay p50 {p50} ms p95 {p95} ms: {p}");
     }
     println!("end-to-end frame delay: p50 {} ms, p95 {} ms", v["e2e_delay_p50_ms"], v["e2e_delay_p95_ms"]);

@@ -93,12 +93,22 @@ fn participant(server: &TestServer, admin: &str, pid: u64) -> Option<serde_json:
         .into_string()
         .ok()?;
     let v: serde_json::Value = serde_json::from_str(&body).ok()?;
-    v["classes"].as_array()?.iter().flat_map(|c| c["participants"].as_array().cloned().unwrap_or_default()).find(|p| p["id"].as_u64() == Some(pid))
+    v["classes"]
+        .as_array()?
+        .iter()
+        .flat_map(|c| c["participants"].as_array().cloned().unwrap_or_default())
+        .find(|p| p["id"].as_u64() == Some(pid))
 }
 
 /// Receive until the server forwards `want` to the pupil (checked every 100 ms), at most `within`.
 /// `ARDOISE_TRACE_LAYERS=1` prints the layer and the estimate at each check.
-fn until_layer(pupil: &mut Subscriber, server: &TestServer, admin: &str, want: &str, within: Duration) -> Option<Duration> {
+fn until_layer(
+    pupil: &mut Subscriber,
+    server: &TestServer,
+    admin: &str,
+    want: &str,
+    within: Duration,
+) -> Option<Duration> {
     let pid = pupil.participant().expect("participant id");
     let start = Instant::now();
     let mut next = start;
@@ -114,7 +124,12 @@ fn until_layer(pupil: &mut Subscriber, server: &TestServer, admin: &str, want: &
                 let layer = p.as_ref().and_then(|p| p["layer"].as_str().map(str::to_owned));
                 if std::env::var_os("ARDOISE_TRACE_LAYERS").is_some() {
                     let est = p.as_ref().and_then(|p| p["estimate_bps"].as_u64()).unwrap_or(0);
-                    eprintln!("  {:>5} ms  {:<6} estimate {:>5} kbit/s", start.elapsed().as_millis(), layer.as_deref().unwrap_or("-"), est / 1000);
+                    eprintln!(
+                        "  {:>5} ms  {:<6} estimate {:>5} kbit/s",
+                        start.elapsed().as_millis(),
+                        layer.as_deref().unwrap_or("-"),
+                        est / 1000
+                    );
                 }
                 if layer.as_deref() == Some(want) {
                     found = Some(start.elapsed());
@@ -148,7 +163,8 @@ struct AudioFrames {
 
 /// The frames from `from_seq` on; with `red`, the payloads are RED payloads (Opus inside).
 fn audio_frames_with_red(audio: &[(u64, Vec<u8>)], from_seq: u64, red: bool) -> AudioFrames {
-    let audio: std::collections::BTreeMap<u64, &Vec<u8>> = audio.iter().filter(|(s, _)| *s >= from_seq).map(|(s, p)| (*s, p)).collect();
+    let audio: std::collections::BTreeMap<u64, &Vec<u8>> =
+        audio.iter().filter(|(s, _)| *s >= from_seq).map(|(s, p)| (*s, p)).collect();
     let mut f = AudioFrames::default();
     let (Some(&first), Some(&last)) = (audio.keys().next(), audio.keys().last()) else { return f };
     // (redundant previous frame, primary frame) of a packet.
@@ -184,9 +200,21 @@ fn audio_frames_with_red(audio: &[(u64, Vec<u8>)], from_seq: u64, red: bool) -> 
 fn inner() {
     let adaptive = rate_cap_then_recovery();
     let fixed = fixed_top_layer_under_the_cap();
-    println!("400 kbit/s cap, voice lost / video fps / longest video gap: adaptive {adaptive:?}, fixed top layer {fixed:?}");
-    assert!(fixed.0 > adaptive.0, "adaptation protects the voice: {:.1}% vs {:.1}% lost", adaptive.0 * 100.0, fixed.0 * 100.0);
-    assert!(adaptive.1 > 2.0 * fixed.1, "adaptation keeps the picture moving: {:.1} vs {:.1} complete frames/s", adaptive.1, fixed.1);
+    println!(
+        "400 kbit/s cap, voice lost / video fps / longest video gap: adaptive {adaptive:?}, fixed top layer {fixed:?}"
+    );
+    assert!(
+        fixed.0 > adaptive.0,
+        "adaptation protects the voice: {:.1}% vs {:.1}% lost",
+        adaptive.0 * 100.0,
+        fixed.0 * 100.0
+    );
+    assert!(
+        adaptive.1 > 2.0 * fixed.1,
+        "adaptation keeps the picture moving: {:.1} vs {:.1} complete frames/s",
+        adaptive.1,
+        fixed.1
+    );
     random_loss_with_fec();
     fifty_pupils_at_once();
 }
@@ -197,15 +225,24 @@ fn cap_link(port: u16) {
     let port = port.to_string();
     sh(&["tc", "qdisc", "add", "dev", "lo", "root", "handle", "1:", "htb", "default", "10"]);
     sh(&["tc", "class", "add", "dev", "lo", "parent", "1:", "classid", "1:10", "htb", "rate", "10gbit"]);
-    sh(&["tc", "class", "add", "dev", "lo", "parent", "1:", "classid", "1:20", "htb", "rate", "400kbit", "ceil", "400kbit", "burst", "4k"]);
+    sh(&[
+        "tc", "class", "add", "dev", "lo", "parent", "1:", "classid", "1:20", "htb", "rate", "400kbit", "ceil",
+        "400kbit", "burst", "4k",
+    ]);
     sh(&["tc", "qdisc", "add", "dev", "lo", "parent", "1:20", "handle", "20:", "bfifo", "limit", "64000"]);
-    sh(&["tc", "filter", "add", "dev", "lo", "protocol", "ip", "parent", "1:", "prio", "1", "u32", "match", "ip", "protocol", "17", "0xff", "match", "ip", "dport", &port, "0xffff", "flowid", "1:20"]);
+    sh(&[
+        "tc", "filter", "add", "dev", "lo", "protocol", "ip", "parent", "1:", "prio", "1", "u32", "match", "ip",
+        "protocol", "17", "0xff", "match", "ip", "dport", &port, "0xffff", "flowid", "1:20",
+    ]);
 }
 
 /// The pupil's link gets its capacity back: the class's rate goes up (its queue drains;
 /// deleting the qdisc would drop what it holds, which a recovering link does not do).
 fn lift_cap() {
-    sh(&["tc", "class", "change", "dev", "lo", "parent", "1:", "classid", "1:20", "htb", "rate", "1gbit", "ceil", "1gbit", "burst", "64k"]);
+    sh(&[
+        "tc", "class", "change", "dev", "lo", "parent", "1:", "classid", "1:20", "htb", "rate", "1gbit", "ceil",
+        "1gbit", "burst", "64k",
+    ]);
 }
 
 /// Complete video frames per second (every packet of the frame and the one before it
@@ -223,11 +260,8 @@ fn video_flow(report: &ardoise_loadgen::SubscriberReport, from: usize) -> (f64, 
         e.1 = e.1.max(p.seq);
         e.2 = e.2.max(p.at);
     }
-    let mut done: Vec<Instant> = frames
-        .values()
-        .filter(|(lo, hi, _)| (lo - 1..=*hi).all(|s| seqs.contains(&s)))
-        .map(|(_, _, at)| *at)
-        .collect();
+    let mut done: Vec<Instant> =
+        frames.values().filter(|(lo, hi, _)| (lo - 1..=*hi).all(|s| seqs.contains(&s))).map(|(_, _, at)| *at).collect();
     done.sort();
     let span = (last.at - first.at).as_secs_f64().max(0.001);
     let gap = done.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(Duration::MAX);
@@ -311,7 +345,10 @@ fn fixed_top_layer_under_the_cap() -> (f64, f64, Duration) {
     let (received, rebuilt, total) = audio_frames(&pupil.report.audio, from);
     let loss = 1.0 - (received + rebuilt) as f64 / total.max(1) as f64;
     let (fps, gap) = video_flow(&pupil.report, video_from);
-    println!("fixed 720p under the cap: voice {:.1}% lost after FEC, video {fps:.1} complete frames/s, longest wait {gap:?}", loss * 100.0);
+    println!(
+        "fixed 720p under the cap: voice {:.1}% lost after FEC, video {fps:.1} complete frames/s, longest wait {gap:?}",
+        loss * 100.0
+    );
     (loss, fps, gap)
 }
 
@@ -379,7 +416,10 @@ fn random_loss_with_fec() {
         red_delivered * 100.0,
         f.with_redundancy
     );
-    assert!(f.with_redundancy * 10 > f.received * 9, "the SFU sends the previous frame in (nearly) every RED packet: {f:?}");
+    assert!(
+        f.with_redundancy * 10 > f.received * 9,
+        "the SFU sends the previous frame in (nearly) every RED packet: {f:?}"
+    );
     assert!(f.by_red > 0 && f.received < f.total, "lost frames were rebuilt from RED: {f:?}");
     assert!(red_delivered >= 0.98, "audio frames delivered with RED {:.1}%", red_delivered * 100.0);
     drop(relays);
@@ -391,7 +431,19 @@ fn fifty_pupils_at_once() {
     let json = server.data_dir.join("fifty.json");
     let started = Instant::now();
     let out = Command::new(bin())
-        .args(["loadgen", "--server", &server.base, "--class", "demo", "--pupils", "50", "--ramp", "1000", "--duration", "10"])
+        .args([
+            "loadgen",
+            "--server",
+            &server.base,
+            "--class",
+            "demo",
+            "--pupils",
+            "50",
+            "--ramp",
+            "1000",
+            "--duration",
+            "10",
+        ])
         .args(["--token", &teacher, "--json"])
         .arg(&json)
         .output()
@@ -407,6 +459,8 @@ fn fifty_pupils_at_once() {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum();
     let per_layer_per_sec = plis / 3.0 / secs;
-    println!("50 pupils at once: {plis} keyframe requests to the teacher in {secs:.1} s: {per_layer_per_sec:.2}/s per layer");
+    println!(
+        "50 pupils at once: {plis} keyframe requests to the teacher in {secs:.1} s: {per_layer_per_sec:.2}/s per layer"
+    );
     assert!(per_layer_per_sec <= 1.0, "{per_layer_per_sec:.2} keyframe requests per second per layer");
 }

@@ -64,7 +64,8 @@ fn twenty_pupils_receive_everything_across_a_teacher_reconnect() {
     // A late pupil joins mid-class.
     std::thread::sleep(Duration::from_millis(2500));
     let late_token = server.join("demo", "Retard");
-    let mut late = Subscriber::connect_with_layer(&server.base, "demo", &late_token, lo(), Some("high")).expect("late WHEP");
+    let mut late =
+        Subscriber::connect_with_layer(&server.base, "demo", &late_token, lo(), Some("high")).expect("late WHEP");
     late.run_for(Duration::from_millis(1200)).unwrap();
     let (_, late_report) = late.close();
 
@@ -99,13 +100,21 @@ fn twenty_pupils_receive_everything_across_a_teacher_reconnect() {
             audio.len()
         );
         // The first packet after the teacher came back starts a keyframe, with a later timestamp.
-        let resumed = r.video.iter().position(|p| p.at > gone_at + Duration::from_millis(100)).expect("video after the reconnection");
+        let resumed = r
+            .video
+            .iter()
+            .position(|p| p.at > gone_at + Duration::from_millis(100))
+            .expect("video after the reconnection");
         let (before, after) = (&r.video[resumed - 1], &r.video[resumed]);
         assert!(after.keyframe_start, "pupil {i}: resumed on a non-keyframe");
         assert_eq!(after.seq, before.seq + 1, "pupil {i}: sequence continues across the reconnection");
         let dt = after.ts.wrapping_sub(before.ts);
         assert!((30_000..200_000).contains(&dt), "pupil {i}: timestamp jumped by {dt} ticks over ~0.5 s");
-        assert_eq!(r.video.iter().map(|p| p.ssrc).collect::<HashSet<_>>().len(), 1, "pupil {i}: one SSRC for the whole class");
+        assert_eq!(
+            r.video.iter().map(|p| p.ssrc).collect::<HashSet<_>>().len(),
+            1,
+            "pupil {i}: one SSRC for the whole class"
+        );
     }
     // Audio decodes to the teacher's 440 Hz tone.
     let pcm = tone::decode(&reports[0].audio_in_order()).expect("opus decodes");

@@ -42,9 +42,12 @@ fn depacketize(r: &ardoise_loadgen::SubscriberReport) -> Vec<(Vec<u8>, Instant)>
     frames
 }
 
-/// Decode VP8 frames with GStreamer; returns, per decoded frame, (input index, width, height,
-/// centre RGB, RGB low in the picture — below any slate text).
-fn decode(frames: &[(Vec<u8>, Instant)]) -> Vec<(usize, u32, u32, [u8; 3], [u8; 3])> {
+/// One decoded frame: (input index, width, height, centre RGB, RGB low in the picture — below
+/// any slate text).
+type DecodedFrame = (usize, u32, u32, [u8; 3], [u8; 3]);
+
+/// Decode VP8 frames with GStreamer; returns what each decoded frame shows.
+fn decode(frames: &[(Vec<u8>, Instant)]) -> Vec<DecodedFrame> {
     gst::init().unwrap();
     let p = gst::parse::launch(
         "appsrc name=src format=time caps=video/x-vp8 ! vp8dec ! videoconvert ! video/x-raw,format=RGB ! appsink name=sink sync=false",
@@ -151,7 +154,10 @@ fn studio_publishes_switches_layouts_and_survives_a_server_restart() {
         assert!(!decoded.is_empty(), "layer {i} decodes");
         // A pupil may start on another layer for a moment (the first layer to send a keyframe);
         // from the switch on, every frame is at the wanted size.
-        let from = decoded.iter().position(|d| (d.1, d.2) == (w, h)).unwrap_or_else(|| panic!("layer {i}: no {w}x{h} frame: {:?}", decoded.first()));
+        let from = decoded
+            .iter()
+            .position(|d| (d.1, d.2) == (w, h))
+            .unwrap_or_else(|| panic!("layer {i}: no {w}x{h} frame: {:?}", decoded.first()));
         let steady = &decoded[from..];
         let frames_at: Vec<Instant> = frames.iter().map(|f| f.1).collect();
         let start = frames_at[steady[0].0];
@@ -160,20 +166,35 @@ fn studio_publishes_switches_layouts_and_survives_a_server_restart() {
             // The middle layer favours resolution once the layout shows the document:
             // 640x360@30 before the switch, 960x540@15 after it.
             let settled = switch_at + Duration::from_millis(300);
-            assert!(steady.iter().filter(|d| frames_at[d.0] < switch_at).all(|d| (d.1, d.2) == (w, h)), "360p before the switch");
+            assert!(
+                steady.iter().filter(|d| frames_at[d.0] < switch_at).all(|d| (d.1, d.2) == (w, h)),
+                "360p before the switch"
+            );
             let after: Vec<_> = steady.iter().filter(|d| frames_at[d.0] > settled).collect();
-            assert!(!after.is_empty() && after.iter().all(|d| (d.1, d.2) == (960, 540)), "the middle layer is 960x540 for the document");
+            assert!(
+                !after.is_empty() && after.iter().all(|d| (d.1, d.2) == (960, 540)),
+                "the middle layer is 960x540 for the document"
+            );
             (switch_at - start).as_secs_f64() * fps + (frames.last().unwrap().1 - switch_at).as_secs_f64() * 15.0
         } else {
             assert!(steady.iter().all(|d| (d.1, d.2) == (w, h)), "layer {i} stays {w}x{h}");
             span.as_secs_f64() * fps
         };
-        println!("layer {i}: {w}x{h}, {} frames decoded over {span:?} ({want:.0} expected), first {from} frames from another layer", steady.len());
+        println!(
+            "layer {i}: {w}x{h}, {} frames decoded over {span:?} ({want:.0} expected), first {from} frames from another layer",
+            steady.len()
+        );
         assert!(steady.len() as f64 >= 0.9 * want, "layer {i}: {} frames decoded of {want:.0} expected", steady.len());
         assert!(span > Duration::from_secs(4), "layer {i} played long enough");
         if i == 0 {
-            assert!(decoded.iter().any(|d| frames_at[d.0] < switch_at && is_red(d.3)), "camera (red) before the switch");
-            let first_blue = decoded.iter().find(|d| frames_at[d.0] > switch_at && is_blue(d.3)).expect("document (blue) after the switch");
+            assert!(
+                decoded.iter().any(|d| frames_at[d.0] < switch_at && is_red(d.3)),
+                "camera (red) before the switch"
+            );
+            let first_blue = decoded
+                .iter()
+                .find(|d| frames_at[d.0] > switch_at && is_blue(d.3))
+                .expect("document (blue) after the switch");
             let delay = frames_at[first_blue.0] - switch_at;
             println!("layout switch visible after {delay:?}");
             assert!(delay <= Duration::from_millis(300), "layout switch took {delay:?}");
@@ -341,7 +362,11 @@ fn studio_publishes_h264_constrained_baseline_for_older_ipads() {
         }
     }
     let frames: std::collections::HashSet<u32> = pupil.report.video.iter().map(|p| p.ts).collect();
-    println!("H.264: {} frames in 4 s, SPS {:?}, {idr} IDR slices, {late} late camera frames", frames.len(), sizes.first());
+    println!(
+        "H.264: {} frames in 4 s, SPS {:?}, {idr} IDR slices, {late} late camera frames",
+        frames.len(),
+        sizes.first()
+    );
     // Every layer is constrained baseline; the pupil that asked for the top layer ends on it
     // (until the top layer's first keyframe it may be shown the middle one: a picture sooner).
     assert!(sizes.iter().all(|s| s.0 == 66), "constrained baseline (66): {sizes:?}");

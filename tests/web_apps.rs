@@ -124,7 +124,11 @@ fn inner() {
     let browser_fps = v["browserTeachingFps"].as_f64().unwrap_or(0.0);
     assert!(browser_fps >= 20.0, "teaching from the browser: the pupil decoded {browser_fps} fps");
     assert_eq!(v["studioWidth"], 960, "the studio's top layer");
-    assert!(v["browserWidth"].as_u64().is_some_and(|w| w != 960 && w > 0), "the browser's camera: {}", v["browserWidth"]);
+    assert!(
+        v["browserWidth"].as_u64().is_some_and(|w| w != 960 && w > 0),
+        "the browser's camera: {}",
+        v["browserWidth"]
+    );
     assert_eq!(v["backToStudio"], true, "the studio's picture comes back when the browser stops");
     let shots = v["screenshots"].as_array().expect("screenshots");
     assert_eq!(shots.len(), 6, "three pages, two sizes: {shots:?}");

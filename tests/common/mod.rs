@@ -1,6 +1,8 @@
 //! Helpers for end-to-end tests: run the real `ardoise` binary on loopback, port 0.
 #![allow(dead_code)]
 
+pub mod ws;
+
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -10,6 +12,25 @@ use std::time::{Duration, Instant};
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_ardoise")
 }
+
+/// The configuration of test servers: the class `demo` (join code `demo`), and per-address
+/// limits raised because every test client comes from 127.0.0.1 (the security tests set
+/// their own limits with `ARDOISE__LIMITS__…` variables, which override these).
+pub const TEST_CONFIG: &str = r#"
+[[classes]]
+id = "demo"
+code = "demo"
+title = "Classe de démonstration"
+
+[limits]
+connections_per_ip = 2000
+offers_per_ip_per_minute = 100000
+joins_per_ip_per_minute = 100000
+joins_per_class_per_minute = 100000
+sessions_per_ip = 2000
+pending_per_class = 500
+websockets_per_ip = 2000
+"#;
 
 /// A running `ardoise serve`, killed on drop.
 pub struct TestServer {
@@ -28,12 +49,15 @@ impl TestServer {
 
     /// Same, with the HTTP server on `http` (to restart a server at the same address).
     pub fn start_on(http: &str, extra_env: &[(&str, &str)]) -> TestServer {
-        let data_dir = std::env::temp_dir().join(format!(
-            "ardoise-test-{}-{}",
-            std::process::id(),
-            rand_suffix()
-        ));
+        Self::start_with(http, TEST_CONFIG, extra_env)
+    }
+
+    /// A server on `http` with `config` as its configuration file (instead of
+    /// [`TEST_CONFIG`]), then the `ARDOISE__…` variables.
+    pub fn start_with(http: &str, config: &str, extra_env: &[(&str, &str)]) -> TestServer {
+        let data_dir = std::env::temp_dir().join(format!("ardoise-test-{}-{}", std::process::id(), rand_suffix()));
         std::fs::create_dir_all(&data_dir).unwrap();
+        std::fs::write(data_dir.join("test.toml"), config).unwrap();
         let mut env: Vec<(String, String)> = vec![
             ("ARDOISE__DATA__DIR".into(), data_dir.display().to_string()),
             ("ARDOISE__MEDIA__WORKERS".into(), "2".into()),
@@ -57,12 +81,21 @@ impl TestServer {
     }
 
     fn spawn(http: &str, env: &[(String, String)]) -> (Child, String, Vec<std::net::SocketAddr>) {
+        let data_dir = env.iter().find(|(k, _)| k == "ARDOISE__DATA__DIR").map(|(_, v)| PathBuf::from(v)).unwrap();
+        // ARDOISE_TEST_LOG=FILE (in `env`): the server's log goes to that file.
+        let log = env.iter().find(|(k, _)| k == "ARDOISE_TEST_LOG").map(|(_, v)| PathBuf::from(v));
+        let stderr = match &log {
+            Some(f) => Stdio::from(std::fs::OpenOptions::new().create(true).append(true).open(f).unwrap()),
+            None => Stdio::inherit(),
+        };
+        let level = env.iter().find(|(k, _)| k == "ARDOISE_LOG").map(|(_, v)| v.clone());
         let mut child = Command::new(bin())
-            .args(["serve", "--http", http, "--udp", "127.0.0.1:0"])
+            .args(["serve", "--http", http, "--udp", "127.0.0.1:0", "--config"])
+            .arg(data_dir.join("test.toml"))
             .envs(env.iter().cloned())
-            .env("ARDOISE_LOG", std::env::var("ARDOISE_LOG").unwrap_or_else(|_| "warn".into()))
+            .env("ARDOISE_LOG", level.unwrap_or_else(|| std::env::var("ARDOISE_LOG").unwrap_or_else(|_| "warn".into())))
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("start ardoise serve");
         let stdout = child.stdout.take().unwrap();
@@ -92,7 +125,9 @@ impl TestServer {
     /// A token from `ardoise token`, run with the server's configuration.
     pub fn token(&self, role: &str, class: Option<&str>) -> String {
         let mut cmd = Command::new(bin());
-        cmd.args(["token", "--role", role]).envs(self.env.iter().cloned());
+        cmd.args(["token", "--role", role, "--config"])
+            .arg(self.data_dir.join("test.toml"))
+            .envs(self.env.iter().cloned());
         if let Some(c) = class {
             cmd.args(["--class", c]);
         }
@@ -145,6 +180,28 @@ fn rand_suffix() -> u64 {
     h.finish()
 }
 
+/// Resident memory of process `pid`, KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Poll `check` every 20 ms until it returns `Some`, or panic after `within` saying `what`.
+pub fn wait_until<T>(within: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {within:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Loopback.
 pub fn lo() -> std::net::IpAddr {
     "127.0.0.1".parse().unwrap()
@@ -170,7 +227,8 @@ pub fn in_private_network(name: &str, prerequisites: impl FnOnce() -> Result<(),
         assert!(up.success(), "bring lo up in the namespace");
         return true;
     }
-    let ready = if is_root() { prerequisites() } else { Err("needs root for a private network namespace (unshare -n)".into()) };
+    let ready =
+        if is_root() { prerequisites() } else { Err("needs root for a private network namespace (unshare -n)".into()) };
     if let Err(why) = ready {
         if std::env::var("CI").is_ok_and(|v| v == "true") {
             panic!("{name} cannot run in CI: {why}");
@@ -201,4 +259,43 @@ pub fn browser_prerequisites() -> Result<(), String> {
         return Err("tests/browser/node_modules is missing (make test runs npm ci)".into());
     }
     Ok(())
+}
+
+/// An HTTP answer, whatever its status.
+pub struct Reply {
+    pub status: u16,
+    pub content_type: String,
+    pub retry_after: Option<String>,
+    pub body: String,
+}
+
+/// Send a request and return the answer (errors included).
+pub fn send(method: &str, url: &str, token: Option<&str>, content_type: Option<&str>, body: &str) -> Reply {
+    let mut req = ureq::request(method, url);
+    if let Some(t) = token {
+        req = req.set("Authorization", &format!("Bearer {t}"));
+    }
+    if let Some(ct) = content_type {
+        req = req.set("Content-Type", ct);
+    }
+    let r = match req.send_string(body) {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{method} {url}: {e}"),
+    };
+    Reply {
+        status: r.status(),
+        content_type: r.content_type().to_owned(),
+        retry_after: r.header("Retry-After").map(String::from),
+        body: r.into_string().unwrap_or_default(),
+    }
+}
+
+/// Assert a problem+json answer with this status and a detail.
+pub fn assert_problem(r: &Reply, status: u16, what: &str) {
+    assert_eq!(r.status, status, "{what}: {}", r.body);
+    assert_eq!(r.content_type, "application/problem+json", "{what}");
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap_or_else(|_| panic!("{what}: not JSON: {}", r.body));
+    assert_eq!(v["status"], status, "{what}");
+    assert!(v["detail"].as_str().is_some_and(|d| !d.is_empty()), "{what}: a detail explains it");
 }

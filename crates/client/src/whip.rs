@@ -1,8 +1,8 @@
 //! A WHIP publication offer: one audio and one video m-line (simulcast by rid when several
 //! rids are given), posted to `/whip/{class}`, answer applied.
 
-use crate::http::{self, Session};
 use crate::Peer;
+use crate::http::{self, Session};
 use anyhow::{Context, Result};
 use str0m::media::{Direction, MediaKind, Mid, Simulcast, SimulcastLayer};
 

@@ -202,7 +202,8 @@ fn machine_ticks() -> Option<(u64, u64, usize)> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
     let v: Vec<u64> = stat.lines().next()?.split_whitespace().skip(1).take(8).filter_map(|x| x.parse().ok()).collect();
     let total: u64 = v.iter().sum();
-    let cores = stat.lines().filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit)).count();
+    let cores =
+        stat.lines().filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit)).count();
     Some((total - v.get(3)? - v.get(4)?, total, cores))
 }
 
@@ -355,7 +356,8 @@ pub fn run(args: LoadgenArgs) -> Result<()> {
     let mut janus_feed = None;
     let teacher = match (&janus, &args.token) {
         (Some((api, _, room)), _) => {
-            let (mut p, feed) = janus::publish(api, room.id, args.bind, !args.no_simulcast).context("Janus publisher")?;
+            let (mut p, feed) =
+                janus::publish(api, room.id, args.bind, !args.no_simulcast).context("Janus publisher")?;
             janus_feed = Some(feed);
             let stats = p.stats.clone();
             let teacher_stop = stop.clone();
@@ -478,7 +480,10 @@ pub fn run(args: LoadgenArgs) -> Result<()> {
             per.push(match r {
                 Ok(report) => PupilResult {
                     window_video_loss: bounds.and_then(|(from, to)| loss_between(&report, from, to)),
-                    video_stopped: report.video.last().is_some_and(|p| window_end.at.saturating_duration_since(p.at) > Duration::from_secs(2)),
+                    video_stopped: report
+                        .video
+                        .last()
+                        .is_some_and(|p| window_end.at.saturating_duration_since(p.at) > Duration::from_secs(2)),
                     ..pupil_result(i, &report, measured)
                 },
                 Err(e) => failed(i, e),

@@ -49,7 +49,8 @@ impl Janus {
     /// A client for the API at `base`, e.g. `http://127.0.0.1:18088/janus`.
     pub fn new(base: &str) -> Arc<Janus> {
         // A long poll is answered within 30 s (with a `keepalive` when nothing happened).
-        let agent = ureq::AgentBuilder::new().timeout_connect(Duration::from_secs(5)).timeout(Duration::from_secs(40)).build();
+        let agent =
+            ureq::AgentBuilder::new().timeout_connect(Duration::from_secs(5)).timeout(Duration::from_secs(40)).build();
         let seed = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
         Arc::new(Janus {
             base: base.trim_end_matches('/').to_owned(),
@@ -70,7 +71,9 @@ impl Janus {
         let url = format!("{}{path}", self.base);
         let text = match self.agent.post(&url).set("Content-Type", "application/json").send_string(&body.to_string()) {
             Ok(r) => r.into_string()?,
-            Err(ureq::Error::Status(code, r)) => bail!("POST {url}: HTTP {code}: {}", r.into_string().unwrap_or_default()),
+            Err(ureq::Error::Status(code, r)) => {
+                bail!("POST {url}: HTTP {code}: {}", r.into_string().unwrap_or_default())
+            }
             Err(e) => return Err(e).with_context(|| format!("POST {url}")),
         };
         let reply: Value = serde_json::from_str(&text).with_context(|| format!("POST {url}: not JSON: {text}"))?;
@@ -90,7 +93,8 @@ impl Janus {
 
     /// Attach the VideoRoom plugin to `session`; returns the handle id.
     pub fn attach(&self, session: u64) -> Result<u64> {
-        let reply = self.post(&format!("/{session}"), json!({ "janus": "attach", "plugin": PLUGIN }), &self.transaction())?;
+        let reply =
+            self.post(&format!("/{session}"), json!({ "janus": "attach", "plugin": PLUGIN }), &self.transaction())?;
         reply["data"]["id"].as_u64().context("no handle id")
     }
 
@@ -124,7 +128,9 @@ impl Janus {
         while Instant::now() < deadline {
             let text = match self.agent.get(&url).call() {
                 Ok(r) => r.into_string()?,
-                Err(ureq::Error::Status(code, r)) => bail!("GET {url}: HTTP {code}: {}", r.into_string().unwrap_or_default()),
+                Err(ureq::Error::Status(code, r)) => {
+                    bail!("GET {url}: HTTP {code}: {}", r.into_string().unwrap_or_default())
+                }
                 Err(e) => return Err(e).with_context(|| format!("GET {url}")),
             };
             let reply: Value = serde_json::from_str(&text).with_context(|| format!("GET {url}: not JSON: {text}"))?;
@@ -166,7 +172,8 @@ impl Janus {
                 next += KEEPALIVE;
                 let sessions = janus.live.lock().unwrap().clone();
                 for s in sessions {
-                    if let Err(e) = janus.post(&format!("/{s}"), json!({ "janus": "keepalive" }), &janus.transaction()) {
+                    if let Err(e) = janus.post(&format!("/{s}"), json!({ "janus": "keepalive" }), &janus.transaction())
+                    {
                         tracing::warn!("janus keepalive {s}: {e}");
                     }
                 }
@@ -202,7 +209,8 @@ impl Room {
     pub fn create(janus: &Arc<Janus>, bitrate: u64) -> Result<Room> {
         let session = janus.create_session()?;
         let handle = janus.attach(session)?;
-        let id = 1_000_000 + SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64 % 1_000_000_000);
+        let id = 1_000_000
+            + SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64 % 1_000_000_000);
         let body = json!({
             "request": "create", "room": id, "permanent": false, "description": "ardoise loadgen",
             "publishers": 1, "bitrate": bitrate, "fir_freq": 10, "audiocodec": "opus", "videocodec": "vp8",
@@ -236,12 +244,14 @@ pub fn publish(janus: &Arc<Janus>, room: u64, bind: IpAddr, simulcast: bool) -> 
     let mut api = peer.rtc.sdp_api();
     let audio_mid = api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
     let rids = Publisher::rids(simulcast);
-    let layers = (rids.len() > 1).then(|| Simulcast { send: rids.iter().map(|r| SimulcastLayer::new(r)).collect(), recv: vec![] });
+    let layers = (rids.len() > 1)
+        .then(|| Simulcast { send: rids.iter().map(|r| SimulcastLayer::new(r)).collect(), recv: vec![] });
     let video_mid = api.add_media(MediaKind::Video, Direction::SendOnly, None, None, layers);
     let (offer, pending) = api.apply().context("no offer")?;
     // Our rids are listed lowest first; Janus assumes highest first unless told.
     let jsep = json!({ "type": "offer", "sdp": offer.to_sdp_string(), "rid_order": "lmh" });
-    let (tx, _) = janus.request(session, handle, json!({ "request": "configure", "audio": true, "video": true }), Some(jsep))?;
+    let (tx, _) =
+        janus.request(session, handle, json!({ "request": "configure", "audio": true, "video": true }), Some(jsep))?;
     let configured = janus.event(session, &tx)?;
     let sdp = configured["jsep"]["sdp"].as_str().context("no SDP answer from Janus")?;
     let answer = SdpAnswer::from_sdp_string(sdp).context("parse Janus's answer")?;
@@ -286,7 +296,8 @@ pub fn subscribe(janus: &Arc<Janus>, room: u64, feed: u64, bind: IpAddr, substre
     match result {
         Ok((peer, video_mid)) => {
             let j = janus.clone();
-            let mut pupil = Subscriber::negotiated(peer, video_mid, Signalling::Custom(Box::new(move || j.destroy(session))));
+            let mut pupil =
+                Subscriber::negotiated(peer, video_mid, Signalling::Custom(Box::new(move || j.destroy(session))));
             // Janus sends stale packets under load that would stop str0m's video for good.
             pupil.drop_stale();
             Ok(pupil)

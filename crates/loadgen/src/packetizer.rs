@@ -37,7 +37,11 @@ pub fn picture_id(payload: &[u8]) -> Option<u16> {
     if payload.len() < 4 || payload[0] & 0x80 == 0 || payload[1] & 0x80 == 0 {
         return None;
     }
-    if payload[2] & 0x80 != 0 { Some((((payload[2] & 0x7f) as u16) << 8) | payload[3] as u16) } else { Some(payload[2] as u16) }
+    if payload[2] & 0x80 != 0 {
+        Some((((payload[2] & 0x7f) as u16) << 8) | payload[3] as u16)
+    } else {
+        Some(payload[2] as u16)
+    }
 }
 
 /// Whether a VP8 payload starts a keyframe, whatever its descriptor (the SFU's parser).

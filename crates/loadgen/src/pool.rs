@@ -52,7 +52,8 @@ pub fn run_pool(
         }
         let now = Instant::now();
         let next = pupils.iter().filter(|p| !p.2).map(|p| p.1.peer().next_timeout()).min();
-        let wait = next.map_or(Duration::from_millis(20), |t| t.saturating_duration_since(now)).min(Duration::from_millis(20));
+        let wait =
+            next.map_or(Duration::from_millis(20), |t| t.saturating_duration_since(now)).min(Duration::from_millis(20));
         poll.poll(&mut mio_events, Some(wait))?;
         let now = Instant::now();
         ready.clear();

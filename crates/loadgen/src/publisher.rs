@@ -1,20 +1,20 @@
 //! A synthetic teacher: WHIP publish of VP8 simulcast (embedded clips) and an Opus tone.
 
-use ardoise_client::http::{self, Session};
-use ardoise_client::whip;
 use crate::packetizer::Vp8Packetizer;
-use ardoise_client::Peer;
 use crate::{ToneEncoder, VideoClip};
 use anyhow::{Context, Result, bail};
+use ardoise_client::Peer;
+use ardoise_client::http::{self, Session};
+use ardoise_client::whip;
 use std::collections::HashSet;
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
 use std::time::{Duration, Instant};
 use str0m::Event;
 use str0m::format::Codec;
 use str0m::media::{Mid, Pt, Rid};
-use std::time::SystemTime;
 use str0m::rtp::{AbsCaptureTime, ExtensionValues, RtpWrite};
 
 /// What to publish and where.
@@ -121,7 +121,14 @@ impl Publisher {
         let rids = Self::rids(config.simulcast);
         let published = whip::publish(&mut peer, &config.server, &config.class, &config.token, &rids)?;
         let signalling = Signalling::Http { session: published.session, token: config.token.clone() };
-        Self::negotiated(peer, published.audio_mid, published.video_mid, config.simulcast, config.record_payloads, signalling)
+        Self::negotiated(
+            peer,
+            published.audio_mid,
+            published.video_mid,
+            config.simulcast,
+            config.record_payloads,
+            signalling,
+        )
     }
 
     /// The rids to offer: `l`, `m`, `h` (lowest first) with simulcast, none without.

@@ -1,10 +1,10 @@
 //! A synthetic pupil: WHEP play, recording every RTP packet received.
 
-use ardoise_client::http;
 use crate::packetizer::is_keyframe_start;
-use ardoise_client::Peer;
 use crate::publisher::{Signalling, payload_hash};
 use anyhow::{Context, Result, bail};
+use ardoise_client::Peer;
+use ardoise_client::http;
 use std::collections::HashMap;
 use std::io::ErrorKind;
 use std::net::IpAddr;
@@ -179,7 +179,13 @@ impl Subscriber {
     }
 
     /// Negotiate asking for a simulcast layer (`high`, `medium`, `low`).
-    pub fn connect_with_layer(server: &str, class: &str, token: &str, bind: IpAddr, layer: Option<&str>) -> Result<Subscriber> {
+    pub fn connect_with_layer(
+        server: &str,
+        class: &str,
+        token: &str,
+        bind: IpAddr,
+        layer: Option<&str>,
+    ) -> Result<Subscriber> {
         Self::connect_peer(Peer::new(bind)?, server, class, token, layer)
     }
 
@@ -208,8 +214,19 @@ impl Subscriber {
     /// A pupil on a `peer` negotiated by other means (e.g. it answered a Janus offer, see
     /// [`crate::janus`]); `video_mid` is its video m-line, `signalling` says how it leaves.
     pub fn negotiated(peer: Peer, video_mid: Mid, signalling: Signalling) -> Subscriber {
-        let report = SubscriberReport { local: Some(peer.local()), negotiated_at: Some(Instant::now()), ..Default::default() };
-        Subscriber { peer, signalling, video_mid, report, keep_audio: true, keep_video: false, rtp_counter: None, stale: None, seq_offset: HashMap::new() }
+        let report =
+            SubscriberReport { local: Some(peer.local()), negotiated_at: Some(Instant::now()), ..Default::default() };
+        Subscriber {
+            peer,
+            signalling,
+            video_mid,
+            report,
+            keep_audio: true,
+            keep_video: false,
+            rtp_counter: None,
+            stale: None,
+            seq_offset: HashMap::new(),
+        }
     }
 
     /// Drop RTP packets from before the start of their stream before str0m sees them and keep

@@ -108,7 +108,12 @@ impl BatchSender {
                         return;
                     }
                 }
-                Err(e) if self.gso && next == 0 && self.groups[next].count > 1 && matches!(e.raw_os_error(), Some(libc::EIO | libc::EINVAL | libc::ENOPROTOOPT)) => {
+                Err(e)
+                    if self.gso
+                        && next == 0
+                        && self.groups[next].count > 1
+                        && matches!(e.raw_os_error(), Some(libc::EIO | libc::EINVAL | libc::ENOPROTOOPT)) =>
+                {
                     warn!("UDP GSO refused by the kernel ({e}); sending datagrams one by one");
                     self.gso = false;
                     self.plan(transmits);
@@ -224,7 +229,12 @@ mod tests {
     use str0m::net::Protocol;
 
     fn tx(to: SocketAddr, body: Vec<u8>) -> Transmit {
-        Transmit { proto: Protocol::Udp, source: "127.0.0.1:1".parse().unwrap(), destination: to, contents: body.into() }
+        Transmit {
+            proto: Protocol::Udp,
+            source: "127.0.0.1:1".parse().unwrap(),
+            destination: to,
+            contents: body.into(),
+        }
     }
 
     async fn check(gso: bool) {
@@ -240,7 +250,13 @@ mod tests {
         let mut want_a = Vec::new();
         let mut want_b = Vec::new();
         for i in 0..40u8 {
-            let len = if i == 39 { 300 } else if i >= 35 { 120 } else { 1100 };
+            let len = if i == 39 {
+                300
+            } else if i >= 35 {
+                120
+            } else {
+                1100
+            };
             let body = vec![i; len];
             list.push(tx(aa, body.clone()));
             want_a.push(body.clone());

@@ -38,6 +38,8 @@ pub enum Command {
         offer: String,
         /// The class's media, or a pupil holding the floor.
         role: ardoise_sfu::PublisherRole,
+        /// Its video may be relayed (a floor pupil only with the camera granted).
+        camera: bool,
         /// Answer or error.
         reply: oneshot::Sender<Result<Joined, NetError>>,
     },

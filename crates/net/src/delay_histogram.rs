@@ -50,7 +50,13 @@ impl Default for DelayHistogram {
 
 impl std::fmt::Debug for DelayHistogram {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "DelayHistogram {{ n: {}, p50: {:?}, p99: {:?} }}", self.total, self.quantile_us(0.5), self.quantile_us(0.99))
+        write!(
+            f,
+            "DelayHistogram {{ n: {}, p50: {:?}, p99: {:?} }}",
+            self.total,
+            self.quantile_us(0.5),
+            self.quantile_us(0.99)
+        )
     }
 }
 

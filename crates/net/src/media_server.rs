@@ -68,7 +68,7 @@ impl MediaServer {
                 rx,
                 events_tx.clone(),
             )
-                .map_err(|source| NetError::Bind { addr, source })?;
+            .map_err(|source| NetError::Bind { addr, source })?;
             threads.push(handle);
             workers.push(WorkerHandle { commands: tx, advertised });
         }
@@ -107,7 +107,12 @@ impl MediaServer {
     }
 
     /// Negotiate the class's publisher (WHIP).
-    pub async fn publish(&self, class: &ClassId, participant: ParticipantId, offer: String) -> Result<Joined, NetError> {
+    pub async fn publish(
+        &self,
+        class: &ClassId,
+        participant: ParticipantId,
+        offer: String,
+    ) -> Result<Joined, NetError> {
         self.publish_as(class, participant, offer, PublisherRole::Class).await
     }
 
@@ -119,9 +124,22 @@ impl MediaServer {
         offer: String,
         role: PublisherRole,
     ) -> Result<Joined, NetError> {
+        self.publish_granted(class, participant, offer, role, role == PublisherRole::Class).await
+    }
+
+    /// Negotiate a publisher in `role` whose video is relayed only if `camera` (a floor
+    /// pupil's camera needs the teacher's grant; the SFU refuses the offer otherwise).
+    pub async fn publish_granted(
+        &self,
+        class: &ClassId,
+        participant: ParticipantId,
+        offer: String,
+        role: PublisherRole,
+        camera: bool,
+    ) -> Result<Joined, NetError> {
         let w = self.worker_for(class);
         let class = class.clone();
-        self.ask(w, |reply| Command::Publish { class, participant, offer, role, reply }).await?
+        self.ask(w, |reply| Command::Publish { class, participant, offer, role, camera, reply }).await?
     }
 
     /// Negotiate a subscriber (WHEP), optionally with its own simulcast layer choice.

@@ -29,6 +29,9 @@ pub struct Worker {
     rooms: Vec<Option<Room>>,
     by_class: HashMap<ClassId, usize>,
     peers: HashMap<SocketAddr, (usize, ParticipantId)>,
+    /// Local ICE ufrag → (room slot, participant): a STUN request finds its peer with one
+    /// lookup, so a flood of unknown STUN costs no scan of the sessions.
+    ufrags: HashMap<String, (usize, ParticipantId)>,
     events: UnboundedSender<MediaEvent>,
     stats: WorkerStats,
     retired: RoomStats,
@@ -96,6 +99,7 @@ pub fn spawn(
                 rooms: Vec::new(),
                 by_class: HashMap::new(),
                 peers: HashMap::new(),
+                ufrags: HashMap::new(),
                 events,
                 stats: WorkerStats { index, port, ..Default::default() },
                 retired: RoomStats::default(),
@@ -188,7 +192,9 @@ impl Worker {
                     self.stats.datagrams_in += 1;
                     self.stats.bytes_in += n as u64;
                     self.datagram(now, src, &buf[..n]);
-                    if self.slice_packets > 0 && self.rooms.iter().flatten().any(|r| r.undrained() >= self.slice_packets) {
+                    if self.slice_packets > 0
+                        && self.rooms.iter().flatten().any(|r| r.undrained() >= self.slice_packets)
+                    {
                         // A large fan-out (a keyframe to many pupils): send what is ready
                         // now, and go on with the batch (the frame's hold still applies).
                         for room in self.rooms.iter_mut().flatten() {
@@ -227,20 +233,26 @@ impl Worker {
         // The cache is kept true by `room_events` (Left) and `retire`; a stale entry is only
         // possible for a moment, and then the room answers UnknownParticipant.
         if let Some(&(slot, pid)) = self.peers.get(&src) {
-            match self.rooms.get_mut(slot).and_then(Option::as_mut).map(|r| r.handle_receive(now, pid, src, dst, data)) {
+            match self.rooms.get_mut(slot).and_then(Option::as_mut).map(|r| r.handle_receive(now, pid, src, dst, data))
+            {
                 Some(Err(ardoise_sfu::SfuError::UnknownParticipant)) | None => {
                     self.peers.remove(&src);
                 }
                 Some(_) => return,
             }
         }
-        let hit = self
-            .rooms
-            .iter()
-            .enumerate()
-            .find_map(|(slot, r)| r.as_ref().and_then(|r| r.find(now, src, dst, data)).map(|pid| (slot, pid)));
+        // A new address starts with a STUN binding request (ICE, consent after a NAT
+        // rebinding): its USERNAME names our ufrag. Anything else from an unknown address,
+        // and STUN for an unknown ufrag, is dropped before any work.
+        let hit = str0m::ice::StunMessage::parse(data)
+            .ok()
+            .and_then(|m| m.split_username().map(|(local, _)| local.to_owned()))
+            .and_then(|ufrag| self.ufrags.get(&ufrag).copied())
+            .filter(|&(slot, pid)| {
+                self.rooms.get(slot).and_then(Option::as_ref).is_some_and(|r| r.accepts(now, pid, src, dst, data))
+            });
         let Some((slot, pid)) = hit else {
-            debug!(worker = self.index, %src, "datagram from unknown peer dropped");
+            self.stats.datagrams_unknown += 1;
             return;
         };
         self.peers.insert(src, (slot, pid));
@@ -288,10 +300,15 @@ impl Worker {
     fn command(&mut self, cmd: Command) {
         let now = Instant::now();
         match cmd {
-            Command::Publish { class, participant, offer, role, reply } => {
+            Command::Publish { class, participant, offer, role, camera, reply } => {
                 let slot = self.room_slot(&class);
                 let room = self.rooms[slot].as_mut().expect("slot just made");
-                let r = room.add_publisher_as(now, participant, &offer, role).map(|answer| Joined { participant, answer });
+                let r = room
+                    .add_publisher_granted(now, participant, &offer, role, camera)
+                    .map(|answer| Joined { participant, answer });
+                if r.is_ok() {
+                    self.index_ufrag(slot, participant);
+                }
                 let _ = reply.send(r.map_err(NetError::from));
                 self.drop_if_empty(slot);
             }
@@ -301,13 +318,22 @@ impl Worker {
                 let r = room
                     .add_subscriber_to(now, participant, &offer, choice, feed)
                     .map(|answer| Joined { participant, answer });
+                if r.is_ok() {
+                    self.index_ufrag(slot, participant);
+                }
                 let _ = reply.send(r.map_err(NetError::from));
                 self.drop_if_empty(slot);
             }
             Command::Patch { class, participant, remote_creds, candidates, reply } => {
-                let r = self
-                    .room(&class)
-                    .and_then(|room| room.patch_ice(now, participant, remote_creds, candidates).map_err(NetError::from));
+                let r = self.room(&class).and_then(|room| {
+                    room.patch_ice(now, participant, remote_creds, candidates).map_err(NetError::from)
+                });
+                if let Ok(Some((ufrag, _))) = &r
+                    && let Some(&slot) = self.by_class.get(&class)
+                {
+                    self.ufrags.retain(|_, (s, p)| !(*s == slot && *p == participant));
+                    self.ufrags.insert(ufrag.clone(), (slot, participant));
+                }
                 let _ = reply.send(r);
             }
             Command::Leave { class, participant, reply } => {
@@ -330,6 +356,12 @@ impl Worker {
         }
     }
 
+    fn index_ufrag(&mut self, slot: usize, participant: ParticipantId) {
+        if let Some(ufrag) = self.rooms[slot].as_mut().and_then(|r| r.local_ufrag(participant)) {
+            self.ufrags.insert(ufrag, (slot, participant));
+        }
+    }
+
     fn drop_if_empty(&mut self, slot: usize) {
         if self.rooms[slot].as_ref().is_some_and(|r| r.is_empty()) {
             self.retire(slot);
@@ -345,6 +377,7 @@ impl Worker {
             self.retired.peer_panics += s.peer_panics;
             self.by_class.remove(room.id());
             self.peers.retain(|_, (s, _)| *s != slot);
+            self.ufrags.retain(|_, (s, _)| *s != slot);
             debug!(worker = self.index, class = %room.id(), "room closed");
         }
     }
@@ -412,6 +445,7 @@ impl Worker {
                     RoomEvent::Connected(p) => MediaEvent::Connected(class.clone(), p),
                     RoomEvent::Left(p) => {
                         self.peers.retain(|_, (s, pid)| !(*s == slot && *pid == p));
+                        self.ufrags.retain(|_, (s, pid)| !(*s == slot && *pid == p));
                         MediaEvent::Left(class.clone(), p)
                     }
                     RoomEvent::Live(l) => MediaEvent::Live(class.clone(), l),

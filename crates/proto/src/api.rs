@@ -38,6 +38,28 @@ pub struct ClassInfo {
     pub title: String,
     /// Current state.
     pub state: ClassState,
+    /// When the join code stops working, seconds since the Unix epoch (`None`: never).
+    #[serde(default)]
+    pub code_expires_at: Option<u64>,
+}
+
+/// A class as anyone holding its join code may see it (`GET /api/classes/{code}`): never the
+/// code itself, the class id or anything about its participants.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublicClass {
+    /// Human title.
+    pub title: String,
+    /// Current state.
+    pub state: ClassState,
+}
+
+/// `POST /api/classes/{id}/code` answer: the class's new join code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RotatedCode {
+    /// The new code (the old one stops working at once).
+    pub code: JoinCode,
+    /// When the new code expires, seconds since the Unix epoch (`None`: never).
+    pub code_expires_at: Option<u64>,
 }
 
 /// `POST /api/classes/{code}/join` body.
@@ -111,6 +133,9 @@ pub struct AdminClass {
     pub members: Vec<crate::Member>,
     /// Live media sessions.
     pub participants: Vec<ParticipantStats>,
+    /// The class's opaque label in `/metrics`.
+    #[serde(default)]
+    pub metrics_label: String,
 }
 
 /// The server process as a whole.
@@ -141,6 +166,9 @@ pub struct WorkerStats {
     pub datagrams_in: u64,
     /// Datagrams sent.
     pub datagrams_out: u64,
+    /// Datagrams dropped unread: from an unknown address and not STUN for a known session.
+    #[serde(default)]
+    pub datagrams_unknown: u64,
     /// Send system calls (several datagrams each when batched).
     pub send_syscalls: u64,
     /// Times the worker woke up (datagrams, commands, timers).

@@ -20,6 +20,10 @@ pub struct Claims {
     pub exp: u64,
     /// Issued at, seconds since the Unix epoch.
     pub iat: u64,
+    /// Version of the role's key when issued: bumping a role's version revokes every older
+    /// token of that role (`ardoise revoke --role`).
+    #[serde(default)]
+    pub kv: u32,
 }
 
 impl Claims {

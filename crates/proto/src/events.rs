@@ -32,7 +32,11 @@ pub enum ClientKind {
     #[default]
     Browser,
     /// The classroom studio (plays granted pupils on the classroom speaker, applies layouts).
+    /// Only a teacher token may say so.
     Studio,
+    /// A media session (WHEP/WHIP) with no class-events connection: a player such as VLC or
+    /// OBS, or a script. Shown to the teacher so that nobody watches unseen.
+    Player,
 }
 
 /// A participant as the class sees it.
@@ -48,8 +52,11 @@ pub struct Member {
     pub hand: bool,
     /// Last reported connection quality.
     pub quality: Option<Quality>,
-    /// Page or studio.
+    /// Page, studio or player.
     pub client: ClientKind,
+    /// Media sessions (WHEP/WHIP) this member holds now.
+    #[serde(default)]
+    pub sessions: u32,
 }
 
 /// Who holds the floor.
@@ -135,11 +142,17 @@ pub enum ClientEvent {
         /// Pupil id.
         pupil: String,
     },
-    /// The teacher locks the class (no new joins) or unlocks it.
+    /// The teacher locks the class (no new joins, no new sessions from pupils who are not
+    /// in the class) or unlocks it.
     Lock {
         /// Locked or not.
         locked: bool,
+        /// Also close the sessions of pupils who watch with a player and no class page.
+        #[serde(default)]
+        close_players: bool,
     },
+    /// The teacher replaces the join code (the old one stops working at once).
+    RotateCode,
     /// The teacher switches the studio's layout.
     SetLayout {
         /// One of [`LAYOUTS`].
@@ -223,6 +236,13 @@ pub enum ServerEvent {
     Layout {
         /// New layout.
         layout: String,
+    },
+    /// The join code changed (to teachers and admins only).
+    Code {
+        /// The new code.
+        code: crate::JoinCode,
+        /// When it expires, seconds since the Unix epoch.
+        expires_at: Option<u64>,
     },
     /// The class was locked or unlocked.
     Locked {

@@ -123,7 +123,11 @@ impl Ord for Scheduled {
 /// Decide the fate of one packet: `None` = lost, else its extra delay.
 fn judge(imp: &Impairment, link: &mut LinkState, rng: &mut StdRng, now: Instant, len: usize) -> Option<Duration> {
     if let Some(b) = imp.burst {
-        link.in_burst = if link.in_burst { !rng.random_bool(b.leave.clamp(0.0, 1.0)) } else { rng.random_bool(b.enter.clamp(0.0, 1.0)) };
+        link.in_burst = if link.in_burst {
+            !rng.random_bool(b.leave.clamp(0.0, 1.0))
+        } else {
+            rng.random_bool(b.enter.clamp(0.0, 1.0))
+        };
     }
     let loss = match (imp.burst, link.in_burst) {
         (Some(b), true) => b.loss_in_burst,
@@ -171,7 +175,8 @@ impl Relay {
     pub fn start(config: RelayConfig) -> std::io::Result<Relay> {
         let listen = UdpSocket::bind(config.listen)?;
         let local = listen.local_addr()?;
-        let inner = Arc::new(Inner { config: Mutex::new(config), stats: RelayStats::default(), stop: AtomicBool::new(false) });
+        let inner =
+            Arc::new(Inner { config: Mutex::new(config), stats: RelayStats::default(), stop: AtomicBool::new(false) });
         let thread = {
             let inner = inner.clone();
             std::thread::Builder::new().name("impair-relay".into()).spawn(move || {
@@ -261,7 +266,13 @@ fn run(listen: UdpSocket, inner: &Inner) -> std::io::Result<()> {
                     match judge(&up, &mut clients[i].2, &mut rng, now, n) {
                         Some(d) => {
                             order += 1;
-                            queue.push(Scheduled { due: now + d, order, via: Token(i + 1), to: upstream, data: buf[..n].to_vec() });
+                            queue.push(Scheduled {
+                                due: now + d,
+                                order,
+                                via: Token(i + 1),
+                                to: upstream,
+                                data: buf[..n].to_vec(),
+                            });
                         }
                         None => {
                             inner.stats.up_dropped.fetch_add(1, Ordering::Relaxed);
@@ -282,7 +293,13 @@ fn run(listen: UdpSocket, inner: &Inner) -> std::io::Result<()> {
                     match judge(&down, &mut c.3, &mut rng, now, n) {
                         Some(d) => {
                             order += 1;
-                            queue.push(Scheduled { due: now + d, order, via: LISTEN, to: c.0, data: buf[..n].to_vec() });
+                            queue.push(Scheduled {
+                                due: now + d,
+                                order,
+                                via: LISTEN,
+                                to: c.0,
+                                data: buf[..n].to_vec(),
+                            });
                         }
                         None => {
                             inner.stats.down_dropped.fetch_add(1, Ordering::Relaxed);
@@ -379,7 +396,8 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(1);
         let mut link = LinkState::default();
         let now = Instant::now();
-        let imp = Impairment { burst: Some(Burst { enter: 0.02, leave: 0.2, loss_in_burst: 1.0 }), ..Default::default() };
+        let imp =
+            Impairment { burst: Some(Burst { enter: 0.02, leave: 0.2, loss_in_burst: 1.0 }), ..Default::default() };
         let fates: Vec<bool> = (0..10_000).map(|_| judge(&imp, &mut link, &mut rng, now, 100).is_none()).collect();
         let lost = fates.iter().filter(|l| **l).count();
         let runs = fates.windows(2).filter(|w| !w[0] && w[1]).count();

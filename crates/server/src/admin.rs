@@ -18,7 +18,7 @@ pub async fn classes(State(s): State<SharedState>, headers: HeaderMap) -> Result
 
 /// Classes and workers as the admin sees them.
 pub async fn overview(s: &SharedState) -> AdminOverview {
-    let snaps = s.media.snapshot().await;
+    let snaps = s.snapshots.get(&s.media).await;
     let classes = s
         .classes
         .list()
@@ -34,11 +34,12 @@ pub async fn overview(s: &SharedState) -> AdminOverview {
             }
             let members = s.hub.members(&info.id);
             let locked = s.hub.is_locked(&info.id);
-            AdminClass { info, worker, locked, members, participants }
+            let metrics_label = s.metrics_label(&info.id);
+            AdminClass { info, worker, locked, members, participants, metrics_label }
         })
         .collect();
     let process = ProcessStats { uptime_ms: s.started.elapsed().as_millis() as u64, ..process_stats() };
-    AdminOverview { classes, workers: snaps.into_iter().map(|s| s.worker).collect(), process }
+    AdminOverview { classes, workers: snaps.iter().map(|s| s.worker.clone()).collect(), process }
 }
 
 /// Resident memory and CPU time of this process, from `/proc/self`.

@@ -1,11 +1,17 @@
 //! Signed tokens (HS256 JWT) carrying role, class and expiry.
 
+use crate::revocations::Revocations;
 use ardoise_proto::{Claims, ClassId, Role};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 use thiserror::Error;
+use tracing::warn;
+
+/// Shortest token secret accepted, bytes (HS256 wants at least its 256-bit output).
+pub const MIN_SECRET_BYTES: usize = 32;
 
 /// Why a token was refused or could not be made.
 #[derive(Debug, Error)]
@@ -13,6 +19,14 @@ pub enum AuthError {
     /// Bad signature, malformed, or expired.
     #[error("invalid token: {0}")]
     Invalid(String),
+    /// The secret is too short, empty, or readable by others and cannot be fixed.
+    #[error("token secret {path}: {problem}")]
+    WeakSecret {
+        /// Where it came from.
+        path: String,
+        /// What is wrong and what to do.
+        problem: String,
+    },
     /// The secret file could not be read or created.
     #[error("token secret {path}: {source}")]
     Secret {
@@ -29,6 +43,7 @@ pub struct TokenSigner {
     enc: EncodingKey,
     dec: DecodingKey,
     ttl_secs: u64,
+    revocations: Arc<Revocations>,
 }
 
 impl TokenSigner {
@@ -39,19 +54,39 @@ impl TokenSigner {
             enc: EncodingKey::from_secret(secret).map_err(bad)?,
             dec: DecodingKey::from_secret(secret).map_err(bad)?,
             ttl_secs,
+            revocations: Arc::new(Revocations::in_memory()),
         })
     }
 
-    /// The configured secret, or the one in `dir/jwt-secret` (created with mode 0600 if missing).
+    /// Issue tokens with the role key versions of `revocations` (and share it).
+    pub fn with_revocations(mut self, revocations: Arc<Revocations>) -> Self {
+        self.revocations = revocations;
+        self
+    }
+
+    /// The revocation list this signer issues against.
+    pub fn revocations(&self) -> &Arc<Revocations> {
+        &self.revocations
+    }
+
+    /// The configured secret, or the one in `dir/jwt-secret` (created with mode 0600 if
+    /// missing). A secret shorter than [`MIN_SECRET_BYTES`] or an empty file is refused; a
+    /// file others may read is made private (0600), or refused if that fails.
     pub fn secret_from(configured: &str, dir: &Path) -> Result<Vec<u8>, AuthError> {
         if !configured.is_empty() {
+            if configured.len() < MIN_SECRET_BYTES {
+                return Err(AuthError::WeakSecret {
+                    path: "auth.secret".into(),
+                    problem: format!("{} bytes; at least {MIN_SECRET_BYTES} are needed", configured.len()),
+                });
+            }
             return Ok(configured.as_bytes().to_vec());
         }
         let path = dir.join("jwt-secret");
-        let err = |source| AuthError::Secret { path: path.display().to_string(), source };
+        let shown = path.display().to_string();
+        let err = |source| AuthError::Secret { path: shown.clone(), source };
         match std::fs::read(&path) {
-            Ok(s) if s.len() >= 32 => return Ok(s),
-            Ok(_) => {}
+            Ok(s) => return checked_secret_file(&path, s),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(err(e)),
         }
@@ -70,7 +105,9 @@ impl TokenSigner {
                 Ok(secret.into_bytes())
             }
             // Another process created it first: use theirs.
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => std::fs::read(&path).map_err(err),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                checked_secret_file(&path, std::fs::read(&path).map_err(err)?)
+            }
             Err(e) => Err(err(e)),
         }
     }
@@ -80,8 +117,19 @@ impl TokenSigner {
         self.ttl_secs
     }
 
-    /// Issue a token.
+    /// Issue a token for a new subject.
     pub fn issue(&self, role: Role, class: Option<ClassId>, name: Option<String>, ttl_secs: Option<u64>) -> String {
+        self.issue_claims(role, class, name, ttl_secs).0
+    }
+
+    /// Issue a token for a new subject; also returns its claims.
+    pub fn issue_claims(
+        &self,
+        role: Role,
+        class: Option<ClassId>,
+        name: Option<String>,
+        ttl_secs: Option<u64>,
+    ) -> (String, Claims) {
         let now = unix_now();
         let claims = Claims {
             sub: format!("{:016x}", rand::random::<u64>()),
@@ -90,8 +138,11 @@ impl TokenSigner {
             name,
             iat: now,
             exp: now + ttl_secs.unwrap_or(self.ttl_secs),
+            kv: self.revocations.version(role),
         };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.enc).expect("HS256 signing cannot fail")
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.enc)
+            .expect("HS256 signing cannot fail");
+        (token, claims)
     }
 
     /// Verify a token and return its claims.
@@ -99,13 +150,53 @@ impl TokenSigner {
         let mut v = Validation::new(Algorithm::HS256);
         v.leeway = 5;
         v.required_spec_claims = ["exp"].into_iter().map(String::from).collect();
-        let data = jsonwebtoken::decode::<Claims>(token, &self.dec, &v).map_err(|e| AuthError::Invalid(e.to_string()))?;
+        let data = jsonwebtoken::decode::<Claims>(token, &self.dec, &v).map_err(|e| {
+            AuthError::Invalid(match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => "the token has expired".into(),
+                _ => "the token is not valid".into(),
+            })
+        })?;
         let c = data.claims;
         if c.role.is_class_bound() && c.class.is_none() {
-            return Err(AuthError::Invalid("token has no class".into()));
+            return Err(AuthError::Invalid("the token has no class".into()));
+        }
+        if self.revocations.refuses(&c, unix_now()) {
+            return Err(AuthError::Invalid("this token was revoked".into()));
         }
         Ok(c)
     }
+}
+
+/// Check the bytes of an existing secret file and its permissions.
+fn checked_secret_file(path: &Path, mut secret: Vec<u8>) -> Result<Vec<u8>, AuthError> {
+    let weak = |problem: String| AuthError::WeakSecret { path: path.display().to_string(), problem };
+    while secret.last().is_some_and(|b| b.is_ascii_whitespace()) {
+        secret.pop(); // `openssl rand -hex 32 > jwt-secret` ends with a newline
+    }
+    if secret.is_empty() {
+        return Err(weak(
+            "the file is empty: delete it (a new secret is made at start) or write at least 32 random bytes in it"
+                .into(),
+        ));
+    }
+    if secret.len() < MIN_SECRET_BYTES {
+        return Err(weak(format!(
+            "{} bytes; at least {MIN_SECRET_BYTES} are needed (delete the file to have one made)",
+            secret.len()
+        )));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path).map(|m| m.permissions().mode()).unwrap_or(0o600);
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|e| {
+                weak(format!("mode {:o} lets other users read it, and it cannot be changed to 600: {e}", mode & 0o777))
+            })?;
+            warn!(path = %path.display(), "the token secret was readable by other users (mode {:o}); changed to 600", mode & 0o777);
+        }
+    }
+    Ok(secret)
 }
 
 /// Seconds since the Unix epoch.
@@ -144,10 +235,25 @@ mod tests {
         assert!(!c.covers(&"other".into()));
         let other = TokenSigner::new(b"another secret, also long enough", 60).unwrap();
         assert!(other.verify(&t).is_err(), "wrong secret");
+        let (revoked, rc) = s.issue_claims(Role::Pupil, Some("demo".into()), Some("Noé".into()), None);
+        s.revocations().revoke_subject(&rc.sub, rc.exp, unix_now()).unwrap();
+        assert!(s.verify(&revoked).is_err(), "revoked subject");
+        let teacher_before = s.issue(Role::Teacher, Some("demo".into()), None, None);
+        s.revocations().bump_role(Role::Teacher, unix_now()).unwrap();
+        assert!(s.verify(&teacher_before).is_err(), "older role key version");
+        assert!(
+            s.verify(&s.issue(Role::Teacher, Some("demo".into()), None, None)).is_ok(),
+            "new tokens carry the new version"
+        );
         let expired = s.issue(Role::Pupil, Some("demo".into()), Some("Léa".into()), Some(1));
         let mut claims = s.verify(&expired).unwrap();
         claims.exp = unix_now() - 100;
-        let forged = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(b"0123456789abcdef0123456789abcdef").unwrap()).unwrap();
+        let forged = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(b"0123456789abcdef0123456789abcdef").unwrap(),
+        )
+        .unwrap();
         assert!(s.verify(&forged).is_err(), "expired");
         assert!(s.verify("garbage").is_err());
     }
@@ -162,9 +268,21 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.join("jwt-secret")).unwrap().permissions().mode();
+            let file = dir.join("jwt-secret");
+            let mode = std::fs::metadata(&file).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+            assert_eq!(TokenSigner::secret_from("", &dir).unwrap(), a, "same secret after fixing the mode");
+            assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600, "made private");
         }
+        std::fs::write(dir.join("jwt-secret"), "x").unwrap();
+        let e = TokenSigner::secret_from("", &dir).unwrap_err().to_string();
+        assert!(e.contains("at least 32"), "{e}");
+        std::fs::write(dir.join("jwt-secret"), "").unwrap();
+        let e = TokenSigner::secret_from("", &dir).unwrap_err().to_string();
+        assert!(e.contains("empty"), "{e}");
+        assert!(TokenSigner::secret_from("tooshort", &dir).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -1,21 +1,38 @@
-//! Class API: create, look up, join (pupil token), end.
+//! Class API: create, look up, join (pupil token), rotate the join code, end.
+//!
+//! A pupil finds a class by its join code only; the public look-up shows its title and
+//! state, never the code or the id. Look-ups and joins are rate-limited per client address
+//! and joins per class, so codes cannot be guessed and one script cannot fill a class.
 
 use crate::Problem;
+use crate::auth::unix_now;
 use crate::classes::CreateError;
+use crate::limits::ClientAddr;
 use crate::state::SharedState;
-use ardoise_proto::{ClassId, ClassInfo, ClassState, CreateClass, JoinRequest, JoinResponse, Role};
+use ardoise_proto::{
+    Claims, ClassId, ClassInfo, ClassState, CreateClass, JoinRequest, JoinResponse, PublicClass, Role, RotatedCode,
+    ServerEvent,
+};
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use tracing::info;
+use tracing::{debug, info};
 
 fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, Problem> {
-    body.map(|Json(v)| v).map_err(|e| match e.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "the request body is larger than allowed"),
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => Problem::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "send application/json"),
-        _ => Problem::bad_request(e.body_text()),
+    body.map(|Json(v)| v).map_err(|e| {
+        debug!("refused JSON body: {}", e.body_text());
+        match e.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => {
+                Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "the request body is larger than allowed")
+            }
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+                Problem::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "send application/json")
+            }
+            _ => Problem::bad_request("the JSON body is malformed or has missing or unknown fields"),
+        }
     })
 }
 
@@ -29,7 +46,13 @@ pub struct Created {
     pub teacher_token: String,
 }
 
-/// `POST /api/classes` (teacher or admin token).
+/// When a code made now expires.
+pub fn code_expiry(s: &SharedState) -> Option<u64> {
+    let h = s.limits.config.join_code_hours;
+    (h > 0).then(|| unix_now() + h * 3600)
+}
+
+/// `POST /api/classes` (teacher or admin token; at most `limits.classes_per_token_per_hour`).
 pub async fn create(
     State(s): State<SharedState>,
     headers: HeaderMap,
@@ -40,30 +63,57 @@ pub async fn create(
         return Err(Problem::forbidden("only a teacher or an admin may create a class"));
     }
     let req = json_body(body)?;
-    if req.title.as_ref().is_some_and(|t| t.chars().count() > 120) {
-        return Err(Problem::bad_request("title is longer than 120 characters"));
+    if req.title.as_ref().is_some_and(|t| t.chars().count() > 120 || t.chars().any(char::is_control)) {
+        return Err(Problem::bad_request("the title must be at most 120 printable characters"));
     }
-    let class = s.classes.create(req.id, req.title).map_err(|e| match e {
+    s.limits.creations.check(&claims.sub)?;
+    let class = s.classes.create(req.id, req.title, &claims.sub, code_expiry(&s)).map_err(|e| match e {
         CreateError::Exists => Problem::new(StatusCode::CONFLICT, "a class with this id exists"),
         CreateError::InvalidId => Problem::bad_request("class id must be 1-64 of a-z, 0-9, '-', '_'"),
+        CreateError::Full => Problem::unavailable("this server keeps as many classes as it may", 60),
     })?;
     info!(class = %class.id, by = %claims.role, "class created");
     let teacher_token = s.tokens.issue(Role::Teacher, Some(class.id.clone()), None, None);
     Ok((StatusCode::CREATED, Json(Created { class, teacher_token })))
 }
 
-/// `GET /api/classes/{code}`: public facts a pupil page needs (no participant data).
-pub async fn get(State(s): State<SharedState>, Path(code): Path<String>) -> Result<Json<ClassInfo>, Problem> {
-    s.classes.by_code(&code).map(Json).ok_or_else(|| Problem::not_found(format!("no class with code '{code}'")))
+/// Whether `claims` manage `class`: its teacher, or an admin.
+fn manages(claims: &Claims, class: &ClassId) -> bool {
+    claims.role == Role::Admin || (claims.role == Role::Teacher && claims.covers(class))
+}
+
+/// `GET /api/classes/{code}`: with a join code, the public facts a pupil page needs (title,
+/// state). With the bearer token of the class's teacher or an admin, `{code}` may be the
+/// class id and the answer is the whole class, join code included.
+pub async fn get(
+    State(s): State<SharedState>,
+    ClientAddr(ip): ClientAddr,
+    Path(code): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    if headers.contains_key(axum::http::header::AUTHORIZATION) {
+        let claims = s.authenticate(&headers)?;
+        let id = ClassId(code);
+        let info = s.classes.get(&id).ok_or_else(|| Problem::not_found("no such class"))?;
+        if !manages(&claims, &id) {
+            return Err(Problem::forbidden("only the class's teacher or an admin sees its details"));
+        }
+        return Ok(Json(info).into_response());
+    }
+    s.limits.lookups.check(&ip)?;
+    let info = s.classes.by_code(&code, unix_now()).ok_or_else(|| Problem::not_found("no class has this code"))?;
+    Ok(Json(PublicClass { title: info.title, state: info.state }).into_response())
 }
 
 /// `POST /api/classes/{code}/join` with a first name: a pupil token.
 pub async fn join(
     State(s): State<SharedState>,
+    ClientAddr(ip): ClientAddr,
     Path(code): Path<String>,
     body: Result<Json<JoinRequest>, JsonRejection>,
 ) -> Result<Json<JoinResponse>, Problem> {
-    let class = s.classes.by_code(&code).ok_or_else(|| Problem::not_found(format!("no class with code '{code}'")))?;
+    s.limits.lookups.check(&ip)?;
+    let class = s.classes.by_code(&code, unix_now()).ok_or_else(|| Problem::not_found("no class has this code"))?;
     if class.state == ClassState::Ended {
         return Err(Problem::new(StatusCode::GONE, "this class has ended"));
     }
@@ -75,18 +125,48 @@ pub async fn join(
     if name.is_empty() || name.chars().count() > 32 || name.chars().any(char::is_control) {
         return Err(Problem::bad_request("the first name must be 1 to 32 printable characters"));
     }
+    s.limits.joins_per_class.check(&class.id)?;
+    s.classes.touch(&class.id);
     let token = s.tokens.issue(Role::Pupil, Some(class.id.clone()), Some(name.to_owned()), None);
     Ok(Json(JoinResponse { token, class: class.id, role: Role::Pupil }))
 }
 
+/// `POST /api/classes/{id}/code`: a new join code (its teacher, an admin); the old one stops
+/// working at once. Teachers' consoles hear `code`.
+pub async fn rotate_code(
+    State(s): State<SharedState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<RotatedCode>, Problem> {
+    let claims = s.authenticate(&headers)?;
+    let id = ClassId(id);
+    s.classes.get(&id).ok_or_else(|| Problem::not_found("no such class"))?;
+    if !manages(&claims, &id) {
+        return Err(Problem::forbidden("only the class's teacher or an admin may change its code"));
+    }
+    rotate(&s, &id).map(Json).ok_or_else(|| Problem::not_found("no such class"))
+}
+
+/// Give `class` a new code and tell its teachers.
+pub fn rotate(s: &SharedState, class: &ClassId) -> Option<RotatedCode> {
+    let info = s.classes.rotate_code(class, code_expiry(s))?;
+    info!(class = %class, "join code rotated");
+    s.hub.tell_teachers(class, &ServerEvent::Code { code: info.code.clone(), expires_at: info.code_expires_at });
+    Some(RotatedCode { code: info.code, code_expires_at: info.code_expires_at })
+}
+
 /// `DELETE /api/classes/{id}`: end the class (its teacher or an admin).
-pub async fn end(State(s): State<SharedState>, Path(id): Path<String>, headers: HeaderMap) -> Result<StatusCode, Problem> {
+pub async fn end(
+    State(s): State<SharedState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<StatusCode, Problem> {
     let claims = s.authenticate(&headers)?;
     let id = ClassId(id);
     if s.classes.get(&id).is_none() {
-        return Err(Problem::not_found(format!("no class '{id}'")));
+        return Err(Problem::not_found("no such class"));
     }
-    if !(claims.role == Role::Admin || (claims.role == Role::Teacher && claims.covers(&id))) {
+    if !manages(&claims, &id) {
         return Err(Problem::forbidden("only the class's teacher or an admin may end it"));
     }
     s.end_class(&id, claims.role);

@@ -3,23 +3,37 @@
 //! The first message must be `hello` with the token (never in the URL), within 5 s. Then
 //! every message is size- and rate-limited and applied through the [`ClassHub`]; an invalid
 //! one gets an `error` reply and changes nothing else.
+//!
+//! Rules that bound what one client can cost:
+//! - a client address holds at most `limits.websockets_per_ip` sockets;
+//! - every frame counts against the rate limit, WebSocket pings included; a client that
+//!   keeps flooding is disconnected;
+//! - what the server sends waits in a bounded queue
+//!   ([`QUEUE_PER_CONNECTION`](crate::class_hub::QUEUE_PER_CONNECTION) messages) and
+//!   a bounded write buffer; a client that does not read, or a write that takes longer than
+//!   [`WRITE_TIMEOUT`], closes the connection;
+//! - only application messages keep a connection alive (`limits.websocket_idle_secs`), not
+//!   WebSocket pings;
+//! - the socket closes when its token expires or is revoked.
 
-use crate::class_hub::{Effect, Outgoing, member};
+use crate::class_hub::{ConnLink, Effect, Outgoing, TokenFacts, member};
+use crate::limits::ClientAddr;
 use crate::state::{AppState, SharedState};
 use ardoise_proto::events::MAX_EVENT_BYTES;
-use ardoise_proto::{ClassId, ClientEvent, ErrorCode, Role, ServerEvent};
+use ardoise_proto::{ClassId, ClientEvent, ClientKind, ErrorCode, Role, ServerEvent};
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc::unbounded_channel;
 use tracing::{debug, info, warn};
 
 /// Time allowed for the `hello` message.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
-/// A connection silent this long is closed (pages ping every 20 s).
-const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// Longest a single write to the client may take.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bytes buffered toward one client at most (the largest welcome fits).
+const MAX_WRITE_BUFFER: usize = 512 * 1024;
 /// Messages allowed in a burst, and refilled per second.
 const BURST: f64 = 20.0;
 const REFILL_PER_SEC: f64 = 2.0;
@@ -52,10 +66,25 @@ impl RateLimit {
 }
 
 /// `GET /ws/{class}`
-pub async fn upgrade(State(s): State<SharedState>, Path(class): Path<String>, ws: WebSocketUpgrade) -> Response {
+pub async fn upgrade(
+    State(s): State<SharedState>,
+    ClientAddr(ip): ClientAddr,
+    Path(class): Path<String>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let Some(slot) = s.limits.websockets.try_open(ip, s.limits.config.websockets_per_ip) else {
+        debug!(%ip, "class events: too many sockets from this address");
+        return crate::limits::too_many("too many class-event connections from this address", Duration::from_secs(10))
+            .into_response();
+    };
     ws.max_message_size(MAX_EVENT_BYTES)
         .max_frame_size(MAX_EVENT_BYTES)
-        .on_upgrade(move |socket| session(s, ClassId(class), socket))
+        .write_buffer_size(16 * 1024)
+        .max_write_buffer_size(MAX_WRITE_BUFFER)
+        .on_upgrade(move |socket| async move {
+            session(s, ClassId(class), socket).await;
+            drop(slot);
+        })
 }
 
 fn text(ev: &ServerEvent) -> Message {
@@ -66,6 +95,10 @@ fn refusal(code: ErrorCode, message: impl Into<String>) -> Message {
     text(&ServerEvent::Error { code, message: message.into() })
 }
 
+async fn refuse(mut socket: WebSocket, code: ErrorCode, message: impl Into<String>) {
+    let _ = tokio::time::timeout(WRITE_TIMEOUT, socket.send(refusal(code, message))).await;
+}
+
 async fn session(s: SharedState, class: ClassId, mut socket: WebSocket) {
     // 1. hello
     let hello = match tokio::time::timeout(HELLO_TIMEOUT, socket.recv()).await {
@@ -73,90 +106,118 @@ async fn session(s: SharedState, class: ClassId, mut socket: WebSocket) {
         _ => None,
     };
     let Some(ClientEvent::Hello { token, client }) = hello else {
-        let _ = socket.send(refusal(ErrorCode::Unauthorized, "the first message must be {\"type\":\"hello\",\"token\":…}")).await;
-        return;
+        return refuse(socket, ErrorCode::Unauthorized, "the first message must be {\"type\":\"hello\",\"token\":…}")
+            .await;
     };
     let claims = match s.verify_token(&token) {
         Ok(c) => c,
-        Err(p) => {
-            let _ = socket.send(refusal(ErrorCode::Unauthorized, p.detail)).await;
-            return;
-        }
+        Err(p) => return refuse(socket, ErrorCode::Unauthorized, p.detail).await,
     };
     if !claims.covers(&class) {
-        let _ = socket.send(refusal(ErrorCode::Forbidden, format!("this token is not valid for class '{class}'"))).await;
-        return;
+        return refuse(socket, ErrorCode::Forbidden, "this token is not valid for this class").await;
+    }
+    if s.hub.is_expelled(&class, &claims.sub) {
+        return refuse(socket, ErrorCode::Unauthorized, "this token was revoked").await;
+    }
+    if client == ClientKind::Studio && claims.role != Role::Teacher {
+        return refuse(socket, ErrorCode::Forbidden, "only a teacher token may connect as the studio").await;
+    }
+    if client == ClientKind::Player {
+        return refuse(socket, ErrorCode::Invalid, "a page or the studio connects here, not a player").await;
     }
     let info = match s.open_class(&class.0) {
         Ok(i) => i,
-        Err(p) => {
-            let _ = socket.send(refusal(ErrorCode::NotFound, p.detail)).await;
-            return;
-        }
+        Err(p) => return refuse(socket, ErrorCode::NotFound, p.detail).await,
     };
+    if claims.role == Role::Pupil && s.hub.is_locked(&class) && !s.hub.is_present(&class, &claims.sub) {
+        return refuse(socket, ErrorCode::Forbidden, "the teacher has locked this class").await;
+    }
+    s.classes.touch(&class);
 
     // 2. registered: a writer task owns the sink; this task reads.
-    let (tx, mut rx) = unbounded_channel();
+    let (link, mut rx) = ConnLink::new();
+    let kill = link.kill.clone();
     let me = member(&claims.sub, claims.role, claims.name.as_deref(), client);
-    let conn = s.hub.connect(&info, me, tx.clone());
+    let conn = s.hub.connect(&info, me, link.clone(), TokenFacts { kv: claims.kv, exp: claims.exp });
     info!(class = %class, role = %claims.role, ?client, conn, "class events connected");
     let (mut sink, mut stream) = socket.split();
+    let writer_kill = kill.clone();
     let writer = tokio::spawn(async move {
-        while let Some(out) = rx.recv().await {
-            match out {
-                Outgoing::Event(t) => {
-                    if sink.send(Message::Text(t.as_ref().into())).await.is_err() {
-                        break;
-                    }
-                }
-                Outgoing::Close => {
-                    let _ = sink.send(Message::Close(Some(CloseFrame { code: 1000, reason: "bye".into() }))).await;
+        loop {
+            let out = tokio::select! {
+                m = rx.recv() => m,
+                _ = writer_kill.cancelled() => None,
+            };
+            let Some(out) = out else { break };
+            let (msg, last) = match out {
+                Outgoing::Event(t) => (Message::Text(t.as_ref().into()), false),
+                Outgoing::Close => (Message::Close(Some(CloseFrame { code: 1000, reason: "bye".into() })), true),
+            };
+            match tokio::time::timeout(WRITE_TIMEOUT, sink.send(msg)).await {
+                Ok(Ok(())) if !last => {}
+                Ok(Ok(())) => break,
+                Ok(Err(_)) => break,
+                Err(_) => {
+                    debug!("class events: a write took longer than {WRITE_TIMEOUT:?}; closing");
                     break;
                 }
             }
         }
+        writer_kill.cancel();
     });
     let send = |m: Message| {
         if let Message::Text(t) = m {
-            let _ = tx.send(Outgoing::Event(t.as_str().into()));
+            link.deliver(Outgoing::Event(t.as_str().into()));
         }
     };
+    let expires = tokio::time::Instant::now() + Duration::from_secs(claims.exp.saturating_sub(crate::auth::unix_now()));
+    let idle = Duration::from_secs(s.limits.config.websocket_idle_secs);
+    let mut idle_deadline = tokio::time::Instant::now() + idle;
     let mut limit = RateLimit::new(Instant::now());
     loop {
         let msg = tokio::select! {
-            m = tokio::time::timeout(IDLE_TIMEOUT, stream.next()) => m,
-            _ = tx.closed() => break,
-        };
-        let msg = match msg {
-            Err(_) => {
+            m = stream.next() => m,
+            _ = tokio::time::sleep_until(idle_deadline) => {
                 debug!(class = %class, conn, "idle; closing");
                 break;
             }
-            Ok(None) | Ok(Some(Err(_))) => break,
-            Ok(Some(Ok(m))) => m,
-        };
-        let body = match msg {
-            Message::Text(t) => t,
-            Message::Close(_) => break,
-            Message::Ping(_) | Message::Pong(_) => continue,
-            Message::Binary(_) => {
-                send(refusal(ErrorCode::Invalid, "class events are JSON text"));
-                continue;
+            _ = tokio::time::sleep_until(expires) => {
+                send(refusal(ErrorCode::Unauthorized, "the token has expired"));
+                link.deliver(Outgoing::Close);
+                break;
             }
+            _ = kill.cancelled() => break,
+        };
+        let msg = match msg {
+            None | Some(Err(_)) => break,
+            Some(Ok(m)) => m,
         };
         if !limit.allow(Instant::now()) {
             if limit.strikes > MAX_STRIKES {
                 warn!(class = %class, conn, "class events: flooding client disconnected");
                 break;
             }
-            send(refusal(ErrorCode::RateLimited, "too many messages; slow down"));
+            if matches!(msg, Message::Text(_) | Message::Binary(_)) {
+                send(refusal(ErrorCode::RateLimited, "too many messages; slow down"));
+            }
             continue;
         }
+        let body = match msg {
+            Message::Text(t) => t,
+            Message::Close(_) => break,
+            // Counted above; they never keep a connection alive.
+            Message::Ping(_) | Message::Pong(_) => continue,
+            Message::Binary(_) => {
+                send(refusal(ErrorCode::Invalid, "class events are JSON text"));
+                continue;
+            }
+        };
+        idle_deadline = tokio::time::Instant::now() + idle;
         let event = match serde_json::from_str::<ClientEvent>(&body) {
             Ok(e) => e,
             Err(e) => {
                 debug!(class = %class, conn, "invalid class event: {e}");
-                send(refusal(ErrorCode::Invalid, format!("invalid message: {e}")));
+                send(refusal(ErrorCode::Invalid, "invalid message (see docs/CLASS_EVENTS.md)"));
                 continue;
             }
         };
@@ -166,18 +227,22 @@ async fn session(s: SharedState, class: ClassId, mut socket: WebSocket) {
         }
     }
     s.hub.disconnect(&class, conn);
-    drop(tx);
+    kill.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
     debug!(class = %class, conn, "class events closed");
 }
 
 /// Carry out a media effect of a class event.
-pub async fn apply(s: &AppState, class: &ClassId, effect: Effect) {
+pub async fn apply(s: &SharedState, class: &ClassId, effect: Effect) {
     match effect {
         Effect::CloseFloorMedia(pupil) => s.close_sessions(class, &pupil, true).await,
-        Effect::Expel(pupil) => {
-            s.revoke(&pupil);
-            s.close_sessions(class, &pupil, false).await;
+        Effect::CloseSessions(id) => {
+            s.close_sessions(class, &id, false).await;
+            info!(class = %class, "a player's sessions closed by the teacher");
+        }
+        Effect::Expel { id, until } => {
+            s.revoke(&id, until);
+            s.close_sessions(class, &id, false).await;
             info!(class = %class, "pupil removed by the teacher");
         }
         Effect::Mute(pupil, muted) => {
@@ -187,7 +252,10 @@ pub async fn apply(s: &AppState, class: &ClassId, effect: Effect) {
                 }
             }
         }
-        Effect::EndClass => s.end_class(class, Role::Teacher),
+        Effect::RotateCode => {
+            crate::class_api::rotate(s, class);
+        }
+        Effect::EndClass => AppState::end_class(s, class, Role::Teacher),
     }
 }
 

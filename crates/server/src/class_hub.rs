@@ -7,15 +7,19 @@
 
 use ardoise_proto::events::{LAYOUTS, MAX_CHAT_CHARS};
 use ardoise_proto::{
-    ChatLine, ClassId, ClassInfo, ClientEvent, ClientKind, ErrorCode, Floor, Member, Role, ServerEvent,
+    ChatLine, ClassId, ClassInfo, ClientEvent, ClientKind, ErrorCode, Floor, JoinCode, Member, Role, ServerEvent,
 };
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::debug;
 
 /// Chat lines kept for late joiners.
 const CHAT_HISTORY: usize = 50;
+/// Messages queued toward one connection before it counts as a slow reader and is closed.
+pub const QUEUE_PER_CONNECTION: usize = 256;
 
 /// What a connection's writer task sends.
 #[derive(Debug, Clone)]
@@ -26,41 +30,107 @@ pub enum Outgoing {
     Close,
 }
 
+/// The way to one connection: a bounded queue to its writer task, and a switch that closes
+/// it at once. A connection whose queue is full (a client that does not read) is closed,
+/// never waited for: one slow reader never holds the class.
+#[derive(Debug, Clone)]
+pub struct ConnLink {
+    tx: mpsc::Sender<Outgoing>,
+    /// Cancelled when the connection must close now (slow reader, revoked token).
+    pub kill: CancellationToken,
+}
+
+impl ConnLink {
+    /// A link and the receiving end its writer task reads.
+    pub fn new() -> (ConnLink, mpsc::Receiver<Outgoing>) {
+        let (tx, rx) = mpsc::channel(QUEUE_PER_CONNECTION);
+        (ConnLink { tx, kill: CancellationToken::new() }, rx)
+    }
+
+    /// Queue `m` without waiting; a full queue closes the connection.
+    pub fn deliver(&self, m: Outgoing) -> bool {
+        match self.tx.try_send(m) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                if !self.kill.is_cancelled() {
+                    debug!("class events: a client does not read its messages; closing it");
+                }
+                self.kill.cancel();
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    fn event(&self, ev: &ServerEvent) {
+        self.deliver(Outgoing::Event(serde_json::to_string(ev).expect("events serialize").into()));
+    }
+}
+
 /// A media action the caller must carry out after an event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
     /// Close the WHIP sessions of this pupil (floor revoked).
     CloseFloorMedia(String),
-    /// Close every session of this pupil and refuse its token from now on (removed).
-    Expel(String),
+    /// Close every media session of this subject (a player closed when the class was locked).
+    CloseSessions(String),
+    /// Close every session of this pupil and refuse its tokens until `until` (removed).
+    Expel {
+        /// The pupil's token subject.
+        id: String,
+        /// Its tokens' expiry, seconds since the Unix epoch.
+        until: u64,
+    },
     /// Stop or resume relaying this pupil's voice.
     Mute(String, bool),
+    /// Replace the class's join code.
+    RotateCode,
     /// End the class.
     EndClass,
+}
+
+/// What the hub keeps of a member's token beside the member (never shown to anyone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TokenFacts {
+    /// The token's role key version.
+    pub kv: u32,
+    /// The token's expiry, seconds since the Unix epoch.
+    pub exp: u64,
 }
 
 struct Conn {
     id: u64,
     member: Member,
-    tx: UnboundedSender<Outgoing>,
+    link: ConnLink,
+    token: TokenFacts,
+}
+
+/// The media sessions of one token subject.
+struct MediaPresence {
+    member: Member,
+    sessions: u32,
+    token: TokenFacts,
 }
 
 #[derive(Default)]
 struct HubRoom {
     conns: Vec<Conn>,
+    media: HashMap<String, MediaPresence>,
     hands: Vec<String>,
     floor: Option<Floor>,
     locked: bool,
     layout: Option<String>,
     chat: VecDeque<ChatLine>,
     live: bool,
+    /// Pupils the teacher removed: refused at once, before the revocation is written.
+    expelled: std::collections::HashSet<String>,
 }
 
 impl HubRoom {
     fn send_to(&self, pred: impl Fn(&Conn) -> bool, ev: &ServerEvent) {
         let text: Arc<str> = serde_json::to_string(ev).expect("events serialize").into();
         for c in self.conns.iter().filter(|c| pred(c)) {
-            let _ = c.tx.send(Outgoing::Event(text.clone()));
+            c.link.deliver(Outgoing::Event(text.clone()));
         }
     }
 
@@ -68,18 +138,50 @@ impl HubRoom {
         self.send_to(|_| true, ev);
     }
 
+    fn sessions_of(&self, id: &str) -> u32 {
+        self.media.get(id).map_or(0, |p| p.sessions)
+    }
+
+    /// Everyone present: each (id, client) with a class-events connection, then the holders
+    /// of media sessions with none (players).
     fn members(&self) -> Vec<Member> {
         let mut seen: Vec<Member> = Vec::new();
         for c in &self.conns {
             if !seen.iter().any(|m| m.id == c.member.id && m.client == c.member.client) {
-                seen.push(c.member.clone());
+                seen.push(Member { sessions: self.sessions_of(&c.member.id), ..c.member.clone() });
+            }
+        }
+        for (id, p) in &self.media {
+            if !self.conns.iter().any(|c| c.member.id == *id) {
+                seen.push(Member { sessions: p.sessions, ..p.member.clone() });
             }
         }
         seen
     }
 
-    fn pupil(&self, id: &str) -> Option<&Member> {
-        self.conns.iter().map(|c| &c.member).find(|m| m.id == id && m.role == Role::Pupil)
+    /// Whether `id` has a class-events connection or a media session here.
+    fn present(&self, id: &str) -> bool {
+        self.conns.iter().any(|c| c.member.id == id) || self.media.contains_key(id)
+    }
+
+    /// Tell everyone how `id` is present now: `joined` with each of its entries (the pages
+    /// replace a member by id), or `left` when it is gone.
+    fn announce(&self, id: &str) {
+        let entries: Vec<Member> = self.members().into_iter().filter(|m| m.id == id).collect();
+        if entries.is_empty() {
+            self.broadcast(&ServerEvent::Left { id: id.to_owned() });
+        }
+        for member in entries {
+            self.broadcast(&ServerEvent::Joined { member });
+        }
+    }
+
+    fn pupil(&self, id: &str) -> Option<Member> {
+        self.members().into_iter().find(|m| m.id == id && m.role == Role::Pupil)
+    }
+
+    fn token_of(&self, id: &str) -> Option<TokenFacts> {
+        self.conns.iter().find(|c| c.member.id == id).map(|c| c.token).or_else(|| self.media.get(id).map(|p| p.token))
     }
 
     fn set_hand(&mut self, id: &str, raised: bool) -> bool {
@@ -97,6 +199,21 @@ impl HubRoom {
         }
         self.broadcast(&ServerEvent::Hand { id: id.to_owned(), raised });
         true
+    }
+
+    /// Close every class-events connection and forget every media presence of `id`.
+    fn drop_member(&mut self, id: &str) {
+        for c in self.conns.iter().filter(|c| c.member.id == id) {
+            // The writer sends what is queued, then the close (a full queue closes at once).
+            c.link.deliver(Outgoing::Close);
+        }
+        self.conns.retain(|c| c.member.id != id);
+        self.media.remove(id);
+        self.set_hand(id, false);
+        if self.floor.as_ref().is_some_and(|f| f.pupil == id) {
+            self.floor = None;
+            self.broadcast(&ServerEvent::Floor { floor: None });
+        }
     }
 }
 
@@ -122,25 +239,34 @@ impl ClassHub {
 
     /// Register a connection of `member` to `class`; returns its id. The welcome message is
     /// queued first, then everyone else hears `joined`. A pupil's older connection is closed.
-    pub fn connect(&self, class: &ClassInfo, mut member: Member, tx: UnboundedSender<Outgoing>) -> u64 {
+    /// Pupils never see the join code in the welcome (only teachers and admins manage it).
+    pub fn connect(&self, class: &ClassInfo, mut member: Member, link: ConnLink, token: TokenFacts) -> u64 {
         let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
         let mut rooms = self.lock();
         let room = rooms.entry(class.id.clone()).or_default();
         if member.role == Role::Pupil {
             for old in room.conns.iter().filter(|c| c.member.id == member.id && c.member.client == member.client) {
-                let _ = old.tx.send(Outgoing::Close);
+                old.link.deliver(Outgoing::Close);
             }
             room.conns.retain(|c| !(c.member.id == member.id && c.member.client == member.client));
         }
         member.hand = room.hands.contains(&member.id);
+        member.sessions = room.sessions_of(&member.id);
+        let mut class = class.clone();
+        if member.role == Role::Pupil {
+            class.code = JoinCode(String::new());
+            class.code_expires_at = None;
+        }
         let already = room.conns.iter().any(|c| c.member.id == member.id && c.member.client == member.client);
-        let mut members = room.members();
+        let was_player = !room.conns.iter().any(|c| c.member.id == member.id) && room.media.contains_key(&member.id);
+        let mut members: Vec<Member> =
+            room.members().into_iter().filter(|m| !(was_player && m.id == member.id)).collect();
         if !already {
             members.push(member.clone());
         }
         let welcome = ServerEvent::Welcome {
             you: member.clone(),
-            class: class.clone(),
+            class,
             members,
             floor: room.floor.clone(),
             layout: room.layout.clone(),
@@ -148,11 +274,11 @@ impl ClassHub {
             live: room.live,
             chat: room.chat.iter().cloned().collect(),
         };
-        let _ = tx.send(Outgoing::Event(serde_json::to_string(&welcome).expect("serialize").into()));
+        link.event(&welcome);
         if !already {
             room.broadcast(&ServerEvent::Joined { member: member.clone() });
         }
-        room.conns.push(Conn { id, member, tx });
+        room.conns.push(Conn { id, member, link, token });
         id
     }
 
@@ -163,11 +289,42 @@ impl ClassHub {
         let Some(pos) = room.conns.iter().position(|c| c.id == conn) else { return };
         let gone = room.conns.remove(pos).member;
         if !room.conns.iter().any(|c| c.member.id == gone.id && c.member.client == gone.client) {
-            room.broadcast(&ServerEvent::Left { id: gone.id.clone() });
+            if room.media.contains_key(&gone.id) && !room.conns.iter().any(|c| c.member.id == gone.id) {
+                room.announce(&gone.id); // still watching: now as a player
+            } else {
+                room.broadcast(&ServerEvent::Left { id: gone.id.clone() });
+            }
             if !room.conns.iter().any(|c| c.member.id == gone.id) {
                 room.set_hand(&gone.id, false);
             }
         }
+    }
+
+    /// A media session (WHIP/WHEP) of `member` opened in `class`: it is shown to everyone,
+    /// as a player when it has no class-events connection.
+    pub fn media_opened(&self, class: &ClassId, member: Member, token: TokenFacts) {
+        let mut rooms = self.lock();
+        let room = rooms.entry(class.clone()).or_default();
+        let id = member.id.clone();
+        let p = room.media.entry(id.clone()).or_insert(MediaPresence {
+            member: Member { client: ClientKind::Player, hand: false, quality: None, sessions: 0, ..member },
+            sessions: 0,
+            token,
+        });
+        p.sessions += 1;
+        room.announce(&id);
+    }
+
+    /// A media session of `id` in `class` closed.
+    pub fn media_closed(&self, class: &ClassId, id: &str) {
+        let mut rooms = self.lock();
+        let Some(room) = rooms.get_mut(class) else { return };
+        let Some(p) = room.media.get_mut(id) else { return };
+        p.sessions = p.sessions.saturating_sub(1);
+        if p.sessions == 0 {
+            room.media.remove(id);
+        }
+        room.announce(id);
     }
 
     /// Whether new pupils are refused.
@@ -175,12 +332,27 @@ impl ClassHub {
         self.lock().get(class).is_some_and(|r| r.locked)
     }
 
+    /// Whether the teacher removed `id` from `class`.
+    pub fn is_expelled(&self, class: &ClassId, id: &str) -> bool {
+        self.lock().get(class).is_some_and(|r| r.expelled.contains(id))
+    }
+
+    /// Whether `id` is in `class` now (a class-events connection or a media session).
+    pub fn is_present(&self, class: &ClassId, id: &str) -> bool {
+        self.lock().get(class).is_some_and(|r| r.present(id))
+    }
+
+    /// Whether anyone is in `class` now.
+    pub fn has_anyone(&self, class: &ClassId) -> bool {
+        self.lock().get(class).is_some_and(|r| !r.conns.is_empty() || !r.media.is_empty())
+    }
+
     /// Who holds the floor in `class`.
     pub fn floor(&self, class: &ClassId) -> Option<Floor> {
         self.lock().get(class).and_then(|r| r.floor.clone())
     }
 
-    /// Connected members of `class` (admin view).
+    /// Members of `class` (admin view).
     pub fn members(&self, class: &ClassId) -> Vec<Member> {
         self.lock().get(class).map(|r| r.members()).unwrap_or_default()
     }
@@ -190,6 +362,39 @@ impl ClassHub {
         if let Some(room) = self.lock().get(class) {
             room.send_to(|c| c.member.id == id, ev);
         }
+    }
+
+    /// Send `ev` to the teachers and admins of `class`.
+    pub fn tell_teachers(&self, class: &ClassId, ev: &ServerEvent) {
+        if let Some(room) = self.lock().get(class) {
+            room.send_to(|c| matches!(c.member.role, Role::Teacher | Role::Admin), ev);
+        }
+    }
+
+    /// Close the connections and forget the media presence of every member whose token
+    /// `refused` refuses (revoked subject or role key version), in every class. Returns the
+    /// refused subjects per class (their media sessions are closed by the caller).
+    pub fn close_refused(&self, refused: impl Fn(&str, Role, TokenFacts) -> bool) -> Vec<(ClassId, String)> {
+        let mut out = Vec::new();
+        for (class, room) in self.lock().iter_mut() {
+            let mut ids: Vec<String> = room
+                .conns
+                .iter()
+                .filter(|c| refused(&c.member.id, c.member.role, c.token))
+                .map(|c| c.member.id.clone())
+                .chain(
+                    room.media.iter().filter(|(id, p)| refused(id, p.member.role, p.token)).map(|(id, _)| id.clone()),
+                )
+                .collect();
+            ids.sort();
+            ids.dedup();
+            for id in ids {
+                room.drop_member(&id);
+                room.broadcast(&ServerEvent::Left { id: id.clone() });
+                out.push((class.clone(), id));
+            }
+        }
+        out
     }
 
     /// The class picture started or stopped.
@@ -207,7 +412,7 @@ impl ClassHub {
         if let Some(room) = self.lock().remove(class) {
             room.broadcast(&ServerEvent::ClassEnded);
             for c in &room.conns {
-                let _ = c.tx.send(Outgoing::Close);
+                c.link.deliver(Outgoing::Close);
             }
         }
     }
@@ -217,13 +422,11 @@ impl ClassHub {
     pub fn handle(&self, class: &ClassId, conn: u64, event: ClientEvent) -> Vec<Effect> {
         let mut rooms = self.lock();
         let Some(room) = rooms.get_mut(class) else { return Vec::new() };
-        let Some(me) = room.conns.iter().find(|c| c.id == conn).map(|c| (c.member.clone(), c.tx.clone())) else {
+        let Some((me, link)) = room.conns.iter().find(|c| c.id == conn).map(|c| (c.member.clone(), c.link.clone()))
+        else {
             return Vec::new();
         };
-        let (me, tx) = me;
-        let reply = |ev: ServerEvent| {
-            let _ = tx.send(Outgoing::Event(serde_json::to_string(&ev).expect("serialize").into()));
-        };
+        let reply = |ev: ServerEvent| link.event(&ev);
         let teacher = matches!(me.role, Role::Teacher | Role::Admin);
         let teacher_only = |what: &str| error(ErrorCode::Forbidden, format!("only the teacher may {what}"));
         let mut effects = Vec::new();
@@ -254,8 +457,13 @@ impl ClassHub {
                 } else if text.chars().any(|c| c.is_control() && c != '\n') {
                     reply(error(ErrorCode::Invalid, "a chat message may not hold control characters"));
                 } else {
-                    let line =
-                        ChatLine { id: me.id.clone(), name: me.name.clone(), role: me.role, text: text.to_owned(), at: now_ms() };
+                    let line = ChatLine {
+                        id: me.id.clone(),
+                        name: me.name.clone(),
+                        role: me.role,
+                        text: text.to_owned(),
+                        at: now_ms(),
+                    };
                     if room.chat.len() == CHAT_HISTORY {
                         room.chat.pop_front();
                     }
@@ -315,25 +523,43 @@ impl ClassHub {
                 } else if room.pupil(&pupil).is_none() {
                     reply(error(ErrorCode::NotFound, "no such pupil connected"));
                 } else {
-                    effects.push(Effect::Expel(pupil.clone()));
-                    room.set_hand(&pupil, false);
-                    if room.floor.as_ref().is_some_and(|f| f.pupil == pupil) {
-                        room.floor = None;
-                        room.broadcast(&ServerEvent::Floor { floor: None });
-                    }
+                    let until = room.token_of(&pupil).map_or(0, |t| t.exp);
+                    effects.push(Effect::Expel { id: pupil.clone(), until });
+                    // The removed pupil knows the code: a new one keeps it from joining again.
+                    effects.push(Effect::RotateCode);
+                    room.expelled.insert(pupil.clone());
                     room.broadcast(&ServerEvent::Removed { id: pupil.clone() });
-                    for c in room.conns.iter().filter(|c| c.member.id == pupil) {
-                        let _ = c.tx.send(Outgoing::Close);
-                    }
-                    room.conns.retain(|c| c.member.id != pupil);
+                    room.drop_member(&pupil);
                 }
             }
-            ClientEvent::Lock { locked } => {
+            ClientEvent::Lock { locked, close_players } => {
                 if !teacher {
                     reply(teacher_only("lock the class"));
                 } else {
                     room.locked = locked;
                     room.broadcast(&ServerEvent::Locked { locked });
+                    if close_players {
+                        let players: Vec<String> = room
+                            .media
+                            .iter()
+                            .filter(|(id, p)| {
+                                p.member.role == Role::Pupil && !room.conns.iter().any(|c| c.member.id == **id)
+                            })
+                            .map(|(id, _)| id.clone())
+                            .collect();
+                        for id in players {
+                            room.drop_member(&id);
+                            room.broadcast(&ServerEvent::Left { id: id.clone() });
+                            effects.push(Effect::CloseSessions(id));
+                        }
+                    }
+                }
+            }
+            ClientEvent::RotateCode => {
+                if !teacher {
+                    reply(teacher_only("change the join code"));
+                } else {
+                    effects.push(Effect::RotateCode);
                 }
             }
             ClientEvent::SetLayout { layout } => {
@@ -367,26 +593,32 @@ pub fn member(id: &str, role: Role, name: Option<&str>, client: ClientKind) -> M
         (None, Role::Admin, _) => "Admin".to_owned(),
         (None, Role::Pupil, _) => "Élève".to_owned(),
     };
-    Member { id: id.to_owned(), name, role, hand: false, quality: None, client }
+    Member { id: id.to_owned(), name, role, hand: false, quality: None, client, sessions: 0 }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ardoise_proto::{ClassState, JoinCode, Quality};
-    use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+    use ardoise_proto::{ClassState, Quality};
+    use tokio::sync::mpsc::Receiver;
 
     fn class() -> ClassInfo {
-        ClassInfo { id: ClassId("c".into()), code: JoinCode("c".into()), title: "C".into(), state: ClassState::Open }
+        ClassInfo {
+            id: ClassId("c".into()),
+            code: JoinCode("code".into()),
+            title: "C".into(),
+            state: ClassState::Open,
+            code_expires_at: None,
+        }
     }
 
-    fn join(hub: &ClassHub, id: &str, role: Role) -> (u64, UnboundedReceiver<Outgoing>) {
-        let (tx, rx) = unbounded_channel();
+    fn join(hub: &ClassHub, id: &str, role: Role) -> (u64, Receiver<Outgoing>) {
+        let (link, rx) = ConnLink::new();
         let name = (role == Role::Pupil).then_some(id);
-        (hub.connect(&class(), member(id, role, name, ClientKind::Browser), tx), rx)
+        (hub.connect(&class(), member(id, role, name, ClientKind::Browser), link, TokenFacts { kv: 0, exp: 99 }), rx)
     }
 
-    fn drain(rx: &mut UnboundedReceiver<Outgoing>) -> Vec<ServerEvent> {
+    fn drain(rx: &mut Receiver<Outgoing>) -> Vec<ServerEvent> {
         let mut out = Vec::new();
         while let Ok(m) = rx.try_recv() {
             if let Outgoing::Event(t) = m {
@@ -403,14 +635,19 @@ mod tests {
         let (t, mut trx) = join(&hub, "teacher", Role::Teacher);
         let (a, mut arx) = join(&hub, "alice", Role::Pupil);
         assert!(matches!(drain(&mut arx)[0], ServerEvent::Welcome { ref members, .. } if members.len() == 2));
-        assert!(drain(&mut trx).contains(&ServerEvent::Joined { member: member("alice", Role::Pupil, Some("alice"), ClientKind::Browser) }));
+        assert!(drain(&mut trx).contains(&ServerEvent::Joined {
+            member: member("alice", Role::Pupil, Some("alice"), ClientKind::Browser)
+        }));
 
         assert!(hub.handle(&id, a, ClientEvent::RaiseHand).is_empty());
         assert!(drain(&mut trx).contains(&ServerEvent::Hand { id: "alice".into(), raised: true }));
 
         hub.handle(&id, a, ClientEvent::Quality { level: Quality::Weak });
         assert!(drain(&mut trx).contains(&ServerEvent::Quality { id: "alice".into(), level: Quality::Weak }));
-        assert!(!drain(&mut arx).iter().any(|e| matches!(e, ServerEvent::Quality { .. })), "quality goes to teachers only");
+        assert!(
+            !drain(&mut arx).iter().any(|e| matches!(e, ServerEvent::Quality { .. })),
+            "quality goes to teachers only"
+        );
 
         // A pupil may not give the floor.
         hub.handle(&id, a, ClientEvent::GrantFloor { pupil: "alice".into(), camera: false });
@@ -422,8 +659,14 @@ mod tests {
         assert!(got.iter().any(|e| matches!(e, ServerEvent::Floor { floor: Some(f) } if f.pupil == "alice")));
         assert_eq!(hub.floor(&id).unwrap().name, "alice");
 
-        assert_eq!(hub.handle(&id, t, ClientEvent::Mute { pupil: "alice".into(), muted: true }), vec![Effect::Mute("alice".into(), true)]);
-        assert_eq!(hub.handle(&id, t, ClientEvent::RevokeFloor { pupil: "alice".into() }), vec![Effect::CloseFloorMedia("alice".into())]);
+        assert_eq!(
+            hub.handle(&id, t, ClientEvent::Mute { pupil: "alice".into(), muted: true }),
+            vec![Effect::Mute("alice".into(), true)]
+        );
+        assert_eq!(
+            hub.handle(&id, t, ClientEvent::RevokeFloor { pupil: "alice".into() }),
+            vec![Effect::CloseFloorMedia("alice".into())]
+        );
         assert!(hub.floor(&id).is_none());
 
         hub.handle(&id, a, ClientEvent::Chat { text: "  bonjour ".into() });
@@ -444,7 +687,10 @@ mod tests {
         let (t, _trx) = join(&hub, "teacher", Role::Teacher);
         let (_, mut crx) = join(&hub, "chloe", Role::Pupil);
         hub.handle(&id, t, ClientEvent::GrantFloor { pupil: "chloe".into(), camera: true });
-        assert_eq!(hub.handle(&id, t, ClientEvent::Remove { pupil: "chloe".into() }), vec![Effect::Expel("chloe".into())]);
+        assert_eq!(
+            hub.handle(&id, t, ClientEvent::Remove { pupil: "chloe".into() }),
+            vec![Effect::Expel { id: "chloe".into(), until: 99 }, Effect::RotateCode]
+        );
         let mut got = Vec::new();
         while let Ok(m) = crx.try_recv() {
             got.push(m);
@@ -462,9 +708,9 @@ mod tests {
         let id = class().id;
         let (t, mut trx) = join(&hub, "teacher", Role::Teacher);
         let (p, mut prx) = join(&hub, "p", Role::Pupil);
-        hub.handle(&id, p, ClientEvent::Lock { locked: true });
+        hub.handle(&id, p, ClientEvent::Lock { locked: true, close_players: false });
         assert!(!hub.is_locked(&id));
-        hub.handle(&id, t, ClientEvent::Lock { locked: true });
+        hub.handle(&id, t, ClientEvent::Lock { locked: true, close_players: false });
         assert!(hub.is_locked(&id));
         hub.handle(&id, t, ClientEvent::SetLayout { layout: "sideways".into() });
         assert!(matches!(drain(&mut trx).last(), Some(ServerEvent::Error { code: ErrorCode::Invalid, .. })));
@@ -493,5 +739,78 @@ mod tests {
         hub.disconnect(&id, old); // the old socket's late close changes nothing
         assert!(!drain(&mut trx).iter().any(|e| matches!(e, ServerEvent::Left { .. })));
         assert_eq!(hub.members(&id).len(), 2);
+    }
+
+    #[test]
+    fn pupils_never_see_the_code_teachers_do() {
+        let hub = ClassHub::default();
+        let (_, mut trx) = join(&hub, "teacher", Role::Teacher);
+        let (_, mut prx) = join(&hub, "p", Role::Pupil);
+        assert!(matches!(&drain(&mut trx)[0], ServerEvent::Welcome { class, .. } if class.code.0 == "code"));
+        assert!(matches!(&drain(&mut prx)[0], ServerEvent::Welcome { class, .. } if class.code.0.is_empty()));
+    }
+
+    #[test]
+    fn a_player_without_a_page_is_shown_removed_and_closed_by_lock() {
+        let hub = ClassHub::default();
+        let id = class().id;
+        let (t, mut trx) = join(&hub, "teacher", Role::Teacher);
+        let spy = member("spy", Role::Pupil, Some("Spy"), ClientKind::Browser);
+        hub.media_opened(&id, spy.clone(), TokenFacts { kv: 0, exp: 50 });
+        let seen = drain(&mut trx);
+        assert!(
+            seen.iter().any(|e| matches!(e, ServerEvent::Joined { member } if member.id == "spy" && member.client == ClientKind::Player && member.sessions == 1)),
+            "{seen:?}"
+        );
+        assert!(hub.is_present(&id, "spy"));
+        hub.media_opened(&id, spy.clone(), TokenFacts { kv: 0, exp: 50 });
+        assert_eq!(hub.members(&id).iter().find(|m| m.id == "spy").unwrap().sessions, 2);
+        // Remove works on a player: its sessions are expelled until its token expires.
+        assert_eq!(
+            hub.handle(&id, t, ClientEvent::Remove { pupil: "spy".into() }),
+            vec![Effect::Expel { id: "spy".into(), until: 50 }, Effect::RotateCode]
+        );
+        assert!(!hub.is_present(&id, "spy"));
+        hub.media_closed(&id, "spy"); // the late close of its sessions changes nothing
+        assert!(!hub.is_present(&id, "spy"));
+        // Locking with close_players closes players, never pupils with the page.
+        hub.media_opened(&id, member("other", Role::Pupil, Some("O"), ClientKind::Browser), TokenFacts::default());
+        let (_, _prx) = join(&hub, "paged", Role::Pupil);
+        hub.media_opened(&id, member("paged", Role::Pupil, Some("P"), ClientKind::Browser), TokenFacts::default());
+        let effects = hub.handle(&id, t, ClientEvent::Lock { locked: true, close_players: true });
+        assert_eq!(effects, vec![Effect::CloseSessions("other".into())]);
+        assert!(hub.is_present(&id, "paged") && !hub.is_present(&id, "other"));
+        // A page that closes while its media plays on leaves a player behind.
+        assert!(hub.members(&id).iter().any(|m| m.id == "paged" && m.client == ClientKind::Browser && m.sessions == 1));
+    }
+
+    #[test]
+    fn revoked_tokens_are_closed_everywhere() {
+        let hub = ClassHub::default();
+        let (_, mut prx) = join(&hub, "p", Role::Pupil);
+        let (_, _trx) = join(&hub, "t", Role::Teacher);
+        let closed = hub.close_refused(|_, role, facts| role == Role::Pupil && facts.kv < 1);
+        assert_eq!(closed, vec![(class().id, "p".to_owned())]);
+        assert!(std::iter::from_fn(|| prx.try_recv().ok()).any(|m| matches!(m, Outgoing::Close)));
+        assert_eq!(hub.members(&class().id).len(), 1);
+    }
+
+    #[test]
+    fn a_client_that_does_not_read_is_closed_not_waited_for() {
+        let hub = ClassHub::default();
+        let id = class().id;
+        let (link, _rx) = ConnLink::new();
+        let kill = link.kill.clone();
+        let c = hub.connect(
+            &class(),
+            member("slow", Role::Pupil, Some("S"), ClientKind::Browser),
+            link,
+            TokenFacts::default(),
+        );
+        let (_, _other) = join(&hub, "t", Role::Teacher);
+        for _ in 0..QUEUE_PER_CONNECTION + 1 {
+            hub.handle(&id, c, ClientEvent::Ping);
+        }
+        assert!(kill.is_cancelled(), "its queue is full: the connection is closed");
     }
 }

@@ -1,13 +1,38 @@
-//! The class registry: ids, join codes, titles and states.
+//! The class registry: ids, join codes (with their expiry), titles, states, and who created
+//! each class, with the pruning of ended and unused classes.
+//!
+//! Rules:
+//! - a class is found for a pupil by its join code only, never by its id;
+//! - a code works until it expires or is rotated, then it finds nothing;
+//! - generated codes are 8 characters of a 31-letter alphabet (~40 bits), which the
+//!   per-address rate limits make impossible to guess;
+//! - ended classes are listed for a while, then pruned; created classes that nobody used
+//!   are pruned after a while too; classes declared in the configuration stay.
 
 use ardoise_proto::{ClassId, ClassInfo, ClassState, JoinCode};
 use std::collections::HashMap;
 use std::sync::RwLock;
+use std::time::{Duration, Instant};
+
+/// Length of generated join codes.
+pub const CODE_LEN: usize = 8;
+
+struct Entry {
+    info: ClassInfo,
+    /// Declared in the configuration: never pruned, its code never expires.
+    declared: bool,
+    /// Token subject that created it.
+    creator: Option<String>,
+    last_active: Instant,
+    ended_at: Option<Instant>,
+}
 
 /// Every known class. Not on the media path: a lock is fine here.
 #[derive(Default)]
 pub struct ClassRegistry {
-    classes: RwLock<HashMap<ClassId, ClassInfo>>,
+    classes: RwLock<HashMap<ClassId, Entry>>,
+    /// Most classes kept (0: no limit).
+    capacity: usize,
 }
 
 /// Why a class could not be created.
@@ -17,17 +42,38 @@ pub enum CreateError {
     Exists,
     /// The id is not valid.
     InvalidId,
+    /// The server keeps as many classes as it may.
+    Full,
 }
 
 impl ClassRegistry {
-    /// Register a class.
-    pub fn insert(&self, info: ClassInfo) {
-        self.classes.write().unwrap_or_else(|e| e.into_inner()).insert(info.id.clone(), info);
+    /// A registry keeping at most `capacity` classes.
+    pub fn with_capacity(capacity: usize) -> Self {
+        ClassRegistry { classes: RwLock::default(), capacity }
     }
 
-    /// Create a class with `id` (or a generated one) and a fresh join code.
-    pub fn create(&self, id: Option<ClassId>, title: Option<String>) -> Result<ClassInfo, CreateError> {
+    /// Register a class declared in the configuration.
+    pub fn declare(&self, info: ClassInfo) {
+        let now = Instant::now();
+        self.classes
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(info.id.clone(), Entry { info, declared: true, creator: None, last_active: now, ended_at: None });
+    }
+
+    /// Create a class with `id` (or a generated one) and a fresh join code valid until
+    /// `code_expires_at`, on behalf of token subject `creator`.
+    pub fn create(
+        &self,
+        id: Option<ClassId>,
+        title: Option<String>,
+        creator: &str,
+        code_expires_at: Option<u64>,
+    ) -> Result<ClassInfo, CreateError> {
         let mut map = self.classes.write().unwrap_or_else(|e| e.into_inner());
+        if self.capacity > 0 && map.len() >= self.capacity {
+            return Err(CreateError::Full);
+        }
         let id = match id {
             Some(id) if !ClassId::is_valid(&id.0) => return Err(CreateError::InvalidId),
             Some(id) if map.contains_key(&id) => return Err(CreateError::Exists),
@@ -39,54 +85,139 @@ impl ClassRegistry {
                 }
             },
         };
-        let code = loop {
-            let c = JoinCode(random_code(6));
-            if !map.values().any(|i| i.code == c) {
-                break c;
-            }
-        };
         let info = ClassInfo {
             title: title.filter(|t| !t.trim().is_empty()).unwrap_or_else(|| id.0.clone()),
             id: id.clone(),
-            code,
+            code: fresh_code(&map),
             state: ClassState::Open,
+            code_expires_at,
         };
-        map.insert(id, info.clone());
+        let now = Instant::now();
+        map.insert(
+            id,
+            Entry {
+                info: info.clone(),
+                declared: false,
+                creator: Some(creator.to_owned()),
+                last_active: now,
+                ended_at: None,
+            },
+        );
         Ok(info)
     }
 
     /// A class by id.
     pub fn get(&self, id: &ClassId) -> Option<ClassInfo> {
-        self.classes.read().unwrap_or_else(|e| e.into_inner()).get(id).cloned()
+        self.classes.read().unwrap_or_else(|e| e.into_inner()).get(id).map(|e| e.info.clone())
     }
 
-    /// A class by join code (case-insensitive), or by id.
-    pub fn by_code(&self, code: &str) -> Option<ClassInfo> {
+    /// The class whose join code is `code` (case-insensitive) and has not expired at `now`
+    /// (seconds since the Unix epoch). Never by id.
+    pub fn by_code(&self, code: &str, now: u64) -> Option<ClassInfo> {
+        if code.is_empty() {
+            return None;
+        }
         let map = self.classes.read().unwrap_or_else(|e| e.into_inner());
         map.values()
-            .find(|i| i.code.0.eq_ignore_ascii_case(code))
-            .or_else(|| map.get(&ClassId(code.to_owned())))
+            .map(|e| &e.info)
+            .find(|i| i.code.0.eq_ignore_ascii_case(code) && i.code_expires_at.is_none_or(|t| t > now))
             .cloned()
+    }
+
+    /// Give class `id` a new join code valid until `code_expires_at`; the old one stops
+    /// working at once. A declared class's new code never expires.
+    pub fn rotate_code(&self, id: &ClassId, code_expires_at: Option<u64>) -> Option<ClassInfo> {
+        let mut map = self.classes.write().unwrap_or_else(|e| e.into_inner());
+        let code = fresh_code(&map);
+        let e = map.get_mut(id)?;
+        e.info.code = code;
+        e.info.code_expires_at = if e.declared { None } else { code_expires_at };
+        Some(e.info.clone())
+    }
+
+    /// Something happened in class `id` (a join, a session): it is in use.
+    pub fn touch(&self, id: &ClassId) {
+        if let Some(e) = self.classes.write().unwrap_or_else(|e| e.into_inner()).get_mut(id) {
+            e.last_active = Instant::now();
+        }
+    }
+
+    /// Classes created by token subject `creator` that have not ended.
+    pub fn open_by(&self, creator: &str) -> usize {
+        let map = self.classes.read().unwrap_or_else(|e| e.into_inner());
+        map.values().filter(|e| e.creator.as_deref() == Some(creator) && e.info.state != ClassState::Ended).count()
     }
 
     /// Change a class's state. An ended class stays ended.
     pub fn set_state(&self, id: &ClassId, state: ClassState) {
-        if let Some(i) = self.classes.write().unwrap_or_else(|e| e.into_inner()).get_mut(id)
-            && i.state != ClassState::Ended
+        if let Some(e) = self.classes.write().unwrap_or_else(|e| e.into_inner()).get_mut(id)
+            && e.info.state != ClassState::Ended
         {
-            i.state = state;
+            e.info.state = state;
+            e.last_active = Instant::now();
+            if state == ClassState::Ended {
+                e.ended_at = Some(Instant::now());
+            }
         }
+    }
+
+    /// Remove ended classes older than `retention` and created classes unused for `idle`
+    /// (unless `in_use` says someone is in them); returns the idle ones removed, which the
+    /// caller ends.
+    pub fn prune(
+        &self,
+        now: Instant,
+        retention: Duration,
+        idle: Duration,
+        in_use: impl Fn(&ClassId) -> bool,
+    ) -> Vec<ClassId> {
+        let mut map = self.classes.write().unwrap_or_else(|e| e.into_inner());
+        let mut idle_ids = Vec::new();
+        map.retain(|id, e| {
+            if let Some(t) = e.ended_at {
+                return now.saturating_duration_since(t) < retention;
+            }
+            if e.declared || e.info.state == ClassState::Live || in_use(id) {
+                return true;
+            }
+            if now.saturating_duration_since(e.last_active) >= idle {
+                idle_ids.push(id.clone());
+                return false;
+            }
+            true
+        });
+        idle_ids
+    }
+
+    /// Number of classes kept.
+    pub fn len(&self) -> usize {
+        self.classes.read().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Whether no class is kept.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Every class, sorted by id.
     pub fn list(&self) -> Vec<ClassInfo> {
-        let mut v: Vec<ClassInfo> = self.classes.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+        let mut v: Vec<ClassInfo> =
+            self.classes.read().unwrap_or_else(|e| e.into_inner()).values().map(|e| e.info.clone()).collect();
         v.sort_by(|a, b| a.id.cmp(&b.id));
         v
     }
 }
 
-/// A short code without look-alike characters (no 0/o, 1/l/i).
+fn fresh_code(map: &HashMap<ClassId, Entry>) -> JoinCode {
+    loop {
+        let c = JoinCode(random_code(CODE_LEN));
+        if !map.values().any(|e| e.info.code.0.eq_ignore_ascii_case(&c.0)) {
+            return c;
+        }
+    }
+}
+
+/// A code without look-alike characters (no 0/o, 1/l/i), from the OS's random generator.
 fn random_code(n: usize) -> String {
     const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
     (0..n).map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char).collect()
@@ -97,18 +228,58 @@ mod tests {
     use super::*;
 
     #[test]
-    fn create_lookup_and_end() {
+    fn create_lookup_by_code_only_and_end() {
         let r = ClassRegistry::default();
-        let a = r.create(Some("cm2".into()), Some("CM2 B".into())).unwrap();
-        assert!(matches!(r.create(Some("cm2".into()), None), Err(CreateError::Exists)));
-        assert!(matches!(r.create(Some("Bad Id".into()), None), Err(CreateError::InvalidId)));
-        assert_eq!(r.by_code(&a.code.0.to_uppercase()).unwrap().id, a.id);
-        assert_eq!(r.by_code("cm2").unwrap().id, a.id);
+        let a = r.create(Some("cm2".into()), Some("CM2 B".into()), "t1", None).unwrap();
+        assert_eq!(a.code.0.len(), CODE_LEN);
+        assert!(matches!(r.create(Some("cm2".into()), None, "t1", None), Err(CreateError::Exists)));
+        assert!(matches!(r.create(Some("Bad Id".into()), None, "t1", None), Err(CreateError::InvalidId)));
+        assert_eq!(r.by_code(&a.code.0.to_uppercase(), 0).unwrap().id, a.id);
+        assert!(r.by_code("cm2", 0).is_none(), "the class id is not a join code");
+        assert!(r.by_code("", 0).is_none());
         r.set_state(&a.id, ClassState::Ended);
         r.set_state(&a.id, ClassState::Live);
         assert_eq!(r.get(&a.id).unwrap().state, ClassState::Ended);
-        let b = r.create(None, None).unwrap();
+        let b = r.create(None, None, "t1", None).unwrap();
         assert!(b.id.0.starts_with("classe-"));
         assert_ne!(a.code, b.code);
+        assert_eq!(r.open_by("t1"), 1, "ended classes do not count");
+    }
+
+    #[test]
+    fn codes_expire_and_rotate() {
+        let r = ClassRegistry::default();
+        let a = r.create(Some("a".into()), None, "t", Some(1000)).unwrap();
+        assert!(r.by_code(&a.code.0, 999).is_some());
+        assert!(r.by_code(&a.code.0, 1000).is_none(), "expired");
+        let b = r.rotate_code(&a.id, Some(5000)).unwrap();
+        assert_ne!(a.code, b.code);
+        assert!(r.by_code(&a.code.0, 0).is_none(), "the old code stops at once");
+        assert_eq!(r.by_code(&b.code.0, 4000).unwrap().id, a.id);
+    }
+
+    #[test]
+    fn capacity_and_pruning() {
+        let r = ClassRegistry::with_capacity(2);
+        r.declare(ClassInfo {
+            id: "d".into(),
+            code: JoinCode("dddd".into()),
+            title: "D".into(),
+            state: ClassState::Open,
+            code_expires_at: None,
+        });
+        let a = r.create(Some("a".into()), None, "t", None).unwrap();
+        assert_eq!(r.create(None, None, "t", None), Err(CreateError::Full));
+        r.set_state(&a.id, ClassState::Ended);
+        let later = Instant::now() + Duration::from_secs(3600);
+        assert!(r.prune(Instant::now(), Duration::from_secs(600), Duration::from_secs(60), |_| false).is_empty());
+        assert!(r.get(&a.id).is_some(), "an ended class is listed for a while");
+        r.prune(later, Duration::from_secs(600), Duration::from_secs(60), |_| false);
+        assert!(r.get(&a.id).is_none(), "then pruned");
+        let b = r.create(Some("b".into()), None, "t", None).unwrap();
+        let used = |id: &ClassId| id.0 == "b";
+        assert!(r.prune(later, Duration::from_secs(600), Duration::from_secs(60), used).is_empty(), "in use");
+        assert_eq!(r.prune(later, Duration::from_secs(600), Duration::from_secs(60), |_| false), vec![b.id]);
+        assert!(r.get(&"d".into()).is_some(), "declared classes stay");
     }
 }

@@ -43,6 +43,50 @@ pub struct HttpConfig {
     pub max_body: usize,
     /// Shutdown grace period, seconds.
     pub shutdown_grace_secs: u64,
+    /// Networks whose clients read `/metrics` without a token (CIDR).
+    pub metrics_allow: Vec<String>,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (CIDR).
+    pub trusted_proxies: Vec<String>,
+}
+
+/// `[limits]`: limits on every door (see `docs/SECURITY.md`).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// HTTP connections open at once from one address.
+    pub connections_per_ip: usize,
+    /// HTTP connections open at once in total.
+    pub connections: usize,
+    /// Seconds to send the first bytes and each request's headers.
+    pub header_timeout_secs: u64,
+    /// WHIP/WHEP offers per address per minute.
+    pub offers_per_ip_per_minute: u32,
+    /// Media sessions one token holds in a class (a new one closes the oldest).
+    pub sessions_per_token: usize,
+    /// Media sessions from one address at once.
+    pub sessions_per_ip: usize,
+    /// Media sessions on the server at once.
+    pub sessions: usize,
+    /// Connecting sessions in one class at once.
+    pub pending_per_class: usize,
+    /// Class look-ups and joins per address per minute.
+    pub joins_per_ip_per_minute: u32,
+    /// Joins into one class per minute.
+    pub joins_per_class_per_minute: u32,
+    /// Class-events WebSockets from one address at once.
+    pub websockets_per_ip: usize,
+    /// Seconds a class-events WebSocket lives without an application message.
+    pub websocket_idle_secs: u64,
+    /// Classes one token may create per hour.
+    pub classes_per_token_per_hour: u32,
+    /// Classes kept by the server.
+    pub classes: usize,
+    /// Minutes an ended class stays listed.
+    pub ended_class_retention_mins: u64,
+    /// Hours an unused created class is kept.
+    pub idle_class_hours: u64,
+    /// Hours a join code works (0: until the class ends).
+    pub join_code_hours: u64,
 }
 
 /// `[media]`
@@ -159,6 +203,8 @@ pub struct Config {
     pub data: DataConfig,
     /// The classroom studio.
     pub studio: StudioSection,
+    /// Limits on every door.
+    pub limits: LimitsConfig,
     /// Declared classes.
     #[serde(default)]
     pub classes: Vec<ClassConfig>,
@@ -171,8 +217,11 @@ impl Config {
             origin: "embedded default".into(),
             message: e.to_string(),
         })?;
+        // Declared classes are an optional list: the default declares none.
+        table.entry("classes").or_insert_with(|| toml::Value::Array(Vec::new()));
         if let Some(path) = file {
-            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+            let text =
+                std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
             let over: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Parse {
                 origin: path.display().to_string(),
                 message: e.to_string(),
@@ -183,13 +232,22 @@ impl Config {
             let Some(rest) = name.strip_prefix("ARDOISE__") else { continue };
             let parts: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
             let [section, key] = parts.as_slice() else {
-                return Err(ConfigError::Parse { origin: name.clone(), message: "expected ARDOISE__SECTION__KEY".into() });
+                return Err(ConfigError::Parse {
+                    origin: name.clone(),
+                    message: "expected ARDOISE__SECTION__KEY".into(),
+                });
             };
             let Some(toml::Value::Table(sec)) = table.get_mut(section.as_str()) else {
-                return Err(ConfigError::Parse { origin: name.clone(), message: format!("unknown section '{section}'") });
+                return Err(ConfigError::Parse {
+                    origin: name.clone(),
+                    message: format!("unknown section '{section}'"),
+                });
             };
             let Some(old) = sec.get(key.as_str()) else {
-                return Err(ConfigError::Parse { origin: name.clone(), message: format!("unknown key '{section}.{key}'") });
+                return Err(ConfigError::Parse {
+                    origin: name.clone(),
+                    message: format!("unknown key '{section}.{key}'"),
+                });
             };
             let new = if old.is_str() {
                 toml::Value::String(value)
@@ -201,9 +259,10 @@ impl Config {
             };
             sec.insert(key.clone(), new);
         }
-        let config: Config = toml::Value::Table(table)
-            .try_into()
-            .map_err(|e: toml::de::Error| ConfigError::Parse { origin: "configuration".into(), message: e.to_string() })?;
+        let config: Config = toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| ConfigError::Parse {
+            origin: "configuration".into(),
+            message: e.to_string(),
+        })?;
         config.validate()?;
         Ok(config)
     }
@@ -235,16 +294,49 @@ impl Config {
         if self.auth.token_ttl_secs == 0 {
             return bad("auth.token_ttl_secs must be positive".into());
         }
-        if !self.auth.secret.is_empty() && self.auth.secret.len() < 16 {
-            return bad("auth.secret must be at least 16 characters".into());
+        if !self.auth.secret.is_empty() && self.auth.secret.len() < crate::auth::MIN_SECRET_BYTES {
+            return bad(format!("auth.secret must be at least {} bytes", crate::auth::MIN_SECRET_BYTES));
+        }
+        for (key, list) in
+            [("http.metrics_allow", &self.http.metrics_allow), ("http.trusted_proxies", &self.http.trusted_proxies)]
+        {
+            if let Err(e) = parse_networks(list) {
+                return bad(format!("{key}: {e}"));
+            }
+        }
+        let l = &self.limits;
+        let positive = [
+            ("limits.connections_per_ip", l.connections_per_ip as u64),
+            ("limits.connections", l.connections as u64),
+            ("limits.header_timeout_secs", l.header_timeout_secs),
+            ("limits.offers_per_ip_per_minute", l.offers_per_ip_per_minute as u64),
+            ("limits.sessions_per_token", l.sessions_per_token as u64),
+            ("limits.sessions_per_ip", l.sessions_per_ip as u64),
+            ("limits.sessions", l.sessions as u64),
+            ("limits.pending_per_class", l.pending_per_class as u64),
+            ("limits.joins_per_ip_per_minute", l.joins_per_ip_per_minute as u64),
+            ("limits.joins_per_class_per_minute", l.joins_per_class_per_minute as u64),
+            ("limits.websockets_per_ip", l.websockets_per_ip as u64),
+            ("limits.websocket_idle_secs", l.websocket_idle_secs),
+            ("limits.classes_per_token_per_hour", l.classes_per_token_per_hour as u64),
+            ("limits.classes", l.classes as u64),
+        ];
+        if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return bad(format!("{key} must be at least 1"));
+        }
+        if l.connections_per_ip > l.connections {
+            return bad("limits.connections_per_ip must not exceed limits.connections".into());
         }
         let mut seen = std::collections::HashSet::new();
         for c in &self.classes {
             if !ClassId::is_valid(&c.id) {
                 return bad(format!("class id '{}' must be 1-64 of a-z, 0-9, '-', '_'", c.id));
             }
-            if c.code.is_empty() || c.code.len() > 32 || !c.code.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-') {
-                return bad(format!("class code '{}' must be 1-32 letters, digits or '-'", c.code));
+            if c.code.len() < 4
+                || c.code.len() > 32
+                || !c.code.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-')
+            {
+                return bad(format!("class code '{}' must be 4-32 letters, digits or '-'", c.code));
             }
             if !seen.insert(c.id.clone()) {
                 return bad(format!("class id '{}' declared twice", c.id));
@@ -258,11 +350,9 @@ impl Config {
         if self.media.advertise.is_empty() {
             return Ok(None);
         }
-        self.media
-            .advertise
-            .parse()
-            .map(Some)
-            .map_err(|_| ConfigError::Invalid(format!("media.advertise '{}' is not an IP address", self.media.advertise)))
+        self.media.advertise.parse().map(Some).map_err(|_| {
+            ConfigError::Invalid(format!("media.advertise '{}' is not an IP address", self.media.advertise))
+        })
     }
 
     /// Number of media workers to start.
@@ -273,6 +363,17 @@ impl Config {
             std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
         }
     }
+}
+
+/// Parse a list of networks in CIDR notation (a bare address is a /32 or /128).
+pub fn parse_networks(list: &[String]) -> Result<Vec<ipnet::IpNet>, String> {
+    list.iter()
+        .map(|s| {
+            s.parse::<ipnet::IpNet>()
+                .or_else(|_| s.parse::<IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| format!("'{s}' is not a network (CIDR) or an address"))
+        })
+        .collect()
 }
 
 fn merge(base: &mut toml::Table, over: toml::Table, origin: &str) -> Result<(), ConfigError> {
@@ -297,12 +398,12 @@ mod tests {
     }
 
     #[test]
-    fn defaults_load_and_declare_demo() {
+    fn defaults_load_and_declare_no_class() {
         let c = Config::load(None, env(&[])).unwrap();
         assert_eq!(c.http.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(c.media.udp.port(), 50000);
-        assert_eq!(c.classes[0].id, "demo");
-        assert_eq!(c.classes[0].code, "demo");
+        assert!(c.classes.is_empty(), "the demo class exists only under `ardoise demo`");
+        assert_eq!(parse_networks(&c.http.metrics_allow).unwrap().len(), 2);
     }
 
     #[test]
@@ -311,8 +412,9 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("a.toml");
         std::fs::write(&f, "[media]\nworkers = 3\nlayer = \"low\"\n").unwrap();
-        let c = Config::load(Some(&f), env(&[("ARDOISE__MEDIA__WORKERS", "2"), ("ARDOISE__HTTP__LISTEN", "127.0.0.1:9")]))
-            .unwrap();
+        let c =
+            Config::load(Some(&f), env(&[("ARDOISE__MEDIA__WORKERS", "2"), ("ARDOISE__HTTP__LISTEN", "127.0.0.1:9")]))
+                .unwrap();
         assert_eq!(c.media.workers, 2);
         assert_eq!(c.media.layer, "low");
         assert_eq!(c.http.listen.port(), 9);
@@ -328,7 +430,17 @@ mod tests {
         assert!(Config::load(None, env(&[("ARDOISE__MEDIA__NOPE", "1")])).is_err());
         assert!(Config::load(None, env(&[("ARDOISE__MEDIA__LAYER", "ultra")])).is_err());
         assert!(Config::load(None, env(&[("ARDOISE__MEDIA__UDP", "0.0.0.0:5000")])).is_err());
-        assert!(Config::load(None, env(&[("ARDOISE__MEDIA__UDP", "0.0.0.0:5000"), ("ARDOISE__MEDIA__ADVERTISE", "127.0.0.1")])).is_ok());
+        assert!(
+            Config::load(
+                None,
+                env(&[("ARDOISE__MEDIA__UDP", "0.0.0.0:5000"), ("ARDOISE__MEDIA__ADVERTISE", "127.0.0.1")])
+            )
+            .is_ok()
+        );
         assert!(Config::load(None, env(&[("ARDOISE__MEDIA__WORKERS", "two")])).is_err());
+        assert!(Config::load(None, env(&[("ARDOISE__AUTH__SECRET", "short-secret-of-31-bytes-------")])).is_err());
+        assert!(Config::load(None, env(&[("ARDOISE__AUTH__SECRET", "a-secret-of-exactly-32-bytes----")])).is_ok());
+        assert!(Config::load(None, env(&[("ARDOISE__LIMITS__SESSIONS", "0")])).is_err());
+        assert!(Config::load(None, env(&[("ARDOISE__HTTP__METRICS_ALLOW", "[\"10.0.0.0/33\"]")])).is_err());
     }
 }

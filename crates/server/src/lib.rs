@@ -11,9 +11,12 @@ pub mod class_events;
 pub mod class_hub;
 pub mod classes;
 pub mod config;
+pub mod http_listener;
+pub mod limits;
 pub mod media_endpoints;
 pub mod metrics;
 pub mod problem;
+pub mod revocations;
 pub mod state;
 pub mod web;
 
@@ -21,18 +24,19 @@ pub use config::Config;
 pub use problem::Problem;
 pub use state::{AppState, SharedState};
 
+use anyhow_free::Msg as _;
 use ardoise_net::{MediaConfig, MediaServer};
 use ardoise_proto::{ClassId, ClassInfo, ClassState, JoinCode};
 use ardoise_sfu::SfuConfig;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
+use http_listener::{ConnectionLimits, HttpListener};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tracing::info;
-use anyhow_free::Msg as _;
+use tracing::{info, warn};
 
 /// The router over `state`.
 pub fn app(state: SharedState) -> Router {
@@ -51,50 +55,78 @@ pub fn app(state: SharedState) -> Router {
         .route("/api/classes", post(class_api::create))
         .route("/api/classes/{code}", get(class_api::get).delete(class_api::end))
         .route("/api/classes/{code}/join", post(class_api::join))
+        .route("/api/classes/{code}/code", post(class_api::rotate_code))
         .route("/api/classes/{code}/qr.svg", get(web::qr))
         .route("/api/admin/classes", get(admin::classes))
         .route("/whip/{class}", post(media_endpoints::whip_post))
-        .route("/whip/{class}/{id}", axum::routing::patch(media_endpoints::whip_patch).delete(media_endpoints::whip_delete))
+        .route(
+            "/whip/{class}/{id}",
+            axum::routing::patch(media_endpoints::whip_patch).delete(media_endpoints::whip_delete),
+        )
         .route("/whep/{class}", post(media_endpoints::whep_post))
-        .route("/whep/{class}/{id}", axum::routing::patch(media_endpoints::whep_patch).delete(media_endpoints::whep_delete))
+        .route(
+            "/whep/{class}/{id}",
+            axum::routing::patch(media_endpoints::whep_patch).delete(media_endpoints::whep_delete),
+        )
         .fallback(|| async { Problem::not_found("no such resource") })
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)
 }
 
+/// Media file descriptors kept apart from the HTTP connection cap (sockets, files, logs).
+const RESERVED_FDS: u64 = 256;
+
 /// A running server: its addresses and a way to stop it.
 pub struct Server {
     state: SharedState,
-    listener: tokio::net::TcpListener,
+    listener: HttpListener,
     grace: Duration,
 }
 
 impl Server {
     /// Bind the HTTP listener and the media sockets, start the workers.
     pub async fn start(config: &Config) -> anyhow_free::Result<Server> {
+        let fds = http_listener::raise_fd_limit();
+        let limits_cfg = config.limits;
+        if (limits_cfg.connections as u64) + RESERVED_FDS > fds {
+            return Err(anyhow_free::Error::msg(format!(
+                "limits.connections = {} does not fit the open-file limit {fds} (minus {RESERVED_FDS} for media and files): \
+                 lower it or raise the limit (ulimit -n, LimitNOFILE=)",
+                limits_cfg.connections
+            )));
+        }
+        info!(open_files = fds, connections = limits_cfg.connections, "file-descriptor limit");
         let secret = auth::TokenSigner::secret_from(&config.auth.secret, &config.data.dir)?;
-        let tokens = auth::TokenSigner::new(&secret, config.auth.token_ttl_secs)?;
-        let classes = classes::ClassRegistry::default();
+        std::fs::create_dir_all(&config.data.dir)
+            .map_err(|e| anyhow_free::Error::msg(format!("data directory {}: {e}", config.data.dir.display())))?;
+        let revocations = Arc::new(
+            revocations::Revocations::open(&config.data.dir)
+                .map_err(|e| anyhow_free::Error::msg(format!("revocation list: {e}")))?,
+        );
+        let tokens = auth::TokenSigner::new(&secret, config.auth.token_ttl_secs)?.with_revocations(revocations);
+        let classes = classes::ClassRegistry::with_capacity(limits_cfg.classes);
         for c in &config.classes {
-            classes.insert(ClassInfo {
+            classes.declare(ClassInfo {
                 id: ClassId(c.id.clone()),
                 code: JoinCode(c.code.clone()),
                 title: c.title.clone(),
                 state: ClassState::Open,
+                code_expires_at: None,
             });
         }
+        // The SFU's own cap is a backstop behind the HTTP side's admission rules.
+        let backstop = config.media.max_peers_per_class + limits_cfg.pending_per_class + limits_cfg.sessions_per_token;
         let sfu = SfuConfig {
             candidates: vec![],
             layer: config.media.layer.parse().map_err(anyhow_free::Error::msg)?,
             keyframe_interval: Duration::from_millis(config.media.keyframe_interval_ms),
-            max_participants: config.media.max_peers_per_class,
+            max_participants: backstop,
             video_history: config.media.video_history,
             connect_timeout: Duration::from_secs(config.media.connect_timeout_secs),
             adaptation: config.media.adaptation,
             allocator: SfuConfig::default().allocator,
         };
-        let media_config =
-            MediaConfig {
+        let media_config = MediaConfig {
             udp: config.media.udp,
             workers: config.worker_count(),
             advertise: config.advertise_ip()?,
@@ -104,17 +136,37 @@ impl Server {
             slice_packets: config.media.slice_packets,
         };
         let (media, events) = MediaServer::start(media_config)?;
-        let listener = tokio::net::TcpListener::bind(config.http.listen)
+        let tcp = tokio::net::TcpListener::bind(config.http.listen)
             .await
             .map_err(|e| anyhow_free::Error::msg(format!("cannot listen on {}: {e}", config.http.listen)))?;
-        let state = Arc::new(AppState::new(tokens, classes, media, config.http.max_body));
+        let trusted_proxies = config::parse_networks(&config.http.trusted_proxies).map_err(anyhow_free::Error::msg)?;
+        let listener = HttpListener::new(
+            tcp,
+            ConnectionLimits {
+                per_ip: limits_cfg.connections_per_ip,
+                total: limits_cfg.connections,
+                header_timeout: Duration::from_secs(limits_cfg.header_timeout_secs),
+                trusted_proxies: trusted_proxies.clone(),
+            },
+        );
+        let limits = limits::Limits::new(limits_cfg, trusted_proxies);
+        let mut state = AppState::new(tokens, classes, media, config.http.max_body, limits);
+        state.max_peers_per_class = config.media.max_peers_per_class;
+        state.metrics_allow = config::parse_networks(&config.http.metrics_allow).map_err(anyhow_free::Error::msg)?;
+        let state = Arc::new(state);
         tokio::spawn(state.clone().follow_media_events(events));
+        tokio::spawn(state.clone().housekeeping(Duration::from_secs(2)));
         Ok(Server { state, listener, grace: Duration::from_secs(config.http.shutdown_grace_secs) })
     }
 
     /// The HTTP address actually bound.
     pub fn http_addr(&self) -> SocketAddr {
         self.listener.local_addr().expect("bound listener")
+    }
+
+    /// Open HTTP connections, per client address and in total.
+    pub fn connection_counts(&self) -> Arc<http_listener::ListenerCounts> {
+        self.listener.counts()
     }
 
     /// The media workers' advertised UDP addresses.
@@ -136,17 +188,21 @@ impl Server {
             shutdown.await;
             let _ = stop_tx.send(true);
         });
-        let serve = axum::serve(self.listener, router).with_graceful_shutdown(async move {
-            let mut rx = stop_rx;
-            let _ = rx.wait_for(|v| *v).await;
-        });
-        let server = tokio::spawn(async move { serve.await });
+        let grace = self.grace;
+        let serve = self.listener.serve(
+            router,
+            async move {
+                let mut rx = stop_rx;
+                let _ = rx.wait_for(|v| *v).await;
+            },
+            grace,
+        );
+        let server = tokio::spawn(serve);
         let _ = stop_rx2.wait_for(|v| *v).await;
         info!("shutting down: closing media sessions");
         self.state.media.shutdown(self.grace).await;
-        match tokio::time::timeout(self.grace, server).await {
-            Ok(r) => r.map_err(|e| anyhow_free::Error::msg(e.to_string()))??,
-            Err(_) => info!("HTTP connections still open after {:?}; leaving", self.grace),
+        if tokio::time::timeout(self.grace + Duration::from_secs(1), server).await.is_err() {
+            warn!("HTTP side still open after {:?}; leaving", self.grace);
         }
         info!("stopped");
         Ok(())

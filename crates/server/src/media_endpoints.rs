@@ -1,7 +1,13 @@
 //! WHIP (RFC 9725) and WHEP endpoints: POST an offer, PATCH for trickle ICE / ICE restart, DELETE.
+//!
+//! An offer is admitted before any work reaches a media worker: rate-limited per client
+//! address, then counted against the caps of [`AppState::reserve_session`]
+//! (crate::state::AppState::reserve_session). Refusals are logged at debug level only, so
+//! that a flood of bad offers cannot fill the logs.
 
-use crate::state::{Endpoint, Resource, SharedState};
 use crate::Problem;
+use crate::limits::ClientAddr;
+use crate::state::{Endpoint, Resource, SharedState};
 use ardoise_proto::{Claims, ClassId, ParticipantId, Role};
 use ardoise_sfu::{Feed, PublisherRole, PupilCap, VideoChoice};
 use axum::body::Bytes;
@@ -10,7 +16,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use str0m::Candidate;
-use tracing::{info, info_span, Instrument};
+use tracing::{Instrument, debug, info, info_span};
 
 fn content_type_is(headers: &HeaderMap, want: &str) -> bool {
     headers
@@ -25,17 +31,33 @@ fn body_text(body: Result<Bytes, BytesRejection>) -> Result<String, Problem> {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
             Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "the request body is larger than allowed")
         } else {
-            Problem::bad_request(format!("cannot read the request body: {r}"))
+            debug!("cannot read a request body: {r}");
+            Problem::bad_request("the request body could not be read")
         }
     })?;
     String::from_utf8(body.to_vec()).map_err(|_| Problem::bad_request("the SDP must be UTF-8 text"))
 }
 
-/// Who may publish what: the teacher publishes the class; a pupil only its voice (and camera
-/// if granted) while it holds the floor. Returns the publisher's role.
-fn authorize(s: &SharedState, endpoint: Endpoint, claims: &Claims, class: &ClassId, offer: &str) -> Result<PublisherRole, Problem> {
+/// What a publisher may send: the teacher publishes the class; a pupil only its voice (and
+/// its camera if granted) while it holds the floor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Grant {
+    role: PublisherRole,
+    camera: bool,
+}
+
+/// Who may publish what. The camera grant is checked here on the offer and enforced again
+/// by the SFU on the negotiated session (an offer can hide a video m-line, e.g. port 0 with
+/// `a=bundle-only`).
+fn authorize(
+    s: &SharedState,
+    endpoint: Endpoint,
+    claims: &Claims,
+    class: &ClassId,
+    offer: &str,
+) -> Result<Grant, Problem> {
     if !claims.covers(class) {
-        return Err(Problem::forbidden(format!("this token is not valid for class '{class}'")));
+        return Err(Problem::forbidden("this token is not valid for this class"));
     }
     match endpoint {
         Endpoint::Whip if claims.role == Role::Pupil => {
@@ -46,26 +68,25 @@ fn authorize(s: &SharedState, endpoint: Endpoint, claims: &Claims, class: &Class
             if !floor.camera && sends_video(offer) {
                 return Err(Problem::forbidden("the teacher gave the floor without the camera: offer audio only"));
             }
-            Ok(PublisherRole::Floor)
+            Ok(Grant { role: PublisherRole::Floor, camera: floor.camera })
         }
         Endpoint::Whip if !claims.role.may_publish() => {
             Err(Problem::forbidden(format!("a {} may not publish the class", claims.role)))
         }
-        _ => Ok(PublisherRole::Class),
+        _ => Ok(Grant { role: PublisherRole::Class, camera: true }),
     }
 }
 
-/// Whether an SDP offer has a video m-line that sends (active port, sendonly/sendrecv).
+/// Whether an SDP offer has a video m-line that may send: any video m-line not marked
+/// recvonly or inactive, whatever its port (a bundled m-line may have port 0).
 fn sends_video(offer: &str) -> bool {
     let mut video = false;
-    let mut active = false;
     let mut sending = true;
     let mut any = false;
     for line in offer.lines().map(str::trim_end).chain(std::iter::once("m=end")) {
         if let Some(m) = line.strip_prefix("m=") {
-            any |= video && active && sending;
+            any |= video && sending;
             video = m.starts_with("video");
-            active = !m.starts_with("video 0 ");
             sending = true;
         } else if matches!(line, "a=recvonly" | "a=inactive") {
             sending = false;
@@ -84,11 +105,12 @@ fn path_prefix(endpoint: Endpoint) -> &'static str {
 /// `POST /whip/{class}`
 pub async fn whip_post(
     State(s): State<SharedState>,
+    ClientAddr(ip): ClientAddr,
     Path(class): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
-    post(s, Endpoint::Whip, Feed::Class, class, headers, body).await
+    post(s, ip, Endpoint::Whip, Feed::Class, class, headers, body).await
 }
 
 /// Query of `POST /whep/{class}`.
@@ -106,14 +128,20 @@ pub struct PlayQuery {
 /// `POST /whep/{class}[?quality=auto|saver|audio | ?layer=high|medium|low][&feed=class|floor]`
 pub async fn whep_post(
     State(s): State<SharedState>,
+    ClientAddr(ip): ClientAddr,
     Path(class): Path<String>,
     query: Result<axum::extract::Query<PlayQuery>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
-    let query = query.map_err(|e| Problem::bad_request(e.body_text()))?;
+    let query = query.map_err(|e| {
+        debug!("refused WHEP query: {}", e.body_text());
+        Problem::bad_request("unknown query parameter or value (layer, quality, feed)")
+    })?;
     let choice = match (query.layer.as_deref(), query.quality.as_deref()) {
-        (Some(_), Some(_)) => return Err(Problem::bad_request("give either layer (fixed) or quality (adaptive), not both")),
+        (Some(_), Some(_)) => {
+            return Err(Problem::bad_request("give either layer (fixed) or quality (adaptive), not both"));
+        }
         (Some(l), None) => Some(VideoChoice::Fixed(l.parse().map_err(|e: String| Problem::bad_request(e))?)),
         (None, Some(q)) => Some(VideoChoice::Adaptive(match q {
             "auto" => PupilCap::Auto,
@@ -127,11 +155,12 @@ pub async fn whep_post(
         None => Feed::Class,
         Some(f) => f.parse().map_err(|e: String| Problem::bad_request(e))?,
     };
-    post(s, Endpoint::Whep(choice), feed, class, headers, body).await
+    post(s, ip, Endpoint::Whep(choice), feed, class, headers, body).await
 }
 
 async fn post(
     s: SharedState,
+    ip: std::net::IpAddr,
     endpoint: Endpoint,
     feed: Feed,
     class: String,
@@ -139,32 +168,51 @@ async fn post(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
     let claims = s.authenticate(&headers)?;
+    s.limits.offers_per_token.check(&claims.sub).inspect_err(|_| debug!(%ip, "offer refused: token rate limit"))?;
     let info = s.open_class(&class)?;
     if !content_type_is(&headers, "application/sdp") {
         return Err(Problem::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "the offer must be sent as application/sdp"));
     }
     let offer = body_text(body)?;
-    let role = authorize(&s, endpoint, &claims, &info.id, &offer)?;
-    let pid = s.next_participant();
+    if s.hub.is_expelled(&info.id, &claims.sub) {
+        return Err(Problem::unauthorized("this token was revoked"));
+    }
+    let grant = authorize(&s, endpoint, &claims, &info.id, &offer)?;
+    if claims.role == Role::Pupil && s.hub.is_locked(&info.id) && !s.hub.is_present(&info.id, &claims.sub) {
+        return Err(Problem::new(StatusCode::LOCKED, "the teacher has locked this class"));
+    }
+    let class_publisher = endpoint == Endpoint::Whip && grant.role == PublisherRole::Class;
+    // The class's publisher is never refused for its neighbours' offers (a pupil behind the
+    // school's address): its own token's limit applies to it, the address's to everyone else.
+    if !class_publisher {
+        s.limits.offers.check(&ip).inspect_err(|_| debug!(%ip, "offer refused: address rate limit"))?;
+    }
+    let reserved = s.reserve_session(&claims, &info.id, endpoint, ip, class_publisher)?;
+    let pid = reserved.pid;
     let span = info_span!("session", class = %info.id, participant = %pid, endpoint = path_prefix(endpoint));
     let joined = async {
         let r = match endpoint {
-            Endpoint::Whip => s.media.publish_as(&info.id, pid, offer, role).await,
+            Endpoint::Whip => s.media.publish_granted(&info.id, pid, offer, grant.role, grant.camera).await,
             Endpoint::Whep(choice) => s.media.play_feed(&info.id, pid, offer, choice, feed).await,
         };
         match &r {
             Ok(_) => info!(role = %claims.role, "session created"),
-            Err(e) => info!(role = %claims.role, "offer refused: {e}"),
+            Err(e) => debug!(role = %claims.role, "offer refused: {e}"),
         }
         r
     }
     .instrument(span)
-    .await?;
-    s.resources
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(pid, Resource { class: info.id.clone(), endpoint, generation: 0, owner: claims.sub.clone() });
-    if role == PublisherRole::Floor && s.hub.floor(&info.id).is_some_and(|f| f.muted) {
+    .await;
+    let joined = match joined {
+        Ok(j) => j,
+        Err(e) => {
+            s.forget_session(pid);
+            return Err(e.into());
+        }
+    };
+    s.session_opened(pid, &claims);
+    s.close_pids(reserved.replaces).await;
+    if grant.role == PublisherRole::Floor && s.hub.floor(&info.id).is_some_and(|f| f.muted) {
         let _ = s.media.mute(&info.id, pid, true).await;
     }
     let location = format!("/{}/{}/{}", path_prefix(endpoint), info.id, pid.0);
@@ -211,14 +259,20 @@ pub async fn whep_delete(
     delete(s, Endpoint::Whep(None), class, id, headers).await
 }
 
-async fn delete(s: SharedState, endpoint: Endpoint, class: String, id: String, headers: HeaderMap) -> Result<StatusCode, Problem> {
+async fn delete(
+    s: SharedState,
+    endpoint: Endpoint,
+    class: String,
+    id: String,
+    headers: HeaderMap,
+) -> Result<StatusCode, Problem> {
     let claims = s.authenticate(&headers)?;
     let (pid, res) = resource(&s, endpoint, &class, &id)?;
     if !claims.covers(&res.class) {
-        return Err(Problem::forbidden(format!("this token is not valid for class '{}'", res.class)));
+        return Err(Problem::forbidden("this token is not valid for this class"));
     }
     may_change(&claims, &res)?;
-    s.resources.lock().unwrap_or_else(|e| e.into_inner()).remove(&pid);
+    s.forget_session(pid);
     match s.media.leave(&res.class, pid).await {
         Ok(()) | Err(ardoise_net::NetError::UnknownClass) | Err(ardoise_net::NetError::Sfu(_)) => {}
         Err(e) => return Err(e.into()),
@@ -258,18 +312,16 @@ async fn patch(
     let claims = s.authenticate(&headers)?;
     let (pid, res) = resource(&s, endpoint, &class, &id)?;
     if !claims.covers(&res.class) {
-        return Err(Problem::forbidden(format!("this token is not valid for class '{}'", res.class)));
+        return Err(Problem::forbidden("this token is not valid for this class"));
     }
     may_change(&claims, &res)?;
     if !content_type_is(&headers, "application/trickle-ice-sdpfrag") {
-        return Err(Problem::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "PATCH takes application/trickle-ice-sdpfrag",
-        ));
+        return Err(Problem::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "PATCH takes application/trickle-ice-sdpfrag"));
     }
     let etag = format!("\"{}-{}\"", pid.0, res.generation);
     if let Some(m) = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok())
-        && m != "*" && m != etag
+        && m != "*"
+        && m != etag
     {
         return Err(Problem::new(StatusCode::PRECONDITION_FAILED, "the session changed (ETag mismatch)"));
     }
@@ -303,6 +355,14 @@ async fn patch(
 
 type IceCreds = Option<(String, String)>;
 
+/// Candidates accepted in one trickle PATCH.
+pub const MAX_TRICKLED_CANDIDATES: usize = 32;
+
+/// Whether `s` is `min` to 256 ice-chars (RFC 8839: ALPHA / DIGIT / "+" / "/").
+fn ice_chars(s: &str, min: usize) -> bool {
+    (min..=256).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+}
+
 /// Parse a trickle-ice-sdpfrag: ICE credentials (an ICE restart when they change) and candidates.
 pub fn parse_sdpfrag(frag: &str) -> Result<(IceCreds, Vec<Candidate>), Problem> {
     let (mut ufrag, mut pwd, mut cands) = (None, None, Vec::new());
@@ -312,13 +372,26 @@ pub fn parse_sdpfrag(frag: &str) -> Result<(IceCreds, Vec<Candidate>), Problem> 
         } else if let Some(v) = line.strip_prefix("a=ice-pwd:") {
             pwd = Some(v.to_owned());
         } else if let Some(v) = line.strip_prefix("a=candidate:") {
-            let c = Candidate::from_sdp_string(&format!("candidate:{v}"))
-                .map_err(|e| Problem::bad_request(format!("bad candidate line: {e}")))?;
+            let c = Candidate::from_sdp_string(&format!("candidate:{v}")).map_err(|e| {
+                debug!("refused candidate line: {e}");
+                Problem::bad_request("bad candidate line")
+            })?;
+            if cands.len() >= MAX_TRICKLED_CANDIDATES {
+                return Err(Problem::bad_request(format!("at most {MAX_TRICKLED_CANDIDATES} candidates per PATCH")));
+            }
             cands.push(c);
         }
     }
     let creds = match (ufrag, pwd) {
-        (Some(u), Some(p)) => Some((u, p)),
+        (Some(u), Some(p)) => {
+            // RFC 8839 §5.4: ice-ufrag is 4 to 256 ice-chars, ice-pwd 22 to 256.
+            if !ice_chars(&u, 4) || !ice_chars(&p, 22) {
+                return Err(Problem::bad_request(
+                    "ICE credentials must be ice-chars (letters, digits, '+', '/'): ufrag 4 to 256, pwd 22 to 256",
+                ));
+            }
+            Some((u, p))
+        }
         (None, None) => None,
         _ => return Err(Problem::bad_request("an ICE restart needs both a=ice-ufrag and a=ice-pwd")),
     };
@@ -327,7 +400,22 @@ pub fn parse_sdpfrag(frag: &str) -> Result<(IceCreds, Vec<Candidate>), Problem> 
 
 #[cfg(test)]
 mod tests {
-    use super::sends_video;
+    use super::{parse_sdpfrag, sends_video};
+
+    #[test]
+    fn ice_restart_credentials_follow_rfc_8839() {
+        let frag = |u: &str, p: &str| format!("a=ice-ufrag:{u}\r\na=ice-pwd:{p}\r\n");
+        let pwd = "a".repeat(22);
+        assert!(parse_sdpfrag(&frag("abcd", &pwd)).is_ok());
+        assert!(parse_sdpfrag(&frag("abc", &pwd)).is_err(), "ufrag under 4");
+        assert!(parse_sdpfrag(&frag("abcd", &"a".repeat(21))).is_err(), "pwd under 22");
+        assert!(parse_sdpfrag(&frag(&"a".repeat(257), &pwd)).is_err(), "ufrag over 256");
+        assert!(parse_sdpfrag(&frag("ab:d", &pwd)).is_err(), "not an ice-char");
+        assert!(parse_sdpfrag("a=ice-ufrag:abcd\r\n").is_err(), "half a restart");
+        let many: String =
+            (0..40).map(|i| format!("a=candidate:{i} 1 udp 2130706431 127.0.0.1 {} typ host\r\n", 5000 + i)).collect();
+        assert!(parse_sdpfrag(&many).is_err(), "too many candidates");
+    }
 
     #[test]
     fn finds_sending_video_m_lines() {
@@ -336,6 +424,10 @@ mod tests {
         assert!(sends_video(&format!("{audio}m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=sendonly\r\n")));
         assert!(sends_video(&format!("{audio}m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=sendrecv\r\n")));
         assert!(!sends_video(&format!("{audio}m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=recvonly\r\n")));
-        assert!(!sends_video(&format!("{audio}m=video 0 UDP/TLS/RTP/SAVPF 96\r\na=sendonly\r\n")));
+        assert!(
+            sends_video(&format!("{audio}m=video 0 UDP/TLS/RTP/SAVPF 96\r\na=bundle-only\r\na=sendonly\r\n")),
+            "port 0 with bundle-only still sends"
+        );
+        assert!(!sends_video(&format!("{audio}m=video 0 UDP/TLS/RTP/SAVPF 96\r\na=inactive\r\n")));
     }
 }

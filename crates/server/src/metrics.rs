@@ -1,15 +1,33 @@
 //! `/metrics` in the Prometheus text exposition format.
+//!
+//! Readable without a token only from `http.metrics_allow` (loopback by default), otherwise
+//! with an admin token. Classes appear under opaque labels (`c` + 8 hex digits, stable for
+//! the life of the process; the admin API gives each class's label), never by id. The
+//! numbers come from the workers' cached snapshot: a flood of requests reaches the media
+//! threads at most every [`SNAPSHOT_MAX_AGE`](crate::state::SNAPSHOT_MAX_AGE).
 
+use crate::Problem;
+use crate::limits::ClientAddr;
 use crate::state::SharedState;
-use ardoise_proto::ClassState;
+use ardoise_proto::{ClassState, Role};
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{HeaderMap, header};
 use axum::response::IntoResponse;
 use std::fmt::Write;
 
 /// `GET /metrics`
-pub async fn metrics(State(s): State<SharedState>) -> impl IntoResponse {
-    let snaps = s.media.snapshot().await;
+pub async fn metrics(
+    State(s): State<SharedState>,
+    ClientAddr(ip): ClientAddr,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, Problem> {
+    if !s.metrics_allow.iter().any(|n| n.contains(&ip)) {
+        let claims = s.authenticate(&headers)?;
+        if claims.role != Role::Admin {
+            return Err(Problem::forbidden("/metrics needs an admin token from this address"));
+        }
+    }
+    let snaps = s.snapshots.get(&s.media).await;
     let classes = s.classes.list();
     let mut out = String::new();
     let mut gauge = |name: &str, help: &str, kind: &str, rows: Vec<(String, f64)>| {
@@ -33,17 +51,53 @@ pub async fn metrics(State(s): State<SharedState>) -> impl IntoResponse {
         snaps.iter().map(|s| (format!("{{worker=\"{}\"}}", s.worker.index), f(&s.worker) as f64)).collect()
     };
     gauge("ardoise_rooms", "Rooms hosted per media worker.", "gauge", per_worker(&|w| w.rooms as u64));
-    gauge("ardoise_participants", "Peer connections per media worker.", "gauge", per_worker(&|w| w.participants as u64));
+    gauge(
+        "ardoise_participants",
+        "Peer connections per media worker.",
+        "gauge",
+        per_worker(&|w| w.participants as u64),
+    );
     gauge("ardoise_datagrams_in_total", "UDP datagrams received.", "counter", per_worker(&|w| w.datagrams_in));
     gauge("ardoise_datagrams_out_total", "UDP datagrams sent.", "counter", per_worker(&|w| w.datagrams_out));
-    gauge("ardoise_send_syscalls_total", "sendmmsg calls (each carries many datagrams).", "counter", per_worker(&|w| w.send_syscalls));
+    gauge(
+        "ardoise_datagrams_unknown_total",
+        "UDP datagrams dropped unread (unknown address, not STUN for a known session).",
+        "counter",
+        per_worker(&|w| w.datagrams_unknown),
+    );
+    gauge(
+        "ardoise_send_syscalls_total",
+        "sendmmsg calls (each carries many datagrams).",
+        "counter",
+        per_worker(&|w| w.send_syscalls),
+    );
     gauge("ardoise_worker_wakeups_total", "Times a media worker woke up.", "counter", per_worker(&|w| w.wakeups));
-    gauge("ardoise_worker_timer_wakeups_total", "Times a media worker woke up for a timer.", "counter", per_worker(&|w| w.timer_wakeups));
-    gauge("ardoise_worker_slices_total", "Batches a media worker sent in slices (large fan-outs).", "counter", per_worker(&|w| w.slices));
+    gauge(
+        "ardoise_worker_timer_wakeups_total",
+        "Times a media worker woke up for a timer.",
+        "counter",
+        per_worker(&|w| w.timer_wakeups),
+    );
+    gauge(
+        "ardoise_worker_slices_total",
+        "Batches a media worker sent in slices (large fan-outs).",
+        "counter",
+        per_worker(&|w| w.slices),
+    );
     gauge("ardoise_bytes_in_total", "UDP bytes received.", "counter", per_worker(&|w| w.bytes_in));
     gauge("ardoise_bytes_out_total", "UDP bytes sent.", "counter", per_worker(&|w| w.bytes_out));
-    gauge("ardoise_rtp_packets_in_total", "RTP packets received from publishers.", "counter", per_worker(&|w| w.rtp_in));
-    gauge("ardoise_rtp_packets_forwarded_total", "RTP packets forwarded to subscribers.", "counter", per_worker(&|w| w.rtp_forwarded));
+    gauge(
+        "ardoise_rtp_packets_in_total",
+        "RTP packets received from publishers.",
+        "counter",
+        per_worker(&|w| w.rtp_in),
+    );
+    gauge(
+        "ardoise_rtp_packets_forwarded_total",
+        "RTP packets forwarded to subscribers.",
+        "counter",
+        per_worker(&|w| w.rtp_forwarded),
+    );
     gauge("ardoise_nacks_total", "NACKs received from subscribers.", "counter", per_worker(&|w| w.nacks));
     gauge("ardoise_plis_sent_total", "Keyframe requests sent to publishers.", "counter", per_worker(&|w| w.plis_sent));
     gauge("ardoise_peer_faults_total", "Peers removed after a fault.", "counter", per_worker(&|w| w.peer_panics));
@@ -55,10 +109,10 @@ pub async fn metrics(State(s): State<SharedState>) -> impl IntoResponse {
     );
     // Per pupil (adaptive subscribers): what the allocator decided and why.
     let mut rows: [Vec<(String, f64)>; 5] = Default::default();
-    for snap in &snaps {
+    for snap in snaps.iter() {
         for (class, _, participants) in &snap.rooms {
             for p in participants.iter().filter(|p| p.kind == "subscriber") {
-                let labels = format!("{{class=\"{}\",participant=\"{}\"", class, p.id);
+                let labels = format!("{{class=\"{}\",participant=\"{}\"", s.metrics_label(class), p.id);
                 if let Some(layer) = &p.layer {
                     rows[0].push((format!("{labels},layer=\"{layer}\"}}"), 1.0));
                 }
@@ -76,15 +130,23 @@ pub async fn metrics(State(s): State<SharedState>) -> impl IntoResponse {
         }
     }
     let [layers, estimates, switches, rtts, losses] = rows;
-    gauge("ardoise_pupil_layer", "Video forwarded to each pupil (1 for its current layer; audio = audio only).", "gauge", layers);
+    gauge(
+        "ardoise_pupil_layer",
+        "Video forwarded to each pupil (1 for its current layer; audio = audio only).",
+        "gauge",
+        layers,
+    );
     gauge("ardoise_pupil_estimate_bps", "Send-side bandwidth estimate toward each adaptive pupil.", "gauge", estimates);
     gauge("ardoise_pupil_layer_switches_total", "Layer changes of each adaptive pupil.", "counter", switches);
     gauge("ardoise_pupil_rtt_seconds", "Round-trip time to each pupil (RTCP).", "gauge", rtts);
     gauge("ardoise_pupil_loss_ratio", "Fraction of packets each pupil reports lost (RTCP).", "gauge", losses);
     let name = "ardoise_forward_delay_seconds";
-    let _ = writeln!(out, "# HELP {name} Time a publisher's packet spends in the worker, from its arrival to the send of its copies.");
+    let _ = writeln!(
+        out,
+        "# HELP {name} Time a publisher's packet spends in the worker, from its arrival to the send of its copies."
+    );
     let _ = writeln!(out, "# TYPE {name} histogram");
-    for snap in &snaps {
+    for snap in snaps.iter() {
         let w = snap.worker.index;
         let h = &snap.forward_delay;
         for (bound, n) in ardoise_net::delay_histogram::EXPORT_BOUNDS_US.iter().zip(h.cumulative()) {
@@ -94,5 +156,5 @@ pub async fn metrics(State(s): State<SharedState>) -> impl IntoResponse {
         let _ = writeln!(out, "{name}_sum{{worker=\"{w}\"}} {}", h.sum_us() as f64 / 1e6);
         let _ = writeln!(out, "{name}_count{{worker=\"{w}\"}} {}", h.count());
     }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out)
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out))
 }

@@ -37,6 +37,10 @@ impl Problem {
     pub fn not_found(d: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, d)
     }
+    /// 503 with `Retry-After`.
+    pub fn unavailable(d: impl Into<String>, retry_after_secs: u32) -> Self {
+        Problem { retry_after: Some(retry_after_secs), ..Self::new(StatusCode::SERVICE_UNAVAILABLE, d) }
+    }
 }
 
 impl IntoResponse for Problem {
@@ -61,12 +65,16 @@ impl IntoResponse for Problem {
     }
 }
 
+/// Errors of the media side as HTTP answers. Details are our own words: the messages of
+/// the libraries underneath (SDP parser, WebRTC stack) go to the debug log, never to clients.
 impl From<NetError> for Problem {
     fn from(e: NetError) -> Self {
+        tracing::debug!("media refusal: {e}");
         match e {
-            NetError::Sfu(SfuError::BadSdp(d)) => Problem::bad_request(format!("malformed SDP offer: {d}")),
+            NetError::Sfu(SfuError::BadSdp(_)) => Problem::bad_request("malformed SDP offer"),
             NetError::Sfu(SfuError::UnusableOffer(d)) => Problem::bad_request(format!("unusable SDP offer: {d}")),
-            NetError::Sfu(SfuError::Rtc(d)) => Problem::bad_request(format!("SDP offer refused: {d}")),
+            NetError::Sfu(SfuError::Rtc(_)) => Problem::bad_request("the SDP offer could not be negotiated"),
+            NetError::Sfu(SfuError::NotGranted(d)) => Problem::forbidden(d),
             NetError::Sfu(SfuError::Full(n)) => Problem {
                 retry_after: Some(30),
                 ..Problem::new(StatusCode::SERVICE_UNAVAILABLE, format!("this class is full ({n} connections)"))

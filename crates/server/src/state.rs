@@ -1,17 +1,32 @@
-//! Shared state of the HTTP side.
+//! Shared state of the HTTP side: the media sessions (WHIP/WHEP resources) and the rules
+//! that admit them, the classes, the class events, the limits and the token signer.
+//!
+//! Admission rules for a media session (checked and reserved under one lock, before any
+//! work reaches a media worker):
+//! - the server holds at most `limits.sessions`, a client address `limits.sessions_per_ip`;
+//! - a token subject holds at most `limits.sessions_per_token` in a class: a new one closes
+//!   its oldest, so a reconnecting tablet is never refused;
+//! - a class holds at most `media.max_peers_per_class` connected sessions and
+//!   `limits.pending_per_class` connecting ones; the class's publisher (the teacher's WHIP)
+//!   is never counted and never refused for these;
+//! - a refusal is a 429 or 503 with `Retry-After` and changes nothing.
 
 use crate::Problem;
-use crate::auth::TokenSigner;
-use crate::class_hub::ClassHub;
+use crate::auth::{TokenSigner, unix_now};
+use crate::class_hub::{ClassHub, TokenFacts, member};
 use crate::classes::ClassRegistry;
-use ardoise_net::{MediaEvent, MediaServer};
-use ardoise_proto::{Claims, ClassId, ClassInfo, ClassState, ParticipantId, Role};
-use axum::http::{HeaderMap, header};
+use crate::limits::Limits;
+use crate::revocations::RevocationList;
+use ardoise_net::{MediaEvent, MediaServer, WorkerSnapshot};
+use ardoise_proto::{Claims, ClassId, ClassInfo, ClassState, ClientKind, ParticipantId, Role};
+use axum::http::{HeaderMap, StatusCode, header};
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedReceiver;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 /// Whether a media resource was made by WHIP or WHEP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,11 +48,59 @@ pub struct Resource {
     pub generation: u32,
     /// Token subject of its creator: only they (or the class's teacher, or an admin) may change it.
     pub owner: String,
+    /// Its creator's role.
+    pub role: Role,
+    /// Its creator's token key version and expiry.
+    pub token: TokenFacts,
+    /// The client address that made it.
+    pub ip: IpAddr,
+    /// ICE + DTLS established.
+    pub connected: bool,
+    /// The class's publisher (teacher WHIP): it has a reserved place.
+    pub class_publisher: bool,
+    /// When it was made (the oldest of a token's sessions is replaced first).
+    pub opened: Instant,
+    /// Announced to the class (the negotiation succeeded).
+    pub announced: bool,
+}
+
+/// A session admitted and reserved, before its negotiation.
+#[derive(Debug)]
+pub struct Reservation {
+    /// Its participant id.
+    pub pid: ParticipantId,
+    /// Older sessions of the same token to close once this one is negotiated.
+    pub replaces: Vec<ParticipantId>,
+}
+
+/// The last workers' snapshot, shared by `/metrics` and the admin API: a flood of requests
+/// asks the media threads at most once per [`SNAPSHOT_MAX_AGE`].
+#[derive(Default)]
+pub struct SnapshotCache {
+    last: tokio::sync::Mutex<Option<(Instant, Arc<Vec<WorkerSnapshot>>)>>,
+}
+
+/// Age after which the workers are asked again.
+pub const SNAPSHOT_MAX_AGE: Duration = Duration::from_millis(500);
+
+impl SnapshotCache {
+    /// The workers' counters, at most [`SNAPSHOT_MAX_AGE`] old.
+    pub async fn get(&self, media: &MediaServer) -> Arc<Vec<WorkerSnapshot>> {
+        let mut last = self.last.lock().await;
+        if let Some((at, snap)) = last.as_ref()
+            && at.elapsed() < SNAPSHOT_MAX_AGE
+        {
+            return snap.clone();
+        }
+        let snap = Arc::new(media.snapshot().await);
+        *last = Some((Instant::now(), snap.clone()));
+        snap
+    }
 }
 
 /// Everything the handlers need.
 pub struct AppState {
-    /// Token signer/verifier.
+    /// Token signer/verifier (with the revocation list).
     pub tokens: TokenSigner,
     /// Classes.
     pub classes: ClassRegistry,
@@ -45,10 +108,18 @@ pub struct AppState {
     pub media: MediaServer,
     /// Live WHIP/WHEP resources by participant id.
     pub resources: Mutex<HashMap<ParticipantId, Resource>>,
-    /// Revoked token subjects (removed pupils).
-    pub revoked: Mutex<std::collections::HashSet<String>>,
     /// Hands, chat, floor, lock, layout of every class, and its participants' sockets.
     pub hub: ClassHub,
+    /// Limits on every door.
+    pub limits: Limits,
+    /// Connected sessions per class (the class's publisher apart).
+    pub max_peers_per_class: usize,
+    /// Networks that read `/metrics` without a token.
+    pub metrics_allow: Vec<ipnet::IpNet>,
+    /// Secret salt of the opaque class labels in `/metrics`.
+    pub metrics_salt: u64,
+    /// The workers' last counters.
+    pub snapshots: SnapshotCache,
     /// When the server started (admin view).
     pub started: std::time::Instant,
     /// Largest request body.
@@ -61,16 +132,26 @@ pub type SharedState = Arc<AppState>;
 
 impl AppState {
     /// Assemble the state.
-    pub fn new(tokens: TokenSigner, classes: ClassRegistry, media: MediaServer, max_body: usize) -> Self {
+    pub fn new(
+        tokens: TokenSigner,
+        classes: ClassRegistry,
+        media: MediaServer,
+        max_body: usize,
+        limits: Limits,
+    ) -> Self {
         AppState {
             tokens,
             classes,
             media,
             resources: Mutex::new(HashMap::new()),
-            revoked: Mutex::new(Default::default()),
             hub: ClassHub::default(),
+            max_peers_per_class: 500,
+            metrics_allow: Vec::new(),
+            metrics_salt: rand::random(),
+            snapshots: SnapshotCache::default(),
             started: std::time::Instant::now(),
             max_body,
+            limits,
             next_participant: AtomicU64::new(1),
         }
     }
@@ -80,50 +161,164 @@ impl AppState {
         ParticipantId(self.next_participant.fetch_add(1, Ordering::Relaxed))
     }
 
-    /// The verified claims of the request's bearer token (401 otherwise).
-    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Claims, Problem> {
-        let value = headers
-            .get(header::AUTHORIZATION)
-            .ok_or_else(|| Problem::unauthorized("an Authorization: Bearer token is required"))?;
-        let token = value
+    fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<ParticipantId, Resource>> {
+        self.resources.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The bearer token of the request, if any (not verified).
+    pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+        headers
+            .get(header::AUTHORIZATION)?
             .to_str()
             .ok()
             .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .map(str::trim)
+    }
+
+    /// The verified claims of the request's bearer token (401 otherwise).
+    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Claims, Problem> {
+        if headers.get(header::AUTHORIZATION).is_none() {
+            return Err(Problem::unauthorized("an Authorization: Bearer token is required"));
+        }
+        let token = Self::bearer(headers)
             .ok_or_else(|| Problem::unauthorized("the Authorization header must be 'Bearer <token>'"))?;
-        self.verify_token(token.trim())
+        self.verify_token(token)
     }
 
     /// The verified claims of a raw token (401 when bad, expired or revoked).
     pub fn verify_token(&self, token: &str) -> Result<Claims, Problem> {
-        let claims = self.tokens.verify(token).map_err(|e| Problem::unauthorized(e.to_string()))?;
-        if self.revoked.lock().unwrap_or_else(|e| e.into_inner()).contains(&claims.sub) {
-            return Err(Problem::unauthorized("this token was revoked"));
-        }
-        Ok(claims)
+        self.tokens.verify(token).map_err(|e| Problem::unauthorized(e.to_string()))
     }
 
-    /// Refuse the tokens of subject `sub` from now on (a removed pupil).
-    pub fn revoke(&self, sub: &str) {
-        self.revoked.lock().unwrap_or_else(|e| e.into_inner()).insert(sub.to_owned());
+    /// Refuse the tokens of subject `sub` until `until` (a removed pupil), on disk too.
+    pub fn revoke(&self, sub: &str, until: u64) {
+        let until = if until == 0 { unix_now() + self.tokens.ttl_secs() } else { until };
+        if let Err(e) = self.tokens.revocations().revoke_subject(sub, until, unix_now()) {
+            warn!("cannot write the revocation list: {e} (the revocation holds until restart)");
+        }
+    }
+
+    /// Admit a media session of `claims` in `class` from `ip`, and reserve its place.
+    pub fn reserve_session(
+        &self,
+        claims: &Claims,
+        class: &ClassId,
+        endpoint: Endpoint,
+        ip: IpAddr,
+        class_publisher: bool,
+    ) -> Result<Reservation, Problem> {
+        let l = &self.limits.config;
+        let mut map = self.sessions();
+        let mut own: Vec<(Instant, ParticipantId)> = map
+            .iter()
+            .filter(|(_, r)| r.class == *class && r.owner == claims.sub)
+            .map(|(pid, r)| (r.opened, *pid))
+            .collect();
+        own.sort();
+        let replaces: Vec<ParticipantId> =
+            own.iter().take((own.len() + 1).saturating_sub(l.sessions_per_token)).map(|(_, p)| *p).collect();
+        let staying = |pid: &ParticipantId| !replaces.contains(pid);
+        if map.keys().filter(|p| staying(p)).count() >= l.sessions {
+            return Err(Problem::unavailable("the server holds as many sessions as it may; try again soon", 10));
+        }
+        if map.iter().filter(|(p, r)| r.ip == ip && staying(p)).count() >= l.sessions_per_ip {
+            return Err(crate::limits::too_many("too many sessions from this address", Duration::from_secs(10)));
+        }
+        if !class_publisher {
+            let in_class = || map.values().filter(|r| r.class == *class && !r.class_publisher);
+            if own.is_empty() && in_class().filter(|r| r.connected).count() >= self.max_peers_per_class {
+                return Err(Problem::unavailable(
+                    format!("this class is full ({} connections)", self.max_peers_per_class),
+                    30,
+                ));
+            }
+            if in_class().filter(|r| !r.connected).count() >= l.pending_per_class {
+                return Err(Problem::unavailable("too many sessions of this class are connecting; try again", 2));
+            }
+        }
+        let pid = self.next_participant();
+        map.insert(
+            pid,
+            Resource {
+                class: class.clone(),
+                endpoint,
+                generation: 0,
+                owner: claims.sub.clone(),
+                role: claims.role,
+                token: TokenFacts { kv: claims.kv, exp: claims.exp },
+                ip,
+                connected: false,
+                class_publisher,
+                opened: Instant::now(),
+                announced: false,
+            },
+        );
+        Ok(Reservation { pid, replaces })
+    }
+
+    /// The negotiation of a reserved session succeeded: show it to the class.
+    pub fn session_opened(&self, pid: ParticipantId, claims: &Claims) {
+        let class = {
+            let mut map = self.sessions();
+            let Some(r) = map.get_mut(&pid) else { return };
+            r.announced = true;
+            r.class.clone()
+        };
+        self.classes.touch(&class);
+        let m = member(&claims.sub, claims.role, claims.name.as_deref(), ClientKind::Player);
+        self.hub.media_opened(&class, m, TokenFacts { kv: claims.kv, exp: claims.exp });
+    }
+
+    /// Forget a session (left, deleted, replaced, refused); idempotent.
+    pub fn forget_session(&self, pid: ParticipantId) -> Option<Resource> {
+        let r = self.sessions().remove(&pid)?;
+        if r.announced {
+            self.hub.media_closed(&r.class, &r.owner);
+        }
+        Some(r)
     }
 
     /// The WHIP (and, unless `whip_only`, WHEP) sessions `owner` holds in `class`.
     pub fn sessions_of(&self, class: &ClassId, owner: &str, whip_only: bool) -> Vec<ParticipantId> {
-        let map = self.resources.lock().unwrap_or_else(|e| e.into_inner());
-        map.iter()
+        self.sessions()
+            .iter()
             .filter(|(_, r)| r.class == *class && r.owner == owner && (!whip_only || r.endpoint == Endpoint::Whip))
             .map(|(pid, _)| *pid)
             .collect()
     }
 
-    /// Close the sessions of `owner` in `class` (floor revoked: WHIP only; removed: all).
-    pub async fn close_sessions(&self, class: &ClassId, owner: &str, whip_only: bool) {
-        for pid in self.sessions_of(class, owner, whip_only) {
-            self.resources.lock().unwrap_or_else(|e| e.into_inner()).remove(&pid);
-            if let Err(e) = self.media.leave(class, pid).await {
-                debug!(class = %class, participant = %pid, "close session: {e}");
+    /// Close these sessions: forget them and disconnect their peers.
+    pub async fn close_pids(&self, pids: impl IntoIterator<Item = ParticipantId>) {
+        for pid in pids {
+            if let Some(r) = self.forget_session(pid)
+                && let Err(e) = self.media.leave(&r.class, pid).await
+            {
+                debug!(class = %r.class, participant = %pid, "close session: {e}");
             }
         }
+    }
+
+    /// Close the sessions of `owner` in `class` (floor revoked: WHIP only; removed: all).
+    pub async fn close_sessions(&self, class: &ClassId, owner: &str, whip_only: bool) {
+        self.close_pids(self.sessions_of(class, owner, whip_only)).await;
+    }
+
+    /// Close every session and class-events connection whose token `list` refuses.
+    pub async fn apply_revocations(&self, list: &RevocationList) {
+        let now = unix_now();
+        let refused = |sub: &str, role: Role, t: TokenFacts| {
+            list.refuses(
+                &Claims { sub: sub.to_owned(), role, class: None, name: None, exp: t.exp, iat: 0, kv: t.kv },
+                now,
+            )
+        };
+        let closed = self.hub.close_refused(refused);
+        let pids: Vec<ParticipantId> =
+            self.sessions().iter().filter(|(_, r)| refused(&r.owner, r.role, r.token)).map(|(p, _)| *p).collect();
+        if !closed.is_empty() || !pids.is_empty() {
+            info!(connections = closed.len(), sessions = pids.len(), "revoked tokens disconnected");
+        }
+        self.close_pids(pids).await;
     }
 
     /// End a class: refuse joins, disconnect its media, tell and close its sockets.
@@ -131,20 +326,27 @@ impl AppState {
         self.classes.set_state(class, ClassState::Ended);
         self.media.end_class(class);
         self.hub.end(class);
-        self.resources.lock().unwrap_or_else(|e| e.into_inner()).retain(|_, r| r.class != *class);
+        self.sessions().retain(|_, r| r.class != *class);
         info!(class = %class, by = %by, "class ended");
     }
 
     /// The class `id`, which must exist and not be ended (404 / 410).
     pub fn open_class(&self, id: &str) -> Result<ClassInfo, Problem> {
-        let info = self
-            .classes
-            .get(&ClassId(id.to_owned()))
-            .ok_or_else(|| Problem::not_found(format!("no class '{id}'")))?;
+        let info = self.classes.get(&ClassId(id.to_owned())).ok_or_else(|| Problem::not_found("no such class"))?;
         if info.state == ClassState::Ended {
-            return Err(Problem::new(axum::http::StatusCode::GONE, format!("class '{id}' has ended")));
+            return Err(Problem::new(StatusCode::GONE, "this class has ended"));
         }
         Ok(info)
+    }
+
+    /// An opaque, stable label for `class` in `/metrics` (class ids are not published).
+    pub fn metrics_label(&self, class: &ClassId) -> String {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h =
+            std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().build_hasher();
+        h.write_u64(self.metrics_salt);
+        h.write(class.0.as_bytes());
+        format!("c{:08x}", h.finish() as u32)
     }
 
     /// Apply what the media workers report.
@@ -159,14 +361,57 @@ impl AppState {
                     }
                 }
                 MediaEvent::Left(_, pid) => {
-                    self.resources.lock().unwrap_or_else(|e| e.into_inner()).remove(&pid);
+                    self.forget_session(pid);
                 }
-                MediaEvent::Connected(..) => {}
-                MediaEvent::AudioOnly(class, pid, audio_only) => {
-                    let owner = self.resources.lock().unwrap_or_else(|e| e.into_inner()).get(&pid).map(|r| r.owner.clone());
-                    if let Some(owner) = owner {
-                        self.hub.tell(&class, &owner, &ardoise_proto::ServerEvent::Video { audio_only, reason: audio_only.then(|| "weak_connection".into()) });
+                MediaEvent::Connected(_, pid) => {
+                    if let Some(r) = self.sessions().get_mut(&pid) {
+                        r.connected = true;
                     }
+                }
+                MediaEvent::AudioOnly(class, pid, audio_only) => {
+                    let owner = self.sessions().get(&pid).map(|r| r.owner.clone());
+                    if let Some(owner) = owner {
+                        self.hub.tell(
+                            &class,
+                            &owner,
+                            &ardoise_proto::ServerEvent::Video {
+                                audio_only,
+                                reason: audio_only.then(|| "weak_connection".into()),
+                            },
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Housekeeping every few seconds: re-read the revocation list when another process
+    /// changed it, forget idle rate-limit buckets, prune ended and unused classes.
+    pub async fn housekeeping(self: Arc<Self>, every: Duration) {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_prune = Instant::now();
+        loop {
+            tick.tick().await;
+            match self.tokens.revocations().reload_if_changed() {
+                Ok(Some(list)) => self.apply_revocations(&list).await,
+                Ok(None) => {}
+                Err(e) => warn!("cannot read the revocation list: {e}"),
+            }
+            if last_prune.elapsed() >= Duration::from_secs(60) {
+                last_prune = Instant::now();
+                self.limits.forget_idle();
+                let l = self.limits.config;
+                let idle = self.classes.prune(
+                    Instant::now(),
+                    Duration::from_secs(l.ended_class_retention_mins * 60),
+                    Duration::from_secs(l.idle_class_hours * 3600),
+                    |c| self.hub.has_anyone(c) || self.sessions().values().any(|r| r.class == *c),
+                );
+                for c in idle {
+                    self.media.end_class(&c);
+                    self.hub.end(&c);
+                    debug!(class = %c, "unused class pruned");
                 }
             }
         }

@@ -3,6 +3,8 @@
 //! Pages make no third-party request: everything they load comes from here.
 
 use crate::Problem;
+use crate::auth::unix_now;
+use crate::limits::ClientAddr;
 use crate::state::SharedState;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -95,8 +97,15 @@ fn origin(headers: &HeaderMap) -> Option<String> {
 }
 
 /// `GET /api/classes/{code}/qr.svg`: the pupil link as a QR code, drawn here (no third party).
-pub async fn qr(State(s): State<SharedState>, Path(code): Path<String>, headers: HeaderMap) -> Result<Response, Problem> {
-    let class = s.classes.by_code(&code).ok_or_else(|| Problem::not_found(format!("no class with code '{code}'")))?;
+/// Counted as a class look-up (it tells whether a code exists).
+pub async fn qr(
+    State(s): State<SharedState>,
+    ClientAddr(ip): ClientAddr,
+    Path(code): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    s.limits.lookups.check(&ip)?;
+    let class = s.classes.by_code(&code, unix_now()).ok_or_else(|| Problem::not_found("no class has this code"))?;
     let origin = origin(&headers).ok_or_else(|| Problem::bad_request("a valid Host header is required"))?;
     let link = format!("{origin}/c/{}", class.code.0);
     let svg = qr_svg(&link).map_err(|e| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;

@@ -75,7 +75,10 @@ mod tests {
         let p2 = red.payload(11, 1960, 111, &second);
         let blocks = RedDecoder::decode(&p2).unwrap();
         assert_eq!(blocks.len(), 2);
-        assert_eq!((blocks[0].pt, blocks[0].timestamp_offset, blocks[0].payload, blocks[0].is_primary), (111, 960, &b"opus-1"[..], false));
+        assert_eq!(
+            (blocks[0].pt, blocks[0].timestamp_offset, blocks[0].payload, blocks[0].is_primary),
+            (111, 960, &b"opus-1"[..], false)
+        );
         assert_eq!((blocks[1].payload, blocks[1].is_primary), (&b"opus-2!"[..], true));
         // Shared for the same packet and payload type; built again for another one.
         assert!(Arc::ptr_eq(&p2, &red.payload(11, 1960, 111, &second)));

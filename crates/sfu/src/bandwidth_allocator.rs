@@ -700,7 +700,9 @@ impl BandwidthAllocator {
                 (1..self.level).rev().find(|&s| self.ladder.present[s] && self.stay_need(s) <= e).unwrap_or(AUDIO);
             // Audio only only once the estimate has stayed that low for a while.
             if let (AUDIO, Some(lo)) = (target, lowest)
-                && self.below_lowest_since.is_some_and(|t| now.saturating_duration_since(t) < self.config.audio_only_after)
+                && self
+                    .below_lowest_since
+                    .is_some_and(|t| now.saturating_duration_since(t) < self.config.audio_only_after)
             {
                 target = lo;
             }

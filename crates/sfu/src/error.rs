@@ -11,6 +11,10 @@ pub enum SfuError {
     /// The SDP offer parsed but has nothing usable.
     #[error("unusable SDP offer: {0}")]
     UnusableOffer(String),
+    /// The offer asks for media its publisher was not granted (a floor camera without the
+    /// teacher's grant). The message is ours and safe to show.
+    #[error("{0}")]
+    NotGranted(String),
     /// The room is full.
     #[error("class is full ({0} participants)")]
     Full(usize),

@@ -142,8 +142,7 @@ impl Forwarder {
                 let (seq, ts) = match (self.last_seq, self.last_at) {
                     (Some(last_seq), Some(last_at)) => {
                         let elapsed = p.now.saturating_duration_since(last_at);
-                        let ticks = (elapsed.as_micros() as u64 * self.clock_rate as u64 / 1_000_000)
-                            .max(1) as u32;
+                        let ticks = (elapsed.as_micros() as u64 * self.clock_rate as u64 / 1_000_000).max(1) as u32;
                         (last_seq + 1, self.last_ts.wrapping_add(ticks))
                     }
                     _ => (self.first_seq, p.ts),
@@ -183,20 +182,14 @@ mod tests {
     fn video_waits_for_keyframe_then_passes_through() {
         let t0 = Instant::now();
         let mut f = Forwarder::new(90_000, true, 100);
-        assert_eq!(
-            f.decide(&pkt(1, 10, 5000, 1000, false, t0), true),
-            Decision::Drop(DropReason::WaitingForKeyframe)
-        );
+        assert_eq!(f.decide(&pkt(1, 10, 5000, 1000, false, t0), true), Decision::Drop(DropReason::WaitingForKeyframe));
         assert_eq!(sent(f.decide(&pkt(1, 10, 5001, 4000, true, t0), true)), (100, 4000));
         assert_eq!(sent(f.decide(&pkt(1, 10, 5002, 4000, false, t0), true)), (101, 4000));
         // Reordered retransmission maps to the same place.
         assert_eq!(sent(f.decide(&pkt(1, 10, 5001, 4000, true, t0), true)), (100, 4000));
         assert_eq!(f.last_seq(), Some(101));
         // Before the switch point: dropped.
-        assert_eq!(
-            f.decide(&pkt(1, 10, 5000, 1000, false, t0), true),
-            Decision::Drop(DropReason::BeforeSwitch)
-        );
+        assert_eq!(f.decide(&pkt(1, 10, 5000, 1000, false, t0), true), Decision::Drop(DropReason::BeforeSwitch));
     }
 
     #[test]
@@ -209,15 +202,9 @@ mod tests {
         let last_t = t0 + Duration::from_millis(33 * 9);
         // The teacher comes back 1.5 s later with a new SSRC and random seq/ts bases.
         let t1 = last_t + Duration::from_millis(1500);
-        assert_eq!(
-            f.decide(&pkt(2, 77, 9, 123_456, false, t1), false),
-            Decision::Drop(DropReason::NotSelected)
-        );
+        assert_eq!(f.decide(&pkt(2, 77, 9, 123_456, false, t1), false), Decision::Drop(DropReason::NotSelected));
         f.release();
-        assert_eq!(
-            f.decide(&pkt(2, 77, 9, 123_456, false, t1), true),
-            Decision::Drop(DropReason::WaitingForKeyframe)
-        );
+        assert_eq!(f.decide(&pkt(2, 77, 9, 123_456, false, t1), true), Decision::Drop(DropReason::WaitingForKeyframe));
         let (seq, ts) = sent(f.decide(&pkt(2, 77, 10, 123_456, true, t1), true));
         assert_eq!(seq, 10, "sequence continues after the last one sent (9)");
         assert_eq!(ts, 27_000 + 135_000, "timestamp advances by the 1.5 s elapsed");
@@ -229,13 +216,11 @@ mod tests {
         let t0 = Instant::now();
         let mut f = Forwarder::new(48_000, false, 65_530);
         // Incoming extended seq crosses 2^16 and the timestamp crosses 2^32.
-        let mut expect_seq = 65_530u64;
-        for i in 0..20u64 {
+        for (i, expect_seq) in (0..20u64).zip(65_530u64..) {
             let ts = (u32::MAX - 5 * 960).wrapping_add(960 * i as u32);
             let (seq, out_ts) = sent(f.decide(&pkt(1, 5, 65_530 + i, ts, true, t0), true));
             assert_eq!(seq, expect_seq);
             assert_eq!(out_ts, ts);
-            expect_seq += 1;
         }
         assert_eq!(f.last_seq(), Some(65_549));
         assert_eq!((65_549u64 as u16), 13, "the 16-bit wire value wrapped");
@@ -259,10 +244,7 @@ mod tests {
         let mut f = Forwarder::new(90_000, true, 0);
         sent(f.decide(&pkt(1, 100, 1, 0, true, t0), true));
         // Packet of another layer, switch wanted, but not a keyframe: stays on the old layer.
-        assert_eq!(
-            f.decide(&pkt(1, 200, 50, 0, false, t0), true),
-            Decision::Drop(DropReason::WaitingForKeyframe)
-        );
+        assert_eq!(f.decide(&pkt(1, 200, 50, 0, false, t0), true), Decision::Drop(DropReason::WaitingForKeyframe));
         assert_eq!(f.source().unwrap().ssrc, 100);
         sent(f.decide(&pkt(1, 200, 51, 3000, true, t0 + Duration::from_millis(33)), true));
         assert_eq!(f.source().unwrap().ssrc, 200);

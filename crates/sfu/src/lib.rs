@@ -26,8 +26,8 @@ pub mod subscription;
 
 pub use audio_redundancy::AudioRedundancy;
 pub use bandwidth_allocator::{
-    AllocatorConfig, AllocatorStats, Allocation, AudioOnlyReason, AvailableVideo, BandwidthAllocator, Changes, PupilCap,
-    layer_for_rank,
+    Allocation, AllocatorConfig, AllocatorStats, AudioOnlyReason, AvailableVideo, BandwidthAllocator, Changes,
+    PupilCap, layer_for_rank,
 };
 pub use bitrate_meter::BitrateMeter;
 pub use config::{LayerChoice, SfuConfig};

@@ -7,6 +7,9 @@ use std::time::Instant;
 use str0m::Rtc;
 
 /// What a participant does in the room.
+// Participants live unboxed in the room's vector: boxing the larger variant would add an
+// indirection to every forwarded packet for a few hundred bytes per peer.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum ParticipantKind {
     /// Sends media in (WHIP).
@@ -15,6 +18,8 @@ pub enum ParticipantKind {
         role: PublisherRole,
         /// The teacher muted it: its audio is not relayed.
         muted: bool,
+        /// Its video may be relayed (the class's publisher; a floor pupil granted the camera).
+        camera: bool,
     },
     /// Receives the class's media (WHEP).
     Subscriber {
@@ -86,11 +91,7 @@ impl Participant {
             rtc,
             timeout: now,
             connected: false,
-            stats: ParticipantStats {
-                id: id.0,
-                kind: label.into(),
-                ..Default::default()
-            },
+            stats: ParticipantStats { id: id.0, kind: label.into(), ..Default::default() },
             remote: None,
             created: now,
             dead: false,

@@ -4,9 +4,9 @@ use crate::KeyframeThrottle;
 use crate::keyframe::VideoCodec;
 use crate::layer::LayerSelector;
 use ardoise_proto::ParticipantId;
+use std::time::Duration;
 use str0m::media::{MediaKind, Mid, Pt, Rid};
 use str0m::rtp::Ssrc;
-use std::time::Duration;
 
 /// One incoming RTP stream of a publication: a simulcast layer (or the only stream).
 #[derive(Debug, Clone)]
@@ -137,7 +137,8 @@ mod tests {
     #[test]
     fn targets_are_stable_and_fall_back_when_a_layer_is_missing() {
         use crate::LayerChoice::*;
-        let mut p = Publication::new(ParticipantId(1), "1".into(), MediaKind::Video, vec!["h".into(), "m".into(), "l".into()]);
+        let mut p =
+            Publication::new(ParticipantId(1), "1".into(), MediaKind::Video, vec!["h".into(), "m".into(), "l".into()]);
         let iv = Duration::from_millis(300);
         // Only the top layer flows yet: everyone gets it for now.
         let h = p.add_layer(Some("h".into()), 30.into(), iv);

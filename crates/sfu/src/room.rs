@@ -10,17 +10,17 @@ use crate::{
     PacketIn, Participant, ParticipantKind, Publication, PublisherRole, PupilCap, SfuConfig, SfuError, SourceKey,
     Subscription, VideoChoice, layer_for_rank,
 };
-use str0m::bwe::Bitrate;
 use ardoise_proto::{ClassId, ParticipantId, ParticipantStats};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
+use str0m::bwe::Bitrate;
 use str0m::change::SdpOffer;
+use str0m::config::DtlsCert;
 use str0m::format::Codec;
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
 use str0m::net::{Receive, Transmit};
-use str0m::config::DtlsCert;
 use str0m::rtp::{Extension, ExtensionMap, ExtensionValues, RtpPacket, RtpWrite, Ssrc};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 use tracing::{debug, info, warn};
@@ -133,10 +133,7 @@ impl Room {
 
     /// Per-participant counters.
     pub fn participant_stats(&self) -> Vec<ParticipantStats> {
-        self.participants
-            .iter()
-            .map(|p| ParticipantStats { connected: p.connected, ..p.stats.clone() })
-            .collect()
+        self.participants.iter().map(|p| ParticipantStats { connected: p.connected, ..p.stats.clone() }).collect()
     }
 
     /// Whether the participant exists.
@@ -230,7 +227,10 @@ impl Room {
         }
         let mut rtc = builder.build(now);
         for addr in &self.config.candidates {
-            let c = Candidate::host(*addr, "udp").map_err(|e| SfuError::UnusableOffer(e.to_string()))?;
+            let c = Candidate::host(*addr, "udp").map_err(|e| {
+                warn!("cannot make a host candidate for {addr}: {e}");
+                SfuError::UnusableOffer("the server has no usable media address".into())
+            })?;
             rtc.add_local_candidate(c);
         }
         Ok(rtc)
@@ -238,12 +238,34 @@ impl Room {
 
     /// Add the class's publisher (teacher, studio) from a WHIP offer; returns the SDP answer.
     pub fn add_publisher(&mut self, now: Instant, pid: ParticipantId, offer: &str) -> Result<String, SfuError> {
-        self.add(now, pid, offer, ParticipantKind::Publisher { role: PublisherRole::Class, muted: false }, false)
+        self.add_publisher_granted(now, pid, offer, PublisherRole::Class, true)
     }
 
-    /// Add a publisher in `role` (a pupil given the floor publishes as [`PublisherRole::Floor`]).
-    pub fn add_publisher_as(&mut self, now: Instant, pid: ParticipantId, offer: &str, role: PublisherRole) -> Result<String, SfuError> {
-        self.add(now, pid, offer, ParticipantKind::Publisher { role, muted: false }, false)
+    /// Add a publisher in `role`: the class's publisher sends video, a pupil given the floor
+    /// ([`PublisherRole::Floor`]) only its voice (see [`Room::add_publisher_granted`]).
+    pub fn add_publisher_as(
+        &mut self,
+        now: Instant,
+        pid: ParticipantId,
+        offer: &str,
+        role: PublisherRole,
+    ) -> Result<String, SfuError> {
+        self.add_publisher_granted(now, pid, offer, role, role == PublisherRole::Class)
+    }
+
+    /// Add a publisher in `role` that may send video only if `camera`. An offer that would
+    /// negotiate a receiving video m-line without the grant is refused
+    /// ([`SfuError::NotGranted`]), whatever the offer's port and bundle attributes say; and
+    /// the video of such a publisher is never relayed.
+    pub fn add_publisher_granted(
+        &mut self,
+        now: Instant,
+        pid: ParticipantId,
+        offer: &str,
+        role: PublisherRole,
+        camera: bool,
+    ) -> Result<String, SfuError> {
+        self.add(now, pid, offer, ParticipantKind::Publisher { role, muted: false, camera }, false)
     }
 
     /// Add a subscriber from a WHEP offer, receiving the configured layer; returns the SDP answer.
@@ -253,7 +275,11 @@ impl Room {
 
     /// The video choice of a subscriber that asked for nothing in particular.
     fn default_choice(&self) -> VideoChoice {
-        if self.config.adaptation { VideoChoice::Adaptive(PupilCap::Auto) } else { VideoChoice::Fixed(self.config.layer) }
+        if self.config.adaptation {
+            VideoChoice::Adaptive(PupilCap::Auto)
+        } else {
+            VideoChoice::Fixed(self.config.layer)
+        }
     }
 
     /// Add a subscriber that wants `layer` (a pupil's own choice, or a test).
@@ -291,7 +317,8 @@ impl Room {
                 (a.allocation().class_video.unwrap_or(LayerChoice::Low), Some(Box::new(a)))
             }
         };
-        let kind = ParticipantKind::Subscriber { audio: None, video: None, floor_audio: None, floor_video: None, layer, feed };
+        let kind =
+            ParticipantKind::Subscriber { audio: None, video: None, floor_audio: None, floor_video: None, layer, feed };
         let answer = self.add(now, pid, offer, kind, allocator.is_some())?;
         if let Some(a) = allocator {
             let idx = self.participants.len() - 1;
@@ -412,9 +439,19 @@ impl Room {
         }
     }
 
-    fn add(&mut self, now: Instant, pid: ParticipantId, offer: &str, kind: ParticipantKind, estimate: bool) -> Result<String, SfuError> {
+    fn add(
+        &mut self,
+        now: Instant,
+        pid: ParticipantId,
+        offer: &str,
+        kind: ParticipantKind,
+        estimate: bool,
+    ) -> Result<String, SfuError> {
         let publisher = matches!(kind, ParticipantKind::Publisher { .. });
-        if self.participants.len() >= self.config.max_participants {
+        let reserved = matches!(kind, ParticipantKind::Publisher { role: PublisherRole::Class, .. });
+        // The class's publisher always has its place: the cap counts everyone else.
+        let others = self.participants.iter().filter(|p| p.publisher_role() != Some(PublisherRole::Class)).count();
+        if !reserved && others >= self.config.max_participants {
             return Err(SfuError::Full(self.config.max_participants));
         }
         check_offer(offer, publisher)?;
@@ -422,6 +459,11 @@ impl Room {
         let mut rtc = self.new_rtc(now, publisher, estimate)?;
         let answer = catch_unwind(AssertUnwindSafe(|| rtc.sdp_api().accept_offer(offer)))
             .map_err(|_| SfuError::BadSdp("offer could not be negotiated".into()))??;
+        if let ParticipantKind::Publisher { camera: false, .. } = kind
+            && answer_receives_video(&answer.to_sdp_string())
+        {
+            return Err(SfuError::NotGranted("the camera was not granted: offer audio only".into()));
+        }
         info!(class = %self.id, participant = %pid, publisher, "participant added");
         self.participants.push(Participant::new(pid, kind, rtc, now));
         let idx = self.participants.len() - 1;
@@ -480,8 +522,36 @@ impl Room {
         Ok(restarted)
     }
 
+    /// The local ICE username fragment of participant `pid` (drivers route STUN by it).
+    pub fn local_ufrag(&mut self, pid: ParticipantId) -> Option<String> {
+        let idx = self.index(pid)?;
+        Some(self.participants[idx].rtc.direct_api().local_ice_credentials().ufrag)
+    }
+
+    /// Whether participant `pid` accepts this datagram (str0m's `accepts`).
+    pub fn accepts(
+        &self,
+        now: Instant,
+        pid: ParticipantId,
+        source: SocketAddr,
+        destination: SocketAddr,
+        contents: &[u8],
+    ) -> bool {
+        let Ok(r) = Receive::new(str0m::net::Protocol::Udp, source, destination, contents) else {
+            return false;
+        };
+        self.index(pid)
+            .is_some_and(|i| !self.participants[i].dead && self.participants[i].rtc.accepts(&Input::Receive(now, r)))
+    }
+
     /// Which participant a datagram belongs to (str0m's `accepts`: ICE credentials, DTLS, SRTP).
-    pub fn find(&self, now: Instant, source: SocketAddr, destination: SocketAddr, contents: &[u8]) -> Option<ParticipantId> {
+    pub fn find(
+        &self,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        contents: &[u8],
+    ) -> Option<ParticipantId> {
         let Ok(r) = Receive::new(str0m::net::Protocol::Udp, source, destination, contents) else {
             return None;
         };
@@ -761,7 +831,8 @@ impl Room {
             }
             Event::StreamPaused(sp) => {
                 let pid = self.participants[idx].id;
-                if let Some(publication) = self.publications.iter_mut().find(|x| x.publisher == pid && x.mid == sp.mid) {
+                if let Some(publication) = self.publications.iter_mut().find(|x| x.publisher == pid && x.mid == sp.mid)
+                {
                     publication.set_active(sp.ssrc, !sp.paused);
                     self.video_changed = true;
                 }
@@ -779,7 +850,8 @@ impl Room {
             Event::PeerStats(s) => {
                 // Only a pupil that receives video has anything to adapt (an audio-only offer
                 // has a tiny estimate that must not read as "connection too weak").
-                let has_video = matches!(self.participants[idx].kind, ParticipantKind::Subscriber { video: Some(_), .. });
+                let has_video =
+                    matches!(self.participants[idx].kind, ParticipantKind::Subscriber { video: Some(_), .. });
                 if let Some(b) = s.bwe_tx.filter(|_| has_video) {
                     let video = self.available_video(now);
                     if let Some(a) = self.participants[idx].allocator.as_mut() {
@@ -815,9 +887,9 @@ impl Room {
         let seed = self.next_seq_seed();
         let p = &mut self.participants[idx];
         match &mut p.kind {
-            ParticipantKind::Publisher { role, .. } => {
-                if !direction.is_receiving() {
-                    return;
+            ParticipantKind::Publisher { role, camera, .. } => {
+                if !direction.is_receiving() || (kind == MediaKind::Video && !*camera) {
+                    return; // nothing to relay (video without the camera grant never is)
                 }
                 let rids = simulcast.map(|s| s.recv.iter().map(|l| l.rid).collect()).unwrap_or_default();
                 debug!(class = %self.id, participant = %p.id, %mid, ?kind, ?role, "publication");
@@ -901,7 +973,9 @@ impl Room {
     /// Ask the floor publisher for a keyframe (a subscriber lost its camera picture; throttled).
     fn request_floor_keyframe(&mut self, now: Instant) {
         let floor = self.floor_publishers();
-        for publication in self.publications.iter_mut().filter(|x| floor.contains(&x.publisher) && x.kind == MediaKind::Video) {
+        for publication in
+            self.publications.iter_mut().filter(|x| floor.contains(&x.publisher) && x.kind == MediaKind::Video)
+        {
             if let Some(layer) = publication.layers.last_mut()
                 && layer.throttle.request(now)
             {
@@ -934,7 +1008,7 @@ impl Room {
     fn on_rtp(&mut self, now: Instant, idx: usize, pkt: RtpPacket) {
         let publisher = &mut self.participants[idx];
         let (role, muted) = match publisher.kind {
-            ParticipantKind::Publisher { role, muted } => (role, muted),
+            ParticipantKind::Publisher { role, muted, .. } => (role, muted),
             ParticipantKind::Subscriber { .. } => return, // Subscribers do not send media.
         };
         let pid = publisher.id;
@@ -974,7 +1048,8 @@ impl Room {
         let (codec, video_codec) = match layer.codec_cache {
             Some((pt, vc, c)) if pt == pkt.header.payload_type => (c, vc),
             _ => {
-                let Some(params) = self.participants[idx].rtc.codec_config().find(|p| p.pt() == pkt.header.payload_type)
+                let Some(params) =
+                    self.participants[idx].rtc.codec_config().find(|p| p.pt() == pkt.header.payload_type)
                 else {
                     return;
                 };
@@ -1150,6 +1225,24 @@ fn layer_name(choice: Option<LayerChoice>) -> &'static str {
 }
 
 /// Reject offers with no usable media before str0m sees them.
+/// Whether an SDP answer of ours receives video: a video m-line with a non-zero port whose
+/// direction is recvonly or sendrecv.
+pub fn answer_receives_video(answer: &str) -> bool {
+    let mut video = false;
+    let mut receiving = false;
+    let mut any = false;
+    for line in answer.lines().map(str::trim_end).chain(std::iter::once("m=end")) {
+        if let Some(m) = line.strip_prefix("m=") {
+            any |= video && receiving;
+            video = m.starts_with("video") && m.split_whitespace().nth(1) != Some("0");
+            receiving = true; // sendrecv is the default
+        } else if matches!(line, "a=sendonly" | "a=inactive") {
+            receiving = false;
+        }
+    }
+    any
+}
+
 fn check_offer(sdp: &str, publisher: bool) -> Result<(), SfuError> {
     if !sdp.starts_with("v=0") {
         return Err(SfuError::BadSdp("an SDP offer starts with v=0".into()));
@@ -1163,7 +1256,8 @@ fn check_offer(sdp: &str, publisher: bool) -> Result<(), SfuError> {
             && (k.starts_with("audio") || k.starts_with("video"))
         {
             *sections += 1;
-            let ok = if publisher { dir == "sendonly" || dir == "sendrecv" } else { dir == "recvonly" || dir == "sendrecv" };
+            let ok =
+                if publisher { dir == "sendonly" || dir == "sendrecv" } else { dir == "recvonly" || dir == "sendrecv" };
             // "m=audio 0 …" is a rejected m-line (port 0); payload type 0 (PCMU) is fine.
             let port_zero = k.split_whitespace().nth(1) == Some("0");
             if ok && !port_zero {

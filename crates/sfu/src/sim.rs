@@ -133,7 +133,8 @@ impl SimClient {
                     if p.payload.len() >= 6 {
                         let id = u32::from_be_bytes(p.payload[2..6].try_into().unwrap());
                         self.received.insert(id);
-                        let mid = self.rtc.direct_api().stream_rx(&p.header.ssrc).map(|rx| rx.mid()).unwrap_or(self.mids.0);
+                        let mid =
+                            self.rtc.direct_api().stream_rx(&p.header.ssrc).map(|rx| rx.mid()).unwrap_or(self.mids.0);
                         self.received_by_mid.entry(mid).or_default().push(id);
                     }
                 }

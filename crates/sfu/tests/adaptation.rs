@@ -57,8 +57,12 @@ impl Run {
 
     /// Fraction of the teacher's audio packets sent in [from, until) ms that arrived.
     fn audio_delivered(&self, from_ms: u64, until_ms: u64) -> f64 {
-        let sent: Vec<u32> =
-            self.audio_sent.iter().copied().filter(|id| (from_ms..until_ms).contains(&((id & !AUDIO_TAG) as u64 * 20))).collect();
+        let sent: Vec<u32> = self
+            .audio_sent
+            .iter()
+            .copied()
+            .filter(|id| (from_ms..until_ms).contains(&((id & !AUDIO_TAG) as u64 * 20)))
+            .collect();
         sent.iter().filter(|id| self.audio_got.contains(id)).count() as f64 / sent.len().max(1) as f64
     }
 }
@@ -69,14 +73,19 @@ fn simulate(phases: &[Phase], end_ms: u64, adaptive: bool) -> Run {
     let mut room = Room::new(ClassId("sim".into()), SfuConfig { candidates: vec![server], ..Default::default() });
     let rids: Vec<&str> = LAYERS.iter().map(|l| l.0).collect();
     let send = Direction::SendOnly;
-    let mut teacher = SimClient::negotiate_simulcast(t0, addr(6000), &[(MediaKind::Audio, send), (MediaKind::Video, send)], &rids, |sdp| {
-        room.add_publisher(t0, ParticipantId(1), sdp).unwrap()
-    });
+    let mut teacher = SimClient::negotiate_simulcast(
+        t0,
+        addr(6000),
+        &[(MediaKind::Audio, send), (MediaKind::Video, send)],
+        &rids,
+        |sdp| room.add_publisher(t0, ParticipantId(1), sdp).unwrap(),
+    );
     let recv = Direction::RecvOnly;
     let choice = if adaptive { VideoChoice::Adaptive(PupilCap::Auto) } else { VideoChoice::Fixed(LayerChoice::High) };
-    let mut pupil = SimClient::negotiate(t0, addr(7000), &[(MediaKind::Audio, recv), (MediaKind::Video, recv)], |sdp| {
-        room.add_subscriber_to(t0, ParticipantId(2), sdp, Some(choice), Feed::Class).unwrap()
-    });
+    let mut pupil =
+        SimClient::negotiate(t0, addr(7000), &[(MediaKind::Audio, recv), (MediaKind::Video, recv)], |sdp| {
+            room.add_subscriber_to(t0, ParticipantId(2), sdp, Some(choice), Feed::Class).unwrap()
+        });
     let mut down: Netem<Datagram> = Netem::new(phases[0].link);
     let mut phase = 0;
 
@@ -111,7 +120,11 @@ fn simulate(phases: &[Phase], end_ms: u64, adaptive: bool) -> Run {
                     payload[2..6].copy_from_slice(&frame.to_be_bytes());
                     let mut api = teacher.rtc.direct_api();
                     let tx = api.stream_tx_by_mid(vmid, Some((*rid).into())).expect("simulcast send stream");
-                    tx.write_rtp(RtpWrite::new(vp8, seqs[i].into(), frame * 3000, now, payload).marker(k == n - 1).nackable(true));
+                    tx.write_rtp(
+                        RtpWrite::new(vp8, seqs[i].into(), frame * 3000, now, payload)
+                            .marker(k == n - 1)
+                            .nackable(true),
+                    );
                     seqs[i] += 1;
                 }
             }
@@ -124,7 +137,13 @@ fn simulate(phases: &[Phase], end_ms: u64, adaptive: bool) -> Run {
             let mut payload = vec![0u8; 80];
             payload[2..6].copy_from_slice(&id.to_be_bytes());
             let mut api = teacher.rtc.direct_api();
-            api.stream_tx_by_mid(amid, None).unwrap().write_rtp(RtpWrite::new(opus, aseq.into(), aseq as u32 * 960, now, payload));
+            api.stream_tx_by_mid(amid, None).unwrap().write_rtp(RtpWrite::new(
+                opus,
+                aseq.into(),
+                aseq as u32 * 960,
+                now,
+                payload,
+            ));
             run.audio_sent.push(id);
             aseq += 1;
             next_audio += Duration::from_millis(20);
@@ -161,7 +180,8 @@ fn simulate(phases: &[Phase], end_ms: u64, adaptive: bool) -> Run {
             next_sample += Duration::from_millis(100);
         }
 
-        let mut next = (now + Duration::from_millis(5)).min(teacher.timeout).min(pupil.timeout).min(down.poll_timeout());
+        let mut next =
+            (now + Duration::from_millis(5)).min(teacher.timeout).min(pupil.timeout).min(down.poll_timeout());
         if let Some(t) = room.poll_timeout() {
             next = next.min(t);
         }
@@ -184,7 +204,8 @@ fn print(name: &str, run: &Run) {
         }
     }
     println!("{name}: {} (switches {})", changes.join(" → "), run.switches);
-    let est: Vec<String> = run.estimates.iter().step_by(10).map(|(t, e)| format!("{}s:{}k", t / 1000, e / 1000)).collect();
+    let est: Vec<String> =
+        run.estimates.iter().step_by(10).map(|(t, e)| format!("{}s:{}k", t / 1000, e / 1000)).collect();
     println!("  estimates {}", est.join(" "));
 }
 
@@ -225,7 +246,11 @@ fn random_and_burst_loss_and_a_long_jittery_rtt_do_not_make_the_layer_flap() {
     assert!(!layers.contains("audio"), "5% loss is no reason for audio only");
     assert!(run.switches <= 6, "no flapping under 5% loss: {} switches", run.switches);
     let a = run.audio_delivered(2_000, 25_000);
-    assert!((0.93..0.97).contains(&a), "audio loss is the link's (no NACK for Opus; FEC is in-band): {:.1}%", a * 100.0);
+    assert!(
+        (0.93..0.97).contains(&a),
+        "audio loss is the link's (no NACK for Opus; FEC is in-band): {:.1}%",
+        a * 100.0
+    );
 
     let bursty = NetemConfig::new().loss(str0m_netem::GilbertElliot::wifi_lossy()).seed(5);
     let run = simulate(&[Phase { from_ms: 0, link: bursty }], 25_000, true);

@@ -104,3 +104,53 @@ fn floor_voice_reaches_pupils_and_studio_and_mute_stops_it() {
     assert!(room.is_live());
     assert_eq!(room.len(), 3);
 }
+
+/// Issue 11, hole 7: a pupil given the floor with the microphone only cannot slip a video
+/// m-line past the grant, whether it is plain or hidden as port 0 + `a=bundle-only`.
+#[test]
+fn a_floor_camera_needs_the_grant() {
+    let t0 = Instant::now();
+    let mut room =
+        Room::new(ClassId("floor-cam".into()), SfuConfig { candidates: vec![addr(5000)], ..Default::default() });
+    let send = Direction::SendOnly;
+    let offered = offer(t0, &[(MediaKind::Audio, send), (MediaKind::Video, send)]);
+    let refused = room.add_publisher_as(t0, ParticipantId(2), &offered, PublisherRole::Floor);
+    assert!(matches!(refused, Err(ardoise_sfu::SfuError::NotGranted(_))), "{refused:?}");
+    // The same video line hidden behind port 0 + bundle-only.
+    let hidden = hide_video(&offered);
+    assert!(hidden.contains("m=video 0 "), "{hidden}");
+    let refused = room.add_publisher_as(t0, ParticipantId(3), &hidden, PublisherRole::Floor);
+    assert!(!matches!(refused, Ok(ref answer) if ardoise_sfu::room::answer_receives_video(answer)), "{refused:?}");
+    // With the camera granted, the same offer is accepted.
+    let answer = room.add_publisher_granted(t0, ParticipantId(4), &offered, PublisherRole::Floor, true).unwrap();
+    assert!(ardoise_sfu::room::answer_receives_video(&answer));
+    // Audio only is always fine.
+    let audio_offer = offer(t0, &[(MediaKind::Audio, send)]);
+    assert!(room.add_publisher_as(t0, ParticipantId(5), &audio_offer, PublisherRole::Floor).is_ok());
+}
+
+/// A str0m offer with these m-lines.
+fn offer(now: Instant, media: &[(MediaKind, Direction)]) -> String {
+    let mut rtc = str0m::Rtc::builder().build(now);
+    rtc.add_local_candidate(str0m::Candidate::host(addr(6002), "udp").unwrap());
+    let mut api = rtc.sdp_api();
+    for (k, d) in media {
+        api.add_media(*k, *d, None, None, None);
+    }
+    api.apply().unwrap().0.to_sdp_string()
+}
+
+/// The video m-line of `sdp` with port 0 and `a=bundle-only`, as the probe sent it.
+fn hide_video(sdp: &str) -> String {
+    let mut out = String::new();
+    for line in sdp.split("\r\n").filter(|l| !l.is_empty()) {
+        if let Some(rest) = line.strip_prefix("m=video ") {
+            let after_port = rest.split_once(' ').map(|x| x.1).unwrap_or("");
+            out.push_str(&format!("m=video 0 {after_port}\r\na=bundle-only\r\n"));
+            continue;
+        }
+        out.push_str(line);
+        out.push_str("\r\n");
+    }
+    out
+}

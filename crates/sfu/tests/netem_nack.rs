@@ -21,11 +21,7 @@ struct Linked {
 
 fn linked(room: &mut Room, now: Instant, port: u16, pid: u64, publish: bool, link: NetemConfig) -> Linked {
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    Linked {
-        client: SimClient::join(room, now, addr, pid, publish),
-        down: Netem::new(link),
-        up: Netem::new(link),
-    }
+    Linked { client: SimClient::join(room, now, addr, pid, publish), down: Netem::new(link), up: Netem::new(link) }
 }
 
 #[test]
@@ -105,7 +101,10 @@ fn nack_rtx_recovers_2_percent_loss_for_10_subscribers() {
         }
         for t in room.take_transmits() {
             let p = peers.iter_mut().find(|p| p.client.addr == t.destination).expect("transmit to a known client");
-            p.down.handle_input(NIn::Packet(now, Datagram { from: t.source, to: t.destination, data: t.contents.to_vec() }));
+            p.down.handle_input(NIn::Packet(
+                now,
+                Datagram { from: t.source, to: t.destination, data: t.contents.to_vec() },
+            ));
         }
 
         // Advance to the next thing that happens (at most 5 ms).
@@ -151,7 +150,13 @@ fn a_batch_holds_a_frame_until_its_last_packet() {
     let mut room = Room::new(ClassId("batch".into()), SfuConfig { candidates: vec![server], ..Default::default() });
     let mut clients = vec![SimClient::join(&mut room, t0, "127.0.0.1:6000".parse().unwrap(), 1, true)];
     for i in 0..3u16 {
-        clients.push(SimClient::join(&mut room, t0, format!("127.0.0.1:{}", 7000 + i).parse().unwrap(), 10 + i as u64, false));
+        clients.push(SimClient::join(
+            &mut room,
+            t0,
+            format!("127.0.0.1:{}", 7000 + i).parse().unwrap(),
+            10 + i as u64,
+            false,
+        ));
     }
     let mut now = connect_all(&mut room, &mut clients, t0);
     let (_, vmid) = clients[0].mids;
@@ -167,7 +172,11 @@ fn a_batch_holds_a_frame_until_its_last_packet() {
             payload[1] = if frame == 0 { 0 } else { 1 };
             let mut api = publisher.rtc.direct_api();
             let tx = api.stream_tx_by_mid(vmid, None).unwrap();
-            tx.write_rtp(RtpWrite::new(vp8, (frame * 5 + k + 1).into(), (frame * 3000) as u32, now, payload).marker(k == 4).nackable(true));
+            tx.write_rtp(
+                RtpWrite::new(vp8, (frame * 5 + k + 1).into(), (frame * 3000) as u32, now, payload)
+                    .marker(k == 4)
+                    .nackable(true),
+            );
         }
         let mut t = now;
         while publisher.outbox.len() < 5 {

@@ -45,7 +45,8 @@ impl std::str::FromStr for LayerSpec {
     fn from_str(s: &str) -> Result<Self, String> {
         let bad = || format!("bad layer '{s}' (expected rid:WIDTHxHEIGHT@FPS:KBPS, e.g. h:1280x720@30:1500)");
         let mut parts = s.split(':');
-        let (rid, geo, kbps) = (parts.next().ok_or_else(bad)?, parts.next().ok_or_else(bad)?, parts.next().ok_or_else(bad)?);
+        let (rid, geo, kbps) =
+            (parts.next().ok_or_else(bad)?, parts.next().ok_or_else(bad)?, parts.next().ok_or_else(bad)?);
         if parts.next().is_some() || rid.is_empty() || !rid.chars().all(|c| c.is_ascii_alphanumeric()) {
             return Err(bad());
         }
@@ -178,7 +179,11 @@ impl StudioConfig {
 
     /// The layers to encode for `layout`.
     pub fn layers_for(&self, layout: crate::Layout) -> &[LayerSpec] {
-        if layout.shows_content() && self.content_layers.len() == self.layers.len() { &self.content_layers } else { &self.layers }
+        if layout.shows_content() && self.content_layers.len() == self.layers.len() {
+            &self.content_layers
+        } else {
+            &self.layers
+        }
     }
 
     /// Check settings and that every configured device exists.
@@ -196,13 +201,28 @@ impl StudioConfig {
             if rids(&self.content_layers) != rids(&self.layers) {
                 bail!("studio: content_layers must have the same rids and bitrates as layers, in the same order");
             }
-            if self.content_layers.iter().zip(&self.layers).any(|(c, l)| c.width > self.layers[0].width || c.height > self.layers[0].height || c.width > l.width * 2) {
+            if self.content_layers.iter().zip(&self.layers).any(|(c, l)| {
+                c.width > self.layers[0].width || c.height > self.layers[0].height || c.width > l.width * 2
+            }) {
                 bail!("studio: a content layer may not exceed the top layer's size");
             }
         }
         for l in self.layers.iter().chain(&self.content_layers) {
-            if l.width < 64 || l.height < 64 || l.width % 2 == 1 || l.height % 2 == 1 || !(1..=60).contains(&l.fps) || l.kbps < 30 {
-                bail!("studio: layer '{}' is not a sensible size/rate ({}x{}@{} {} kbit/s)", l.rid, l.width, l.height, l.fps, l.kbps);
+            if l.width < 64
+                || l.height < 64
+                || l.width % 2 == 1
+                || l.height % 2 == 1
+                || !(1..=60).contains(&l.fps)
+                || l.kbps < 30
+            {
+                bail!(
+                    "studio: layer '{}' is not a sensible size/rate ({}x{}@{} {} kbit/s)",
+                    l.rid,
+                    l.width,
+                    l.height,
+                    l.fps,
+                    l.kbps
+                );
             }
         }
         for (role, spec) in [("camera", &self.camera), ("document camera", &self.document), ("screen", &self.screen)] {

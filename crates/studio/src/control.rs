@@ -1,10 +1,10 @@
 //! The studio's control API on 127.0.0.1: read the state, switch the layout.
 
 use crate::class_link::ClassLinkStats;
+use crate::layout::{CAMERA, DOCUMENT, SCREEN};
 use crate::publisher::PublisherStats;
 use crate::return_audio::ReturnAudioStats;
 use crate::{Layout, Pipeline};
-use crate::layout::{CAMERA, DOCUMENT, SCREEN};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -90,7 +90,10 @@ async fn state(State(c): State<Control>) -> Json<StudioState> {
     })
 }
 
-async fn layout(State(c): State<Control>, Json(body): Json<SetLayout>) -> Result<Json<StudioState>, (StatusCode, String)> {
+async fn layout(
+    State(c): State<Control>,
+    Json(body): Json<SetLayout>,
+) -> Result<Json<StudioState>, (StatusCode, String)> {
     let l: Layout = body.layout.parse().map_err(|e| (StatusCode::BAD_REQUEST, e))?;
     c.pipeline.set_layout(l);
     Ok(state(State(c)).await)

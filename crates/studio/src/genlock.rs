@@ -110,7 +110,8 @@ impl Genlock {
 
     /// Start of slot `k`, ns (rounded as `compositor` rounds its output timestamps).
     pub fn slot_start(&self, k: u64) -> u64 {
-        ((u128::from(k) * 1_000_000_000 * u128::from(self.fps_d) + u128::from(self.fps_n) / 2) / u128::from(self.fps_n)) as u64
+        ((u128::from(k) * 1_000_000_000 * u128::from(self.fps_d) + u128::from(self.fps_n) / 2) / u128::from(self.fps_n))
+            as u64
     }
 
     /// Duration of slot `k`, ns.
@@ -254,34 +255,34 @@ mod tests {
         // the phases measured in one run; with the lead placed from 0 or from 61.7 ms into
         // its slots (the mixer's inputs reporting 66.7 ms of latency).
         for min_phase in [0, 61_700_000] {
-        let mut g = Genlock::new(30, 1, 4, Some(0));
-        g.set_min_phase(min_phase);
-        let mut arrivals = frames(0, 7 * MS, T, 90);
-        arrivals.extend(frames(1, 26 * MS, T, 90));
-        arrivals.extend(frames(2, 8_740_000, T, 90));
-        arrivals.extend(frames(3, 7_100_000, T, 90));
-        let out = replay(&mut g, arrivals);
-        // The lead takes consecutive slots (after the first frames, which share slot 0 when
-        // placed 61.7 ms or more into slots that cannot start before 0).
-        for w in out[0][3..].windows(2) {
-            assert_eq!(w[1].1, w[0].1 + 1);
-        }
-        // Every slot the lead completes has a frame of every other input already there: the
-        // latest frame of input i placed in slot k arrived before the lead's frame of slot k.
-        for &(lead_at, k) in &out[0][6..] {
-            for other in &out[1..] {
-                let (at, _) = other.iter().rev().find(|(_, s)| *s == k).expect("a frame for the slot");
-                assert!(*at <= lead_at, "slot {k}: input frame at {at} after the lead at {lead_at}");
-                // …and it is the freshest one: less than a frame interval old.
-                assert!(lead_at - at < T, "slot {k}: input frame {} ms old", (lead_at - at) / MS);
+            let mut g = Genlock::new(30, 1, 4, Some(0));
+            g.set_min_phase(min_phase);
+            let mut arrivals = frames(0, 7 * MS, T, 90);
+            arrivals.extend(frames(1, 26 * MS, T, 90));
+            arrivals.extend(frames(2, 8_740_000, T, 90));
+            arrivals.extend(frames(3, 7_100_000, T, 90));
+            let out = replay(&mut g, arrivals);
+            // The lead takes consecutive slots (after the first frames, which share slot 0 when
+            // placed 61.7 ms or more into slots that cannot start before 0).
+            for w in out[0][3..].windows(2) {
+                assert_eq!(w[1].1, w[0].1 + 1);
             }
-        }
-        let phase = g.lead_phase().unwrap();
-        assert!((min_phase..min_phase + T as i64).contains(&phase), "phase {phase} from {min_phase}");
-        // Lead frames arrive `phase` after their slot's start.
-        for &(at, k) in &out[0][6..] {
-            assert!((at as i64 - g.slot_start(k) as i64 - phase).abs() < MS as i64);
-        }
+            // Every slot the lead completes has a frame of every other input already there: the
+            // latest frame of input i placed in slot k arrived before the lead's frame of slot k.
+            for &(lead_at, k) in &out[0][6..] {
+                for other in &out[1..] {
+                    let (at, _) = other.iter().rev().find(|(_, s)| *s == k).expect("a frame for the slot");
+                    assert!(*at <= lead_at, "slot {k}: input frame at {at} after the lead at {lead_at}");
+                    // …and it is the freshest one: less than a frame interval old.
+                    assert!(lead_at - at < T, "slot {k}: input frame {} ms old", (lead_at - at) / MS);
+                }
+            }
+            let phase = g.lead_phase().unwrap();
+            assert!((min_phase..min_phase + T as i64).contains(&phase), "phase {phase} from {min_phase}");
+            // Lead frames arrive `phase` after their slot's start.
+            for &(at, k) in &out[0][6..] {
+                assert!((at as i64 - g.slot_start(k) as i64 - phase).abs() < MS as i64);
+            }
         }
     }
 

@@ -117,10 +117,9 @@ impl fmt::Display for Layout {
 impl FromStr for Layout {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Layout::ALL
-            .into_iter()
-            .find(|l| l.to_string() == s)
-            .ok_or_else(|| format!("unknown layout '{s}' (camera, document, screen, document+camera, screen+camera, side-by-side)"))
+        Layout::ALL.into_iter().find(|l| l.to_string() == s).ok_or_else(|| {
+            format!("unknown layout '{s}' (camera, document, screen, document+camera, screen+camera, side-by-side)")
+        })
     }
 }
 

@@ -48,7 +48,13 @@ pub struct Mixer {
 impl Mixer {
     /// Take the pads `sink_0..2` (inputs) and `sink_3..5` (slates) of `mix`, and the input bins.
     /// `fps` is the output frame rate.
-    pub fn new(mix: &gst::Element, bins: [gst::Element; 3], size: (i32, i32), fps: u32, layout: Layout) -> Result<Mixer, String> {
+    pub fn new(
+        mix: &gst::Element,
+        bins: [gst::Element; 3],
+        size: (i32, i32),
+        fps: u32,
+        layout: Layout,
+    ) -> Result<Mixer, String> {
         let pad = |i: usize| mix.static_pad(&format!("sink_{i}")).ok_or_else(|| format!("compositor pad sink_{i}"));
         let m = Mixer {
             live_pads: [pad(0)?, pad(1)?, pad(2)?],
@@ -96,7 +102,9 @@ impl Mixer {
         }
         // The lead: the layout's, or while it is down any input still in the picture.
         let live = |i: usize| rects[i].is_some() && !self.dead[i].load(Ordering::Relaxed);
-        let lead = Some(layout.lead_input()).filter(|&i| live(i)).or_else(|| [CAMERA, DOCUMENT, SCREEN].into_iter().find(|&i| live(i)));
+        let lead = Some(layout.lead_input())
+            .filter(|&i| live(i))
+            .or_else(|| [CAMERA, DOCUMENT, SCREEN].into_iter().find(|&i| live(i)));
         self.genlock.lock().unwrap_or_else(|e| e.into_inner()).set_lead(lead);
     }
 

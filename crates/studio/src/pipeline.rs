@@ -174,7 +174,11 @@ fn capture_caps() -> gst::Caps {
     gst::Caps::new_empty_simple("timestamp/x-ardoise-capture")
 }
 
-fn on_sample(sink: &gst_app::AppSink, layer: Option<usize>, frames: &SyncSender<EncodedLayer>) -> Result<gst::FlowSuccess, gst::FlowError> {
+fn on_sample(
+    sink: &gst_app::AppSink,
+    layer: Option<usize>,
+    frames: &SyncSender<EncodedLayer>,
+) -> Result<gst::FlowSuccess, gst::FlowError> {
     let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
     let buffer = sample.buffer().ok_or(gst::FlowError::Error)?;
     let map = buffer.map_readable().map_err(|_| gst::FlowError::Error)?;
@@ -225,8 +229,14 @@ impl Pipeline {
         let bin = |i: usize| pipeline.by_name(&format!("input{i}")).with_context(|| format!("input bin {i}"));
         let top = &config.layers[0];
         let mixer = Arc::new(
-            Mixer::new(&mix, [bin(0)?, bin(1)?, bin(2)?], (top.width as i32, top.height as i32), MIX_FPS, config.layout)
-                .map_err(|e| anyhow!("studio: {e}"))?,
+            Mixer::new(
+                &mix,
+                [bin(0)?, bin(1)?, bin(2)?],
+                (top.width as i32, top.height as i32),
+                MIX_FPS,
+                config.layout,
+            )
+            .map_err(|e| anyhow!("studio: {e}"))?,
         );
         // Every frame reaching the compositor goes in the output slot its arrival calls for
         // (genlock: the lead input completes each slot; see `crate::genlock`).
@@ -320,7 +330,11 @@ impl Pipeline {
             if let Some(msg) = bus.pop_filtered(&[gst::MessageType::Error])
                 && let gst::MessageView::Error(e) = msg.view()
             {
-                return Err(anyhow!("studio: {} ({})", e.error(), msg.src().map(|s| s.name().to_string()).unwrap_or_default()));
+                return Err(anyhow!(
+                    "studio: {} ({})",
+                    e.error(),
+                    msg.src().map(|s| s.name().to_string()).unwrap_or_default()
+                ));
             }
             return Err(anyhow!("studio: the pipeline did not start"));
         }

@@ -184,7 +184,13 @@ impl Connection {
 
 /// Publish until `stop`, reconnecting with backoff (250 ms doubling to 4 s) whenever the
 /// server is unreachable or goes silent. Capture is never stopped meanwhile.
-pub fn run(config: &StudioConfig, frames: Receiver<EncodedLayer>, pipeline: &Pipeline, stop: &AtomicBool, stats: &PublisherStats) {
+pub fn run(
+    config: &StudioConfig,
+    frames: Receiver<EncodedLayer>,
+    pipeline: &Pipeline,
+    stop: &AtomicBool,
+    stats: &PublisherStats,
+) {
     let mut backoff = Duration::from_millis(250);
     while !stop.load(Ordering::Relaxed) {
         match connect(config) {
@@ -202,7 +208,9 @@ pub fn run(config: &StudioConfig, frames: Receiver<EncodedLayer>, pipeline: &Pip
                     backoff = Duration::from_millis(250);
                 }
             }
-            Err(e) => warn!("cannot publish to {} (class {}): {e:#}; retrying in {backoff:?}", config.server, config.class),
+            Err(e) => {
+                warn!("cannot publish to {} (class {}): {e:#}; retrying in {backoff:?}", config.server, config.class)
+            }
         }
         // Wait, dropping frames (capture goes on).
         let until = Instant::now() + backoff;

@@ -4,8 +4,8 @@
 //! packets; they go through `appsrc ! opusdec ! audioconvert ! audioresample` to the speaker
 //! sink. The subscription reconnects with backoff when the server goes away.
 
-use crate::config::Speaker;
 use crate::StudioConfig;
+use crate::config::Speaker;
 use anyhow::{Context, Result};
 use ardoise_client::{Peer, http};
 use gstreamer as gst;
@@ -47,7 +47,8 @@ impl Playback {
              caps=audio/x-opus,channel-mapping-family=(int)0,rate=(int)48000,channels=(int)2 \
              ! opusdec plc=true ! audioconvert ! audioresample ! queue max-size-time=100000000 leaky=downstream ! {sink}"
         );
-        let pipeline = gst::parse::launch(&desc)?.downcast::<gst::Pipeline>().map_err(|_| anyhow::anyhow!("not a pipeline"))?;
+        let pipeline =
+            gst::parse::launch(&desc)?.downcast::<gst::Pipeline>().map_err(|_| anyhow::anyhow!("not a pipeline"))?;
         let src = pipeline
             .by_name("src")
             .context("appsrc")?
@@ -87,11 +88,17 @@ impl Drop for Playback {
 
 /// One WHEP `feed=floor` session until it fails or `stop`.
 fn session(config: &StudioConfig, playback: &Playback, stop: &AtomicBool, stats: &ReturnAudioStats) -> Result<()> {
-    let mut peer = Peer::with_config(config.bind, Rtc::builder().set_rtp_mode(true).clear_codecs().enable_opus(true, false))?;
+    let mut peer =
+        Peer::with_config(config.bind, Rtc::builder().set_rtp_mode(true).clear_codecs().enable_opus(true, false))?;
     let mut api = peer.rtc.sdp_api();
     api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
     let (offer, pending) = api.apply().context("no offer")?;
-    let session = http::post_offer(&config.server, &format!("/whep/{}?feed=floor", config.class), &config.token, &offer.to_sdp_string())?;
+    let session = http::post_offer(
+        &config.server,
+        &format!("/whep/{}?feed=floor", config.class),
+        &config.token,
+        &offer.to_sdp_string(),
+    )?;
     let answer = str0m::change::SdpAnswer::from_sdp_string(&session.answer).context("parse answer")?;
     peer.rtc.sdp_api().accept_answer(pending, answer)?;
     let mut events = Vec::new();

@@ -48,7 +48,11 @@ impl FromStr for SourceSpec {
             }
             _ if s.starts_with("test:") && s.contains('@') => {
                 let (pattern, fps) = s[5..].split_once('@').unwrap_or_default();
-                let fps = fps.parse::<u32>().ok().filter(|f| (1..=120).contains(f)).ok_or_else(|| format!("bad frame rate in '{s}' (1..=120)"))?;
+                let fps = fps
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|f| (1..=120).contains(f))
+                    .ok_or_else(|| format!("bad frame rate in '{s}' (1..=120)"))?;
                 if pattern.is_empty() || !pattern.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
                     return Err(format!("bad test source '{s}'"));
                 }
@@ -69,7 +73,11 @@ impl FromStr for SourceSpec {
             _ if s.starts_with("v4l2:") => SourceSpec::V4l2(s[5..].to_owned()),
             _ if s.starts_with("pulse:") => SourceSpec::Pulse(Some(s[6..].to_owned())),
             _ if s.starts_with("alsa:") => SourceSpec::Alsa(s[5..].to_owned()),
-            _ => return Err(format!("unknown source '{s}' (test, test:PATTERN, test:PATTERN@FPS, test:color=RRGGBB, /dev/videoN, x11, pipewire, pulse, alsa:DEV, auto, none)")),
+            _ => {
+                return Err(format!(
+                    "unknown source '{s}' (test, test:PATTERN, test:PATTERN@FPS, test:color=RRGGBB, /dev/videoN, x11, pipewire, pulse, alsa:DEV, auto, none)"
+                ));
+            }
         })
     }
 }
@@ -111,7 +119,9 @@ impl SourceSpec {
                 let p = if p.is_empty() { default_pattern } else { p };
                 format!("videotestsrc is-live=true pattern={p}")
             }
-            SourceSpec::TestPatternAt(p, fps) => format!("videotestsrc is-live=true pattern={p} ! video/x-raw,framerate={fps}/1"),
+            SourceSpec::TestPatternAt(p, fps) => {
+                format!("videotestsrc is-live=true pattern={p} ! video/x-raw,framerate={fps}/1")
+            }
             SourceSpec::TestColor(c) => {
                 format!("videotestsrc is-live=true pattern=solid-color foreground-color={}", 0xff00_0000u32 | c)
             }
