@@ -823,3 +823,148 @@ fn unknown_stun_is_dropped_and_counted() {
         .sum();
     assert!(unknown >= 10_000.0, "unknown STUN counted as dropped: {unknown}");
 }
+
+// ------------------------------------------------------------------- the flood, measured
+
+/// Quantile `q` of `v` (sorted in place).
+fn quantile(v: &mut [f32], q: f64) -> f32 {
+    if v.is_empty() {
+        return f32::NAN;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[((v.len() - 1) as f64 * q).round() as usize]
+}
+
+/// The server's forwarding-delay histogram, summed over workers: (upper bound s, cumulative).
+fn forward_delay_buckets(base: &str) -> Vec<(f64, f64)> {
+    let body = send("GET", &format!("{base}/metrics"), None, None, "").body;
+    let mut sums: std::collections::BTreeMap<String, f64> = Default::default();
+    for l in body.lines().filter(|l| l.starts_with("ardoise_forward_delay_seconds_bucket")) {
+        let le = l.split("le=\"").nth(1).and_then(|r| r.split('"').next()).unwrap().to_owned();
+        *sums.entry(le).or_default() += l.rsplit(' ').next().unwrap().parse::<f64>().unwrap();
+    }
+    let mut v: Vec<(f64, f64)> =
+        sums.into_iter().map(|(le, n)| (if le == "+Inf" { f64::INFINITY } else { le.parse().unwrap() }, n)).collect();
+    v.sort_by(|a, b| a.0.total_cmp(&b.0));
+    v
+}
+
+/// Quantile `q` (ms, a bucket's upper bound) of the packets forwarded between two scrapes.
+fn window_quantile_ms(before: &[(f64, f64)], after: &[(f64, f64)], q: f64) -> f64 {
+    let delta: Vec<(f64, f64)> = after.iter().zip(before).map(|(a, b)| (a.0, a.1 - b.1)).collect();
+    let total = delta.last().map_or(0.0, |d| d.1);
+    delta.iter().find(|(_, n)| *n >= q * total).map_or(f64::NAN, |(le, _)| le * 1000.0)
+}
+
+/// Issue 11's measure: a class of 10 pupils watches while one pupil token floods WHEP
+/// offers. The teacher's WHIP is still accepted, and the forwarding delay stays within 2× its
+/// quiet value (plus 2 ms for a loaded shared box). `cargo test --release --test security
+/// flood -- --nocapture` prints the figures for benches/RESULTS.md; `FLOOD_LIMITS=off`
+/// lifts the per-address and per-token offer limits to show what they buy (not asserted).
+#[test]
+fn flood_of_offers_keeps_the_class_delay() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+    let limits_off = std::env::var("FLOOD_LIMITS").is_ok_and(|v| v == "off");
+    let lifted =
+        [("ARDOISE__LIMITS__OFFERS_PER_IP_PER_MINUTE", "100000"), ("ARDOISE__LIMITS__PENDING_PER_CLASS", "1000")];
+    let server = TestServer::start(&with(if limits_off { &lifted } else { &[] }));
+    let b = server.base.clone();
+    let teacher = server.token("teacher", Some("demo"));
+    let mut teaching = publisher(&server, &teacher);
+    let phase = Arc::new(AtomicU8::new(0)); // 0 warm-up, 1 quiet, 2 flood, 3 done
+    let teaching = {
+        let phase = phase.clone();
+        std::thread::spawn(move || teaching.run_until(|| phase.load(Ordering::Relaxed) == 3).map(|_| teaching))
+    };
+    let counters: Vec<Arc<AtomicU64>> = (0..10).map(|_| Arc::new(AtomicU64::new(0))).collect();
+    let pupils: Vec<_> = counters
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let mut p =
+                Subscriber::connect_with_layer(&b, "demo", &server.join("demo", &format!("P{i}")), lo(), Some("high"))
+                    .expect("pupil WHEP");
+            p.rtp_counter = Some(c.clone());
+            let phase = phase.clone();
+            std::thread::spawn(move || {
+                let mut marks = Vec::new();
+                for until in 1..=3u8 {
+                    p.run_until(|| phase.load(Ordering::Relaxed) >= until).unwrap();
+                    marks.push(p.report.frame_delays_ms.len());
+                }
+                (marks, p.report.frame_delays_ms)
+            })
+        })
+        .collect();
+    wait_until(Duration::from_secs(5), "every pupil to see the class", || {
+        counters.iter().all(|c| c.load(Ordering::Relaxed) > 100).then_some(())
+    });
+    // Quiet window (a measurement window: its length is the point, not a synchronisation).
+    phase.store(1, Ordering::Relaxed);
+    let h0 = forward_delay_buckets(&b);
+    std::thread::sleep(Duration::from_secs(4));
+    let h1 = forward_delay_buckets(&b);
+    // Flood window: one pupil token, as fast as a client can, for as long as the quiet one.
+    phase.store(2, Ordering::Relaxed);
+    let attacker = server.join("demo", "Script");
+    let sdp = recv_offer();
+    let started = Instant::now();
+    let mut statuses = Vec::new();
+    while started.elapsed() < Duration::from_secs(4) {
+        statuses.push(send("POST", &format!("{b}/whep/demo"), Some(&attacker), Some("application/sdp"), &sdp).status);
+    }
+    let h2 = forward_delay_buckets(&b);
+    // Right after the flood, while the address is still refused, the studio reconnects from
+    // it: its WHIP is accepted (it then takes over the class: outside the measured windows).
+    let attacker_before =
+        send("POST", &format!("{b}/whep/demo"), Some(&attacker), Some("application/sdp"), &sdp).status;
+    let teacher_ok = Publisher::connect(&PublisherConfig {
+        server: b.clone(),
+        class: "demo".into(),
+        token: teacher.clone(),
+        bind: lo(),
+        simulcast: true,
+        record_payloads: false,
+    })
+    .map(|p| p.resource().to_owned());
+    phase.store(3, Ordering::Relaxed);
+    let mut quiet = Vec::new();
+    let mut flood = Vec::new();
+    for p in pupils {
+        let (marks, delays) = p.join().unwrap();
+        quiet.extend_from_slice(&delays[marks[0]..marks[1]]);
+        flood.extend_from_slice(&delays[marks[1]..marks[2]]);
+    }
+    let _ = teaching.join().unwrap().unwrap();
+    let created = statuses.iter().filter(|&&s| s == 201).count();
+    let limited = statuses.iter().filter(|&&s| s == 429).count();
+    let (q50, q95) = (quantile(&mut quiet, 0.5), quantile(&mut quiet, 0.95));
+    let (f50, f95) = (quantile(&mut flood, 0.5), quantile(&mut flood, 0.95));
+    let (sq50, sq99) = (window_quantile_ms(&h0, &h1, 0.5), window_quantile_ms(&h0, &h1, 0.99));
+    let (sf50, sf99) = (window_quantile_ms(&h1, &h2, 0.5), window_quantile_ms(&h1, &h2, 0.99));
+    println!(
+        "FLOOD limits={} offers={} created={created} limited={limited} teacher_whip_ok={} (attacker's address then {attacker_before}) | \
+         pupils' frame delay p50/p95 ms: quiet {q50:.2}/{q95:.2} ({} frames), flood {f50:.2}/{f95:.2} ({} frames) | \
+         server forwarding delay p50/p99 ms: quiet {sq50:.3}/{sq99:.3}, flood {sf50:.3}/{sf99:.3}",
+        if limits_off { "off" } else { "shipped" },
+        statuses.len(),
+        teacher_ok.is_ok(),
+        quiet.len(),
+        flood.len()
+    );
+    assert!(teacher_ok.is_ok(), "the teacher's WHIP is accepted: {teacher_ok:?}");
+    if !limits_off {
+        assert_eq!(attacker_before, 429, "while the attacker's offers are still refused");
+    }
+    if !limits_off {
+        assert!(f95 <= 2.0 * q95 + 2.0, "pupils' frame delay p95: quiet {q95:.2} ms, flood {f95:.2} ms");
+        assert!(sf99 <= 2.0 * sq99 + 2.0, "server forwarding delay p99: quiet {sq99:.3} ms, flood {sf99:.3} ms");
+        assert!(
+            flood.len() as f64 > 0.8 * quiet.len() as f64,
+            "no frame lost to the flood: {} vs {}",
+            flood.len(),
+            quiet.len()
+        );
+    }
+}
