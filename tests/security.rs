@@ -917,8 +917,11 @@ fn flood_of_offers_keeps_the_class_delay() {
     let h2 = forward_delay_buckets(&b);
     // Right after the flood, while the address is still refused, the studio reconnects from
     // it: its WHIP is accepted (it then takes over the class: outside the measured windows).
-    let attacker_before =
-        send("POST", &format!("{b}/whep/demo"), Some(&attacker), Some("application/sdp"), &sdp).status;
+    // (The token bucket lets one offer through per second: probe until a refusal.)
+    let attacker_before = (0..100)
+        .map(|_| send("POST", &format!("{b}/whep/demo"), Some(&attacker), Some("application/sdp"), &sdp).status)
+        .find(|&s| s == 429)
+        .unwrap_or(201);
     let teacher_ok = Publisher::connect(&PublisherConfig {
         server: b.clone(),
         class: "demo".into(),
