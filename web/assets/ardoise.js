@@ -20,6 +20,8 @@ const STRINGS = {
   e423: ["La classe est verrouillée par le professeur.", "The teacher has locked the class."],
   e401: ["Session expirée : rejoins la classe à nouveau.", "Session expired: please join again."],
   e403: ["Action refusée.", "Action refused."],
+  e429: ["Trop de tentatives : réessaie dans {s} s.", "Too many tries: try again in {s} s."],
+  e503: ["La classe ou le serveur est plein : réessaie dans {s} s.", "The class or the server is full: try again in {s} s."],
   error: ["Erreur : {msg}", "Error: {msg}"],
   leave: ["Quitter", "Leave"],
   video_label: ["Vidéo de la classe", "Class video"],
@@ -71,7 +73,7 @@ const STRINGS = {
   code_until: ["(valable jusqu'à {at})", "(valid until {at})"],
   confirm_rotate: ["Remplacer le code ? L'ancien lien ne marchera plus pour les nouveaux élèves.", "Replace the code? The old link will stop working for new pupils."],
   code_changed: ["Nouveau code de classe : partagez le nouveau lien.", "New class code: share the new link."],
-  lock_players: ["En verrouillant, fermer aussi les lecteurs sans page élève", "When locking, also close players without a pupil page"],
+  lock_players: ["Verrouiller ferme aussi les lecteurs", "Locking also closes players"],
   player: ["lecteur", "player"], player_hint: ["Regarde sans la page élève (lecteur vidéo ou script)", "Watching without the pupil page (video player or script)"],
   layout: ["Disposition", "Layout"],
   l_camera: ["Caméra", "Camera"], l_document: ["Document", "Document"], l_screen: ["Écran", "Screen"],
@@ -230,7 +232,10 @@ async function httpError(res, what) {
       detail = p.detail || p.title || "";
     } else detail = body.trim().slice(0, 200);
   } catch (_) { /* status alone */ }
-  return new HttpError(res.status, `${what}: HTTP ${res.status}` + (detail ? ` — ${detail}` : ""));
+  const err = new HttpError(res.status, `${what}: HTTP ${res.status}` + (detail ? ` — ${detail}` : ""));
+  const retry = parseInt(res.headers.get("retry-after") || "", 10);
+  if (retry > 0) err.retryAfter = retry;
+  return err;
 }
 /** JSON API call; throws HttpError on a non-2xx answer. */
 export async function api(path, { method = "GET", token, json } = {}) {
@@ -246,6 +251,7 @@ export async function api(path, { method = "GET", token, json } = {}) {
 /** A user-facing message for an error (known statuses translated). */
 export function errorText(e) {
   if (e && [401, 403, 404, 410, 423].includes(e.status)) return t("e" + e.status);
+  if (e && [429, 503].includes(e.status)) return t("e" + e.status, { s: e.retryAfter || 5 });
   return t("error", { msg: (e && e.message) || String(e) });
 }
 

@@ -78,7 +78,7 @@ fn sane_host(host: &str) -> bool {
 /// `GET /assets/{name}`
 pub async fn asset(Path(name): Path<String>) -> Result<Response, Problem> {
     let (_, ctype, body) =
-        ASSETS.iter().find(|(n, _, _)| *n == name).ok_or_else(|| Problem::not_found(format!("no asset '{name}'")))?;
+        ASSETS.iter().find(|(n, _, _)| *n == name).ok_or_else(|| Problem::not_found("no such asset"))?;
     Ok(([(header::CONTENT_TYPE, *ctype), (header::CACHE_CONTROL, "no-cache")], *body).into_response())
 }
 
@@ -108,7 +108,10 @@ pub async fn qr(
     let class = s.classes.by_code(&code, unix_now()).ok_or_else(|| Problem::not_found("no class has this code"))?;
     let origin = origin(&headers).ok_or_else(|| Problem::bad_request("a valid Host header is required"))?;
     let link = format!("{origin}/c/{}", class.code.0);
-    let svg = qr_svg(&link).map_err(|e| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    let svg = qr_svg(&link).map_err(|e| {
+        tracing::warn!("QR code: {e}");
+        Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "the QR code could not be drawn")
+    })?;
     Ok(([(header::CONTENT_TYPE, "image/svg+xml"), (header::CACHE_CONTROL, "no-cache")], svg).into_response())
 }
 
