@@ -14,6 +14,14 @@ use std::time::{Duration, Instant};
 use str0m::media::{Direction, MediaKind};
 use tokio_tungstenite::tungstenite::Message;
 
+/// The flood measurement runs alone (write lock); the other tests of this file share the
+/// machine with each other (read lock).
+static MACHINE: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+fn shared() -> std::sync::RwLockReadGuard<'static, ()> {
+    MACHINE.read().unwrap_or_else(|e| e.into_inner())
+}
+
 /// The per-address limits of the shipped configuration (the test configuration raises them
 /// because every test client comes from 127.0.0.1).
 const SHIPPED_LIMITS: &[(&str, &str)] = &[
@@ -66,16 +74,19 @@ fn join(server: &TestServer, code: &str, name: &str) -> common::Reply {
     )
 }
 
-fn publisher(server: &TestServer, token: &str) -> Publisher {
-    Publisher::connect(&PublisherConfig {
-        server: server.base.clone(),
+fn publisher_config(base: &str, token: &str) -> PublisherConfig {
+    PublisherConfig {
+        server: base.to_owned(),
         class: "demo".into(),
         token: token.to_owned(),
         bind: lo(),
         simulcast: true,
         record_payloads: false,
-    })
-    .expect("the teacher publishes")
+    }
+}
+
+fn publisher(server: &TestServer, token: &str) -> Publisher {
+    Publisher::connect(&publisher_config(&server.base, token)).expect("the teacher publishes")
 }
 
 fn admin_class(server: &TestServer, admin: &str, id: &str) -> Value {
@@ -90,6 +101,7 @@ fn admin_class(server: &TestServer, admin: &str, id: &str) -> Value {
 /// the flooder is disconnected, memory stays put, the teacher's socket is not disturbed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hole_1_a_ping_flood_that_never_reads_is_cut_off_with_memory_bounded() {
+    let _machine = shared();
     let server = TestServer::start(&with(&[]));
     let teacher = server.token("teacher", Some("demo"));
     let pupil = server.join("demo", "Pingu");
@@ -126,6 +138,7 @@ async fn hole_1_a_ping_flood_that_never_reads_is_cut_off_with_memory_bounded() {
 /// that only pings is closed after the idle timeout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hole_1_pings_alone_do_not_keep_a_socket_alive() {
+    let _machine = shared();
     let server = TestServer::start(&with(&[("ARDOISE__LIMITS__WEBSOCKET_IDLE_SECS", "2")]));
     let pupil = server.join("demo", "Idle");
     let (mut ws, _) = hello(&server, "demo", &pupil).await;
@@ -157,6 +170,7 @@ async fn hole_1_pings_alone_do_not_keep_a_socket_alive() {
 /// listed class ids, and `serve` shipped a class `demo` with code `demo`.
 #[test]
 fn hole_2_a_stranger_cannot_join_without_the_code() {
+    let _machine = shared();
     let server = TestServer::start(&with(&[("ARDOISE__HTTP__METRICS_ALLOW", "[]")]));
     let b = &server.base;
     let admin = server.token("admin", None);
@@ -221,6 +235,7 @@ fn join_token(server: &TestServer, code: &str, name: &str) -> String {
 /// not count, and the teacher has a reserved place.
 #[test]
 fn hole_3_one_token_cannot_fill_a_class_or_lock_out_the_teacher() {
+    let _machine = shared();
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU64, Ordering};
     let server = TestServer::start(&with(&[("ARDOISE__MEDIA__MAX_PEERS_PER_CLASS", "3")]));
@@ -286,6 +301,7 @@ fn hole_3_one_token_cannot_fill_a_class_or_lock_out_the_teacher() {
 /// while the teacher's place stays free.
 #[test]
 fn hole_3_a_token_holds_a_few_sessions_and_a_full_class_keeps_the_teachers_place() {
+    let _machine = shared();
     let server = TestServer::start(&[("ARDOISE__MEDIA__MAX_PEERS_PER_CLASS", "2")]);
     let b = server.base.clone();
     let admin = server.token("admin", None);
@@ -328,6 +344,7 @@ fn hole_3_a_token_holds_a_few_sessions_and_a_full_class_keeps_the_teachers_place
 /// and locking did not stop it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hole_4_every_watcher_is_seen_removable_and_locked_out() {
+    let _machine = shared();
     let server = TestServer::start(&with(&[]));
     let b = server.base.clone();
     let teacher = server.token("teacher", Some("demo"));
@@ -410,6 +427,7 @@ async fn hole_4_every_watcher_is_seen_removable_and_locked_out() {
 /// Hole 5: 4,036 wrong join attempts per second from one client, never throttled.
 #[test]
 fn hole_5_join_codes_cannot_be_guessed_and_can_be_rotated() {
+    let _machine = shared();
     let server = TestServer::start(&with(&[]));
     let b = &server.base;
     let started = Instant::now();
@@ -451,6 +469,7 @@ fn hole_5_join_codes_cannot_be_guessed_and_can_be_rotated() {
 /// cap per address, and a deadline on the first bytes and the headers.
 #[test]
 fn hole_6_idle_sockets_are_capped_and_timed_out() {
+    let _machine = shared();
     let server = TestServer::start(&with(&[
         ("ARDOISE__LIMITS__CONNECTIONS_PER_IP", "20"),
         ("ARDOISE__LIMITS__HEADER_TIMEOUT_SECS", "2"),
@@ -498,6 +517,7 @@ fn hole_6_idle_sockets_are_capped_and_timed_out() {
 /// `a=bundle-only` and was answered with a receiving video line.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hole_7_the_floor_camera_needs_the_grant() {
+    let _machine = shared();
     let server = TestServer::start(&with(&[]));
     let teacher = server.token("teacher", Some("demo"));
     let pupil = server.join("demo", "Micro");
@@ -555,6 +575,7 @@ fn hide_video(sdp: &str) -> String {
 /// restart), teacher and admin tokens could not be revoked, and sockets outlived tokens.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hole_8_revocations_persist_cover_roles_and_close_sockets() {
+    let _machine = shared();
     let mut server = TestServer::start(&with(&[]));
     let teacher = server.token("teacher", Some("demo"));
     let pupil = server.join("demo", "Renvoyé");
@@ -621,6 +642,7 @@ async fn hole_8_revocations_persist_cover_roles_and_close_sockets() {
 /// Hole 9: a 1-byte secret with mode 0644 started silently.
 #[test]
 fn hole_9_a_weak_secret_is_refused_and_a_readable_one_is_made_private() {
+    let _machine = shared();
     let dir = std::env::temp_dir().join(format!("ardoise-secret-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -666,6 +688,7 @@ fn hole_9_a_weak_secret_is_refused_and_a_readable_one_is_made_private() {
 /// Hole 10: one teacher token created 20,000 classes in 11 s; no global session cap.
 #[test]
 fn hole_10_class_creation_and_sessions_are_bounded() {
+    let _machine = shared();
     let server = TestServer::start(&with(&[("ARDOISE__LIMITS__CLASSES", "30"), ("ARDOISE__LIMITS__SESSIONS", "3")]));
     let b = &server.base;
     let teacher = server.token("teacher", Some("demo"));
@@ -704,6 +727,7 @@ fn hole_10_class_creation_and_sessions_are_bounded() {
 /// Only a teacher token may say `client: "studio"`; error bodies carry our words only.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pupil_cannot_pose_as_the_studio_and_errors_are_generic() {
+    let _machine = shared();
     let server = TestServer::start(&with(&[]));
     let pupil = server.join("demo", "Faux");
     let mut ws = open(&server, "demo").await;
@@ -736,6 +760,7 @@ async fn a_pupil_cannot_pose_as_the_studio_and_errors_are_generic() {
 /// of /metrics requests reaches the media threads at most twice a second.
 #[test]
 fn floods_of_bad_offers_and_metrics_stay_cheap() {
+    let _machine = shared();
     let dir = std::env::temp_dir().join(format!("ardoise-log-{}-{:?}", std::process::id(), Instant::now()));
     std::fs::create_dir_all(&dir).unwrap();
     let log = dir.join("server.log");
@@ -780,6 +805,7 @@ fn floods_of_bad_offers_and_metrics_stay_cheap() {
 /// the class goes on.
 #[test]
 fn unknown_stun_is_dropped_and_counted() {
+    let _machine = shared();
     let server = TestServer::start(&[]);
     let teacher = server.token("teacher", Some("demo"));
     let mut p = publisher(&server, &teacher);
@@ -863,6 +889,7 @@ fn window_quantile_ms(before: &[(f64, f64)], after: &[(f64, f64)], q: f64) -> f6
 /// lifts the per-address and per-token offer limits to show what they buy (not asserted).
 #[test]
 fn flood_of_offers_keeps_the_class_delay() {
+    let _alone = MACHINE.write().unwrap_or_else(|e| e.into_inner());
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
     let limits_off = std::env::var("FLOOD_LIMITS").is_ok_and(|v| v == "off");
@@ -922,15 +949,7 @@ fn flood_of_offers_keeps_the_class_delay() {
         .map(|_| send("POST", &format!("{b}/whep/demo"), Some(&attacker), Some("application/sdp"), &sdp).status)
         .find(|&s| s == 429)
         .unwrap_or(201);
-    let teacher_ok = Publisher::connect(&PublisherConfig {
-        server: b.clone(),
-        class: "demo".into(),
-        token: teacher.clone(),
-        bind: lo(),
-        simulcast: true,
-        record_payloads: false,
-    })
-    .map(|p| p.resource().to_owned());
+    let teacher_ok = Publisher::connect(&publisher_config(&b, &teacher)).map(|p| p.resource().to_owned());
     phase.store(3, Ordering::Relaxed);
     let mut quiet = Vec::new();
     let mut flood = Vec::new();

@@ -226,9 +226,14 @@ async fn session(s: SharedState, class: ClassId, mut socket: WebSocket) {
             apply(&s, &class, effect).await;
         }
     }
+    // The writer sends what is still queued (a last error, the close), then stops when the
+    // last sender is gone; a writer stuck on a client that does not read is cut after 2 s.
     s.hub.disconnect(&class, conn);
-    kill.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+    drop(send);
+    drop(link);
+    if tokio::time::timeout(Duration::from_secs(2), writer).await.is_err() {
+        kill.cancel();
+    }
     debug!(class = %class, conn, "class events closed");
 }
 

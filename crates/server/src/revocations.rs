@@ -122,7 +122,7 @@ impl Revocations {
         list.prune(now);
         let tmp = path.with_extension("json.tmp");
         {
-            let mut file = private_file(&tmp)?;
+            let mut file = private_file(&tmp, true)?;
             file.write_all(serde_json::to_string_pretty(&list).map_err(std::io::Error::other)?.as_bytes())?;
             file.sync_all()?;
         }
@@ -159,10 +159,10 @@ fn read(path: &Path) -> std::io::Result<(RevocationList, Option<Stamp>)> {
     }
 }
 
-/// A new file readable by its owner only.
-fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
+/// A file readable by its owner only, emptied when `truncate`.
+fn private_file(path: &Path, truncate: bool) -> std::io::Result<std::fs::File> {
     let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
+    opts.write(true).create(true).truncate(truncate);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
@@ -176,7 +176,7 @@ struct FileLock(std::fs::File);
 
 impl FileLock {
     fn take(path: &Path) -> std::io::Result<FileLock> {
-        let file = private_file_keep(path)?;
+        let file = private_file(path, false)?;
         file.lock()?;
         Ok(FileLock(file))
     }
@@ -186,17 +186,6 @@ impl Drop for FileLock {
     fn drop(&mut self) {
         let _ = self.0.unlock();
     }
-}
-
-fn private_file_keep(path: &Path) -> std::io::Result<std::fs::File> {
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(false);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    opts.open(path)
 }
 
 #[cfg(test)]
