@@ -229,7 +229,6 @@ async fn session(s: SharedState, class: ClassId, mut socket: WebSocket) {
     // The writer sends what is still queued (a last error, the close), then stops when the
     // last sender is gone; a writer stuck on a client that does not read is cut after 2 s.
     s.hub.disconnect(&class, conn);
-    drop(send);
     drop(link);
     if tokio::time::timeout(Duration::from_secs(2), writer).await.is_err() {
         kill.cancel();
