@@ -16,10 +16,10 @@ use tokio_tungstenite::tungstenite::Message;
 
 /// The flood measurement runs alone (write lock); the other tests of this file share the
 /// machine with each other (read lock).
-static MACHINE: std::sync::RwLock<()> = std::sync::RwLock::new(());
+static MACHINE: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 
-fn shared() -> std::sync::RwLockReadGuard<'static, ()> {
-    MACHINE.read().unwrap_or_else(|e| e.into_inner())
+fn shared() -> tokio::sync::RwLockReadGuard<'static, ()> {
+    MACHINE.blocking_read()
 }
 
 /// The per-address limits of the shipped configuration (the test configuration raises them
@@ -101,7 +101,7 @@ fn admin_class(server: &TestServer, admin: &str, id: &str) -> Value {
 /// the flooder is disconnected, memory stays put, the teacher's socket is not disturbed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hole_1_a_ping_flood_that_never_reads_is_cut_off_with_memory_bounded() {
-    let _machine = shared();
+    let _machine = MACHINE.read().await;
     let server = TestServer::start(&with(&[]));
     let teacher = server.token("teacher", Some("demo"));
     let pupil = server.join("demo", "Pingu");
@@ -138,7 +138,7 @@ async fn hole_1_a_ping_flood_that_never_reads_is_cut_off_with_memory_bounded() {
 /// that only pings is closed after the idle timeout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hole_1_pings_alone_do_not_keep_a_socket_alive() {
-    let _machine = shared();
+    let _machine = MACHINE.read().await;
     let server = TestServer::start(&with(&[("ARDOISE__LIMITS__WEBSOCKET_IDLE_SECS", "2")]));
     let pupil = server.join("demo", "Idle");
     let (mut ws, _) = hello(&server, "demo", &pupil).await;
@@ -344,7 +344,7 @@ fn hole_3_a_token_holds_a_few_sessions_and_a_full_class_keeps_the_teachers_place
 /// and locking did not stop it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hole_4_every_watcher_is_seen_removable_and_locked_out() {
-    let _machine = shared();
+    let _machine = MACHINE.read().await;
     let server = TestServer::start(&with(&[]));
     let b = server.base.clone();
     let teacher = server.token("teacher", Some("demo"));
@@ -517,7 +517,7 @@ fn hole_6_idle_sockets_are_capped_and_timed_out() {
 /// `a=bundle-only` and was answered with a receiving video line.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hole_7_the_floor_camera_needs_the_grant() {
-    let _machine = shared();
+    let _machine = MACHINE.read().await;
     let server = TestServer::start(&with(&[]));
     let teacher = server.token("teacher", Some("demo"));
     let pupil = server.join("demo", "Micro");
@@ -575,7 +575,7 @@ fn hide_video(sdp: &str) -> String {
 /// restart), teacher and admin tokens could not be revoked, and sockets outlived tokens.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hole_8_revocations_persist_cover_roles_and_close_sockets() {
-    let _machine = shared();
+    let _machine = MACHINE.read().await;
     let mut server = TestServer::start(&with(&[]));
     let teacher = server.token("teacher", Some("demo"));
     let pupil = server.join("demo", "Renvoyé");
@@ -727,7 +727,7 @@ fn hole_10_class_creation_and_sessions_are_bounded() {
 /// Only a teacher token may say `client: "studio"`; error bodies carry our words only.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pupil_cannot_pose_as_the_studio_and_errors_are_generic() {
-    let _machine = shared();
+    let _machine = MACHINE.read().await;
     let server = TestServer::start(&with(&[]));
     let pupil = server.join("demo", "Faux");
     let mut ws = open(&server, "demo").await;
@@ -889,7 +889,7 @@ fn window_quantile_ms(before: &[(f64, f64)], after: &[(f64, f64)], q: f64) -> f6
 /// lifts the per-address and per-token offer limits to show what they buy (not asserted).
 #[test]
 fn flood_of_offers_keeps_the_class_delay() {
-    let _alone = MACHINE.write().unwrap_or_else(|e| e.into_inner());
+    let _alone = MACHINE.blocking_write();
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
     let limits_off = std::env::var("FLOOD_LIMITS").is_ok_and(|v| v == "off");
