@@ -33,6 +33,18 @@ struct ServeArgs {
     /// First media worker's UDP address (overrides media.udp).
     #[arg(long)]
     udp: Option<SocketAddr>,
+    /// HTTPS certificate chain, PEM (with --tls-key; overrides http.tls_cert).
+    #[arg(long, requires = "tls_key", conflicts_with = "tls")]
+    tls_cert: Option<PathBuf>,
+    /// HTTPS private key, PEM (overrides http.tls_key).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// `self-signed`: serve HTTPS with a certificate made and kept in the data directory.
+    #[arg(long, value_parser = ["self-signed"])]
+    tls: Option<String>,
+    /// With HTTPS: a plain HTTP listener that only redirects to https (overrides http.redirect_listen).
+    #[arg(long)]
+    http_redirect: Option<SocketAddr>,
 }
 
 #[derive(Subcommand)]
@@ -96,6 +108,13 @@ struct StudioArgs {
     /// Teacher token (overrides studio.token).
     #[arg(long)]
     token: Option<String>,
+    /// Over https, also trust the CA certificates of this PEM file (overrides studio.ca).
+    #[arg(long)]
+    ca: Option<PathBuf>,
+    /// Over https, trust the server certificate with this SHA-256 fingerprint (overrides
+    /// studio.server_fingerprint; `ardoise serve` prints it).
+    #[arg(long)]
+    server_fingerprint: Option<String>,
 }
 
 /// Map the `[studio]` section onto the studio's settings; sign a teacher token if none is set.
@@ -168,6 +187,13 @@ async fn studio(args: StudioArgs) -> Result<()> {
     if let Some(t) = args.token {
         config.studio.token = t;
     }
+    if let Some(c) = args.ca {
+        config.studio.ca = c.display().to_string();
+    }
+    if let Some(f) = args.server_fingerprint {
+        config.studio.server_fingerprint = f;
+    }
+    set_trust(&config.studio.ca, &config.studio.server_fingerprint)?;
     let sc = studio_config(&config)?;
     let control = sc.control;
     let mut studio = tokio::task::spawn_blocking(move || ardoise_studio::Studio::start(sc)).await??;
@@ -180,6 +206,20 @@ async fn studio(args: StudioArgs) -> Result<()> {
         c.abort();
     }
     tokio::task::spawn_blocking(move || studio.stop()).await?;
+    Ok(())
+}
+
+/// What the studio's (and the load generator's) HTTPS trusts: the system's authorities,
+/// plus a CA file and a pinned fingerprint when given.
+fn set_trust(ca: &str, fingerprint: &str) -> Result<()> {
+    let mut trust = ardoise_client::trust::Trust::default();
+    if !ca.is_empty() {
+        trust = trust.with_ca_file(ca.as_ref())?;
+    }
+    if !fingerprint.is_empty() {
+        trust = trust.with_fingerprint(fingerprint)?;
+    }
+    ardoise_client::trust::set(trust);
     Ok(())
 }
 
@@ -210,11 +250,16 @@ async fn demo(args: ServeArgs) -> Result<()> {
     let demo_code = config.classes.iter().find(|c| c.id == "demo").map(|c| c.code.clone()).unwrap_or_default();
     let server = ardoise_server::Server::start(&config).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let http = server.http_addr();
-    config.studio.server = format!("http://{http}");
+    let scheme = if server.tls().is_some() { "https" } else { "http" };
+    config.studio.server = format!("{scheme}://{http}");
+    // The studio beside the server trusts the server's own certificate.
+    set_trust("", server.tls().map(|t| t.fingerprint.as_str()).unwrap_or(""))?;
+    print_listening(&server);
     config.studio.class = "demo".into();
     let sc = studio_config(&config)?;
     let control = sc.control;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server_origin = server.origin().to_owned();
     let serving = tokio::spawn(server.run(async move {
         let _ = stop_rx.await;
     }));
@@ -226,7 +271,7 @@ async fn demo(args: ServeArgs) -> Result<()> {
     let signer = signer(&config)?;
     let admin = signer.issue(Role::Admin, None, None, None);
     let teacher = signer.issue(Role::Teacher, Some(ClassId("demo".into())), None, None);
-    let base = format!("http://{http}");
+    let base = server_origin;
     println!("ardoise: demo class is live (join code {demo_code})");
     println!("  pupil:   {}", page_link(&base, Role::Pupil, Some(&demo_code), ""));
     println!("  teacher: {}", page_link(&base, Role::Teacher, Some("demo"), &teacher));
@@ -268,8 +313,33 @@ fn load_config(args: &ServeArgs) -> Result<Config> {
     if let Some(u) = args.udp {
         config.media.udp = u;
     }
+    if let (Some(c), Some(k)) = (&args.tls_cert, &args.tls_key) {
+        config.http.tls_cert = c.display().to_string();
+        config.http.tls_key = k.display().to_string();
+        config.http.tls_self_signed = false;
+    }
+    if args.tls.is_some() {
+        config.http.tls_self_signed = true;
+        config.http.tls_cert.clear();
+        config.http.tls_key.clear();
+    }
+    if let Some(r) = args.http_redirect {
+        config.http.redirect_listen = r.to_string();
+    }
     config.validate().context("configuration")?;
     Ok(config)
+}
+
+/// Print how to reach the server: its address, and the certificate clients must trust.
+fn print_listening(server: &ardoise_server::Server) {
+    let scheme = if server.tls().is_some() { "https" } else { "http" };
+    let media: Vec<String> = server.media_addrs().iter().map(|a| a.to_string()).collect();
+    println!("ardoise: listening on {scheme}://{} (media UDP {})", server.http_addr(), media.join(", "));
+    if let Some(t) = server.tls() {
+        let kind = if t.self_signed { "self-signed certificate" } else { "certificate" };
+        println!("ardoise: TLS {kind}, SHA-256 fingerprint {}", t.fingerprint);
+        println!("ardoise: TLS SPKI hash (Chromium --ignore-certificate-errors-spki-list): {}", t.spki_hash);
+    }
 }
 
 fn init_tracing() {
@@ -304,9 +374,7 @@ async fn shutdown_signal() {
 async fn serve(args: ServeArgs) -> Result<()> {
     let config = load_config(&args)?;
     let server = ardoise_server::Server::start(&config).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-    let http = server.http_addr();
-    let media: Vec<String> = server.media_addrs().iter().map(|a| a.to_string()).collect();
-    println!("ardoise: listening on http://{http} (media UDP {})", media.join(", "));
+    print_listening(&server);
     server.run(shutdown_signal()).await.map_err(|e| anyhow::anyhow!("{e}"))
 }
 
@@ -332,7 +400,7 @@ fn main() -> Result<()> {
             let token = signer.issue(role, class.clone(), None, Some(ttl));
             if link {
                 anyhow::ensure!(role != Role::Pupil, "pupils join with the class's code: no pupil link to print");
-                let base = format!("http://{}", config.http.listen);
+                let base = config.http.public_origin(config.http.listen.port());
                 println!("{}", page_link(&base, role, None, &token));
             } else {
                 println!("{token}");

@@ -39,6 +39,8 @@ pub struct TestServer {
     pub media: Vec<std::net::SocketAddr>,
     pub data_dir: PathBuf,
     pub env: Vec<(String, String)>,
+    /// Over HTTPS: the certificate's SHA-256 fingerprint and SPKI hash, as printed.
+    pub tls: Option<(String, String)>,
 }
 
 impl TestServer {
@@ -64,8 +66,8 @@ impl TestServer {
             ("ARDOISE__HTTP__SHUTDOWN_GRACE_SECS".into(), "2".into()),
         ];
         env.extend(extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let (child, base, media) = Self::spawn(http, &env);
-        TestServer { child, base, media, data_dir, env }
+        let (child, base, media, tls) = Self::spawn(http, &env);
+        TestServer { child, base, media, data_dir, env, tls }
     }
 
     /// Kill the server and start it again on the same HTTP address with the same data
@@ -73,14 +75,18 @@ impl TestServer {
     pub fn restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let http = self.base.trim_start_matches("http://").to_owned();
-        let (child, base, media) = Self::spawn(&http, &self.env);
+        let http = self.base.trim_start_matches("http://").trim_start_matches("https://").to_owned();
+        let (child, base, media, tls) = Self::spawn(&http, &self.env);
         self.child = child;
         self.base = base;
         self.media = media;
+        self.tls = tls;
     }
 
-    fn spawn(http: &str, env: &[(String, String)]) -> (Child, String, Vec<std::net::SocketAddr>) {
+    fn spawn(
+        http: &str,
+        env: &[(String, String)],
+    ) -> (Child, String, Vec<std::net::SocketAddr>, Option<(String, String)>) {
         let data_dir = env.iter().find(|(k, _)| k == "ARDOISE__DATA__DIR").map(|(_, v)| PathBuf::from(v)).unwrap();
         // ARDOISE_TEST_LOG=FILE (in `env`): the server's log goes to that file.
         let log = env.iter().find(|(k, _)| k == "ARDOISE_TEST_LOG").map(|(_, v)| PathBuf::from(v));
@@ -117,9 +123,20 @@ impl TestServer {
                 break (base, media);
             }
         };
+        let tls = base.starts_with("https://").then(|| {
+            let mut fingerprint = None;
+            loop {
+                let line = lines.next().expect("server exited early").unwrap();
+                if let Some(f) = line.split("SHA-256 fingerprint ").nth(1) {
+                    fingerprint = Some(f.trim().to_owned());
+                } else if let Some(h) = line.split("--ignore-certificate-errors-spki-list): ").nth(1) {
+                    break (fingerprint.expect("fingerprint printed first"), h.trim().to_owned());
+                }
+            }
+        });
         // Keep draining stdout so the child never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        (child, base, media)
+        (child, base, media, tls)
     }
 
     /// A token from `ardoise token`, run with the server's configuration.
@@ -139,7 +156,8 @@ impl TestServer {
     /// A pupil token through the join API.
     pub fn join(&self, code: &str, name: &str) -> String {
         let body = format!("{{\"name\":\"{name}\"}}");
-        let r = ureq::post(&format!("{}/api/classes/{code}/join", self.base))
+        let r = ardoise_client::trust::agent()
+            .post(&format!("{}/api/classes/{code}/join", self.base))
             .set("Content-Type", "application/json")
             .send_string(&body)
             .expect("join");
@@ -271,7 +289,7 @@ pub struct Reply {
 
 /// Send a request and return the answer (errors included).
 pub fn send(method: &str, url: &str, token: Option<&str>, content_type: Option<&str>, body: &str) -> Reply {
-    let mut req = ureq::request(method, url);
+    let mut req = ardoise_client::trust::agent().request(method, url);
     if let Some(t) = token {
         req = req.set("Authorization", &format!("Bearer {t}"));
     }

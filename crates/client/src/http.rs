@@ -1,4 +1,5 @@
-//! WHIP/WHEP over HTTP (blocking, for client threads).
+//! WHIP/WHEP over HTTP or HTTPS (blocking, for client threads), with this process's
+//! [`trust`](crate::trust).
 
 use anyhow::{Context, Result, bail};
 
@@ -14,7 +15,8 @@ pub struct Session {
 /// POST an SDP offer to a WHIP/WHEP endpoint.
 pub fn post_offer(base: &str, path: &str, token: &str, offer: &str) -> Result<Session> {
     let url = format!("{base}{path}");
-    match ureq::post(&url)
+    match crate::trust::agent()
+        .post(&url)
         .set("Content-Type", "application/sdp")
         .set("Authorization", &format!("Bearer {token}"))
         .timeout(std::time::Duration::from_secs(10))
@@ -33,7 +35,7 @@ pub fn post_offer(base: &str, path: &str, token: &str, offer: &str) -> Result<Se
 
 /// DELETE a session resource.
 pub fn delete(resource: &str, token: &str) -> Result<u16> {
-    match ureq::delete(resource).set("Authorization", &format!("Bearer {token}")).call() {
+    match crate::trust::agent().delete(resource).set("Authorization", &format!("Bearer {token}")).call() {
         Ok(r) => Ok(r.status()),
         Err(ureq::Error::Status(code, _)) => Ok(code),
         Err(e) => Err(e).with_context(|| format!("DELETE {resource}")),

@@ -3,10 +3,12 @@
 //! - [`http`]: WHIP/WHEP offer POST and session DELETE;
 //! - [`Peer`]: a str0m `Rtc` on its own UDP socket, driven by a blocking loop or by a
 //!   readiness loop shared by many peers;
-//! - [`whip::publish`]: the WHIP offer/answer of an audio + (simulcast) video publication.
+//! - [`whip::publish`]: the WHIP offer/answer of an audio + (simulcast) video publication;
+//! - [`trust`]: whom HTTPS trusts (system authorities, extra CAs, pinned fingerprints).
 
 pub mod http;
 pub mod peer;
+pub mod trust;
 pub mod whip;
 
 pub use http::Session;

@@ -325,7 +325,8 @@ fn failed(pupil: usize, error: String) -> PupilResult {
 fn join(server: &str, class: &str, name: &str) -> Result<String> {
     let body = serde_json::json!({ "name": name }).to_string();
     let r: serde_json::Value = serde_json::from_str(
-        &ureq::post(&format!("{server}/api/classes/{class}/join"))
+        &ardoise_client::trust::agent()
+            .post(&format!("{server}/api/classes/{class}/join"))
             .set("Content-Type", "application/json")
             .send_string(&body)
             .with_context(|| format!("join {class}"))?

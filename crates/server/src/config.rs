@@ -47,6 +47,53 @@ pub struct HttpConfig {
     pub metrics_allow: Vec<String>,
     /// Reverse proxies whose `X-Forwarded-For` names the client (CIDR).
     pub trusted_proxies: Vec<String>,
+    /// Certificate chain (PEM); with `tls_key`, HTTPS.
+    pub tls_cert: String,
+    /// Private key (PEM).
+    pub tls_key: String,
+    /// Serve HTTPS with a self-signed certificate kept in the data directory.
+    pub tls_self_signed: bool,
+    /// Names the server is reached by (certificate, links).
+    pub public_names: Vec<String>,
+    /// Plain listener that redirects to https; empty: none.
+    pub redirect_listen: String,
+}
+
+impl HttpConfig {
+    /// Whether the listener speaks HTTPS.
+    pub fn tls(&self) -> bool {
+        self.tls_self_signed || !self.tls_cert.is_empty()
+    }
+
+    /// The origin of the links the server prints and draws (`https://NAME:PORT`), from the
+    /// first public name or the listen address; `port` is the port actually bound.
+    pub fn public_origin(&self, port: u16) -> String {
+        let scheme = if self.tls() { "https" } else { "http" };
+        let host = match self.public_names.first() {
+            Some(n) if n.parse::<std::net::Ipv6Addr>().is_ok() => format!("[{n}]"),
+            Some(n) => n.clone(),
+            None if self.listen.ip().is_unspecified() => "localhost".to_owned(),
+            None => match self.listen.ip() {
+                IpAddr::V6(ip) => format!("[{ip}]"),
+                ip => ip.to_string(),
+            },
+        };
+        let default = if self.tls() { 443 } else { 80 };
+        if port == default { format!("{scheme}://{host}") } else { format!("{scheme}://{host}:{port}") }
+    }
+
+    /// The names of a self-signed certificate: localhost, the listen address, the public names.
+    pub fn certificate_names(&self) -> Vec<String> {
+        let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+        if !self.listen.ip().is_unspecified() {
+            names.push(self.listen.ip().to_string());
+        }
+        names.extend(self.public_names.iter().cloned());
+        names.dedup();
+        let mut seen = std::collections::HashSet::new();
+        names.retain(|n| seen.insert(n.clone()));
+        names
+    }
 }
 
 /// `[limits]`: limits on every door (see `docs/SECURITY.md`).
@@ -143,6 +190,10 @@ pub struct DataConfig {
 pub struct StudioSection {
     /// Server base URL.
     pub server: String,
+    /// Extra CA certificates (PEM) for https; empty: none.
+    pub ca: String,
+    /// Pinned SHA-256 fingerprint of the server's certificate; empty: none.
+    pub server_fingerprint: String,
     /// Class id.
     pub class: String,
     /// Teacher token; empty = sign locally.
@@ -304,6 +355,27 @@ impl Config {
                 return bad(format!("{key}: {e}"));
             }
         }
+        if self.http.tls_cert.is_empty() != self.http.tls_key.is_empty() {
+            return bad("http.tls_cert and http.tls_key go together".into());
+        }
+        if self.http.tls_self_signed && !self.http.tls_cert.is_empty() {
+            return bad("http.tls_self_signed and http.tls_cert exclude each other".into());
+        }
+        if !self.http.redirect_listen.is_empty() {
+            if !self.http.tls() {
+                return bad("http.redirect_listen needs HTTPS (tls_cert or tls_self_signed)".into());
+            }
+            if self.http.redirect_listen.parse::<SocketAddr>().is_err() {
+                return bad(format!("http.redirect_listen '{}' is not an address", self.http.redirect_listen));
+            }
+        }
+        for n in &self.http.public_names {
+            let ok =
+                !n.is_empty() && n.len() <= 253 && n.chars().all(|c| c.is_ascii_alphanumeric() || ".-:".contains(c));
+            if !ok {
+                return bad(format!("http.public_names: '{n}' is not a host name or address"));
+            }
+        }
         let l = &self.limits;
         let positive = [
             ("limits.connections_per_ip", l.connections_per_ip as u64),
@@ -404,6 +476,29 @@ mod tests {
         assert_eq!(c.media.udp.port(), 50000);
         assert!(c.classes.is_empty(), "the demo class exists only under `ardoise demo`");
         assert_eq!(parse_networks(&c.http.metrics_allow).unwrap().len(), 2);
+        assert!(!c.http.tls(), "make run needs no certificate");
+        assert_eq!(c.http.public_origin(8080), "http://127.0.0.1:8080");
+    }
+
+    #[test]
+    fn tls_settings_and_the_public_origin() {
+        let c = Config::load(
+            None,
+            env(&[
+                ("ARDOISE__HTTP__TLS_SELF_SIGNED", "true"),
+                ("ARDOISE__HTTP__PUBLIC_NAMES", "[\"ardoise.example\"]"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.http.public_origin(443), "https://ardoise.example");
+        assert_eq!(c.http.public_origin(8443), "https://ardoise.example:8443");
+        assert_eq!(c.http.certificate_names(), ["localhost", "127.0.0.1", "ardoise.example"]);
+        assert!(Config::load(None, env(&[("ARDOISE__HTTP__TLS_CERT", "a.pem")])).is_err(), "cert without key");
+        assert!(
+            Config::load(None, env(&[("ARDOISE__HTTP__REDIRECT_LISTEN", "127.0.0.1:80")])).is_err(),
+            "redirect without TLS"
+        );
+        assert!(Config::load(None, env(&[("ARDOISE__HTTP__PUBLIC_NAMES", "[\"a b\"]")])).is_err());
     }
 
     #[test]

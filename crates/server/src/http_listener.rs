@@ -1,12 +1,14 @@
-//! The HTTP listener: accepts TCP connections within the connection caps and serves each
-//! with hyper (HTTP/1.1 with upgrades for the class-events WebSocket, and HTTP/2), with a
-//! deadline on the first bytes and on every request's headers, and a graceful shutdown.
+//! The HTTP listener: accepts TCP connections within the connection caps, completes the TLS
+//! handshake when HTTPS is on, and serves each connection with hyper (HTTP/1.1 with upgrades
+//! for the class-events WebSocket, and HTTP/2), with a deadline on the first bytes, the TLS
+//! handshake and every request's headers, and a graceful shutdown.
 //!
 //! Rules:
 //! - a client address holds at most `limits.connections_per_ip` connections, the server
 //!   `limits.connections`; a connection over either cap gets a one-shot 503 and is closed;
-//! - a connection that sends nothing within `limits.header_timeout_secs` is closed (hyper's
-//!   own header timeout covers the headers of every request after that);
+//! - a connection that sends nothing, or does not finish its TLS handshake, within
+//!   `limits.header_timeout_secs` is closed (hyper's own header timeout covers the headers
+//!   of every request after that); on the HTTPS port, anything but a TLS handshake is closed;
 //! - errors of `accept` (file descriptors exhausted) never stop the loop: it pauses briefly.
 
 use crate::limits::{OpenCounts, OpenGuard};
@@ -53,12 +55,13 @@ pub struct HttpListener {
     listener: TcpListener,
     limits: ConnectionLimits,
     counts: Arc<ListenerCounts>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl HttpListener {
-    /// Wrap a bound listener.
-    pub fn new(listener: TcpListener, limits: ConnectionLimits) -> Self {
-        HttpListener { listener, limits, counts: Arc::default() }
+    /// Wrap a bound listener; with `tls`, it speaks HTTPS only.
+    pub fn new(listener: TcpListener, limits: ConnectionLimits, tls: Option<Arc<rustls::ServerConfig>>) -> Self {
+        HttpListener { listener, limits, counts: Arc::default(), tls: tls.map(tokio_rustls::TlsAcceptor::from) }
     }
 
     /// The bound address.
@@ -102,9 +105,10 @@ impl HttpListener {
             let router = router.clone();
             let timeout = self.limits.header_timeout;
             let watcher = graceful.watcher();
+            let tls = self.tls.clone();
             tokio::spawn(async move {
                 let _permit = permit;
-                serve_connection(stream, peer, router, timeout, watcher).await;
+                serve_connection(stream, peer, router, timeout, tls, watcher).await;
             });
         }
         drop(self.listener);
@@ -133,11 +137,15 @@ impl HttpListener {
     }
 }
 
+/// The first byte of a TLS handshake record.
+const TLS_HANDSHAKE: u8 = 0x16;
+
 async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
     router: Router,
     header_timeout: Duration,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     watcher: hyper_util::server::graceful::Watcher,
 ) {
     // The first bytes must come within the header timeout (hyper's protocol detection would
@@ -151,6 +159,29 @@ async fn serve_connection(
             return;
         }
     }
+    let Some(acceptor) = tls else {
+        return serve_io(TokioIo::new(stream), peer, router, header_timeout, watcher).await;
+    };
+    if first[0] != TLS_HANDSHAKE {
+        debug!(%peer, "not a TLS handshake on the HTTPS port; closed");
+        return;
+    }
+    match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => serve_io(TokioIo::new(tls), peer, router, header_timeout, watcher).await,
+        Ok(Err(e)) => debug!(%peer, "TLS handshake failed: {e}"),
+        Err(_) => debug!(%peer, "TLS handshake not finished within {header_timeout:?}; closed"),
+    }
+}
+
+async fn serve_io<I>(
+    io: I,
+    peer: SocketAddr,
+    router: Router,
+    header_timeout: Duration,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
     let service = router.map_request(move |mut req: axum::http::Request<hyper::body::Incoming>| {
         req.extensions_mut().insert(ConnectInfo(peer));
         req
@@ -168,7 +199,7 @@ async fn serve_connection(
         .max_concurrent_streams(64)
         .keep_alive_interval(Duration::from_secs(20))
         .keep_alive_timeout(header_timeout);
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service));
+    let conn = builder.serve_connection_with_upgrades(io, TowerToHyperService::new(service));
     if let Err(e) = watcher.watch(conn.into_owned()).await {
         debug!(%peer, "HTTP connection ended: {e}");
     }

@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod problem;
 pub mod revocations;
 pub mod state;
+pub mod tls;
 pub mod web;
 
 pub use config::Config;
@@ -70,7 +71,22 @@ pub fn app(state: SharedState) -> Router {
         )
         .fallback(|| async { Problem::not_found("no such resource") })
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::map_response_with_state(state.clone(), strict_transport))
         .with_state(state)
+}
+
+/// Over HTTPS, every answer tells browsers to come back over HTTPS only (HSTS, a year).
+async fn strict_transport(
+    axum::extract::State(s): axum::extract::State<SharedState>,
+    mut r: axum::response::Response,
+) -> axum::response::Response {
+    if s.tls {
+        r.headers_mut().insert(
+            axum::http::header::STRICT_TRANSPORT_SECURITY,
+            axum::http::HeaderValue::from_static("max-age=31536000"),
+        );
+    }
+    r
 }
 
 /// Media file descriptors kept apart from the HTTP connection cap (sockets, files, logs).
@@ -81,6 +97,9 @@ pub struct Server {
     state: SharedState,
     listener: HttpListener,
     grace: Duration,
+    tls: Option<tls::TlsIdentity>,
+    redirect: Option<tokio::net::TcpListener>,
+    origin: String,
 }
 
 impl Server {
@@ -140,6 +159,27 @@ impl Server {
             .await
             .map_err(|e| anyhow_free::Error::msg(format!("cannot listen on {}: {e}", config.http.listen)))?;
         let trusted_proxies = config::parse_networks(&config.http.trusted_proxies).map_err(anyhow_free::Error::msg)?;
+        let tls = if config.http.tls_self_signed {
+            Some(tls::TlsIdentity::self_signed(&config.data.dir, &config.http.certificate_names())?)
+        } else if !config.http.tls_cert.is_empty() {
+            Some(tls::TlsIdentity::from_files(config.http.tls_cert.as_ref(), config.http.tls_key.as_ref())?)
+        } else {
+            None
+        };
+        let tls_config = tls.as_ref().map(|t| t.server_config()).transpose()?;
+        let http_port = tcp.local_addr().map(|a| a.port()).unwrap_or(0);
+        let redirect = match config.http.redirect_listen.as_str() {
+            "" => None,
+            a => {
+                let addr: SocketAddr =
+                    a.parse().map_err(|_| anyhow_free::Error::msg(format!("http.redirect_listen '{a}'")))?;
+                Some(
+                    tokio::net::TcpListener::bind(addr)
+                        .await
+                        .map_err(|e| anyhow_free::Error::msg(format!("cannot listen on {addr}: {e}")))?,
+                )
+            }
+        };
         let listener = HttpListener::new(
             tcp,
             ConnectionLimits {
@@ -148,15 +188,35 @@ impl Server {
                 header_timeout: Duration::from_secs(limits_cfg.header_timeout_secs),
                 trusted_proxies: trusted_proxies.clone(),
             },
+            tls_config,
         );
         let limits = limits::Limits::new(limits_cfg, trusted_proxies);
         let mut state = AppState::new(tokens, classes, media, config.http.max_body, limits);
+        state.tls = tls.is_some();
+        state.public_origin = (!config.http.public_names.is_empty()).then(|| config.http.public_origin(http_port));
         state.max_peers_per_class = config.media.max_peers_per_class;
         state.metrics_allow = config::parse_networks(&config.http.metrics_allow).map_err(anyhow_free::Error::msg)?;
         let state = Arc::new(state);
         tokio::spawn(state.clone().follow_media_events(events));
         tokio::spawn(state.clone().housekeeping(Duration::from_secs(2)));
-        Ok(Server { state, listener, grace: Duration::from_secs(config.http.shutdown_grace_secs) })
+        Ok(Server {
+            state,
+            listener,
+            grace: Duration::from_secs(config.http.shutdown_grace_secs),
+            tls,
+            redirect,
+            origin: config.http.public_origin(http_port),
+        })
+    }
+
+    /// The server's TLS certificate, when it speaks HTTPS.
+    pub fn tls(&self) -> Option<&tls::TlsIdentity> {
+        self.tls.as_ref()
+    }
+
+    /// The origin of the links to print (`https://name:port`).
+    pub fn origin(&self) -> &str {
+        &self.origin
     }
 
     /// The HTTP address actually bound.
@@ -189,6 +249,7 @@ impl Server {
             let _ = stop_tx.send(true);
         });
         let grace = self.grace;
+        let https_port = self.http_addr().port();
         let serve = self.listener.serve(
             router,
             async move {
@@ -198,6 +259,17 @@ impl Server {
             grace,
         );
         let server = tokio::spawn(serve);
+        if let Some(redirect) = self.redirect {
+            let mut stop = stop_rx2.clone();
+            let app = web::redirect_app(self.state.public_origin.clone(), https_port);
+            tokio::spawn(async move {
+                let _ = axum::serve(redirect, app)
+                    .with_graceful_shutdown(async move {
+                        let _ = stop.wait_for(|v| *v).await;
+                    })
+                    .await;
+            });
+        }
         let _ = stop_rx2.wait_for(|v| *v).await;
         info!("shutting down: closing media sessions");
         self.state.media.shutdown(self.grace).await;

@@ -120,6 +120,10 @@ pub struct AppState {
     pub metrics_salt: u64,
     /// The workers' last counters.
     pub snapshots: SnapshotCache,
+    /// The listener speaks HTTPS (pages get HSTS, links use https).
+    pub tls: bool,
+    /// The origin of printed links and QR codes (`http.public_names`), if set.
+    pub public_origin: Option<String>,
     /// When the server started (admin view).
     pub started: std::time::Instant,
     /// Largest request body.
@@ -149,6 +153,8 @@ impl AppState {
             metrics_allow: Vec::new(),
             metrics_salt: rand::random(),
             snapshots: SnapshotCache::default(),
+            tls: false,
+            public_origin: None,
             started: std::time::Instant::now(),
             max_body,
             limits,

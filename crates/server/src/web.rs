@@ -84,16 +84,49 @@ pub async fn asset(Path(name): Path<String>) -> Result<Response, Problem> {
 
 /// The origin pupils use to reach this server, from the request (`Host`, and
 /// `X-Forwarded-Proto` behind a TLS proxy).
-fn origin(headers: &HeaderMap) -> Option<String> {
+fn origin(headers: &HeaderMap, tls: bool) -> Option<String> {
     let host = headers.get(header::HOST)?.to_str().ok()?;
     if !sane_host(host) {
         return None;
     }
     let proto = match headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()) {
+        _ if tls => "https",
         Some("https") => "https",
         _ => "http",
     };
     Some(format!("{proto}://{host}"))
+}
+
+/// The host name of a `Host` header, without its port (`[::1]:8443` → `[::1]`).
+fn host_name(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host.split_inclusive(']').next().unwrap_or(host);
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    }
+}
+
+/// The plain-HTTP listener of an HTTPS server: every request is sent to the same path on
+/// https (308), at `origin` when the server has a public name, else at the request's host on
+/// `https_port`.
+pub fn redirect_app(origin: Option<String>, https_port: u16) -> axum::Router {
+    axum::Router::new().fallback(move |headers: HeaderMap, uri: axum::http::Uri| {
+        let origin = origin.clone();
+        async move {
+            let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+            let base = origin.or_else(|| {
+                let host = headers.get(header::HOST)?.to_str().ok().filter(|h| sane_host(h))?;
+                let name = host_name(host);
+                Some(if https_port == 443 { format!("https://{name}") } else { format!("https://{name}:{https_port}") })
+            });
+            match base {
+                Some(b) => (StatusCode::PERMANENT_REDIRECT, [(header::LOCATION, format!("{b}{path}"))]).into_response(),
+                None => Problem::bad_request("a valid Host header is required").into_response(),
+            }
+        }
+    })
 }
 
 /// `GET /api/classes/{code}/qr.svg`: the pupil link as a QR code, drawn here (no third party).
@@ -106,7 +139,10 @@ pub async fn qr(
 ) -> Result<Response, Problem> {
     s.limits.lookups.check(&ip)?;
     let class = s.classes.by_code(&code, unix_now()).ok_or_else(|| Problem::not_found("no class has this code"))?;
-    let origin = origin(&headers).ok_or_else(|| Problem::bad_request("a valid Host header is required"))?;
+    let origin = match &s.public_origin {
+        Some(o) => o.clone(),
+        None => origin(&headers, s.tls).ok_or_else(|| Problem::bad_request("a valid Host header is required"))?,
+    };
     let link = format!("{origin}/c/{}", class.code.0);
     let svg = qr_svg(&link).map_err(|e| {
         tracing::warn!("QR code: {e}");
@@ -140,10 +176,14 @@ mod tests {
     fn origin_comes_from_a_sane_host() {
         let mut h = HeaderMap::new();
         h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:8080"));
-        assert_eq!(origin(&h).as_deref(), Some("http://127.0.0.1:8080"));
+        assert_eq!(origin(&h, false).as_deref(), Some("http://127.0.0.1:8080"));
+        assert_eq!(origin(&h, true).as_deref(), Some("https://127.0.0.1:8080"));
         h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
-        assert_eq!(origin(&h).as_deref(), Some("https://127.0.0.1:8080"));
+        assert_eq!(origin(&h, false).as_deref(), Some("https://127.0.0.1:8080"));
         h.insert(header::HOST, HeaderValue::from_static("evil/\"><script>"));
-        assert_eq!(origin(&h), None);
+        assert_eq!(origin(&h, false), None);
+        assert_eq!(host_name("[::1]:8443"), "[::1]");
+        assert_eq!(host_name("ardoise.example:8443"), "ardoise.example");
+        assert_eq!(host_name("ardoise.example"), "ardoise.example");
     }
 }

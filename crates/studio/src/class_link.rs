@@ -45,9 +45,11 @@ fn apply(pipeline: &Pipeline, layout: &str, stats: &ClassLinkStats) {
 
 async fn session(config: &StudioConfig, pipeline: &Pipeline, stop: &AtomicBool, stats: &ClassLinkStats) -> Result<()> {
     let url = ws_url(&config.server, &config.class)?;
-    let (mut ws, _) = tokio::time::timeout(Duration::from_secs(5), tokio_tungstenite::connect_async(url.as_str()))
-        .await
-        .context("connecting timed out")??;
+    // wss:// trusts what the studio's HTTPS trusts (system authorities, --ca, a pinned fingerprint).
+    let connector = tokio_tungstenite::Connector::Rustls(ardoise_client::trust::client_config());
+    let connecting = tokio_tungstenite::connect_async_tls_with_config(url.as_str(), None, true, Some(connector));
+    let (mut ws, _) =
+        tokio::time::timeout(Duration::from_secs(5), connecting).await.context("connecting timed out")??;
     let hello = ClientEvent::Hello { token: config.token.clone(), client: ClientKind::Studio };
     ws.send(Message::Text(serde_json::to_string(&hello)?.into())).await?;
     let mut tick = tokio::time::interval(Duration::from_millis(200));
