@@ -335,6 +335,9 @@ fn print_listening(server: &ardoise_server::Server) {
     let scheme = if server.tls().is_some() { "https" } else { "http" };
     let media: Vec<String> = server.media_addrs().iter().map(|a| a.to_string()).collect();
     println!("ardoise: listening on {scheme}://{} (media UDP {})", server.http_addr(), media.join(", "));
+    if let Some(t) = server.tcp_addr() {
+        println!("ardoise: ICE-TCP on {t} (passive candidates, for networks that drop UDP)");
+    }
     if let Some(t) = server.tls() {
         let kind = if t.self_signed { "self-signed certificate" } else { "certificate" };
         println!("ardoise: TLS {kind}, SHA-256 fingerprint {}", t.fingerprint);

@@ -8,8 +8,9 @@
 
 pub mod http;
 pub mod peer;
+pub mod tcp_link;
 pub mod trust;
 pub mod whip;
 
 pub use http::Session;
-pub use peer::Peer;
+pub use peer::{Peer, Transports};

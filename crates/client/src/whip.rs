@@ -27,7 +27,6 @@ pub fn publish(peer: &mut Peer, server: &str, class: &str, token: &str, rids: &[
     let video_mid = api.add_media(MediaKind::Video, Direction::SendOnly, None, None, simulcast);
     let (offer, pending) = api.apply().context("no offer")?;
     let session = http::post_offer(server, &format!("/whip/{class}"), token, &offer.to_sdp_string())?;
-    let answer = str0m::change::SdpAnswer::from_sdp_string(&session.answer).context("parse answer")?;
-    peer.rtc.sdp_api().accept_answer(pending, answer)?;
+    peer.accept_answer(pending, &session.answer)?;
     Ok(Published { session, audio_mid, video_mid })
 }

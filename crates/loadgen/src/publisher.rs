@@ -115,9 +115,14 @@ pub fn payload_hash(p: &[u8]) -> u64 {
 }
 
 impl Publisher {
-    /// Negotiate with the server (WHIP POST).
+    /// Negotiate with the server (WHIP POST), over UDP.
     pub fn connect(config: &PublisherConfig) -> Result<Publisher> {
-        let mut peer = Peer::new(config.bind)?;
+        Self::connect_over(config, ardoise_client::Transports::UDP)
+    }
+
+    /// Negotiate with the server, offering `transports` (TCP only: a network that drops UDP).
+    pub fn connect_over(config: &PublisherConfig, transports: ardoise_client::Transports) -> Result<Publisher> {
+        let mut peer = Peer::with_transports(config.bind, str0m::Rtc::builder().set_rtp_mode(true), transports)?;
         let rids = Self::rids(config.simulcast);
         let published = whip::publish(&mut peer, &config.server, &config.class, &config.token, &rids)?;
         let signalling = Signalling::Http { session: published.session, token: config.token.clone() };

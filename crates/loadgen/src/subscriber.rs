@@ -196,6 +196,19 @@ impl Subscriber {
         Self::connect_peer(Peer::with_config(bind, config)?, server, class, token, None)
     }
 
+    /// A pupil offering `transports` (TCP only: a network that drops UDP), on `layer` if given.
+    pub fn connect_over(
+        server: &str,
+        class: &str,
+        token: &str,
+        bind: IpAddr,
+        layer: Option<&str>,
+        transports: ardoise_client::Transports,
+    ) -> Result<Subscriber> {
+        let peer = Peer::with_transports(bind, str0m::Rtc::builder().set_rtp_mode(true), transports)?;
+        Self::connect_peer(peer, server, class, token, layer)
+    }
+
     fn connect_peer(mut peer: Peer, server: &str, class: &str, token: &str, layer: Option<&str>) -> Result<Subscriber> {
         let mut api = peer.rtc.sdp_api();
         api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
@@ -206,8 +219,7 @@ impl Subscriber {
             None => format!("/whep/{class}"),
         };
         let session = http::post_offer(server, &path, token, &offer.to_sdp_string())?;
-        let answer = str0m::change::SdpAnswer::from_sdp_string(&session.answer).context("parse answer")?;
-        peer.rtc.sdp_api().accept_answer(pending, answer)?;
+        peer.accept_answer(pending, &session.answer)?;
         Ok(Self::negotiated(peer, video_mid, Signalling::Http { session, token: token.to_owned() }))
     }
 

@@ -96,6 +96,8 @@ pub enum Command {
         /// Class.
         class: ClassId,
     },
+    /// An ICE-TCP connection whose first STUN request names a peer of this worker.
+    TcpConnection(Box<crate::ice_tcp::NewConnection>),
     /// Report counters.
     Snapshot {
         /// The snapshot.
@@ -119,4 +121,6 @@ pub enum MediaEvent {
     Live(ClassId, bool),
     /// A pupil's video stopped for lack of bandwidth (`true`) or came back (`false`).
     AudioOnly(ClassId, ParticipantId, bool),
+    /// How a participant's media travels (known, or changed).
+    Transport(ClassId, ParticipantId, ardoise_proto::Transport),
 }

@@ -9,7 +9,9 @@ pub mod batch_sender;
 pub mod command;
 pub mod delay_histogram;
 pub mod error;
+pub mod ice_tcp;
 pub mod media_server;
+pub mod open_counts;
 pub mod worker;
 
 pub use batch_sender::BatchSender;

@@ -1,6 +1,7 @@
 //! The set of media workers and the assignment of classes to them.
 
-use crate::worker::{self, Batching};
+use crate::ice_tcp::{IceTcpListener, UfragDirectory};
+use crate::worker::{self, Batching, TcpSide};
 use crate::{Command, Joined, MediaEvent, NetError, WorkerSnapshot};
 use ardoise_proto::{ClassId, ParticipantId};
 use ardoise_sfu::{Feed, PublisherRole, SfuConfig, VideoChoice};
@@ -30,6 +31,10 @@ pub struct MediaConfig {
     pub frame_hold: Duration,
     /// Send a batch in slices once this many packets were written to pupils (0: never).
     pub slice_packets: usize,
+    /// Address of the ICE-TCP listener (`None`: no ICE-TCP); port 0: any free port.
+    pub tcp: Option<SocketAddr>,
+    /// ICE-TCP connections from one client address at once.
+    pub tcp_per_ip: usize,
 }
 
 struct WorkerHandle {
@@ -42,14 +47,28 @@ pub struct MediaServer {
     workers: Vec<WorkerHandle>,
     assignments: Mutex<HashMap<ClassId, usize>>,
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    tcp_advertised: Option<SocketAddr>,
+    tcp_task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl MediaServer {
-    /// Bind every worker's socket and start the workers. Events come out of the receiver.
+    /// Bind every worker's socket and the ICE-TCP listener, start the workers (the listener
+    /// runs on the calling tokio runtime). Events come out of the receiver.
     pub fn start(config: MediaConfig) -> Result<(Self, UnboundedReceiver<MediaEvent>), NetError> {
         let (events_tx, events_rx) = unbounded_channel();
         let mut workers = Vec::new();
         let mut threads = Vec::new();
+        let directory = UfragDirectory::default();
+        let tcp_listener = match config.tcp {
+            None => None,
+            Some(addr) => {
+                let l = std::net::TcpListener::bind(addr).map_err(|source| NetError::Bind { addr, source })?;
+                l.set_nonblocking(true).map_err(|source| NetError::Bind { addr, source })?;
+                let local = l.local_addr().map_err(|source| NetError::Bind { addr, source })?;
+                Some((l, SocketAddr::new(config.advertise.unwrap_or(local.ip()), local.port())))
+            }
+        };
+        let tcp_advertised = tcp_listener.as_ref().map(|(_, a)| *a);
         for i in 0..config.workers.max(1) {
             let mut addr = config.udp;
             if addr.port() != 0 {
@@ -65,6 +84,7 @@ impl MediaServer {
                 advertised,
                 config.sfu.clone(),
                 Batching { gso: config.gso, frame_hold: config.frame_hold, slice_packets: config.slice_packets },
+                TcpSide { advertised: tcp_advertised, directory: directory.clone() },
                 rx,
                 events_tx.clone(),
             )
@@ -72,7 +92,28 @@ impl MediaServer {
             threads.push(handle);
             workers.push(WorkerHandle { commands: tx, advertised });
         }
-        Ok((MediaServer { workers, assignments: Mutex::new(HashMap::new()), threads: Mutex::new(threads) }, events_rx))
+        let tcp_task = match tcp_listener {
+            None => None,
+            Some((l, _)) => {
+                let addr = config.tcp.expect("bound above");
+                let l = tokio::net::TcpListener::from_std(l).map_err(|source| NetError::Bind { addr, source })?;
+                let senders = workers.iter().map(|w| w.commands.clone()).collect();
+                Some(tokio::spawn(IceTcpListener::new(l, directory, senders, config.tcp_per_ip).run()))
+            }
+        };
+        let server = MediaServer {
+            workers,
+            assignments: Mutex::new(HashMap::new()),
+            threads: Mutex::new(threads),
+            tcp_advertised,
+            tcp_task,
+        };
+        Ok((server, events_rx))
+    }
+
+    /// The advertised address of the ICE-TCP listener, if there is one.
+    pub fn tcp_address(&self) -> Option<SocketAddr> {
+        self.tcp_advertised
     }
 
     /// The advertised UDP address of each worker.
@@ -215,6 +256,9 @@ impl MediaServer {
 
     /// Close every peer (DTLS close) and stop the workers, waiting at most `deadline`.
     pub async fn shutdown(&self, deadline: Duration) {
+        if let Some(t) = &self.tcp_task {
+            t.abort();
+        }
         let all = async {
             for w in 0..self.workers.len() {
                 let _ = self.ask(w, |reply| Command::Shutdown { reply }).await;

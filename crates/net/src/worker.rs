@@ -4,6 +4,7 @@
 //! with `now`, then sends everything the rooms queued before waiting again.
 
 use crate::DelayHistogram;
+use crate::ice_tcp::{TcpConnection, TcpInput, UfragDirectory};
 use crate::{BatchSender, Command, Joined, MediaEvent, NetError, WorkerSnapshot};
 use ardoise_proto::{ClassId, ParticipantId, WorkerStats};
 use ardoise_sfu::{Room, RoomEvent, RoomStats, SfuConfig};
@@ -11,6 +12,7 @@ use std::collections::HashMap;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+use str0m::net::Protocol;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tracing::{debug, info, warn};
@@ -28,10 +30,18 @@ pub struct Worker {
     config: SfuConfig,
     rooms: Vec<Option<Room>>,
     by_class: HashMap<ClassId, usize>,
-    peers: HashMap<SocketAddr, (usize, ParticipantId)>,
+    peers: HashMap<(Protocol, SocketAddr), (usize, ParticipantId)>,
     /// Local ICE ufrag → (room slot, participant): a STUN request finds its peer with one
     /// lookup, so a flood of unknown STUN costs no scan of the sessions.
     ufrags: HashMap<String, (usize, ParticipantId)>,
+    /// The same ufrags for the ICE-TCP listener, which hands each connection to its worker.
+    directory: UfragDirectory,
+    /// The advertised address of the ICE-TCP listener (the local address of TCP input).
+    tcp_advertised: Option<SocketAddr>,
+    /// ICE-TCP connections by client address.
+    tcp: HashMap<SocketAddr, TcpConnection>,
+    next_tcp: u64,
+    tcp_in: tokio::sync::mpsc::Sender<TcpInput>,
     events: UnboundedSender<MediaEvent>,
     stats: WorkerStats,
     retired: RoomStats,
@@ -64,13 +74,24 @@ pub struct Batching {
     pub slice_packets: usize,
 }
 
+/// How a worker reaches its peers over TCP.
+#[derive(Debug, Clone, Default)]
+pub struct TcpSide {
+    /// The advertised address of the ICE-TCP listener (`None`: no ICE-TCP).
+    pub advertised: Option<SocketAddr>,
+    /// The ufrag directory the listener reads.
+    pub directory: UfragDirectory,
+}
+
 /// Start a worker thread owning `socket`.
+#[allow(clippy::too_many_arguments)]
 pub fn spawn(
     index: usize,
     socket: std::net::UdpSocket,
     advertised: SocketAddr,
     config: SfuConfig,
     batching: Batching,
+    tcp: TcpSide,
     commands: UnboundedReceiver<Command>,
     events: UnboundedSender<MediaEvent>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
@@ -91,15 +112,25 @@ pub fn spawn(
                 }
             };
             let port = advertised.port();
+            let (tcp_in, tcp_rx) = tokio::sync::mpsc::channel(1024);
             let worker = Worker {
                 index,
                 socket,
                 advertised,
-                config: SfuConfig { candidates: vec![advertised], ..config },
+                config: SfuConfig {
+                    candidates: vec![advertised],
+                    tcp_candidates: tcp.advertised.into_iter().collect(),
+                    ..config
+                },
                 rooms: Vec::new(),
                 by_class: HashMap::new(),
                 peers: HashMap::new(),
                 ufrags: HashMap::new(),
+                directory: tcp.directory,
+                tcp_advertised: tcp.advertised,
+                tcp: HashMap::new(),
+                next_tcp: 0,
+                tcp_in,
                 events,
                 stats: WorkerStats { index, port, ..Default::default() },
                 retired: RoomStats::default(),
@@ -112,13 +143,17 @@ pub fn spawn(
                 drained_arrivals: 0,
                 forward_delay: DelayHistogram::default(),
             };
-            worker.run(commands).await;
+            worker.run(commands, tcp_rx).await;
         });
     })
 }
 
 impl Worker {
-    async fn run(mut self, mut commands: UnboundedReceiver<Command>) {
+    async fn run(
+        mut self,
+        mut commands: UnboundedReceiver<Command>,
+        mut tcp_rx: tokio::sync::mpsc::Receiver<TcpInput>,
+    ) {
         info!(worker = self.index, addr = %self.advertised, "media worker started");
         let mut buf = vec![0u8; MAX_DATAGRAM];
         loop {
@@ -144,6 +179,9 @@ impl Worker {
                     if r.is_ok() {
                         self.read_batch(&mut buf).await;
                     }
+                }
+                Some(input) = tcp_rx.recv() => {
+                    self.tcp_batch(input, &mut tcp_rx);
                 }
                 _ = tokio::time::sleep_until(deadline.into()) => {
                     self.stats.timer_wakeups += 1;
@@ -191,7 +229,7 @@ impl Worker {
                     let now = Instant::now();
                     self.stats.datagrams_in += 1;
                     self.stats.bytes_in += n as u64;
-                    self.datagram(now, src, &buf[..n]);
+                    self.datagram(now, Protocol::Udp, src, &buf[..n]);
                     if self.slice_packets > 0
                         && self.rooms.iter().flatten().any(|r| r.undrained() >= self.slice_packets)
                     {
@@ -215,9 +253,49 @@ impl Worker {
         }
     }
 
-    fn datagram(&mut self, now: Instant, src: SocketAddr, data: &[u8]) {
+    /// Frames of ICE-TCP connections, as a batch (like datagrams read in one wake-up).
+    fn tcp_batch(&mut self, first: TcpInput, more: &mut tokio::sync::mpsc::Receiver<TcpInput>) {
+        if self.hold_until.is_none() {
+            for room in self.rooms.iter_mut().flatten() {
+                room.begin_batch();
+            }
+        }
+        let mut input = Some(first);
+        let mut n = 0;
+        while let Some(i) = input.take() {
+            match i {
+                TcpInput::Frame(remote, data) => {
+                    let now = Instant::now();
+                    self.stats.tcp_frames_in += 1;
+                    self.stats.bytes_in += data.len() as u64;
+                    self.datagram(now, Protocol::Tcp, remote, &data);
+                }
+                TcpInput::Closed(remote, id) => {
+                    if self.tcp.get(&remote).is_some_and(|c| c.id == id) {
+                        self.tcp.remove(&remote);
+                        self.peers.remove(&(Protocol::Tcp, remote));
+                        debug!(worker = self.index, %remote, "ICE-TCP connection closed");
+                    }
+                }
+            }
+            n += 1;
+            if n < READ_BATCH {
+                input = more.try_recv().ok();
+            }
+        }
+        let now = Instant::now();
+        if self.rooms.iter().flatten().any(|r| r.frame_open()) && !self.frame_hold.is_zero() {
+            let until = *self.hold_until.get_or_insert(now + self.frame_hold);
+            if now < until {
+                return;
+            }
+        }
+        self.end_batch(now);
+    }
+
+    fn datagram(&mut self, now: Instant, proto: Protocol, src: SocketAddr, data: &[u8]) {
         let media_before = self.media_in();
-        self.route(now, src, data);
+        self.route(now, proto, src, data);
         if self.media_in() != media_before {
             self.arrivals.push(now); // publisher media: timed until its copies leave
         }
@@ -228,15 +306,22 @@ impl Worker {
         self.rooms.iter().flatten().map(|r| r.stats().rtp_in).sum()
     }
 
-    fn route(&mut self, now: Instant, src: SocketAddr, data: &[u8]) {
-        let dst = self.advertised;
+    fn route(&mut self, now: Instant, proto: Protocol, src: SocketAddr, data: &[u8]) {
+        let dst = match proto {
+            Protocol::Udp => self.advertised,
+            _ => self.tcp_advertised.unwrap_or(self.advertised),
+        };
         // The cache is kept true by `room_events` (Left) and `retire`; a stale entry is only
         // possible for a moment, and then the room answers UnknownParticipant.
-        if let Some(&(slot, pid)) = self.peers.get(&src) {
-            match self.rooms.get_mut(slot).and_then(Option::as_mut).map(|r| r.handle_receive(now, pid, src, dst, data))
+        if let Some(&(slot, pid)) = self.peers.get(&(proto, src)) {
+            match self
+                .rooms
+                .get_mut(slot)
+                .and_then(Option::as_mut)
+                .map(|r| r.handle_receive_over(now, pid, proto, src, dst, data))
             {
                 Some(Err(ardoise_sfu::SfuError::UnknownParticipant)) | None => {
-                    self.peers.remove(&src);
+                    self.peers.remove(&(proto, src));
                 }
                 Some(_) => return,
             }
@@ -249,15 +334,18 @@ impl Worker {
             .and_then(|m| m.split_username().map(|(local, _)| local.to_owned()))
             .and_then(|ufrag| self.ufrags.get(&ufrag).copied())
             .filter(|&(slot, pid)| {
-                self.rooms.get(slot).and_then(Option::as_ref).is_some_and(|r| r.accepts(now, pid, src, dst, data))
+                self.rooms
+                    .get(slot)
+                    .and_then(Option::as_ref)
+                    .is_some_and(|r| r.accepts(now, pid, proto, src, dst, data))
             });
         let Some((slot, pid)) = hit else {
             self.stats.datagrams_unknown += 1;
             return;
         };
-        self.peers.insert(src, (slot, pid));
+        self.peers.insert((proto, src), (slot, pid));
         if let Some(room) = self.rooms[slot].as_mut() {
-            let _ = room.handle_receive(now, pid, src, dst, data);
+            let _ = room.handle_receive_over(now, pid, proto, src, dst, data);
         }
     }
 
@@ -328,11 +416,11 @@ impl Worker {
                 let r = self.room(&class).and_then(|room| {
                     room.patch_ice(now, participant, remote_creds, candidates).map_err(NetError::from)
                 });
-                if let Ok(Some((ufrag, _))) = &r
+                if let Ok(Some(_)) = &r
                     && let Some(&slot) = self.by_class.get(&class)
                 {
-                    self.ufrags.retain(|_, (s, p)| !(*s == slot && *p == participant));
-                    self.ufrags.insert(ufrag.clone(), (slot, participant));
+                    self.unindex_ufrags(|s, p| s == slot && p == participant);
+                    self.index_ufrag(slot, participant);
                 }
                 let _ = reply.send(r);
             }
@@ -349,6 +437,20 @@ impl Worker {
                     room.close(now);
                 }
             }
+            Command::TcpConnection(conn) => {
+                let remote = conn.remote;
+                self.next_tcp += 1;
+                let first = conn.first.clone();
+                match TcpConnection::start(*conn, self.next_tcp, self.tcp_in.clone()) {
+                    Ok(c) => {
+                        self.tcp.insert(remote, c);
+                        self.stats.tcp_connections += 1;
+                        // The first frame (the STUN request that found this worker).
+                        let _ = self.tcp_in.try_send(TcpInput::Frame(remote, first));
+                    }
+                    Err(e) => debug!(worker = self.index, %remote, "ICE-TCP connection lost: {e}"),
+                }
+            }
             Command::Snapshot { reply } => {
                 let _ = reply.send(self.snapshot());
             }
@@ -358,8 +460,14 @@ impl Worker {
 
     fn index_ufrag(&mut self, slot: usize, participant: ParticipantId) {
         if let Some(ufrag) = self.rooms[slot].as_mut().and_then(|r| r.local_ufrag(participant)) {
+            self.directory.insert(ufrag.clone(), self.index);
             self.ufrags.insert(ufrag, (slot, participant));
         }
+    }
+
+    /// Forget the ufrags of the peers `gone` says are gone.
+    fn unindex_ufrags(&mut self, gone: impl Fn(usize, ParticipantId) -> bool) {
+        unindex(&mut self.ufrags, &self.directory, gone);
     }
 
     fn drop_if_empty(&mut self, slot: usize) {
@@ -377,7 +485,7 @@ impl Worker {
             self.retired.peer_panics += s.peer_panics;
             self.by_class.remove(room.id());
             self.peers.retain(|_, (s, _)| *s != slot);
-            self.ufrags.retain(|_, (s, _)| *s != slot);
+            self.unindex_ufrags(|s, _| s == slot);
             debug!(worker = self.index, class = %room.id(), "room closed");
         }
     }
@@ -388,6 +496,7 @@ impl Worker {
         w.participants = self.rooms.iter().flatten().map(|r| r.len()).sum();
         w.cpu_us = thread_cpu_us();
         w.send_syscalls = self.sender.stats.syscalls;
+        w.tcp_open = self.tcp.len();
         let mut rtp_in = self.retired.rtp_in;
         let mut fwd = self.retired.forwarded;
         let mut plis = self.retired.plis_sent;
@@ -419,6 +528,9 @@ impl Worker {
         for room in self.rooms.iter_mut().flatten() {
             self.outbox.append(room.transmits());
         }
+        if !self.tcp.is_empty() || self.outbox.iter().any(|t| t.proto != Protocol::Udp) {
+            self.send_over_tcp();
+        }
         let drained = self.drained_arrivals.min(self.arrivals.len());
         self.drained_arrivals = 0;
         if self.outbox.is_empty() {
@@ -436,6 +548,34 @@ impl Worker {
         }
     }
 
+    /// Move the transmits toward ICE-TCP peers from the outbox to their connections' queues.
+    fn send_over_tcp(&mut self) {
+        let tcp = &mut self.tcp;
+        let stats = &mut self.stats;
+        let mut gone = Vec::new();
+        self.outbox.retain(|t| {
+            if t.proto == Protocol::Udp {
+                return true;
+            }
+            match tcp.get_mut(&t.destination) {
+                Some(c) => {
+                    let before = c.dropped;
+                    if !c.send(&t.contents) {
+                        gone.push(t.destination);
+                    }
+                    stats.tcp_dropped += c.dropped - before;
+                    stats.datagrams_out += 1;
+                    stats.bytes_out += t.contents.len() as u64;
+                }
+                None => stats.tcp_dropped += 1,
+            }
+            false
+        });
+        for g in gone {
+            tcp.remove(&g);
+        }
+    }
+
     fn room_events(&mut self) {
         for slot in 0..self.rooms.len() {
             let Some(room) = self.rooms[slot].as_mut() else { continue };
@@ -445,9 +585,10 @@ impl Worker {
                     RoomEvent::Connected(p) => MediaEvent::Connected(class.clone(), p),
                     RoomEvent::Left(p) => {
                         self.peers.retain(|_, (s, pid)| !(*s == slot && *pid == p));
-                        self.ufrags.retain(|_, (s, pid)| !(*s == slot && *pid == p));
+                        unindex(&mut self.ufrags, &self.directory, |s, pid| s == slot && pid == p);
                         MediaEvent::Left(class.clone(), p)
                     }
+                    RoomEvent::Transport(p, t) => MediaEvent::Transport(class.clone(), p, t),
                     RoomEvent::Live(l) => MediaEvent::Live(class.clone(), l),
                     RoomEvent::AudioOnly(p, on) => MediaEvent::AudioOnly(class.clone(), p, on),
                 };
@@ -468,6 +609,21 @@ impl Worker {
         self.room_events();
         info!(worker = self.index, "media worker stopped");
     }
+}
+
+/// Forget the ufrags of the peers `gone` says are gone, here and in the directory.
+fn unindex(
+    ufrags: &mut HashMap<String, (usize, ParticipantId)>,
+    directory: &UfragDirectory,
+    gone: impl Fn(usize, ParticipantId) -> bool,
+) {
+    ufrags.retain(|u, (s, p)| {
+        let keep = !gone(*s, *p);
+        if !keep {
+            directory.remove(u);
+        }
+        keep
+    });
 }
 
 /// CPU time consumed by the calling thread, microseconds.

@@ -81,6 +81,29 @@ pub struct JoinResponse {
     pub role: Role,
 }
 
+/// How a participant's media travels: UDP (the default), ICE-TCP (a network that drops UDP),
+/// or through a TURN relay (a network that lets only TLS on 443 out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// Direct UDP.
+    Udp,
+    /// ICE-TCP to the server's TCP port.
+    Tcp,
+    /// Through a TURN relay.
+    Relay,
+}
+
+impl std::fmt::Display for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+            Transport::Relay => "relay",
+        })
+    }
+}
+
 /// One participant in the admin view.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ParticipantStats {
@@ -115,6 +138,9 @@ pub struct ParticipantStats {
     /// Adaptive subscribers: layer changes so far.
     #[serde(default)]
     pub switches: u64,
+    /// How its media travels, once it is known.
+    #[serde(default)]
+    pub transport: Option<Transport>,
 }
 
 /// One class in the admin view.
@@ -169,6 +195,18 @@ pub struct WorkerStats {
     /// Datagrams dropped unread: from an unknown address and not STUN for a known session.
     #[serde(default)]
     pub datagrams_unknown: u64,
+    /// ICE-TCP connections handed to this worker so far.
+    #[serde(default)]
+    pub tcp_connections: u64,
+    /// ICE-TCP connections open now.
+    #[serde(default)]
+    pub tcp_open: usize,
+    /// Frames received over ICE-TCP.
+    #[serde(default)]
+    pub tcp_frames_in: u64,
+    /// Packets dropped toward ICE-TCP clients (a full queue: a client that does not keep up).
+    #[serde(default)]
+    pub tcp_dropped: u64,
     /// Send system calls (several datagrams each when batched).
     pub send_syscalls: u64,
     /// Times the worker woke up (datagrams, commands, timers).

@@ -57,6 +57,9 @@ pub struct Member {
     /// Media sessions (WHEP/WHIP) this member holds now.
     #[serde(default)]
     pub sessions: u32,
+    /// How its media travels (the last of its sessions to connect), once known.
+    #[serde(default)]
+    pub transport: Option<crate::Transport>,
 }
 
 /// Who holds the floor.
@@ -181,6 +184,8 @@ pub enum ErrorCode {
 }
 
 /// A message from the server to a participant.
+// Made and serialized once per message, never kept in bulk: the size of `Welcome` is fine.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerEvent {

@@ -148,7 +148,12 @@ impl HubRoom {
         let mut seen: Vec<Member> = Vec::new();
         for c in &self.conns {
             if !seen.iter().any(|m| m.id == c.member.id && m.client == c.member.client) {
-                seen.push(Member { sessions: self.sessions_of(&c.member.id), ..c.member.clone() });
+                let media = self.media.get(&c.member.id);
+                seen.push(Member {
+                    sessions: media.map_or(0, |p| p.sessions),
+                    transport: media.and_then(|p| p.member.transport),
+                    ..c.member.clone()
+                });
             }
         }
         for (id, p) in &self.media {
@@ -313,6 +318,18 @@ impl ClassHub {
         });
         p.sessions += 1;
         room.announce(&id);
+    }
+
+    /// How the latest media session of `id` in `class` travels (udp, tcp, relay): shown to the
+    /// teacher beside the member.
+    pub fn media_transport(&self, class: &ClassId, id: &str, transport: ardoise_proto::Transport) {
+        let mut rooms = self.lock();
+        let Some(room) = rooms.get_mut(class) else { return };
+        let Some(p) = room.media.get_mut(id) else { return };
+        if p.member.transport != Some(transport) {
+            p.member.transport = Some(transport);
+            room.announce(id);
+        }
     }
 
     /// A media session of `id` in `class` closed.
@@ -593,7 +610,7 @@ pub fn member(id: &str, role: Role, name: Option<&str>, client: ClientKind) -> M
         (None, Role::Admin, _) => "Admin".to_owned(),
         (None, Role::Pupil, _) => "Élève".to_owned(),
     };
-    Member { id: id.to_owned(), name, role, hand: false, quality: None, client, sessions: 0 }
+    Member { id: id.to_owned(), name, role, hand: false, quality: None, client, sessions: 0, transport: None }
 }
 
 #[cfg(test)]

@@ -120,6 +120,8 @@ pub struct LimitsConfig {
     pub joins_per_ip_per_minute: u32,
     /// Joins into one class per minute.
     pub joins_per_class_per_minute: u32,
+    /// ICE-TCP connections from one address at once.
+    pub ice_tcp_per_ip: usize,
     /// Class-events WebSockets from one address at once.
     pub websockets_per_ip: usize,
     /// Seconds a class-events WebSocket lives without an application message.
@@ -142,6 +144,8 @@ pub struct LimitsConfig {
 pub struct MediaSection {
     /// First worker's UDP address.
     pub udp: SocketAddr,
+    /// ICE-TCP listener: an address, empty (the UDP address), or "off".
+    pub tcp: String,
     /// Worker count; 0 = one per core.
     pub workers: usize,
     /// Advertised IP; empty = the bind IP.
@@ -330,6 +334,7 @@ impl Config {
         if self.advertise_ip()?.is_none() && self.media.udp.ip().is_unspecified() {
             return bad("media.udp binds every interface: set media.advertise to the address pupils reach".into());
         }
+        self.tcp_address()?;
         if self.media.max_peers_per_class == 0 {
             return bad("media.max_peers_per_class must be at least 1".into());
         }
@@ -389,6 +394,7 @@ impl Config {
             ("limits.joins_per_ip_per_minute", l.joins_per_ip_per_minute as u64),
             ("limits.joins_per_class_per_minute", l.joins_per_class_per_minute as u64),
             ("limits.websockets_per_ip", l.websockets_per_ip as u64),
+            ("limits.ice_tcp_per_ip", l.ice_tcp_per_ip as u64),
             ("limits.websocket_idle_secs", l.websocket_idle_secs),
             ("limits.classes_per_token_per_hour", l.classes_per_token_per_hour as u64),
             ("limits.classes", l.classes as u64),
@@ -415,6 +421,18 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The ICE-TCP listener's address (`None`: off).
+    pub fn tcp_address(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        match self.media.tcp.as_str() {
+            "off" => Ok(None),
+            "" => Ok(Some(self.media.udp)),
+            a => a
+                .parse()
+                .map(Some)
+                .map_err(|_| ConfigError::Invalid(format!("media.tcp '{a}' is not an address, empty or \"off\""))),
+        }
     }
 
     /// The advertised IP, if set.

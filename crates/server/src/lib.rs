@@ -137,6 +137,7 @@ impl Server {
         let backstop = config.media.max_peers_per_class + limits_cfg.pending_per_class + limits_cfg.sessions_per_token;
         let sfu = SfuConfig {
             candidates: vec![],
+            tcp_candidates: vec![],
             layer: config.media.layer.parse().map_err(anyhow_free::Error::msg)?,
             keyframe_interval: Duration::from_millis(config.media.keyframe_interval_ms),
             max_participants: backstop,
@@ -153,6 +154,8 @@ impl Server {
             gso: config.media.gso,
             frame_hold: Duration::from_millis(config.media.frame_hold_ms),
             slice_packets: config.media.slice_packets,
+            tcp: config.tcp_address()?,
+            tcp_per_ip: limits_cfg.ice_tcp_per_ip,
         };
         let (media, events) = MediaServer::start(media_config)?;
         let tcp = tokio::net::TcpListener::bind(config.http.listen)
@@ -232,6 +235,11 @@ impl Server {
     /// The media workers' advertised UDP addresses.
     pub fn media_addrs(&self) -> Vec<SocketAddr> {
         self.state.media.addresses()
+    }
+
+    /// The ICE-TCP listener's advertised address, if ICE-TCP is on.
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        self.state.media.tcp_address()
     }
 
     /// The shared state (for `ardoise demo` and tests).

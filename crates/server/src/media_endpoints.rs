@@ -339,11 +339,19 @@ async fn patch(
             };
             let w = s.media.worker_for(&res.class);
             let addr = s.media.addresses()[w];
-            let body = format!(
-                "a=ice-lite\r\na=ice-ufrag:{ufrag}\r\na=ice-pwd:{pwd}\r\na=candidate:1 1 udp 2130706431 {} {} typ host\r\na=end-of-candidates\r\n",
+            let mut body = format!(
+                "a=ice-lite\r\na=ice-ufrag:{ufrag}\r\na=ice-pwd:{pwd}\r\na=candidate:1 1 udp 2130706431 {} {} typ host\r\n",
                 addr.ip(),
                 addr.port()
             );
+            if let Some(tcp) = s.media.tcp_address() {
+                body.push_str(&format!(
+                    "a=candidate:2 1 tcp 1518280447 {} {} typ host tcptype passive\r\n",
+                    tcp.ip(),
+                    tcp.port()
+                ));
+            }
+            body.push_str("a=end-of-candidates\r\n");
             let mut r = (StatusCode::OK, body).into_response();
             let h = r.headers_mut();
             h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/trickle-ice-sdpfrag"));

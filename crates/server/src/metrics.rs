@@ -60,6 +60,20 @@ pub async fn metrics(
     gauge("ardoise_datagrams_in_total", "UDP datagrams received.", "counter", per_worker(&|w| w.datagrams_in));
     gauge("ardoise_datagrams_out_total", "UDP datagrams sent.", "counter", per_worker(&|w| w.datagrams_out));
     gauge(
+        "ardoise_tcp_connections_total",
+        "ICE-TCP connections handed to each worker.",
+        "counter",
+        per_worker(&|w| w.tcp_connections),
+    );
+    gauge("ardoise_tcp_open", "ICE-TCP connections open now.", "gauge", per_worker(&|w| w.tcp_open as u64));
+    gauge("ardoise_tcp_frames_in_total", "Frames received over ICE-TCP.", "counter", per_worker(&|w| w.tcp_frames_in));
+    gauge(
+        "ardoise_tcp_dropped_total",
+        "Packets dropped toward ICE-TCP clients that do not keep up (video first).",
+        "counter",
+        per_worker(&|w| w.tcp_dropped),
+    );
+    gauge(
         "ardoise_datagrams_unknown_total",
         "UDP datagrams dropped unread (unknown address, not STUN for a known session).",
         "counter",

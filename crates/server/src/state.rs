@@ -62,6 +62,8 @@ pub struct Resource {
     pub opened: Instant,
     /// Announced to the class (the negotiation succeeded).
     pub announced: bool,
+    /// How its media travels, once known.
+    pub transport: Option<ardoise_proto::Transport>,
 }
 
 /// A session admitted and reserved, before its negotiation.
@@ -257,6 +259,7 @@ impl AppState {
                 class_publisher,
                 opened: Instant::now(),
                 announced: false,
+                transport: None,
             },
         );
         Ok(Reservation { pid, replaces })
@@ -372,6 +375,15 @@ impl AppState {
                 MediaEvent::Connected(_, pid) => {
                     if let Some(r) = self.sessions().get_mut(&pid) {
                         r.connected = true;
+                    }
+                }
+                MediaEvent::Transport(class, pid, transport) => {
+                    let owner = self.sessions().get_mut(&pid).map(|r| {
+                        r.transport = Some(transport);
+                        r.owner.clone()
+                    });
+                    if let Some(owner) = owner {
+                        self.hub.media_transport(&class, &owner, transport);
                     }
                 }
                 MediaEvent::AudioOnly(class, pid, audio_only) => {

@@ -32,6 +32,9 @@ impl std::str::FromStr for LayerChoice {
 pub struct SfuConfig {
     /// Addresses put in SDP answers as ICE-lite host candidates (the worker's advertised UDP address).
     pub candidates: Vec<SocketAddr>,
+    /// Addresses put in SDP answers as passive ICE-TCP host candidates (RFC 6544): the
+    /// server's TCP listener, for networks that drop UDP.
+    pub tcp_candidates: Vec<SocketAddr>,
     /// Simulcast layer forwarded to subscribers.
     pub layer: LayerChoice,
     /// Minimum time between two keyframe requests toward one publisher layer.
@@ -53,6 +56,7 @@ impl Default for SfuConfig {
     fn default() -> Self {
         SfuConfig {
             candidates: vec![],
+            tcp_candidates: vec![],
             layer: LayerChoice::High,
             keyframe_interval: Duration::from_millis(500),
             max_participants: 1000,

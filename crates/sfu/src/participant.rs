@@ -75,6 +75,11 @@ pub struct Participant {
     pub class_video_on: bool,
     /// The floor pupil's camera is forwarded.
     pub floor_video_on: bool,
+    /// How its media travels (from its latest datagram), once it sent one.
+    pub transport: Option<ardoise_proto::Transport>,
+    /// Addresses of the relay candidates it announced (TURN): its media from one of these
+    /// travels through a relay.
+    pub relay_addrs: Vec<SocketAddr>,
 }
 
 impl Participant {
@@ -99,6 +104,8 @@ impl Participant {
             allocator: None,
             class_video_on: true,
             floor_video_on: true,
+            transport: None,
+            relay_addrs: Vec::new(),
         }
     }
 

@@ -20,7 +20,7 @@ use str0m::change::SdpOffer;
 use str0m::config::DtlsCert;
 use str0m::format::Codec;
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
-use str0m::net::{Receive, Transmit};
+use str0m::net::{Protocol, Receive, Transmit};
 use str0m::rtp::{Extension, ExtensionMap, ExtensionValues, RtpPacket, RtpWrite, Ssrc};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 use tracing::{debug, info, warn};
@@ -36,6 +36,9 @@ pub enum RoomEvent {
     Live(bool),
     /// An adaptive pupil's video stopped for lack of bandwidth (`true`) or came back (`false`).
     AudioOnly(ParticipantId, bool),
+    /// How a participant's media travels: known at its first datagram, or changed (an ICE
+    /// restart that moved it from UDP to TCP).
+    Transport(ParticipantId, ardoise_proto::Transport),
 }
 
 /// Counters of one room (monotonic).
@@ -231,6 +234,14 @@ impl Room {
                 warn!("cannot make a host candidate for {addr}: {e}");
                 SfuError::UnusableOffer("the server has no usable media address".into())
             })?;
+            rtc.add_local_candidate(c);
+        }
+        for addr in &self.config.tcp_candidates {
+            let c =
+                Candidate::builder().tcp().host(*addr).tcptype(str0m::net::TcpType::Passive).build().map_err(|e| {
+                    warn!("cannot make a TCP candidate for {addr}: {e}");
+                    SfuError::UnusableOffer("the server has no usable media address".into())
+                })?;
             rtc.add_local_candidate(c);
         }
         Ok(rtc)
@@ -455,6 +466,7 @@ impl Room {
             return Err(SfuError::Full(self.config.max_participants));
         }
         check_offer(offer, publisher)?;
+        let offer_text = offer;
         let offer = SdpOffer::from_sdp_string(offer).map_err(|e| SfuError::BadSdp(e.to_string()))?;
         let mut rtc = self.new_rtc(now, publisher, estimate)?;
         let answer = catch_unwind(AssertUnwindSafe(|| rtc.sdp_api().accept_offer(offer)))
@@ -465,7 +477,9 @@ impl Room {
             return Err(SfuError::NotGranted("the camera was not granted: offer audio only".into()));
         }
         info!(class = %self.id, participant = %pid, publisher, "participant added");
-        self.participants.push(Participant::new(pid, kind, rtc, now));
+        let mut p = Participant::new(pid, kind, rtc, now);
+        p.relay_addrs = relay_candidates(offer_text);
+        self.participants.push(p);
         let idx = self.participants.len() - 1;
         self.mark_idx(idx);
         self.run(now);
@@ -515,6 +529,9 @@ impl Room {
             restarted = Some((local.ufrag, local.pass));
         }
         for c in candidates {
+            if c.kind() == str0m::CandidateKind::Relayed && !p.relay_addrs.contains(&c.addr()) {
+                p.relay_addrs.push(c.addr());
+            }
             p.rtc.add_remote_candidate(c);
         }
         self.mark_idx(idx);
@@ -528,16 +545,17 @@ impl Room {
         Some(self.participants[idx].rtc.direct_api().local_ice_credentials().ufrag)
     }
 
-    /// Whether participant `pid` accepts this datagram (str0m's `accepts`).
+    /// Whether participant `pid` accepts this datagram, received over `proto` (str0m's `accepts`).
     pub fn accepts(
         &self,
         now: Instant,
         pid: ParticipantId,
+        proto: Protocol,
         source: SocketAddr,
         destination: SocketAddr,
         contents: &[u8],
     ) -> bool {
-        let Ok(r) = Receive::new(str0m::net::Protocol::Udp, source, destination, contents) else {
+        let Ok(r) = Receive::new(proto, source, destination, contents) else {
             return false;
         };
         self.index(pid)
@@ -559,7 +577,7 @@ impl Room {
         self.participants.iter().find(|p| !p.dead && p.rtc.accepts(&input)).map(|p| p.id)
     }
 
-    /// Feed a datagram to a participant.
+    /// Feed a UDP datagram to a participant.
     pub fn handle_receive(
         &mut self,
         now: Instant,
@@ -568,12 +586,35 @@ impl Room {
         destination: SocketAddr,
         contents: &[u8],
     ) -> Result<(), SfuError> {
+        self.handle_receive_over(now, pid, Protocol::Udp, source, destination, contents)
+    }
+
+    /// Feed a datagram received over `proto` (UDP, or a frame of an ICE-TCP connection).
+    pub fn handle_receive_over(
+        &mut self,
+        now: Instant,
+        pid: ParticipantId,
+        proto: Protocol,
+        source: SocketAddr,
+        destination: SocketAddr,
+        contents: &[u8],
+    ) -> Result<(), SfuError> {
         let idx = self.index(pid).ok_or(SfuError::UnknownParticipant)?;
-        let Ok(r) = Receive::new(str0m::net::Protocol::Udp, source, destination, contents) else {
+        let Ok(r) = Receive::new(proto, source, destination, contents) else {
             return Ok(()); // Not STUN/DTLS/RTP: ignore.
         };
         let p = &mut self.participants[idx];
         p.remote = Some(source);
+        let transport = match proto {
+            Protocol::Udp if p.relay_addrs.contains(&source) => ardoise_proto::Transport::Relay,
+            Protocol::Udp => ardoise_proto::Transport::Udp,
+            _ => ardoise_proto::Transport::Tcp,
+        };
+        if p.transport != Some(transport) {
+            p.transport = Some(transport);
+            p.stats.transport = Some(transport);
+            self.events.push_back(RoomEvent::Transport(pid, transport));
+        }
         match catch_unwind(AssertUnwindSafe(|| p.rtc.handle_input(Input::Receive(now, r)))) {
             Ok(Ok(())) => {}
             Ok(Err(e)) => debug!(class = %self.id, participant = %pid, "input refused: {e}"),
@@ -1225,6 +1266,17 @@ fn layer_name(choice: Option<LayerChoice>) -> &'static str {
 }
 
 /// Reject offers with no usable media before str0m sees them.
+/// The addresses of the relay candidates (`typ relay`) of an SDP.
+fn relay_candidates(sdp: &str) -> Vec<SocketAddr> {
+    sdp.lines()
+        .filter_map(|l| l.trim().strip_prefix("a="))
+        .filter(|l| l.starts_with("candidate:"))
+        .filter_map(|l| Candidate::from_sdp_string(l).ok())
+        .filter(|c| c.kind() == str0m::CandidateKind::Relayed)
+        .map(|c| c.addr())
+        .collect()
+}
+
 /// Whether an SDP answer of ours receives video: a video m-line with a non-zero port whose
 /// direction is recvonly or sendrecv.
 pub fn answer_receives_video(answer: &str) -> bool {

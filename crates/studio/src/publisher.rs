@@ -5,7 +5,7 @@
 use crate::config::EncodedLayer;
 use crate::{Pipeline, PipelineCommand, StudioConfig, VideoCodec};
 use anyhow::{Context, Result, bail};
-use ardoise_client::{Peer, Session, http, whip};
+use ardoise_client::{Peer, Session, Transports, http, whip};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
@@ -56,7 +56,9 @@ fn connect(config: &StudioConfig) -> Result<Connection> {
         VideoCodec::Vp8 => rtc_config.enable_vp8(true),
         VideoCodec::H264 => rtc_config.enable_h264(true),
     };
-    let mut peer = Peer::with_config(config.bind, rtc_config)?;
+    // UDP when it works, ICE-TCP when the school's network drops UDP: the studio falls back
+    // by itself (ICE ranks the UDP candidates first).
+    let mut peer = Peer::with_transports(config.bind, rtc_config, Transports::BOTH)?;
     let rid_names: Vec<&str> = config.layers.iter().map(|l| l.rid.as_str()).collect();
     let rids: Vec<str0m::media::Rid> = rid_names.iter().map(|r| (*r).into()).collect();
     let published = whip::publish(&mut peer, &config.server, &config.class, &config.token, &rid_names)?;

@@ -7,7 +7,7 @@
 use crate::StudioConfig;
 use crate::config::Speaker;
 use anyhow::{Context, Result};
-use ardoise_client::{Peer, http};
+use ardoise_client::{Peer, Transports, http};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
@@ -88,8 +88,9 @@ impl Drop for Playback {
 
 /// One WHEP `feed=floor` session until it fails or `stop`.
 fn session(config: &StudioConfig, playback: &Playback, stop: &AtomicBool, stats: &ReturnAudioStats) -> Result<()> {
-    let mut peer =
-        Peer::with_config(config.bind, Rtc::builder().set_rtp_mode(true).clear_codecs().enable_opus(true, false))?;
+    // UDP when it works, ICE-TCP when the school's network drops UDP.
+    let rtc = Rtc::builder().set_rtp_mode(true).clear_codecs().enable_opus(true, false);
+    let mut peer = Peer::with_transports(config.bind, rtc, Transports::BOTH)?;
     let mut api = peer.rtc.sdp_api();
     api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
     let (offer, pending) = api.apply().context("no offer")?;
@@ -99,8 +100,7 @@ fn session(config: &StudioConfig, playback: &Playback, stop: &AtomicBool, stats:
         &config.token,
         &offer.to_sdp_string(),
     )?;
-    let answer = str0m::change::SdpAnswer::from_sdp_string(&session.answer).context("parse answer")?;
-    peer.rtc.sdp_api().accept_answer(pending, answer)?;
+    peer.accept_answer(pending, &session.answer)?;
     let mut events = Vec::new();
     let r = loop {
         if stop.load(Ordering::Relaxed) {
