@@ -11,7 +11,9 @@ packages=(
   gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-tools gstreamer1.0-alsa
   gstreamer1.0-pulseaudio gstreamer1.0-x
   # end-to-end tests: a real browser, node for playwright-core, network namespaces
-  chromium nodejs npm iproute2 util-linux
+  chromium nodejs npm iproute2 util-linux nftables
+  # TURN beside Ardoise ([turn] mode = "coturn") and its test client; openssl for a reference HMAC
+  coturn openssl
   # the side-by-side benchmark (make bench) and its test: Janus VideoRoom
   janus
 )

@@ -79,6 +79,28 @@ pub struct JoinResponse {
     pub class: ClassId,
     /// The role granted (always pupil here).
     pub role: Role,
+    /// TURN servers with short-lived credentials, for networks that drop UDP and TCP to the
+    /// media ports (empty when the server has none).
+    #[serde(default)]
+    pub ice_servers: Vec<IceServer>,
+}
+
+/// A TURN (or STUN) server as `RTCPeerConnection` takes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IceServer {
+    /// `turn:`/`turns:` URLs.
+    pub urls: Vec<String>,
+    /// TURN REST username (`expiry:id`).
+    pub username: String,
+    /// Its password (base64 HMAC-SHA1 of the username with the shared secret).
+    pub credential: String,
+}
+
+/// `GET /api/ice-servers` answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IceServers {
+    /// The servers, with credentials valid for this token's holder.
+    pub ice_servers: Vec<IceServer>,
 }
 
 /// How a participant's media travels: UDP (the default), ICE-TCP (a network that drops UDP),

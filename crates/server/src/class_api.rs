@@ -10,8 +10,8 @@ use crate::classes::CreateError;
 use crate::limits::ClientAddr;
 use crate::state::SharedState;
 use ardoise_proto::{
-    Claims, ClassId, ClassInfo, ClassState, CreateClass, JoinRequest, JoinResponse, PublicClass, Role, RotatedCode,
-    ServerEvent,
+    Claims, ClassId, ClassInfo, ClassState, CreateClass, IceServers, JoinRequest, JoinResponse, PublicClass, Role,
+    RotatedCode, ServerEvent,
 };
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
@@ -127,8 +127,16 @@ pub async fn join(
     }
     s.limits.joins_per_class.check(&class.id)?;
     s.classes.touch(&class.id);
-    let token = s.tokens.issue(Role::Pupil, Some(class.id.clone()), Some(name.to_owned()), None);
-    Ok(Json(JoinResponse { token, class: class.id, role: Role::Pupil }))
+    let (token, claims) = s.tokens.issue_claims(Role::Pupil, Some(class.id.clone()), Some(name.to_owned()), None);
+    let ice_servers = s.turn.as_ref().map(|t| t.ice_servers(&claims.sub)).unwrap_or_default();
+    Ok(Json(JoinResponse { token, class: class.id, role: Role::Pupil, ice_servers }))
+}
+
+/// `GET /api/ice-servers` (any valid token): the TURN servers, with a credential valid
+/// `turn.credential_ttl_secs` for this token's holder (empty without TURN).
+pub async fn ice_servers(State(s): State<SharedState>, headers: HeaderMap) -> Result<Json<IceServers>, Problem> {
+    let claims = s.authenticate(&headers)?;
+    Ok(Json(IceServers { ice_servers: s.turn.as_ref().map(|t| t.ice_servers(&claims.sub)).unwrap_or_default() }))
 }
 
 /// `POST /api/classes/{id}/code`: a new join code (its teacher, an admin); the old one stops

@@ -232,6 +232,32 @@ pub struct StudioSection {
     pub follow_class: bool,
 }
 
+/// `[turn]`: a TURN server for networks that let only TLS (or TCP) out.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TurnConfig {
+    /// "", "coturn" or "external".
+    pub mode: String,
+    /// URLs handed to clients.
+    pub urls: Vec<String>,
+    /// TURN REST shared secret.
+    pub secret: String,
+    /// Credential lifetime, seconds.
+    pub credential_ttl_secs: u64,
+    /// coturn: UDP/TCP listener.
+    pub listen: String,
+    /// coturn: TLS listener; empty: none.
+    pub tls_listen: String,
+    /// coturn: relay port range "min-max".
+    pub relay_ports: String,
+    /// coturn: allocations per credential.
+    pub user_quota: u32,
+    /// coturn: allocations in total.
+    pub total_quota: u32,
+    /// coturn: the program.
+    pub program: String,
+}
+
 /// `[[classes]]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -260,6 +286,8 @@ pub struct Config {
     pub studio: StudioSection,
     /// Limits on every door.
     pub limits: LimitsConfig,
+    /// TURN.
+    pub turn: TurnConfig,
     /// Declared classes.
     #[serde(default)]
     pub classes: Vec<ClassConfig>,
@@ -381,6 +409,37 @@ impl Config {
                 return bad(format!("http.public_names: '{n}' is not a host name or address"));
             }
         }
+        let t = &self.turn;
+        match t.mode.as_str() {
+            "" => {}
+            "external" => {
+                if t.urls.is_empty() || t.secret.len() < 16 {
+                    return bad(
+                        "turn.mode = \"external\" needs turn.urls and a turn.secret of at least 16 bytes".into()
+                    );
+                }
+            }
+            "coturn" => {
+                if t.listen.parse::<SocketAddr>().is_err() {
+                    return bad(format!("turn.listen '{}' is not an address", t.listen));
+                }
+                if !t.tls_listen.is_empty() && (t.tls_listen.parse::<SocketAddr>().is_err() || !self.http.tls()) {
+                    return bad("turn.tls_listen needs an address and HTTPS (its certificate is the server's)".into());
+                }
+                if self.turn_relay_ports().is_none() {
+                    return bad(format!("turn.relay_ports '{}' is not min-max", t.relay_ports));
+                }
+            }
+            other => return bad(format!("turn.mode '{other}' is not \"\", \"coturn\" or \"external\"")),
+        }
+        if !t.mode.is_empty() && (t.credential_ttl_secs < 60 || t.user_quota == 0 || t.total_quota == 0) {
+            return bad("turn.credential_ttl_secs must be at least 60, the quotas at least 1".into());
+        }
+        for u in &t.urls {
+            if !(u.starts_with("turn:") || u.starts_with("turns:")) {
+                return bad(format!("turn.urls: '{u}' is not a turn: or turns: URL"));
+            }
+        }
         let l = &self.limits;
         let positive = [
             ("limits.connections_per_ip", l.connections_per_ip as u64),
@@ -421,6 +480,13 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The relay ports of `turn.relay_ports`.
+    pub fn turn_relay_ports(&self) -> Option<(u16, u16)> {
+        let (a, b) = self.turn.relay_ports.split_once('-')?;
+        let (a, b) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
+        (a > 0 && a <= b).then_some((a, b))
     }
 
     /// The ICE-TCP listener's address (`None`: off).

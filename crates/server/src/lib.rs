@@ -19,6 +19,7 @@ pub mod problem;
 pub mod revocations;
 pub mod state;
 pub mod tls;
+pub mod turn;
 pub mod web;
 
 pub use config::Config;
@@ -59,6 +60,7 @@ pub fn app(state: SharedState) -> Router {
         .route("/api/classes/{code}/code", post(class_api::rotate_code))
         .route("/api/classes/{code}/qr.svg", get(web::qr))
         .route("/api/admin/classes", get(admin::classes))
+        .route("/api/ice-servers", get(class_api::ice_servers))
         .route("/whip/{class}", post(media_endpoints::whip_post))
         .route(
             "/whip/{class}/{id}",
@@ -193,8 +195,18 @@ impl Server {
             },
             tls_config,
         );
+        let media_ips: Vec<std::net::IpAddr> = {
+            let mut ips: Vec<_> = media.addresses().iter().map(|a| a.ip()).collect();
+            ips.dedup();
+            ips
+        };
+        // On this thread (a runtime worker, which lives as long as the server): coturn is told
+        // to die with the thread that started it.
+        let files = tls.as_ref().map(|t| t.files.clone());
+        let turn = tokio::task::block_in_place(|| turn::Turn::start(config, &media_ips, files.as_ref()))?;
         let limits = limits::Limits::new(limits_cfg, trusted_proxies);
         let mut state = AppState::new(tokens, classes, media, config.http.max_body, limits);
+        state.turn = turn;
         state.tls = tls.is_some();
         state.public_origin = (!config.http.public_names.is_empty()).then(|| config.http.public_origin(http_port));
         state.max_peers_per_class = config.media.max_peers_per_class;

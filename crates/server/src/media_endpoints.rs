@@ -221,7 +221,14 @@ async fn post(
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/sdp"));
     h.insert(header::LOCATION, HeaderValue::from_str(&location).expect("ascii path"));
     h.insert(header::ETAG, HeaderValue::from_str(&format!("\"{}-0\"", pid.0)).expect("ascii"));
-    h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("Location, ETag"));
+    h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("Location, ETag, Link"));
+    if let Some(turn) = &s.turn {
+        for link in turn.link_headers(&claims.sub) {
+            if let Ok(v) = HeaderValue::from_str(&link) {
+                h.append(header::LINK, v);
+            }
+        }
+    }
     Ok(r)
 }
 

@@ -126,6 +126,8 @@ pub struct AppState {
     pub tls: bool,
     /// The origin of printed links and QR codes (`http.public_names`), if set.
     pub public_origin: Option<String>,
+    /// TURN, when configured (its coturn child stops with the state).
+    pub turn: Option<crate::turn::Turn>,
     /// When the server started (admin view).
     pub started: std::time::Instant,
     /// Largest request body.
@@ -157,6 +159,7 @@ impl AppState {
             snapshots: SnapshotCache::default(),
             tls: false,
             public_origin: None,
+            turn: None,
             started: std::time::Instant::now(),
             max_body,
             limits,

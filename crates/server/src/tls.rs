@@ -44,6 +44,8 @@ pub struct TlsIdentity {
     pub spki_hash: String,
     /// Made by the server itself.
     pub self_signed: bool,
+    /// The PEM files it came from (certificate, key): a TURN server beside Ardoise uses them.
+    pub files: (PathBuf, PathBuf),
 }
 
 impl TlsIdentity {
@@ -57,9 +59,9 @@ impl TlsIdentity {
             return Err(TlsError::Invalid(format!("{}: no certificate in this PEM file", cert.display())));
         }
         std::fs::metadata(key).map_err(|source| TlsError::Io { path: key.to_owned(), source })?;
-        let key = PrivateKeyDer::from_pem_file(key)
+        let key_der = PrivateKeyDer::from_pem_file(key)
             .map_err(|e| TlsError::Invalid(format!("{}: no usable private key: {e}", key.display())))?;
-        Self::new(certs, key, false)
+        Self::new(certs, key_der, false, (cert.to_owned(), key.to_owned()))
     }
 
     /// The self-signed certificate of data directory `dir` for `names`, made if missing or
@@ -83,17 +85,18 @@ impl TlsIdentity {
         std::fs::write(&names_path, wanted).map_err(|source| TlsError::Io { path: names_path.clone(), source })?;
         let key = PrivateKeyDer::from_pem_slice(made.signing_key.serialize_pem().as_bytes())
             .map_err(|e| TlsError::Invalid(format!("self-signed key: {e}")))?;
-        Self::new(vec![made.cert.der().clone()], key, true)
+        Self::new(vec![made.cert.der().clone()], key, true, (cert_path, key_path))
     }
 
     fn new(
         certs: Vec<CertificateDer<'static>>,
         key: PrivateKeyDer<'static>,
         self_signed: bool,
+        files: (PathBuf, PathBuf),
     ) -> Result<Self, TlsError> {
         let fingerprint = fingerprint(&certs[0]);
         let spki_hash = spki_hash(&certs[0])?;
-        Ok(TlsIdentity { certs, key, fingerprint, spki_hash, self_signed })
+        Ok(TlsIdentity { certs, key, fingerprint, spki_hash, self_signed, files })
     }
 
     /// The rustls configuration of the listener: HTTP/2 then HTTP/1.1 by ALPN.
