@@ -74,6 +74,8 @@ const STRINGS = {
   confirm_rotate: ["Remplacer le code ? L'ancien lien ne marchera plus pour les nouveaux élèves.", "Replace the code? The old link will stop working for new pupils."],
   code_changed: ["Nouveau code de classe : partagez le nouveau lien.", "New class code: share the new link."],
   lock_players: ["Verrouiller ferme aussi les lecteurs", "Locking also closes players"],
+  tr_tcp: ["TCP", "TCP"], tr_relay: ["relais", "relay"], tr_udp: ["UDP", "UDP"],
+  fallback: ["connexion de secours ({t})", "fallback connection ({t})"],
   player: ["lecteur", "player"], player_hint: ["Regarde sans la page élève (lecteur vidéo ou script)", "Watching without the pupil page (video player or script)"],
   layout: ["Disposition", "Layout"],
   l_camera: ["Caméra", "Camera"], l_document: ["Document", "Document"], l_screen: ["Écran", "Screen"],
@@ -107,6 +109,7 @@ const STRINGS = {
   memory: ["Mémoire", "Memory"], uptime: ["En service depuis", "Up for"], cpu: ["CPU", "CPU"],
   members: ["Membres", "Members"], media: ["Flux média", "Media"], name: ["Nom", "Name"], role: ["Rôle", "Role"],
   conn: ["Connexion", "Connection"], hand: ["Main", "Hand"], kind: ["Type", "Kind"], connected: ["Connecté", "Connected"],
+  transport: ["Transport", "Transport"],
   ingress: ["Entrée kbit/s", "In kbit/s"], egress: ["Sortie kbit/s", "Out kbit/s"], loss: ["Pertes %", "Loss %"],
   rtt: ["RTT ms", "RTT ms"], nacks: ["NACK", "NACKs"], plis: ["Demandes d'image clé", "Keyframe requests"],
   worker: ["Processus", "Worker"], port: ["Port", "Port"], rooms: ["Classes", "Rooms"], participants: ["Participants", "Participants"],
@@ -256,6 +259,36 @@ export function errorText(e) {
 }
 
 // ---------------------------------------------------------------- WHEP / WHIP
+const iceCache = new Map(); // token -> {at, servers}
+/**
+ * The RTCPeerConnection configuration: the server's TURN servers with a fresh credential
+ * (`/api/ice-servers`, kept 10 minutes), every transport allowed — UDP first, then ICE-TCP
+ * and the relay when the network drops UDP. `?ice=relay` in the page's URL forces the relay
+ * (support staff, tests).
+ */
+export async function rtcConfig(token) {
+  let cached = iceCache.get(token);
+  if (!cached || Date.now() - cached.at > 600000) {
+    let servers = [];
+    try { servers = (await api("/api/ice-servers", { token })).ice_servers || []; } catch (_) { /* none: UDP and TCP still work */ }
+    cached = { at: Date.now(), servers };
+    iceCache.set(token, cached);
+  }
+  const relay = new URLSearchParams(location.search).get("ice") === "relay";
+  return { bundlePolicy: "max-bundle", iceServers: cached.servers, iceTransportPolicy: relay ? "relay" : "all" };
+}
+/** How the connection's media travels now: "udp", "tcp" (ICE-TCP) or "relay" (TURN); null before it connects. */
+export async function transportOf(pc) {
+  if (!pc) return null;
+  const rep = await pc.getStats();
+  let pair = null;
+  rep.forEach((r) => { if (r.type === "transport" && r.selectedCandidatePairId) pair = rep.get(r.selectedCandidatePairId); });
+  if (!pair) rep.forEach((r) => { if (r.type === "candidate-pair" && r.nominated && r.state === "succeeded") pair = r; });
+  const local = pair && rep.get(pair.localCandidateId);
+  if (!local) return null;
+  if (local.candidateType === "relay") return "relay";
+  return local.protocol === "tcp" ? "tcp" : "udp";
+}
 function iceGathered(pc, maxMs) {
   if (pc.iceGatheringState === "complete") return Promise.resolve();
   return new Promise((resolve) => {
@@ -287,7 +320,7 @@ export function hangup(session, token) {
 }
 /** WHIP: `setup(pc)` adds the send transceivers. Returns {pc, session, stop()}. */
 export async function publish(url, token, setup) {
-  const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle" });
+  const pc = new RTCPeerConnection(await rtcConfig(token));
   try {
     setup(pc);
     const session = await negotiate(pc, url, token);
@@ -320,7 +353,9 @@ export class Receiver {
     clearTimeout(this.timer);
     this.close();
     const gen = ++this.gen;
-    const pc = (this.pc = new RTCPeerConnection({ bundlePolicy: "max-bundle" }));
+    const config = await rtcConfig(this.o.token);
+    if (gen !== this.gen) return;
+    const pc = (this.pc = new RTCPeerConnection(config));
     const tx = (this.tx = this.o.kinds().map((k) => pc.addTransceiver(k, { direction: "recvonly" })));
     pc.ontrack = (ev) => { const i = tx.indexOf(ev.transceiver); if (i >= 0 && this.o.onTrack) this.o.onTrack(i, ev.track); };
     pc.onconnectionstatechange = () => {
