@@ -3,7 +3,8 @@
 # → N synthetic pupils for D seconds, all on 127.0.0.1. Reports the server's own CPU time
 # (from /proc/<pid>/stat) per forwarded RTP packet, the load generator's CPU, and memory.
 #
-#   PUPILS=50 DURATION=30 benches/load.sh   (LAYER=auto: pupils adapt, with send-side BWE and pacing)
+#   PUPILS=50 DURATION=30 benches/load.sh   (LAYER=auto: pupils adapt, with send-side BWE and pacing;
+#   TRANSPORT=tcp: teacher and pupils over ICE-TCP only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PUPILS=${PUPILS:-50}
@@ -40,7 +41,8 @@ RSS0=$(rss_kb $SERVER)
 
 JOIN=$(( (PUPILS + RAMP - 1) / RAMP ))
 $LOADGEN_CPUS "$BIN" loadgen --server "$BASE" --class demo --pupils "$PUPILS" --ramp "$RAMP" \
-  --duration $((DURATION + 4)) --token "$TOKEN" --layer "${LAYER:-high}" --json "$WORK/load.json" 2> "$WORK/loadgen.err" &
+  --duration $((DURATION + 4)) --token "$TOKEN" --layer "${LAYER:-high}" --transport "${TRANSPORT:-udp}" \
+  --json "$WORK/load.json" 2> "$WORK/loadgen.err" &
 LOADGEN=$!
 sleep $((JOIN + 3))
 T0=$(ticks $SERVER); L0=$(ticks $LOADGEN); F0=$(forwarded); S0=$(date +%s.%N)

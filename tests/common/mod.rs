@@ -95,8 +95,21 @@ impl TestServer {
             None => Stdio::inherit(),
         };
         let level = env.iter().find(|(k, _)| k == "ARDOISE_LOG").map(|(_, v)| v.clone());
-        let mut child = Command::new(bin())
-            .args(["serve", "--http", http, "--udp", "127.0.0.1:0", "--config"])
+        // ARDOISE_TEST_NETNS=NAME (in `env`): run the server in that network namespace, its
+        // media on ARDOISE_TEST_UDP (else loopback).
+        let netns = env.iter().find(|(k, _)| k == "ARDOISE_TEST_NETNS").map(|(_, v)| v.clone());
+        let udp =
+            env.iter().find(|(k, _)| k == "ARDOISE_TEST_UDP").map_or("127.0.0.1:0".to_owned(), |(_, v)| v.clone());
+        let mut cmd = match &netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(bin());
+                c
+            }
+            None => Command::new(bin()),
+        };
+        let mut child = cmd
+            .args(["serve", "--http", http, "--udp", &udp, "--config"])
             .arg(data_dir.join("test.toml"))
             .envs(env.iter().cloned())
             .env("ARDOISE_LOG", level.unwrap_or_else(|| std::env::var("ARDOISE_LOG").unwrap_or_else(|_| "warn".into())))

@@ -101,6 +101,11 @@ impl Peer {
         Ok(())
     }
 
+    /// The TCP connection's file descriptor, for readiness loops (ICE-TCP on).
+    pub fn tcp_fd(&self) -> Option<std::os::fd::RawFd> {
+        self.tcp.as_ref().map(|l| l.fd())
+    }
+
     /// Whether media travels over the TCP connection (it was chosen by ICE).
     pub fn over_tcp(&self) -> bool {
         self.tcp.as_ref().is_some_and(|l| l.used())

@@ -68,6 +68,10 @@ pub struct LoadgenArgs {
     /// `high`, `medium`, `low`.
     #[arg(long, default_value = "auto")]
     pub layer: String,
+    /// How the teacher and the pupils reach the server: `udp`, or `tcp` (ICE-TCP only, as
+    /// behind a firewall that drops UDP).
+    #[arg(long, default_value = "udp")]
+    pub transport: String,
 }
 
 /// Result of one pupil.
@@ -340,6 +344,11 @@ pub fn run(args: LoadgenArgs) -> Result<()> {
     if !args.bind.is_loopback() {
         anyhow::bail!("loadgen only binds loopback addresses (got {})", args.bind);
     }
+    let transports = match args.transport.as_str() {
+        "udp" => ardoise_client::Transports::UDP,
+        "tcp" => ardoise_client::Transports::TCP,
+        other => anyhow::bail!("--transport must be udp or tcp (got '{other}')"),
+    };
     if !matches!(args.layer.as_str(), "auto" | "high" | "medium" | "low") {
         anyhow::bail!("--layer must be auto, high, medium or low (got '{}')", args.layer);
     }
@@ -390,7 +399,7 @@ pub fn run(args: LoadgenArgs) -> Result<()> {
                 simulcast: !args.no_simulcast,
                 record_payloads: false,
             };
-            let mut p = Publisher::connect(&config)?;
+            let mut p = Publisher::connect_over(&config, transports)?;
             let stop = stop.clone();
             Some(std::thread::spawn(move || -> Result<()> {
                 p.run_until(|| stop.load(Ordering::Relaxed))?;
@@ -428,7 +437,7 @@ pub fn run(args: LoadgenArgs) -> Result<()> {
             }
             _ => join(&args.server, &args.class, &format!("Eleve{i}")).and_then(|token| {
                 let layer = (args.layer != "auto").then_some(args.layer.as_str());
-                Subscriber::connect_with_layer(&args.server, &args.class, &token, args.bind, layer)
+                Subscriber::connect_over(&args.server, &args.class, &token, args.bind, layer, transports)
             }),
         };
         match attempt {

@@ -44,6 +44,9 @@ pub fn run_pool(
                     s.peer().socket().set_nonblocking(true)?;
                     let fd = s.peer().socket().as_raw_fd();
                     poll.registry().register(&mut SourceFd(&fd), Token(pupils.len()), Interest::READABLE)?;
+                    if let Some(tcp) = s.peer().tcp_fd() {
+                        poll.registry().register(&mut SourceFd(&tcp), Token(pupils.len()), Interest::READABLE)?;
+                    }
                     pupils.push((i, s, false));
                 }
                 Err(TryRecvError::Empty) => break,

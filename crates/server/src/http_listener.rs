@@ -184,6 +184,12 @@ async fn serve_io<I>(
 {
     let service = router.map_request(move |mut req: axum::http::Request<hyper::body::Incoming>| {
         req.extensions_mut().insert(ConnectInfo(peer));
+        // HTTP/2 names the host in the :authority pseudo-header: give handlers a Host header.
+        if !req.headers().contains_key(axum::http::header::HOST)
+            && let Some(v) = req.uri().authority().and_then(|a| axum::http::HeaderValue::from_str(a.as_str()).ok())
+        {
+            req.headers_mut().insert(axum::http::header::HOST, v);
+        }
         req
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());

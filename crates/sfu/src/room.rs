@@ -610,7 +610,10 @@ impl Room {
             Protocol::Udp => ardoise_proto::Transport::Udp,
             _ => ardoise_proto::Transport::Tcp,
         };
-        if p.transport != Some(transport) {
+        // The media path is where DTLS and SRTP travel: ICE checks (STUN, first byte 0..=3)
+        // may still arrive on the pairs that were not chosen.
+        let stun = contents.first().is_some_and(|b| *b < 4);
+        if !stun && p.transport != Some(transport) {
             p.transport = Some(transport);
             p.stats.transport = Some(transport);
             self.events.push_back(RoomEvent::Transport(pid, transport));

@@ -1,0 +1,163 @@
+#!/usr/bin/env node
+// Reachability checks of the Ardoise pages in Debian's Chromium (issue 12).
+//
+// Usage:
+//   node reach.mjs transport <baseUrl> <teacherToken> <adminToken> <expected: udp|tcp|relay>
+//     one pupil joins `${base}/c/demo${PUPIL_QUERY}`; ≥ 20 fps with audio over 5 s; the pupil
+//     page, the teacher console (pupil and studio) and the admin dashboard show <expected>.
+//   node reach.mjs first-picture <baseUrl> <runs>
+//     <runs> fresh pupils, one after the other: time from the click on "join" to the first
+//     decoded frame.
+//   node reach.mjs secure <baseUrl> <teacherToken>
+//     on an https origin that is not localhost: a secure context; the teacher console teaches
+//     from the (fake) browser camera and a pupil sees it; a pupil given the floor is heard.
+// Extra Chromium flags come from CHROMIUM_EXTRA (space-separated; e.g. the SPKI list of a
+// self-signed certificate). Prints ONE line of JSON on stdout; progress on stderr. Exit 0 only
+// if every check passed. Capped at 90 s; the browser is always closed.
+
+import { chromium } from "playwright-core";
+
+const ARGS = [
+  "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+  "--disable-component-update", "--disable-sync", "--use-fake-ui-for-media-stream",
+  "--use-fake-device-for-media-stream=fps=30", "--allow-loopback-in-peer-connection",
+  "--disable-features=WebRtcHideLocalIpsWithMdns",
+  ...(process.env.CHROMIUM_EXTRA || "").split(" ").filter(Boolean),
+];
+const [mode, baseArg, ...rest] = process.argv.slice(2);
+const base = (baseArg || "").replace(/\/+$/, "");
+const result = { ok: false, error: null, mode };
+let browser = null;
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const log = (m) => process.stderr.write(`[reach.mjs] ${m}\n`);
+function check(cond, msg) {
+  if (!cond && result.error === null) { result.error = msg; log(`FAILED: ${msg}`); }
+  return !!cond;
+}
+async function finish() {
+  clearTimeout(watchdog);
+  const b = browser; browser = null;
+  if (b) await Promise.race([b.close().catch(() => {}), sleep(5000)]);
+  result.ok = result.error === null;
+  process.stdout.write(JSON.stringify(result) + "\n");
+  process.exit(result.ok ? 0 : 1);
+}
+const watchdog = setTimeout(() => { result.error = result.error || "overall timeout (90 s)"; finish(); }, 90_000);
+async function waitFor(fn, ms, what) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timeout (${ms / 1000} s): ${what}`);
+    await sleep(50);
+  }
+}
+async function newPage(name) {
+  const ctx = await browser.newContext({ viewport: { width: 1024, height: 768 }, permissions: ["camera", "microphone"] });
+  const page = await ctx.newPage();
+  page.on("console", (m) => { if (m.type() === "error") log(`[${name} console] ${m.text()}`); });
+  page.on("pageerror", (e) => log(`[${name} exception] ${e.message}`));
+  page.on("dialog", (d) => d.accept().catch(() => {}));
+  return page;
+}
+const stats = (page) => page.evaluate(async () => (window.ardoise && window.ardoise.stats ? await window.ardoise.stats() : { missing: true }));
+async function joinPupil(name, query = "") {
+  const page = await newPage(name);
+  await page.goto(`${base}/c/demo${query}`, { waitUntil: "load", timeout: 15_000 });
+  await page.fill("#name", name);
+  const t0 = Date.now();
+  await page.click("#join");
+  return { page, t0 };
+}
+async function fpsOver(page, ms) {
+  const a = await stats(page);
+  await sleep(ms);
+  const b = await stats(page);
+  return { fps: ((b.framesDecoded - a.framesDecoded) * 1000) / ms, audio: b.audioPacketsReceived - a.audioPacketsReceived, last: b };
+}
+
+async function transport(teacherToken, adminToken, expected) {
+  const { page: pupil } = await joinPupil("Tcp", process.env.PUPIL_QUERY || "");
+  await waitFor(async () => (await stats(pupil)).framesDecoded > 0, 20_000, "the first decoded frame");
+  const m = await fpsOver(pupil, 5000);
+  result.fps = Math.round(m.fps * 10) / 10;
+  result.audioPackets = m.audio;
+  log(`pupil: ${result.fps} fps, ${m.audio} audio packets`);
+  check(m.fps >= 20, `the pupil decoded ${m.fps} fps`);
+  check(m.audio > 100, `the pupil received ${m.audio} audio packets in 5 s`);
+  result.pupilTransport = await waitFor(async () => (await stats(pupil)).transport, 10_000, "the pupil page's transport");
+  result.pupilShows = await pupil.evaluate(() => document.querySelector("#conn").textContent);
+  check(result.pupilTransport === expected, `the pupil page runs over ${result.pupilTransport}`);
+  if (expected !== "udp") check(/secours|fallback/.test(result.pupilShows), `the pupil page does not say it runs on a fallback: ${result.pupilShows}`);
+  const teacher = await newPage("teacher");
+  await teacher.goto(`${base}/teacher#token=${encodeURIComponent(teacherToken)}`, { waitUntil: "load" });
+  result.consolePupil = await waitFor(() => teacher.evaluate(() => {
+    const el = document.querySelector("#pupils li .tag.transport");
+    return el ? el.dataset.transport : null;
+  }), 10_000, "the console's transport tag of the pupil");
+  result.consoleStudio = await waitFor(() => teacher.evaluate(() => document.querySelector("#live-state").dataset.transport || null),
+    10_000, "the console's transport of the studio");
+  check(result.consolePupil === expected, `the console shows the pupil over ${result.consolePupil}`);
+  const studioExpected = process.env.STUDIO_EXPECTED || expected;
+  check(result.consoleStudio === studioExpected, `the console shows the studio over ${result.consoleStudio}`);
+  const admin = await newPage("admin");
+  await admin.goto(`${base}/admin#token=${encodeURIComponent(adminToken)}`, { waitUntil: "load" });
+  result.admin = await waitFor(() => admin.evaluate(() => {
+    const cells = [...document.querySelectorAll("td.transport")].map((c) => c.dataset.transport).filter(Boolean);
+    return cells.length >= 2 ? cells : null;
+  }), 10_000, "the admin dashboard's transport column");
+  check(result.admin.includes(expected), `the admin dashboard shows ${JSON.stringify(result.admin)}`);
+  check(result.admin.includes(studioExpected), `the admin dashboard shows ${JSON.stringify(result.admin)} (studio)`);
+}
+
+async function firstPicture(runs) {
+  result.ms = [];
+  for (let i = 0; i < runs; i++) {
+    const { page, t0 } = await joinPupil(`P${i}`);
+    await waitFor(async () => (await stats(page)).framesDecoded > 0, 15_000, `pupil ${i}: first frame`);
+    result.ms.push(Date.now() - t0);
+    await page.context().close();
+  }
+  const sorted = [...result.ms].sort((a, b) => a - b);
+  result.p50 = sorted[Math.floor((sorted.length - 1) / 2)];
+  result.max = sorted[sorted.length - 1];
+  log(`first picture: ${JSON.stringify(result.ms)} ms`);
+}
+
+async function secure(teacherToken) {
+  const teacher = await newPage("teacher");
+  await teacher.goto(`${base}/teacher#token=${encodeURIComponent(teacherToken)}`, { waitUntil: "load" });
+  result.secureContext = await teacher.evaluate(() => window.isSecureContext);
+  check(result.secureContext, "the console is not a secure context");
+  const { page: alice } = await joinPupil("Alice");
+  const { page: bruno } = await joinPupil("Bruno");
+  await waitFor(async () => (await stats(bruno)).framesDecoded > 0, 20_000, "Bruno's first frame (the studio)");
+  // The console teaches from the browser camera: the fake camera is 1280 px wide, the studio's
+  // top layer in this test is narrower.
+  await teacher.click("#publish-camera");
+  const width = Number(process.env.BROWSER_WIDTH || 1280);
+  await waitFor(async () => (await stats(bruno)).frameWidth === width, 25_000, `Bruno plays the browser camera (${width} px)`);
+  const m = await fpsOver(bruno, 3000);
+  result.browserTeachingFps = Math.round(m.fps * 10) / 10;
+  check(m.fps >= 15, `the browser camera plays at ${m.fps} fps`);
+  await teacher.click("#publish-stop");
+  // The floor: Alice speaks (her fake microphone), Bruno hears her.
+  const aliceId = await waitFor(() => alice.evaluate(() => window.ardoise.you()), 10_000, "Alice's id");
+  await teacher.waitForSelector(`#pupils li[data-id="${aliceId}"] [data-action="grant"]`, { timeout: 10_000 });
+  await teacher.click(`#pupils li[data-id="${aliceId}"] [data-action="grant"]`);
+  await waitFor(async () => (await stats(alice)).live, 15_000, "Alice on air");
+  const f0 = (await stats(bruno)).floorAudioPacketsReceived;
+  await waitFor(async () => (await stats(bruno)).floorAudioPacketsReceived > f0 + 50, 10_000, "Bruno hears Alice");
+  result.floorHeard = true;
+}
+
+try {
+  browser = await chromium.launch({ executablePath: "/usr/bin/chromium", headless: true, args: ARGS, timeout: 20_000 });
+  if (mode === "transport") await transport(rest[0], rest[1], rest[2]);
+  else if (mode === "first-picture") await firstPicture(Number(rest[0] || 5));
+  else if (mode === "secure") await secure(rest[0]);
+  else throw new Error(`unknown mode ${mode}`);
+} catch (e) {
+  check(false, e.message || String(e));
+}
+await finish();
