@@ -45,6 +45,9 @@ struct ServeArgs {
     /// With HTTPS: a plain HTTP listener that only redirects to https (overrides http.redirect_listen).
     #[arg(long)]
     http_redirect: Option<SocketAddr>,
+    /// ICE-TCP listener address, or `off` (overrides media.tcp; default: the UDP address).
+    #[arg(long)]
+    tcp: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -325,6 +328,9 @@ fn load_config(args: &ServeArgs) -> Result<Config> {
     }
     if let Some(r) = args.http_redirect {
         config.http.redirect_listen = r.to_string();
+    }
+    if let Some(t) = &args.tcp {
+        config.media.tcp = t.clone();
     }
     config.validate().context("configuration")?;
     Ok(config)

@@ -16,6 +16,13 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+/// One browser scenario at a time: each runs Chromium, a studio and a server on two cores.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -111,6 +118,7 @@ fn nft_prerequisites() -> Result<(), String> {
 
 #[test]
 fn udp_blocked_the_class_goes_over_ice_tcp() {
+    let _one_at_a_time = serial();
     if !in_private_network("udp_blocked_the_class_goes_over_ice_tcp", nft_prerequisites) {
         return;
     }
@@ -144,6 +152,7 @@ fn udp_blocked_the_class_goes_over_ice_tcp() {
 
 #[test]
 fn a_pupil_on_the_relay_through_turn_over_tls() {
+    let _one_at_a_time = serial();
     if !in_private_network("a_pupil_on_the_relay_through_turn_over_tls", nft_prerequisites) {
         return;
     }
@@ -177,6 +186,7 @@ fn a_pupil_on_the_relay_through_turn_over_tls() {
 
 #[test]
 fn an_https_origin_that_is_not_localhost() {
+    let _one_at_a_time = serial();
     if !in_private_network("an_https_origin_that_is_not_localhost", browser_prerequisites) {
         return;
     }

@@ -221,6 +221,14 @@ async fn session(s: SharedState, class: ClassId, mut socket: WebSocket) {
                 continue;
             }
         };
+        // A removal is written to disk before anyone hears of it: a crash right after cannot
+        // bring the pupil back.
+        if let ClientEvent::Remove { pupil } = &event
+            && matches!(claims.role, Role::Teacher | Role::Admin)
+            && let Some(t) = s.hub.pupil_token(&class, pupil)
+        {
+            s.revoke(pupil, t.exp);
+        }
         let effects = s.hub.handle(&class, conn, event);
         for effect in effects {
             apply(&s, &class, effect).await;

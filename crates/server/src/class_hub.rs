@@ -349,6 +349,14 @@ impl ClassHub {
         self.lock().get(class).is_some_and(|r| r.locked)
     }
 
+    /// The token facts of pupil `id` if it is in `class` now.
+    pub fn pupil_token(&self, class: &ClassId, id: &str) -> Option<TokenFacts> {
+        let rooms = self.lock();
+        let room = rooms.get(class)?;
+        room.pupil(id)?;
+        room.token_of(id)
+    }
+
     /// Whether the teacher removed `id` from `class`.
     pub fn is_expelled(&self, class: &ClassId, id: &str) -> bool {
         self.lock().get(class).is_some_and(|r| r.expelled.contains(id))
