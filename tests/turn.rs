@@ -116,3 +116,65 @@ fn coturn_beside_ardoise_relays_only_to_the_media_with_short_lived_credentials()
         (!std::path::Path::new(&format!("/proc/{pid}")).exists()).then_some(())
     });
 }
+
+/// `[turn] mode = "external"`: a coturn the school runs itself (started here with its own
+/// configuration), with the shared secret in Ardoise's configuration: the credentials Ardoise
+/// hands out are accepted by it.
+#[test]
+fn an_external_coturn_accepts_the_credentials_ardoise_hands_out() {
+    if let Err(why) = uclient_prerequisites() {
+        panic!("cannot run: {why}");
+    }
+    let dir = std::env::temp_dir().join(format!("ardoise-ext-turn-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = free_port();
+    let relay_base = 46000 + (std::process::id() % 300) as u16 * 10;
+    let secret = "an-external-secret-of-32-bytes-!";
+    let conf = dir.join("turnserver.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "listening-ip=127.0.0.1\nlistening-port={port}\nrelay-ip=127.0.0.1\nmin-port={relay_base}\nmax-port={}\n\
+             use-auth-secret\nstatic-auth-secret={secret}\nrealm=school\nno-cli\nno-tls\nno-dtls\n\
+             allow-loopback-peers\nsimple-log\nlog-file=stdout\npidfile={}\n",
+            relay_base + 9,
+            dir.join("pid").display()
+        ),
+    )
+    .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _coturn = Kill(
+        Command::new("turnserver")
+            .arg("-c")
+            .arg(&conf)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    common::wait_until(Duration::from_secs(10), "the external coturn to listen", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).ok().map(|_| ())
+    });
+    let urls = format!(r#"["turn:127.0.0.1:{port}?transport=udp"]"#);
+    let server = TestServer::start(&[
+        ("ARDOISE__TURN__MODE", "external"),
+        ("ARDOISE__TURN__URLS", &urls),
+        ("ARDOISE__TURN__SECRET", secret),
+    ]);
+    let token = server.join("demo", "Externe");
+    let r = send("GET", &format!("{}/api/ice-servers", server.base), Some(&token), None, "");
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    let ice = &v["ice_servers"][0];
+    assert_eq!(ice["urls"][0], format!("turn:127.0.0.1:{port}?transport=udp"));
+    let ok = uclient(port, ice["username"].as_str().unwrap(), ice["credential"].as_str().unwrap(), "127.0.0.1", &[]);
+    assert!(ok.contains("Total connect time") && !ok.contains("Cannot complete"), "accepted: {ok}");
+    let bad = uclient(port, ice["username"].as_str().unwrap(), "d3Jvbmc=", "127.0.0.1", &[]);
+    assert!(bad.contains("Cannot complete Allocation"), "a wrong password is refused: {bad}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

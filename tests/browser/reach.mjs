@@ -137,9 +137,11 @@ async function secure(teacherToken) {
   await teacher.click("#publish-camera");
   const width = Number(process.env.BROWSER_WIDTH || 1280);
   await waitFor(async () => (await stats(bruno)).frameWidth === width, 25_000, `Bruno plays the browser camera (${width} px)`);
-  const m = await fpsOver(bruno, 3000);
-  result.browserTeachingFps = Math.round(m.fps * 10) / 10;
-  check(m.fps >= 15, `the browser camera plays at ${m.fps} fps`);
+  // Chrome's encoder ramps up on a loaded box: 3 s windows until it reaches 20 fps (≤ 15 s).
+  let best = 0;
+  for (let i = 0; i < 5 && best < 20; i++) best = Math.max(best, (await fpsOver(bruno, 3000)).fps);
+  result.browserTeachingFps = Math.round(best * 10) / 10;
+  check(best >= 20, `the browser camera plays at ${best} fps`);
   await teacher.click("#publish-stop");
   // The floor: Alice speaks (her fake microphone), Bruno hears her.
   const aliceId = await waitFor(() => alice.evaluate(() => window.ardoise.you()), 10_000, "Alice's id");
