@@ -157,8 +157,9 @@ fn a_pupil_on_the_relay_through_turn_over_tls() {
         return;
     }
     let turns = free_port();
-    let base_port = 42000 + (std::process::id() % 500) as u16 * 20;
-    let relay_ports = format!("{}-{}", base_port, base_port + 19);
+    // Above the kernel's ephemeral range (32768-60999), where no other socket takes them.
+    let base_port = 61000 + (std::process::id() % 80) as u16 * 50;
+    let relay_ports = format!("{}-{}", base_port, base_port + 49);
     let tls_listen = format!("127.0.0.1:{turns}");
     let url = format!(r#"["turns:127.0.0.1:{turns}?transport=tcp"]"#);
     let server = TestServer::start(&[

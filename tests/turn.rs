@@ -36,8 +36,9 @@ fn coturn_beside_ardoise_relays_only_to_the_media_with_short_lived_credentials()
         panic!("cannot run: {why}");
     }
     let port = free_port();
-    let relay_base = 40000 + (std::process::id() % 2000) as u16 * 10;
-    let relay_ports = format!("{}-{}", relay_base, relay_base + 9);
+    // Above the kernel's ephemeral range (32768-60999), where no other socket takes them.
+    let relay_base = 61000 + (std::process::id() % 80) as u16 * 50;
+    let relay_ports = format!("{}-{}", relay_base, relay_base + 24);
     let listen = format!("127.0.0.1:{port}");
     let server = TestServer::start(&[
         ("ARDOISE__TURN__MODE", "coturn"),
@@ -128,7 +129,7 @@ fn an_external_coturn_accepts_the_credentials_ardoise_hands_out() {
     let dir = std::env::temp_dir().join(format!("ardoise-ext-turn-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let port = free_port();
-    let relay_base = 46000 + (std::process::id() % 300) as u16 * 10;
+    let relay_base = 61000 + (std::process::id() % 80) as u16 * 50 + 25;
     let secret = "an-external-secret-of-32-bytes-!";
     let conf = dir.join("turnserver.conf");
     std::fs::write(
@@ -137,7 +138,7 @@ fn an_external_coturn_accepts_the_credentials_ardoise_hands_out() {
             "listening-ip=127.0.0.1\nlistening-port={port}\nrelay-ip=127.0.0.1\nmin-port={relay_base}\nmax-port={}\n\
              use-auth-secret\nstatic-auth-secret={secret}\nrealm=school\nno-cli\nno-tls\nno-dtls\n\
              allow-loopback-peers\nsimple-log\nlog-file=stdout\npidfile={}\n",
-            relay_base + 9,
+            relay_base + 24,
             dir.join("pid").display()
         ),
     )
