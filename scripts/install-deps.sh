@@ -14,6 +14,8 @@ packages=(
   chromium nodejs npm iproute2 util-linux nftables
   # TURN beside Ardoise ([turn] mode = "coturn") and its test client; openssl for a reference HMAC
   coturn openssl
+  # the store's suite runs on a private PostgreSQL cluster (initdb, pg_ctl) when $DATABASE_URL is unset
+  postgresql
   # the side-by-side benchmark (make bench) and its test: Janus VideoRoom
   janus
 )
