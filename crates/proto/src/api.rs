@@ -15,6 +15,39 @@ pub enum ClassState {
     Ended,
 }
 
+/// What a class allows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClassPolicies {
+    /// Pupils wait until the teacher admits them.
+    pub waiting_room: bool,
+    /// Chat and floor lock while the teacher is away.
+    pub autolock: bool,
+    /// Pupils may write to the teacher privately.
+    pub private_messages: bool,
+    /// The class may be recorded.
+    pub recording: bool,
+}
+
+/// One weekly slot of a timetable: ISO weekday (1 = Monday), start minute of the day, length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Slot {
+    /// 1 (Monday) to 7 (Sunday).
+    pub weekday: i64,
+    /// Minutes after midnight, 0 to 1439.
+    pub start_min: i64,
+    /// Length in minutes, 1 to 600.
+    pub minutes: i64,
+}
+
+impl Slot {
+    /// Whether the slot makes sense.
+    pub fn is_valid(&self) -> bool {
+        (1..=7).contains(&self.weekday) && (0..1440).contains(&self.start_min) && (1..=600).contains(&self.minutes)
+    }
+}
+
 /// `POST /api/classes` body.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -25,6 +58,15 @@ pub struct CreateClass {
     /// Human title.
     #[serde(default)]
     pub title: Option<String>,
+    /// The school (a logged-in teacher's; its first school when absent).
+    #[serde(default)]
+    pub school: Option<i64>,
+    /// Policies (waiting room, …).
+    #[serde(default)]
+    pub policies: Option<ClassPolicies>,
+    /// Weekly timetable.
+    #[serde(default)]
+    pub slots: Option<Vec<Slot>>,
 }
 
 /// A class as the API shows it.
@@ -83,6 +125,9 @@ pub struct JoinResponse {
     /// media ports (empty when the server has none).
     #[serde(default)]
     pub ice_servers: Vec<IceServer>,
+    /// The class has a waiting room: the pupil waits for the teacher before it sees the class.
+    #[serde(default)]
+    pub waiting_room: bool,
 }
 
 /// A TURN (or STUN) server as `RTCPeerConnection` takes it.

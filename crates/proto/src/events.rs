@@ -154,6 +154,11 @@ pub enum ClientEvent {
         #[serde(default)]
         close_players: bool,
     },
+    /// The teacher lets a pupil in from the waiting room.
+    Admit {
+        /// Pupil id.
+        pupil: String,
+    },
     /// The teacher replaces the join code (the old one stops working at once).
     RotateCode,
     /// The teacher switches the studio's layout.
@@ -272,6 +277,17 @@ pub enum ServerEvent {
         audio_only: bool,
         /// Why (`weak_connection`), when audio only.
         reason: Option<String>,
+    },
+    /// This pupil waits until the teacher admits it (the class has a waiting room); its
+    /// welcome comes then.
+    Waiting {
+        /// The class's title.
+        title: String,
+    },
+    /// Who waits in the waiting room (to teachers, on every change).
+    WaitingRoom {
+        /// The pupils waiting, in order of arrival.
+        pupils: Vec<Member>,
     },
     /// The class is over.
     ClassEnded,

@@ -6,13 +6,15 @@
 
 use crate::Problem;
 use crate::auth::unix_now;
-use crate::classes::CreateError;
+use crate::classes::{CreateError, Owner};
 use crate::limits::ClientAddr;
 use crate::state::SharedState;
+use crate::store_problem;
 use ardoise_proto::{
     Claims, ClassId, ClassInfo, ClassState, CreateClass, IceServers, JoinRequest, JoinResponse, PublicClass, Role,
     RotatedCode, ServerEvent,
 };
+use ardoise_store::UserRole;
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
@@ -21,7 +23,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use tracing::{debug, info};
 
-fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, Problem> {
+/// A JSON body, or a problem+json 400/413/415 that names no library message.
+pub fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, Problem> {
     body.map(|Json(v)| v).map_err(|e| {
         debug!("refused JSON body: {}", e.body_text());
         match e.status() {
@@ -52,28 +55,78 @@ pub fn code_expiry(s: &SharedState) -> Option<u64> {
     (h > 0).then(|| unix_now() + h * 3600)
 }
 
-/// `POST /api/classes` (teacher or admin token; at most `limits.classes_per_token_per_hour`).
+/// `POST /api/classes`: a teacher or admin token, or a logged-in teacher's cookie (with its
+/// CSRF token; the class then belongs to the teacher and one of its schools, with policies
+/// and a timetable). At most `limits.classes_per_token_per_hour` per creator. The class is
+/// written to the database before the answer: a restart keeps it.
 pub async fn create(
     State(s): State<SharedState>,
     headers: HeaderMap,
     body: Result<Json<CreateClass>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Created>), Problem> {
-    let claims = s.authenticate(&headers)?;
-    if !matches!(claims.role, Role::Teacher | Role::Admin) {
-        return Err(Problem::forbidden("only a teacher or an admin may create a class"));
-    }
+    let (creator, actor, owner, name) = if s.bearer_present(&headers) {
+        let claims = s.authenticate(&headers)?;
+        if !matches!(claims.role, Role::Teacher | Role::Admin) {
+            return Err(Problem::forbidden("only a teacher or an admin may create a class"));
+        }
+        (claims.sub.clone(), format!("{} token {}", claims.role, claims.sub), Owner::default(), None)
+    } else {
+        let login = s.logged_in(&headers, true).await?;
+        let u = login.user;
+        if u.role != UserRole::Teacher {
+            return Err(Problem::forbidden("a teacher's login creates classes"));
+        }
+        (
+            format!("user:{}", u.id),
+            format!("{} (teacher, user {})", u.email, u.id),
+            Owner { teacher: Some(u.id), school: None },
+            Some(u.email),
+        )
+    };
     let req = json_body(body)?;
     if req.title.as_ref().is_some_and(|t| t.chars().count() > 120 || t.chars().any(char::is_control)) {
         return Err(Problem::bad_request("the title must be at most 120 printable characters"));
     }
-    s.limits.creations.check(&claims.sub)?;
-    let class = s.classes.create(req.id, req.title, &claims.sub, code_expiry(&s)).map_err(|e| match e {
-        CreateError::Exists => Problem::new(StatusCode::CONFLICT, "a class with this id exists"),
-        CreateError::InvalidId => Problem::bad_request("class id must be 1-64 of a-z, 0-9, '-', '_'"),
-        CreateError::Full => Problem::unavailable("this server keeps as many classes as it may", 60),
-    })?;
-    info!(class = %class.id, by = %claims.role, "class created");
-    let teacher_token = s.tokens.issue(Role::Teacher, Some(class.id.clone()), None, None);
+    let slots = req.slots.unwrap_or_default();
+    if slots.len() > 40 || slots.iter().any(|sl| !sl.is_valid()) {
+        return Err(Problem::bad_request("at most 40 slots: weekday 1-7, start_min 0-1439, minutes 1-600"));
+    }
+    let mut owner = owner;
+    if let Some(teacher) = owner.teacher {
+        let mine = s.store.teacher_schools(teacher).await.map_err(store_problem)?;
+        owner.school = match req.school {
+            Some(sc) if mine.contains(&sc) => Some(sc),
+            Some(sc) => {
+                s.store.school(sc).await.map_err(store_problem)?; // 404 when there is no such school
+                return Err(Problem::forbidden("you do not teach in this school"));
+            }
+            None => mine.first().copied(),
+        };
+    } else if req.school.is_some() {
+        return Err(Problem::bad_request("a school is chosen by a teacher's login, not with a token"));
+    }
+    s.limits.creations.check(&creator)?;
+    let policies = req.policies.unwrap_or_default();
+    let class =
+        s.classes.create_owned(req.id, req.title, &creator, code_expiry(&s), owner, policies).map_err(|e| match e {
+            CreateError::Exists => Problem::new(StatusCode::CONFLICT, "a class with this id exists"),
+            CreateError::InvalidId => Problem::bad_request("class id must be 1-64 of a-z, 0-9, '-', '_'"),
+            CreateError::Full => Problem::unavailable("this server keeps as many classes as it may", 60),
+        })?;
+    let stored = match s.classes.row(&class.id) {
+        Some(row) => match s.store.insert_class(&row).await {
+            Ok(()) => s.store.set_slots(&class.id.0, &slots).await,
+            Err(e) => Err(e),
+        },
+        None => Ok(()),
+    };
+    if let Err(e) = stored {
+        s.classes.remove(&class.id);
+        return Err(store_problem(e));
+    }
+    s.recorder.audit(actor, "class.create", format!("class:{}", class.id), class.title.clone());
+    info!(class = %class.id, creator = %creator, "class created");
+    let teacher_token = s.tokens.issue(Role::Teacher, Some(class.id.clone()), name, None);
     Ok((StatusCode::CREATED, Json(Created { class, teacher_token })))
 }
 
@@ -129,7 +182,8 @@ pub async fn join(
     s.classes.touch(&class.id);
     let (token, claims) = s.tokens.issue_claims(Role::Pupil, Some(class.id.clone()), Some(name.to_owned()), None);
     let ice_servers = s.turn.as_ref().map(|t| t.ice_servers(&claims.sub)).unwrap_or_default();
-    Ok(Json(JoinResponse { token, class: class.id, role: Role::Pupil, ice_servers }))
+    let waiting_room = s.classes.policies(&class.id).waiting_room;
+    Ok(Json(JoinResponse { token, class: class.id, role: Role::Pupil, ice_servers, waiting_room }))
 }
 
 /// `GET /api/ice-servers` (any valid token): the TURN servers, with a credential valid
@@ -155,10 +209,15 @@ pub async fn rotate_code(
     rotate(&s, &id).map(Json).ok_or_else(|| Problem::not_found("no such class"))
 }
 
-/// Give `class` a new code and tell its teachers.
+/// Give `class` a new code (kept in the database) and tell its teachers.
 pub fn rotate(s: &SharedState, class: &ClassId) -> Option<RotatedCode> {
     let info = s.classes.rotate_code(class, code_expiry(s))?;
     info!(class = %class, "join code rotated");
+    s.recorder.send(crate::records::Record::Code {
+        class: class.clone(),
+        code: info.code.0.clone(),
+        expires_at: info.code_expires_at.map(|t| t as i64 * 1000),
+    });
     s.hub.tell_teachers(class, &ServerEvent::Code { code: info.code.clone(), expires_at: info.code_expires_at });
     Some(RotatedCode { code: info.code, code_expires_at: info.code_expires_at })
 }

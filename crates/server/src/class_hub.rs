@@ -5,6 +5,7 @@
 //! gets back the media [`Effect`]s to carry out (close a pupil's sessions, mute, end the class),
 //! and the hub has already queued every message to every connection.
 
+use crate::records::{Record, Recorder};
 use ardoise_proto::events::{LAYOUTS, MAX_CHAT_CHARS};
 use ardoise_proto::{
     ChatLine, ClassId, ClassInfo, ClientEvent, ClientKind, ErrorCode, Floor, JoinCode, Member, Role, ServerEvent,
@@ -124,6 +125,12 @@ struct HubRoom {
     live: bool,
     /// Pupils the teacher removed: refused at once, before the revocation is written.
     expelled: std::collections::HashSet<String>,
+    /// The class has a waiting room: pupils wait in `waiting` until admitted.
+    waiting_room: bool,
+    /// Pupils the teacher admitted during this session.
+    admitted: std::collections::HashSet<String>,
+    /// Connections of pupils not admitted yet, with the class as it was when they came.
+    waiting: Vec<(Conn, ClassInfo)>,
 }
 
 impl HubRoom {
@@ -181,6 +188,28 @@ impl HubRoom {
         }
     }
 
+    /// The pupils waiting, once each, in order of arrival.
+    fn waiting_list(&self) -> Vec<Member> {
+        let mut out: Vec<Member> = Vec::new();
+        for (c, _) in &self.waiting {
+            if !out.iter().any(|m| m.id == c.member.id) {
+                out.push(c.member.clone());
+            }
+        }
+        out
+    }
+
+    /// Tell the teachers who waits.
+    fn announce_waiting(&self) {
+        let ev = ServerEvent::WaitingRoom { pupils: self.waiting_list() };
+        self.send_to(|c| matches!(c.member.role, Role::Teacher | Role::Admin), &ev);
+    }
+
+    /// Whether pupil `id` may be in the class now (no waiting room, or admitted).
+    fn may_enter(&self, id: &str) -> bool {
+        !self.waiting_room || self.admitted.contains(id)
+    }
+
     fn pupil(&self, id: &str) -> Option<Member> {
         self.members().into_iter().find(|m| m.id == id && m.role == Role::Pupil)
     }
@@ -227,6 +256,8 @@ impl HubRoom {
 pub struct ClassHub {
     rooms: Mutex<HashMap<ClassId, HubRoom>>,
     next_conn: AtomicU64,
+    /// Where attendance and audit records go (none: not recorded).
+    recorder: std::sync::OnceLock<Recorder>,
 }
 
 fn error(code: ErrorCode, message: impl Into<String>) -> ServerEvent {
@@ -242,13 +273,70 @@ impl ClassHub {
         self.rooms.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Record attendance and teachers' actions through `recorder` from now on.
+    pub fn set_recorder(&self, recorder: Recorder) {
+        let _ = self.recorder.set(recorder);
+    }
+
+    fn record(&self, r: Record) {
+        if let Some(rec) = self.recorder.get() {
+            rec.send(r);
+        }
+    }
+
+    /// A pupil became present (`was` false, now true) or left (`was` true, now false).
+    fn presence(&self, class: &ClassId, member: &Member, was: bool, now: bool) {
+        if member.role != Role::Pupil || was == now {
+            return;
+        }
+        let (class, pupil) = (class.clone(), member.id.clone());
+        self.record(if now {
+            Record::PupilIn { class, pupil, name: member.name.clone() }
+        } else {
+            Record::PupilOut { class, pupil }
+        });
+    }
+
+    fn audit(&self, class: &ClassId, me: &Member, action: &'static str, target: &str, detail: String) {
+        let actor = format!("{} ({}, {})", me.name, me.role, me.id);
+        let target = if target.is_empty() { format!("class:{class}") } else { format!("class:{class} {target}") };
+        self.record(Record::Audit { actor, action, target, detail });
+    }
+
     /// Register a connection of `member` to `class`; returns its id. The welcome message is
     /// queued first, then everyone else hears `joined`. A pupil's older connection is closed.
     /// Pupils never see the join code in the welcome (only teachers and admins manage it).
-    pub fn connect(&self, class: &ClassInfo, mut member: Member, link: ConnLink, token: TokenFacts) -> u64 {
+    /// While the class has a waiting room, a pupil not admitted yet hears `waiting` instead,
+    /// and the teachers hear who waits.
+    pub fn connect(&self, class: &ClassInfo, member: Member, link: ConnLink, token: TokenFacts) -> u64 {
         let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
         let mut rooms = self.lock();
         let room = rooms.entry(class.id.clone()).or_default();
+        if member.role == Role::Pupil && !room.may_enter(&member.id) {
+            for (old, _) in
+                room.waiting.iter().filter(|(c, _)| c.member.id == member.id && c.member.client == member.client)
+            {
+                old.link.deliver(Outgoing::Close);
+            }
+            room.waiting.retain(|(c, _)| !(c.member.id == member.id && c.member.client == member.client));
+            link.event(&ServerEvent::Waiting { title: class.title.clone() });
+            room.waiting.push((Conn { id, member, link, token }, class.clone()));
+            room.announce_waiting();
+            return id;
+        }
+        let entered = Self::enter(room, class, Conn { id, member, link, token });
+        drop(rooms);
+        if let Some((member, was_present)) = entered {
+            self.presence(&class.id, &member, was_present, true);
+        }
+        id
+    }
+
+    /// Put connection `conn` in the class: its welcome, `joined` to the others. Returns the
+    /// member and whether it was present before (for attendance).
+    fn enter(room: &mut HubRoom, class: &ClassInfo, conn: Conn) -> Option<(Member, bool)> {
+        let Conn { id, mut member, link, token } = conn;
+        let was_present = room.present(&member.id);
         if member.role == Role::Pupil {
             for old in room.conns.iter().filter(|c| c.member.id == member.id && c.member.client == member.client) {
                 old.link.deliver(Outgoing::Close);
@@ -280,19 +368,74 @@ impl ClassHub {
             chat: room.chat.iter().cloned().collect(),
         };
         link.event(&welcome);
+        if matches!(member.role, Role::Teacher | Role::Admin) && room.waiting_room {
+            link.event(&ServerEvent::WaitingRoom { pupils: room.waiting_list() });
+        }
         if !already {
             room.broadcast(&ServerEvent::Joined { member: member.clone() });
         }
+        let recorded = member.clone();
         room.conns.push(Conn { id, member, link, token });
-        id
+        Some((recorded, was_present))
+    }
+
+    /// Whether `class` has a waiting room (from its policies, before each connection and when
+    /// the teacher changes them). Turning it off lets everyone waiting in.
+    pub fn set_waiting_room(&self, class: &ClassId, on: bool) {
+        let mut rooms = self.lock();
+        let room = rooms.entry(class.clone()).or_default();
+        if room.waiting_room == on {
+            return;
+        }
+        room.waiting_room = on;
+        if !on {
+            let ids: Vec<String> = room.waiting_list().into_iter().map(|m| m.id).collect();
+            drop(rooms);
+            for id in ids {
+                self.admit(class, &id);
+            }
+        }
+    }
+
+    /// Let pupil `id` in from the waiting room (it stays admitted for this session).
+    /// Returns whether it was waiting.
+    pub fn admit(&self, class: &ClassId, id: &str) -> bool {
+        let mut rooms = self.lock();
+        let Some(room) = rooms.get_mut(class) else { return false };
+        room.admitted.insert(id.to_owned());
+        let (came, stay): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut room.waiting).into_iter().partition(|(c, _)| c.member.id == id);
+        room.waiting = stay;
+        let was_waiting = !came.is_empty();
+        let mut entered = Vec::new();
+        for (conn, info) in came {
+            entered.extend(Self::enter(room, &info, conn));
+        }
+        room.announce_waiting();
+        drop(rooms);
+        for (m, was) in entered {
+            self.presence(class, &m, was, true);
+        }
+        was_waiting
+    }
+
+    /// Whether the teacher admitted pupil `id` to `class` in this session.
+    pub fn is_admitted(&self, class: &ClassId, id: &str) -> bool {
+        self.lock().get(class).is_some_and(|r| r.admitted.contains(id))
     }
 
     /// A connection closed.
     pub fn disconnect(&self, class: &ClassId, conn: u64) {
         let mut rooms = self.lock();
         let Some(room) = rooms.get_mut(class) else { return };
+        if let Some(pos) = room.waiting.iter().position(|(c, _)| c.id == conn) {
+            room.waiting.remove(pos);
+            room.announce_waiting();
+            return;
+        }
         let Some(pos) = room.conns.iter().position(|c| c.id == conn) else { return };
         let gone = room.conns.remove(pos).member;
+        let still = room.present(&gone.id);
         if !room.conns.iter().any(|c| c.member.id == gone.id && c.member.client == gone.client) {
             if room.media.contains_key(&gone.id) && !room.conns.iter().any(|c| c.member.id == gone.id) {
                 room.announce(&gone.id); // still watching: now as a player
@@ -303,6 +446,8 @@ impl ClassHub {
                 room.set_hand(&gone.id, false);
             }
         }
+        drop(rooms);
+        self.presence(class, &gone, true, still);
     }
 
     /// A media session (WHIP/WHEP) of `member` opened in `class`: it is shown to everyone,
@@ -311,6 +456,8 @@ impl ClassHub {
         let mut rooms = self.lock();
         let room = rooms.entry(class.clone()).or_default();
         let id = member.id.clone();
+        let was = room.present(&id);
+        let recorded = member.clone();
         let p = room.media.entry(id.clone()).or_insert(MediaPresence {
             member: Member { client: ClientKind::Player, hand: false, quality: None, sessions: 0, ..member },
             sessions: 0,
@@ -318,6 +465,8 @@ impl ClassHub {
         });
         p.sessions += 1;
         room.announce(&id);
+        drop(rooms);
+        self.presence(class, &recorded, was, true);
     }
 
     /// How the latest media session of `id` in `class` travels (udp, tcp, relay): shown to the
@@ -328,7 +477,13 @@ impl ClassHub {
         let Some(p) = room.media.get_mut(id) else { return };
         if p.member.transport != Some(transport) {
             p.member.transport = Some(transport);
+            let pupil = p.member.role == Role::Pupil;
             room.announce(id);
+            drop(rooms);
+            if pupil {
+                let (class, pupil) = (class.clone(), id.to_owned());
+                self.record(Record::PupilLink { class, pupil, transport: Some(transport), quality: None });
+            }
         }
     }
 
@@ -337,11 +492,15 @@ impl ClassHub {
         let mut rooms = self.lock();
         let Some(room) = rooms.get_mut(class) else { return };
         let Some(p) = room.media.get_mut(id) else { return };
+        let member = p.member.clone();
         p.sessions = p.sessions.saturating_sub(1);
         if p.sessions == 0 {
             room.media.remove(id);
         }
         room.announce(id);
+        let still = room.present(id);
+        drop(rooms);
+        self.presence(class, &member, true, still);
     }
 
     /// Whether new pupils are refused.
@@ -353,6 +512,9 @@ impl ClassHub {
     pub fn pupil_token(&self, class: &ClassId, id: &str) -> Option<TokenFacts> {
         let rooms = self.lock();
         let room = rooms.get(class)?;
+        if let Some((c, _)) = room.waiting.iter().find(|(c, _)| c.member.id == id) {
+            return Some(c.token);
+        }
         room.pupil(id)?;
         room.token_of(id)
     }
@@ -401,6 +563,7 @@ impl ClassHub {
     /// refused subjects per class (their media sessions are closed by the caller).
     pub fn close_refused(&self, refused: impl Fn(&str, Role, TokenFacts) -> bool) -> Vec<(ClassId, String)> {
         let mut out = Vec::new();
+        let mut left = Vec::new();
         for (class, room) in self.lock().iter_mut() {
             let mut ids: Vec<String> = room
                 .conns
@@ -414,10 +577,16 @@ impl ClassHub {
             ids.sort();
             ids.dedup();
             for id in ids {
+                if let Some(m) = room.members().into_iter().find(|m| m.id == id) {
+                    left.push((class.clone(), m));
+                }
                 room.drop_member(&id);
                 room.broadcast(&ServerEvent::Left { id: id.clone() });
                 out.push((class.clone(), id));
             }
+        }
+        for (class, m) in left {
+            self.presence(&class, &m, true, false);
         }
         out
     }
@@ -436,7 +605,10 @@ impl ClassHub {
     pub fn end(&self, class: &ClassId) {
         if let Some(room) = self.lock().remove(class) {
             room.broadcast(&ServerEvent::ClassEnded);
-            for c in &room.conns {
+            for c in room.conns.iter().chain(room.waiting.iter().map(|(c, _)| c)) {
+                if room.waiting.iter().any(|(w, _)| w.id == c.id) {
+                    c.link.event(&ServerEvent::ClassEnded);
+                }
                 c.link.deliver(Outgoing::Close);
             }
         }
@@ -447,6 +619,13 @@ impl ClassHub {
     pub fn handle(&self, class: &ClassId, conn: u64, event: ClientEvent) -> Vec<Effect> {
         let mut rooms = self.lock();
         let Some(room) = rooms.get_mut(class) else { return Vec::new() };
+        if let Some((c, _)) = room.waiting.iter().find(|(c, _)| c.id == conn) {
+            c.link.event(&match event {
+                ClientEvent::Ping => ServerEvent::Pong,
+                _ => error(ErrorCode::Forbidden, "wait until the teacher lets you in"),
+            });
+            return Vec::new();
+        }
         let Some((me, link)) = room.conns.iter().find(|c| c.id == conn).map(|c| (c.member.clone(), c.link.clone()))
         else {
             return Vec::new();
@@ -500,6 +679,10 @@ impl ClassHub {
                 for c in room.conns.iter_mut().filter(|c| c.member.id == me.id) {
                     c.member.quality = Some(level);
                 }
+                if me.role == Role::Pupil {
+                    let (class, pupil) = (class.clone(), me.id.clone());
+                    self.record(Record::PupilLink { class, pupil, transport: None, quality: Some(level) });
+                }
                 room.send_to(
                     |c| matches!(c.member.role, Role::Teacher | Role::Admin),
                     &ServerEvent::Quality { id: me.id.clone(), level },
@@ -513,6 +696,13 @@ impl ClassHub {
                     if let Some(prev) = room.floor.take().filter(|f| f.pupil != pupil) {
                         effects.push(Effect::CloseFloorMedia(prev.pupil));
                     }
+                    self.audit(
+                        class,
+                        &me,
+                        "floor.grant",
+                        &format!("pupil:{pupil}"),
+                        format!("{name}, camera {camera}"),
+                    );
                     room.floor = Some(Floor { pupil: pupil.clone(), name, camera, muted: false });
                     room.set_hand(&pupil, false);
                     room.broadcast(&ServerEvent::Floor { floor: room.floor.clone() });
@@ -524,6 +714,7 @@ impl ClassHub {
                 if !teacher {
                     reply(teacher_only("take the floor back"));
                 } else if room.floor.as_ref().is_some_and(|f| f.pupil == pupil) {
+                    self.audit(class, &me, "floor.revoke", &format!("pupil:{pupil}"), String::new());
                     room.floor = None;
                     effects.push(Effect::CloseFloorMedia(pupil));
                     room.broadcast(&ServerEvent::Floor { floor: None });
@@ -542,6 +733,36 @@ impl ClassHub {
                     reply(error(ErrorCode::NotFound, "this pupil does not hold the floor"));
                 }
             }
+            ClientEvent::Admit { pupil } => {
+                if !teacher {
+                    reply(teacher_only("let a pupil in"));
+                } else if !room.waiting.iter().any(|(c, _)| c.member.id == pupil) {
+                    reply(error(ErrorCode::NotFound, "this pupil is not waiting"));
+                } else {
+                    let name =
+                        room.waiting_list().into_iter().find(|m| m.id == pupil).map(|m| m.name).unwrap_or_default();
+                    self.audit(class, &me, "pupil.admit", &format!("pupil:{pupil}"), name);
+                    drop(rooms);
+                    self.admit(class, &pupil);
+                    return effects;
+                }
+            }
+            ClientEvent::Remove { pupil } if room.waiting.iter().any(|(c, _)| c.member.id == pupil) => {
+                if !teacher {
+                    reply(teacher_only("remove a pupil"));
+                } else {
+                    let until = room.waiting.iter().find(|(c, _)| c.member.id == pupil).map_or(0, |(c, _)| c.token.exp);
+                    self.audit(class, &me, "pupil.refuse", &format!("pupil:{pupil}"), String::new());
+                    for (c, _) in room.waiting.iter().filter(|(c, _)| c.member.id == pupil) {
+                        c.link.event(&ServerEvent::Removed { id: pupil.clone() });
+                        c.link.deliver(Outgoing::Close);
+                    }
+                    room.waiting.retain(|(c, _)| c.member.id != pupil);
+                    room.expelled.insert(pupil.clone());
+                    room.announce_waiting();
+                    effects.push(Effect::Expel { id: pupil, until });
+                }
+            }
             ClientEvent::Remove { pupil } => {
                 if !teacher {
                     reply(teacher_only("remove a pupil"));
@@ -549,6 +770,10 @@ impl ClassHub {
                     reply(error(ErrorCode::NotFound, "no such pupil connected"));
                 } else {
                     let until = room.token_of(&pupil).map_or(0, |t| t.exp);
+                    if let Some(m) = room.pupil(&pupil) {
+                        self.audit(class, &me, "pupil.remove", &format!("pupil:{pupil}"), m.name.clone());
+                        self.presence(class, &m, true, false);
+                    }
                     effects.push(Effect::Expel { id: pupil.clone(), until });
                     // The removed pupil knows the code: a new one keeps it from joining again.
                     effects.push(Effect::RotateCode);
@@ -562,6 +787,14 @@ impl ClassHub {
                     reply(teacher_only("lock the class"));
                 } else {
                     room.locked = locked;
+                    let what = if locked { "class.lock" } else { "class.unlock" };
+                    self.audit(
+                        class,
+                        &me,
+                        what,
+                        "",
+                        if close_players { "players closed".into() } else { String::new() },
+                    );
                     room.broadcast(&ServerEvent::Locked { locked });
                     if close_players {
                         let players: Vec<String> = room
@@ -573,6 +806,9 @@ impl ClassHub {
                             .map(|(id, _)| id.clone())
                             .collect();
                         for id in players {
+                            if let Some(m) = room.pupil(&id) {
+                                self.presence(class, &m, true, false);
+                            }
                             room.drop_member(&id);
                             room.broadcast(&ServerEvent::Left { id: id.clone() });
                             effects.push(Effect::CloseSessions(id));
@@ -584,6 +820,7 @@ impl ClassHub {
                 if !teacher {
                     reply(teacher_only("change the join code"));
                 } else {
+                    self.audit(class, &me, "class.code", "", String::new());
                     effects.push(Effect::RotateCode);
                 }
             }
@@ -601,6 +838,7 @@ impl ClassHub {
                 if !teacher {
                     reply(teacher_only("end the class"));
                 } else {
+                    self.audit(class, &me, "class.end", "", String::new());
                     effects.push(Effect::EndClass);
                 }
             }

@@ -10,6 +10,7 @@
 //!   are pruned after a while too; classes declared in the configuration stay.
 
 use ardoise_proto::{ClassId, ClassInfo, ClassState, JoinCode};
+use ardoise_store::{ClassPolicies, ClassRow};
 use std::collections::HashMap;
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
@@ -21,10 +22,23 @@ struct Entry {
     info: ClassInfo,
     /// Declared in the configuration: never pruned, its code never expires.
     declared: bool,
-    /// Token subject that created it.
+    /// Who created it: a token subject, or `user:ID` for a teacher logged in.
     creator: Option<String>,
+    /// Its teacher and school (user and school ids), when a logged-in teacher made it.
+    owner: Owner,
+    /// Its policies.
+    policies: ClassPolicies,
     last_active: Instant,
     ended_at: Option<Instant>,
+}
+
+/// The teacher and school a class belongs to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Owner {
+    /// The teacher's user id.
+    pub teacher: Option<i64>,
+    /// The school's id.
+    pub school: Option<i64>,
 }
 
 /// Every known class. Not on the media path: a lock is fine here.
@@ -58,7 +72,63 @@ impl ClassRegistry {
         self.classes
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(info.id.clone(), Entry { info, declared: true, creator: None, last_active: now, ended_at: None });
+            .insert(info.id.clone(), Entry::new(info, true, None, Owner::default(), ClassPolicies::default(), now));
+    }
+
+    /// Register a class kept in the database (at start): its code, owner and policies.
+    pub fn restore(&self, row: &ClassRow) {
+        let info = ClassInfo {
+            id: ClassId(row.id.clone()),
+            code: JoinCode(row.code.clone()),
+            title: row.title.clone(),
+            state: if row.ended_at.is_some() { ClassState::Ended } else { ClassState::Open },
+            code_expires_at: row.code_expires_at.map(|ms| (ms / 1000) as u64),
+        };
+        let creator = row.teacher.map(|t| format!("user:{t}"));
+        let owner = Owner { teacher: row.teacher, school: row.school };
+        let mut map = self.classes.write().unwrap_or_else(|e| e.into_inner());
+        let declared = map.get(&info.id).is_some_and(|e| e.declared);
+        let mut e = Entry::new(info, declared, creator, owner, row.policies, Instant::now());
+        if declared && let Some(old) = map.get(&e.info.id) {
+            e.info.code = old.info.code.clone(); // the configuration decides a declared class's code
+            e.info.code_expires_at = None;
+        }
+        map.insert(e.info.id.clone(), e);
+    }
+
+    /// The row to store for class `id`.
+    pub fn row(&self, id: &ClassId) -> Option<ClassRow> {
+        let map = self.classes.read().unwrap_or_else(|e| e.into_inner());
+        let e = map.get(id)?;
+        Some(ClassRow {
+            id: e.info.id.0.clone(),
+            school: e.owner.school,
+            teacher: e.owner.teacher,
+            title: e.info.title.clone(),
+            code: e.info.code.0.clone(),
+            code_expires_at: e.info.code_expires_at.map(|s| s as i64 * 1000),
+            policies: e.policies,
+            created_at: ardoise_store::now_ms(),
+            ended_at: None,
+        })
+    }
+
+    /// The teacher and school of class `id`.
+    pub fn owner(&self, id: &ClassId) -> Option<Owner> {
+        self.classes.read().unwrap_or_else(|e| e.into_inner()).get(id).map(|e| e.owner)
+    }
+
+    /// The policies of class `id`.
+    pub fn policies(&self, id: &ClassId) -> ClassPolicies {
+        self.classes.read().unwrap_or_else(|e| e.into_inner()).get(id).map(|e| e.policies).unwrap_or_default()
+    }
+
+    /// New title and policies for class `id`.
+    pub fn set_settings(&self, id: &ClassId, title: &str, policies: ClassPolicies) {
+        if let Some(e) = self.classes.write().unwrap_or_else(|e| e.into_inner()).get_mut(id) {
+            e.info.title = title.to_owned();
+            e.policies = policies;
+        }
     }
 
     /// Create a class with `id` (or a generated one) and a fresh join code valid until
@@ -69,6 +139,19 @@ impl ClassRegistry {
         title: Option<String>,
         creator: &str,
         code_expires_at: Option<u64>,
+    ) -> Result<ClassInfo, CreateError> {
+        self.create_owned(id, title, creator, code_expires_at, Owner::default(), ClassPolicies::default())
+    }
+
+    /// The same, for a teacher's school and with policies.
+    pub fn create_owned(
+        &self,
+        id: Option<ClassId>,
+        title: Option<String>,
+        creator: &str,
+        code_expires_at: Option<u64>,
+        owner: Owner,
+        policies: ClassPolicies,
     ) -> Result<ClassInfo, CreateError> {
         let mut map = self.classes.write().unwrap_or_else(|e| e.into_inner());
         if self.capacity > 0 && map.len() >= self.capacity {
@@ -93,17 +176,13 @@ impl ClassRegistry {
             code_expires_at,
         };
         let now = Instant::now();
-        map.insert(
-            id,
-            Entry {
-                info: info.clone(),
-                declared: false,
-                creator: Some(creator.to_owned()),
-                last_active: now,
-                ended_at: None,
-            },
-        );
+        map.insert(id, Entry::new(info.clone(), false, Some(creator.to_owned()), owner, policies, now));
         Ok(info)
+    }
+
+    /// Forget class `id` (its creation could not be stored).
+    pub fn remove(&self, id: &ClassId) {
+        self.classes.write().unwrap_or_else(|e| e.into_inner()).remove(id);
     }
 
     /// A class by id.
@@ -177,7 +256,7 @@ impl ClassRegistry {
             if let Some(t) = e.ended_at {
                 return now.saturating_duration_since(t) < retention;
             }
-            if e.declared || e.info.state == ClassState::Live || in_use(id) {
+            if e.declared || e.owner.teacher.is_some() || e.info.state == ClassState::Live || in_use(id) {
                 return true;
             }
             if now.saturating_duration_since(e.last_active) >= idle {
@@ -205,6 +284,19 @@ impl ClassRegistry {
             self.classes.read().unwrap_or_else(|e| e.into_inner()).values().map(|e| e.info.clone()).collect();
         v.sort_by(|a, b| a.id.cmp(&b.id));
         v
+    }
+}
+
+impl Entry {
+    fn new(
+        info: ClassInfo,
+        declared: bool,
+        creator: Option<String>,
+        owner: Owner,
+        policies: ClassPolicies,
+        now: Instant,
+    ) -> Self {
+        Entry { info, declared, creator, owner, policies, last_active: now, ended_at: None }
     }
 }
 

@@ -258,6 +258,36 @@ pub struct TurnConfig {
     pub program: String,
 }
 
+/// `[database]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://…` or `postgres://…`; empty: SQLite in the data directory.
+    pub url: String,
+}
+
+/// `[accounts]`: logins of teachers and admins.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountsConfig {
+    /// Hours a login lasts.
+    pub session_hours: u64,
+    /// Login attempts per address per minute.
+    pub logins_per_ip_per_minute: u32,
+    /// Login attempts per email per minute.
+    pub logins_per_account_per_minute: u32,
+}
+
+/// `[retention]`: how long records are kept.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Days of attendance.
+    pub attendance_days: u64,
+    /// Days of audit log.
+    pub audit_days: u64,
+}
+
 /// `[[classes]]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -288,6 +318,12 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// TURN.
     pub turn: TurnConfig,
+    /// The database.
+    pub database: DatabaseConfig,
+    /// Logins.
+    pub accounts: AccountsConfig,
+    /// Retention of records.
+    pub retention: RetentionConfig,
     /// Declared classes.
     #[serde(default)]
     pub classes: Vec<ClassConfig>,
@@ -440,6 +476,18 @@ impl Config {
                 return bad(format!("turn.urls: '{u}' is not a turn: or turns: URL"));
             }
         }
+        if !self.database.url.is_empty()
+            && !["sqlite:", "postgres://", "postgresql://"].iter().any(|p| self.database.url.starts_with(p))
+        {
+            return bad("database.url must be sqlite://FILE or postgres://…".into());
+        }
+        let a = &self.accounts;
+        if a.session_hours == 0 || a.logins_per_ip_per_minute == 0 || a.logins_per_account_per_minute == 0 {
+            return bad("accounts: session_hours and the login limits must be at least 1".into());
+        }
+        if self.retention.attendance_days == 0 || self.retention.audit_days == 0 {
+            return bad("retention: keep records at least one day".into());
+        }
         let l = &self.limits;
         let positive = [
             ("limits.connections_per_ip", l.connections_per_ip as u64),
@@ -480,6 +528,15 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The database URL (`database.url`, or SQLite in the data directory).
+    pub fn database_url(&self) -> String {
+        if self.database.url.is_empty() {
+            ardoise_store::Store::default_url(&self.data.dir)
+        } else {
+            self.database.url.clone()
+        }
     }
 
     /// The relay ports of `turn.relay_ports`.

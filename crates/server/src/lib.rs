@@ -4,6 +4,7 @@
 //! [`app`] builds the router from a state (testable with `oneshot`); [`Server`] binds the
 //! sockets, starts the workers and serves until a shutdown signal.
 
+pub mod accounts;
 pub mod admin;
 pub mod auth;
 pub mod class_api;
@@ -15,15 +16,19 @@ pub mod http_listener;
 pub mod limits;
 pub mod media_endpoints;
 pub mod metrics;
+pub mod passwords;
 pub mod problem;
+pub mod records;
 pub mod revocations;
+pub mod staff;
 pub mod state;
+pub mod teaching;
 pub mod tls;
 pub mod turn;
 pub mod web;
 
 pub use config::Config;
-pub use problem::Problem;
+pub use problem::{Problem, store_problem};
 pub use state::{AppState, SharedState};
 
 use anyhow_free::Msg as _;
@@ -61,6 +66,19 @@ pub fn app(state: SharedState) -> Router {
         .route("/api/classes/{code}/qr.svg", get(web::qr))
         .route("/api/admin/classes", get(admin::classes))
         .route("/api/ice-servers", get(class_api::ice_servers))
+        .route("/api/login", post(accounts::login))
+        .route("/api/logout", post(accounts::logout))
+        .route("/api/me", get(accounts::me))
+        .route("/api/admin/schools", get(staff::schools).post(staff::create_school))
+        .route("/api/admin/teachers", get(staff::teachers).post(staff::create_teacher))
+        .route("/api/admin/users/{id}/password", post(staff::reset_password))
+        .route("/api/admin/audit", get(staff::audit))
+        .route("/api/admin/pupils/{pupil}", get(staff::export_pupil).delete(staff::erase_pupil))
+        .route("/api/my/classes", get(teaching::my_classes))
+        .route("/api/classes/{id}/settings", axum::routing::put(teaching::settings))
+        .route("/api/classes/{id}/tokens", post(teaching::token))
+        .route("/api/classes/{id}/attendance", get(teaching::attendance))
+        .route("/api/classes/{id}/attendance.csv", get(teaching::attendance_csv))
         .route("/whip/{class}", post(media_endpoints::whip_post))
         .route(
             "/whip/{class}/{id}",
@@ -125,16 +143,34 @@ impl Server {
                 .map_err(|e| anyhow_free::Error::msg(format!("revocation list: {e}")))?,
         );
         let tokens = auth::TokenSigner::new(&secret, config.auth.token_ttl_secs)?.with_revocations(revocations);
+        let store = ardoise_store::Store::connect(&config.database_url())
+            .await
+            .map_err(|e| anyhow_free::Error::msg(format!("{e}")))?;
         let classes = classes::ClassRegistry::with_capacity(limits_cfg.classes);
         for c in &config.classes {
-            classes.declare(ClassInfo {
+            let info = ClassInfo {
                 id: ClassId(c.id.clone()),
                 code: JoinCode(c.code.clone()),
                 title: c.title.clone(),
                 state: ClassState::Open,
                 code_expires_at: None,
-            });
+            };
+            classes.declare(info.clone());
+            // Declared classes have their row too (their sessions and attendance refer to it).
+            if let Some(row) = classes.row(&info.id)
+                && let Err(e) = store.insert_class(&row).await
+                && !matches!(e, ardoise_store::StoreError::Duplicate(_))
+            {
+                return Err(anyhow_free::Error::msg(format!("class {}: {e}", info.id)));
+            }
         }
+        // Classes that outlive a restart, with their codes, owners and policies.
+        let kept = store.open_classes().await.map_err(|e| anyhow_free::Error::msg(format!("{e}")))?;
+        for row in &kept {
+            classes.restore(row);
+        }
+        let left = store.mark_everyone_left().await.map_err(|e| anyhow_free::Error::msg(format!("{e}")))?;
+        info!(classes = kept.len(), pupils_marked_left = left, "database open");
         // The SFU's own cap is a backstop behind the HTTP side's admission rules.
         let backstop = config.media.max_peers_per_class + limits_cfg.pending_per_class + limits_cfg.sessions_per_token;
         let sfu = SfuConfig {
@@ -204,8 +240,8 @@ impl Server {
         // to die with the thread that started it.
         let files = tls.as_ref().map(|t| t.files.clone());
         let turn = tokio::task::block_in_place(|| turn::Turn::start(config, &media_ips, files.as_ref()))?;
-        let limits = limits::Limits::new(limits_cfg, trusted_proxies);
-        let mut state = AppState::new(tokens, classes, media, config.http.max_body, limits);
+        let limits = limits::Limits::new(limits_cfg, trusted_proxies).with_logins(&config.accounts);
+        let mut state = AppState::new(tokens, classes, media, config.http.max_body, limits, store, config);
         state.turn = turn;
         state.tls = tls.is_some();
         state.public_origin = (!config.http.public_names.is_empty()).then(|| config.http.public_origin(http_port));

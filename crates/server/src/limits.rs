@@ -88,6 +88,10 @@ pub struct Limits {
     pub joins_per_class: RateLimit<ClassId>,
     /// Class creations per token subject.
     pub creations: RateLimit<String>,
+    /// Login attempts per client address.
+    pub logins_ip: RateLimit<IpAddr>,
+    /// Login attempts per email.
+    pub logins_account: RateLimit<String>,
     /// Class-events WebSockets open per client address.
     pub websockets: Arc<OpenCounts<IpAddr>>,
     /// Reverse proxies whose `X-Forwarded-For` is believed.
@@ -103,14 +107,25 @@ impl Limits {
             lookups: RateLimit::per_minute(config.joins_per_ip_per_minute, "class look-ups from this address"),
             joins_per_class: RateLimit::per_minute(config.joins_per_class_per_minute, "joins into this class"),
             creations: RateLimit::per_hour(config.classes_per_token_per_hour, "classes created with this token"),
+            logins_ip: RateLimit::per_minute(30, "login attempts from this address"),
+            logins_account: RateLimit::per_minute(10, "login attempts for this account"),
             websockets: Arc::default(),
             trusted_proxies,
             config,
         }
     }
 
+    /// The login limits of `[accounts]`.
+    pub fn with_logins(mut self, a: &crate::config::AccountsConfig) -> Self {
+        self.logins_ip = RateLimit::per_minute(a.logins_per_ip_per_minute, "login attempts from this address");
+        self.logins_account = RateLimit::per_minute(a.logins_per_account_per_minute, "login attempts for this account");
+        self
+    }
+
     /// Forget the buckets that are full again (called every minute).
     pub fn forget_idle(&self) {
+        self.logins_ip.forget_idle();
+        self.logins_account.forget_idle();
         self.offers.forget_idle();
         self.offers_per_token.forget_idle();
         self.lookups.forget_idle();

@@ -181,6 +181,12 @@ async fn post(
     if claims.role == Role::Pupil && s.hub.is_locked(&info.id) && !s.hub.is_present(&info.id, &claims.sub) {
         return Err(Problem::new(StatusCode::LOCKED, "the teacher has locked this class"));
     }
+    if claims.role == Role::Pupil
+        && s.classes.policies(&info.id).waiting_room
+        && !s.hub.is_admitted(&info.id, &claims.sub)
+    {
+        return Err(Problem::forbidden("wait in the waiting room until the teacher lets you in"));
+    }
     let class_publisher = endpoint == Endpoint::Whip && grant.role == PublisherRole::Class;
     // The class's publisher is never refused for its neighbours' offers (a pupil behind the
     // school's address): its own token's limit applies to it, the address's to everyone else.

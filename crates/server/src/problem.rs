@@ -65,6 +65,20 @@ impl IntoResponse for Problem {
     }
 }
 
+/// Errors of the database as HTTP answers: a duplicate is 409, a missing row 404, anything
+/// else a 503 whose cause goes to the log, never to the client.
+pub fn store_problem(e: ardoise_store::StoreError) -> Problem {
+    use ardoise_store::StoreError;
+    match e {
+        StoreError::Duplicate(what) => Problem::new(StatusCode::CONFLICT, format!("this {what} exists already")),
+        StoreError::NotFound(what) => Problem::not_found(format!("no such {what}")),
+        other => {
+            tracing::warn!("database: {other}");
+            Problem::unavailable("the database is unavailable; try again soon", 5)
+        }
+    }
+}
+
 /// Errors of the media side as HTTP answers. Details are our own words: the messages of
 /// the libraries underneath (SDP parser, WebRTC stack) go to the debug log, never to clients.
 impl From<NetError> for Problem {

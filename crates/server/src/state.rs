@@ -128,6 +128,14 @@ pub struct AppState {
     pub public_origin: Option<String>,
     /// TURN, when configured (its coturn child stops with the state).
     pub turn: Option<crate::turn::Turn>,
+    /// The database (never on the media path).
+    pub store: ardoise_store::Store,
+    /// The queue of attendance and audit records.
+    pub recorder: crate::records::Recorder,
+    /// Logins: hours, limits.
+    pub accounts: crate::config::AccountsConfig,
+    /// Retention of records.
+    pub retention: crate::config::RetentionConfig,
     /// When the server started (admin view).
     pub started: std::time::Instant,
     /// Largest request body.
@@ -146,13 +154,22 @@ impl AppState {
         media: MediaServer,
         max_body: usize,
         limits: Limits,
+        store: ardoise_store::Store,
+        config: &crate::Config,
     ) -> Self {
+        let recorder = crate::records::Recorder::start(store.clone());
+        let hub = ClassHub::default();
+        hub.set_recorder(recorder.clone());
         AppState {
+            store,
+            recorder,
+            accounts: config.accounts,
+            retention: config.retention,
             tokens,
             classes,
             media,
             resources: Mutex::new(HashMap::new()),
-            hub: ClassHub::default(),
+            hub,
             max_peers_per_class: 500,
             metrics_allow: Vec::new(),
             metrics_salt: rand::random(),
@@ -333,13 +350,22 @@ impl AppState {
         self.close_pids(pids).await;
     }
 
-    /// End a class: refuse joins, disconnect its media, tell and close its sockets.
+    /// End a class: disconnect its media, tell and close its sockets. A class a logged-in
+    /// teacher owns lasts: only its session ends, and it opens again for the next one. Any
+    /// other class ends for good and refuses joins.
     pub fn end_class(&self, class: &ClassId, by: Role) {
-        self.classes.set_state(class, ClassState::Ended);
+        let lasts = self.classes.owner(class).is_some_and(|o| o.teacher.is_some());
+        if lasts {
+            self.classes.set_state(class, ClassState::Open);
+            self.recorder.send(crate::records::Record::SessionEnded(class.clone()));
+        } else {
+            self.classes.set_state(class, ClassState::Ended);
+            self.recorder.send(crate::records::Record::ClassEnded(class.clone()));
+        }
         self.media.end_class(class);
         self.hub.end(class);
         self.sessions().retain(|_, r| r.class != *class);
-        info!(class = %class, by = %by, "class ended");
+        info!(class = %class, by = %by, session_only = lasts, "class ended");
     }
 
     /// The class `id`, which must exist and not be ended (404 / 410).
@@ -367,6 +393,9 @@ impl AppState {
             debug!(?ev, "media event");
             match ev {
                 MediaEvent::Live(class, live) => {
+                    if live {
+                        self.recorder.send(crate::records::Record::ClassLive(class.clone()));
+                    }
                     if self.classes.get(&class).is_some_and(|c| c.state != ClassState::Ended) {
                         self.classes.set_state(&class, if live { ClassState::Live } else { ClassState::Open });
                         self.hub.set_live(&class, live);
@@ -430,6 +459,7 @@ impl AppState {
                     |c| self.hub.has_anyone(c) || self.sessions().values().any(|r| r.class == *c),
                 );
                 for c in idle {
+                    self.recorder.send(crate::records::Record::ClassEnded(c.clone()));
                     self.media.end_class(&c);
                     self.hub.end(&c);
                     debug!(class = %c, "unused class pruned");

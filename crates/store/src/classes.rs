@@ -1,40 +1,8 @@
 //! Classes as they last: owner, school, title, join code, policies, weekly timetable.
 
 use crate::{Result, Store, StoreError, unique};
-use serde::{Deserialize, Serialize};
-
-/// What a class allows.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ClassPolicies {
-    /// Pupils wait until the teacher admits them.
-    pub waiting_room: bool,
-    /// Chat and floor lock while the teacher is away.
-    pub autolock: bool,
-    /// Pupils may write to the teacher privately.
-    pub private_messages: bool,
-    /// The class may be recorded.
-    pub recording: bool,
-}
-
-/// One weekly slot of a timetable: ISO weekday (1 = Monday), start minute of the day, length.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Slot {
-    /// 1 (Monday) to 7 (Sunday).
-    pub weekday: i64,
-    /// Minutes after midnight, 0 to 1439.
-    pub start_min: i64,
-    /// Length in minutes, 1 to 600.
-    pub minutes: i64,
-}
-
-impl Slot {
-    /// Whether the slot makes sense.
-    pub fn is_valid(&self) -> bool {
-        (1..=7).contains(&self.weekday) && (0..1440).contains(&self.start_min) && (1..=600).contains(&self.minutes)
-    }
-}
+pub use ardoise_proto::{ClassPolicies, Slot};
+use serde::Serialize;
 
 /// A class as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
