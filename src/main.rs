@@ -5,7 +5,10 @@
 //! - `ardoise revoke` refuses the tokens of a subject, or every token of a role, from now on;
 //! - `ardoise loadgen` runs synthetic teachers and pupils against a server;
 //! - `ardoise studio` captures, mixes, encodes and publishes the class;
-//! - `ardoise demo` runs a server and a studio on test sources together.
+//! - `ardoise demo` runs a server and a studio on test sources together;
+//! - `ardoise db`, `ardoise school`, `ardoise user` manage the database and the first accounts.
+
+mod accounts_cli;
 
 use anyhow::{Context, Result};
 use ardoise_proto::{ClassId, Role};
@@ -92,6 +95,15 @@ enum Command {
     Studio(StudioArgs),
     /// The server and a studio on test sources publishing to the `demo` class, in one process.
     Demo(ServeArgs),
+    /// The database: `migrate`, `check`.
+    #[command(subcommand)]
+    Db(accounts_cli::DbCommand),
+    /// Schools: `add`, `list`.
+    #[command(subcommand)]
+    School(accounts_cli::SchoolCommand),
+    /// Users: `add` (an admin or a teacher; the password on standard input).
+    #[command(subcommand)]
+    User(accounts_cli::UserCommand),
 }
 
 #[derive(Args, Clone)]
@@ -450,5 +462,8 @@ fn main() -> Result<()> {
         }
         Command::Studio(args) => runtime()?.block_on(studio(args)),
         Command::Demo(args) => runtime()?.block_on(demo(args)),
+        Command::Db(cmd) => runtime()?.block_on(accounts_cli::db(cmd)),
+        Command::School(cmd) => runtime()?.block_on(accounts_cli::school(cmd)),
+        Command::User(cmd) => runtime()?.block_on(accounts_cli::user(cmd)),
     }
 }

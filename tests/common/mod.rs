@@ -302,24 +302,36 @@ pub struct Reply {
 
 /// Send a request and return the answer (errors included).
 pub fn send(method: &str, url: &str, token: Option<&str>, content_type: Option<&str>, body: &str) -> Reply {
-    let mut req = ardoise_client::trust::agent().request(method, url);
-    if let Some(t) = token {
-        req = req.set("Authorization", &format!("Bearer {t}"));
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let mut headers: Vec<(&str, &str)> = Vec::new();
+    if let Some(a) = &auth {
+        headers.push(("Authorization", a));
     }
     if let Some(ct) = content_type {
-        req = req.set("Content-Type", ct);
+        headers.push(("Content-Type", ct));
+    }
+    send_with(method, url, &headers, body).0
+}
+
+/// Send a request with these headers; the answer and its `Set-Cookie` header.
+pub fn send_with(method: &str, url: &str, headers: &[(&str, &str)], body: &str) -> (Reply, Option<String>) {
+    let mut req = ardoise_client::trust::agent().request(method, url);
+    for (k, v) in headers {
+        req = req.set(k, v);
     }
     let r = match req.send_string(body) {
         Ok(r) => r,
         Err(ureq::Error::Status(_, r)) => r,
         Err(e) => panic!("{method} {url}: {e}"),
     };
-    Reply {
+    let cookie = r.header("Set-Cookie").map(String::from);
+    let reply = Reply {
         status: r.status(),
         content_type: r.content_type().to_owned(),
         retry_after: r.header("Retry-After").map(String::from),
         body: r.into_string().unwrap_or_default(),
-    }
+    };
+    (reply, cookie)
 }
 
 /// Assert a problem+json answer with this status and a detail.

@@ -118,6 +118,35 @@ const STRINGS = {
   chart_cpu: ["CPU par processus média (%), 2 dernières minutes", "CPU per media worker (%), last 2 minutes"],
   yes: ["oui", "yes"], no: ["non", "no"], locked: ["verrouillée", "locked"],
   updated: ["Mis à jour {time}", "Updated {time}"],
+  // accounts
+  login_title: ["Connexion", "Log in"], email: ["Adresse e-mail", "Email"], password: ["Mot de passe", "Password"],
+  login: ["Se connecter", "Log in"], logout: ["Se déconnecter", "Log out"],
+  e401_login: ["E-mail ou mot de passe incorrect.", "Wrong email or password."],
+  login_hint: ["Élèves : pas de compte, rejoignez la classe avec son code.", "Pupils: no account, join the class with its code."],
+  my_classes: ["Mes classes", "My classes"], school: ["Établissement", "School"],
+  p_waiting_room: ["Salle d'attente : j'admets chaque élève", "Waiting room: I let each pupil in"],
+  p_autolock: ["Discussion et parole bloquées quand je suis absent·e", "Chat and floor locked while I am away"],
+  p_private_messages: ["Messages privés des élèves vers moi", "Pupils' private messages to me"],
+  p_recording: ["Enregistrement autorisé", "Recording allowed"],
+  timetable: ["Emploi du temps", "Timetable"], add_slot: ["Ajouter un créneau", "Add a slot"],
+  weekday: ["Jour", "Day"], start_at: ["Début", "Start"], minutes: ["Minutes", "Minutes"],
+  days: ["lun.,mar.,mer.,jeu.,ven.,sam.,dim.", "Mon,Tue,Wed,Thu,Fri,Sat,Sun"],
+  remove_slot: ["Retirer le créneau", "Remove the slot"], no_slots: ["Aucun créneau.", "No slot."],
+  start_here: ["Démarrer depuis ce PC", "Start from this PC"], studio_cmd: ["Commande du studio", "Studio command"],
+  attendance: ["Présences", "Attendance"], csv: ["Exporter en CSV", "Export as CSV"],
+  no_attendance: ["Aucune présence enregistrée.", "No attendance recorded."],
+  joined_at: ["Arrivée", "Joined"], left_at: ["Départ", "Left"], settings: ["Réglages", "Settings"], save: ["Enregistrer", "Save"],
+  saved: ["Enregistré.", "Saved."], session: ["Séance", "Session"],
+  schools: ["Établissements", "Schools"], teachers: ["Enseignant·es", "Teachers"], audit: ["Journal d'audit", "Audit log"],
+  add_school: ["Ajouter un établissement", "Add a school"], departement: ["Département (code)", "Département (code)"],
+  add_teacher: ["Ajouter un·e enseignant·e", "Add a teacher"], first_password: ["Premier mot de passe (12 caractères ou plus)", "First password (12 characters or more)"],
+  reset_password: ["Nouveau mot de passe", "New password"], reset_prompt: ["Nouveau mot de passe pour {email} (12 caractères ou plus) :", "New password for {email} (12 characters or more):"],
+  when: ["Quand", "When"], who: ["Qui", "Who"], action: ["Action", "Action"], target: ["Objet", "Target"],
+  live_dashboard: ["Tableau de bord du relais", "Relay dashboard"], code_short: ["Code", "Code"], state: ["État", "State"],
+  waiting_room: ["Salle d'attente", "Waiting room"], admit: ["Faire entrer", "Let in"], refuse: ["Refuser", "Refuse"],
+  private: ["privé", "private"], to_teacher: ["Au professeur seulement", "To the teacher only"],
+  nobody_waiting: ["Personne n'attend.", "Nobody is waiting."],
+  waiting_admit: ["Tu es dans la salle d'attente : le professeur va te faire entrer.", "You are in the waiting room: the teacher will let you in."],
 };
 const LANGS = ["fr", "en"];
 let current = (() => { try { return localStorage.getItem("ardoise.lang"); } catch (_) { return null; } })();
@@ -195,8 +224,8 @@ export function clock(ms) {
 }
 /** Append one chat message {name, role, text, at} to a list element (keeps the last 200). */
 export function appendChat(log, m) {
-  const li = h("li", { class: "role-" + (m.role || "pupil") },
-    h("time", {}, clock(m.at)), " ", h("b", {}, m.name || "?"), " ", h("span", {}, m.text));
+  const li = h("li", { class: "role-" + (m.role || "pupil") + (m.private ? " private" : "") },
+    h("time", {}, clock(m.at)), " ", h("b", {}, m.name || "?"), " ", m.private && h("i", {}, "(" + t("private") + ") "), h("span", {}, m.text));
   const atEnd = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
   log.append(li);
   while (log.children.length > 200) log.firstElementChild.remove();
@@ -240,10 +269,15 @@ async function httpError(res, what) {
   if (retry > 0) err.retryAfter = retry;
   return err;
 }
-/** JSON API call; throws HttpError on a non-2xx answer. */
+let csrf = null;
+/** The login's CSRF token, sent with every change made with the session cookie. */
+export function setCsrf(v) { csrf = v; }
+/** JSON API call; throws HttpError on a non-2xx answer. Without a token, the session cookie
+ *  authenticates (changes carry the CSRF token of `setCsrf`). */
 export async function api(path, { method = "GET", token, json } = {}) {
   const headers = {};
   if (token) headers.Authorization = `Bearer ${token}`;
+  else if (csrf && method !== "GET") headers["X-CSRF-Token"] = csrf;
   let body;
   if (json !== undefined) { headers["Content-Type"] = "application/json"; body = JSON.stringify(json); }
   const res = await fetch(path, { method, headers, body, cache: "no-store" });

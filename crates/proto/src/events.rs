@@ -88,6 +88,9 @@ pub struct ChatLine {
     pub text: String,
     /// Milliseconds since the Unix epoch.
     pub at: u64,
+    /// A pupil's private message to the teachers (only they and its author see it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub private: bool,
 }
 
 /// A message from a participant's page (or the studio) to the server.
@@ -114,6 +117,9 @@ pub enum ClientEvent {
     Chat {
         /// 1 to 500 characters.
         text: String,
+        /// From a pupil, to the teachers only (when the class allows private messages).
+        #[serde(default)]
+        private: bool,
     },
     /// A pupil reports its connection quality.
     Quality {
@@ -320,7 +326,14 @@ mod tests {
 
     #[test]
     fn server_events_round_trip() {
-        let line = ChatLine { id: "a".into(), name: "Alice".into(), role: Role::Pupil, text: "bonjour".into(), at: 1 };
+        let line = ChatLine {
+            id: "a".into(),
+            name: "Alice".into(),
+            role: Role::Pupil,
+            text: "bonjour".into(),
+            at: 1,
+            private: false,
+        };
         let text = serde_json::to_string(&ServerEvent::Chat(line.clone())).unwrap();
         assert!(text.starts_with(r#"{"type":"chat","id":"a""#), "{text}");
         assert_eq!(serde_json::from_str::<ServerEvent>(&text).unwrap(), ServerEvent::Chat(line));

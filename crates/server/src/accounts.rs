@@ -48,8 +48,8 @@ pub struct Me {
     pub departement: Option<i64>,
     /// An admin's school scope.
     pub school: Option<i64>,
-    /// A teacher's schools.
-    pub schools: Vec<i64>,
+    /// A teacher's schools (an admin of one school: that one).
+    pub schools: Vec<ardoise_store::School>,
     /// The token to put in `X-CSRF-Token`.
     pub csrf: String,
 }
@@ -84,10 +84,14 @@ fn set_cookie(value: &str, max_age: u64, tls: bool) -> HeaderValue {
 }
 
 async fn me_of(s: &SharedState, login: &Login) -> Result<Me, Problem> {
-    let schools = match login.user.role {
+    let ids = match login.user.role {
         UserRole::Teacher => s.store.teacher_schools(login.user.id).await.map_err(crate::store_problem)?,
         UserRole::Admin => login.user.school.into_iter().collect(),
     };
+    let mut schools = Vec::with_capacity(ids.len());
+    for id in ids {
+        schools.push(s.store.school(id).await.map_err(crate::store_problem)?);
+    }
     let u = &login.user;
     Ok(Me {
         id: u.id,

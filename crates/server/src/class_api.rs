@@ -107,12 +107,13 @@ pub async fn create(
     }
     s.limits.creations.check(&creator)?;
     let policies = req.policies.unwrap_or_default();
-    let class =
-        s.classes.create_owned(req.id, req.title, &creator, code_expiry(&s), owner, policies).map_err(|e| match e {
-            CreateError::Exists => Problem::new(StatusCode::CONFLICT, "a class with this id exists"),
-            CreateError::InvalidId => Problem::bad_request("class id must be 1-64 of a-z, 0-9, '-', '_'"),
-            CreateError::Full => Problem::unavailable("this server keeps as many classes as it may", 60),
-        })?;
+    // A teacher's class lasts from week to week: its code lasts until the teacher rotates it.
+    let expiry = if owner.teacher.is_some() { None } else { code_expiry(&s) };
+    let class = s.classes.create_owned(req.id, req.title, &creator, expiry, owner, policies).map_err(|e| match e {
+        CreateError::Exists => Problem::new(StatusCode::CONFLICT, "a class with this id exists"),
+        CreateError::InvalidId => Problem::bad_request("class id must be 1-64 of a-z, 0-9, '-', '_'"),
+        CreateError::Full => Problem::unavailable("this server keeps as many classes as it may", 60),
+    })?;
     let stored = match s.classes.row(&class.id) {
         Some(row) => match s.store.insert_class(&row).await {
             Ok(()) => s.store.set_slots(&class.id.0, &slots).await,
@@ -193,25 +194,23 @@ pub async fn ice_servers(State(s): State<SharedState>, headers: HeaderMap) -> Re
     Ok(Json(IceServers { ice_servers: s.turn.as_ref().map(|t| t.ice_servers(&claims.sub)).unwrap_or_default() }))
 }
 
-/// `POST /api/classes/{id}/code`: a new join code (its teacher, an admin); the old one stops
-/// working at once. Teachers' consoles hear `code`.
+/// `POST /api/classes/{id}/code`: a new join code (its teacher, an admin; a token or a
+/// login); the old one stops working at once. Teachers' consoles hear `code`.
 pub async fn rotate_code(
     State(s): State<SharedState>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<RotatedCode>, Problem> {
-    let claims = s.authenticate(&headers)?;
     let id = ClassId(id);
-    s.classes.get(&id).ok_or_else(|| Problem::not_found("no such class"))?;
-    if !manages(&claims, &id) {
-        return Err(Problem::forbidden("only the class's teacher or an admin may change its code"));
-    }
+    let m = crate::teaching::manager(&s, &headers, &id, true, true).await?;
+    s.recorder.audit(m.actor, "class.code", format!("class:{id}"), String::new());
     rotate(&s, &id).map(Json).ok_or_else(|| Problem::not_found("no such class"))
 }
 
 /// Give `class` a new code (kept in the database) and tell its teachers.
 pub fn rotate(s: &SharedState, class: &ClassId) -> Option<RotatedCode> {
-    let info = s.classes.rotate_code(class, code_expiry(s))?;
+    let owned = s.classes.owner(class).is_some_and(|o| o.teacher.is_some());
+    let info = s.classes.rotate_code(class, if owned { None } else { code_expiry(s) })?;
     info!(class = %class, "join code rotated");
     s.recorder.send(crate::records::Record::Code {
         class: class.clone(),
@@ -222,20 +221,16 @@ pub fn rotate(s: &SharedState, class: &ClassId) -> Option<RotatedCode> {
     Some(RotatedCode { code: info.code, code_expires_at: info.code_expires_at })
 }
 
-/// `DELETE /api/classes/{id}`: end the class (its teacher or an admin).
+/// `DELETE /api/classes/{id}`: end the class (its teacher or an admin; a token or a login).
+/// A teacher's class ends its session only and opens again for the next one.
 pub async fn end(
     State(s): State<SharedState>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<StatusCode, Problem> {
-    let claims = s.authenticate(&headers)?;
     let id = ClassId(id);
-    if s.classes.get(&id).is_none() {
-        return Err(Problem::not_found("no such class"));
-    }
-    if !manages(&claims, &id) {
-        return Err(Problem::forbidden("only the class's teacher or an admin may end it"));
-    }
-    s.end_class(&id, claims.role);
+    let m = crate::teaching::manager(&s, &headers, &id, true, true).await?;
+    s.recorder.audit(m.actor, "class.end", format!("class:{id}"), String::new());
+    s.end_class(&id, m.role);
     Ok(StatusCode::NO_CONTENT)
 }

@@ -138,7 +138,7 @@ async fn session(s: SharedState, class: ClassId, mut socket: WebSocket) {
     let (link, mut rx) = ConnLink::new();
     let kill = link.kill.clone();
     let me = member(&claims.sub, claims.role, claims.name.as_deref(), client);
-    s.hub.set_waiting_room(&class, s.classes.policies(&class).waiting_room);
+    s.hub.set_policies(&class, s.classes.policies(&class));
     let conn = s.hub.connect(&info, me, link.clone(), TokenFacts { kv: claims.kv, exp: claims.exp });
     info!(class = %class, role = %claims.role, ?client, conn, "class events connected");
     let (mut sink, mut stream) = socket.split();

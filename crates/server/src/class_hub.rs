@@ -8,7 +8,8 @@
 use crate::records::{Record, Recorder};
 use ardoise_proto::events::{LAYOUTS, MAX_CHAT_CHARS};
 use ardoise_proto::{
-    ChatLine, ClassId, ClassInfo, ClientEvent, ClientKind, ErrorCode, Floor, JoinCode, Member, Role, ServerEvent,
+    ChatLine, ClassId, ClassInfo, ClassPolicies, ClientEvent, ClientKind, ErrorCode, Floor, JoinCode, Member, Role,
+    ServerEvent,
 };
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -127,6 +128,10 @@ struct HubRoom {
     expelled: std::collections::HashSet<String>,
     /// The class has a waiting room: pupils wait in `waiting` until admitted.
     waiting_room: bool,
+    /// Pupils' chat and hands are refused while no teacher's page is connected.
+    autolock: bool,
+    /// Pupils may write privately to the teachers.
+    private_messages: bool,
     /// Pupils the teacher admitted during this session.
     admitted: std::collections::HashSet<String>,
     /// Connections of pupils not admitted yet, with the class as it was when they came.
@@ -203,6 +208,18 @@ impl HubRoom {
     fn announce_waiting(&self) {
         let ev = ServerEvent::WaitingRoom { pupils: self.waiting_list() };
         self.send_to(|c| matches!(c.member.role, Role::Teacher | Role::Admin), &ev);
+    }
+
+    /// Whether a teacher's or an admin's page (not the studio) is connected.
+    fn teacher_here(&self) -> bool {
+        self.conns
+            .iter()
+            .any(|c| matches!(c.member.role, Role::Teacher | Role::Admin) && c.member.client != ClientKind::Studio)
+    }
+
+    /// Whether pupils are paused now: auto-lock is on and no teacher is here.
+    fn paused(&self) -> bool {
+        self.autolock && !self.teacher_here()
     }
 
     /// Whether pupil `id` may be in the class now (no waiting room, or admitted).
@@ -379,11 +396,14 @@ impl ClassHub {
         Some((recorded, was_present))
     }
 
-    /// Whether `class` has a waiting room (from its policies, before each connection and when
-    /// the teacher changes them). Turning it off lets everyone waiting in.
-    pub fn set_waiting_room(&self, class: &ClassId, on: bool) {
+    /// The policies of `class` (before each connection and when the teacher changes them).
+    /// Turning the waiting room off lets everyone waiting in.
+    pub fn set_policies(&self, class: &ClassId, policies: ClassPolicies) {
         let mut rooms = self.lock();
         let room = rooms.entry(class.clone()).or_default();
+        room.autolock = policies.autolock;
+        room.private_messages = policies.private_messages;
+        let on = policies.waiting_room;
         if room.waiting_room == on {
             return;
         }
@@ -640,6 +660,8 @@ impl ClassHub {
             ClientEvent::RaiseHand => {
                 if me.role != Role::Pupil {
                     reply(error(ErrorCode::Forbidden, "only pupils raise a hand"));
+                } else if room.paused() {
+                    reply(error(ErrorCode::Forbidden, "the class is paused until the teacher is back"));
                 } else {
                     room.set_hand(&me.id, true);
                 }
@@ -653,10 +675,16 @@ impl ClassHub {
                     room.set_hand(&me.id, false);
                 }
             },
-            ClientEvent::Chat { text } => {
+            ClientEvent::Chat { text, private } => {
                 let text = text.trim();
                 let n = text.chars().count();
-                if n == 0 || n > MAX_CHAT_CHARS {
+                if me.role == Role::Pupil && room.paused() {
+                    reply(error(ErrorCode::Forbidden, "the class is paused until the teacher is back"));
+                } else if private && me.role != Role::Pupil {
+                    reply(error(ErrorCode::Invalid, "private messages go from a pupil to the teachers"));
+                } else if private && !room.private_messages {
+                    reply(error(ErrorCode::Forbidden, "private messages are off in this class"));
+                } else if n == 0 || n > MAX_CHAT_CHARS {
                     reply(error(ErrorCode::Invalid, format!("a chat message has 1 to {MAX_CHAT_CHARS} characters")));
                 } else if text.chars().any(|c| c.is_control() && c != '\n') {
                     reply(error(ErrorCode::Invalid, "a chat message may not hold control characters"));
@@ -667,7 +695,16 @@ impl ClassHub {
                         role: me.role,
                         text: text.to_owned(),
                         at: now_ms(),
+                        private,
                     };
+                    if private {
+                        let ev = ServerEvent::Chat(line);
+                        room.send_to(
+                            |c| matches!(c.member.role, Role::Teacher | Role::Admin) || c.member.id == me.id,
+                            &ev,
+                        );
+                        return effects;
+                    }
                     if room.chat.len() == CHAT_HISTORY {
                         room.chat.pop_front();
                     }
@@ -932,10 +969,10 @@ mod tests {
         );
         assert!(hub.floor(&id).is_none());
 
-        hub.handle(&id, a, ClientEvent::Chat { text: "  bonjour ".into() });
+        hub.handle(&id, a, ClientEvent::Chat { text: "  bonjour ".into(), private: false });
         let chat = drain(&mut trx).into_iter().find_map(|e| if let ServerEvent::Chat(c) = e { Some(c) } else { None });
         assert_eq!(chat.unwrap().text, "bonjour");
-        hub.handle(&id, a, ClientEvent::Chat { text: "x".repeat(501) });
+        hub.handle(&id, a, ClientEvent::Chat { text: "x".repeat(501), private: false });
         assert!(matches!(drain(&mut arx).last(), Some(ServerEvent::Error { code: ErrorCode::Invalid, .. })));
 
         // Late joiners get the chat history.

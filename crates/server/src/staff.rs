@@ -239,6 +239,17 @@ pub async fn reset_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// `GET /api/admin/schools/{id}/classes`: a school's classes, newest first (at most 1,000).
+pub async fn school_classes(
+    State(s): State<SharedState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Result<Json<Vec<ardoise_store::ClassRow>>, Problem> {
+    let admin = s.admin_user(&headers, false).await?;
+    scoped_school(&s, &admin, id).await?;
+    Ok(Json(s.store.classes_of_school(Some(id), 1000).await.map_err(store_problem)?))
+}
+
 /// `GET /api/admin/audit` query.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

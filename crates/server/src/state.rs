@@ -84,6 +84,8 @@ pub struct SnapshotCache {
 
 /// Age after which the workers are asked again.
 pub const SNAPSHOT_MAX_AGE: Duration = Duration::from_millis(500);
+/// How often the retention limits are enforced (and once at start).
+pub const RETENTION_SWEEP_EVERY: Duration = Duration::from_secs(3600);
 
 impl SnapshotCache {
     /// The workers' counters, at most [`SNAPSHOT_MAX_AGE`] old.
@@ -435,18 +437,51 @@ impl AppState {
         }
     }
 
+    /// Enforce the retention of `[retention]`: attendance, audit entries, expired logins and
+    /// revocations older than their limit are deleted. Returns the rows deleted.
+    pub async fn sweep_retention(&self) -> u64 {
+        let now = ardoise_store::now_ms();
+        let day = 86_400_000i64;
+        let r = self.retention;
+        let results = [
+            ("attendance", self.store.sweep_attendance(now - r.attendance_days as i64 * day).await),
+            ("audit", self.store.sweep_audit(now - r.audit_days as i64 * day).await),
+            ("logins", self.store.prune_logins().await),
+            ("revocations", self.store.sweep_revocations(now).await),
+        ];
+        let mut total = 0;
+        for (what, res) in results {
+            match res {
+                Ok(n) => {
+                    total += n;
+                    if n > 0 {
+                        info!(rows = n, "retention: {what} swept");
+                    }
+                }
+                Err(e) => warn!("retention sweep of {what}: {e}"),
+            }
+        }
+        total
+    }
+
     /// Housekeeping every few seconds: re-read the revocation list when another process
     /// changed it, forget idle rate-limit buckets, prune ended and unused classes.
     pub async fn housekeeping(self: Arc<Self>, every: Duration) {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_prune = Instant::now();
+        let mut last_sweep: Option<Instant> = None;
         loop {
             tick.tick().await;
             match self.tokens.revocations().reload_if_changed() {
                 Ok(Some(list)) => self.apply_revocations(&list).await,
                 Ok(None) => {}
                 Err(e) => warn!("cannot read the revocation list: {e}"),
+            }
+            if last_sweep.is_none_or(|t| t.elapsed() >= RETENTION_SWEEP_EVERY) {
+                last_sweep = Some(Instant::now());
+                let this = self.clone();
+                tokio::spawn(async move { this.sweep_retention().await });
             }
             if last_prune.elapsed() >= Duration::from_secs(60) {
                 last_prune = Instant::now();

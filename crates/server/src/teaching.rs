@@ -17,14 +17,19 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 /// Who acts on a class, for the audit log.
-struct Manager {
-    actor: String,
-    user: Option<User>,
+pub struct Manager {
+    /// Its description in the audit log.
+    pub actor: String,
+    /// The user, when logged in (not with a token).
+    pub user: Option<User>,
+    /// Its role.
+    pub role: Role,
 }
 
 /// The logged-in teacher of `class` or an admin in scope (with `change`, CSRF checked); with
-/// `token_ok`, the class's teacher token too.
-async fn manager(
+/// `token_ok`, the class's teacher token or an admin token too (404 for an unknown class, 403
+/// for anyone else).
+pub async fn manager(
     s: &SharedState,
     headers: &HeaderMap,
     class: &ClassId,
@@ -33,10 +38,12 @@ async fn manager(
 ) -> Result<Manager, Problem> {
     if token_ok && s.bearer_present(headers) {
         let claims = s.authenticate(headers)?;
+        s.classes.get(class).ok_or_else(|| Problem::not_found("no such class"))?;
         if claims.role == Role::Admin || (claims.role == Role::Teacher && claims.covers(class)) {
             return Ok(Manager {
                 actor: format!("{} ({}, {})", claims.name.unwrap_or_default(), claims.role, claims.sub),
                 user: None,
+                role: claims.role,
             });
         }
         return Err(Problem::forbidden("this token does not manage this class"));
@@ -54,7 +61,8 @@ async fn manager(
     if !allowed {
         return Err(Problem::forbidden("this class belongs to another teacher"));
     }
-    Ok(Manager { actor: format!("{} ({}, user {})", u.email, u.role.as_str(), u.id), user: Some(u) })
+    let role = if u.role == UserRole::Admin { Role::Admin } else { Role::Teacher };
+    Ok(Manager { actor: format!("{} ({}, user {})", u.email, u.role.as_str(), u.id), user: Some(u), role })
 }
 
 impl crate::state::AppState {
@@ -147,7 +155,7 @@ pub async fn settings(
     s.store.set_class_settings(&id.0, &title, req.policies).await.map_err(store_problem)?;
     s.store.set_slots(&id.0, &req.slots).await.map_err(store_problem)?;
     s.classes.set_settings(&id, &title, req.policies);
-    s.hub.set_waiting_room(&id, req.policies.waiting_room);
+    s.hub.set_policies(&id, req.policies);
     s.recorder.audit(
         m.actor,
         "class.settings",

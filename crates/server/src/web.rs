@@ -19,6 +19,13 @@ pub const TEACHER_HTML: &str = include_str!("../../../web/teacher.html");
 /// Admin dashboard (`/admin#token=…`).
 pub const ADMIN_HTML: &str = include_str!("../../../web/admin.html");
 
+/// Login of teachers and admins (`/login`).
+pub const LOGIN_HTML: &str = include_str!("../../../web/login.html");
+/// A teacher's classes (`/my`): create, schedule, start from this PC, attendance.
+pub const MY_CLASSES_HTML: &str = include_str!("../../../web/my-classes.html");
+/// An admin's schools, teachers, classes and audit log (`/admin/schools`).
+pub const SCHOOLS_HTML: &str = include_str!("../../../web/schools.html");
+
 /// Shared assets: (name, content type, body).
 const ASSETS: &[(&str, &str, &str)] = &[
     ("ardoise.js", "text/javascript; charset=utf-8", include_str!("../../../web/assets/ardoise.js")),
@@ -64,6 +71,21 @@ pub async fn teacher(headers: HeaderMap) -> Response {
 /// `GET /admin`
 pub async fn admin(headers: HeaderMap) -> Response {
     page(ADMIN_HTML, &headers)
+}
+
+/// `GET /login`
+pub async fn login(headers: HeaderMap) -> Response {
+    page(LOGIN_HTML, &headers)
+}
+
+/// `GET /my`
+pub async fn my_classes(headers: HeaderMap) -> Response {
+    page(MY_CLASSES_HTML, &headers)
+}
+
+/// `GET /admin/schools`
+pub async fn schools(headers: HeaderMap) -> Response {
+    page(SCHOOLS_HTML, &headers)
 }
 
 /// `GET /favicon.ico`: none (browsers ask; answer without an error).
