@@ -166,6 +166,29 @@ impl TestServer {
         String::from_utf8(out.stdout).unwrap().trim().to_owned()
     }
 
+    /// Run `ardoise ARGS --config <the server's>` with its environment, `stdin` piped in;
+    /// its standard output, or its standard error when it fails.
+    pub fn cli(&self, args: &[&str], stdin: &str) -> Result<String, String> {
+        use std::io::Write;
+        let mut child = Command::new(bin())
+            .args(args)
+            .arg("--config")
+            .arg(self.data_dir.join("test.toml"))
+            .envs(self.env.iter().cloned())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run ardoise");
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        if out.status.success() {
+            Ok(String::from_utf8(out.stdout).unwrap().trim().to_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+
     /// A pupil token through the join API.
     pub fn join(&self, code: &str, name: &str) -> String {
         let body = format!("{{\"name\":\"{name}\"}}");

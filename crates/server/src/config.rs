@@ -128,7 +128,7 @@ pub struct LimitsConfig {
     pub websocket_idle_secs: u64,
     /// Classes one token may create per hour.
     pub classes_per_token_per_hour: u32,
-    /// Classes kept by the server.
+    /// Classes kept by the server that no logged-in teacher owns.
     pub classes: usize,
     /// Minutes an ended class stays listed.
     pub ended_class_retention_mins: u64,

@@ -93,15 +93,20 @@ pub struct MyClass {
     pub slots: Vec<Slot>,
 }
 
-/// `GET /api/my/classes`: the logged-in teacher's classes, newest first.
+/// Most classes listed in "my classes".
+pub const MY_CLASSES_MAX: i64 = 1000;
+
+/// `GET /api/my/classes`: the logged-in teacher's classes, newest first (at most
+/// [`MY_CLASSES_MAX`]).
 pub async fn my_classes(State(s): State<SharedState>, headers: HeaderMap) -> Result<Json<Vec<MyClass>>, Problem> {
     let login = s.logged_in(&headers, false).await?;
-    let rows = s.store.classes_of_teacher(login.user.id, 500).await.map_err(store_problem)?;
+    let rows = s.store.classes_of_teacher(login.user.id, MY_CLASSES_MAX).await.map_err(store_problem)?;
+    let mut slots_of = s.store.slots_of_teacher(login.user.id).await.map_err(store_problem)?;
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
         let id = ClassId(r.id.clone());
         let live = s.classes.get(&id);
-        let slots = s.store.slots(&r.id).await.map_err(store_problem)?;
+        let slots = slots_of.remove(&r.id).unwrap_or_default();
         out.push(MyClass {
             state: live.as_ref().map(|i| i.state).unwrap_or(ardoise_proto::ClassState::Ended),
             code: live.as_ref().map(|i| i.code.0.clone()).unwrap_or(r.code),

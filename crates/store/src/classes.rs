@@ -190,6 +190,22 @@ impl Store {
         Ok(rows.into_iter().map(|(weekday, start_min, minutes)| Slot { weekday, start_min, minutes }).collect())
     }
 
+    /// The timetables of a teacher's classes, by class id (one query for "my classes").
+    pub async fn slots_of_teacher(&self, teacher: i64) -> Result<std::collections::HashMap<String, Vec<Slot>>> {
+        let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(
+            "SELECT s.class, s.weekday, s.start_min, s.minutes FROM class_slots s JOIN classes c ON c.id = s.class \
+             WHERE c.teacher = $1 ORDER BY s.class, s.weekday, s.start_min",
+        )
+        .bind(teacher)
+        .fetch_all(self.pool())
+        .await?;
+        let mut out: std::collections::HashMap<String, Vec<Slot>> = Default::default();
+        for (class, weekday, start_min, minutes) in rows {
+            out.entry(class).or_default().push(Slot { weekday, start_min, minutes });
+        }
+        Ok(out)
+    }
+
     /// How many classes there are.
     pub async fn class_count(&self) -> Result<i64> {
         let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM classes").fetch_one(self.pool()).await?;
