@@ -76,6 +76,28 @@ pub enum UserCommand {
     },
 }
 
+/// `ardoise keys …`
+#[derive(Subcommand)]
+pub enum KeysCommand {
+    /// Add a new token signing key (it signs from now on, on every server within seconds)
+    /// and retire all but the two newest: tokens signed with a retired key are refused.
+    Rotate(ConfigArg),
+}
+
+/// Run `ardoise keys …`.
+pub async fn keys(cmd: KeysCommand) -> Result<()> {
+    let KeysCommand::Rotate(c) = cmd;
+    let store = open(&c, true).await?;
+    let config = Config::load(c.config.as_deref(), std::env::vars()).context("configuration")?;
+    // The first key is the configured secret: make it before the new one.
+    let secret = ardoise_server::auth::TokenSigner::secret_from(&config.auth.secret, &config.data.dir)?;
+    ardoise_server::auth::TokenSigner::from_store(&secret, config.auth.token_ttl_secs, &store).await?;
+    let kid = ardoise_server::auth::rotate_keys(&store).await?;
+    store.audit("command line", "keys.rotate", &format!("key:{kid}"), "").await?;
+    println!("{kid}");
+    Ok(())
+}
+
 async fn open(c: &ConfigArg, migrate: bool) -> Result<Store> {
     let config = Config::load(c.config.as_deref(), std::env::vars()).context("configuration")?;
     let url = config.database_url();

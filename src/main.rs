@@ -6,7 +6,8 @@
 //! - `ardoise loadgen` runs synthetic teachers and pupils against a server;
 //! - `ardoise studio` captures, mixes, encodes and publishes the class;
 //! - `ardoise demo` runs a server and a studio on test sources together;
-//! - `ardoise db`, `ardoise school`, `ardoise user` manage the database and the first accounts.
+//! - `ardoise db`, `ardoise school`, `ardoise user`, `ardoise keys` manage the database, the first
+//!   accounts and the token signing keys.
 
 mod accounts_cli;
 
@@ -104,6 +105,9 @@ enum Command {
     /// Users: `add` (an admin or a teacher; the password on standard input).
     #[command(subcommand)]
     User(accounts_cli::UserCommand),
+    /// Token signing keys: `rotate`.
+    #[command(subcommand)]
+    Keys(accounts_cli::KeysCommand),
 }
 
 #[derive(Args, Clone)]
@@ -149,7 +153,7 @@ fn studio_config(config: &Config) -> Result<ardoise_studio::StudioConfig> {
         .map(|l| l.parse().map_err(|e| anyhow::anyhow!("studio.content_layers: {e}")))
         .collect::<Result<Vec<_>>>()?;
     let token = if s.token.is_empty() {
-        signer(config)?.issue(Role::Teacher, Some(ClassId(s.class.clone())), None, Some(86_400))
+        base_signer(config)?.issue(Role::Teacher, Some(ClassId(s.class.clone())), None, Some(86_400))
     } else {
         s.token.clone()
     };
@@ -239,11 +243,25 @@ fn set_trust(ca: &str, fingerprint: &str) -> Result<()> {
 }
 
 /// The token signer of this machine's server: its secret and its revocation list.
-fn signer(config: &Config) -> Result<TokenSigner> {
+/// A signer with the bare secret of the configuration (no database): for a studio on
+/// another machine that shares the secret. Its tokens verify until keys rotate twice.
+fn base_signer(config: &Config) -> Result<TokenSigner> {
     let secret = TokenSigner::secret_from(&config.auth.secret, &config.data.dir)?;
     let revocations = ardoise_server::revocations::Revocations::open(&config.data.dir)
         .with_context(|| format!("revocation list in {}", config.data.dir.display()))?;
     Ok(TokenSigner::new(&secret, config.auth.token_ttl_secs)?.with_revocations(std::sync::Arc::new(revocations)))
+}
+
+/// The signer of the server's database (its current key signs, with its `kid`).
+async fn signer(config: &Config) -> Result<TokenSigner> {
+    let secret = TokenSigner::secret_from(&config.auth.secret, &config.data.dir)?;
+    let revocations = ardoise_server::revocations::Revocations::open(&config.data.dir)
+        .with_context(|| format!("revocation list in {}", config.data.dir.display()))?;
+    let store =
+        ardoise_store::Store::connect(&config.database_url()).await.map_err(|e| anyhow::anyhow!("database: {e}"))?;
+    let s = TokenSigner::from_store(&secret, config.auth.token_ttl_secs, &store).await?;
+    store.close().await;
+    Ok(s.with_revocations(std::sync::Arc::new(revocations)))
 }
 
 async fn demo(args: ServeArgs) -> Result<()> {
@@ -271,6 +289,8 @@ async fn demo(args: ServeArgs) -> Result<()> {
     set_trust("", server.tls().map(|t| t.fingerprint.as_str()).unwrap_or(""))?;
     print_listening(&server);
     config.studio.class = "demo".into();
+    let tokens = server.state().tokens.clone();
+    config.studio.token = tokens.issue(Role::Teacher, Some(ClassId("demo".into())), None, Some(86_400));
     let sc = studio_config(&config)?;
     let control = sc.control;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -283,9 +303,8 @@ async fn demo(args: ServeArgs) -> Result<()> {
         Some(a) => Some(serve_control(&studio, a).await?),
         None => None,
     };
-    let signer = signer(&config)?;
-    let admin = signer.issue(Role::Admin, None, None, None);
-    let teacher = signer.issue(Role::Teacher, Some(ClassId("demo".into())), None, None);
+    let admin = tokens.issue(Role::Admin, None, None, None);
+    let teacher = tokens.issue(Role::Teacher, Some(ClassId("demo".into())), None, None);
     let base = server_origin;
     println!("ardoise: demo class is live (join code {demo_code})");
     println!("  pupil:   {}", page_link(&base, Role::Pupil, Some(&demo_code), ""));
@@ -417,7 +436,7 @@ fn main() -> Result<()> {
                 (_, Some(c)) => anyhow::bail!("invalid class id '{c}'"),
                 (r, None) => anyhow::bail!("a {r} token needs --class"),
             };
-            let signer = signer(&config)?;
+            let signer = runtime()?.block_on(signer(&config))?;
             let token = signer.issue(role, class.clone(), None, Some(ttl));
             if link {
                 anyhow::ensure!(role != Role::Pupil, "pupils join with the class's code: no pupil link to print");
@@ -465,5 +484,6 @@ fn main() -> Result<()> {
         Command::Db(cmd) => runtime()?.block_on(accounts_cli::db(cmd)),
         Command::School(cmd) => runtime()?.block_on(accounts_cli::school(cmd)),
         Command::User(cmd) => runtime()?.block_on(accounts_cli::user(cmd)),
+        Command::Keys(cmd) => runtime()?.block_on(accounts_cli::keys(cmd)),
     }
 }

@@ -562,3 +562,32 @@ async fn lists_with_1000_classes_and_10000_attendance_rows_answer_fast() {
         }
     });
 }
+
+/// The `kid` in a token's header.
+fn kid_of(token: &str) -> String {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token.split('.').next().unwrap()).unwrap();
+    serde_json::from_slice::<Value>(&bytes).unwrap()["kid"].as_str().unwrap_or_default().to_owned()
+}
+
+#[test]
+fn signing_keys_rotate_and_retired_keys_are_refused() {
+    let server = TestServer::start(&[]);
+    let overview = |t: &str| send("GET", &format!("{}/api/admin/classes", server.base), Some(t), None, "").status;
+    let t0 = server.token("admin", None);
+    let k0 = kid_of(&t0);
+    assert!(!k0.is_empty(), "tokens name their key");
+    assert_eq!(overview(&t0), 200);
+    let k1 = server.cli(&["keys", "rotate"], "").unwrap();
+    // The running server takes the new key within seconds (it re-reads them every 5 s).
+    let t1 = wait_until(Duration::from_secs(15), "a token signed with the new key accepted", || {
+        let t = server.token("admin", None);
+        (kid_of(&t) == k1 && overview(&t) == 200).then_some(t)
+    });
+    assert_eq!(overview(&t0), 200, "the previous key still verifies");
+    server.cli(&["keys", "rotate"], "").unwrap();
+    wait_until(Duration::from_secs(15), "the oldest key retired", || (overview(&t0) == 401).then_some(()));
+    assert_eq!(overview(&t1), 200, "the second newest key still verifies");
+    let r = send("GET", &format!("{}/api/admin/classes", server.base), Some(&t0), None, "");
+    assert_problem(&r, 401, "a token of a retired key");
+}

@@ -1,4 +1,14 @@
-//! Signed tokens (HS256 JWT) carrying role, class and expiry.
+//! Signed tokens (HS256 JWT) carrying role, class and expiry, signed by a ring of keys.
+//!
+//! Rules:
+//! - the keys live in the database (`signing_keys`), so that `ardoise token`, the server and
+//!   other nodes sign and verify with the same ones; the first key is the secret of
+//!   `auth.secret` or `<data.dir>/jwt-secret`;
+//! - the newest key signs, and its id is the token's `kid`; the newest [`KEYS_KEPT`] verify;
+//! - `ardoise keys rotate` adds a key and retires the older ones: a token signed with a
+//!   retired key is refused. Tokens live at most a day: rotate less often than that, or twice
+//!   to cut every token at once after a leak;
+//! - a token without `kid` (made before keys rotated) is checked against every kept key.
 
 use crate::revocations::Revocations;
 use ardoise_proto::{Claims, ClassId, Role};
@@ -37,25 +47,88 @@ pub enum AuthError {
     },
 }
 
-/// Issues and verifies tokens with one secret.
-#[derive(Clone)]
-pub struct TokenSigner {
+/// Signing keys that verify: the newest signs, this many verify.
+pub const KEYS_KEPT: usize = 2;
+
+/// One key of the ring.
+struct SigningKey {
+    /// Its id (`kid`); empty for a signer made from a bare secret (tests, tools).
+    kid: String,
     enc: EncodingKey,
     dec: DecodingKey,
+}
+
+impl SigningKey {
+    fn new(kid: &str, secret: &[u8]) -> Result<Self, AuthError> {
+        let bad = |e: jsonwebtoken::errors::Error| AuthError::Invalid(format!("unusable secret: {e}"));
+        Ok(SigningKey {
+            kid: kid.to_owned(),
+            enc: EncodingKey::from_secret(secret).map_err(bad)?,
+            dec: DecodingKey::from_secret(secret).map_err(bad)?,
+        })
+    }
+}
+
+/// Issues and verifies tokens with a ring of keys (newest first).
+#[derive(Clone)]
+pub struct TokenSigner {
+    keys: Arc<std::sync::RwLock<Vec<SigningKey>>>,
+    /// The ids of the ring, newest first (to see whether the database changed it).
+    kids: Arc<std::sync::RwLock<Vec<String>>>,
     ttl_secs: u64,
     revocations: Arc<Revocations>,
 }
 
 impl TokenSigner {
-    /// A signer with this secret and default lifetime.
+    /// A signer with this one secret (no `kid`) and default lifetime.
     pub fn new(secret: &[u8], ttl_secs: u64) -> Result<Self, AuthError> {
-        let bad = |e: jsonwebtoken::errors::Error| AuthError::Invalid(format!("unusable secret: {e}"));
         Ok(TokenSigner {
-            enc: EncodingKey::from_secret(secret).map_err(bad)?,
-            dec: DecodingKey::from_secret(secret).map_err(bad)?,
+            keys: Arc::new(std::sync::RwLock::new(vec![SigningKey::new("", secret)?])),
+            kids: Arc::default(),
             ttl_secs,
             revocations: Arc::new(Revocations::in_memory()),
         })
+    }
+
+    /// The signer of the keys in `store`: when it has none yet, `secret` becomes the first.
+    pub async fn from_store(secret: &[u8], ttl_secs: u64, store: &ardoise_store::Store) -> Result<Self, AuthError> {
+        let s = Self::new(secret, ttl_secs)?;
+        let db = |e: ardoise_store::StoreError| AuthError::Invalid(format!("signing keys: {e}"));
+        if store.signing_keys().await.map_err(db)?.is_empty() {
+            let kid = format!("k{:08x}", rand::random::<u32>());
+            match store.add_signing_key(&kid, &encode_secret(secret)).await {
+                Ok(()) | Err(ardoise_store::StoreError::Duplicate(_)) => {}
+                Err(e) => return Err(db(e)),
+            }
+        }
+        s.reload_keys(store).await.map_err(db)?;
+        Ok(s)
+    }
+
+    /// Take the keys of `store` (newest [`KEYS_KEPT`]) if they changed; returns whether
+    /// they did. Another process's rotation reaches a running server this way.
+    pub async fn reload_keys(&self, store: &ardoise_store::Store) -> Result<bool, ardoise_store::StoreError> {
+        let rows = store.signing_keys().await?;
+        let kids: Vec<String> = rows.iter().take(KEYS_KEPT).map(|k| k.kid.clone()).collect();
+        if kids.is_empty() || *self.kids.read().unwrap_or_else(|e| e.into_inner()) == kids {
+            return Ok(false);
+        }
+        let mut ring = Vec::new();
+        for k in rows.iter().take(KEYS_KEPT) {
+            let secret = decode_secret(&k.secret)
+                .ok_or_else(|| ardoise_store::StoreError::Unusable(format!("signing key {} is not base64", k.kid)))?;
+            ring.push(
+                SigningKey::new(&k.kid, &secret).map_err(|e| ardoise_store::StoreError::Unusable(e.to_string()))?,
+            );
+        }
+        *self.keys.write().unwrap_or_else(|e| e.into_inner()) = ring;
+        *self.kids.write().unwrap_or_else(|e| e.into_inner()) = kids;
+        Ok(true)
+    }
+
+    /// The id of the key that signs now.
+    pub fn current_kid(&self) -> String {
+        self.keys.read().unwrap_or_else(|e| e.into_inner())[0].kid.clone()
     }
 
     /// Issue tokens with the role key versions of `revocations` (and share it).
@@ -140,8 +213,11 @@ impl TokenSigner {
             exp: now + ttl_secs.unwrap_or(self.ttl_secs),
             kv: self.revocations.version(role),
         };
-        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.enc)
-            .expect("HS256 signing cannot fail");
+        let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
+        let key = &keys[0];
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = (!key.kid.is_empty()).then(|| key.kid.clone());
+        let token = jsonwebtoken::encode(&header, &claims, &key.enc).expect("HS256 signing cannot fail");
         (token, claims)
     }
 
@@ -150,12 +226,26 @@ impl TokenSigner {
         let mut v = Validation::new(Algorithm::HS256);
         v.leeway = 5;
         v.required_spec_claims = ["exp"].into_iter().map(String::from).collect();
-        let data = jsonwebtoken::decode::<Claims>(token, &self.dec, &v).map_err(|e| {
+        let invalid = |e: jsonwebtoken::errors::Error| {
             AuthError::Invalid(match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => "the token has expired".into(),
                 _ => "the token is not valid".into(),
             })
-        })?;
+        };
+        let kid = jsonwebtoken::decode_header(token).map_err(invalid)?.kid;
+        let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
+        let mut result = Err(AuthError::Invalid("the token is not valid".into()));
+        for key in keys.iter().filter(|k| kid.as_ref().is_none_or(|id| *id == k.kid)) {
+            result = jsonwebtoken::decode::<Claims>(token, &key.dec, &v).map_err(invalid);
+            if result.is_ok() {
+                break;
+            }
+        }
+        if kid.is_some() && !keys.iter().any(|k| Some(&k.kid) == kid.as_ref()) {
+            return Err(AuthError::Invalid("the token's signing key was retired".into()));
+        }
+        drop(keys);
+        let data = result?;
         let c = data.claims;
         if c.role.is_class_bound() && c.class.is_none() {
             return Err(AuthError::Invalid("the token has no class".into()));
@@ -165,6 +255,27 @@ impl TokenSigner {
         }
         Ok(c)
     }
+}
+
+/// A key's secret as the database keeps it (base64url).
+pub fn encode_secret(secret: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret)
+}
+
+fn decode_secret(s: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s).ok()
+}
+
+/// Add a new signing key to `store` (it signs from now on, on every server within seconds)
+/// and retire all but the newest [`KEYS_KEPT`]; returns its id.
+pub async fn rotate_keys(store: &ardoise_store::Store) -> Result<String, ardoise_store::StoreError> {
+    let kid = format!("k{:08x}", rand::random::<u32>());
+    let secret: Vec<u8> = (0..48).map(|_| rand::random::<u8>()).collect();
+    store.add_signing_key(&kid, &encode_secret(&secret)).await?;
+    store.retire_signing_keys(KEYS_KEPT).await?;
+    Ok(kid)
 }
 
 /// Check the bytes of an existing secret file and its permissions.

@@ -146,10 +146,12 @@ impl Server {
             revocations::Revocations::open(&config.data.dir)
                 .map_err(|e| anyhow_free::Error::msg(format!("revocation list: {e}")))?,
         );
-        let tokens = auth::TokenSigner::new(&secret, config.auth.token_ttl_secs)?.with_revocations(revocations);
         let store = ardoise_store::Store::connect(&config.database_url())
             .await
             .map_err(|e| anyhow_free::Error::msg(format!("{e}")))?;
+        let tokens = auth::TokenSigner::from_store(&secret, config.auth.token_ttl_secs, &store)
+            .await?
+            .with_revocations(revocations);
         let classes = classes::ClassRegistry::with_capacity(limits_cfg.classes);
         for c in &config.classes {
             let info = ClassInfo {

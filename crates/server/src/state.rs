@@ -84,6 +84,8 @@ pub struct SnapshotCache {
 
 /// Age after which the workers are asked again.
 pub const SNAPSHOT_MAX_AGE: Duration = Duration::from_millis(500);
+/// How often the signing keys are re-read from the database (another process rotated them).
+pub const KEYS_RELOAD_EVERY: Duration = Duration::from_secs(5);
 /// How often the retention limits are enforced (and once at start).
 pub const RETENTION_SWEEP_EVERY: Duration = Duration::from_secs(3600);
 
@@ -471,8 +473,17 @@ impl AppState {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_prune = Instant::now();
         let mut last_sweep: Option<Instant> = None;
+        let mut last_keys = Instant::now();
         loop {
             tick.tick().await;
+            if last_keys.elapsed() >= KEYS_RELOAD_EVERY {
+                last_keys = Instant::now();
+                match self.tokens.reload_keys(&self.store).await {
+                    Ok(true) => info!(kid = %self.tokens.current_kid(), "signing keys rotated"),
+                    Ok(false) => {}
+                    Err(e) => warn!("signing keys: {e}"),
+                }
+            }
             match self.tokens.revocations().reload_if_changed() {
                 Ok(Some(list)) => self.apply_revocations(&list).await,
                 Ok(None) => {}
