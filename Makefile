@@ -30,6 +30,7 @@ test: browser-deps lint
 bench: deps
 	$(CARGO) bench --bench forwarding
 	benches/bench.sh
+	benches/logins.sh
 
 clean:
 	$(CARGO) clean

@@ -179,7 +179,8 @@ pub async fn user(cmd: UserCommand) -> Result<()> {
     for s in &school {
         store.school(*s).await.map_err(|e| anyhow::anyhow!("--school {s}: {e}"))?;
     }
-    let hash = ardoise_server::passwords::hash(password).await;
+    let hash =
+        ardoise_server::passwords::hash(password).await.map_err(|_| anyhow::anyhow!("the password thread is busy"))?;
     let new = NewUser { email: &email, password_hash: &hash, role, departement: dep, school: school.first().copied() };
     let id = store.create_user(&new).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     if role == UserRole::Teacher {

@@ -119,7 +119,7 @@ pub async fn login(
     s.limits.logins_account.check(&email)?;
     let user = s.store.user_by_email(&email).await.map_err(crate::store_problem)?;
     let hash = user.as_ref().filter(|u| !u.disabled).map(|u| u.password_hash.clone());
-    let ok = crate::passwords::verify(req.password, hash).await;
+    let ok = crate::passwords::verify(req.password, hash).await?;
     let (true, Some(user)) = (ok, user) else {
         info!(%ip, "login refused");
         return Err(Problem::unauthorized("wrong email or password"));

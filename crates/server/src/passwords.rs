@@ -1,10 +1,14 @@
 //! Passwords: argon2id (the `argon2` crate's defaults: 19 MiB, 2 passes), hashed and checked
-//! on the blocking pool so that a burst of logins never stalls the HTTP tasks.
+//! on one thread of their own under `SCHED_IDLE`, so that a burst of logins never stalls the
+//! HTTP tasks or takes CPU time the media workers want: on a busy machine a login waits, a
+//! class never does.
 //!
 //! Rules:
 //! - a password is 12 to 128 characters;
 //! - an unknown email is checked against a fixed dummy hash, so a wrong password and an
-//!   unknown email take the same time.
+//!   unknown email take the same time;
+//! - at most [`QUEUE`] checks wait for the thread; beyond, the caller answers 503 with
+//!   `Retry-After` (one check takes ~25 ms: the thread does ~40 a second).
 
 use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
@@ -45,14 +49,58 @@ pub fn verify_blocking(password: &str, hash: Option<&str>) -> bool {
     ok && real
 }
 
-/// [`hash_blocking`] on the blocking pool.
-pub async fn hash(password: String) -> String {
-    tokio::task::spawn_blocking(move || hash_blocking(&password)).await.expect("hashing does not panic")
+/// Password work waiting at most for the thread.
+pub const QUEUE: usize = 64;
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The password thread is busy: [`QUEUE`] checks already wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Busy;
+
+/// Run `f` on the password thread (started on first use).
+async fn on_password_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, Busy> {
+    static THREAD: OnceLock<std::sync::mpsc::SyncSender<Job>> = OnceLock::new();
+    let tx = THREAD.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(QUEUE);
+        std::thread::Builder::new()
+            .name("ardoise-passwords".into())
+            .spawn(move || {
+                // SCHED_IDLE: this thread runs only on CPU time nothing else wants (the media
+                // workers and the HTTP tasks first). SAFETY: no memory-safety preconditions.
+                unsafe {
+                    let param = libc::sched_param { sched_priority: 0 };
+                    libc::sched_setscheduler(0, libc::SCHED_IDLE, &param);
+                }
+                while let Ok(job) = rx.recv() {
+                    job();
+                }
+            })
+            .expect("start the password thread");
+        tx
+    });
+    let (done, result) = tokio::sync::oneshot::channel();
+    let job: Job = Box::new(move || {
+        let _ = done.send(f());
+    });
+    tx.try_send(job).map_err(|_| Busy)?;
+    result.await.map_err(|_| Busy)
 }
 
-/// [`verify_blocking`] on the blocking pool.
-pub async fn verify(password: String, hash: Option<String>) -> bool {
-    tokio::task::spawn_blocking(move || verify_blocking(&password, hash.as_deref())).await.unwrap_or(false)
+/// [`hash_blocking`] on the password thread.
+pub async fn hash(password: String) -> Result<String, Busy> {
+    on_password_thread(move || hash_blocking(&password)).await
+}
+
+/// [`verify_blocking`] on the password thread.
+pub async fn verify(password: String, hash: Option<String>) -> Result<bool, Busy> {
+    on_password_thread(move || verify_blocking(&password, hash.as_deref())).await
+}
+
+impl From<Busy> for crate::Problem {
+    fn from(_: Busy) -> Self {
+        crate::Problem::unavailable("too many logins at once; try again in a second", 1)
+    }
 }
 
 #[cfg(test)]

@@ -178,7 +178,7 @@ pub async fn create_teacher(
     }
     crate::passwords::check_strength(&req.password).map_err(Problem::bad_request)?;
     scoped_school(&s, &admin, req.school).await?;
-    let hash = crate::passwords::hash(req.password).await;
+    let hash = crate::passwords::hash(req.password).await?;
     let new = NewUser {
         email: &req.email,
         password_hash: &hash,
@@ -232,7 +232,7 @@ pub async fn reset_password(
             return Err(Problem::forbidden("this teacher is outside your scope"));
         }
     }
-    let hash = crate::passwords::hash(req.password).await;
+    let hash = crate::passwords::hash(req.password).await?;
     s.store.set_password(id, &hash).await.map_err(store_problem)?;
     s.store.delete_logins_of(id).await.map_err(store_problem)?;
     s.recorder.audit(actor(&admin), "user.password.reset", format!("user:{id}"), user.email);
