@@ -310,6 +310,7 @@ async fn demo(args: ServeArgs) -> Result<()> {
     println!("  pupil:   {}", page_link(&base, Role::Pupil, Some(&demo_code), ""));
     println!("  teacher: {}", page_link(&base, Role::Teacher, Some("demo"), &teacher));
     println!("  admin:   {}", page_link(&base, Role::Admin, None, &admin));
+    println!("  login:   {base}/login (teachers and admins; make the first with `ardoise user add`)");
     shutdown_signal().await;
     if let Some(c) = ctl {
         c.abort();

@@ -592,3 +592,36 @@ fn signing_keys_rotate_and_retired_keys_are_refused() {
     let r = send("GET", &format!("{}/api/admin/classes", server.base), Some(&t0), None, "");
     assert_problem(&r, 401, "a token of a retired key");
 }
+
+#[test]
+fn a_corrupt_or_missing_database_is_a_clear_error_never_a_reset() {
+    let mut server = TestServer::start(&[]);
+    let (_admin, _ta, _tb, _, _) = bootstrap(&server);
+    let _ = server.child.kill();
+    let _ = server.child.wait();
+    let db = server.data_dir.join("ardoise.db");
+    let serve = |server: &TestServer| {
+        std::process::Command::new(common::bin())
+            .args(["serve", "--http", "127.0.0.1:0", "--udp", "127.0.0.1:0", "--config"])
+            .arg(server.data_dir.join("test.toml"))
+            .envs(server.env.iter().cloned())
+            .output()
+            .unwrap()
+    };
+    // Missing: the marker left at creation says it existed.
+    std::fs::rename(&db, server.data_dir.join("moved.db")).unwrap();
+    let _ = std::fs::remove_file(server.data_dir.join("ardoise.db-wal"));
+    let _ = std::fs::remove_file(server.data_dir.join("ardoise.db-shm"));
+    let out = serve(&server);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("missing but was created before"), "{err}");
+    assert!(!db.exists(), "no empty database made in its place");
+    // Corrupt: garbage where the file was.
+    std::fs::write(&db, vec![0x5a; 64 * 1024]).unwrap();
+    let out = serve(&server);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("not a usable SQLite database"), "{err}");
+    assert_eq!(std::fs::read(&db).unwrap(), vec![0x5a; 64 * 1024], "left as it was");
+    let check = server.cli(&["db", "check"], "");
+    assert!(check.is_err_and(|e| e.contains("not a usable SQLite database")));
+}

@@ -127,6 +127,19 @@ impl Store {
                         .map_err(|e| StoreError::Unusable(format!("{}: {e}", dir.display())))?;
                 }
             }
+            // A file that is not SQLite fails every connection (after_connect): say so at once
+            // instead of waiting for the pool to time out.
+            if let Ok(mut f) = std::fs::File::open(path) {
+                use std::io::Read;
+                let mut header = [0u8; 16];
+                let n = f.read(&mut header).unwrap_or(0);
+                if n > 0 && (n < 16 || &header != b"SQLite format 3\0") {
+                    return Err(StoreError::Unusable(format!(
+                        "{} is not a usable SQLite database (no SQLite header): restore it from a backup",
+                        path.display()
+                    )));
+                }
+            }
             if !url.contains('?') {
                 url.push_str("?mode=rwc");
             }
