@@ -7,8 +7,10 @@
 //!    taking as long as an unknown email;
 //! 2. the waiting room: a pupil waits, cannot watch, is admitted or refused;
 //! 3. `kill -9` and a restart: users, schools, classes, codes, timetables, attendance,
-//!    logins and revocations are all still there, tokens stay valid; the retention sweeper
-//!    then deletes attendance older than its limit.
+//!    logins and revocations are all still there, tokens stay valid; one pupil's data
+//!    exported and erased; the retention sweeper deletes attendance older than its limit;
+//! 4. signing keys rotate; a corrupt or missing database stops the start with a clear error;
+//!    the server on PostgreSQL; lists at a département's size.
 
 mod common;
 
@@ -442,6 +444,20 @@ async fn everything_survives_kill_9() {
     assert!(csv.content_type.starts_with("text/csv"), "{}", csv.content_type);
     assert!(csv.body.lines().any(|l| l.contains(",Nina,") && l.contains('T') && l.contains('Z')), "{}", csv.body);
 
+    // RGPD: an admin exports then erases one pupil's pseudonymous data; a teacher may not.
+    let nina_id = subject_of(&nina);
+    assert_problem(&ta.call("DELETE", &format!("/api/admin/pupils/{nina_id}"), None, true), 403, "a teacher erases");
+    let export = json_of(&admin.get(&format!("/api/admin/pupils/{nina_id}")));
+    assert!(export.as_array().unwrap().iter().all(|r| r["name"] == "Nina") && !export.as_array().unwrap().is_empty());
+    assert_eq!(admin.call("DELETE", &format!("/api/admin/pupils/{nina_id}"), None, true).status, 204);
+    assert!(json_of(&admin.get(&format!("/api/admin/pupils/{nina_id}"))).as_array().unwrap().is_empty());
+    tokio::task::block_in_place(|| {
+        wait_until(Duration::from_secs(10), "the export and erasure audited", || {
+            let audit = json_of(&admin.get("/api/admin/audit"));
+            let has = |a: &str| audit.as_array().unwrap().iter().any(|e| e["action"] == a);
+            (has("pupil.export") && has("pupil.erase") && has("attendance.export")).then_some(())
+        })
+    });
     // Retention (30 days by default): a session of 40 days ago, written while the server is
     // down, is swept at the next start; this week's attendance stays.
     drop((_t, _n, s));
@@ -453,13 +469,15 @@ async fn everything_survives_kill_9() {
     let session = store.start_session(&id, old).await.unwrap();
     store.attendance_join(session, "p-old", "Ancienne", old).await.unwrap();
     store.end_session(session, old + 3_000_000).await.unwrap();
+    let recent = store.start_session(&id, ardoise_store::now_ms() - 3_600_000).await.unwrap();
+    store.attendance_join(recent, "p-new", "Récente", ardoise_store::now_ms() - 3_600_000).await.unwrap();
     store.close().await;
     server.restart();
     tokio::task::block_in_place(|| {
         wait_until(Duration::from_secs(10), "old attendance swept", || {
             let a = json_of(&ta.get(&format!("/api/classes/{id}/attendance")));
             let names: Vec<&str> = a.as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
-            assert!(names.contains(&"Nina"), "recent attendance stays: {names:?}");
+            assert!(names.contains(&"Récente"), "recent attendance stays: {names:?}");
             (!names.contains(&"Ancienne")).then_some(())
         })
     });
