@@ -113,7 +113,9 @@ async function newPage(name, viewport = { width: 1024, height: 768 }) {
   const ctx = await browser.newContext({ viewport, permissions: ["camera", "microphone"] });
   const page = await ctx.newPage();
   page.on("console", (msg) => {
-    if (msg.type() === "error") process.stderr.write(`[${name} console] ${msg.text()}\n`);
+    if (msg.type() !== "error") return;
+    process.stderr.write(`[${name} console] ${msg.text()}\n`);
+    check(!/Content Security Policy/i.test(msg.text()), `a CSP violation on the ${name} page: ${msg.text()}`);
   });
   page.on("pageerror", (err) => process.stderr.write(`[${name} exception] ${err.message}\n`));
   page.on("dialog", (d) => d.accept().catch(() => {}));

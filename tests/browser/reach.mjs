@@ -55,7 +55,11 @@ async function waitFor(fn, ms, what) {
 async function newPage(name) {
   const ctx = await browser.newContext({ viewport: { width: 1024, height: 768 }, permissions: ["camera", "microphone"] });
   const page = await ctx.newPage();
-  page.on("console", (m) => { if (m.type() === "error") log(`[${name} console] ${m.text()}`); });
+  page.on("console", (m) => {
+    if (m.type() !== "error") return;
+    log(`[${name} console] ${m.text()}`);
+    check(!/Content Security Policy/i.test(m.text()), `a CSP violation on the ${name} page: ${m.text()}`);
+  });
   page.on("pageerror", (e) => log(`[${name} exception] ${e.message}`));
   page.on("dialog", (d) => d.accept().catch(() => {}));
   return page;

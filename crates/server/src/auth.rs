@@ -95,7 +95,12 @@ impl TokenSigner {
         let s = Self::new(secret, ttl_secs)?;
         let db = |e: ardoise_store::StoreError| AuthError::Invalid(format!("signing keys: {e}"));
         if store.signing_keys().await.map_err(db)?.is_empty() {
-            let kid = format!("k{:08x}", rand::random::<u32>());
+            // Named after the secret: servers configured with the same secret agree on it,
+            // even on fresh databases (32 bits of a hash say nothing of a 256-bit secret).
+            let mut tagged = b"ardoise signing key ".to_vec();
+            tagged.extend_from_slice(secret);
+            let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &tagged);
+            let kid = format!("s{}", d.as_ref()[..4].iter().map(|b| format!("{b:02x}")).collect::<String>());
             match store.add_signing_key(&kid, &encode_secret(secret)).await {
                 Ok(()) | Err(ardoise_store::StoreError::Duplicate(_)) => {}
                 Err(e) => return Err(db(e)),

@@ -28,19 +28,31 @@ pub const SCHOOLS_HTML: &str = include_str!("../../../web/schools.html");
 
 /// Shared assets: (name, content type, body).
 const ASSETS: &[(&str, &str, &str)] = &[
-    ("ardoise.js", "text/javascript; charset=utf-8", include_str!("../../../web/assets/ardoise.js")),
-    ("ardoise.css", "text/css; charset=utf-8", include_str!("../../../web/assets/ardoise.css")),
+    ("ardoise.js", JS, include_str!("../../../web/assets/ardoise.js")),
+    ("ardoise.css", CSS, include_str!("../../../web/assets/ardoise.css")),
+    ("watch.css", CSS, include_str!("../../../web/assets/watch.css")),
+    ("pupil.js", JS, include_str!("../../../web/assets/pupil.js")),
+    ("teacher.js", JS, include_str!("../../../web/assets/teacher.js")),
+    ("admin.js", JS, include_str!("../../../web/assets/admin.js")),
+    ("login.js", JS, include_str!("../../../web/assets/login.js")),
+    ("my-classes.js", JS, include_str!("../../../web/assets/my-classes.js")),
+    ("schools.js", JS, include_str!("../../../web/assets/schools.js")),
+    ("watch.js", JS, include_str!("../../../web/assets/watch.js")),
 ];
+const JS: &str = "text/javascript; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
 
-/// Headers of every page: no caching of stale pages, no third-party anything, no referrer.
-/// The class-events socket is allowed by its explicit `ws:`/`wss:` origin too (older Safari
-/// does not count it as `'self'`).
+/// Headers of every page: no caching of stale pages, no third-party anything, no inline
+/// script or style (every script and style is a file under `/assets/`), no referrer, the
+/// camera and microphone for this origin only. The class-events socket is allowed by its
+/// explicit `ws:`/`wss:` origin too (older Safari does not count it as `'self'`).
 fn page(body: &'static str, headers: &HeaderMap) -> Response {
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).filter(|h| sane_host(h));
     let sockets = host.map(|h| format!(" ws://{h} wss://{h}")).unwrap_or_default();
     let csp = format!(
-        "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; style-src 'self' 'unsafe-inline'; \
-         script-src 'self' 'unsafe-inline'; connect-src 'self'{sockets}; frame-ancestors 'none'"
+        "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; style-src 'self'; \
+         script-src 'self'; connect-src 'self'{sockets}; object-src 'none'; base-uri 'none'; form-action 'self'; \
+         frame-ancestors 'none'"
     );
     let mut r = Html(body).into_response();
     let h = r.headers_mut();
@@ -50,6 +62,13 @@ fn page(body: &'static str, headers: &HeaderMap) -> Response {
     }
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::HeaderName::from_static("permissions-policy"),
+        HeaderValue::from_static(
+            "camera=(self), microphone=(self), display-capture=(self), fullscreen=(self), autoplay=(self), \
+             geolocation=(), payment=(), usb=()",
+        ),
+    );
     r
 }
 
@@ -101,7 +120,15 @@ fn sane_host(host: &str) -> bool {
 pub async fn asset(Path(name): Path<String>) -> Result<Response, Problem> {
     let (_, ctype, body) =
         ASSETS.iter().find(|(n, _, _)| *n == name).ok_or_else(|| Problem::not_found("no such asset"))?;
-    Ok(([(header::CONTENT_TYPE, *ctype), (header::CACHE_CONTROL, "no-cache")], *body).into_response())
+    Ok((
+        [
+            (header::CONTENT_TYPE, *ctype),
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        *body,
+    )
+        .into_response())
 }
 
 /// The origin pupils use to reach this server, from the request (`Host`, and
