@@ -12,6 +12,8 @@ packages=(
   gstreamer1.0-pulseaudio gstreamer1.0-x
   # end-to-end tests: a real browser, node for playwright-core, network namespaces
   chromium nodejs npm iproute2 util-linux nftables
+  # a second browser engine (WebDriver BiDi through puppeteer-core)
+  firefox-esr
   # TURN beside Ardoise ([turn] mode = "coturn") and its test client; openssl for a reference HMAC
   coturn openssl
   # the store's suite runs on a private PostgreSQL cluster (initdb, pg_ctl) when $DATABASE_URL is unset
