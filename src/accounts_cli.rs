@@ -87,8 +87,8 @@ pub enum KeysCommand {
 /// Run `ardoise keys …`.
 pub async fn keys(cmd: KeysCommand) -> Result<()> {
     let KeysCommand::Rotate(c) = cmd;
-    let store = open(&c, true).await?;
-    let config = Config::load(c.config.as_deref(), std::env::vars()).context("configuration")?;
+    let config = load_config(&c)?;
+    let store = open(&config, true).await?;
     // The first key is the configured secret: make it before the new one.
     let secret = ardoise_server::auth::TokenSigner::secret_from(&config.auth.secret, &config.data.dir)?;
     ardoise_server::auth::TokenSigner::from_store(&secret, config.auth.token_ttl_secs, &store).await?;
@@ -98,8 +98,11 @@ pub async fn keys(cmd: KeysCommand) -> Result<()> {
     Ok(())
 }
 
-async fn open(c: &ConfigArg, migrate: bool) -> Result<Store> {
-    let config = Config::load(c.config.as_deref(), std::env::vars()).context("configuration")?;
+fn load_config(c: &ConfigArg) -> Result<Config> {
+    Config::load(c.config.as_deref(), std::env::vars()).context("configuration")
+}
+
+async fn open(config: &Config, migrate: bool) -> Result<Store> {
     let url = config.database_url();
     let store = if migrate { Store::connect(&url).await } else { Store::open(&url).await };
     store.map_err(|e| anyhow::anyhow!("database {}: {e}", ardoise_store::redact(&url)))
@@ -109,12 +112,12 @@ async fn open(c: &ConfigArg, migrate: bool) -> Result<Store> {
 pub async fn db(cmd: DbCommand) -> Result<()> {
     match cmd {
         DbCommand::Migrate(c) => {
-            let store = open(&c, true).await?;
+            let store = open(&load_config(&c)?, true).await?;
             let n = store.check().await.map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("database at the current schema ({n} migrations applied, {:?})", store.backend());
         }
         DbCommand::Check(c) => {
-            let store = open(&c, false).await?;
+            let store = open(&load_config(&c)?, false).await?;
             let n = store.check().await.map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("database ok ({n} migrations applied, {:?})", store.backend());
         }
@@ -126,7 +129,7 @@ pub async fn db(cmd: DbCommand) -> Result<()> {
 pub async fn school(cmd: SchoolCommand) -> Result<()> {
     match cmd {
         SchoolCommand::Add { departement, departement_name, name, config } => {
-            let store = open(&config, true).await?;
+            let store = open(&load_config(&config)?, true).await?;
             let (code, name) = (departement.trim(), name.trim());
             anyhow::ensure!(!code.is_empty() && code.len() <= 8, "--departement: 1 to 8 characters");
             anyhow::ensure!(!name.is_empty() && name.chars().count() <= 120, "--name: 1 to 120 characters");
@@ -140,7 +143,7 @@ pub async fn school(cmd: SchoolCommand) -> Result<()> {
             println!("{id}");
         }
         SchoolCommand::List(c) => {
-            let store = open(&c, false).await?;
+            let store = open(&load_config(&c)?, false).await?;
             let deps = store.departements().await?;
             for s in store.schools(None).await? {
                 let d = deps.iter().find(|d| d.id == s.departement).map(|d| d.code.as_str()).unwrap_or("?");
@@ -163,7 +166,7 @@ pub async fn user(cmd: UserCommand) -> Result<()> {
     std::io::stdin().read_to_string(&mut password).context("reading the password from standard input")?;
     let password = password.trim_end_matches(['\n', '\r']).to_owned();
     ardoise_server::passwords::check_strength(&password).map_err(anyhow::Error::msg)?;
-    let store = open(&config, true).await?;
+    let store = open(&load_config(&config)?, true).await?;
     let dep = match &departement {
         Some(code) => Some(
             store

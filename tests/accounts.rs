@@ -26,10 +26,6 @@ fn json_of(r: &Reply) -> Value {
     serde_json::from_str(&r.body).unwrap_or_else(|_| panic!("not JSON ({}): {}", r.status, r.body))
 }
 
-fn cli(server: &TestServer, args: &[&str], stdin: &str) -> Result<String, String> {
-    server.cli(args, stdin)
-}
-
 /// A logged-in browser: its cookie and CSRF token.
 struct Login {
     base: String,
@@ -81,7 +77,7 @@ impl Login {
 
 /// A school made with `ardoise school add`.
 fn school(server: &TestServer, dep: &str, name: &str) -> i64 {
-    cli(server, &["school", "add", "--departement", dep, "--name", name], "").unwrap().parse().unwrap()
+    server.cli(&["school", "add", "--departement", dep, "--name", name], "").unwrap().parse().unwrap()
 }
 
 fn recv_offer() -> String {
@@ -98,12 +94,12 @@ fn recv_offer() -> String {
 fn bootstrap(server: &TestServer) -> (Login, Login, Login, i64, i64) {
     let a = school(server, "02", "École Jean Macé");
     let b = school(server, "02", "Collège Condorcet");
-    cli(
-        server,
-        &["user", "add", "--email", "Admin@Aisne.fr", "--role", "admin", "--departement", "02", "--password-stdin"],
-        &format!("{PASSWORD}\n"),
-    )
-    .unwrap();
+    server
+        .cli(
+            &["user", "add", "--email", "Admin@Aisne.fr", "--role", "admin", "--departement", "02", "--password-stdin"],
+            &format!("{PASSWORD}\n"),
+        )
+        .unwrap();
     let admin = login(&server.base, "admin@aisne.fr", PASSWORD).unwrap_or_else(|r| panic!("{}", r.body));
     for (email, sc) in [("anne@ecole.fr", a), ("bruno@college.fr", b)] {
         let r = admin.post("/api/admin/teachers", json!({"email": email, "school": sc, "password": PASSWORD}));
@@ -125,8 +121,8 @@ fn logins_scopes_and_bad_input() {
     assert_eq!(ta.me["schools"][0]["id"], school_a);
 
     // The command line refuses a password on the command line and a weak one.
-    assert!(cli(&server, &["user", "add", "--email", "x@y.fr", "--role", "admin"], "").is_err());
-    let weak = cli(&server, &["user", "add", "--email", "x@y.fr", "--role", "admin", "--password-stdin"], "short\n");
+    assert!(server.cli(&["user", "add", "--email", "x@y.fr", "--role", "admin"], "").is_err());
+    let weak = server.cli(&["user", "add", "--email", "x@y.fr", "--role", "admin", "--password-stdin"], "short\n");
     assert!(weak.is_err_and(|e| e.contains("12")), "a weak password is refused");
 
     // CSRF: a change with the cookie alone is refused and changes nothing.
@@ -352,12 +348,16 @@ async fn waiting_list(teacher: &mut common::ws::Ws, n: usize) -> Vec<Value> {
     }
 }
 
+/// Part `i` of a JWT (0: header, 1: claims), decoded.
+fn jwt_part(token: &str, i: usize) -> Value {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token.split('.').nth(i).unwrap()).unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
 /// The `sub` claim of a token (its pseudonym).
 fn subject_of(token: &str) -> String {
-    use base64::Engine;
-    let payload = token.split('.').nth(1).unwrap();
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap();
-    serde_json::from_slice::<Value>(&bytes).unwrap()["sub"].as_str().unwrap().to_owned()
+    jwt_part(token, 1)["sub"].as_str().unwrap().to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -494,7 +494,7 @@ fn the_server_runs_on_postgresql() {
     assert_eq!(r.status, 201, "{}", r.body);
     server.restart();
     assert_eq!(json_of(&ta.get("/api/my/classes"))[0]["title"], "Sur PostgreSQL");
-    let check = cli(&server, &["db", "check"], "").unwrap_or_else(|e| panic!("db check: {e}"));
+    let check = server.cli(&["db", "check"], "").unwrap_or_else(|e| panic!("db check: {e}"));
     assert!(check.contains("database ok") && check.contains("Postgres"), "{check}");
 }
 
@@ -584,9 +584,7 @@ async fn lists_with_1000_classes_and_10000_attendance_rows_answer_fast() {
 
 /// The `kid` in a token's header.
 fn kid_of(token: &str) -> String {
-    use base64::Engine;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token.split('.').next().unwrap()).unwrap();
-    serde_json::from_slice::<Value>(&bytes).unwrap()["kid"].as_str().unwrap_or_default().to_owned()
+    jwt_part(token, 0)["kid"].as_str().unwrap_or_default().to_owned()
 }
 
 #[test]

@@ -9,7 +9,7 @@ mod common;
 
 use ardoise_loadgen::{Publisher, PublisherConfig};
 use common::ws::{hello, next};
-use common::{TestServer, in_private_network};
+use common::{HostNamespace, TestServer, in_private_network};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -35,27 +35,9 @@ async fn a_pupil_plays_the_class_and_raises_a_hand_in_firefox() {
     if !in_private_network(NAME, prerequisites) {
         return;
     }
-    let ns = format!("ardoise-ff-{}", std::process::id());
-    let run = |args: &[&str]| {
-        let ok = Command::new("ip").args(args).status().expect("ip").success();
-        assert!(ok, "ip {}", args.join(" "));
-    };
-    run(&["netns", "add", &ns]);
-    struct Netns(String);
-    impl Drop for Netns {
-        fn drop(&mut self) {
-            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-        }
-    }
-    let _ns = Netns(ns.clone());
-    run(&["link", "add", "va", "type", "veth", "peer", "name", "vb", "netns", &ns]);
-    run(&["addr", "add", "10.78.0.1/24", "dev", "va"]);
-    run(&["link", "set", "va", "up"]);
-    run(&["netns", "exec", &ns, "ip", "addr", "add", "10.78.0.2/24", "dev", "vb"]);
-    run(&["netns", "exec", &ns, "ip", "link", "set", "vb", "up"]);
-    run(&["netns", "exec", &ns, "ip", "link", "set", "lo", "up"]);
+    let host = HostNamespace::new("ff", "10.78.0");
     let server =
-        TestServer::start_on("10.78.0.2:0", &[("ARDOISE_TEST_NETNS", &ns), ("ARDOISE_TEST_UDP", "10.78.0.2:0")]);
+        TestServer::start_on("10.78.0.2:0", &[("ARDOISE_TEST_NETNS", &host.name), ("ARDOISE_TEST_UDP", "10.78.0.2:0")]);
     let teacher = server.token("teacher", Some("demo"));
     let config = PublisherConfig {
         server: server.base.clone(),

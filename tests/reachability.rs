@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::{TestServer, browser_prerequisites, free_port, in_private_network, wait_until};
+use common::{HostNamespace, TestServer, browser_prerequisites, free_port, in_private_network, wait_until};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -192,25 +192,8 @@ fn an_https_origin_that_is_not_localhost() {
         return;
     }
     // The server host: a namespace of its own, reached over a veth pair.
-    let ns = format!("ardoise-host-{}", std::process::id());
-    let run = |args: &[&str]| {
-        let ok = Command::new("ip").args(args).status().expect("ip").success();
-        assert!(ok, "ip {}", args.join(" "));
-    };
-    run(&["netns", "add", &ns]);
-    struct Netns(String);
-    impl Drop for Netns {
-        fn drop(&mut self) {
-            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-        }
-    }
-    let _ns = Netns(ns.clone());
-    run(&["link", "add", "va", "type", "veth", "peer", "name", "vb", "netns", &ns]);
-    run(&["addr", "add", "10.77.0.1/24", "dev", "va"]);
-    run(&["link", "set", "va", "up"]);
-    run(&["netns", "exec", &ns, "ip", "addr", "add", "10.77.0.2/24", "dev", "vb"]);
-    run(&["netns", "exec", &ns, "ip", "link", "set", "vb", "up"]);
-    run(&["netns", "exec", &ns, "ip", "link", "set", "lo", "up"]);
+    let host = HostNamespace::new("host", "10.77.0");
+    let ns = host.name.clone();
     let server = TestServer::start_on(
         "10.77.0.2:0",
         &[

@@ -298,6 +298,40 @@ pub fn in_private_network(name: &str, prerequisites: impl FnOnce() -> Result<(),
     false
 }
 
+/// A host of its own for the server: a named network namespace joined to the test's own
+/// namespace by a veth pair, `PREFIX.1` on the test's side and `PREFIX.2` on the host's (a
+/// /24). Deleted on drop. Call it inside [`in_private_network`].
+pub struct HostNamespace {
+    /// The namespace's name (for `ARDOISE_TEST_NETNS` and `ip netns exec`).
+    pub name: String,
+}
+
+impl HostNamespace {
+    /// Make `ardoise-TAG-PID` with `PREFIX.2` inside and `PREFIX.1` here.
+    pub fn new(tag: &str, prefix: &str) -> HostNamespace {
+        let run = |args: &[&str]| {
+            let ok = Command::new("ip").args(args).status().expect("ip").success();
+            assert!(ok, "ip {}", args.join(" "));
+        };
+        let name = format!("ardoise-{tag}-{}", std::process::id());
+        run(&["netns", "add", &name]);
+        let host = HostNamespace { name: name.clone() };
+        run(&["link", "add", "va", "type", "veth", "peer", "name", "vb", "netns", &name]);
+        run(&["addr", "add", &format!("{prefix}.1/24"), "dev", "va"]);
+        run(&["link", "set", "va", "up"]);
+        run(&["netns", "exec", &name, "ip", "addr", "add", &format!("{prefix}.2/24"), "dev", "vb"]);
+        run(&["netns", "exec", &name, "ip", "link", "set", "vb", "up"]);
+        run(&["netns", "exec", &name, "ip", "link", "set", "lo", "up"]);
+        host
+    }
+}
+
+impl Drop for HostNamespace {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+    }
+}
+
 /// What a test driving Debian's Chromium needs (make test installs them).
 pub fn browser_prerequisites() -> Result<(), String> {
     for p in ["/usr/bin/chromium", "/usr/bin/unshare"] {

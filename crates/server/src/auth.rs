@@ -73,8 +73,6 @@ impl SigningKey {
 #[derive(Clone)]
 pub struct TokenSigner {
     keys: Arc<std::sync::RwLock<Vec<SigningKey>>>,
-    /// The ids of the ring, newest first (to see whether the database changed it).
-    kids: Arc<std::sync::RwLock<Vec<String>>>,
     ttl_secs: u64,
     revocations: Arc<Revocations>,
 }
@@ -84,7 +82,6 @@ impl TokenSigner {
     pub fn new(secret: &[u8], ttl_secs: u64) -> Result<Self, AuthError> {
         Ok(TokenSigner {
             keys: Arc::new(std::sync::RwLock::new(vec![SigningKey::new("", secret)?])),
-            kids: Arc::default(),
             ttl_secs,
             revocations: Arc::new(Revocations::in_memory()),
         })
@@ -114,12 +111,16 @@ impl TokenSigner {
     /// they did. Another process's rotation reaches a running server this way.
     pub async fn reload_keys(&self, store: &ardoise_store::Store) -> Result<bool, ardoise_store::StoreError> {
         let rows = store.signing_keys().await?;
-        let kids: Vec<String> = rows.iter().take(KEYS_KEPT).map(|k| k.kid.clone()).collect();
-        if kids.is_empty() || *self.kids.read().unwrap_or_else(|e| e.into_inner()) == kids {
+        let rows = &rows[..rows.len().min(KEYS_KEPT)];
+        let same = {
+            let ring = self.keys.read().unwrap_or_else(|e| e.into_inner());
+            ring.iter().map(|k| &k.kid).eq(rows.iter().map(|k| &k.kid))
+        };
+        if rows.is_empty() || same {
             return Ok(false);
         }
         let mut ring = Vec::new();
-        for k in rows.iter().take(KEYS_KEPT) {
+        for k in rows {
             let secret = decode_secret(&k.secret)
                 .ok_or_else(|| ardoise_store::StoreError::Unusable(format!("signing key {} is not base64", k.kid)))?;
             ring.push(
@@ -127,7 +128,6 @@ impl TokenSigner {
             );
         }
         *self.keys.write().unwrap_or_else(|e| e.into_inner()) = ring;
-        *self.kids.write().unwrap_or_else(|e| e.into_inner()) = kids;
         Ok(true)
     }
 
@@ -238,19 +238,22 @@ impl TokenSigner {
             })
         };
         let kid = jsonwebtoken::decode_header(token).map_err(invalid)?.kid;
-        let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
-        let mut result = Err(AuthError::Invalid("the token is not valid".into()));
-        for key in keys.iter().filter(|k| kid.as_ref().is_none_or(|id| *id == k.kid)) {
-            result = jsonwebtoken::decode::<Claims>(token, &key.dec, &v).map_err(invalid);
-            if result.is_ok() {
-                break;
+        let data = {
+            let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
+            // With a `kid`, only that key; without, each kept key in turn.
+            let mut candidates = keys.iter().filter(|k| kid.as_ref().is_none_or(|id| *id == k.kid)).peekable();
+            if kid.is_some() && candidates.peek().is_none() {
+                return Err(AuthError::Invalid("the token's signing key was retired".into()));
             }
-        }
-        if kid.is_some() && !keys.iter().any(|k| Some(&k.kid) == kid.as_ref()) {
-            return Err(AuthError::Invalid("the token's signing key was retired".into()));
-        }
-        drop(keys);
-        let data = result?;
+            let mut result = Err(AuthError::Invalid("the token is not valid".into()));
+            for key in candidates {
+                result = jsonwebtoken::decode::<Claims>(token, &key.dec, &v).map_err(invalid);
+                if result.is_ok() {
+                    break;
+                }
+            }
+            result?
+        };
         let c = data.claims;
         if c.role.is_class_bound() && c.class.is_none() {
             return Err(AuthError::Invalid("the token has no class".into()));

@@ -625,10 +625,10 @@ impl ClassHub {
     pub fn end(&self, class: &ClassId) {
         if let Some(room) = self.lock().remove(class) {
             room.broadcast(&ServerEvent::ClassEnded);
+            for (c, _) in &room.waiting {
+                c.link.event(&ServerEvent::ClassEnded);
+            }
             for c in room.conns.iter().chain(room.waiting.iter().map(|(c, _)| c)) {
-                if room.waiting.iter().any(|(w, _)| w.id == c.id) {
-                    c.link.event(&ServerEvent::ClassEnded);
-                }
                 c.link.deliver(Outgoing::Close);
             }
         }

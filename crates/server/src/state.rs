@@ -207,6 +207,12 @@ impl AppState {
             .map(str::trim)
     }
 
+    /// Whether the request carries credentials in `Authorization` (then they decide, not a
+    /// session cookie).
+    pub fn bearer_present(&self, headers: &HeaderMap) -> bool {
+        headers.contains_key(header::AUTHORIZATION)
+    }
+
     /// The verified claims of the request's bearer token (401 otherwise).
     pub fn authenticate(&self, headers: &HeaderMap) -> Result<Claims, Problem> {
         if headers.get(header::AUTHORIZATION).is_none() {

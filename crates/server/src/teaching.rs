@@ -65,13 +65,6 @@ pub async fn manager(
     Ok(Manager { actor: format!("{} ({}, user {})", u.email, u.role.as_str(), u.id), user: Some(u), role })
 }
 
-impl crate::state::AppState {
-    /// Whether the request carries a bearer token.
-    pub fn bearer_present(&self, headers: &HeaderMap) -> bool {
-        headers.contains_key(header::AUTHORIZATION)
-    }
-}
-
 /// A class in "my classes".
 #[derive(Debug, Serialize)]
 pub struct MyClass {
