@@ -15,10 +15,9 @@
 mod common;
 
 use common::ws::{hello, next, open, send as ws_send, wait_for};
-use common::{Reply, TestServer, assert_problem, send, send_with, wait_until};
+use common::{Reply, TestServer, assert_problem, recv_offer, send, send_with, wait_until};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
-use str0m::media::{Direction, MediaKind};
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -78,15 +77,6 @@ impl Login {
 /// A school made with `ardoise school add`.
 fn school(server: &TestServer, dep: &str, name: &str) -> i64 {
     server.cli(&["school", "add", "--departement", dep, "--name", name], "").unwrap().parse().unwrap()
-}
-
-fn recv_offer() -> String {
-    let mut rtc = str0m::Rtc::builder().build(Instant::now());
-    rtc.add_local_candidate(str0m::Candidate::host("127.0.0.1:9".parse().unwrap(), "udp").unwrap());
-    let mut api = rtc.sdp_api();
-    api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
-    api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
-    api.apply().unwrap().0.to_sdp_string()
 }
 
 /// An admin of département 02 and two teachers in two schools; returns (admin, teacher A,

@@ -61,12 +61,11 @@ impl Teacher {
         };
         let stop = Arc::new(AtomicBool::new(false));
         let s = stop.clone();
+        let mut p = Publisher::connect(&config).expect("WHIP");
         let thread = std::thread::spawn(move || {
-            let mut p = Publisher::connect(&config).expect("WHIP");
             p.run_until(|| s.load(Ordering::Relaxed)).expect("publish");
             let _ = p.close();
         });
-        std::thread::sleep(Duration::from_millis(500));
         Teacher { stop, thread: Some(thread) }
     }
 }

@@ -20,12 +20,19 @@ fn twenty_pupils_receive_everything_across_a_teacher_reconnect() {
 
     // Pupils arrive before the teacher.
     let mut pupils = Vec::new();
+    let connected = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     for i in 0..PUPILS {
         let token = server.join("demo", &format!("Eleve{i}"));
         let base = server.base.clone();
         let stop = stop.clone();
+        let connected = connected.clone();
         pupils.push(std::thread::spawn(move || -> SubscriberReport {
             let mut s = Subscriber::connect_with_layer(&base, "demo", &token, lo(), Some("high")).expect("WHEP");
+            // Counted once ICE and DTLS are up, not at the answer.
+            while s.report.connected_at.is_none() {
+                s.run_for(Duration::from_millis(10)).expect("pupil connects");
+            }
+            connected.fetch_add(1, Ordering::Relaxed);
             s.keep_audio = i == 0;
             s.run_until(|| stop.load(Ordering::Relaxed)).expect("pupil runs");
             let (status, report) = s.close();
@@ -33,7 +40,9 @@ fn twenty_pupils_receive_everything_across_a_teacher_reconnect() {
             report
         }));
     }
-    std::thread::sleep(Duration::from_millis(800));
+    common::wait_until(Duration::from_secs(10), "every pupil to connect", || {
+        (connected.load(Ordering::Relaxed) == PUPILS).then_some(())
+    });
 
     let config = PublisherConfig {
         server: server.base.clone(),

@@ -222,17 +222,24 @@ fn studio_publishes_switches_layouts_and_survives_a_server_restart() {
     assert_eq!(studio.stats.sessions.load(Ordering::Relaxed), 1);
     drop(pupils);
     drop(server);
+    // The server stays down half a second (the outage itself, not a synchronisation).
     std::thread::sleep(Duration::from_millis(500));
     let frames_before = studio.stats.video_frames.load(Ordering::Relaxed);
     let server = TestServer::start_on(&http, &env);
     let restarted = Instant::now();
-    while !(studio.stats.sessions.load(Ordering::Relaxed) >= 2 && studio.stats.connected.load(Ordering::Relaxed)) {
-        assert!(restarted.elapsed() < Duration::from_secs(3), "studio did not republish within 3 s of the restart");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    common::eventually(Duration::from_secs(3), || {
+        let sessions = studio.stats.sessions.load(Ordering::Relaxed);
+        if sessions >= 2 && studio.stats.connected.load(Ordering::Relaxed) {
+            Ok(())
+        } else {
+            Err(format!("studio not republished within 3 s of the restart ({sessions} sessions so far)"))
+        }
+    });
     println!("republished {:?} after the restart", restarted.elapsed());
-    std::thread::sleep(Duration::from_millis(500));
-    assert!(studio.stats.video_frames.load(Ordering::Relaxed) > frames_before, "frames flow again");
+    common::eventually(Duration::from_secs(2), || {
+        let frames = studio.stats.video_frames.load(Ordering::Relaxed);
+        if frames > frames_before { Ok(()) } else { Err(format!("no frame since the restart ({frames})")) }
+    });
     let token = server.join("demo", "Back");
     let mut back = Subscriber::connect_with_layer(&server.base, "demo", &token, lo(), Some("high")).unwrap();
     back.run_for(Duration::from_millis(1500)).unwrap();

@@ -19,7 +19,7 @@ mod common;
 use common::{TestServer, bin, free_port};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const NAME: &str = "pupils_teacher_and_admin_pages_run_a_class_in_chromium";
 
@@ -44,8 +44,21 @@ impl Drop for StudioProcess {
     }
 }
 
+/// The media worker hosting `class`, from the admin API.
+fn worker_of(server: &TestServer, admin: &str, class: &str) -> u64 {
+    let r = common::send("GET", &format!("{}/api/admin/classes", server.base), Some(admin), None, "");
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    v["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == class)
+        .and_then(|c| c["worker"].as_u64())
+        .expect("the class's worker")
+}
+
 fn inner() {
-    let mut server = TestServer::start(&[]);
+    let mut server = TestServer::start(&[("ARDOISE__MEDIA__FAULT_INJECTION", "true")]);
     let teacher = server.token("teacher", Some("demo"));
     let admin = server.token("admin", None);
     let control = format!("127.0.0.1:{}", free_port());
@@ -63,20 +76,18 @@ fn inner() {
             .expect("start the studio"),
     );
     let state_url = format!("http://{control}/state");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let live = ureq::get(&state_url)
+    common::eventually(Duration::from_secs(20), || {
+        let state = ureq::get(&state_url)
             .call()
             .ok()
             .and_then(|r| r.into_string().ok())
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-            .is_some_and(|v| v["connected"] == true && v["class_link"] == true);
-        if live {
-            break;
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
+        match state {
+            Some(v) if v["connected"] == true && v["class_link"] == true => Ok(()),
+            Some(v) => Err(format!("the studio has not both published and joined the class events: {v}")),
+            None => Err("the studio's control API does not answer".into()),
         }
-        assert!(Instant::now() < deadline, "the studio did not publish and join the class events within 20 s");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    });
 
     let artefacts = root().join("target/artefacts");
     std::fs::create_dir_all(&artefacts).unwrap();
@@ -97,6 +108,18 @@ fn inner() {
         if line == "RESTART-SERVER" {
             server.restart();
             std::io::Write::write_all(&mut to_node, b"restarted\n").expect("answer class.mjs");
+        } else if line == "PANIC-WORKER" {
+            let worker = worker_of(&server, &admin, "demo");
+            let body = serde_json::json!({"fault": "worker_panic", "worker": worker}).to_string();
+            let r = common::send(
+                "POST",
+                &format!("{}/api/admin/faults", server.base),
+                Some(&admin),
+                Some("application/json"),
+                &body,
+            );
+            assert_eq!(r.status, 204, "fault injection: {}", r.body);
+            std::io::Write::write_all(&mut to_node, b"panicked\n").expect("answer class.mjs");
         } else {
             last = line;
         }
@@ -139,5 +162,12 @@ fn inner() {
     let back = v["reconnectMs"].as_f64().unwrap_or(f64::MAX);
     assert!(back < 10_000.0, "the pupil page took {back} ms to play again");
     assert!(!v["dropStatus"].as_array().unwrap().is_empty(), "the page said what it was doing during the drop");
+    assert_eq!(v["workerRecovered"], true, "the pupil page plays again after its media worker was replaced");
+    let back = v["workerRecoverMs"].as_f64().unwrap_or(f64::MAX);
+    assert!(back < 15_000.0, "the pupil page took {back} ms to play again after the worker panic");
+    let overview = common::send("GET", &format!("{}/api/admin/classes", server.base), Some(&admin), None, "");
+    let v: serde_json::Value = serde_json::from_str(&overview.body).unwrap();
+    let restarts: u64 = v["workers"].as_array().unwrap().iter().map(|w| w["restarts"].as_u64().unwrap_or(0)).sum();
+    assert_eq!(restarts, 1, "the admin sees the worker's restart");
     assert!(status.success(), "class.mjs failed");
 }

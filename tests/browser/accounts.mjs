@@ -12,41 +12,16 @@
 // Capped at 120 s; the browser is always closed.
 
 import { chromium } from "playwright-core";
+import { CHROMIUM, CHROMIUM_ARGS, Harness, sleep } from "./harness.mjs";
 
-const ARGS = [
-  "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-  "--disable-component-update", "--disable-sync", "--use-fake-ui-for-media-stream",
-  "--use-fake-device-for-media-stream=fps=30", "--allow-loopback-in-peer-connection",
-  "--disable-features=WebRtcHideLocalIpsWithMdns",
-];
 const [baseArg, adminEmail, adminPassword] = process.argv.slice(2);
 const base = (baseArg || "").replace(/\/+$/, "");
-const result = { ok: false, error: null };
 let browser = null;
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const log = (m) => process.stderr.write(`[accounts.mjs] ${m}\n`);
-function check(cond, msg) {
-  if (!cond && result.error === null) { result.error = msg; log(`FAILED: ${msg}`); }
-  return !!cond;
-}
-async function finish() {
-  clearTimeout(watchdog);
-  const b = browser; browser = null;
-  if (b) await Promise.race([b.close().catch(() => {}), sleep(5000)]);
-  result.ok = result.error === null;
-  process.stdout.write(JSON.stringify(result) + "\n");
-  process.exit(result.ok ? 0 : 1);
-}
-const watchdog = setTimeout(() => { result.error = result.error || "overall timeout (120 s)"; finish(); }, 120_000);
-async function waitFor(fn, ms, what) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timeout (${ms / 1000} s): ${what}`);
-    await sleep(50);
-  }
-}
+const h = new Harness("accounts.mjs", 120_000);
+const result = h.result;
+const log = (m) => h.log(m);
+const check = (cond, msg) => h.check(cond, msg);
+const waitFor = (fn, ms, what) => h.waitFor(fn, ms, what);
 async function newContext(name) {
   const ctx = await browser.newContext({ viewport: { width: 1024, height: 768 }, permissions: ["camera", "microphone"] });
   ctx.on("page", (page) => {
@@ -141,10 +116,7 @@ async function run() {
   result.csvLine = line;
 }
 
-try {
-  browser = await chromium.launch({ executablePath: "/usr/bin/chromium", headless: true, args: ARGS, timeout: 20_000 });
+await h.run(async () => {
+  h.browser = browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, timeout: 20_000 });
   await run();
-} catch (e) {
-  check(false, e.message || String(e));
-}
-await finish();
+});

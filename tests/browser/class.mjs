@@ -54,7 +54,7 @@ const base = baseArg.replace(/\/+$/, "");
 const result = {
   ok: false, error: null, pupils: [], handMs: null, chatBothWays: false,
   floorHeardByPupils: false, floorHeardByStudio: false, revokeStops: false,
-  removedShown: false, removedTokenStatus: null, adminListsClass: false, browserTeachingFps: 0, backToStudio: false, reconnected: false, reconnectMs: null, dropStatus: [], screenshots: [],
+  removedShown: false, removedTokenStatus: null, adminListsClass: false, browserTeachingFps: 0, backToStudio: false, reconnected: false, reconnectMs: null, dropStatus: [], workerRecovered: false, workerRecoverMs: null, screenshots: [],
 };
 const pages = {};   // name -> page (for screenshots)
 let browser = null;
@@ -316,6 +316,25 @@ async function run() {
   await watchStatus;
   result.dropStatus = [...seenStatus];
   log(`  Bruno plays again ${result.reconnectMs} ms after the restart; status shown: ${JSON.stringify(result.dropStatus)}`);
+
+  // 9. a media worker fails (a panic outside str0m): the server replaces it and tells the
+  // class to reconnect; the studio republishes and Bruno's page plays again by itself.
+  log("step 9: the class's media worker panics");
+  const beforePanic = (await stats(bruno)).framesDecoded;
+  process.stdout.write("PANIC-WORKER\n");
+  const panicked = await stdinLines.next();
+  check(!panicked.done && panicked.value.trim() === "panicked", "the harness did not make the worker panic");
+  const tPanic = Date.now();
+  // Frames must come from a new session: its counter starts again from zero.
+  let panicBase = beforePanic, fresh = false;
+  await waitFor(async () => {
+    const n = (await stats(bruno)).framesDecoded;
+    if (n < panicBase) { panicBase = n; fresh = true; }
+    return fresh && n > panicBase + 30;
+  }, 30_000, "Bruno's video on a new session after the worker was replaced");
+  result.workerRecoverMs = Date.now() - tPanic;
+  result.workerRecovered = true;
+  log(`  Bruno plays again ${result.workerRecoverMs} ms after the worker panic`);
   await sleep(2_500);   // a second poll, so rates and charts have data for the screenshots
 }
 

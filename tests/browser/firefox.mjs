@@ -9,38 +9,19 @@
 // stderr. Exit 0 only if every check passed. Capped at 90 s; the browser is always closed.
 
 import puppeteer from "puppeteer-core";
+import { Harness, sleep } from "./harness.mjs";
 
 const [baseArg, code, name] = process.argv.slice(2);
 const base = (baseArg || "").replace(/\/+$/, "");
-const result = { ok: false, error: null };
 let browser = null;
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const log = (m) => process.stderr.write(`[firefox.mjs] ${m}\n`);
-function check(cond, msg) {
-  if (!cond && result.error === null) { result.error = msg; log(`FAILED: ${msg}`); }
-  return !!cond;
-}
-async function finish() {
-  clearTimeout(watchdog);
-  const b = browser; browser = null;
-  if (b) await Promise.race([b.close().catch(() => {}), sleep(5000)]);
-  result.ok = result.error === null;
-  process.stdout.write(JSON.stringify(result) + "\n");
-  process.exit(result.ok ? 0 : 1);
-}
-const watchdog = setTimeout(() => { result.error = result.error || "overall timeout (90 s)"; finish(); }, 90_000);
-async function waitFor(fn, ms, what) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timeout (${ms / 1000} s): ${what}`);
-    await sleep(100);
-  }
-}
+const h = new Harness("firefox.mjs", 90_000);
+const result = h.result;
+const log = (m) => h.log(m);
+const check = (cond, msg) => h.check(cond, msg);
+const waitFor = (fn, ms, what) => h.waitFor(fn, ms, what, 100);
 
 async function run() {
-  browser = await puppeteer.launch({
+  h.browser = browser = await puppeteer.launch({
     browser: "firefox",
     executablePath: "/usr/bin/firefox-esr",
     headless: true,
@@ -82,9 +63,4 @@ async function run() {
   await sleep(1500);
 }
 
-try {
-  await run();
-} catch (e) {
-  check(false, e.message || String(e));
-}
-await finish();
+await h.run(run);

@@ -16,42 +16,17 @@
 // if every check passed. Capped at 90 s; the browser is always closed.
 
 import { chromium } from "playwright-core";
+import { CHROMIUM, CHROMIUM_ARGS, Harness, sleep } from "./harness.mjs";
 
-const ARGS = [
-  "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-  "--disable-component-update", "--disable-sync", "--use-fake-ui-for-media-stream",
-  "--use-fake-device-for-media-stream=fps=30", "--allow-loopback-in-peer-connection",
-  "--disable-features=WebRtcHideLocalIpsWithMdns",
-  ...(process.env.CHROMIUM_EXTRA || "").split(" ").filter(Boolean),
-];
+const ARGS = [...CHROMIUM_ARGS, ...(process.env.CHROMIUM_EXTRA || "").split(" ").filter(Boolean)];
 const [mode, baseArg, ...rest] = process.argv.slice(2);
 const base = (baseArg || "").replace(/\/+$/, "");
-const result = { ok: false, error: null, mode };
 let browser = null;
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const log = (m) => process.stderr.write(`[reach.mjs] ${m}\n`);
-function check(cond, msg) {
-  if (!cond && result.error === null) { result.error = msg; log(`FAILED: ${msg}`); }
-  return !!cond;
-}
-async function finish() {
-  clearTimeout(watchdog);
-  const b = browser; browser = null;
-  if (b) await Promise.race([b.close().catch(() => {}), sleep(5000)]);
-  result.ok = result.error === null;
-  process.stdout.write(JSON.stringify(result) + "\n");
-  process.exit(result.ok ? 0 : 1);
-}
-const watchdog = setTimeout(() => { result.error = result.error || "overall timeout (90 s)"; finish(); }, 90_000);
-async function waitFor(fn, ms, what) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timeout (${ms / 1000} s): ${what}`);
-    await sleep(50);
-  }
-}
+const h = new Harness("reach.mjs", 90_000);
+const result = Object.assign(h.result, { mode });
+const log = (m) => h.log(m);
+const check = (cond, msg) => h.check(cond, msg);
+const waitFor = (fn, ms, what) => h.waitFor(fn, ms, what);
 async function newPage(name) {
   const ctx = await browser.newContext({ viewport: { width: 1024, height: 768 }, permissions: ["camera", "microphone"] });
   const page = await ctx.newPage();
@@ -157,13 +132,10 @@ async function secure(teacherToken) {
   result.floorHeard = true;
 }
 
-try {
-  browser = await chromium.launch({ executablePath: "/usr/bin/chromium", headless: true, args: ARGS, timeout: 20_000 });
+await h.run(async () => {
+  h.browser = browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS, timeout: 20_000 });
   if (mode === "transport") await transport(rest[0], rest[1], rest[2]);
   else if (mode === "first-picture") await firstPicture(Number(rest[0] || 5));
   else if (mode === "secure") await secure(rest[0]);
   else throw new Error(`unknown mode ${mode}`);
-} catch (e) {
-  check(false, e.message || String(e));
-}
-await finish();
+});

@@ -100,13 +100,22 @@ impl TestServer {
         let netns = env.iter().find(|(k, _)| k == "ARDOISE_TEST_NETNS").map(|(_, v)| v.clone());
         let udp =
             env.iter().find(|(k, _)| k == "ARDOISE_TEST_UDP").map_or("127.0.0.1:0".to_owned(), |(_, v)| v.clone());
-        let mut cmd = match &netns {
-            Some(ns) => {
+        // ARDOISE_TEST_MOUNTNS=1 (in `env`): run the server in a private mount namespace, so
+        // that a test can lay a read-only mount over its data directory under the running
+        // server (see `TestServer::data_dir_read_only`).
+        let mountns = env.iter().any(|(k, _)| k == "ARDOISE_TEST_MOUNTNS");
+        let mut cmd = match (&netns, mountns) {
+            (Some(ns), _) => {
                 let mut c = Command::new("ip");
                 c.args(["netns", "exec", ns]).arg(bin());
                 c
             }
-            None => Command::new(bin()),
+            (None, true) => {
+                let mut c = Command::new("unshare");
+                c.args(["-m", "--propagation", "private", "--"]).arg(bin());
+                c
+            }
+            (None, false) => Command::new(bin()),
         };
         let mut child = cmd
             .args(["serve", "--http", http, "--udp", &udp, "--config"])
@@ -150,6 +159,24 @@ impl TestServer {
         // Keep draining stdout so the child never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
         (child, base, media, tls)
+    }
+
+    /// Make the server's data directory read-only (`true`) or writable again, under the running
+    /// server (started with `ARDOISE_TEST_MOUNTNS=1`, as root): a read-only bind mount laid
+    /// over it, then lifted. As with `chmod a-w`, files the server already holds open stay
+    /// writable through their descriptors; every new file, rename and open fails (EROFS).
+    pub fn data_dir_read_only(&self, read_only: bool) {
+        let dir = self.data_dir.display().to_string();
+        let script = if read_only {
+            format!("mount --bind '{dir}' '{dir}' && mount -o remount,bind,ro '{dir}'")
+        } else {
+            format!("umount -l '{dir}'")
+        };
+        let status = Command::new("nsenter")
+            .args(["-t", &self.child.id().to_string(), "-m", "sh", "-c", &script])
+            .status()
+            .expect("nsenter");
+        assert!(status.success(), "{script}");
     }
 
     /// A token from `ardoise token`, run with the server's configuration.
@@ -204,14 +231,11 @@ impl TestServer {
     /// Send SIGTERM and wait for the exit status (at most `within`).
     pub fn terminate(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
         unsafe_kill(self.child.id(), 15);
-        let deadline = Instant::now() + within;
-        while Instant::now() < deadline {
-            if let Ok(Some(s)) = self.child.try_wait() {
-                return Some(s);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
+        let child = &mut self.child;
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            eventually(within, || child.try_wait().ok().flatten().ok_or_else(|| "the server still runs".to_owned()))
+        }))
+        .ok()
     }
 }
 
@@ -244,16 +268,34 @@ pub fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-/// Poll `check` every 20 ms until it returns `Some`, or panic after `within` saying `what`.
-pub fn wait_until<T>(within: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+/// Poll `check` every 20 ms until it returns `Ok`, or panic after `within` with the reason
+/// of its last `Err` (what it was still waiting for).
+pub fn eventually<T>(within: Duration, mut check: impl FnMut() -> Result<T, String>) -> T {
     let deadline = Instant::now() + within;
     loop {
-        if let Some(v) = check() {
-            return v;
+        match check() {
+            Ok(v) => return v,
+            Err(why) => assert!(Instant::now() < deadline, "still not so after {within:?}: {why}"),
         }
-        assert!(Instant::now() < deadline, "timed out after {within:?} waiting for {what}");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// [`eventually`] for a check that only says yes (`Some`) or not yet: the timeout names
+/// `what` was awaited.
+pub fn wait_until<T>(within: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    eventually(within, || check().ok_or_else(|| format!("waiting for {what}")))
+}
+
+/// A WHEP offer from str0m: audio and video, receive only.
+pub fn recv_offer() -> String {
+    use str0m::media::{Direction, MediaKind};
+    let mut rtc = str0m::Rtc::builder().build(Instant::now());
+    rtc.add_local_candidate(str0m::Candidate::host("127.0.0.1:9".parse().unwrap(), "udp").unwrap());
+    let mut api = rtc.sdp_api();
+    api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
+    api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+    api.apply().unwrap().0.to_sdp_string()
 }
 
 /// Loopback.
@@ -317,11 +359,23 @@ impl HostNamespace {
         run(&["netns", "add", &name]);
         let host = HostNamespace { name: name.clone() };
         run(&["link", "add", "va", "type", "veth", "peer", "name", "vb", "netns", &name]);
+        // IPv4 only: an IPv6 address finishing duplicate detection a second later would be a
+        // network change, which makes a running Chromium drop its requests
+        // (ERR_NETWORK_CHANGED).
+        let here = Command::new("sysctl").args(["-qw", "net.ipv6.conf.va.disable_ipv6=1"]).status();
+        assert!(here.is_ok_and(|s| s.success()), "disable IPv6 on va");
+        run(&["netns", "exec", &name, "sysctl", "-qw", "net.ipv6.conf.vb.disable_ipv6=1"]);
         run(&["addr", "add", &format!("{prefix}.1/24"), "dev", "va"]);
         run(&["link", "set", "va", "up"]);
         run(&["netns", "exec", &name, "ip", "addr", "add", &format!("{prefix}.2/24"), "dev", "vb"]);
         run(&["netns", "exec", &name, "ip", "link", "set", "vb", "up"]);
         run(&["netns", "exec", &name, "ip", "link", "set", "lo", "up"]);
+        // Both ends carry traffic before anyone (a browser) looks at the interfaces.
+        eventually(Duration::from_secs(5), || {
+            let out = Command::new("ip").args(["-o", "link", "show", "va"]).output().expect("ip link show");
+            let line = String::from_utf8_lossy(&out.stdout).into_owned();
+            if line.contains("state UP") { Ok(()) } else { Err(format!("veth va is not up yet: {line}")) }
+        });
         host
     }
 }

@@ -81,12 +81,13 @@ function derive(ov) {
 
 // ---------------------------------------------------------------- rendering
 function render(ov) {
-  table($("#workers"), [["worker"], ["port", 1], ["rooms", 1], ["participants", 1], ["cpu", 1], ["dgram_in", 1], ["dgram_out", 1]],
+  table($("#workers"), [["worker"], ["port", 1], ["rooms", 1], ["participants", 1], ["cpu", 1], ["dgram_in", 1], ["dgram_out", 1], ["restarts", 1]],
     (ov.workers || []).map((w) => {
       const r = rates.workers.get(w.index) || {};
       return h("tr", {}, h("td", {}, `#${w.index}`), num(w.port), num(w.rooms), num(w.participants),
         h("td", { class: "num" }, r.cpu === undefined ? "—" : fmt(r.cpu, 1) + " %"),
-        h("td", { class: "num" }, `${fmt(w.datagrams_in)} (${fmt(r.din)}/s)`), h("td", { class: "num" }, `${fmt(w.datagrams_out)} (${fmt(r.dout)}/s)`));
+        h("td", { class: "num" }, `${fmt(w.datagrams_in)} (${fmt(r.din)}/s)`), h("td", { class: "num" }, `${fmt(w.datagrams_out)} (${fmt(r.dout)}/s)`),
+        h("td", { class: w.restarts ? "num warn" : "num" }, fmt(w.restarts || 0)));
     }));
   const p = ov.process;
   $("#process").textContent = p

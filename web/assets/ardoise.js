@@ -114,6 +114,7 @@ const STRINGS = {
   rtt: ["RTT ms", "RTT ms"], nacks: ["NACK", "NACKs"], plis: ["Demandes d'image clé", "Keyframe requests"],
   worker: ["Processus", "Worker"], port: ["Port", "Port"], rooms: ["Classes", "Rooms"], participants: ["Participants", "Participants"],
   dgram_in: ["Datagrammes reçus", "Datagrams in"], dgram_out: ["Datagrammes envoyés", "Datagrams out"],
+  restarts: ["Redémarrages", "Restarts"],
   chart_egress: ["Débit sortant total (Mbit/s), 2 dernières minutes", "Total egress (Mbit/s), last 2 minutes"],
   chart_cpu: ["CPU par processus média (%), 2 dernières minutes", "CPU per media worker (%), last 2 minutes"],
   yes: ["oui", "yes"], no: ["non", "no"], locked: ["verrouillée", "locked"],

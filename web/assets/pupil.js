@@ -198,6 +198,7 @@ function onEvent(m) {
     case "live": live = !!m.live; if (live && rx && mediaState[0] === "retrying") rx.restart(); renderStatus(); break;
     case "removed": if (m.id === you) showRemoved(); break;
     case "class_ended": showEnded(); break;
+    case "reconnect": if (rx) rx.restart(); if (pub && isMine()) startPublish(pub.camera); break;
     case "error":
       if (m.code === "unauthorized" && !removed && !ended) expired();
       else console.warn("ardoise:", m.code, m.message);

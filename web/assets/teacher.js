@@ -101,6 +101,7 @@ function onEvent(m) {
     case "floor": setFloor(m.floor || null); break;
     case "layout": $("#layout").value = m.layout; return;
     case "locked": locked = !!m.locked; break;
+    case "reconnect": if (pub && pub.again) pub.again(); return;
     case "code": if (info) { info.code = m.code; info.code_expires_at = m.expires_at; showCode(); status(t("code_changed"), ""); } break;
     case "live": live = !!m.live; break;
     case "class_ended": if (info) info.state = "ended"; stopFloor(); sock.close(); disable(true); break;
@@ -266,6 +267,7 @@ async function whipSession(cur) {
     try { await whipSession(cur); } catch (e) { fail(e); setTimeout(again, 2000); }
     renderPublish();
   };
+  cur.again = again;
   p.pc.onconnectionstatechange = async () => {
     const st = p.pc.connectionState;
     clearTimeout(lost);

@@ -98,6 +98,24 @@ pub enum Command {
     },
     /// An ICE-TCP connection whose first STUN request names a peer of this worker.
     TcpConnection(Box<crate::ice_tcp::NewConnection>),
+    /// Start (a sink) or stop (`None`) copying the class's programme for a recording. The
+    /// worker sends each wake-up's packets as one batch and never waits: a full sink drops
+    /// the batch (counted in `WorkerStats::recording_dropped`).
+    Record {
+        /// Class.
+        class: ClassId,
+        /// Where the packets go.
+        sink: Option<RecordingSink>,
+        /// Done (`UnknownClass` when the class has no media on this worker).
+        reply: oneshot::Sender<Result<(), NetError>>,
+    },
+    /// Fault injection (`media.fault_injection`, tests only).
+    InjectFault {
+        /// What to break.
+        fault: Fault,
+        /// Done (sent before a worker panic).
+        reply: oneshot::Sender<Result<(), NetError>>,
+    },
     /// Report counters.
     Snapshot {
         /// The snapshot.
@@ -107,6 +125,23 @@ pub enum Command {
     Shutdown {
         /// Done.
         reply: oneshot::Sender<()>,
+    },
+}
+
+/// Where a recorded class's packets go: a bounded queue toward the recorder.
+pub type RecordingSink = std::sync::mpsc::SyncSender<Vec<ardoise_sfu::TappedPacket>>;
+
+/// A fault to inject into a media worker (tests of robustness only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// The worker's loop panics outside any str0m call: the worker is replaced.
+    WorkerPanic,
+    /// A str0m call for this peer panics: the room removes that peer only.
+    Str0mPanic {
+        /// Class.
+        class: ClassId,
+        /// The peer.
+        participant: ParticipantId,
     },
 }
 
@@ -123,4 +158,12 @@ pub enum MediaEvent {
     AudioOnly(ClassId, ParticipantId, bool),
     /// How a participant's media travels (known, or changed).
     Transport(ClassId, ParticipantId, ardoise_proto::Transport),
+    /// A worker panicked and was replaced: these classes lost their media sessions (each
+    /// peer was reported [`MediaEvent::Left`] first); their clients should reconnect now.
+    WorkerRestarted {
+        /// The worker's index.
+        worker: usize,
+        /// The classes it hosted.
+        classes: Vec<ClassId>,
+    },
 }

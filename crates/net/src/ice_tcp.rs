@@ -147,11 +147,7 @@ pub async fn hand_over(
     })
     .await
     .map_err(|_| format!("no first frame within {FIRST_FRAME_TIMEOUT:?}"))??;
-    let ufrag = str0m::ice::StunMessage::parse(&first)
-        .ok()
-        .filter(|m| m.is_binding_request())
-        .and_then(|m| m.split_username().map(|(local, _)| local.to_owned()))
-        .ok_or("the first frame is not a STUN binding request")?;
+    let ufrag = crate::stun_route::local_ufrag(&first).ok_or("the first frame is not a STUN binding request")?;
     let worker = directory.get(&ufrag).ok_or("no session has this ufrag")?;
     let stream = stream.into_std().map_err(|e| e.to_string())?;
     let conn = NewConnection { stream, remote, first, framer, guard };

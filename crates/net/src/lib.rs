@@ -12,10 +12,11 @@ pub mod error;
 pub mod ice_tcp;
 pub mod media_server;
 pub mod open_counts;
+pub mod stun_route;
 pub mod worker;
 
 pub use batch_sender::BatchSender;
-pub use command::{Command, Joined, MediaEvent, WorkerSnapshot};
+pub use command::{Command, Fault, Joined, MediaEvent, RecordingSink, WorkerSnapshot};
 pub use delay_histogram::DelayHistogram;
 pub use error::NetError;
 pub use media_server::{MediaConfig, MediaServer};

@@ -2,7 +2,7 @@
 
 use crate::ice_tcp::{IceTcpListener, UfragDirectory};
 use crate::worker::{self, Batching, TcpSide};
-use crate::{Command, Joined, MediaEvent, NetError, WorkerSnapshot};
+use crate::{Command, Fault, Joined, MediaEvent, NetError, WorkerSnapshot};
 use ardoise_proto::{ClassId, ParticipantId};
 use ardoise_sfu::{Feed, PublisherRole, SfuConfig, VideoChoice};
 use std::collections::HashMap;
@@ -252,6 +252,25 @@ impl MediaServer {
             }
         }
         out
+    }
+
+    /// Start (`Some(sink)`) or stop copying `class`'s programme toward a recorder.
+    pub async fn record(&self, class: &ClassId, sink: Option<crate::RecordingSink>) -> Result<(), NetError> {
+        let w = self.assigned(class).ok_or(NetError::UnknownClass)?;
+        self.ask(w, |reply| Command::Record { class: class.clone(), sink, reply }).await?
+    }
+
+    /// Inject a fault (tests of robustness only): a worker panic on worker `worker`, or a
+    /// str0m panic for one peer of a class.
+    pub async fn inject_fault(&self, worker: usize, fault: Fault) -> Result<(), NetError> {
+        let w = match &fault {
+            Fault::WorkerPanic => worker,
+            Fault::Str0mPanic { class, .. } => self.assigned(class).ok_or(NetError::UnknownClass)?,
+        };
+        if w >= self.workers.len() {
+            return Err(NetError::WorkerGone);
+        }
+        self.ask(w, |reply| Command::InjectFault { fault, reply }).await?
     }
 
     /// Close every peer (DTLS close) and stop the workers, waiting at most `deadline`.

@@ -5,7 +5,7 @@
 
 use crate::DelayHistogram;
 use crate::ice_tcp::{TcpConnection, TcpInput, UfragDirectory};
-use crate::{BatchSender, Command, Joined, MediaEvent, NetError, WorkerSnapshot};
+use crate::{BatchSender, Command, Fault, Joined, MediaEvent, NetError, WorkerSnapshot};
 use ardoise_proto::{ClassId, ParticipantId, WorkerStats};
 use ardoise_sfu::{Room, RoomEvent, RoomStats, SfuConfig};
 use std::collections::HashMap;
@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use str0m::net::Protocol;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info};
 
 /// Largest datagram read.
 const MAX_DATAGRAM: usize = 2048;
@@ -34,6 +34,10 @@ pub struct Worker {
     /// Local ICE ufrag → (room slot, participant): a STUN request finds its peer with one
     /// lookup, so a flood of unknown STUN costs no scan of the sessions.
     ufrags: HashMap<String, (usize, ParticipantId)>,
+    /// Sources of datagrams that named no live session, this second.
+    unknown_sources: crate::stun_route::UnknownSources,
+    /// Recorded classes (by room slot) and where their programme goes.
+    recordings: Vec<(usize, crate::RecordingSink)>,
     /// The same ufrags for the ICE-TCP listener, which hands each connection to its worker.
     directory: UfragDirectory,
     /// The advertised address of the ICE-TCP listener (the local address of TCP input).
@@ -84,6 +88,13 @@ pub struct TcpSide {
 }
 
 /// Start a worker thread owning `socket`.
+///
+/// The thread supervises its worker: a panic outside the str0m calls (which each room
+/// catches per peer) unwinds the worker, not the thread. The worker's peers are reported
+/// gone ([`MediaEvent::Left`], then [`MediaEvent::WorkerRestarted`]), and a fresh worker
+/// takes the same socket and command queue at once; the clients reconnect by themselves (a
+/// pupil's page on its connection failing or on the class event `reconnect`, the studio on
+/// its WHIP session failing). `WorkerStats::restarts` counts it for the admin.
 #[allow(clippy::too_many_arguments)]
 pub fn spawn(
     index: usize,
@@ -95,44 +106,50 @@ pub fn spawn(
     commands: UnboundedReceiver<Command>,
     events: UnboundedSender<MediaEvent>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
+    socket.set_nonblocking(true)?;
     std::thread::Builder::new().name(format!("media-{index}")).spawn(move || {
-        let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-            Ok(rt) => rt,
-            Err(e) => {
-                warn!(worker = index, "cannot start worker runtime: {e}");
-                return;
-            }
-        };
-        rt.block_on(async move {
-            let socket = match socket.set_nonblocking(true).and_then(|_| UdpSocket::from_std(socket)) {
-                Ok(s) => s,
+        let mut commands = commands;
+        let mut restarts = 0u64;
+        let mut recent: std::collections::VecDeque<Instant> = std::collections::VecDeque::new();
+        let config =
+            SfuConfig { candidates: vec![advertised], tcp_candidates: tcp.advertised.into_iter().collect(), ..config };
+        loop {
+            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt,
                 Err(e) => {
-                    warn!(worker = index, "cannot register media socket: {e}");
-                    return;
+                    error!(worker = index, "cannot start the worker's runtime: {e}; retrying in 1 s");
+                    std::thread::sleep(Duration::from_secs(1));
+                    continue;
                 }
             };
-            let port = advertised.port();
+            let _context = rt.enter();
+            let socket = match socket.try_clone().and_then(UdpSocket::from_std) {
+                Ok(s) => s,
+                Err(e) => {
+                    error!(worker = index, "cannot register the media socket: {e}; retrying in 1 s");
+                    std::thread::sleep(Duration::from_secs(1));
+                    continue;
+                }
+            };
             let (tcp_in, tcp_rx) = tokio::sync::mpsc::channel(1024);
-            let worker = Worker {
+            let mut worker = Worker {
                 index,
                 socket,
                 advertised,
-                config: SfuConfig {
-                    candidates: vec![advertised],
-                    tcp_candidates: tcp.advertised.into_iter().collect(),
-                    ..config
-                },
+                config: config.clone(),
                 rooms: Vec::new(),
                 by_class: HashMap::new(),
                 peers: HashMap::new(),
                 ufrags: HashMap::new(),
-                directory: tcp.directory,
+                unknown_sources: Default::default(),
+                recordings: Vec::new(),
+                directory: tcp.directory.clone(),
                 tcp_advertised: tcp.advertised,
                 tcp: HashMap::new(),
                 next_tcp: 0,
                 tcp_in,
-                events,
-                stats: WorkerStats { index, port, ..Default::default() },
+                events: events.clone(),
+                stats: WorkerStats { index, port: advertised.port(), restarts, ..Default::default() },
                 retired: RoomStats::default(),
                 sender: BatchSender::new(batching.gso),
                 outbox: Vec::new(),
@@ -143,15 +160,52 @@ pub fn spawn(
                 drained_arrivals: 0,
                 forward_delay: DelayHistogram::default(),
             };
-            worker.run(commands, tcp_rx).await;
-        });
+            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                rt.block_on(worker.run(&mut commands, tcp_rx));
+            }));
+            match run {
+                Ok(()) => return,
+                Err(panic) => {
+                    restarts += 1;
+                    let why = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    let lost = worker.report_lost();
+                    drop(worker);
+                    let wait = restart_backoff(&mut recent, Instant::now());
+                    error!(
+                        worker = index,
+                        restarts,
+                        peers = lost,
+                        "media worker panicked ({why}); its peers are gone, a fresh worker takes over in {wait:?}"
+                    );
+                    std::thread::sleep(wait);
+                }
+            }
+        }
     })
+}
+
+/// How long to wait before the next fresh worker, given the restarts of the last minute
+/// (`recent`, updated here): none for the first, then 250 ms doubling to 30 s, so that input
+/// that makes a worker panic again and again cannot spin a core.
+fn restart_backoff(recent: &mut std::collections::VecDeque<Instant>, now: Instant) -> Duration {
+    while recent.front().is_some_and(|&t| now.saturating_duration_since(t) > Duration::from_secs(60)) {
+        recent.pop_front();
+    }
+    recent.push_back(now);
+    match recent.len() {
+        0 | 1 => Duration::ZERO,
+        n => (Duration::from_millis(250) * 2u32.saturating_pow(n as u32 - 2)).min(Duration::from_secs(30)),
+    }
 }
 
 impl Worker {
     async fn run(
-        mut self,
-        mut commands: UnboundedReceiver<Command>,
+        &mut self,
+        commands: &mut UnboundedReceiver<Command>,
         mut tcp_rx: tokio::sync::mpsc::Receiver<TcpInput>,
     ) {
         info!(worker = self.index, addr = %self.advertised, "media worker started");
@@ -172,6 +226,12 @@ impl Worker {
                         self.shutdown().await;
                         let _ = reply.send(());
                         return;
+                    }
+                    Some(Command::Snapshot { reply }) => {
+                        let mut snap = self.snapshot();
+                        snap.worker.commands_queued = commands.len() as u64;
+                        snap.worker.tcp_input_queued = tcp_rx.len() as u64;
+                        let _ = reply.send(snap);
                     }
                     Some(cmd) => self.command(cmd),
                 },
@@ -329,18 +389,22 @@ impl Worker {
         // A new address starts with a STUN binding request (ICE, consent after a NAT
         // rebinding): its USERNAME names our ufrag. Anything else from an unknown address,
         // and STUN for an unknown ufrag, is dropped before any work.
-        let hit = str0m::ice::StunMessage::parse(data)
-            .ok()
-            .and_then(|m| m.split_username().map(|(local, _)| local.to_owned()))
-            .and_then(|ufrag| self.ufrags.get(&ufrag).copied())
-            .filter(|&(slot, pid)| {
+        if !self.unknown_sources.allows(src, now) {
+            self.stats.datagrams_unknown += 1;
+            self.stats.datagrams_unknown_limited += 1;
+            return;
+        }
+        let hit = crate::stun_route::local_ufrag(data).and_then(|ufrag| self.ufrags.get(&ufrag).copied()).filter(
+            |&(slot, pid)| {
                 self.rooms
                     .get(slot)
                     .and_then(Option::as_ref)
                     .is_some_and(|r| r.accepts(now, pid, proto, src, dst, data))
-            });
+            },
+        );
         let Some((slot, pid)) = hit else {
             self.stats.datagrams_unknown += 1;
+            self.unknown_sources.note(src, now);
             return;
         };
         self.peers.insert((proto, src), (slot, pid));
@@ -451,9 +515,33 @@ impl Worker {
                     Err(e) => debug!(worker = self.index, %remote, "ICE-TCP connection lost: {e}"),
                 }
             }
-            Command::Snapshot { reply } => {
-                let _ = reply.send(self.snapshot());
+            Command::Snapshot { .. } => unreachable!("handled in run"),
+            Command::Record { class, sink, reply } => {
+                let Some(&slot) = self.by_class.get(&class) else {
+                    let _ = reply.send(Err(NetError::UnknownClass));
+                    return;
+                };
+                self.recordings.retain(|(s, _)| *s != slot);
+                if let Some(room) = self.rooms[slot].as_mut() {
+                    room.set_recording(now, sink.is_some());
+                }
+                if let Some(sink) = sink {
+                    self.recordings.push((slot, sink));
+                }
+                let _ = reply.send(Ok(()));
             }
+            Command::InjectFault { fault, reply } => match fault {
+                Fault::WorkerPanic => {
+                    let _ = reply.send(Ok(()));
+                    panic!("fault injection: a panic in the media worker's loop");
+                }
+                Fault::Str0mPanic { class, participant } => {
+                    let r = self
+                        .room(&class)
+                        .and_then(|room| room.inject_str0m_panic(now, participant).map_err(NetError::from));
+                    let _ = reply.send(r);
+                }
+            },
             Command::Shutdown { .. } => unreachable!("handled in run"),
         }
     }
@@ -477,6 +565,7 @@ impl Worker {
     }
 
     fn retire(&mut self, slot: usize) {
+        self.recordings.retain(|(s, _)| *s != slot);
         if let Some(room) = self.rooms[slot].take() {
             let s = room.stats();
             self.retired.rtp_in += s.rtp_in;
@@ -577,6 +666,26 @@ impl Worker {
     }
 
     fn room_events(&mut self) {
+        let mut ended = Vec::new();
+        for (i, (slot, sink)) in self.recordings.iter().enumerate() {
+            let Some(room) = self.rooms[*slot].as_mut() else { continue };
+            let batch = room.take_tapped();
+            if batch.is_empty() {
+                continue;
+            }
+            let n = batch.len() as u64;
+            match sink.try_send(batch) {
+                Ok(()) => {}
+                Err(std::sync::mpsc::TrySendError::Full(_)) => self.stats.recording_dropped += n,
+                Err(std::sync::mpsc::TrySendError::Disconnected(_)) => ended.push(i),
+            }
+        }
+        for i in ended.into_iter().rev() {
+            let (slot, _) = self.recordings.remove(i);
+            if let Some(room) = self.rooms[slot].as_mut() {
+                room.set_recording(Instant::now(), false);
+            }
+        }
         for slot in 0..self.rooms.len() {
             let Some(room) = self.rooms[slot].as_mut() else { continue };
             let class = room.id().clone();
@@ -598,6 +707,28 @@ impl Worker {
                 self.retire(slot);
             }
         }
+    }
+
+    /// After a panic: tell the HTTP side that every peer of this worker is gone, forget their
+    /// ufrags in the shared ICE-TCP directory, and say which classes lost their media.
+    /// Reads only the routing tables (the rooms may be half-updated). Returns the peer count.
+    fn report_lost(&mut self) -> usize {
+        let class_of: HashMap<usize, ClassId> = self.by_class.iter().map(|(c, &s)| (s, c.clone())).collect();
+        let mut lost: Vec<(usize, ParticipantId)> = self.ufrags.values().copied().collect();
+        lost.sort();
+        lost.dedup();
+        for &(slot, pid) in &lost {
+            if let Some(class) = class_of.get(&slot) {
+                let _ = self.events.send(MediaEvent::Left(class.clone(), pid));
+            }
+        }
+        self.unindex_ufrags(|_, _| true);
+        let classes: Vec<ClassId> = class_of.into_values().collect();
+        for class in &classes {
+            let _ = self.events.send(MediaEvent::Live(class.clone(), false));
+        }
+        let _ = self.events.send(MediaEvent::WorkerRestarted { worker: self.index, classes });
+        lost.len()
     }
 
     async fn shutdown(&mut self) {
@@ -635,4 +766,25 @@ pub fn thread_cpu_us() -> u64 {
         return 0;
     }
     ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1_000
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restarts_back_off_within_a_minute_and_recover_after_it() {
+        let t0 = Instant::now();
+        let mut recent = std::collections::VecDeque::new();
+        let waits: Vec<Duration> = (0..10).map(|i| restart_backoff(&mut recent, t0 + Duration::from_secs(i))).collect();
+        assert_eq!(waits[0], Duration::ZERO, "the first restart is immediate");
+        assert_eq!(waits[1], Duration::from_millis(250));
+        assert_eq!(waits[2], Duration::from_millis(500));
+        assert_eq!(waits[9], Duration::from_secs(30), "capped");
+        assert_eq!(
+            restart_backoff(&mut recent, t0 + Duration::from_secs(200)),
+            Duration::ZERO,
+            "a quiet minute resets"
+        );
+    }
 }

@@ -262,6 +262,22 @@ pub struct WorkerStats {
     /// Datagrams dropped unread: from an unknown address and not STUN for a known session.
     #[serde(default)]
     pub datagrams_unknown: u64,
+    /// Of those, dropped before parsing: their source sent too many unknown datagrams this
+    /// second.
+    #[serde(default)]
+    pub datagrams_unknown_limited: u64,
+    /// Times this worker panicked and was replaced by a fresh one.
+    #[serde(default)]
+    pub restarts: u64,
+    /// Commands from the HTTP side waiting in this worker's queue (at the snapshot).
+    #[serde(default)]
+    pub commands_queued: u64,
+    /// ICE-TCP input (frames read by connection tasks) waiting for this worker.
+    #[serde(default)]
+    pub tcp_input_queued: u64,
+    /// Recorded packets dropped because a recorder did not keep up.
+    #[serde(default)]
+    pub recording_dropped: u64,
     /// ICE-TCP connections handed to this worker so far.
     #[serde(default)]
     pub tcp_connections: u64,

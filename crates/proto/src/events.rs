@@ -297,6 +297,9 @@ pub enum ServerEvent {
     },
     /// The class is over.
     ClassEnded,
+    /// The server lost this class's media sessions (a media worker failed and was replaced):
+    /// open them again now instead of waiting for the connection to time out.
+    Reconnect,
     /// The last message was refused.
     Error {
         /// Why, for programs.

@@ -20,6 +20,56 @@ pub async fn classes(State(s): State<SharedState>, headers: HeaderMap) -> Result
     Ok(Json(overview(&s).await))
 }
 
+/// A fault to inject (`POST /api/admin/faults`).
+#[derive(Debug, serde::Deserialize)]
+#[serde(tag = "fault", rename_all = "snake_case", deny_unknown_fields)]
+pub enum FaultRequest {
+    /// The media worker's loop panics: the worker is replaced, its classes reconnect.
+    WorkerPanic {
+        /// Which worker.
+        worker: usize,
+    },
+    /// A str0m call for one peer panics: that peer is removed.
+    Str0mPanic {
+        /// Class.
+        class: String,
+        /// The peer (its WHIP/WHEP resource id).
+        participant: u64,
+    },
+}
+
+/// `POST /api/admin/faults` (an admin token; 404 unless `media.fault_injection`): inject a
+/// fault into the media path, for the robustness tests.
+pub async fn inject_fault(
+    State(s): State<SharedState>,
+    headers: HeaderMap,
+    body: Result<Json<FaultRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<axum::http::StatusCode, Problem> {
+    if !s.fault_injection {
+        return Err(Problem::not_found("no such resource"));
+    }
+    let claims = s.authenticate(&headers)?;
+    if claims.role != Role::Admin {
+        return Err(Problem::forbidden("admin token required"));
+    }
+    let (worker, fault) = match crate::class_api::json_body(body)? {
+        FaultRequest::WorkerPanic { worker } if worker >= s.media.addresses().len() => {
+            return Err(Problem::bad_request(format!("no worker {worker}")));
+        }
+        FaultRequest::WorkerPanic { worker } => (worker, ardoise_net::Fault::WorkerPanic),
+        FaultRequest::Str0mPanic { class, participant } => (
+            0,
+            ardoise_net::Fault::Str0mPanic {
+                class: ardoise_proto::ClassId(class),
+                participant: ardoise_proto::ParticipantId(participant),
+            },
+        ),
+    };
+    tracing::warn!(?fault, "fault injected by an admin");
+    s.media.inject_fault(worker, fault).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}
+
 /// Classes and workers as the admin sees them.
 pub async fn overview(s: &SharedState) -> AdminOverview {
     let snaps = s.snapshots.get(&s.media).await;

@@ -621,6 +621,14 @@ impl ClassHub {
         }
     }
 
+    /// The class's media sessions were lost (a media worker was replaced): everyone is told
+    /// to reconnect its media now.
+    pub fn media_lost(&self, class: &ClassId) {
+        if let Some(room) = self.lock().get(class) {
+            room.broadcast(&ServerEvent::Reconnect);
+        }
+    }
+
     /// The class ended: tell everyone and close every connection.
     pub fn end(&self, class: &ClassId) {
         if let Some(room) = self.lock().remove(class) {

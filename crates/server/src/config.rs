@@ -168,6 +168,9 @@ pub struct MediaSection {
     pub connect_timeout_secs: u64,
     /// Per-pupil adaptation from bandwidth estimation (off: every pupil gets `layer`).
     pub adaptation: bool,
+    /// Tests of robustness only: admins may make a media worker or a str0m call panic
+    /// (`POST /api/admin/faults`). Never on a server with real classes.
+    pub fault_injection: bool,
 }
 
 /// `[auth]`
@@ -332,20 +335,33 @@ pub struct Config {
 impl Config {
     /// Defaults, then `file` if given, then environment variables from `env`.
     pub fn load(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
+        let text = match file {
+            Some(path) => Some((
+                path.display().to_string(),
+                std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?,
+            )),
+            None => None,
+        };
+        Self::from_text(text.as_ref().map(|(origin, text)| (origin.as_str(), text.as_str())), env)
+    }
+
+    /// [`Config::load`] on a file's text already read: `file` is `(origin, text)`, the origin
+    /// naming it in errors.
+    pub fn from_text(
+        file: Option<(&str, &str)>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
         let mut table: toml::Table = DEFAULT_TOML.parse().map_err(|e: toml::de::Error| ConfigError::Parse {
             origin: "embedded default".into(),
             message: e.to_string(),
         })?;
         // Declared classes are an optional list: the default declares none.
         table.entry("classes").or_insert_with(|| toml::Value::Array(Vec::new()));
-        if let Some(path) = file {
-            let text =
-                std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
-            let over: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Parse {
-                origin: path.display().to_string(),
-                message: e.to_string(),
-            })?;
-            merge(&mut table, over, &path.display().to_string())?;
+        if let Some((origin, text)) = file {
+            let over: toml::Table = text
+                .parse()
+                .map_err(|e: toml::de::Error| ConfigError::Parse { origin: origin.into(), message: e.to_string() })?;
+            merge(&mut table, over, origin)?;
         }
         for (name, value) in env {
             let Some(rest) = name.strip_prefix("ARDOISE__") else { continue };

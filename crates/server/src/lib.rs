@@ -18,6 +18,7 @@ pub mod media_endpoints;
 pub mod metrics;
 pub mod passwords;
 pub mod problem;
+pub mod recordings;
 pub mod records;
 pub mod revocations;
 pub mod staff;
@@ -64,10 +65,15 @@ pub fn app(state: SharedState) -> Router {
         .route("/metrics", get(metrics::metrics))
         .route("/api/classes", post(class_api::create))
         .route("/api/classes/{code}", get(class_api::get).delete(class_api::end))
+        .route("/api/classes/{id}/recording/start", post(recordings::start))
+        .route("/api/classes/{id}/recording/stop", post(recordings::stop))
+        .route("/api/classes/{id}/recordings", get(recordings::list))
+        .route("/api/classes/{id}/recordings/{rec}/{file}", get(recordings::file))
         .route("/api/classes/{code}/join", post(class_api::join))
         .route("/api/classes/{code}/code", post(class_api::rotate_code))
         .route("/api/classes/{code}/qr.svg", get(web::qr))
         .route("/api/admin/classes", get(admin::classes))
+        .route("/api/admin/faults", post(admin::inject_fault))
         .route("/api/ice-servers", get(class_api::ice_servers))
         .route("/api/login", post(accounts::login))
         .route("/api/logout", post(accounts::logout))

@@ -79,7 +79,7 @@ fn authorize(
 
 /// Whether an SDP offer has a video m-line that may send: any video m-line not marked
 /// recvonly or inactive, whatever its port (a bundled m-line may have port 0).
-fn sends_video(offer: &str) -> bool {
+pub fn sends_video(offer: &str) -> bool {
     let mut video = false;
     let mut sending = true;
     let mut any = false;

@@ -80,6 +80,30 @@ pub async fn metrics(
         per_worker(&|w| w.datagrams_unknown),
     );
     gauge(
+        "ardoise_datagrams_unknown_limited_total",
+        "Of those, dropped before parsing: their source sent over 100 unknown datagrams that second.",
+        "counter",
+        per_worker(&|w| w.datagrams_unknown_limited),
+    );
+    gauge(
+        "ardoise_worker_commands_queued",
+        "Commands waiting in a media worker's queue.",
+        "gauge",
+        per_worker(&|w| w.commands_queued),
+    );
+    gauge(
+        "ardoise_worker_tcp_input_queued",
+        "ICE-TCP frames waiting for a media worker.",
+        "gauge",
+        per_worker(&|w| w.tcp_input_queued),
+    );
+    gauge(
+        "ardoise_worker_restarts_total",
+        "Times a media worker panicked and was replaced (its classes reconnected).",
+        "counter",
+        per_worker(&|w| w.restarts),
+    );
+    gauge(
         "ardoise_send_syscalls_total",
         "sendmmsg calls (each carries many datagrams).",
         "counter",

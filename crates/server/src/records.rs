@@ -6,6 +6,8 @@
 //! Rules:
 //! - nothing on the class-events or media path waits for the database: records are queued
 //!   (bounded; a full queue drops the record with a warning) and written in order;
+//! - a write the database refuses is retried for [`RETRY_FOR`] (a disk made read-only or
+//!   full for a while loses nothing), then dropped with a warning naming the record;
 //! - a pupil is recorded by its class-scoped pseudonym (its token subject) and the first name
 //!   it typed, nothing else.
 
@@ -80,7 +82,8 @@ pub enum Record {
 /// The queue toward the writer.
 #[derive(Debug, Clone)]
 pub struct Recorder {
-    tx: mpsc::Sender<Record>,
+    /// Each record with the time it happened (ms since the epoch): a retried write keeps it.
+    tx: mpsc::Sender<(Record, i64)>,
 }
 
 impl Recorder {
@@ -100,7 +103,7 @@ impl Recorder {
 
     /// Queue a record, never waiting.
     pub fn send(&self, r: Record) {
-        if let Err(e) = self.tx.try_send(r) {
+        if let Err(e) = self.tx.try_send((r, now_ms())) {
             warn!("records queue: {e}; a record is lost");
         }
     }
@@ -125,11 +128,30 @@ impl Recorder {
     }
 }
 
-async fn write(store: Store, mut rx: mpsc::Receiver<Record>) {
+/// How long one record is retried while the database refuses writes (a read-only or full
+/// disk, a PostgreSQL restart), the wait doubling from 250 ms; the queue holds what comes
+/// meanwhile.
+pub const RETRY_FOR: Duration = Duration::from_secs(30);
+
+async fn write(store: Store, mut rx: mpsc::Receiver<(Record, i64)>) {
     let mut sessions: HashMap<ClassId, i64> = HashMap::new();
-    while let Some(r) = rx.recv().await {
-        if let Err(e) = apply(&store, &mut sessions, r).await {
-            warn!("records: {e}");
+    while let Some((r, at)) = rx.recv().await {
+        let started = Instant::now();
+        let mut wait = Duration::from_millis(250);
+        loop {
+            match apply(&store, &mut sessions, r.clone(), at).await {
+                Ok(()) => break,
+                Err(e) if e.may_pass_later() && started.elapsed() < RETRY_FOR => {
+                    let wait_now = wait.min(RETRY_FOR.saturating_sub(started.elapsed()));
+                    warn!("records: {e}; retrying in {wait_now:?}");
+                    tokio::time::sleep(wait_now).await;
+                    wait *= 2;
+                }
+                Err(e) => {
+                    warn!("records: {e}; the record is lost: {r:?}");
+                    break;
+                }
+            }
         }
     }
 }
@@ -138,11 +160,12 @@ async fn session_of(
     store: &Store,
     sessions: &mut HashMap<ClassId, i64>,
     class: &ClassId,
+    at: i64,
 ) -> ardoise_store::Result<i64> {
     if let Some(&s) = sessions.get(class) {
         return Ok(s);
     }
-    let s = store.start_session(&class.0, now_ms()).await?;
+    let s = store.start_session(&class.0, at).await?;
     sessions.insert(class.clone(), s);
     Ok(s)
 }
@@ -152,34 +175,35 @@ async fn end_session(
     store: &Store,
     sessions: &mut HashMap<ClassId, i64>,
     class: &ClassId,
+    at: i64,
 ) -> ardoise_store::Result<()> {
     let open = match sessions.remove(class) {
         Some(s) => Some(s),
         None => store.open_session(&class.0).await?.map(|s| s.id),
     };
     if let Some(s) = open {
-        store.end_session(s, now_ms()).await?;
+        store.end_session(s, at).await?;
     }
     Ok(())
 }
 
-async fn apply(store: &Store, sessions: &mut HashMap<ClassId, i64>, r: Record) -> ardoise_store::Result<()> {
+async fn apply(store: &Store, sessions: &mut HashMap<ClassId, i64>, r: Record, at: i64) -> ardoise_store::Result<()> {
     match r {
         Record::ClassLive(class) => {
-            session_of(store, sessions, &class).await?;
+            session_of(store, sessions, &class, at).await?;
         }
         Record::ClassEnded(class) => {
-            end_session(store, sessions, &class).await?;
-            store.end_class(&class.0, now_ms()).await?;
+            end_session(store, sessions, &class, at).await?;
+            store.end_class(&class.0, at).await?;
         }
-        Record::SessionEnded(class) => end_session(store, sessions, &class).await?,
+        Record::SessionEnded(class) => end_session(store, sessions, &class, at).await?,
         Record::PupilIn { class, pupil, name } => {
-            let s = session_of(store, sessions, &class).await?;
-            store.attendance_join(s, &pupil, &name, now_ms()).await?;
+            let s = session_of(store, sessions, &class, at).await?;
+            store.attendance_join(s, &pupil, &name, at).await?;
         }
         Record::PupilOut { class, pupil } => {
             if let Some(&s) = sessions.get(&class) {
-                store.attendance_leave(s, &pupil, now_ms()).await?;
+                store.attendance_leave(s, &pupil, at).await?;
             }
         }
         Record::PupilLink { class, pupil, transport, quality } => {

@@ -144,6 +144,10 @@ pub struct AppState {
     pub started: std::time::Instant,
     /// Largest request body.
     pub max_body: usize,
+    /// `media.fault_injection`: `POST /api/admin/faults` answers (tests only).
+    pub fault_injection: bool,
+    /// Recordings of classes (`<data.dir>/recordings`).
+    pub recordings: crate::recordings::Recordings,
     next_participant: AtomicU64,
 }
 
@@ -161,6 +165,11 @@ impl AppState {
         store: ardoise_store::Store,
         config: &crate::Config,
     ) -> Self {
+        if config.media.fault_injection {
+            warn!(
+                "media.fault_injection is ON: admins can make media workers panic (tests only, never with real classes)"
+            );
+        }
         let recorder = crate::records::Recorder::start(store.clone());
         let hub = ClassHub::default();
         hub.set_recorder(recorder.clone());
@@ -183,6 +192,8 @@ impl AppState {
             turn: None,
             started: std::time::Instant::now(),
             max_body,
+            fault_injection: config.media.fault_injection,
+            recordings: crate::recordings::Recordings::new(config.data.dir.join("recordings")),
             limits,
             next_participant: AtomicU64::new(1),
         }
@@ -426,6 +437,12 @@ impl AppState {
                     });
                     if let Some(owner) = owner {
                         self.hub.media_transport(&class, &owner, transport);
+                    }
+                }
+                MediaEvent::WorkerRestarted { worker, classes } => {
+                    warn!(worker, classes = classes.len(), "a media worker was replaced; its classes reconnect");
+                    for class in &classes {
+                        self.hub.media_lost(class);
                     }
                 }
                 MediaEvent::AudioOnly(class, pid, audio_only) => {

@@ -18,8 +18,10 @@ pub mod keyframe;
 pub mod keyframe_throttle;
 pub mod layer;
 pub mod participant;
+pub mod programme_tap;
 pub mod publication;
 pub mod room;
+pub mod sdp_checks;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod subscription;
@@ -36,6 +38,7 @@ pub use forwarder::{Decision, DropReason, Forwarder, PacketIn, SourceKey};
 pub use keyframe_throttle::KeyframeThrottle;
 pub use layer::LayerSelector;
 pub use participant::{Participant, ParticipantKind, PublisherRole};
+pub use programme_tap::{TapStream, TappedPacket};
 pub use publication::Publication;
 pub use room::{Room, RoomEvent, RoomStats};
 pub use subscription::{Feed, Subscription, VideoChoice};

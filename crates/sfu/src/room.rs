@@ -5,6 +5,7 @@
 //! an `Rtc` the room drains that `Rtc` to its `Timeout`, as str0m requires.
 
 use crate::keyframe::{VideoCodec, is_keyframe_start};
+use crate::sdp_checks::{answer_receives_video, check_offer, relay_candidates};
 use crate::{
     AvailableVideo, BandwidthAllocator, Changes, Decision, DropReason, Feed, Forwarder, LayerChoice, LayerSelector,
     PacketIn, Participant, ParticipantKind, Publication, PublisherRole, PupilCap, SfuConfig, SfuError, SourceKey,
@@ -82,6 +83,9 @@ pub struct Room {
     plis: Vec<(ParticipantId, Ssrc)>,
     next_timeout: Option<Instant>,
     first_seq_rng: u32,
+    /// A recording is on: the class publisher's packets are copied into `tapped`.
+    recording: bool,
+    tapped: Vec<crate::TappedPacket>,
 }
 
 impl Room {
@@ -105,6 +109,8 @@ impl Room {
             video_changed: false,
             plis: Vec::new(),
             next_timeout: None,
+            recording: false,
+            tapped: Vec::new(),
             first_seq_rng: seed,
         }
     }
@@ -705,6 +711,52 @@ impl Room {
         self.events.pop_front()
     }
 
+    /// Fault injection (`media.fault_injection`, tests only): a panic unwinds out of a str0m
+    /// call for this peer, as a bug in str0m would, and the room handles it as any such
+    /// panic: that peer is removed, the others go on.
+    pub fn inject_str0m_panic(&mut self, now: Instant, pid: ParticipantId) -> Result<(), SfuError> {
+        let idx = self.index(pid).ok_or(SfuError::UnknownParticipant)?;
+        let p = &mut self.participants[idx];
+        let r = catch_unwind(AssertUnwindSafe(|| {
+            let _ = p.rtc.handle_input(Input::Timeout(now));
+            panic!("fault injection: a panic inside a str0m call");
+        }));
+        if r.is_err() {
+            self.fault(idx, "fault injection");
+            self.mark_idx(idx);
+            self.run(now);
+        }
+        Ok(())
+    }
+
+    /// Start or stop copying the class's programme for a recording. Starting asks the class
+    /// publisher for a keyframe on every layer, so that each recorded layer starts on one.
+    pub fn set_recording(&mut self, now: Instant, on: bool) {
+        self.recording = on;
+        if !on {
+            self.tapped.clear();
+            return;
+        }
+        for publication in &self.publications {
+            if Some(publication.publisher) == self.main_publisher && publication.kind == MediaKind::Video {
+                for layer in &publication.layers {
+                    self.plis.push((publication.publisher, layer.ssrc));
+                }
+            }
+        }
+        self.run(now);
+    }
+
+    /// Whether a recording is on.
+    pub fn is_recording(&self) -> bool {
+        self.recording
+    }
+
+    /// Take the programme's packets copied since the last call (see [`Room::set_recording`]).
+    pub fn take_tapped(&mut self) -> Vec<crate::TappedPacket> {
+        std::mem::take(&mut self.tapped)
+    }
+
     fn fault(&mut self, idx: usize, during: &str) {
         let p = &mut self.participants[idx];
         warn!(class = %self.id, participant = %p.id, during, "peer panicked inside str0m; removing it");
@@ -1123,6 +1175,23 @@ impl Room {
         }
         let layer_ssrc = layer.ssrc;
         let targets = publication.targets();
+        if self.recording && role == PublisherRole::Class {
+            let stream = match kind {
+                MediaKind::Audio => crate::TapStream::Audio,
+                MediaKind::Video => {
+                    crate::TapStream::Video { rank: publication.layers[li].rank, layers: publication.active_layers() }
+                }
+            };
+            self.tapped.push(crate::TappedPacket {
+                stream,
+                codec,
+                seq: *pkt.seq_no,
+                ts: pkt.header.timestamp,
+                marker: pkt.header.marker,
+                payload: pkt.payload.clone(),
+                at: now,
+            });
+        }
         let red = &mut publication.layers[li].red;
         let input = PacketIn {
             source: SourceKey { publisher: pid.0, ssrc: *ssrc },
@@ -1268,101 +1337,14 @@ fn layer_name(choice: Option<LayerChoice>) -> &'static str {
     }
 }
 
-/// Reject offers with no usable media before str0m sees them.
-/// The addresses of the relay candidates (`typ relay`) of an SDP.
-fn relay_candidates(sdp: &str) -> Vec<SocketAddr> {
-    sdp.lines()
-        .filter_map(|l| l.trim().strip_prefix("a="))
-        .filter(|l| l.starts_with("candidate:"))
-        .filter_map(|l| Candidate::from_sdp_string(l).ok())
-        .filter(|c| c.kind() == str0m::CandidateKind::Relayed)
-        .map(|c| c.addr())
-        .collect()
-}
+/// Our header extension id for abs-capture-time (an answer uses the offer's ids anyway).
+const ABS_CAPTURE_TIME_EXT_ID: u8 = 7;
 
-/// Whether an SDP answer of ours receives video: a video m-line with a non-zero port whose
-/// direction is recvonly or sendrecv.
-pub fn answer_receives_video(answer: &str) -> bool {
-    let mut video = false;
-    let mut receiving = false;
-    let mut any = false;
-    for line in answer.lines().map(str::trim_end).chain(std::iter::once("m=end")) {
-        if let Some(m) = line.strip_prefix("m=") {
-            any |= video && receiving;
-            video = m.starts_with("video") && m.split_whitespace().nth(1) != Some("0");
-            receiving = true; // sendrecv is the default
-        } else if matches!(line, "a=sendonly" | "a=inactive") {
-            receiving = false;
-        }
-    }
-    any
-}
-
-fn check_offer(sdp: &str, publisher: bool) -> Result<(), SfuError> {
-    if !sdp.starts_with("v=0") {
-        return Err(SfuError::BadSdp("an SDP offer starts with v=0".into()));
-    }
-    let mut sections = 0;
-    let mut usable = 0;
-    let mut current: Option<&str> = None;
-    let mut dir = "sendrecv";
-    let close = |kind: Option<&str>, dir: &str, sections: &mut i32, usable: &mut i32| {
-        if let Some(k) = kind
-            && (k.starts_with("audio") || k.starts_with("video"))
-        {
-            *sections += 1;
-            let ok =
-                if publisher { dir == "sendonly" || dir == "sendrecv" } else { dir == "recvonly" || dir == "sendrecv" };
-            // "m=audio 0 …" is a rejected m-line (port 0); payload type 0 (PCMU) is fine.
-            let port_zero = k.split_whitespace().nth(1) == Some("0");
-            if ok && !port_zero {
-                *usable += 1;
-            }
-        }
-    };
-    for line in sdp.lines() {
-        let line = line.trim_end();
-        if let Some(m) = line.strip_prefix("m=") {
-            close(current, dir, &mut sections, &mut usable);
-            current = Some(m);
-            dir = "sendrecv";
-        } else if let Some(d) = line.strip_prefix("a=")
-            && matches!(d, "sendonly" | "recvonly" | "sendrecv" | "inactive")
-        {
-            dir = d;
-        }
-    }
-    close(current, dir, &mut sections, &mut usable);
-    if sections == 0 {
-        return Err(SfuError::UnusableOffer("the offer has no audio or video m-line".into()));
-    }
-    if usable == 0 {
-        let want = if publisher { "send (sendonly/sendrecv)" } else { "receive (recvonly/sendrecv)" };
-        return Err(SfuError::UnusableOffer(format!("no audio or video m-line to {want}")));
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn offer_checks() {
-        assert!(matches!(check_offer("hello", true), Err(SfuError::BadSdp(_))));
-        let no_media = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n";
-        assert!(matches!(check_offer(no_media, true), Err(SfuError::UnusableOffer(_))));
-        let recv = format!("{no_media}m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=recvonly\r\n");
-        assert!(matches!(check_offer(&recv, true), Err(SfuError::UnusableOffer(_))));
-        assert!(check_offer(&recv, false).is_ok());
-        let send = format!("{no_media}m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=sendonly\r\n");
-        assert!(check_offer(&send, true).is_ok());
-        // Browsers list PCMU (payload type 0) in their audio m-line.
-        let chrome_audio = format!("{no_media}m=audio 9 UDP/TLS/RTP/SAVPF 111 63 9 0 8 13 110 126\r\na=sendonly\r\n");
-        assert!(check_offer(&chrome_audio, true).is_ok());
-        let rejected = format!("{no_media}m=audio 0 UDP/TLS/RTP/SAVPF 111\r\na=sendonly\r\n");
-        assert!(check_offer(&rejected, true).is_err());
-    }
+/// One self-signed DTLS certificate for every peer of the process (as other SFUs do); `None`
+/// if the crypto provider cannot make one (then each peer makes its own).
+fn shared_dtls_cert() -> Option<&'static DtlsCert> {
+    static CERT: std::sync::OnceLock<Option<DtlsCert>> = std::sync::OnceLock::new();
+    CERT.get_or_init(|| str0m::crypto::from_feature_flags().dtls_provider.generate_certificate()).as_ref()
 }
 
 #[cfg(test)]
@@ -1394,14 +1376,4 @@ mod lifecycle_tests {
         assert!(room.is_empty(), "the silent peer is gone");
         assert!(std::iter::from_fn(|| room.poll_event()).any(|e| e == RoomEvent::Left(ParticipantId(1))));
     }
-}
-
-/// Our header extension id for abs-capture-time (an answer uses the offer's ids anyway).
-const ABS_CAPTURE_TIME_EXT_ID: u8 = 7;
-
-/// One self-signed DTLS certificate for every peer of the process (as other SFUs do); `None`
-/// if the crypto provider cannot make one (then each peer makes its own).
-fn shared_dtls_cert() -> Option<&'static DtlsCert> {
-    static CERT: std::sync::OnceLock<Option<DtlsCert>> = std::sync::OnceLock::new();
-    CERT.get_or_init(|| str0m::crypto::from_feature_flags().dtls_provider.generate_certificate()).as_ref()
 }

@@ -120,10 +120,13 @@ fn a_floor_camera_needs_the_grant() {
     let hidden = hide_video(&offered);
     assert!(hidden.contains("m=video 0 "), "{hidden}");
     let refused = room.add_publisher_as(t0, ParticipantId(3), &hidden, PublisherRole::Floor);
-    assert!(!matches!(refused, Ok(ref answer) if ardoise_sfu::room::answer_receives_video(answer)), "{refused:?}");
+    assert!(
+        !matches!(refused, Ok(ref answer) if ardoise_sfu::sdp_checks::answer_receives_video(answer)),
+        "{refused:?}"
+    );
     // With the camera granted, the same offer is accepted.
     let answer = room.add_publisher_granted(t0, ParticipantId(4), &offered, PublisherRole::Floor, true).unwrap();
-    assert!(ardoise_sfu::room::answer_receives_video(&answer));
+    assert!(ardoise_sfu::sdp_checks::answer_receives_video(&answer));
     // Audio only is always fine.
     let audio_offer = offer(t0, &[(MediaKind::Audio, send)]);
     assert!(room.add_publisher_as(t0, ParticipantId(5), &audio_offer, PublisherRole::Floor).is_ok());

@@ -51,6 +51,20 @@ pub enum StoreError {
     Query(#[from] sqlx::Error),
 }
 
+impl StoreError {
+    /// Whether the same write may pass later (the database was unreachable, read-only, full
+    /// or busy), as opposed to a row the write itself conflicts with.
+    pub fn may_pass_later(&self) -> bool {
+        match self {
+            StoreError::Query(sqlx::Error::Database(d)) => {
+                !(d.is_unique_violation() || d.is_foreign_key_violation() || d.is_check_violation())
+            }
+            StoreError::Query(_) => true,
+            StoreError::Unusable(_) | StoreError::Duplicate(_) | StoreError::NotFound(_) => false,
+        }
+    }
+}
+
 /// Result of the store.
 pub type Result<T> = std::result::Result<T, StoreError>;
 

@@ -1,0 +1,261 @@
+//! The class recorder: writes the programme the SFU copies for it (every simulcast layer and
+//! the Opus audio, see `ardoise_sfu::programme_tap`) to disk, without transcoding.
+//!
+//! One [`Writer`] per recording, on its own thread. Each video layer gets its own GStreamer
+//! pipeline, made when that layer's first packet arrives:
+//!
+//! ```text
+//! appsrc (RTP VP8) → rtpvp8depay (waits for a keyframe) ─┐
+//! appsrc (RTP Opus) → rtpopusdepay → capssetter (rate) ───┴→ splitmuxsink (webmmux)
+//!                                                            layer<rank>-<n>.webm, 60 s each
+//! ```
+//!
+//! Rules:
+//! - segments are closed every [`SEGMENT`] at a keyframe, so a crash loses at most the
+//!   segment being written;
+//! - a stream's timestamps are its RTP timestamps, anchored at its first packet's arrival
+//!   (so audio and every layer share one timeline from the start of the recording);
+//! - nothing waits on the media path: the SFU hands batches over a bounded queue and drops a
+//!   batch when it is full; the writer never blocks the worker;
+//! - VP8 only for now: an H.264 programme is refused at its first packet (logged).
+
+use anyhow::{Context, Result, anyhow};
+use ardoise_sfu::{TapStream, TappedPacket};
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+use tracing::{info, warn};
+
+/// Length of one segment file.
+pub const SEGMENT: Duration = Duration::from_secs(60);
+
+/// What a finished recording wrote.
+#[derive(Debug, Clone, Default)]
+pub struct Written {
+    /// Per video layer rank (0 = lowest): its segment files, in order.
+    pub layers: Vec<(usize, Vec<PathBuf>)>,
+    /// From the first packet to the last, seconds.
+    pub duration_s: f64,
+    /// Packets written.
+    pub packets: u64,
+}
+
+/// One stream's RTP timestamps unwrapped and anchored to the recording's start.
+#[derive(Debug, Clone, Copy)]
+struct Clock {
+    rate: u64,
+    first_ts: u64,
+    last_ts: u32,
+    cycles: u64,
+    offset: Duration,
+}
+
+impl Clock {
+    fn new(rate: u64, ts: u32, offset: Duration) -> Clock {
+        Clock { rate, first_ts: u64::from(ts), last_ts: ts, cycles: 0, offset }
+    }
+
+    /// The presentation time of a packet with RTP timestamp `ts` (never before the start).
+    fn pts(&mut self, ts: u32) -> gst::ClockTime {
+        // A jump of more than half the range backwards is a wrap forwards.
+        if ts < self.last_ts && self.last_ts - ts > u32::MAX / 2 {
+            self.cycles += 1;
+        } else if ts > self.last_ts && ts - self.last_ts > u32::MAX / 2 && self.cycles > 0 {
+            // A late packet from before a wrap.
+            return self.at(self.cycles - 1, ts);
+        }
+        self.last_ts = ts;
+        self.at(self.cycles, ts)
+    }
+
+    fn at(&self, cycles: u64, ts: u32) -> gst::ClockTime {
+        let ext = (cycles << 32) + u64::from(ts);
+        let ticks = ext.saturating_sub(self.first_ts);
+        let ns = self.offset.as_nanos() as u64 + ticks * 1_000_000_000 / self.rate;
+        gst::ClockTime::from_nseconds(ns)
+    }
+}
+
+/// One video layer's pipeline.
+struct LayerPipeline {
+    pipeline: gst::Pipeline,
+    video: gst_app::AppSrc,
+    audio: gst_app::AppSrc,
+    video_clock: Clock,
+    audio_clock: Option<Clock>,
+    pattern: PathBuf,
+}
+
+/// Writes one recording into a directory.
+pub struct Writer {
+    dir: PathBuf,
+    started: Instant,
+    layers: HashMap<usize, LayerPipeline>,
+    audio_first: Option<(u32, Duration)>,
+    first: Option<Instant>,
+    last: Option<Instant>,
+    packets: u64,
+}
+
+impl Writer {
+    /// A writer into `dir` (created), the recording having started at `started`.
+    pub fn new(dir: &Path, started: Instant) -> Result<Writer> {
+        gst::init().context("GStreamer")?;
+        std::fs::create_dir_all(dir).with_context(|| format!("recording directory {}", dir.display()))?;
+        Ok(Writer {
+            dir: dir.to_owned(),
+            started,
+            layers: HashMap::new(),
+            audio_first: None,
+            first: None,
+            last: None,
+            packets: 0,
+        })
+    }
+
+    /// Write the batches of `rx` until its sender is dropped, then close every file.
+    pub fn run(mut self, rx: Receiver<Vec<TappedPacket>>) -> Result<Written> {
+        for batch in rx {
+            for p in batch {
+                if let Err(e) = self.push(&p) {
+                    warn!(dir = %self.dir.display(), "recording: {e:#}");
+                }
+            }
+        }
+        self.finish()
+    }
+
+    fn push(&mut self, p: &TappedPacket) -> Result<()> {
+        let offset = p.at.saturating_duration_since(self.started);
+        self.first.get_or_insert(p.at);
+        self.last = Some(p.at);
+        match p.stream {
+            TapStream::Audio => {
+                let (first_ts, first_offset) = *self.audio_first.get_or_insert((p.ts, offset));
+                for layer in self.layers.values_mut() {
+                    let clock = layer.audio_clock.get_or_insert_with(|| Clock::new(48_000, first_ts, first_offset));
+                    let pts = clock.pts(p.ts);
+                    push_rtp(&layer.audio, 111, p, pts)?;
+                }
+            }
+            TapStream::Video { rank, .. } => {
+                if p.codec != str0m::format::Codec::Vp8 {
+                    return Err(anyhow!("only VP8 programmes are recorded for now ({:?})", p.codec));
+                }
+                if !self.layers.contains_key(&rank) {
+                    let layer = self.layer(rank, p.ts, offset)?;
+                    self.layers.insert(rank, layer);
+                }
+                let layer = self.layers.get_mut(&rank).expect("made above");
+                let pts = layer.video_clock.pts(p.ts);
+                push_rtp(&layer.video, 96, p, pts)?;
+            }
+        }
+        self.packets += 1;
+        Ok(())
+    }
+
+    fn layer(&self, rank: usize, ts: u32, offset: Duration) -> Result<LayerPipeline> {
+        let pattern = self.dir.join(format!("layer{rank}-%05d.webm"));
+        let description = format!(
+            "appsrc name=video format=time is-live=true do-timestamp=false \
+               caps=application/x-rtp,media=video,encoding-name=VP8,clock-rate=90000,payload=96 \
+             ! rtpvp8depay wait-for-keyframe=true request-keyframe=false ! queue ! mux.video \
+             appsrc name=audio format=time is-live=true do-timestamp=false \
+               caps=application/x-rtp,media=audio,encoding-name=OPUS,clock-rate=48000,payload=111 \
+             ! rtpopusdepay ! capssetter caps=audio/x-opus,rate=48000 ! queue ! mux.audio_0 \
+             splitmuxsink name=mux muxer=webmmux max-size-time={} location=\"{}\"",
+            SEGMENT.as_nanos(),
+            pattern.display()
+        );
+        let pipeline = gst::parse::launch(&description)
+            .context("recording pipeline")?
+            .downcast::<gst::Pipeline>()
+            .map_err(|_| anyhow!("not a pipeline"))?;
+        let src = |name: &str| -> Result<gst_app::AppSrc> {
+            pipeline
+                .by_name(name)
+                .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
+                .ok_or_else(|| anyhow!("no {name} source"))
+        };
+        let (video, audio) = (src("video")?, src("audio")?);
+        pipeline.set_state(gst::State::Playing).context("start the recording pipeline")?;
+        info!(dir = %self.dir.display(), rank, "recording a layer");
+        Ok(LayerPipeline {
+            pipeline,
+            video,
+            audio,
+            video_clock: Clock::new(90_000, ts, offset),
+            audio_clock: None,
+            pattern,
+        })
+    }
+
+    fn finish(self) -> Result<Written> {
+        let mut layers = Vec::new();
+        for (rank, layer) in self.layers {
+            let _ = layer.video.end_of_stream();
+            let _ = layer.audio.end_of_stream();
+            let bus = layer.pipeline.bus().ok_or_else(|| anyhow!("no bus"))?;
+            let done = bus.timed_pop_filtered(
+                gst::ClockTime::from_seconds(10),
+                &[gst::MessageType::Eos, gst::MessageType::Error],
+            );
+            if let Some(gst::MessageView::Error(e)) = done.as_ref().map(|m| m.view()) {
+                warn!(rank, "recording: {}", e.error());
+            }
+            let _ = layer.pipeline.set_state(gst::State::Null);
+            let prefix = format!("layer{rank}-");
+            let mut files: Vec<PathBuf> = std::fs::read_dir(&self.dir)?
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(&prefix)))
+                .collect();
+            files.sort();
+            let _ = layer.pattern;
+            layers.push((rank, files));
+        }
+        layers.sort();
+        let duration_s = match (self.first, self.last) {
+            (Some(a), Some(b)) => b.saturating_duration_since(a).as_secs_f64(),
+            _ => 0.0,
+        };
+        Ok(Written { layers, duration_s, packets: self.packets })
+    }
+}
+
+/// Push one RTP packet (header rebuilt around the payload) into `src` at `pts`.
+fn push_rtp(src: &gst_app::AppSrc, pt: u8, p: &TappedPacket, pts: gst::ClockTime) -> Result<()> {
+    let mut bytes = Vec::with_capacity(12 + p.payload.len());
+    bytes.push(0x80);
+    bytes.push((u8::from(p.marker) << 7) | pt);
+    bytes.extend_from_slice(&(p.seq as u16).to_be_bytes());
+    bytes.extend_from_slice(&p.ts.to_be_bytes());
+    bytes.extend_from_slice(&0x4172_646fu32.to_be_bytes());
+    bytes.extend_from_slice(&p.payload);
+    let mut buffer = gst::Buffer::from_mut_slice(bytes);
+    buffer.get_mut().expect("a new buffer").set_pts(pts);
+    src.push_buffer(buffer).map(|_| ()).map_err(|e| anyhow!("push: {e:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rtp_timestamps_unwrap_and_anchor_at_the_first_packet() {
+        let mut c = Clock::new(90_000, u32::MAX - 89_999, Duration::from_secs(2));
+        assert_eq!(c.pts(u32::MAX - 89_999), gst::ClockTime::from_seconds(2));
+        assert_eq!(c.pts(0), gst::ClockTime::from_nseconds(2_000_000_000 + 1_000_000_000 * 90_000 / 90_000));
+        assert_eq!(c.pts(90_000), gst::ClockTime::from_seconds(4), "after the wrap");
+        assert_eq!(
+            c.pts(u32::MAX - 44_999),
+            gst::ClockTime::from_nseconds(2_500_000_000),
+            "a late packet from before it"
+        );
+    }
+}
