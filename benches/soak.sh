@@ -99,7 +99,7 @@ loss = max(l["mean_video_loss"] for l in loads)
 print(f"soak: {classes} classes x {per} pupils, {minutes} min, sampled every {rows[1]['t_s'] if len(rows) > 1 else '?'} s")
 print(f"  RSS  {rss0/1024:.1f} MiB (min 1-6) -> {rss1/1024:.1f} MiB (last 5 min): {(rss1-rss0)/1024/hours:+.1f} MiB/h")
 print(f"  RSS over the second half: {int(half[0]['rss_kib'])/1024:.1f} -> {int(half[-1]['rss_kib'])/1024:.1f} MiB, "
-      f"largest step between samples {max((int(b['rss_kib']) - int(a['rss_kib'])) for a, b in zip(rows, rows[1:]))/1024:.1f} MiB")
+      f"largest step between samples after the first minute {max([int(b['rss_kib']) - int(a['rss_kib']) for a, b in zip(rows, rows[1:]) if int(a['t_s']) >= 60] or [0])/1024:.1f} MiB")
 print(f"  fds  {fd0:.0f} -> {fd1:.0f}; threads {rows[0]['threads']} -> {rows[-1]['threads']}")
 print(f"  queues: commands max {max(int(r['commands_queued']) for r in rows)}, ICE-TCP input max {max(int(r['tcp_input_queued']) for r in rows)}")
 print(f"  participants {first[0]['participants']} -> {last[-1]['participants']}; pupils with video {ok}/{classes*per}, video stopped {stopped}, worst class mean loss {loss:.4f}")

@@ -66,6 +66,14 @@ fn twenty_seconds_of_the_studio_recorded_on_every_layer() {
     let url = |p: &str| format!("{}/api/classes/demo{p}", server.base);
     let pupil = server.join("demo", "Revoit");
 
+    // A page in the class hears the recording start and stop.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let (mut page, welcome) = rt.block_on(common::ws::hello(&server, "demo", &pupil));
+    assert_eq!(welcome["recording"], false);
+    let public = |server: &TestServer| -> Value {
+        serde_json::from_str(&send("GET", &format!("{}/api/classes/demo", server.base), None, None, "").body).unwrap()
+    };
+    assert_eq!(public(&server)["recording"], false, "nothing recorded yet");
     let r = send("POST", &url("/recording/start"), Some(&pupil), None, "");
     assert_eq!(r.status, 403, "a pupil cannot start a recording: {}", r.body);
     let r = send("POST", &url("/recording/start"), Some(&teacher), None, "");
@@ -74,12 +82,15 @@ fn twenty_seconds_of_the_studio_recorded_on_every_layer() {
     assert_eq!(again.status, 409, "one recording at a time: {}", again.body);
     let listed: Value = serde_json::from_str(&send("GET", &url("/recordings"), Some(&pupil), None, "").body).unwrap();
     assert_eq!(listed[0]["state"], "recording", "{listed}");
+    assert_eq!(rt.block_on(common::ws::wait_for(&mut page, "recording"))["on"], true, "the page is told");
+    assert_eq!(public(&server)["recording"], true, "a pupil is told before joining");
 
     std::thread::sleep(Duration::from_secs(20)); // the recording's length, not a synchronisation
     let r = send("POST", &url("/recording/stop"), Some(&teacher), None, "");
     assert_eq!(r.status, 200, "{}", r.body);
     let info: Value = serde_json::from_str(&r.body).unwrap();
     drop(studio);
+    assert_eq!(rt.block_on(common::ws::wait_for(&mut page, "recording"))["on"], false, "the page is told it stopped");
     println!("recording: {info}");
     assert_eq!(info["state"], "ready");
     let layers = info["layers"].as_array().unwrap();

@@ -163,11 +163,13 @@ fn inner() {
     assert!(back < 10_000.0, "the pupil page took {back} ms to play again");
     assert!(!v["dropStatus"].as_array().unwrap().is_empty(), "the page said what it was doing during the drop");
     assert_eq!(v["workerRecovered"], true, "the pupil page plays again after its media worker was replaced");
+    let v_recording = v["recordingShown"].as_bool().unwrap_or(false);
     let back = v["workerRecoverMs"].as_f64().unwrap_or(f64::MAX);
     assert!(back < 15_000.0, "the pupil page took {back} ms to play again after the worker panic");
     let overview = common::send("GET", &format!("{}/api/admin/classes", server.base), Some(&admin), None, "");
     let v: serde_json::Value = serde_json::from_str(&overview.body).unwrap();
     let restarts: u64 = v["workers"].as_array().unwrap().iter().map(|w| w["restarts"].as_u64().unwrap_or(0)).sum();
     assert_eq!(restarts, 1, "the admin sees the worker's restart");
+    assert!(v_recording, "the pupils' pages showed the recording the teacher started");
     assert!(status.success(), "class.mjs failed");
 }

@@ -54,7 +54,7 @@ const base = baseArg.replace(/\/+$/, "");
 const result = {
   ok: false, error: null, pupils: [], handMs: null, chatBothWays: false,
   floorHeardByPupils: false, floorHeardByStudio: false, revokeStops: false,
-  removedShown: false, removedTokenStatus: null, adminListsClass: false, browserTeachingFps: 0, backToStudio: false, reconnected: false, reconnectMs: null, dropStatus: [], workerRecovered: false, workerRecoverMs: null, screenshots: [],
+  removedShown: false, removedTokenStatus: null, adminListsClass: false, browserTeachingFps: 0, backToStudio: false, reconnected: false, reconnectMs: null, dropStatus: [], workerRecovered: false, workerRecoverMs: null, recordingShown: false, screenshots: [],
 };
 const pages = {};   // name -> page (for screenshots)
 let browser = null;
@@ -335,6 +335,18 @@ async function run() {
   result.workerRecoverMs = Date.now() - tPanic;
   result.workerRecovered = true;
   log(`  Bruno plays again ${result.workerRecoverMs} ms after the worker panic`);
+
+  // 10. the teacher records from the console: every pupil page shows it, then stops.
+  log("step 10: the teacher records; the pupils' pages show it");
+  const recHidden = (p) => p.$eval("#rec-badge", (el) => el.hidden);
+  check(await recHidden(alice), "no recording indicator before the teacher records");
+  await teacher.click("#record");
+  await waitFor(async () => !(await recHidden(alice)) && !(await recHidden(bruno)), 5_000, "the pupils see the recording indicator");
+  await waitFor(async () => (await teacher.getAttribute("#record", "aria-pressed")) === "true", 5_000, "the console shows the recording");
+  await sleep(2_000);   // a short recording
+  await teacher.click("#record");
+  await waitFor(async () => (await recHidden(alice)) && (await recHidden(bruno)), 15_000, "the indicator goes away when it stops");
+  result.recordingShown = true;
   await sleep(2_500);   // a second poll, so rates and charts have data for the screenshots
 }
 

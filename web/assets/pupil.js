@@ -36,7 +36,12 @@ function startup() {
   (code ? $("#name") : $("#code")).focus();
 }
 async function titleOf(c) {
-  try { const info = await api(`/api/classes/${encodeURIComponent(c)}`); $("#class-title").textContent = info.title || info.code; if (info.state === "ended") showEnded(); } catch (_) { /* shown on join */ }
+  try {
+    const info = await api(`/api/classes/${encodeURIComponent(c)}`);
+    $("#class-title").textContent = info.title || info.code;
+    show($("#rec-notice"), !!info.recording);
+    if (info.state === "ended") showEnded();
+  } catch (_) { /* shown on join */ }
 }
 $("#join-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
@@ -185,6 +190,7 @@ function onEvent(m) {
       else if (wsLost && rx) rx.restart();
       wsLost = false; welcomed = true;
       you = m.you.id; hand = !!m.you.hand; live = !!m.live; sentLevel = null;
+      show($("#rec-badge"), !!m.recording);
       $("#chat-log").replaceChildren();
       for (const c of m.chat || []) appendChat($("#chat-log"), c);
       if (m.class && m.class.title) $("#class-title").textContent = m.class.title;
@@ -199,6 +205,7 @@ function onEvent(m) {
     case "removed": if (m.id === you) showRemoved(); break;
     case "class_ended": showEnded(); break;
     case "reconnect": if (rx) rx.restart(); if (pub && isMine()) startPublish(pub.camera); break;
+    case "recording": show($("#rec-badge"), !!m.on); break;
     case "error":
       if (m.code === "unauthorized" && !removed && !ended) expired();
       else console.warn("ardoise:", m.code, m.message);

@@ -11,7 +11,7 @@ const members = new Map();   // id -> Member
 let hands = [];              // ids, in order raised
 let waiting = [];            // pupils in the waiting room, in order of arrival
 let chat = [];               // {name, text}
-let floor = null, locked = false, live = false, info = null, sock = null, wsState = null;
+let floor = null, locked = false, live = false, recording = false, info = null, sock = null, wsState = null;
 let studioSeen = false, listenTouched = false;
 const studios = new Map();   // id -> Member of the studio (it may share its token with this console)
 const A = (window.ardoise = { error: null, members: () => [...members.values(), ...studios.values()], hands: () => [...hands], chat: () => chat.slice() });
@@ -61,6 +61,9 @@ function renderClass() {
   $("#qr").alt = t("qr_alt", { link: $("#qr").dataset.link || "" });
   $("#lock").setAttribute("aria-pressed", String(locked));
   $("#lock").textContent = t(locked ? "unlock" : "lock");
+  $("#record").setAttribute("aria-pressed", String(recording));
+  $("#record").textContent = t(recording ? "record_stop" : "record_start");
+  show($("#rec-badge"), recording);
   // The studio's path too: a school network that drops UDP shows here ("tcp", "relay").
   const studio = [...studios.values()][0];
   const st = studio && studio.transport;
@@ -81,7 +84,7 @@ function onEvent(m) {
       members.clear(); studios.clear();
       for (const x of m.members || []) addMember(x);
       hands = [...members.values()].filter((x) => x.hand && x.role === "pupil").map((x) => x.id);
-      info = m.class || info; locked = !!m.locked; live = !!m.live; if (info.code) showCode();
+      info = m.class || info; locked = !!m.locked; live = !!m.live; recording = !!m.recording; if (info.code) showCode();
       if (m.layout) $("#layout").value = m.layout;
       chat = []; $("#chat-log").replaceChildren();
       for (const c of m.chat || []) addChat(c);
@@ -102,6 +105,7 @@ function onEvent(m) {
     case "layout": $("#layout").value = m.layout; return;
     case "locked": locked = !!m.locked; break;
     case "reconnect": if (pub && pub.again) pub.again(); return;
+    case "recording": recording = !!m.on; break;
     case "code": if (info) { info.code = m.code; info.code_expires_at = m.expires_at; showCode(); status(t("code_changed"), ""); } break;
     case "live": live = !!m.live; break;
     case "class_ended": if (info) info.state = "ended"; stopFloor(); sock.close(); disable(true); break;
@@ -167,6 +171,10 @@ function onAction(ev) {
 $("#waiting").addEventListener("click", onAction);
 $("#pupils").addEventListener("click", onAction);
 $("#hands").addEventListener("click", onAction);
+$("#record").addEventListener("click", async () => {
+  const action = recording ? "stop" : "start";
+  try { await api(`/api/classes/${encodeURIComponent(classId)}/recording/${action}`, { method: "POST", token }); } catch (e) { fail(e); }
+});
 $("#lock").addEventListener("click", () => send({ type: "lock", locked: !locked, close_players: !locked && $("#lock-players").checked }));
 $("#rotate-code").addEventListener("click", () => { if (confirmed(t("confirm_rotate"))) send({ type: "rotate_code" }); });
 $("#layout").addEventListener("change", () => send({ type: "set_layout", layout: $("#layout").value }));

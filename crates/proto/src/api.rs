@@ -93,6 +93,9 @@ pub struct PublicClass {
     pub title: String,
     /// Current state.
     pub state: ClassState,
+    /// The class is being recorded now: a pupil is told so before joining.
+    #[serde(default)]
+    pub recording: bool,
 }
 
 /// `POST /api/classes/{id}/code` answer: the class's new join code.

@@ -216,6 +216,9 @@ pub enum ServerEvent {
         locked: bool,
         /// The class picture is published.
         live: bool,
+        /// The class is being recorded (the programme: the teacher and the studio's picture).
+        #[serde(default)]
+        recording: bool,
         /// The last chat messages.
         chat: Vec<ChatLine>,
     },
@@ -297,6 +300,11 @@ pub enum ServerEvent {
     },
     /// The class is over.
     ClassEnded,
+    /// A recording of the class started (`true`) or stopped: every page shows it.
+    Recording {
+        /// Recording now.
+        on: bool,
+    },
     /// The server lost this class's media sessions (a media worker failed and was replaced):
     /// open them again now instead of waiting for the connection to time out.
     Reconnect,

@@ -156,7 +156,8 @@ pub async fn get(
     }
     s.limits.lookups.check(&ip)?;
     let info = s.classes.by_code(&code, unix_now()).ok_or_else(|| Problem::not_found("no class has this code"))?;
-    Ok(Json(PublicClass { title: info.title, state: info.state }).into_response())
+    let recording = s.recordings.is_recording(&info.id);
+    Ok(Json(PublicClass { title: info.title, state: info.state, recording }).into_response())
 }
 
 /// `POST /api/classes/{code}/join` with a first name: a pupil token.

@@ -124,6 +124,8 @@ struct HubRoom {
     layout: Option<String>,
     chat: VecDeque<ChatLine>,
     live: bool,
+    /// A recording is on.
+    recording: bool,
     /// Pupils the teacher removed: refused at once, before the revocation is written.
     expelled: std::collections::HashSet<String>,
     /// The class has a waiting room: pupils wait in `waiting` until admitted.
@@ -382,6 +384,7 @@ impl ClassHub {
             layout: room.layout.clone(),
             locked: room.locked,
             live: room.live,
+            recording: room.recording,
             chat: room.chat.iter().cloned().collect(),
         };
         link.event(&welcome);
@@ -618,6 +621,16 @@ impl ClassHub {
         if room.live != live {
             room.live = live;
             room.broadcast(&ServerEvent::Live { live });
+        }
+    }
+
+    /// A recording of the class started or stopped: every page shows it.
+    pub fn set_recording(&self, class: &ClassId, on: bool) {
+        let mut rooms = self.lock();
+        let room = rooms.entry(class.clone()).or_default();
+        if room.recording != on {
+            room.recording = on;
+            room.broadcast(&ServerEvent::Recording { on });
         }
     }
 

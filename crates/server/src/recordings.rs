@@ -95,6 +95,11 @@ impl Recordings {
         }
     }
 
+    /// Whether `class` is being recorded now.
+    pub fn is_recording(&self, class: &ClassId) -> bool {
+        self.active().contains_key(class)
+    }
+
     /// The class's recordings, newest first.
     pub fn list(&self, class: &ClassId) -> Vec<RecordingInfo> {
         let mut out: Vec<RecordingInfo> = std::fs::read_dir(self.root.join(&class.0))
@@ -164,6 +169,7 @@ pub async fn start(
     s.recordings.save(&info);
     s.recorder.audit(m.actor, "recording.start", format!("class:{class}"), info.id.clone());
     info!(%class, recording = %info.id, "recording started");
+    s.hub.set_recording(&class, true);
     s.recordings.active().insert(class, Active { info: info.clone(), writer });
     Ok((StatusCode::CREATED, Json(info)))
 }
@@ -182,6 +188,7 @@ pub async fn stop(
     };
     // The worker drops its sink (if the room is gone, it already did): the writer ends.
     let _ = s.media.record(&class, None).await;
+    s.hub.set_recording(&class, false);
     let written = tokio::task::spawn_blocking(move || active.writer.join()).await;
     let mut info = active.info;
     match written {
