@@ -14,7 +14,7 @@
 mod common;
 
 use ardoise_loadgen::{Publisher, PublisherConfig, Subscriber};
-use common::{TestServer, bin, free_port, lo, send, wait_until};
+use common::{TestServer, bin, free_port, lo, metric, send, wait_until};
 use serde_json::{Value, json};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -113,15 +113,6 @@ fn longest_gap(p: &Subscriber, from: Instant, to: Instant) -> Duration {
 /// Video packets per second between `from` and `to`.
 fn rate(p: &Subscriber, from: Instant, to: Instant) -> f64 {
     p.report.video.iter().filter(|v| v.at >= from && v.at < to).count() as f64 / (to - from).as_secs_f64()
-}
-
-fn metric(server: &TestServer, name: &str) -> f64 {
-    send("GET", &format!("{}/metrics", server.base), None, None, "")
-        .body
-        .lines()
-        .filter(|l| l.split([' ', '{']).next() == Some(name))
-        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
-        .sum()
 }
 
 fn admin_overview(server: &TestServer, admin: &str) -> Value {

@@ -22,15 +22,6 @@ fn teacher_config(server: &TestServer) -> PublisherConfig {
     }
 }
 
-fn metric(server: &TestServer, name: &str) -> f64 {
-    send("GET", &format!("{}/metrics", server.base), None, None, "")
-        .body
-        .lines()
-        .filter(|l| l.starts_with(name))
-        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
-        .sum()
-}
-
 fn transports(server: &TestServer) -> Vec<String> {
     let admin = server.token("admin", None);
     let v: serde_json::Value =
@@ -60,7 +51,7 @@ fn a_tcp_only_client_publishes_and_plays() {
     let _ = t.join().unwrap();
     assert!(pupil.report.video.len() > 150, "video over ICE-TCP both ways: {}", pupil.report.video.len());
     assert!(pupil.report.audio_seqs.len() > 50, "audio too: {}", pupil.report.audio_seqs.len());
-    assert!(metric(&server, "ardoise_tcp_frames_in_total") > 100.0);
+    assert!(common::metric(&server, "ardoise_tcp_frames_in_total") > 100.0);
     let seen = transports(&server);
     assert!(seen.len() >= 2 && seen.iter().all(|t| t == "tcp"), "the admin view says tcp: {seen:?}");
 }
@@ -165,11 +156,11 @@ fn a_tcp_client_that_stops_reading_loses_video_not_the_class() {
     let started = Instant::now();
     // The kernel's socket buffers fill first (a few MB on loopback), then the queues.
     wait_until(Duration::from_secs(9), "the server to drop video toward the slow reader", || {
-        (metric(&server, "ardoise_tcp_dropped_total") > 0.0).then_some(())
+        (common::metric(&server, "ardoise_tcp_dropped_total") > 0.0).then_some(())
     });
     println!(
         "slow reader: {} packets dropped after {:?}",
-        metric(&server, "ardoise_tcp_dropped_total"),
+        common::metric(&server, "ardoise_tcp_dropped_total"),
         started.elapsed()
     );
     let mid = count();

@@ -841,9 +841,9 @@ fn unknown_stun_is_dropped_limited_per_source_and_counted() {
     pupil.run_for(Duration::from_secs(3)).unwrap();
     flood.join().unwrap();
     assert!(pupil.report.video.len() > 150, "the class goes on: {} video packets", pupil.report.video.len());
-    let unknown = metric_sum(&server, "ardoise_datagrams_unknown_total");
+    let unknown = common::metric(&server, "ardoise_datagrams_unknown_total");
     assert!(unknown >= 10_000.0, "unknown STUN counted as dropped: {unknown}");
-    let limited = metric_sum(&server, "ardoise_datagrams_unknown_limited_total");
+    let limited = common::metric(&server, "ardoise_datagrams_unknown_limited_total");
     assert!(limited >= unknown / 2.0, "most of one source's flood is dropped unparsed: {limited} of {unknown}");
     // The flooding address starts a session from another socket like anyone.
     let from_flooder: std::net::IpAddr = "127.0.0.2".parse().unwrap();
@@ -855,15 +855,6 @@ fn unknown_stun_is_dropped_limited_per_source_and_counted() {
     late.run_for(Duration::from_secs(2)).unwrap();
     publishing.join().unwrap().unwrap();
     assert!(!late.report.video.is_empty(), "the late pupil gets the class");
-}
-
-fn metric_sum(server: &TestServer, name: &str) -> f64 {
-    send("GET", &format!("{}/metrics", server.base), None, None, "")
-        .body
-        .lines()
-        .filter(|l| l.split([' ', '{']).next() == Some(name))
-        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
-        .sum()
 }
 
 // ------------------------------------------------------------------- the flood, measured

@@ -231,11 +231,14 @@ impl TestServer {
     /// Send SIGTERM and wait for the exit status (at most `within`).
     pub fn terminate(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
         unsafe_kill(self.child.id(), 15);
-        let child = &mut self.child;
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            eventually(within, || child.try_wait().ok().flatten().ok_or_else(|| "the server still runs".to_owned()))
-        }))
-        .ok()
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
     }
 }
 
@@ -285,6 +288,16 @@ pub fn eventually<T>(within: Duration, mut check: impl FnMut() -> Result<T, Stri
 /// `what` was awaited.
 pub fn wait_until<T>(within: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
     eventually(within, || check().ok_or_else(|| format!("waiting for {what}")))
+}
+
+/// The sum of the `/metrics` series named `name` (every label set; read from loopback).
+pub fn metric(server: &TestServer, name: &str) -> f64 {
+    send("GET", &format!("{}/metrics", server.base), None, None, "")
+        .body
+        .lines()
+        .filter(|l| l.split([' ', '{']).next() == Some(name))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+        .sum()
 }
 
 /// A WHEP offer from str0m: audio and video, receive only.

@@ -87,7 +87,6 @@ struct LayerPipeline {
     audio: gst_app::AppSrc,
     video_clock: Clock,
     audio_clock: Option<Clock>,
-    pattern: PathBuf,
 }
 
 /// Writes one recording into a directory.
@@ -185,14 +184,7 @@ impl Writer {
         let (video, audio) = (src("video")?, src("audio")?);
         pipeline.set_state(gst::State::Playing).context("start the recording pipeline")?;
         info!(dir = %self.dir.display(), rank, "recording a layer");
-        Ok(LayerPipeline {
-            pipeline,
-            video,
-            audio,
-            video_clock: Clock::new(90_000, ts, offset),
-            audio_clock: None,
-            pattern,
-        })
+        Ok(LayerPipeline { pipeline, video, audio, video_clock: Clock::new(90_000, ts, offset), audio_clock: None })
     }
 
     fn finish(self) -> Result<Written> {
@@ -216,7 +208,6 @@ impl Writer {
                 .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(&prefix)))
                 .collect();
             files.sort();
-            let _ = layer.pattern;
             layers.push((rank, files));
         }
         layers.sort();
