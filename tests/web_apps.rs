@@ -58,7 +58,7 @@ fn worker_of(server: &TestServer, admin: &str, class: &str) -> u64 {
 }
 
 fn inner() {
-    let mut server = TestServer::start(&[("ARDOISE__MEDIA__FAULT_INJECTION", "true")]);
+    let mut server = TestServer::start(&[("ARDOISE__MEDIA__FAULT_INJECTION", "true"), ("RUST_BACKTRACE", "0")]);
     let teacher = server.token("teacher", Some("demo"));
     let admin = server.token("admin", None);
     let control = format!("127.0.0.1:{}", free_port());

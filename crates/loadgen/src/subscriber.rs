@@ -51,6 +51,9 @@ pub struct SubscriberReport {
     pub audio_hashes: Vec<u64>,
     /// Sequence numbers of the audio packets.
     pub audio_seqs: Vec<u64>,
+    /// Arrival time and RTP timestamp of each audio packet, in the order of `audio_seqs`
+    /// (a voice's queueing delay is what it adds to the first packet's).
+    pub audio_at: Vec<(Instant, u32)>,
     /// Video payloads (sequence number, marker bit, payload), when kept.
     pub video_payloads: Vec<(u64, bool, std::sync::Arc<[u8]>)>,
     /// RTP packets dropped because they were numbered before the start of their stream (see
@@ -380,6 +383,7 @@ impl Subscriber {
                     } else {
                         self.report.audio_hashes.push(payload_hash(&p.payload));
                         self.report.audio_seqs.push(seq);
+                        self.report.audio_at.push((Instant::now(), p.header.timestamp));
                         if self.keep_audio {
                             self.report.audio.push((seq, p.payload.to_vec()));
                         }

@@ -21,6 +21,8 @@ use str0m_netem::{Bitrate, DataSize, Input as NIn, Netem, NetemConfig, Output as
 const LAYERS: [(&str, usize, u32); 3] = [("l", 1000, 15), ("m", 1667, 30), ("h", 4167, 30)];
 const PACKET: usize = 1100;
 const AUDIO_TAG: u32 = 1 << 31;
+/// A video packet's id carries its layer's index from this bit on (its frame number below).
+const LAYER_SHIFT: u32 = 28;
 
 fn addr(port: u16) -> SocketAddr {
     format!("127.0.0.1:{port}").parse().unwrap()
@@ -44,6 +46,7 @@ struct Run {
     estimates: Vec<(u64, u64)>,
     audio_sent: Vec<u32>,
     audio_got: HashSet<u32>,
+    video_got: HashSet<u32>,
     switches: u64,
 }
 
@@ -56,6 +59,17 @@ impl Run {
     }
 
     /// Fraction of the teacher's audio packets sent in [from, until) ms that arrived.
+    /// When the teacher sent the newest frame of layer `index` that the pupil received
+    /// among those sent in [from, until) ms.
+    fn last_frame_of(&self, index: u32, from_ms: u64, until_ms: u64) -> Option<u64> {
+        self.video_got
+            .iter()
+            .filter(|id| *id >> LAYER_SHIFT == index)
+            .map(|id| (id & ((1 << LAYER_SHIFT) - 1)) as u64 * 1000 / 30)
+            .filter(|ms| (from_ms..until_ms).contains(ms))
+            .max()
+    }
+
     fn audio_delivered(&self, from_ms: u64, until_ms: u64) -> f64 {
         let sent: Vec<u32> = self
             .audio_sent
@@ -92,10 +106,18 @@ fn simulate(phases: &[Phase], end_ms: u64, adaptive: bool) -> Run {
     let vp8 = teacher.rtc.codec_config().find(|p| p.spec().codec == Codec::Vp8).unwrap().pt();
     let opus = teacher.rtc.codec_config().find(|p| p.spec().codec == Codec::Opus).unwrap().pt();
     let (amid, vmid) = teacher.mids;
-    let mut run = Run { layers: vec![], estimates: vec![], audio_sent: vec![], audio_got: HashSet::new(), switches: 0 };
+    let mut run = Run {
+        layers: vec![],
+        estimates: vec![],
+        audio_sent: vec![],
+        audio_got: HashSet::new(),
+        video_got: HashSet::new(),
+        switches: 0,
+    };
     let mut now = t0;
     let (mut next_frame, mut next_audio, mut next_sample) = (t0, t0, t0);
     let mut frame = 0u32;
+    let mut key_due: Option<Instant> = None;
     let mut seqs = [1u64; 3];
     let mut aseq = 1u64;
     let end = t0 + Duration::from_millis(end_ms);
@@ -107,7 +129,16 @@ fn simulate(phases: &[Phase], end_ms: u64, adaptive: bool) -> Run {
         }
         // The teacher: 30 fps (the low layer every other frame), Opus every 20 ms.
         if teacher.connected && now >= next_frame {
-            let key = frame == 0 || std::mem::take(&mut teacher.keyframe_wanted);
+            // A keyframe every 2 s, as the studio's encoder sends, and 200 ms after a request
+            // (the encoder's and the school uplink's delay).
+            if std::mem::take(&mut teacher.keyframe_wanted) {
+                key_due = key_due.or(Some(now + Duration::from_millis(200)));
+            }
+            let requested = key_due.is_some_and(|t| now >= t);
+            if requested {
+                key_due = None;
+            }
+            let key = frame.is_multiple_of(60) || requested;
             for (i, (rid, bytes, fps)) in LAYERS.iter().enumerate() {
                 if *fps == 15 && frame % 2 == 1 && !key {
                     continue;
@@ -117,7 +148,8 @@ fn simulate(phases: &[Phase], end_ms: u64, adaptive: bool) -> Run {
                     let mut payload = vec![0u8; PACKET.min(*bytes - k * PACKET)];
                     payload[0] = if k == 0 { 0x10 } else { 0x00 };
                     payload[1] = if key { 0x00 } else { 0x01 };
-                    payload[2..6].copy_from_slice(&frame.to_be_bytes());
+                    // The id: the layer's index above the frame number.
+                    payload[2..6].copy_from_slice(&(frame | (i as u32) << LAYER_SHIFT).to_be_bytes());
                     let mut api = teacher.rtc.direct_api();
                     let tx = api.stream_tx_by_mid(vmid, Some((*rid).into())).expect("simulcast send stream");
                     tx.write_rtp(
@@ -191,6 +223,7 @@ fn simulate(phases: &[Phase], end_ms: u64, adaptive: bool) -> Run {
         now = next.max(now + Duration::from_micros(200)).min(next_sample.max(now + Duration::from_micros(200)));
     }
     run.audio_got = pupil.received.iter().copied().filter(|id| id & AUDIO_TAG != 0).collect();
+    run.video_got = pupil.received.iter().copied().filter(|id| id & AUDIO_TAG == 0).collect();
     run
 }
 
@@ -222,6 +255,14 @@ fn capacity_steps_2m_300k_2m_move_the_pupil_down_then_up_and_keep_the_voice() {
     assert!(up <= 8_000, "reached 720p at {up} ms");
     let down = run.settled("low", 12_000, 30_000).expect("180p on a 300 kbit/s link");
     assert!(down - 12_000 <= 1_500, "down to 180p {} ms after the drop", down - 12_000);
+    // Stepping down, the pupil gets no frame of the top layer sent after the room chose a
+    // lower one (sampled every 100 ms): it would queue in front of the voice.
+    let left_top = run.layers.iter().find(|(t, l)| *t >= 12_000 && l != "high").expect("a step down").0;
+    let last_top = run.last_frame_of(2, 12_000, 30_000).unwrap_or(0);
+    println!(
+        "stepping down: the room left 720p at {left_top} ms; the last 720p frame the pupil got was sent at {last_top} ms"
+    );
+    assert!(last_top <= left_top + 100, "720p frames sent until {last_top} ms, the room left 720p at {left_top} ms");
     let back = run.settled("high", 30_000, 45_000).expect("720p again");
     assert!(back - 30_000 <= 8_000, "back to 720p {} ms after the recovery", back - 30_000);
     for (from, to) in [(2_000, 12_000), (14_000, 30_000), (32_000, 45_000)] {

@@ -168,6 +168,12 @@ impl Store {
                         conn.execute("PRAGMA foreign_keys = ON").await?;
                         conn.execute("PRAGMA busy_timeout = 5000").await?;
                         conn.execute("PRAGMA synchronous = NORMAL").await?;
+                        // SQLite opens a file it cannot write read-only, silently, and such a
+                        // connection would stay read-only in the pool once the disk is
+                        // writable again: refuse it instead (writing user_version back
+                        // unchanged is a write that changes nothing).
+                        let version: i64 = sqlx::query_scalar("PRAGMA user_version").fetch_one(&mut *conn).await?;
+                        conn.execute(format!("PRAGMA user_version = {version}").as_str()).await?;
                     }
                     Ok(())
                 })
