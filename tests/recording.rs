@@ -1,7 +1,11 @@
-//! Recording (issue 14, first part): the studio on test sources publishes the demo class, the
-//! teacher records 20 s, and every layer's file is checked with GStreamer: a video and an
-//! audio stream, 20 ± 1 s, the first frame a keyframe. Then the files are served with Range
-//! (206, 416) to the class's pupils only, and nothing outside the recording's directory.
+//! Recording (issue 14): the studio on test sources publishes the demo class, the teacher
+//! records 20 s, and every layer's file is checked with GStreamer: a video and an audio
+//! stream, 20 ± 1 s, the first frame a keyframe. Then the files are served with Range (206,
+//! 416) to the class's pupils only, and nothing outside the recording's directory; the
+//! teacher renames, unpublishes (the pupils no longer see it), republishes and deletes it.
+//! A class whose policy records it is recorded once live, with no one pressing Record; a
+//! server killed (`kill -9`) mid-recording keeps the closed segments, listed and playable
+//! after its restart.
 
 mod common;
 
@@ -80,8 +84,10 @@ fn twenty_seconds_of_the_studio_recorded_on_every_layer() {
     assert_eq!(r.status, 201, "{}", r.body);
     let again = send("POST", &url("/recording/start"), Some(&teacher), None, "");
     assert_eq!(again.status, 409, "one recording at a time: {}", again.body);
-    let listed: Value = serde_json::from_str(&send("GET", &url("/recordings"), Some(&pupil), None, "").body).unwrap();
+    let listed: Value = serde_json::from_str(&send("GET", &url("/recordings"), Some(&teacher), None, "").body).unwrap();
     assert_eq!(listed[0]["state"], "recording", "{listed}");
+    let listed: Value = serde_json::from_str(&send("GET", &url("/recordings"), Some(&pupil), None, "").body).unwrap();
+    assert_eq!(listed, serde_json::json!([]), "pupils see a recording once it is playable");
     assert_eq!(rt.block_on(common::ws::wait_for(&mut page, "recording"))["on"], true, "the page is told");
     assert_eq!(public(&server)["recording"], true, "a pupil is told before joining");
 
@@ -141,4 +147,92 @@ fn twenty_seconds_of_the_studio_recorded_on_every_layer() {
     let traversal =
         format!("{}/api/classes/demo/recordings/{}/..%2Frecording.json", server.base, info["id"].as_str().unwrap());
     assert_eq!(send("GET", &traversal, Some(&pupil), None, "").status, 404, "a path outside the segments");
+    assert_eq!(send("POST", &url("/recording/stop"), Some(&teacher), None, "").status, 409, "a stop without a start");
+
+    // The teacher renames it and unpublishes it: the pupils no longer see it, nor its files.
+    let rec = url(&format!("/recordings/{}", info["id"].as_str().unwrap()));
+    let json = Some("application/json");
+    let pupils_list =
+        || -> Value { serde_json::from_str(&send("GET", &url("/recordings"), Some(&pupil), None, "").body).unwrap() };
+    assert_eq!(pupils_list()[0]["id"], info["id"], "published by default");
+    assert_eq!(send("PATCH", &rec, Some(&pupil), json, r#"{"published":false}"#).status, 403, "a pupil cannot");
+    assert_eq!(send("PATCH", &rec, Some(&teacher), json, r#"{"title":" "}"#).status, 400, "an empty title");
+    assert_eq!(send("PATCH", &rec, Some(&teacher), json, r#"{"colour":"red"}"#).status, 400, "an unknown field");
+    let r = send("PATCH", &rec, Some(&teacher), json, r#"{"title":"Les fractions","published":false}"#);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let changed: Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!((&changed["title"], &changed["published"]), (&"Les fractions".into(), &false.into()));
+    assert_eq!(pupils_list(), serde_json::json!([]), "unpublished: the pupils do not see it");
+    assert_eq!(get(&pupil, None).0, 404, "nor fetch its files");
+    assert_eq!(get(&teacher, Some("bytes=0-9")).0, 206, "the teacher still does");
+    let r = send("PATCH", &rec, Some(&teacher), json, r#"{"published":true,"downloadable":true}"#);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(pupils_list()[0]["title"], "Les fractions", "published again, renamed");
+    assert_eq!(pupils_list()[0]["downloadable"], true);
+    // Deleted: its files and its description.
+    assert_eq!(send("DELETE", &rec, Some(&pupil), None, "").status, 403, "a pupil cannot delete it");
+    assert_eq!(send("DELETE", &rec, Some(&teacher), None, "").status, 204);
+    assert!(!dir.exists(), "its files are deleted");
+    assert_eq!(send("GET", &url("/recordings"), Some(&teacher), None, "").body, "[]");
+    assert_eq!(send("DELETE", &rec, Some(&teacher), None, "").status, 404, "deleted already");
+}
+
+#[test]
+fn a_class_recorded_by_its_policy_survives_a_kill_9_of_the_server() {
+    // Short segments: the studio's keyframes (every 10 s) close them.
+    let mut server = TestServer::start(&[("ARDOISE__RECORDING__SEGMENT_SECS", "2")]);
+    let teacher = server.token("teacher", Some("cm1-rec"));
+    // A class whose policy records it: no one presses Record.
+    let body = serde_json::json!({"id": "cm1-rec", "title": "CM1", "policies": {"recording": true}}).to_string();
+    let r = send("POST", &format!("{}/api/classes", server.base), Some(&teacher), Some("application/json"), &body);
+    assert_eq!(r.status, 201, "{}", r.body);
+    let url = |server: &TestServer, p: &str| format!("{}/api/classes/cm1-rec{p}", server.base);
+    let recordings = |server: &TestServer| -> Value {
+        serde_json::from_str(&send("GET", &url(server, "/recordings"), Some(&teacher), None, "").body).unwrap()
+    };
+    assert_eq!(recordings(&server), serde_json::json!([]), "nothing before the class is live");
+    let mut config = StudioConfig::test_sources(&server.base, "cm1-rec", &teacher);
+    config.follow_class = false;
+    let studio = Studio::start(config).expect("studio starts on test sources");
+    let id = common::eventually(Duration::from_secs(20), || {
+        let listed = recordings(&server);
+        match listed[0]["state"].as_str() {
+            Some("recording") => Ok(listed[0]["id"].as_str().unwrap().to_owned()),
+            _ => Err(format!("the policy starts a recording when the class is live: {listed}")),
+        }
+    });
+    let dir = server.data_dir.join("recordings/cm1-rec").join(&id);
+    // Every layer has closed its first segment (a second one is open).
+    let segments = |rank: usize| {
+        std::fs::read_dir(&dir)
+            .map(|d| {
+                d.flatten().filter(|e| e.file_name().to_string_lossy().starts_with(&format!("layer{rank}-"))).count()
+            })
+            .unwrap_or(0)
+    };
+    common::eventually(Duration::from_secs(40), || {
+        let n: Vec<usize> = (0..3).map(segments).collect();
+        if n.iter().all(|&k| k >= 2) { Ok(()) } else { Err(format!("segments per layer {n:?}")) }
+    });
+    server.restart(); // kill -9 (SIGKILL), then a new server on the same data directory
+    drop(studio);
+    let listed: Value =
+        serde_json::from_str(&send("GET", &url(&server, "/recordings"), Some(&teacher), None, "").body).unwrap();
+    println!("after kill -9: {listed}");
+    let rec = &listed[0];
+    assert_eq!((rec["id"].as_str(), rec["state"].as_str()), (Some(id.as_str()), Some("interrupted")), "{listed}");
+    assert!(rec["duration_s"].as_f64().unwrap() >= 2.0, "its length is what its files reach: {rec}");
+    let layers = rec["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 3, "{rec}");
+    for layer in layers {
+        let first = dir.join(layer["files"][0]["name"].as_str().unwrap());
+        let (video, audio, key, span) = inspect(&first);
+        println!("layer {}, closed segment: {video} video frames, {audio} audio buffers, {span:.2} s", layer["rank"]);
+        assert!(key && video > 0 && audio > 0, "layer {}: its closed segment plays", layer["rank"]);
+    }
+    let code = serde_json::from_str::<Value>(&r.body).unwrap()["code"].as_str().unwrap().to_owned();
+    let pupil = server.join(&code, "Absente");
+    let seen: Value =
+        serde_json::from_str(&send("GET", &url(&server, "/recordings"), Some(&pupil), None, "").body).unwrap();
+    assert_eq!(seen[0]["id"], rec["id"], "the pupils see what was kept");
 }

@@ -25,7 +25,8 @@ pub struct ClassPolicies {
     pub autolock: bool,
     /// Pupils may write to the teacher privately.
     pub private_messages: bool,
-    /// The class may be recorded.
+    /// The class is recorded from the moment it goes live (the teacher may also record any
+    /// class by hand).
     pub recording: bool,
 }
 

@@ -7,11 +7,11 @@
 //! ```text
 //! appsrc (RTP VP8) → rtpvp8depay (waits for a keyframe) ─┐
 //! appsrc (RTP Opus) → rtpopusdepay → capssetter (rate) ───┴→ splitmuxsink (webmmux)
-//!                                                            layer<rank>-<n>.webm, 60 s each
+//!                                                            layer<rank>-<n>.webm, one per segment
 //! ```
 //!
 //! Rules:
-//! - segments are closed every [`SEGMENT`] at a keyframe, so a crash loses at most the
+//! - segments are closed every segment length (at a keyframe), so a crash loses at most the
 //!   segment being written;
 //! - a stream's timestamps are its RTP timestamps, anchored at its first packet's arrival
 //!   (so audio and every layer share one timeline from the start of the recording);
@@ -29,9 +29,6 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 use tracing::{info, warn};
-
-/// Length of one segment file.
-pub const SEGMENT: Duration = Duration::from_secs(60);
 
 /// What a finished recording wrote.
 #[derive(Debug, Clone, Default)]
@@ -93,6 +90,7 @@ struct LayerPipeline {
 pub struct Writer {
     dir: PathBuf,
     started: Instant,
+    segment: Duration,
     layers: HashMap<usize, LayerPipeline>,
     audio_first: Option<(u32, Duration)>,
     first: Option<Instant>,
@@ -101,13 +99,15 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// A writer into `dir` (created), the recording having started at `started`.
-    pub fn new(dir: &Path, started: Instant) -> Result<Writer> {
+    /// A writer into `dir` (created), the recording having started at `started`, closing a
+    /// segment file every `segment`.
+    pub fn new(dir: &Path, started: Instant, segment: Duration) -> Result<Writer> {
         gst::init().context("GStreamer")?;
         std::fs::create_dir_all(dir).with_context(|| format!("recording directory {}", dir.display()))?;
         Ok(Writer {
             dir: dir.to_owned(),
             started,
+            segment,
             layers: HashMap::new(),
             audio_first: None,
             first: None,
@@ -168,7 +168,7 @@ impl Writer {
                caps=application/x-rtp,media=audio,encoding-name=OPUS,clock-rate=48000,payload=111 \
              ! rtpopusdepay ! capssetter caps=audio/x-opus,rate=48000 ! queue ! mux.audio_0 \
              splitmuxsink name=mux muxer=webmmux max-size-time={} location=\"{}\"",
-            SEGMENT.as_nanos(),
+            self.segment.as_nanos(),
             pattern.display()
         );
         let pipeline = gst::parse::launch(&description)

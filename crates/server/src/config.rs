@@ -291,6 +291,40 @@ pub struct RetentionConfig {
     pub audit_days: u64,
 }
 
+/// `[recording]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordingConfig {
+    /// Length of one segment file, seconds (a crash loses at most the one being written).
+    pub segment_secs: u64,
+    /// New recordings are shown to the class's pupils at once.
+    pub publish: bool,
+    /// Ends of the school terms (`YYYY-MM-DD`): a recording is kept until the first after it.
+    pub term_ends: Vec<String>,
+    /// Days a recording is kept when no term end comes after it.
+    pub days_without_term: u64,
+}
+
+impl RecordingConfig {
+    fn term_end_ms(date: &str) -> Option<i64> {
+        let format = time::macros::format_description!("[year]-[month]-[day]");
+        let day = time::Date::parse(date, format).ok()?;
+        Some((day.midnight().assume_utc().unix_timestamp_nanos() / 1_000_000) as i64)
+    }
+
+    /// When retention deletes a recording started at `started_ms`: at the end of its term
+    /// (midnight UTC starting the first configured term end after it), else
+    /// `days_without_term` later.
+    pub fn expiry_ms(&self, started_ms: i64) -> i64 {
+        self.term_ends
+            .iter()
+            .filter_map(|d| Self::term_end_ms(d))
+            .filter(|&end| end > started_ms)
+            .min()
+            .unwrap_or(started_ms + self.days_without_term as i64 * 86_400_000)
+    }
+}
+
 /// `[[classes]]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -327,6 +361,8 @@ pub struct Config {
     pub accounts: AccountsConfig,
     /// Retention of records.
     pub retention: RetentionConfig,
+    /// Recordings of classes.
+    pub recording: RecordingConfig,
     /// Declared classes.
     #[serde(default)]
     pub classes: Vec<ClassConfig>,
@@ -503,6 +539,13 @@ impl Config {
         }
         if self.retention.attendance_days == 0 || self.retention.audit_days == 0 {
             return bad("retention: keep records at least one day".into());
+        }
+        let r = &self.recording;
+        if !(1..=3600).contains(&r.segment_secs) || r.days_without_term == 0 {
+            return bad("recording: segment_secs must be within 1..=3600, days_without_term at least 1".into());
+        }
+        if let Some(d) = r.term_ends.iter().find(|d| RecordingConfig::term_end_ms(d).is_none()) {
+            return bad(format!("recording.term_ends: '{d}' is not a YYYY-MM-DD date"));
         }
         let l = &self.limits;
         let positive = [

@@ -38,7 +38,7 @@ use ardoise_proto::{ClassId, ClassInfo, ClassState, JoinCode};
 use ardoise_sfu::SfuConfig;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post};
 use http_listener::{ConnectionLimits, HttpListener};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -68,6 +68,7 @@ pub fn app(state: SharedState) -> Router {
         .route("/api/classes/{id}/recording/start", post(recordings::start))
         .route("/api/classes/{id}/recording/stop", post(recordings::stop))
         .route("/api/classes/{id}/recordings", get(recordings::list))
+        .route("/api/classes/{id}/recordings/{rec}", patch(recordings::update).delete(recordings::delete))
         .route("/api/classes/{id}/recordings/{rec}/{file}", get(recordings::file))
         .route("/api/classes/{code}/join", post(class_api::join))
         .route("/api/classes/{code}/code", post(class_api::rotate_code))
@@ -260,6 +261,7 @@ impl Server {
         state.max_peers_per_class = config.media.max_peers_per_class;
         state.metrics_allow = config::parse_networks(&config.http.metrics_allow).map_err(anyhow_free::Error::msg)?;
         let state = Arc::new(state);
+        state.recordings.recover(&state.store).await;
         tokio::spawn(state.clone().follow_media_events(events));
         tokio::spawn(state.clone().housekeeping(Duration::from_secs(2)));
         Ok(Server {

@@ -1,17 +1,28 @@
-//! Recordings of classes (issue 14, first part): the teacher starts and stops a recording;
-//! the SFU copies the programme (every layer and the audio, never a pupil's voice or camera)
-//! to an `ardoise_recorder::Writer` thread, which writes segmented WebM under
-//! `<data.dir>/recordings/<class>/<recording>/`, next to a `recording.json` that describes it.
+//! Recordings of classes (issue 14): the teacher starts and stops a recording; the SFU
+//! copies the programme (every layer and the audio, never a pupil's voice or camera) to an
+//! `ardoise_recorder::Writer` thread, which writes segmented WebM under
+//! `<data.dir>/recordings/<class>/<recording>/`. The database describes each recording
+//! (`ardoise_store::RecordingRow`): title, state, length, publication, retention.
 //!
 //! Rules:
 //! - only a class with media can be recorded (409 otherwise); one recording per class;
-//! - the list and the files are for the class's teacher, an admin, and the class's pupils;
+//! - a class whose policy says so (`ClassPolicies::recording`) is recorded from the moment
+//!   it goes live, as if its teacher had pressed Record;
+//! - the class's teacher and its admins see every recording; the class's pupils see the
+//!   published ones that are playable (`ready`, `interrupted`), and nothing else;
 //! - a recording id and a file name are checked against their patterns before any path is
-//!   made (404 otherwise: no traversal).
+//!   made (404 otherwise: no traversal);
+//! - a recording left `recording` by a server that stopped becomes `interrupted` at start-up:
+//!   its closed segments stay listed and playable;
+//! - retention: each recording has its deletion date from the start (`[recording]`: the end
+//!   of its school term); the sweep deletes its files and its row, audited.
 
 use crate::Problem;
+use crate::config::RecordingConfig;
+use crate::problem::store_problem;
 use crate::state::SharedState;
 use ardoise_proto::{ClassId, Role};
+use ardoise_store::{RecordingRow, Store};
 use axum::Json;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -20,6 +31,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
+use std::time::Duration;
 use tower::ServiceExt;
 use tracing::{info, warn};
 
@@ -50,49 +62,61 @@ pub struct RecordingInfo {
     pub id: String,
     /// Class id.
     pub class: String,
-    /// Title (the class's title when it started).
+    /// Title (the class's title when it started, until the teacher renames it).
     pub title: String,
     /// Start, ms since the Unix epoch.
     pub started_ms: i64,
     /// Length, seconds (0 while recording).
     pub duration_s: f64,
-    /// `recording`, `ready` or `failed`.
+    /// `recording`, `ready`, `interrupted` (the server stopped meanwhile) or `failed`.
     pub state: String,
+    /// Shown to the class's pupils.
+    pub published: bool,
+    /// The class's pupils may download its smallest layer.
+    pub downloadable: bool,
+    /// When retention deletes it, ms since the Unix epoch.
+    pub expires_ms: i64,
     /// Its layers.
     pub layers: Vec<RecordedLayer>,
 }
 
+/// What the teacher may change of a recording (`PATCH`); absent fields stay.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordingChange {
+    /// A new title (1 to 120 characters).
+    pub title: Option<String>,
+    /// Show it to the class's pupils, or not.
+    pub published: Option<bool>,
+    /// Let the class's pupils download its smallest layer, or not.
+    pub downloadable: Option<bool>,
+}
+
 struct Active {
-    info: RecordingInfo,
+    id: String,
     writer: std::thread::JoinHandle<anyhow::Result<ardoise_recorder::Written>>,
 }
 
-/// The recordings of a server.
+/// The recordings of a server: the directory of their files, the retention rules, and the
+/// recordings being written.
 pub struct Recordings {
     root: PathBuf,
+    config: RecordingConfig,
     active: Mutex<HashMap<ClassId, Active>>,
 }
 
 impl Recordings {
-    /// Recordings kept under `root` (`<data.dir>/recordings`).
-    pub fn new(root: PathBuf) -> Recordings {
-        Recordings { root, active: Mutex::new(HashMap::new()) }
+    /// Recordings kept under `root` (`<data.dir>/recordings`), by the rules of `config`.
+    pub fn new(root: PathBuf, config: RecordingConfig) -> Recordings {
+        Recordings { root, config, active: Mutex::new(HashMap::new()) }
     }
 
     fn active(&self) -> std::sync::MutexGuard<'_, HashMap<ClassId, Active>> {
         self.active.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn dir(&self, class: &ClassId, id: &str) -> PathBuf {
-        self.root.join(&class.0).join(id)
-    }
-
-    fn save(&self, info: &RecordingInfo) {
-        let path = self.dir(&ClassId(info.class.clone()), &info.id).join("recording.json");
-        let text = serde_json::to_string_pretty(info).unwrap_or_default();
-        if let Err(e) = std::fs::write(&path, text) {
-            warn!(path = %path.display(), "recording: cannot write its description: {e}");
-        }
+    fn dir(&self, class: &str, id: &str) -> PathBuf {
+        self.root.join(class).join(id)
     }
 
     /// Whether `class` is being recorded now.
@@ -100,17 +124,112 @@ impl Recordings {
         self.active().contains_key(class)
     }
 
-    /// The class's recordings, newest first.
-    pub fn list(&self, class: &ClassId) -> Vec<RecordingInfo> {
-        let mut out: Vec<RecordingInfo> = std::fs::read_dir(self.root.join(&class.0))
+    /// The segment files of a recording on disk, by layer (lowest first), each in order.
+    fn layers(&self, class: &str, id: &str) -> Vec<RecordedLayer> {
+        let mut by_rank: std::collections::BTreeMap<usize, Vec<RecordedFile>> = Default::default();
+        for entry in std::fs::read_dir(self.dir(class, id)).into_iter().flatten().flatten() {
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else { continue };
+            if !safe_file(&name) {
+                continue;
+            }
+            let rank = usize::from(name.as_bytes()[5] - b'0');
+            let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+            if size == 0 {
+                continue; // opened but nothing written (a server stopped at a segment's start)
+            }
+            let url = format!("/api/classes/{class}/recordings/{id}/{name}");
+            by_rank.entry(rank).or_default().push(RecordedFile { name, size, url });
+        }
+        by_rank
             .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|e| std::fs::read_to_string(e.path().join("recording.json")).ok())
-            .filter_map(|t| serde_json::from_str(&t).ok())
-            .collect();
-        out.sort_by_key(|r| std::cmp::Reverse(r.started_ms));
-        out
+            .map(|(rank, mut files)| {
+                files.sort_by(|a, b| a.name.cmp(&b.name));
+                RecordedLayer { rank, files }
+            })
+            .collect()
+    }
+
+    fn info(&self, r: RecordingRow) -> RecordingInfo {
+        let layers = self.layers(&r.class, &r.id);
+        RecordingInfo {
+            duration_s: (r.duration_ms as f64 / 100.0).round() / 10.0,
+            published: r.published != 0,
+            downloadable: r.downloadable != 0,
+            expires_ms: r.expires_at,
+            layers,
+            id: r.id,
+            class: r.class,
+            title: r.title,
+            started_ms: r.started_at,
+            state: r.state,
+        }
+    }
+
+    /// At start-up: recordings a stopped server left `recording` become `interrupted`, with
+    /// the length their files reach (their closed segments stay playable).
+    pub async fn recover(&self, store: &Store) {
+        let rows = match store.unfinished_recordings().await {
+            Ok(rows) => rows,
+            Err(e) => return warn!("recordings: cannot look for interrupted ones: {e}"),
+        };
+        for r in rows {
+            let newest = std::fs::read_dir(self.dir(&r.class, &r.id))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|e| e.metadata().ok()?.modified().ok())
+                .max();
+            let end_ms = newest
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(r.started_at, |d| d.as_millis() as i64);
+            let duration = (end_ms - r.started_at).max(0);
+            match store.finish_recording(&r.class, &r.id, "interrupted", duration).await {
+                Ok(()) => {
+                    warn!(class = %r.class, recording = %r.id, duration_ms = duration, "recording interrupted by a stop of the server: its closed segments are kept")
+                }
+                Err(e) => warn!(class = %r.class, recording = %r.id, "recordings: {e}"),
+            }
+        }
+    }
+
+    /// Retention: delete the recordings whose deletion date is before `now` (ms), files and
+    /// row, each audited; a recording being written waits for its end. Returns how many.
+    pub async fn sweep(&self, store: &Store, now: i64) -> u64 {
+        let expired = match store.expired_recordings(now).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                warn!("retention sweep of recordings: {e}");
+                return 0;
+            }
+        };
+        let mut deleted = 0;
+        for r in expired {
+            if self.active().get(&ClassId(r.class.clone())).is_some_and(|a| a.id == r.id) {
+                continue;
+            }
+            if let Err(e) = self.delete_files(&r.class, &r.id) {
+                warn!(class = %r.class, recording = %r.id, "retention: cannot delete the files: {e}");
+                continue;
+            }
+            if let Err(e) = store.delete_recording(&r.class, &r.id).await {
+                warn!(class = %r.class, recording = %r.id, "retention: {e}");
+                continue;
+            }
+            let detail = format!("{} ({}), kept until {}", r.id, r.title, r.expires_at);
+            if let Err(e) = store.audit("retention", "recording.expire", &format!("class:{}", r.class), &detail).await {
+                warn!("retention: cannot audit: {e}");
+            }
+            info!(class = %r.class, recording = %r.id, "retention: recording deleted");
+            deleted += 1;
+        }
+        deleted
+    }
+
+    fn delete_files(&self, class: &str, id: &str) -> std::io::Result<()> {
+        match std::fs::remove_dir_all(self.dir(class, id)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -138,40 +257,65 @@ pub async fn start(
     let class = ClassId(id);
     let m = crate::teaching::manager(&s, &headers, &class, true, true).await?;
     let title = s.classes.get(&class).map(|c| c.title.clone()).unwrap_or_default();
-    if s.recordings.active().contains_key(&class) {
+    let info = begin(&s, &class, title).await?;
+    s.recorder.audit(m.actor, "recording.start", format!("class:{class}"), info.id.clone());
+    Ok((StatusCode::CREATED, Json(info)))
+}
+
+/// The class went live and its policy records it: start, as its teacher would (audited as
+/// the policy's doing).
+pub async fn record_by_policy(s: SharedState, class: ClassId) {
+    let title = s.classes.get(&class).map(|c| c.title.clone()).unwrap_or_default();
+    match begin(&s, &class, title).await {
+        Ok(info) => s.recorder.audit("policy", "recording.start", format!("class:{class}"), info.id),
+        Err(p) if p.status == StatusCode::CONFLICT => {} // started meanwhile, or the media left
+        Err(p) => warn!(%class, "the class's policy records it, but: {}", p.detail),
+    }
+}
+
+/// Start recording `class`: the writer thread, the SFU's copy of the programme, the row.
+async fn begin(s: &SharedState, class: &ClassId, title: String) -> Result<RecordingInfo, Problem> {
+    let r = &s.recordings;
+    if r.active().contains_key(class) {
         return Err(Problem::new(StatusCode::CONFLICT, "this class is being recorded already"));
     }
     let started_ms = ardoise_store::now_ms();
-    let rec = started_ms.to_string();
-    let dir = s.recordings.dir(&class, &rec);
-    let writer = ardoise_recorder::Writer::new(&dir, std::time::Instant::now()).map_err(|e| {
+    let id = started_ms.to_string();
+    let dir = r.dir(&class.0, &id);
+    let segment = Duration::from_secs(r.config.segment_secs);
+    let writer = ardoise_recorder::Writer::new(&dir, std::time::Instant::now(), segment).map_err(|e| {
         warn!("recording: {e:#}");
         Problem::unavailable("the recorder cannot start (see the server's log)", 30)
     })?;
-    let (tx, rx) = std::sync::mpsc::sync_channel(256);
-    if s.media.record(&class, Some(tx)).await.is_err() {
+    let row = RecordingRow {
+        class: class.0.clone(),
+        id: id.clone(),
+        title,
+        started_at: started_ms,
+        duration_ms: 0,
+        state: "recording".into(),
+        published: i64::from(r.config.publish),
+        downloadable: 0,
+        expires_at: r.config.expiry_ms(started_ms),
+    };
+    if let Err(e) = s.store.insert_recording(&row).await {
         let _ = std::fs::remove_dir(&dir);
+        return Err(store_problem(e));
+    }
+    let (tx, rx) = std::sync::mpsc::sync_channel(256);
+    if s.media.record(class, Some(tx)).await.is_err() {
+        let _ = std::fs::remove_dir(&dir);
+        let _ = s.store.delete_recording(&class.0, &id).await;
         return Err(Problem::new(StatusCode::CONFLICT, "the class has no media yet: start the studio first"));
     }
     let writer = std::thread::Builder::new()
         .name("recorder".into())
         .spawn(move || writer.run(rx))
         .map_err(|_| Problem::unavailable("the recorder cannot start", 30))?;
-    let info = RecordingInfo {
-        id: rec,
-        class: class.0.clone(),
-        title,
-        started_ms,
-        duration_s: 0.0,
-        state: "recording".into(),
-        layers: Vec::new(),
-    };
-    s.recordings.save(&info);
-    s.recorder.audit(m.actor, "recording.start", format!("class:{class}"), info.id.clone());
-    info!(%class, recording = %info.id, "recording started");
-    s.hub.set_recording(&class, true);
-    s.recordings.active().insert(class, Active { info: info.clone(), writer });
-    Ok((StatusCode::CREATED, Json(info)))
+    info!(%class, recording = %id, "recording started");
+    s.hub.set_recording(class, true);
+    r.active().insert(class.clone(), Active { id, writer });
+    Ok(r.info(row))
 }
 
 /// `POST /api/classes/{id}/recording/stop` (the class's teacher or an admin): closes the
@@ -189,50 +333,52 @@ pub async fn stop(
     // The worker drops its sink (if the room is gone, it already did): the writer ends.
     let _ = s.media.record(&class, None).await;
     s.hub.set_recording(&class, false);
+    let id = active.id;
     let written = tokio::task::spawn_blocking(move || active.writer.join()).await;
-    let mut info = active.info;
-    match written {
-        Ok(Ok(Ok(w))) => {
-            info.state = "ready".into();
-            info.duration_s = (w.duration_s * 10.0).round() / 10.0;
-            info.layers = w
-                .layers
-                .into_iter()
-                .map(|(rank, files)| RecordedLayer {
-                    rank,
-                    files: files
-                        .iter()
-                        .filter_map(|f| {
-                            let name = f.file_name()?.to_str()?.to_owned();
-                            let size = std::fs::metadata(f).ok()?.len();
-                            let url = format!("/api/classes/{}/recordings/{}/{name}", class.0, info.id);
-                            Some(RecordedFile { name, size, url })
-                        })
-                        .collect(),
-                })
-                .collect();
-        }
+    let (state, duration_ms) = match written {
+        Ok(Ok(Ok(w))) => ("ready", (w.duration_s * 1000.0) as i64),
         other => {
             warn!(%class, "recording failed: {other:?}");
-            info.state = "failed".into();
+            ("failed", 0)
         }
+    };
+    // The row is retried by the next start-up's recovery if the database is away now.
+    if let Err(e) = s.store.finish_recording(&class.0, &id, state, duration_ms).await {
+        warn!(%class, recording = %id, "recording: cannot note its end: {e}");
     }
-    s.recordings.save(&info);
-    s.recorder.audit(m.actor, "recording.stop", format!("class:{class}"), info.id.clone());
-    info!(%class, recording = %info.id, duration_s = info.duration_s, "recording stopped");
-    Ok(Json(info))
+    s.recorder.audit(m.actor, "recording.stop", format!("class:{class}"), id.clone());
+    info!(%class, recording = %id, duration_ms, state, "recording stopped");
+    let row = s.store.recording(&class.0, &id).await.map_err(store_problem)?;
+    Ok(Json(s.recordings.info(row)))
+}
+
+/// Who is looking at a class's recordings.
+enum Viewer {
+    /// Its teacher or an admin: everything.
+    Staff,
+    /// One of its pupils: the published, playable recordings.
+    Pupil,
 }
 
 /// Whether the request may see `class`'s recordings: its teacher or an admin (token or
 /// login), or one of its pupils (a pupil token of the class).
-async fn may_view(s: &SharedState, headers: &HeaderMap, class: &ClassId) -> Result<(), Problem> {
+async fn viewer(s: &SharedState, headers: &HeaderMap, class: &ClassId) -> Result<Viewer, Problem> {
     if s.bearer_present(headers) {
         let claims = s.authenticate(headers)?;
         if claims.role == Role::Pupil {
-            return if claims.covers(class) { Ok(()) } else { Err(Problem::forbidden("not a pupil of this class")) };
+            return if claims.covers(class) {
+                Ok(Viewer::Pupil)
+            } else {
+                Err(Problem::forbidden("not a pupil of this class"))
+            };
         }
     }
-    crate::teaching::manager(s, headers, class, false, true).await.map(|_| ())
+    crate::teaching::manager(s, headers, class, false, true).await.map(|_| Viewer::Staff)
+}
+
+/// What a pupil may see: published, and playable.
+fn for_pupils(r: &RecordingRow) -> bool {
+    r.published != 0 && (r.state == "ready" || r.state == "interrupted")
 }
 
 /// `GET /api/classes/{id}/recordings`.
@@ -242,8 +388,70 @@ pub async fn list(
     headers: HeaderMap,
 ) -> Result<Json<Vec<RecordingInfo>>, Problem> {
     let class = ClassId(id);
-    may_view(&s, &headers, &class).await?;
-    Ok(Json(s.recordings.list(&class)))
+    let viewer = viewer(&s, &headers, &class).await?;
+    let rows = s.store.recordings_of_class(&class.0).await.map_err(store_problem)?;
+    let shown = rows.into_iter().filter(|r| matches!(viewer, Viewer::Staff) || for_pupils(r));
+    Ok(Json(shown.map(|r| s.recordings.info(r)).collect()))
+}
+
+/// The recording `rec` of `class` (404 for a malformed id, or one a pupil may not see).
+async fn row_for(s: &SharedState, viewer: &Viewer, class: &ClassId, rec: &str) -> Result<RecordingRow, Problem> {
+    if !safe_id(rec) {
+        return Err(Problem::not_found("no such recording"));
+    }
+    let row = s.store.recording(&class.0, rec).await.map_err(store_problem)?;
+    if matches!(viewer, Viewer::Pupil) && !for_pupils(&row) {
+        return Err(Problem::not_found("no such recording"));
+    }
+    Ok(row)
+}
+
+/// `PATCH /api/classes/{id}/recordings/{rec}` (the class's teacher or an admin): rename,
+/// publish or unpublish, allow or forbid the download.
+pub async fn update(
+    State(s): State<SharedState>,
+    Path((id, rec)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Result<Json<RecordingChange>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<RecordingInfo>, Problem> {
+    let class = ClassId(id);
+    let m = crate::teaching::manager(&s, &headers, &class, true, true).await?;
+    let change = crate::class_api::json_body(body)?;
+    let row = row_for(&s, &Viewer::Staff, &class, &rec).await?;
+    let title = change.title.map(|t| t.trim().to_owned()).unwrap_or(row.title);
+    if title.is_empty() || title.chars().count() > 120 || title.chars().any(char::is_control) {
+        return Err(Problem::bad_request("a title is 1 to 120 characters, on one line"));
+    }
+    let published = change.published.unwrap_or(row.published != 0);
+    let downloadable = change.downloadable.unwrap_or(row.downloadable != 0);
+    s.store.set_recording(&class.0, &rec, &title, published, downloadable).await.map_err(store_problem)?;
+    let detail = format!("{rec}: title \"{title}\", published {published}, downloadable {downloadable}");
+    s.recorder.audit(m.actor, "recording.update", format!("class:{class}"), detail);
+    let row = s.store.recording(&class.0, &rec).await.map_err(store_problem)?;
+    Ok(Json(s.recordings.info(row)))
+}
+
+/// `DELETE /api/classes/{id}/recordings/{rec}` (the class's teacher or an admin): its files
+/// and its row (409 while it is being recorded).
+pub async fn delete(
+    State(s): State<SharedState>,
+    Path((id, rec)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<StatusCode, Problem> {
+    let class = ClassId(id);
+    let m = crate::teaching::manager(&s, &headers, &class, true, true).await?;
+    let row = row_for(&s, &Viewer::Staff, &class, &rec).await?;
+    if s.recordings.active().get(&class).is_some_and(|a| a.id == rec) {
+        return Err(Problem::new(StatusCode::CONFLICT, "this recording is running: stop it first"));
+    }
+    s.recordings.delete_files(&class.0, &rec).map_err(|e| {
+        warn!(%class, recording = %rec, "cannot delete a recording's files: {e}");
+        Problem::unavailable("the recording's files cannot be deleted now", 30)
+    })?;
+    s.store.delete_recording(&class.0, &rec).await.map_err(store_problem)?;
+    s.recorder.audit(m.actor, "recording.delete", format!("class:{class}"), format!("{rec} ({})", row.title));
+    info!(%class, recording = %rec, "recording deleted");
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `GET /api/classes/{id}/recordings/{rec}/{file}`: one segment, streamed from disk, with
@@ -254,11 +462,12 @@ pub async fn file(
     req: Request,
 ) -> Result<Response, Problem> {
     let class = ClassId(id);
-    may_view(&s, req.headers(), &class).await?;
-    if !safe_id(&rec) || !safe_file(&name) {
+    let viewer = viewer(&s, req.headers(), &class).await?;
+    if !safe_file(&name) {
         return Err(Problem::not_found("no such recording file"));
     }
-    let path = s.recordings.dir(&class, &rec).join(&name);
+    row_for(&s, &viewer, &class, &rec).await?;
+    let path = s.recordings.dir(&class.0, &rec).join(&name);
     if !path.is_file() {
         return Err(Problem::not_found("no such recording file"));
     }
@@ -272,6 +481,85 @@ pub async fn file(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn config() -> RecordingConfig {
+        RecordingConfig {
+            segment_secs: 60,
+            publish: true,
+            term_ends: vec!["2026-12-19".into(), "2027-04-03".into()],
+            days_without_term: 120,
+        }
+    }
+
+    /// Milliseconds of midnight UTC starting `date` (YYYY-MM-DD).
+    fn day(date: &str) -> i64 {
+        let d = time::Date::parse(date, time::macros::format_description!("[year]-[month]-[day]")).unwrap();
+        (d.midnight().assume_utc().unix_timestamp_nanos() / 1_000_000) as i64
+    }
+
+    #[test]
+    fn a_recording_is_kept_until_the_end_of_its_term() {
+        let c = config();
+        assert_eq!(c.expiry_ms(day("2026-12-03")), day("2026-12-19"), "made in the first term");
+        assert_eq!(c.expiry_ms(day("2027-01-05")), day("2027-04-03"), "made after the Christmas holidays");
+        let late = day("2027-05-10");
+        assert_eq!(c.expiry_ms(late), late + 120 * 86_400_000, "no term end configured after it");
+    }
+
+    /// The retention sweep, on a real SQLite database and real files, with the clock given.
+    #[tokio::test]
+    async fn the_sweep_deletes_what_its_term_no_longer_covers_and_audits_it() {
+        let tmp = std::env::temp_dir().join(format!("ardoise-sweep-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        let store = Store::open(&Store::default_url(&tmp)).await.unwrap();
+        store.migrate().await.unwrap();
+        let recordings = Recordings::new(tmp.join("recordings"), config());
+        let c = config();
+        for (id, started) in [("1", day("2026-12-01")), ("2", day("2027-01-10"))] {
+            let row = RecordingRow {
+                class: "cm1".into(),
+                id: id.into(),
+                title: format!("Cours {id}"),
+                started_at: started,
+                duration_ms: 60_000,
+                state: "ready".into(),
+                published: 1,
+                downloadable: 0,
+                expires_at: c.expiry_ms(started),
+            };
+            store.insert_recording(&row).await.unwrap();
+            let dir = recordings.dir("cm1", id);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("layer0-00000.webm"), b"webm").unwrap();
+        }
+        // The day before the end of the first term: nothing goes.
+        assert_eq!(recordings.sweep(&store, day("2026-12-18")).await, 0);
+        assert_eq!(recordings.layers("cm1", "1").len(), 1);
+        // The first term is over: its recording goes, files and row, audited; the next stays.
+        assert_eq!(recordings.sweep(&store, day("2026-12-20")).await, 1);
+        assert!(!recordings.dir("cm1", "1").exists(), "its files are deleted");
+        assert!(store.recording("cm1", "1").await.is_err(), "its row is deleted");
+        assert!(recordings.dir("cm1", "2").exists() && store.recording("cm1", "2").await.is_ok());
+        let audit = store.audit_log(None, 10).await.unwrap();
+        assert!(
+            audit
+                .iter()
+                .any(|e| e.action == "recording.expire" && e.actor == "retention" && e.detail.starts_with("1 ")),
+            "{audit:?}"
+        );
+        // A recording being written is never swept under the writer.
+        let (_tx, rx) = std::sync::mpsc::sync_channel::<Vec<ardoise_sfu::TappedPacket>>(1);
+        let writer = std::thread::spawn(move || {
+            for _ in rx {}
+            Ok(ardoise_recorder::Written::default())
+        });
+        recordings.active().insert(ClassId("cm1".into()), Active { id: "2".into(), writer });
+        assert_eq!(recordings.sweep(&store, day("2027-04-04")).await, 0, "recording: kept");
+        recordings.active().clear();
+        assert_eq!(recordings.sweep(&store, day("2027-04-04")).await, 1);
+        store.close().await;
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
 
     #[test]
     fn only_ids_and_segment_names_make_paths() {

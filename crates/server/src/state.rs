@@ -193,7 +193,10 @@ impl AppState {
             started: std::time::Instant::now(),
             max_body,
             fault_injection: config.media.fault_injection,
-            recordings: crate::recordings::Recordings::new(config.data.dir.join("recordings")),
+            recordings: crate::recordings::Recordings::new(
+                config.data.dir.join("recordings"),
+                config.recording.clone(),
+            ),
             limits,
             next_participant: AtomicU64::new(1),
         }
@@ -421,6 +424,10 @@ impl AppState {
                         self.classes.set_state(&class, if live { ClassState::Live } else { ClassState::Open });
                         self.hub.set_live(&class, live);
                     }
+                    // The class's policy records it from the moment it is live.
+                    if live && self.classes.policies(&class).recording && !self.recordings.is_recording(&class) {
+                        tokio::spawn(crate::recordings::record_by_policy(self.clone(), class.clone()));
+                    }
                 }
                 MediaEvent::Left(_, pid) => {
                     self.forget_session(pid);
@@ -463,7 +470,8 @@ impl AppState {
     }
 
     /// Enforce the retention of `[retention]`: attendance, audit entries, expired logins and
-    /// revocations older than their limit are deleted. Returns the rows deleted.
+    /// revocations older than their limit are deleted, and recordings past their deletion
+    /// date (`[recording]`). Returns the rows deleted.
     pub async fn sweep_retention(&self) -> u64 {
         let now = ardoise_store::now_ms();
         let day = 86_400_000i64;
@@ -474,7 +482,7 @@ impl AppState {
             ("logins", self.store.prune_logins().await),
             ("revocations", self.store.sweep_revocations(now).await),
         ];
-        let mut total = 0;
+        let mut total = self.recordings.sweep(&self.store, now).await;
         for (what, res) in results {
             match res {
                 Ok(n) => {

@@ -15,6 +15,7 @@ pub mod audit;
 pub mod classes;
 pub mod logins;
 pub mod orgs;
+pub mod recordings;
 pub mod revocations;
 pub mod test_cluster;
 pub mod users;
@@ -24,6 +25,7 @@ pub use audit::AuditEntry;
 pub use classes::{ClassPolicies, ClassRow, Slot};
 pub use logins::Login;
 pub use orgs::{Departement, School};
+pub use recordings::RecordingRow;
 pub use revocations::SigningKey;
 pub use users::{NewUser, User, UserRole};
 

@@ -4,7 +4,7 @@
 //! SQL-injection attempts stored as plain text.
 
 use ardoise_store::test_cluster::{database_url, fresh_database};
-use ardoise_store::{ClassPolicies, ClassRow, NewUser, Slot, Store, StoreError, UserRole, now_ms};
+use ardoise_store::{ClassPolicies, ClassRow, NewUser, RecordingRow, Slot, Store, StoreError, UserRole, now_ms};
 
 async fn suite(store: &Store) {
     // Migrations: applied at connect, again is a no-op, check agrees.
@@ -137,6 +137,39 @@ async fn suite(store: &Store) {
     assert_eq!(store.erase_pupil("pupil-2").await.unwrap(), 1);
     assert!(store.attendance_of_pupil("pupil-2").await.unwrap().is_empty());
     assert_eq!(store.sweep_attendance(t0 + 11).await.unwrap(), 1);
+
+    // Recordings: described, finished, set by the teacher, swept by retention.
+    let rec = RecordingRow {
+        class: "cm2-b".into(),
+        id: "1000".into(),
+        title: "CM2 B".into(),
+        started_at: 1000,
+        duration_ms: 0,
+        state: "recording".into(),
+        published: 1,
+        downloadable: 0,
+        expires_at: 5000,
+    };
+    store.insert_recording(&rec).await.unwrap();
+    assert!(matches!(store.insert_recording(&rec).await, Err(StoreError::Duplicate(_))));
+    store
+        .insert_recording(&RecordingRow { id: "2000".into(), started_at: 2000, expires_at: 9000, ..rec.clone() })
+        .await
+        .unwrap();
+    assert_eq!(store.unfinished_recordings().await.unwrap().len(), 2);
+    store.finish_recording("cm2-b", "1000", "ready", 20_000).await.unwrap();
+    store.set_recording("cm2-b", "1000", "Fractions", false, true).await.unwrap();
+    let back = store.recording("cm2-b", "1000").await.unwrap();
+    assert_eq!((back.title.as_str(), back.state.as_str(), back.duration_ms), ("Fractions", "ready", 20_000));
+    assert_eq!((back.published, back.downloadable), (0, 1));
+    assert!(matches!(store.set_recording("cm2-b", "404", "x", true, true).await, Err(StoreError::NotFound(_))));
+    let listed = store.recordings_of_class("cm2-b").await.unwrap();
+    assert_eq!(listed.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["2000", "1000"], "newest first");
+    let expired = store.expired_recordings(6000).await.unwrap();
+    assert_eq!(expired.len(), 1, "one past its retention");
+    store.delete_recording("cm2-b", &expired[0].id).await.unwrap();
+    assert!(matches!(store.recording("cm2-b", "1000").await, Err(StoreError::NotFound(_))));
+    store.delete_recording("cm2-b", "2000").await.unwrap();
 
     // Audit.
     store.audit("user:1", "class.create", "class:cm2-b", "").await.unwrap();
