@@ -10,7 +10,7 @@ use common::TestServer;
 #[test]
 fn pages_carry_strict_headers_and_no_inline_code() {
     let server = TestServer::start(&[]);
-    for page in ["/", "/c/demo", "/teacher", "/admin", "/watch", "/login", "/my", "/admin/schools"] {
+    for page in ["/", "/c/demo", "/replay", "/teacher", "/admin", "/watch", "/login", "/my", "/admin/schools"] {
         let r = ureq::get(&format!("{}{page}", server.base)).call().unwrap_or_else(|e| panic!("{page}: {e}"));
         let csp = r.header("Content-Security-Policy").unwrap_or_default().to_owned();
         assert!(csp.contains("script-src 'self';") && csp.contains("style-src 'self';"), "{page}: {csp}");

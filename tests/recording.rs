@@ -59,7 +59,8 @@ fn inspect(path: &std::path::Path) -> (usize, usize, bool, f64) {
 
 #[test]
 fn twenty_seconds_of_the_studio_recorded_on_every_layer() {
-    let server = TestServer::start(&[]);
+    // One segment per layer: the file is checked whole.
+    let server = TestServer::start(&[("ARDOISE__RECORDING__SEGMENT_SECS", "60")]);
     let teacher = server.token("teacher", Some("demo"));
     let mut config = StudioConfig::test_sources(&server.base, "demo", &teacher);
     config.follow_class = false;
@@ -165,10 +166,52 @@ fn twenty_seconds_of_the_studio_recorded_on_every_layer() {
     assert_eq!(pupils_list(), serde_json::json!([]), "unpublished: the pupils do not see it");
     assert_eq!(get(&pupil, None).0, 404, "nor fetch its files");
     assert_eq!(get(&teacher, Some("bytes=0-9")).0, 206, "the teacher still does");
-    let r = send("PATCH", &rec, Some(&teacher), json, r#"{"published":true,"downloadable":true}"#);
+    assert_eq!(send("POST", &format!("{rec}/download"), Some(&pupil), None, "").status, 404, "unpublished");
+    let r = send("PATCH", &rec, Some(&teacher), json, r#"{"published":true}"#);
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(pupils_list()[0]["title"], "Les fractions", "published again, renamed");
+    let r = send("POST", &format!("{rec}/download"), Some(&pupil), None, "");
+    assert_eq!(r.status, 403, "no download until the teacher allows it: {}", r.body);
+    let r = send("PATCH", &rec, Some(&teacher), json, r#"{"downloadable":true}"#);
+    assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(pupils_list()[0]["downloadable"], true);
+
+    // Offline viewing: a link to the 180p layer as one file, which needs no token, resumes
+    // (Range), and stops working when the teacher forbids the download again.
+    let r = send("POST", &format!("{rec}/download"), Some(&pupil), None, "");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let link = format!("{}{}", server.base, serde_json::from_str::<Value>(&r.body).unwrap()["url"].as_str().unwrap());
+    let fetch = |url: &str, range: Option<&str>| -> (u16, Vec<u8>, Option<String>) {
+        let mut req = ardoise_client::trust::agent().get(url);
+        if let Some(r) = range {
+            req = req.set("Range", r);
+        }
+        let r = match req.call() {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("GET {url}: {e}"),
+        };
+        let (status, disposition) = (r.status(), r.header("Content-Disposition").map(String::from));
+        let mut body = Vec::new();
+        std::io::Read::read_to_end(&mut r.into_reader(), &mut body).unwrap();
+        (status, body, disposition)
+    };
+    let (status, body, disposition) = fetch(&link, None);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert!(disposition.is_some_and(|d| d.starts_with("attachment")), "a download, not a page");
+    let offline = server.data_dir.join("offline-copy.webm");
+    std::fs::write(&offline, &body).unwrap();
+    let (video, audio, key, span) = inspect(&offline);
+    println!("offline file: {} bytes, {video} video frames, {audio} audio buffers, {span:.2} s", body.len());
+    assert!(key && audio > 500 && (span - 20.0).abs() <= 1.0, "the whole class, 180p, with its voice");
+    assert_eq!(fetch(&link, Some("bytes=100-199")).0, 206, "a download resumes");
+    let forged = link.replace("for=p", "for=s");
+    assert_eq!(fetch(&forged, None).0, 403, "a link made a teacher's");
+    let other_class = link.replace("/classes/demo/", "/classes/autre/");
+    assert_eq!(fetch(&other_class, None).0, 403, "a link of another class");
+    let r = send("PATCH", &rec, Some(&teacher), json, r#"{"downloadable":false}"#);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(fetch(&link, None).0, 403, "the teacher forbade the download again: the link stops");
     // Deleted: its files and its description.
     assert_eq!(send("DELETE", &rec, Some(&pupil), None, "").status, 403, "a pupil cannot delete it");
     assert_eq!(send("DELETE", &rec, Some(&teacher), None, "").status, 204);
@@ -235,4 +278,62 @@ fn a_class_recorded_by_its_policy_survives_a_kill_9_of_the_server() {
     let seen: Value =
         serde_json::from_str(&send("GET", &url(&server, "/recordings"), Some(&pupil), None, "").body).unwrap();
     assert_eq!(seen[0]["id"], rec["id"], "the pupils see what was kept");
+}
+
+#[test]
+fn a_teacher_who_reconnects_continues_the_same_recording() {
+    // One segment per layer: the file is checked whole.
+    let server = TestServer::start(&[("ARDOISE__RECORDING__SEGMENT_SECS", "60")]);
+    let teacher = server.token("teacher", Some("demo"));
+    let studio = || {
+        let mut config = StudioConfig::test_sources(&server.base, "demo", &teacher);
+        config.follow_class = false;
+        let studio = Studio::start(config).expect("studio starts on test sources");
+        common::eventually(Duration::from_secs(15), || {
+            if studio.stats.connected.load(Ordering::Relaxed) { Ok(()) } else { Err("the studio publishes".into()) }
+        });
+        studio
+    };
+    let first = studio();
+    // A pupil keeps the class open while the teacher is away.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let (base, token, stop) = (server.base.clone(), server.join("demo", "Reste"), stop.clone());
+        std::thread::spawn(move || {
+            let mut pupil = ardoise_loadgen::Subscriber::connect(&base, "demo", &token, common::lo()).expect("WHEP");
+            while !stop.load(Ordering::Relaxed) {
+                let _ = pupil.run_for(Duration::from_millis(200));
+            }
+        })
+    };
+    let url = |p: &str| format!("{}/api/classes/demo{p}", server.base);
+    let r = send("POST", &url("/recording/start"), Some(&teacher), None, "");
+    assert_eq!(r.status, 201, "{}", r.body);
+    // The recording's parts and the teacher's absence, not synchronisations.
+    std::thread::sleep(Duration::from_secs(8));
+    drop(first); // the studio closes its session: a new one comes with new SSRCs and RTP clocks
+    std::thread::sleep(Duration::from_secs(3));
+    let second = studio();
+    std::thread::sleep(Duration::from_secs(8));
+    let r = send("POST", &url("/recording/stop"), Some(&teacher), None, "");
+    assert_eq!(r.status, 200, "{}", r.body);
+    drop(second);
+    stop.store(true, Ordering::Relaxed);
+    watcher.join().unwrap();
+    let info: Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(info["state"], "ready", "{info}");
+    let dir = server.data_dir.join("recordings/demo").join(info["id"].as_str().unwrap());
+    let layers = info["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 3, "{info}");
+    for layer in layers {
+        let (video, audio, key, span) = inspect(&dir.join(layer["files"][0]["name"].as_str().unwrap()));
+        println!(
+            "layer {} across the reconnection: {video} video frames, {audio} audio buffers, {span:.2} s",
+            layer["rank"]
+        );
+        // 8 s, the teacher away (3 s and the new session's start), 8 s: one timeline.
+        assert!(key && (17.0..=24.0).contains(&span), "layer {}: {span:.2} s on one timeline", layer["rank"]);
+        assert!(video as f64 >= 14.0 * 15.0, "layer {}: both parts recorded ({video} frames)", layer["rank"]);
+        assert!(audio > 700, "layer {}: the voice of both parts ({audio} buffers)", layer["rank"]);
+    }
 }

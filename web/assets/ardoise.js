@@ -67,6 +67,7 @@ const STRINGS = {
   replay_join_first: ["Rejoins d'abord ta classe avec son code : ses cours enregistrés apparaîtront ici.", "First join your class with its code: its recorded classes will show here."],
   replay_none: ["Aucun cours enregistré pour l'instant.", "No recorded class yet."],
   replay_minutes: ["{m} min", "{m} min"],
+  replay_download: ["Télécharger pour regarder hors ligne ({mb} Mo)", "Download to watch offline ({mb} MB)"],
   replay_layer: ["Qualité : {q}", "Quality: {q}"],
   replay_stalled: ["Chargement…", "Loading…"],
   replay_unsupported: ["Ce navigateur ne sait pas lire les cours enregistrés.", "This browser cannot play recorded classes."],

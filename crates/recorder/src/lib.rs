@@ -13,8 +13,14 @@
 //! Rules:
 //! - segments are closed every segment length (at a keyframe), so a crash loses at most the
 //!   segment being written;
+//! - each segment gets a line in its layer's index, `layer<rank>.index`, when the next one
+//!   opens (or the recording ends): `<file> <start ns> <end ns>` on the recording's timeline
+//!   (the files keep those timestamps), which is what a player seeks and switches layers with;
 //! - a stream's timestamps are its RTP timestamps, anchored at its first packet's arrival
-//!   (so audio and every layer share one timeline from the start of the recording);
+//!   (so audio and every layer share one timeline from the start of the recording); a stream
+//!   that comes back with another SSRC (the teacher reconnected, a new RTP timeline) is
+//!   anchored afresh at its first packet's arrival: the recording goes on, on one timeline,
+//!   with the time the teacher was away as a gap;
 //! - nothing waits on the media path: the SFU hands batches over a bounded queue and drops a
 //!   batch when it is full; the writer never blocks the worker;
 //! - VP8 only for now: an H.264 programme is refused at its first packet (logged).
@@ -79,10 +85,17 @@ impl Clock {
 
 /// One video layer's pipeline.
 struct LayerPipeline {
+    rank: usize,
     pipeline: gst::Pipeline,
+    /// The segment being written: its file name and start (running time, ns).
+    open: Option<(String, u64)>,
     video: gst_app::AppSrc,
     audio: gst_app::AppSrc,
     video_clock: Clock,
+    /// The SSRC the layer's video comes from now.
+    video_ssrc: u32,
+    /// The latest video timestamp written (ns): where the last segment ends.
+    last_pts: u64,
     audio_clock: Option<Clock>,
 }
 
@@ -92,7 +105,8 @@ pub struct Writer {
     started: Instant,
     segment: Duration,
     layers: HashMap<usize, LayerPipeline>,
-    audio_first: Option<(u32, Duration)>,
+    /// The audio's SSRC, first RTP timestamp and arrival (offset from the start).
+    audio_first: Option<(u32, u32, Duration)>,
     first: Option<Instant>,
     last: Option<Instant>,
     packets: u64,
@@ -124,6 +138,12 @@ impl Writer {
                     warn!(dir = %self.dir.display(), "recording: {e:#}");
                 }
             }
+            for layer in self.layers.values_mut() {
+                let bus = layer.pipeline.bus().ok_or_else(|| anyhow!("no bus"))?;
+                while let Some(m) = bus.pop_filtered(&[gst::MessageType::Element]) {
+                    layer.on_message(&self.dir, &m);
+                }
+            }
         }
         self.finish()
     }
@@ -134,7 +154,14 @@ impl Writer {
         self.last = Some(p.at);
         match p.stream {
             TapStream::Audio => {
-                let (first_ts, first_offset) = *self.audio_first.get_or_insert((p.ts, offset));
+                if self.audio_first.is_some_and(|(ssrc, ..)| ssrc != p.ssrc) {
+                    // The audio came back on a new stream: every layer's audio is anchored afresh.
+                    self.audio_first = None;
+                    for layer in self.layers.values_mut() {
+                        layer.audio_clock = None;
+                    }
+                }
+                let (_, first_ts, first_offset) = *self.audio_first.get_or_insert((p.ssrc, p.ts, offset));
                 for layer in self.layers.values_mut() {
                     let clock = layer.audio_clock.get_or_insert_with(|| Clock::new(48_000, first_ts, first_offset));
                     let pts = clock.pts(p.ts);
@@ -146,19 +173,24 @@ impl Writer {
                     return Err(anyhow!("only VP8 programmes are recorded for now ({:?})", p.codec));
                 }
                 if !self.layers.contains_key(&rank) {
-                    let layer = self.layer(rank, p.ts, offset)?;
+                    let layer = self.layer(rank, p.ssrc, p.ts, offset)?;
                     self.layers.insert(rank, layer);
                 }
                 let layer = self.layers.get_mut(&rank).expect("made above");
+                if layer.video_ssrc != p.ssrc {
+                    layer.video_ssrc = p.ssrc;
+                    layer.video_clock = Clock::new(90_000, p.ts, offset);
+                }
                 let pts = layer.video_clock.pts(p.ts);
                 push_rtp(&layer.video, 96, p, pts)?;
+                layer.last_pts = layer.last_pts.max(pts.nseconds());
             }
         }
         self.packets += 1;
         Ok(())
     }
 
-    fn layer(&self, rank: usize, ts: u32, offset: Duration) -> Result<LayerPipeline> {
+    fn layer(&self, rank: usize, ssrc: u32, ts: u32, offset: Duration) -> Result<LayerPipeline> {
         let pattern = self.dir.join(format!("layer{rank}-%05d.webm"));
         let description = format!(
             "appsrc name=video format=time is-live=true do-timestamp=false \
@@ -184,7 +216,17 @@ impl Writer {
         let (video, audio) = (src("video")?, src("audio")?);
         pipeline.set_state(gst::State::Playing).context("start the recording pipeline")?;
         info!(dir = %self.dir.display(), rank, "recording a layer");
-        Ok(LayerPipeline { pipeline, video, audio, video_clock: Clock::new(90_000, ts, offset), audio_clock: None })
+        Ok(LayerPipeline {
+            rank,
+            pipeline,
+            open: None,
+            video,
+            audio,
+            video_clock: Clock::new(90_000, ts, offset),
+            video_ssrc: ssrc,
+            last_pts: 0,
+            audio_clock: None,
+        })
     }
 
     fn finish(self) -> Result<Written> {
@@ -193,14 +235,23 @@ impl Writer {
             let _ = layer.video.end_of_stream();
             let _ = layer.audio.end_of_stream();
             let bus = layer.pipeline.bus().ok_or_else(|| anyhow!("no bus"))?;
-            let done = bus.timed_pop_filtered(
+            let mut layer = layer;
+            // The last segments' messages come before the end of stream.
+            while let Some(m) = bus.timed_pop_filtered(
                 gst::ClockTime::from_seconds(10),
-                &[gst::MessageType::Eos, gst::MessageType::Error],
-            );
-            if let Some(gst::MessageView::Error(e)) = done.as_ref().map(|m| m.view()) {
-                warn!(rank, "recording: {}", e.error());
+                &[gst::MessageType::Eos, gst::MessageType::Error, gst::MessageType::Element],
+            ) {
+                match m.view() {
+                    gst::MessageView::Element(_) => layer.on_message(&self.dir, &m),
+                    gst::MessageView::Error(e) => {
+                        warn!(rank, "recording: {}", e.error());
+                        break;
+                    }
+                    _ => break,
+                }
             }
             let _ = layer.pipeline.set_state(gst::State::Null);
+            layer.close_index(&self.dir);
             let prefix = format!("layer{rank}-");
             let mut files: Vec<PathBuf> = std::fs::read_dir(&self.dir)?
                 .flatten()
@@ -216,6 +267,101 @@ impl Writer {
             _ => 0.0,
         };
         Ok(Written { layers, duration_s, packets: self.packets })
+    }
+}
+
+/// Join a layer's closed segments (those in its index, in order) into one WebM file at
+/// `out`, without transcoding: the file a pupil downloads for offline viewing. Written
+/// beside `out` first, then renamed: `out` is whole or absent.
+pub fn join_layer(dir: &Path, rank: usize, out: &Path) -> Result<()> {
+    gst::init().context("GStreamer")?;
+    let index = std::fs::read_to_string(dir.join(format!("layer{rank}.index")))
+        .with_context(|| format!("layer {rank} has no closed segment"))?;
+    let files: Vec<String> =
+        index.lines().filter_map(|l| l.split(' ').next()).map(|name| dir.join(name).display().to_string()).collect();
+    if files.is_empty() {
+        return Err(anyhow!("layer {rank} has no closed segment"));
+    }
+    let part = out.with_extension("part");
+    let pipeline = gst::parse::launch(&format!(
+        "splitmuxsrc name=src src.video_0 ! queue ! mux.video_0 src.audio_0 ! queue ! mux.audio_0 \
+         webmmux name=mux ! filesink location=\"{}\"",
+        part.display()
+    ))
+    .context("join pipeline")?
+    .downcast::<gst::Pipeline>()
+    .map_err(|_| anyhow!("not a pipeline"))?;
+    let src = pipeline.by_name("src").ok_or_else(|| anyhow!("no splitmuxsrc"))?;
+    src.connect("format-location", false, move |_| Some(files.to_value()));
+    pipeline.set_state(gst::State::Playing).context("start joining")?;
+    let bus = pipeline.bus().ok_or_else(|| anyhow!("no bus"))?;
+    let end =
+        bus.timed_pop_filtered(gst::ClockTime::from_seconds(600), &[gst::MessageType::Eos, gst::MessageType::Error]);
+    let _ = pipeline.set_state(gst::State::Null);
+    match end.as_ref().map(|m| m.view()) {
+        Some(gst::MessageView::Eos(_)) => std::fs::rename(&part, out).context("rename the joined file"),
+        Some(gst::MessageView::Error(e)) => {
+            let _ = std::fs::remove_file(&part);
+            Err(anyhow!("joining layer {rank}: {}", e.error()))
+        }
+        _ => {
+            let _ = std::fs::remove_file(&part);
+            Err(anyhow!("joining layer {rank} took more than 10 minutes"))
+        }
+    }
+}
+
+impl LayerPipeline {
+    /// A segment opened (splitmuxsink's element message, with its start): the one before it
+    /// ends there, and gets its line in the layer's index. (The messages that say a segment
+    /// was closed come late, with a later running time: they are not used.)
+    fn on_message(&mut self, dir: &Path, m: &gst::Message) {
+        let Some(st) = m.structure() else { return };
+        if st.name().as_str() != "splitmuxsink-fragment-opened" {
+            return;
+        }
+        let Some(name) = st
+            .get::<String>("location")
+            .ok()
+            .and_then(|l| Path::new(&l).file_name().and_then(|n| n.to_str()).map(str::to_owned))
+        else {
+            return;
+        };
+        let at = st
+            .get::<gst::ClockTime>("running-time")
+            .map(|t| t.nseconds())
+            .or_else(|_| st.get::<u64>("running-time"))
+            .unwrap_or(0);
+        if let Some((previous, start)) = self.open.replace((name, at)) {
+            self.index(dir, &previous, start, at);
+        }
+    }
+
+    /// The end of the recording: the last segment ends at the last frame written; one opened
+    /// after it (a header, no frame) is deleted.
+    fn close_index(&mut self, dir: &Path) {
+        match self.open.take() {
+            Some((name, start)) if start < self.last_pts => {
+                let end = self.last_pts;
+                self.index(dir, &name, start, end);
+            }
+            Some((name, _)) => {
+                let _ = std::fs::remove_file(dir.join(name));
+            }
+            None => {}
+        }
+    }
+
+    fn index(&self, dir: &Path, name: &str, start: u64, end: u64) {
+        let index = dir.join(format!("layer{}.index", self.rank));
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&index)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, format!("{name} {start} {end}\n").as_bytes()));
+        if let Err(e) = written {
+            warn!(index = %index.display(), "recording: cannot index a segment: {e}");
+        }
     }
 }
 

@@ -303,6 +303,8 @@ pub struct RecordingConfig {
     pub term_ends: Vec<String>,
     /// Days a recording is kept when no term end comes after it.
     pub days_without_term: u64,
+    /// How long a download link (offline viewing) works, seconds.
+    pub download_link_secs: u64,
 }
 
 impl RecordingConfig {
@@ -541,8 +543,11 @@ impl Config {
             return bad("retention: keep records at least one day".into());
         }
         let r = &self.recording;
-        if !(1..=3600).contains(&r.segment_secs) || r.days_without_term == 0 {
-            return bad("recording: segment_secs must be within 1..=3600, days_without_term at least 1".into());
+        if !(1..=3600).contains(&r.segment_secs) || r.days_without_term == 0 || r.download_link_secs == 0 {
+            return bad(
+                "recording: segment_secs must be within 1..=3600, days_without_term and download_link_secs at least 1"
+                    .into(),
+            );
         }
         if let Some(d) = r.term_ends.iter().find(|d| RecordingConfig::term_end_ms(d).is_none()) {
             return bad(format!("recording.term_ends: '{d}' is not a YYYY-MM-DD date"));

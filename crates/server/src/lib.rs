@@ -12,6 +12,7 @@ pub mod class_events;
 pub mod class_hub;
 pub mod classes;
 pub mod config;
+pub mod download_links;
 pub mod http_listener;
 pub mod limits;
 pub mod media_endpoints;
@@ -52,6 +53,7 @@ pub fn app(state: SharedState) -> Router {
     Router::new()
         .route("/", get(web::pupil))
         .route("/c/{code}", get(web::pupil))
+        .route("/replay", get(web::replay))
         .route("/teacher", get(web::teacher))
         .route("/admin", get(web::admin))
         .route("/login", get(web::login))
@@ -69,6 +71,7 @@ pub fn app(state: SharedState) -> Router {
         .route("/api/classes/{id}/recording/stop", post(recordings::stop))
         .route("/api/classes/{id}/recordings", get(recordings::list))
         .route("/api/classes/{id}/recordings/{rec}", patch(recordings::update).delete(recordings::delete))
+        .route("/api/classes/{id}/recordings/{rec}/download", post(recordings::download))
         .route("/api/classes/{id}/recordings/{rec}/{file}", get(recordings::file))
         .route("/api/classes/{code}/join", post(class_api::join))
         .route("/api/classes/{code}/code", post(class_api::rotate_code))

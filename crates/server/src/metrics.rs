@@ -138,6 +138,12 @@ pub async fn metrics(
     );
     gauge("ardoise_nacks_total", "NACKs received from subscribers.", "counter", per_worker(&|w| w.nacks));
     gauge("ardoise_plis_sent_total", "Keyframe requests sent to publishers.", "counter", per_worker(&|w| w.plis_sent));
+    gauge(
+        "ardoise_recording_dropped_total",
+        "Batches of a recorded programme dropped because the recorder's queue was full.",
+        "counter",
+        per_worker(&|w| w.recording_dropped),
+    );
     gauge("ardoise_peer_faults_total", "Peers removed after a fault.", "counter", per_worker(&|w| w.peer_panics));
     gauge(
         "ardoise_worker_cpu_seconds_total",

@@ -44,6 +44,11 @@ pub struct RecordedFile {
     pub size: u64,
     /// Where to fetch it (HTTP Range supported).
     pub url: String,
+    /// Where it starts on the recording's timeline, seconds (its timestamps say the same);
+    /// `None` for a segment not closed (being written, or cut by a stop of the server).
+    pub start_s: Option<f64>,
+    /// Where it ends, seconds.
+    pub end_s: Option<f64>,
 }
 
 /// One video layer of a recording, with the audio in each file.
@@ -80,6 +85,18 @@ pub struct RecordingInfo {
     pub layers: Vec<RecordedLayer>,
 }
 
+/// A download link (`POST …/recordings/{rec}/download`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DownloadLink {
+    /// The smallest layer as one WebM file; needs no token, until it expires.
+    pub url: String,
+    /// When it expires, seconds since the Unix epoch.
+    pub expires_at: u64,
+}
+
+/// The name of the file a download link serves, in the recording's directory.
+const OFFLINE: &str = "offline.webm";
+
 /// What the teacher may change of a recording (`PATCH`); absent fields stay.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -103,12 +120,21 @@ pub struct Recordings {
     root: PathBuf,
     config: RecordingConfig,
     active: Mutex<HashMap<ClassId, Active>>,
+    links: crate::download_links::DownloadLinks,
+    /// Held while a layer's segments are joined for a download (one at a time).
+    joining: tokio::sync::Mutex<()>,
 }
 
 impl Recordings {
     /// Recordings kept under `root` (`<data.dir>/recordings`), by the rules of `config`.
     pub fn new(root: PathBuf, config: RecordingConfig) -> Recordings {
-        Recordings { root, config, active: Mutex::new(HashMap::new()) }
+        Recordings {
+            root,
+            config,
+            active: Mutex::new(HashMap::new()),
+            links: Default::default(),
+            joining: tokio::sync::Mutex::new(()),
+        }
     }
 
     fn active(&self) -> std::sync::MutexGuard<'_, HashMap<ClassId, Active>> {
@@ -124,10 +150,24 @@ impl Recordings {
         self.active().contains_key(class)
     }
 
-    /// The segment files of a recording on disk, by layer (lowest first), each in order.
+    /// The segment files of a recording on disk, by layer (lowest first), each in order, with
+    /// the times of the closed ones from the layers' indexes.
     fn layers(&self, class: &str, id: &str) -> Vec<RecordedLayer> {
+        let dir = self.dir(class, id);
+        let mut times: HashMap<String, (f64, f64)> = HashMap::new();
+        for rank in 0..10 {
+            let Ok(index) = std::fs::read_to_string(dir.join(format!("layer{rank}.index"))) else { continue };
+            for line in index.lines() {
+                let mut parts = line.split(' ');
+                if let (Some(name), Some(Ok(start)), Some(Ok(end))) =
+                    (parts.next(), parts.next().map(str::parse::<u64>), parts.next().map(str::parse::<u64>))
+                {
+                    times.insert(name.to_owned(), (start as f64 / 1e9, end as f64 / 1e9));
+                }
+            }
+        }
         let mut by_rank: std::collections::BTreeMap<usize, Vec<RecordedFile>> = Default::default();
-        for entry in std::fs::read_dir(self.dir(class, id)).into_iter().flatten().flatten() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
             let Some(name) = entry.file_name().to_str().map(str::to_owned) else { continue };
             if !safe_file(&name) {
                 continue;
@@ -138,7 +178,8 @@ impl Recordings {
                 continue; // opened but nothing written (a server stopped at a segment's start)
             }
             let url = format!("/api/classes/{class}/recordings/{id}/{name}");
-            by_rank.entry(rank).or_default().push(RecordedFile { name, size, url });
+            let (start_s, end_s) = times.get(&name).map_or((None, None), |&(a, b)| (Some(a), Some(b)));
+            by_rank.entry(rank).or_default().push(RecordedFile { name, size, url, start_s, end_s });
         }
         by_rank
             .into_iter()
@@ -462,6 +503,9 @@ pub async fn file(
     req: Request,
 ) -> Result<Response, Problem> {
     let class = ClassId(id);
+    if name == OFFLINE {
+        return offline(&s, &class, &rec, req).await;
+    }
     let viewer = viewer(&s, req.headers(), &class).await?;
     if !safe_file(&name) {
         return Err(Problem::not_found("no such recording file"));
@@ -478,6 +522,76 @@ pub async fn file(
     Ok(served.into_response())
 }
 
+/// `POST /api/classes/{id}/recordings/{rec}/download`: a link to the recording's smallest
+/// layer as one file, for offline viewing (pupils: when the teacher allowed it). The link
+/// needs no token and expires (`[recording] download_link_secs`).
+pub async fn download(
+    State(s): State<SharedState>,
+    Path((id, rec)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<DownloadLink>, Problem> {
+    use crate::download_links::LinkFor;
+    let class = ClassId(id);
+    let viewer = viewer(&s, &headers, &class).await?;
+    let row = row_for(&s, &viewer, &class, &rec).await?;
+    let who = match viewer {
+        Viewer::Staff => LinkFor::Staff,
+        Viewer::Pupil => LinkFor::Pupil,
+    };
+    if who == LinkFor::Pupil && row.downloadable == 0 {
+        return Err(Problem::forbidden("the teacher has not allowed downloading this recording"));
+    }
+    if row.state != "ready" && row.state != "interrupted" {
+        return Err(Problem::new(StatusCode::CONFLICT, "this recording cannot be downloaded yet"));
+    }
+    let expires_at = crate::auth::unix_now() + s.recordings.config.download_link_secs;
+    let query = s.recordings.links.query(&class.0, &rec, expires_at, who);
+    Ok(Json(DownloadLink { url: format!("/api/classes/{}/recordings/{rec}/{OFFLINE}?{query}", class.0), expires_at }))
+}
+
+/// A download link's file: checked, then the smallest layer joined into one file (once, kept
+/// beside the segments), served as an attachment with Range (a download resumes).
+async fn offline(s: &SharedState, class: &ClassId, rec: &str, req: Request) -> Result<Response, Problem> {
+    use crate::download_links::{LinkFor, LinkRefusal};
+    if !safe_id(rec) {
+        return Err(Problem::not_found("no such recording"));
+    }
+    let query = req.uri().query().unwrap_or("");
+    let who = s.recordings.links.check(&class.0, rec, query, crate::auth::unix_now()).map_err(|r| match r {
+        LinkRefusal::Expired => Problem::new(StatusCode::GONE, "this download link has expired: ask for a new one"),
+        LinkRefusal::Invalid => Problem::forbidden("this download link is not valid: ask for a new one"),
+    })?;
+    let viewer = if who == LinkFor::Pupil { Viewer::Pupil } else { Viewer::Staff };
+    let row = row_for(s, &viewer, class, rec).await?;
+    if who == LinkFor::Pupil && row.downloadable == 0 {
+        return Err(Problem::forbidden("the teacher no longer allows downloading this recording"));
+    }
+    let dir = s.recordings.dir(&class.0, rec);
+    let out = dir.join(OFFLINE);
+    if !out.is_file() {
+        let _one = s.recordings.joining.lock().await;
+        if !out.is_file() {
+            let lowest = s.recordings.layers(&class.0, rec).first().map(|l| l.rank).unwrap_or(0);
+            let (d, o) = (dir.clone(), out.clone());
+            let joined = tokio::task::spawn_blocking(move || ardoise_recorder::join_layer(&d, lowest, &o)).await;
+            if let Err(e) = joined.map_err(anyhow::Error::from).and_then(|r| r) {
+                warn!(%class, recording = %rec, "cannot join a recording for its download: {e:#}");
+                return Err(Problem::unavailable("the download is not ready; try again soon", 30));
+            }
+        }
+    }
+    let mut served = tower_http::services::ServeFile::new_with_mime(&out, &"video/webm".parse().expect("a mime type"))
+        .oneshot(req)
+        .await
+        .map_err(|_| Problem::not_found("no such recording file"))?
+        .into_response();
+    let name = format!("attachment; filename=\"ardoise-{}-{rec}.webm\"", class.0);
+    if let Ok(v) = axum::http::HeaderValue::from_str(&name) {
+        served.headers_mut().insert(axum::http::header::CONTENT_DISPOSITION, v);
+    }
+    Ok(served)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -486,6 +600,7 @@ mod tests {
         RecordingConfig {
             segment_secs: 60,
             publish: true,
+            download_link_secs: 3600,
             term_ends: vec!["2026-12-19".into(), "2027-04-03".into()],
             days_without_term: 120,
         }

@@ -14,6 +14,8 @@ use axum::response::{Html, IntoResponse, Response};
 pub const WATCH_HTML: &str = include_str!("../../../web/watch.html");
 /// Pupil page (`/` and `/c/{code}`).
 pub const PUPIL_HTML: &str = include_str!("../../../web/pupil.html");
+/// The class's recordings and their player (`/replay`, with the pupil's session or `#token=`).
+pub const REPLAY_HTML: &str = include_str!("../../../web/replay.html");
 /// Teacher console (`/teacher#token=…`).
 pub const TEACHER_HTML: &str = include_str!("../../../web/teacher.html");
 /// Admin dashboard (`/admin#token=…`).
@@ -32,6 +34,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("ardoise.css", CSS, include_str!("../../../web/assets/ardoise.css")),
     ("watch.css", CSS, include_str!("../../../web/assets/watch.css")),
     ("pupil.js", JS, include_str!("../../../web/assets/pupil.js")),
+    ("replay.js", JS, include_str!("../../../web/assets/replay.js")),
     ("teacher.js", JS, include_str!("../../../web/assets/teacher.js")),
     ("admin.js", JS, include_str!("../../../web/assets/admin.js")),
     ("login.js", JS, include_str!("../../../web/assets/login.js")),
@@ -80,6 +83,11 @@ pub async fn watch(headers: HeaderMap) -> Response {
 /// `GET /` and `GET /c/{code}`: the pupil page (the script reads the code from the path).
 pub async fn pupil(headers: HeaderMap) -> Response {
     page(PUPIL_HTML, &headers)
+}
+
+/// `GET /replay`: the class's recordings, played by the link's measure.
+pub async fn replay(headers: HeaderMap) -> Response {
+    page(REPLAY_HTML, &headers)
 }
 
 /// `GET /teacher`

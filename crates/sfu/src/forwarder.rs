@@ -112,7 +112,8 @@ impl Forwarder {
         self.last_seq
     }
 
-    /// Forget the current source (the publisher left): the next packet from any source rebases.
+    /// Forget the current source (the publisher left, the pupil steps down): the next
+    /// keyframe of the chosen source rebases.
     pub fn release(&mut self) {
         self.mapping = None;
     }
@@ -134,7 +135,9 @@ impl Forwarder {
                 }
                 Decision::Send { seq, ts, switched: false }
             }
-            Some(_) if !switch_allowed => Decision::Drop(DropReason::NotSelected),
+            // Not the chosen source: whether another is forwarded or none is (after a release,
+            // only the chosen one may start the picture again).
+            _ if !switch_allowed => Decision::Drop(DropReason::NotSelected),
             _ => {
                 if self.needs_keyframe && !p.keyframe_start {
                     return Decision::Drop(DropReason::WaitingForKeyframe);

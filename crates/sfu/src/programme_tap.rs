@@ -29,6 +29,9 @@ pub struct TappedPacket {
     pub stream: TapStream,
     /// Its codec.
     pub codec: str0m::format::Codec,
+    /// The SSRC of the stream it came in on: a new one (the teacher reconnected) starts a new
+    /// RTP timeline, which the recorder anchors afresh.
+    pub ssrc: u32,
     /// Extended (rollover-free) sequence number.
     pub seq: u64,
     /// RTP timestamp.

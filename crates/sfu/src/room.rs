@@ -1192,6 +1192,7 @@ impl Room {
             self.tapped.push(crate::TappedPacket {
                 stream,
                 codec,
+                ssrc: *ssrc,
                 seq: *pkt.seq_no,
                 ts: pkt.header.timestamp,
                 marker: pkt.header.marker,

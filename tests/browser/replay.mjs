@@ -1,0 +1,68 @@
+// A pupil replays a recorded class in Chromium: it starts on the layer its link carries;
+// its link is capped; it seeks to the middle and plays on from there, and the player steps
+// down to 180p for what it fetches next, and plays on.
+//
+//   node replay.mjs URL PORT KBIT
+//
+// URL: the replay page with #token=…; the cap is set here with `tc` on what the server's
+// PORT sends (as root, inside the test's private network namespace), at KBIT kbit/s.
+import { chromium } from "playwright-core";
+import { execFileSync } from "node:child_process";
+import { Harness, CHROMIUM, CHROMIUM_ARGS, sleep } from "./harness.mjs";
+
+const [url, port, capKbit] = process.argv.slice(2);
+const h = new Harness("replay.mjs", 150_000, { started: null, seek: null, capped: null, layers: [] });
+
+/** Cap what the server at `port` sends (TCP, from its port) to `kbit` kbit/s on lo. */
+function cap(kbit) {
+  const tc = (...args) => execFileSync("tc", args, { stdio: "pipe" });
+  tc("qdisc", "add", "dev", "lo", "root", "handle", "1:", "htb", "default", "10");
+  tc("class", "add", "dev", "lo", "parent", "1:", "classid", "1:10", "htb", "rate", "10gbit");
+  tc("class", "add", "dev", "lo", "parent", "1:", "classid", "1:20", "htb", "rate", `${kbit}kbit`, "ceil", `${kbit}kbit`, "burst", "8k");
+  tc("qdisc", "add", "dev", "lo", "parent", "1:20", "handle", "20:", "bfifo", "limit", "64000");
+  tc("filter", "add", "dev", "lo", "protocol", "ip", "parent", "1:", "prio", "1", "u32",
+     "match", "ip", "protocol", "6", "0xff", "match", "ip", "sport", port, "0xffff", "flowid", "1:20");
+}
+
+await h.run(async () => {
+  h.browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: [...CHROMIUM_ARGS, "--autoplay-policy=no-user-gesture-required"],
+  });
+  const page = await h.browser.newPage();
+  page.on("pageerror", (e) => h.check(false, `page error: ${e.message}`));
+  page.on("console", (m) => { if (m.type() === "error") h.log(`[console] ${m.text()}`); });
+  await page.goto(url);
+  // The player's last state goes in the result: on a failure, it says why.
+  const state = async () => (h.result.last = await page.evaluate(() => {
+    const v = document.querySelector("#player");
+    const b = [];
+    let end = v.currentTime;
+    for (let i = 0; i < v.buffered.length; i++) {
+      b.push(`${v.buffered.start(i).toFixed(2)}-${v.buffered.end(i).toFixed(2)}`);
+      if (v.buffered.start(i) <= v.currentTime && v.currentTime <= v.buffered.end(i)) end = v.buffered.end(i);
+    }
+    return { t: v.currentTime, duration: v.duration, paused: v.paused, buffered: b.join(" "), end, ...window.__replay };
+  }));
+  // Starts, on the layer a first measurement of the open link carries.
+  const s0 = await h.waitFor(async () => { const s = await state(); return s.t > 1 && s; }, 20_000, "playback starts");
+  h.result.started = { layer: s0.layer, throughputKbps: s0.throughputKbps, duration: s0.duration };
+  h.log(`started: ${JSON.stringify(h.result.started)}`);
+  // The link is capped, then the pupil seeks to the middle: it plays on from there, and the
+  // segments after it come on 180p (what is buffered already plays as it is).
+  cap(Number(capKbit));
+  const capped = Date.now();
+  const mid = s0.duration / 2;
+  await page.evaluate((m) => { document.querySelector("#player").currentTime = m; }, mid);
+  const s1 = await h.waitFor(async () => { const s = await state(); return s.t > mid + 1.5 && !s.paused && s; }, 20_000, "playback after the seek");
+  h.result.seek = { to: mid, at: s1.t };
+  const s2 = await h.waitFor(async () => { const s = await state(); return s.layer === 0 && s; }, 60_000, "180p under the cap");
+  h.result.capped = { afterMs: Date.now() - capped, throughputKbps: s2.throughputKbps, at: s2.t };
+  // It plays on, past what was buffered in 720p, on what it fetched in 180p.
+  const past = s2.end + 2;
+  await h.waitFor(async () => { const s = await state(); return s.t > past && s; }, 40_000, `playback past ${past.toFixed(1)} s, on 180p`);
+  h.result.capped.playedPast = past;
+  h.result.layers = (await state()).layers;
+  h.check((await state()).error === null, `player error: ${(await state()).error}`);
+  await sleep(0);
+});

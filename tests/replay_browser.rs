@@ -1,0 +1,95 @@
+//! A pupil replays a recorded class in Debian's Chromium (`tests/browser/replay.mjs`), inside
+//! a loopback-only network namespace: the studio on test sources is recorded for 30 s; the
+//! replay page starts on the layer a first measurement of the open link carries (720p),
+//! seeks to the middle and plays on; then what the server sends is capped at 500 kbit/s
+//! (`tc` on `lo`, the server's HTTP port) and the player steps down to 180p and plays on.
+
+mod common;
+
+use ardoise_studio::{Studio, StudioConfig};
+use common::{TestServer, send};
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+const NAME: &str = "a_pupil_replays_a_class_seeks_and_steps_down_on_a_capped_link";
+
+fn prerequisites() -> Result<(), String> {
+    common::browser_prerequisites()?;
+    ["/usr/sbin/tc", "/sbin/tc"]
+        .iter()
+        .any(|p| std::path::Path::new(p).exists())
+        .then_some(())
+        .ok_or_else(|| "tc is missing (make test installs iproute2)".to_owned())
+}
+
+#[test]
+fn a_pupil_replays_a_class_seeks_and_steps_down_on_a_capped_link() {
+    if common::in_private_network(NAME, prerequisites) {
+        inner();
+    }
+}
+
+fn inner() {
+    // A home link's MTU: on loopback's 64 KiB one, a single TCP segment would not fit the
+    // capped link's queue.
+    let mtu = Command::new("ip").args(["link", "set", "lo", "mtu", "1500"]).status().expect("ip");
+    assert!(mtu.success(), "ip link set lo mtu 1500");
+    // Segments close at the studio's keyframes (every 10 s): about three per layer.
+    let server = TestServer::start(&[("ARDOISE__RECORDING__SEGMENT_SECS", "5")]);
+    let teacher = server.token("teacher", Some("demo"));
+    let mut config = StudioConfig::test_sources(&server.base, "demo", &teacher);
+    config.follow_class = false;
+    let studio = Studio::start(config).expect("studio starts on test sources");
+    common::eventually(Duration::from_secs(15), || {
+        if studio.stats.connected.load(Ordering::Relaxed) { Ok(()) } else { Err("the studio publishes".into()) }
+    });
+    let url = |p: &str| format!("{}/api/classes/demo{p}", server.base);
+    let r = send("POST", &url("/recording/start"), Some(&teacher), None, "");
+    assert_eq!(r.status, 201, "{}", r.body);
+    std::thread::sleep(Duration::from_secs(30)); // the recording's length, not a synchronisation
+    let r = send("POST", &url("/recording/stop"), Some(&teacher), None, "");
+    assert_eq!(r.status, 200, "{}", r.body);
+    drop(studio);
+    let info: Value = serde_json::from_str(&r.body).unwrap();
+    for layer in info["layers"].as_array().unwrap() {
+        let times: Vec<String> = layer["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| format!("{:.2}-{:.2}", f["start_s"].as_f64().unwrap_or(-1.0), f["end_s"].as_f64().unwrap_or(-1.0)))
+            .collect();
+        println!("layer {} segments: {}", layer["rank"], times.join(" "));
+        let files = layer["files"].as_array().unwrap();
+        assert!(files.len() >= 2, "segments of layer {}: {layer}", layer["rank"]);
+        for f in files {
+            let (start, end) = (f["start_s"].as_f64(), f["end_s"].as_f64());
+            assert!(start.zip(end).is_some_and(|(a, b)| b > a), "every closed segment has its times: {f}");
+        }
+    }
+
+    let pupil = server.join("demo", "Revoit");
+    let port = server.base.rsplit(':').next().unwrap().to_owned();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new("node")
+        .arg(root.join("tests/browser/replay.mjs"))
+        .arg(format!("{}/replay#token={pupil}", server.base))
+        .arg(&port)
+        .arg("500")
+        .output()
+        .expect("run node");
+    let _ = Command::new("tc").args(["qdisc", "del", "dev", "lo", "root"]).status();
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("chromium: {stdout}");
+    let v: Value = serde_json::from_str(stdout.lines().last().expect("replay.mjs printed a result")).unwrap();
+    assert!(v["error"].is_null(), "{}", v["error"]);
+    assert_eq!(v["started"]["layer"], 2, "an open link starts on 720p: {v}");
+    assert!(v["seek"]["at"].as_f64() > v["seek"]["to"].as_f64(), "it plays on after the seek: {v}");
+    let after = v["capped"]["afterMs"].as_u64().unwrap();
+    println!("replay: 180p {after} ms after the cap; layers {}", v["layers"]);
+    assert!(after <= 20_000, "180p {after} ms after the cap");
+    assert!(out.status.success(), "replay.mjs failed");
+}
