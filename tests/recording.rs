@@ -337,3 +337,74 @@ fn a_teacher_who_reconnects_continues_the_same_recording() {
         assert!(audio > 700, "layer {}: the voice of both parts ({audio} buffers)", layer["rank"]);
     }
 }
+
+#[test]
+fn a_full_disk_stops_the_recording_and_keeps_what_was_written() {
+    assert!(common::is_root(), "this test mounts a small disk: it runs as root (make test)");
+    let server = TestServer::start(&[("ARDOISE_TEST_MOUNTNS", "1"), ("ARDOISE__RECORDING__SEGMENT_SECS", "2")]);
+    // 6 MB for the recordings: the studio's three layers fill it in about 20 s.
+    server.small_disk("recordings", "6m");
+    let teacher = server.token("teacher", Some("demo"));
+    let mut config = StudioConfig::test_sources(&server.base, "demo", &teacher);
+    config.follow_class = false;
+    let studio = Studio::start(config).expect("studio starts on test sources");
+    common::eventually(Duration::from_secs(15), || {
+        if studio.stats.connected.load(Ordering::Relaxed) { Ok(()) } else { Err("the studio publishes".into()) }
+    });
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let (mut console, _) = rt.block_on(common::ws::hello(&server, "demo", &teacher));
+    let url = |p: &str| format!("{}/api/classes/demo{p}", server.base);
+    let r = send("POST", &url("/recording/start"), Some(&teacher), None, "");
+    assert_eq!(r.status, 201, "{}", r.body);
+    let started = std::time::Instant::now();
+    assert_eq!(rt.block_on(common::ws::wait_for(&mut console, "recording"))["on"], true);
+    // The disk fills: the recording stops by itself and the teacher's console is told why.
+    let stopped = rt.block_on(async {
+        use futures_util::StreamExt;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let m = tokio::time::timeout_at(deadline, console.next()).await;
+            let Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t)))) = m else {
+                match m {
+                    Ok(Some(Ok(_))) => continue,
+                    other => panic!("the console heard no end of the recording: {other:?}"),
+                }
+            };
+            let v: Value = serde_json::from_str(&t).unwrap();
+            if v["type"] == "recording" {
+                break v;
+            }
+        }
+    });
+    println!("full disk: the recording stopped {:?} after its start: {stopped}", started.elapsed());
+    assert_eq!((stopped["on"].as_bool(), stopped["reason"].as_str()), (Some(false), Some("disk_full")), "{stopped}");
+    let listed: Value = serde_json::from_str(&send("GET", &url("/recordings"), Some(&teacher), None, "").body).unwrap();
+    let rec = &listed[0];
+    assert_eq!(rec["state"], "interrupted", "what was written is kept: {listed}");
+    let mut kept = 0;
+    for layer in rec["layers"].as_array().unwrap() {
+        let Some(closed) = layer["files"].as_array().unwrap().iter().find(|f| f["end_s"].is_number()) else {
+            continue; // a layer that filled the disk before its first segment closed
+        };
+        // The small disk is the server's own (its mount namespace): fetched as a viewer would.
+        let r = ardoise_client::trust::agent()
+            .get(&format!("{}{}", server.base, closed["url"].as_str().unwrap()))
+            .set("Authorization", &format!("Bearer {teacher}"))
+            .call()
+            .expect("GET a kept segment");
+        let mut body = Vec::new();
+        std::io::Read::read_to_end(&mut r.into_reader(), &mut body).unwrap();
+        let copy = server.data_dir.join(format!("kept-{}.webm", layer["rank"]));
+        std::fs::write(&copy, &body).unwrap();
+        kept += 1;
+        let (video, audio, key, span) = inspect(&copy);
+        println!("layer {}, kept: {video} video frames, {audio} audio buffers, {span:.2} s", layer["rank"]);
+        assert!(key && video > 0 && audio > 0, "layer {}: what was written plays", layer["rank"]);
+    }
+    assert!(kept > 0, "segments closed before the disk was full are kept: {rec}");
+    // The class goes on, and a new recording is refused cleanly while the disk is full.
+    let again = send("POST", &url("/recording/start"), Some(&teacher), None, "");
+    println!("a new recording on the full disk: {} {}", again.status, again.body);
+    assert!(again.status == 201 || again.status == 503, "{} {}", again.status, again.body);
+    drop(studio);
+}

@@ -179,6 +179,19 @@ impl TestServer {
         assert!(status.success(), "{script}");
     }
 
+    /// Lay a `size` tmpfs (`3m`, say) over `sub` of the data directory under the running
+    /// server (started with `ARDOISE_TEST_MOUNTNS=1`, as root): a small disk that fills.
+    pub fn small_disk(&self, sub: &str, size: &str) {
+        let dir = self.data_dir.join(sub);
+        std::fs::create_dir_all(&dir).unwrap();
+        let script = format!("mount -t tmpfs -o size={size} tmpfs '{}'", dir.display());
+        let status = Command::new("nsenter")
+            .args(["-t", &self.child.id().to_string(), "-m", "sh", "-c", &script])
+            .status()
+            .expect("nsenter");
+        assert!(status.success(), "{script}");
+    }
+
     /// A token from `ardoise token`, run with the server's configuration.
     pub fn token(&self, role: &str, class: Option<&str>) -> String {
         let mut cmd = Command::new(bin());

@@ -67,6 +67,8 @@ const STRINGS = {
   replay_join_first: ["Rejoins d'abord ta classe avec son code : ses cours enregistrés apparaîtront ici.", "First join your class with its code: its recorded classes will show here."],
   replay_none: ["Aucun cours enregistré pour l'instant.", "No recorded class yet."],
   replay_minutes: ["{m} min", "{m} min"],
+  rec_disk_full: ["L'enregistrement s'est arrêté : le disque du serveur est plein. Ce qui a été enregistré est gardé.", "Recording stopped: the server's disk is full. What was recorded is kept."],
+  rec_write_error: ["L'enregistrement s'est arrêté : le serveur ne peut plus écrire ses fichiers. Ce qui a été enregistré est gardé.", "Recording stopped: the server cannot write its files. What was recorded is kept."],
   replay_download: ["Télécharger pour regarder hors ligne ({mb} Mo)", "Download to watch offline ({mb} MB)"],
   replay_layer: ["Qualité : {q}", "Quality: {q}"],
   replay_stalled: ["Chargement…", "Loading…"],

@@ -105,7 +105,10 @@ function onEvent(m) {
     case "layout": $("#layout").value = m.layout; return;
     case "locked": locked = !!m.locked; break;
     case "reconnect": if (pub && pub.again) pub.again(); return;
-    case "recording": recording = !!m.on; break;
+    case "recording":
+      recording = !!m.on;
+      if (m.reason) status(t(m.reason === "disk_full" ? "rec_disk_full" : "rec_write_error"), "error");
+      break;
     case "code": if (info) { info.code = m.code; info.code_expires_at = m.expires_at; showCode(); status(t("code_changed"), ""); } break;
     case "live": live = !!m.live; break;
     case "class_ended": if (info) info.state = "ended"; stopFloor(); sock.close(); disable(true); break;

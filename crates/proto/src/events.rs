@@ -304,6 +304,9 @@ pub enum ServerEvent {
     Recording {
         /// Recording now.
         on: bool,
+        /// Why it stopped when no one stopped it: `disk_full`, `write_error`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
     /// The server lost this class's media sessions (a media worker failed and was replaced):
     /// open them again now instead of waiting for the connection to time out.

@@ -45,6 +45,9 @@ pub struct Written {
     pub duration_s: f64,
     /// Packets written.
     pub packets: u64,
+    /// Why the writer stopped by itself, if it did (a file could not be written: the disk is
+    /// full, say). What was written before stays.
+    pub stopped: Option<String>,
 }
 
 /// One stream's RTP timestamps unwrapped and anchored to the recording's start.
@@ -96,6 +99,8 @@ struct LayerPipeline {
     video_ssrc: u32,
     /// The latest video timestamp written (ns): where the last segment ends.
     last_pts: u64,
+    /// Its pipeline reported an error (it is stopped without waiting for its end).
+    failed: bool,
     audio_clock: Option<Clock>,
 }
 
@@ -130,9 +135,11 @@ impl Writer {
         })
     }
 
-    /// Write the batches of `rx` until its sender is dropped, then close every file.
+    /// Write the batches of `rx` until its sender is dropped, or until a file cannot be
+    /// written (the disk is full: [`Written::stopped`]), then close every file.
     pub fn run(mut self, rx: Receiver<Vec<TappedPacket>>) -> Result<Written> {
-        for batch in rx {
+        let mut stopped = None;
+        'batches: for batch in rx {
             for p in batch {
                 if let Err(e) = self.push(&p) {
                     warn!(dir = %self.dir.display(), "recording: {e:#}");
@@ -140,12 +147,20 @@ impl Writer {
             }
             for layer in self.layers.values_mut() {
                 let bus = layer.pipeline.bus().ok_or_else(|| anyhow!("no bus"))?;
-                while let Some(m) = bus.pop_filtered(&[gst::MessageType::Element]) {
+                while let Some(m) = bus.pop_filtered(&[gst::MessageType::Element, gst::MessageType::Error]) {
+                    if let gst::MessageView::Error(e) = m.view() {
+                        warn!(dir = %self.dir.display(), rank = layer.rank, "recording stopped: {}", e.error());
+                        layer.failed = true;
+                        stopped = Some(e.error().to_string());
+                        break 'batches;
+                    }
                     layer.on_message(&self.dir, &m);
                 }
             }
         }
-        self.finish()
+        let mut written = self.finish()?;
+        written.stopped = stopped;
+        Ok(written)
     }
 
     fn push(&mut self, p: &TappedPacket) -> Result<()> {
@@ -225,6 +240,7 @@ impl Writer {
             video_clock: Clock::new(90_000, ts, offset),
             video_ssrc: ssrc,
             last_pts: 0,
+            failed: false,
             audio_clock: None,
         })
     }
@@ -236,9 +252,11 @@ impl Writer {
             let _ = layer.audio.end_of_stream();
             let bus = layer.pipeline.bus().ok_or_else(|| anyhow!("no bus"))?;
             let mut layer = layer;
-            // The last segments' messages come before the end of stream.
+            // The last segments' messages come before the end of stream (none comes from a
+            // pipeline that failed).
+            let wait = if layer.failed { 0 } else { 10 };
             while let Some(m) = bus.timed_pop_filtered(
-                gst::ClockTime::from_seconds(10),
+                gst::ClockTime::from_seconds(wait),
                 &[gst::MessageType::Eos, gst::MessageType::Error, gst::MessageType::Element],
             ) {
                 match m.view() {
@@ -266,7 +284,7 @@ impl Writer {
             (Some(a), Some(b)) => b.saturating_duration_since(a).as_secs_f64(),
             _ => 0.0,
         };
-        Ok(Written { layers, duration_s, packets: self.packets })
+        Ok(Written { layers, duration_s, packets: self.packets, stopped: None })
     }
 }
 

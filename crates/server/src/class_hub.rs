@@ -630,8 +630,17 @@ impl ClassHub {
         let room = rooms.entry(class.clone()).or_default();
         if room.recording != on {
             room.recording = on;
-            room.broadcast(&ServerEvent::Recording { on });
+            room.broadcast(&ServerEvent::Recording { on, reason: None });
         }
+    }
+
+    /// The class's recording stopped by itself (`reason`: `disk_full`, `write_error`; none:
+    /// the class's media ended): every page is told.
+    pub fn recording_stopped(&self, class: &ClassId, reason: Option<String>) {
+        let mut rooms = self.lock();
+        let room = rooms.entry(class.clone()).or_default();
+        room.recording = false;
+        room.broadcast(&ServerEvent::Recording { on: false, reason });
     }
 
     /// The class's media sessions were lost (a media worker was replaced): everyone is told

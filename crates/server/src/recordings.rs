@@ -349,14 +349,61 @@ async fn begin(s: &SharedState, class: &ClassId, title: String) -> Result<Record
         let _ = s.store.delete_recording(&class.0, &id).await;
         return Err(Problem::new(StatusCode::CONFLICT, "the class has no media yet: start the studio first"));
     }
+    // The writer may end by itself (a full disk, the class's media gone): then the recording
+    // is closed here, as if stopped.
+    let (ended, on_end) = tokio::sync::oneshot::channel::<()>();
     let writer = std::thread::Builder::new()
         .name("recorder".into())
-        .spawn(move || writer.run(rx))
+        .spawn(move || {
+            let written = writer.run(rx);
+            let _ = ended.send(());
+            written
+        })
         .map_err(|_| Problem::unavailable("the recorder cannot start", 30))?;
     info!(%class, recording = %id, "recording started");
     s.hub.set_recording(class, true);
-    r.active().insert(class.clone(), Active { id, writer });
+    r.active().insert(class.clone(), Active { id: id.clone(), writer });
+    let (s2, class2) = (s.clone(), class.clone());
+    tokio::spawn(async move {
+        if on_end.await.is_ok() {
+            ended_by_itself(&s2, &class2, &id).await;
+        }
+    });
     Ok(r.info(row))
+}
+
+/// The writer of `class`'s recording `id` ended: if no one stopped it, close the recording
+/// as a stop would, `interrupted` when it stopped by itself (what it wrote stays), and tell
+/// the class (the teacher's console says why).
+async fn ended_by_itself(s: &SharedState, class: &ClassId, id: &str) {
+    let active = {
+        let mut active = s.recordings.active();
+        if active.get(class).is_none_or(|a| a.id != id) {
+            return; // stopped by the teacher: the stop closes it
+        }
+        active.remove(class).expect("checked above")
+    };
+    let _ = s.media.record(class, None).await;
+    let written = tokio::task::spawn_blocking(move || active.writer.join()).await;
+    let (state, duration_ms, reason) = match written {
+        Ok(Ok(Ok(w))) => {
+            let reason = w.stopped.map(|why| {
+                warn!(%class, recording = %id, "recording stopped by itself: {why}");
+                if why.contains("space") { "disk_full".to_owned() } else { "write_error".to_owned() }
+            });
+            (if reason.is_some() { "interrupted" } else { "ready" }, (w.duration_s * 1000.0) as i64, reason)
+        }
+        other => {
+            warn!(%class, "recording failed: {other:?}");
+            ("failed", 0, Some("write_error".to_owned()))
+        }
+    };
+    if let Err(e) = s.store.finish_recording(&class.0, id, state, duration_ms).await {
+        warn!(%class, recording = %id, "recording: cannot note its end: {e}");
+    }
+    let detail = format!("{id}: {}", reason.as_deref().unwrap_or("the class's media ended"));
+    s.recorder.audit("recorder", "recording.stop", format!("class:{class}"), detail);
+    s.hub.recording_stopped(class, reason);
 }
 
 /// `POST /api/classes/{id}/recording/stop` (the class's teacher or an admin): closes the
