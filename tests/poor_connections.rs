@@ -23,18 +23,9 @@ use std::time::{Duration, Instant};
 
 const NAME: &str = "pupils_adapt_to_capped_and_lossy_links";
 
-/// `tc` is needed besides the namespace (make test installs iproute2).
-fn tc_present() -> Result<(), String> {
-    ["/usr/sbin/tc", "/sbin/tc"]
-        .iter()
-        .any(|p| std::path::Path::new(p).exists())
-        .then_some(())
-        .ok_or_else(|| "tc is missing (make test installs iproute2)".to_owned())
-}
-
 #[test]
 fn pupils_adapt_to_capped_and_lossy_links() {
-    if common::in_private_network(NAME, tc_present) {
+    if common::in_private_network(NAME, common::tc_present) {
         inner();
     }
 }

@@ -57,17 +57,51 @@ fn inspect(path: &std::path::Path) -> (usize, usize, bool, f64) {
     (frames, audio, first_key, last.unwrap_or(0.0) - first.unwrap_or(0.0))
 }
 
+/// The studio on test sources publishing `class` with `teacher`'s token (not yet waited for).
+fn start_studio(server: &TestServer, class: &str, teacher: &str) -> Studio {
+    let mut config = StudioConfig::test_sources(&server.base, class, teacher);
+    config.follow_class = false;
+    Studio::start(config).expect("studio starts on test sources")
+}
+
+/// [`start_studio`], once it publishes.
+fn studio(server: &TestServer, class: &str, teacher: &str) -> Studio {
+    let studio = start_studio(server, class, teacher);
+    common::eventually(Duration::from_secs(15), || {
+        if studio.stats.connected.load(Ordering::Relaxed) { Ok(()) } else { Err("the studio publishes".into()) }
+    });
+    studio
+}
+
+/// GET `url`, with a bearer `token` and a `Range` if given: (status, body, Content-Range,
+/// Content-Disposition), whatever the status.
+fn fetch(url: &str, token: Option<&str>, range: Option<&str>) -> (u16, Vec<u8>, Option<String>, Option<String>) {
+    let mut req = ardoise_client::trust::agent().get(url);
+    if let Some(t) = token {
+        req = req.set("Authorization", &format!("Bearer {t}"));
+    }
+    if let Some(r) = range {
+        req = req.set("Range", r);
+    }
+    let r = match req.call() {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("GET {url}: {e}"),
+    };
+    let status = r.status();
+    let (content_range, disposition) =
+        (r.header("Content-Range").map(String::from), r.header("Content-Disposition").map(String::from));
+    let mut body = Vec::new();
+    std::io::Read::read_to_end(&mut r.into_reader(), &mut body).unwrap();
+    (status, body, content_range, disposition)
+}
+
 #[test]
 fn twenty_seconds_of_the_studio_recorded_on_every_layer() {
     // One segment per layer: the file is checked whole.
     let server = TestServer::start(&[("ARDOISE__RECORDING__SEGMENT_SECS", "60")]);
     let teacher = server.token("teacher", Some("demo"));
-    let mut config = StudioConfig::test_sources(&server.base, "demo", &teacher);
-    config.follow_class = false;
-    let studio = Studio::start(config).expect("studio starts on test sources");
-    common::eventually(Duration::from_secs(15), || {
-        if studio.stats.connected.load(Ordering::Relaxed) { Ok(()) } else { Err("the studio publishes".into()) }
-    });
+    let studio = studio(&server, "demo", &teacher);
     let url = |p: &str| format!("{}/api/classes/demo{p}", server.base);
     let pupil = server.join("demo", "Revoit");
 
@@ -119,22 +153,10 @@ fn twenty_seconds_of_the_studio_recorded_on_every_layer() {
     // Served with Range, to the class's pupils.
     let file = layers[0]["files"][0]["url"].as_str().unwrap().to_owned();
     let size = layers[0]["files"][0]["size"].as_u64().unwrap();
+    let file_url = format!("{}{file}", server.base);
     // (status, body length, Content-Range)
-    let get = |token: &str, range: Option<&str>| -> (u16, usize, Option<String>) {
-        let mut req = ardoise_client::trust::agent()
-            .get(&format!("{}{file}", server.base))
-            .set("Authorization", &format!("Bearer {token}"));
-        if let Some(r) = range {
-            req = req.set("Range", r);
-        }
-        let r = match req.call() {
-            Ok(r) => r,
-            Err(ureq::Error::Status(_, r)) => r,
-            Err(e) => panic!("GET {file}: {e}"),
-        };
-        let (status, content_range) = (r.status(), r.header("Content-Range").map(String::from));
-        let mut body = Vec::new();
-        std::io::Read::read_to_end(&mut r.into_reader(), &mut body).unwrap();
+    let get = |token: &str, range: Option<&str>| {
+        let (status, body, content_range, _) = fetch(&file_url, Some(token), range);
         (status, body.len(), content_range)
     };
     let (status, len, content_range) = get(&pupil, Some("bytes=0-99"));
@@ -181,22 +203,7 @@ fn twenty_seconds_of_the_studio_recorded_on_every_layer() {
     let r = send("POST", &format!("{rec}/download"), Some(&pupil), None, "");
     assert_eq!(r.status, 200, "{}", r.body);
     let link = format!("{}{}", server.base, serde_json::from_str::<Value>(&r.body).unwrap()["url"].as_str().unwrap());
-    let fetch = |url: &str, range: Option<&str>| -> (u16, Vec<u8>, Option<String>) {
-        let mut req = ardoise_client::trust::agent().get(url);
-        if let Some(r) = range {
-            req = req.set("Range", r);
-        }
-        let r = match req.call() {
-            Ok(r) => r,
-            Err(ureq::Error::Status(_, r)) => r,
-            Err(e) => panic!("GET {url}: {e}"),
-        };
-        let (status, disposition) = (r.status(), r.header("Content-Disposition").map(String::from));
-        let mut body = Vec::new();
-        std::io::Read::read_to_end(&mut r.into_reader(), &mut body).unwrap();
-        (status, body, disposition)
-    };
-    let (status, body, disposition) = fetch(&link, None);
+    let (status, body, _, disposition) = fetch(&link, None, None);
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     assert!(disposition.is_some_and(|d| d.starts_with("attachment")), "a download, not a page");
     let offline = server.data_dir.join("offline-copy.webm");
@@ -204,14 +211,14 @@ fn twenty_seconds_of_the_studio_recorded_on_every_layer() {
     let (video, audio, key, span) = inspect(&offline);
     println!("offline file: {} bytes, {video} video frames, {audio} audio buffers, {span:.2} s", body.len());
     assert!(key && audio > 500 && (span - 20.0).abs() <= 1.0, "the whole class, 180p, with its voice");
-    assert_eq!(fetch(&link, Some("bytes=100-199")).0, 206, "a download resumes");
+    assert_eq!(fetch(&link, None, Some("bytes=100-199")).0, 206, "a download resumes");
     let forged = link.replace("for=p", "for=s");
-    assert_eq!(fetch(&forged, None).0, 403, "a link made a teacher's");
+    assert_eq!(fetch(&forged, None, None).0, 403, "a link made a teacher's");
     let other_class = link.replace("/classes/demo/", "/classes/autre/");
-    assert_eq!(fetch(&other_class, None).0, 403, "a link of another class");
+    assert_eq!(fetch(&other_class, None, None).0, 403, "a link of another class");
     let r = send("PATCH", &rec, Some(&teacher), json, r#"{"downloadable":false}"#);
     assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(fetch(&link, None).0, 403, "the teacher forbade the download again: the link stops");
+    assert_eq!(fetch(&link, None, None).0, 403, "the teacher forbade the download again: the link stops");
     // Deleted: its files and its description.
     assert_eq!(send("DELETE", &rec, Some(&pupil), None, "").status, 403, "a pupil cannot delete it");
     assert_eq!(send("DELETE", &rec, Some(&teacher), None, "").status, 204);
@@ -234,9 +241,7 @@ fn a_class_recorded_by_its_policy_survives_a_kill_9_of_the_server() {
         serde_json::from_str(&send("GET", &url(server, "/recordings"), Some(&teacher), None, "").body).unwrap()
     };
     assert_eq!(recordings(&server), serde_json::json!([]), "nothing before the class is live");
-    let mut config = StudioConfig::test_sources(&server.base, "cm1-rec", &teacher);
-    config.follow_class = false;
-    let studio = Studio::start(config).expect("studio starts on test sources");
+    let studio = start_studio(&server, "cm1-rec", &teacher);
     let id = common::eventually(Duration::from_secs(20), || {
         let listed = recordings(&server);
         match listed[0]["state"].as_str() {
@@ -285,16 +290,7 @@ fn a_teacher_who_reconnects_continues_the_same_recording() {
     // One segment per layer: the file is checked whole.
     let server = TestServer::start(&[("ARDOISE__RECORDING__SEGMENT_SECS", "60")]);
     let teacher = server.token("teacher", Some("demo"));
-    let studio = || {
-        let mut config = StudioConfig::test_sources(&server.base, "demo", &teacher);
-        config.follow_class = false;
-        let studio = Studio::start(config).expect("studio starts on test sources");
-        common::eventually(Duration::from_secs(15), || {
-            if studio.stats.connected.load(Ordering::Relaxed) { Ok(()) } else { Err("the studio publishes".into()) }
-        });
-        studio
-    };
-    let first = studio();
+    let first = studio(&server, "demo", &teacher);
     // A pupil keeps the class open while the teacher is away.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let watcher = {
@@ -313,7 +309,7 @@ fn a_teacher_who_reconnects_continues_the_same_recording() {
     std::thread::sleep(Duration::from_secs(8));
     drop(first); // the studio closes its session: a new one comes with new SSRCs and RTP clocks
     std::thread::sleep(Duration::from_secs(3));
-    let second = studio();
+    let second = studio(&server, "demo", &teacher);
     std::thread::sleep(Duration::from_secs(8));
     let r = send("POST", &url("/recording/stop"), Some(&teacher), None, "");
     assert_eq!(r.status, 200, "{}", r.body);
@@ -345,12 +341,7 @@ fn a_full_disk_stops_the_recording_and_keeps_what_was_written() {
     // 6 MB for the recordings: the studio's three layers fill it in about 20 s.
     server.small_disk("recordings", "6m");
     let teacher = server.token("teacher", Some("demo"));
-    let mut config = StudioConfig::test_sources(&server.base, "demo", &teacher);
-    config.follow_class = false;
-    let studio = Studio::start(config).expect("studio starts on test sources");
-    common::eventually(Duration::from_secs(15), || {
-        if studio.stats.connected.load(Ordering::Relaxed) { Ok(()) } else { Err("the studio publishes".into()) }
-    });
+    let studio = studio(&server, "demo", &teacher);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let (mut console, _) = rt.block_on(common::ws::hello(&server, "demo", &teacher));
     let url = |p: &str| format!("{}/api/classes/demo{p}", server.base);
@@ -387,13 +378,9 @@ fn a_full_disk_stops_the_recording_and_keeps_what_was_written() {
             continue; // a layer that filled the disk before its first segment closed
         };
         // The small disk is the server's own (its mount namespace): fetched as a viewer would.
-        let r = ardoise_client::trust::agent()
-            .get(&format!("{}{}", server.base, closed["url"].as_str().unwrap()))
-            .set("Authorization", &format!("Bearer {teacher}"))
-            .call()
-            .expect("GET a kept segment");
-        let mut body = Vec::new();
-        std::io::Read::read_to_end(&mut r.into_reader(), &mut body).unwrap();
+        let (status, body, ..) =
+            fetch(&format!("{}{}", server.base, closed["url"].as_str().unwrap()), Some(&teacher), None);
+        assert_eq!(status, 200, "a kept segment is served");
         let copy = server.data_dir.join(format!("kept-{}.webm", layer["rank"]));
         std::fs::write(&copy, &body).unwrap();
         kept += 1;

@@ -18,11 +18,7 @@ const NAME: &str = "a_pupil_replays_a_class_seeks_and_steps_down_on_a_capped_lin
 
 fn prerequisites() -> Result<(), String> {
     common::browser_prerequisites()?;
-    ["/usr/sbin/tc", "/sbin/tc"]
-        .iter()
-        .any(|p| std::path::Path::new(p).exists())
-        .then_some(())
-        .ok_or_else(|| "tc is missing (make test installs iproute2)".to_owned())
+    common::tc_present()
 }
 
 #[test]

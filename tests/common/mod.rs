@@ -426,6 +426,15 @@ pub fn browser_prerequisites() -> Result<(), String> {
     Ok(())
 }
 
+/// `tc` is there (make test installs iproute2), for the tests that cap links.
+pub fn tc_present() -> Result<(), String> {
+    ["/usr/sbin/tc", "/sbin/tc"]
+        .iter()
+        .any(|p| std::path::Path::new(p).exists())
+        .then_some(())
+        .ok_or_else(|| "tc is missing (make test installs iproute2)".to_owned())
+}
+
 /// An HTTP answer, whatever its status.
 pub struct Reply {
     pub status: u16,

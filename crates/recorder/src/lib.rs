@@ -39,8 +39,8 @@ use tracing::{info, warn};
 /// What a finished recording wrote.
 #[derive(Debug, Clone, Default)]
 pub struct Written {
-    /// Per video layer rank (0 = lowest): its segment files, in order.
-    pub layers: Vec<(usize, Vec<PathBuf>)>,
+    /// Video layers written (their segments are listed by the layers' indexes).
+    pub layers: usize,
     /// From the first packet to the last, seconds.
     pub duration_s: f64,
     /// Packets written.
@@ -246,7 +246,7 @@ impl Writer {
     }
 
     fn finish(self) -> Result<Written> {
-        let mut layers = Vec::new();
+        let layers = self.layers.len();
         for (rank, layer) in self.layers {
             let _ = layer.video.end_of_stream();
             let _ = layer.audio.end_of_stream();
@@ -270,16 +270,7 @@ impl Writer {
             }
             let _ = layer.pipeline.set_state(gst::State::Null);
             layer.close_index(&self.dir);
-            let prefix = format!("layer{rank}-");
-            let mut files: Vec<PathBuf> = std::fs::read_dir(&self.dir)?
-                .flatten()
-                .map(|e| e.path())
-                .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(&prefix)))
-                .collect();
-            files.sort();
-            layers.push((rank, files));
         }
-        layers.sort();
         let duration_s = match (self.first, self.last) {
             (Some(a), Some(b)) => b.saturating_duration_since(a).as_secs_f64(),
             _ => 0.0,

@@ -151,24 +151,23 @@ impl Recordings {
     }
 
     /// The segment files of a recording on disk, by layer (lowest first), each in order, with
-    /// the times of the closed ones from the layers' indexes.
+    /// the times of the indexed ones (one pass over the directory).
     fn layers(&self, class: &str, id: &str) -> Vec<RecordedLayer> {
-        let dir = self.dir(class, id);
         let mut times: HashMap<String, (f64, f64)> = HashMap::new();
-        for rank in 0..10 {
-            let Ok(index) = std::fs::read_to_string(dir.join(format!("layer{rank}.index"))) else { continue };
-            for line in index.lines() {
-                let mut parts = line.split(' ');
-                if let (Some(name), Some(Ok(start)), Some(Ok(end))) =
-                    (parts.next(), parts.next().map(str::parse::<u64>), parts.next().map(str::parse::<u64>))
-                {
-                    times.insert(name.to_owned(), (start as f64 / 1e9, end as f64 / 1e9));
-                }
-            }
-        }
         let mut by_rank: std::collections::BTreeMap<usize, Vec<RecordedFile>> = Default::default();
-        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+        for entry in std::fs::read_dir(self.dir(class, id)).into_iter().flatten().flatten() {
             let Some(name) = entry.file_name().to_str().map(str::to_owned) else { continue };
+            if name.starts_with("layer") && name.ends_with(".index") {
+                for line in std::fs::read_to_string(entry.path()).unwrap_or_default().lines() {
+                    let mut parts = line.split(' ');
+                    if let (Some(file), Some(Ok(start)), Some(Ok(end))) =
+                        (parts.next(), parts.next().map(str::parse::<u64>), parts.next().map(str::parse::<u64>))
+                    {
+                        times.insert(file.to_owned(), (start as f64 / 1e9, end as f64 / 1e9));
+                    }
+                }
+                continue;
+            }
             if !safe_file(&name) {
                 continue;
             }
@@ -178,13 +177,15 @@ impl Recordings {
                 continue; // opened but nothing written (a server stopped at a segment's start)
             }
             let url = format!("/api/classes/{class}/recordings/{id}/{name}");
-            let (start_s, end_s) = times.get(&name).map_or((None, None), |&(a, b)| (Some(a), Some(b)));
-            by_rank.entry(rank).or_default().push(RecordedFile { name, size, url, start_s, end_s });
+            by_rank.entry(rank).or_default().push(RecordedFile { name, size, url, start_s: None, end_s: None });
         }
         by_rank
             .into_iter()
             .map(|(rank, mut files)| {
                 files.sort_by(|a, b| a.name.cmp(&b.name));
+                for f in &mut files {
+                    (f.start_s, f.end_s) = times.get(&f.name).map_or((None, None), |&(a, b)| (Some(a), Some(b)));
+                }
                 RecordedLayer { rank, files }
             })
             .collect()

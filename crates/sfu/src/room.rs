@@ -1175,13 +1175,10 @@ impl Room {
         }
         let layer_ssrc = layer.ssrc;
         let targets = publication.targets();
-        // Ranks of the publication's layers (by layer index): a pupil whose target ranks
-        // below the layer it receives is stepping down.
+        // The rank of each choice's target and of this packet's layer: a pupil whose target
+        // ranks below the layer it receives is stepping down.
         let this_rank = publication.layers[li].rank;
-        let mut ranks = [usize::MAX; 4];
-        for (r, l) in ranks.iter_mut().zip(&publication.layers) {
-            *r = l.rank;
-        }
+        let target_ranks = targets.map(|t| t.map(|i| publication.layers[i].rank));
         if self.recording && role == PublisherRole::Class {
             let stream = match kind {
                 MediaKind::Audio => crate::TapStream::Audio,
@@ -1240,18 +1237,19 @@ impl Room {
             }) else {
                 continue;
             };
-            let target = targets[match sub.selector.choice() {
+            let choice = match sub.selector.choice() {
                 crate::LayerChoice::Low => 0,
                 crate::LayerChoice::Medium => 1,
                 crate::LayerChoice::High => 2,
-            }];
+            };
+            let target = targets[choice];
             let switch_allowed = kind == MediaKind::Audio || target == Some(li);
             // A pupil stepping down gets no more of the higher layer: its link no longer
             // carries it, and every frame more would queue in front of its voice. It waits
             // for the lower layer's keyframe (asked for at once: it has no picture source).
             if kind == MediaKind::Video
                 && sub.forwarder.source() == Some(input.source)
-                && target.and_then(|t| ranks.get(t)).is_some_and(|&r| r < this_rank)
+                && target_ranks[choice].is_some_and(|r| r < this_rank)
             {
                 sub.forwarder.release();
             }
