@@ -21,6 +21,11 @@
 //!   that comes back with another SSRC (the teacher reconnected, a new RTP timeline) is
 //!   anchored afresh at its first packet's arrival: the recording goes on, on one timeline,
 //!   with the time the teacher was away as a gap;
+//! - a layer's audio reaches the muxer before its video: the muxer writes its headers at its
+//!   first data, and refuses a track whose format comes after them (the layer would write
+//!   nothing at all). A new layer's video waits, held in memory, until its first audio
+//!   buffer has passed the audio queue ([`AUDIO_WAIT`] at most, for a programme without
+//!   audio);
 //! - nothing waits on the media path: the SFU hands batches over a bounded queue and drops a
 //!   batch when it is full; the writer never blocks the worker;
 //! - VP8 only for now: an H.264 programme is refused at its first packet (logged).
@@ -32,9 +37,18 @@ use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 use tracing::{info, warn};
+
+mod reorder;
+pub use reorder::{REORDER_WINDOW, Reorder};
+
+/// How long a new layer's video waits for its audio to reach the muxer (see the module's
+/// rules) before it is written without.
+pub const AUDIO_WAIT: Duration = Duration::from_secs(2);
 
 /// What a finished recording wrote.
 #[derive(Debug, Clone, Default)]
@@ -102,6 +116,13 @@ struct LayerPipeline {
     /// Its pipeline reported an error (it is stopped without waiting for its end).
     failed: bool,
     audio_clock: Option<Clock>,
+    /// Set when the first audio buffer has passed the audio queue, towards the muxer.
+    audio_through: Arc<AtomicBool>,
+    /// Video held until then (or until [`AUDIO_WAIT`] after `made`).
+    held: Vec<gst::Buffer>,
+    /// The video in sequence order.
+    reorder: Reorder<gst::Buffer>,
+    made: Instant,
 }
 
 /// Writes one recording into a directory.
@@ -112,6 +133,8 @@ pub struct Writer {
     layers: HashMap<usize, LayerPipeline>,
     /// The audio's SSRC, first RTP timestamp and arrival (offset from the start).
     audio_first: Option<(u32, u32, Duration)>,
+    /// The audio in sequence order.
+    audio_reorder: Reorder<TappedPacket>,
     first: Option<Instant>,
     last: Option<Instant>,
     packets: u64,
@@ -129,6 +152,7 @@ impl Writer {
             segment,
             layers: HashMap::new(),
             audio_first: None,
+            audio_reorder: Reorder::default(),
             first: None,
             last: None,
             packets: 0,
@@ -169,18 +193,23 @@ impl Writer {
         self.last = Some(p.at);
         match p.stream {
             TapStream::Audio => {
+                let mut ready = Vec::new();
                 if self.audio_first.is_some_and(|(ssrc, ..)| ssrc != p.ssrc) {
-                    // The audio came back on a new stream: every layer's audio is anchored afresh.
+                    // The audio came back on a new stream: what waits of the old one goes
+                    // first, then every layer's audio is anchored afresh.
+                    self.audio_reorder.flush(&mut ready);
+                    for a in ready.drain(..) {
+                        self.push_audio(&a)?;
+                    }
                     self.audio_first = None;
                     for layer in self.layers.values_mut() {
                         layer.audio_clock = None;
                     }
                 }
-                let (_, first_ts, first_offset) = *self.audio_first.get_or_insert((p.ssrc, p.ts, offset));
-                for layer in self.layers.values_mut() {
-                    let clock = layer.audio_clock.get_or_insert_with(|| Clock::new(48_000, first_ts, first_offset));
-                    let pts = clock.pts(p.ts);
-                    push_rtp(&layer.audio, 111, p, pts)?;
+                self.audio_first.get_or_insert((p.ssrc, p.ts, offset));
+                self.audio_reorder.push(p.seq, p.at, p.clone(), &mut ready);
+                for a in ready {
+                    self.push_audio(&a)?;
                 }
             }
             TapStream::Video { rank, .. } => {
@@ -193,15 +222,36 @@ impl Writer {
                 }
                 let layer = self.layers.get_mut(&rank).expect("made above");
                 if layer.video_ssrc != p.ssrc {
+                    // What waits of the old stream goes first.
+                    let mut ready = Vec::new();
+                    layer.reorder.flush(&mut ready);
+                    for b in ready {
+                        layer.push_video(b, p.at)?;
+                    }
                     layer.video_ssrc = p.ssrc;
                     layer.video_clock = Clock::new(90_000, p.ts, offset);
                 }
                 let pts = layer.video_clock.pts(p.ts);
-                push_rtp(&layer.video, 96, p, pts)?;
                 layer.last_pts = layer.last_pts.max(pts.nseconds());
+                let mut ready = Vec::new();
+                layer.reorder.push(p.seq, p.at, rtp_buffer(96, p, pts), &mut ready);
+                for b in ready {
+                    layer.push_video(b, p.at)?;
+                }
             }
         }
         self.packets += 1;
+        Ok(())
+    }
+
+    /// One audio packet, in order, to every layer.
+    fn push_audio(&mut self, p: &TappedPacket) -> Result<()> {
+        let Some((_, first_ts, first_offset)) = self.audio_first else { return Ok(()) };
+        for layer in self.layers.values_mut() {
+            let clock = layer.audio_clock.get_or_insert_with(|| Clock::new(48_000, first_ts, first_offset));
+            let pts = clock.pts(p.ts);
+            layer.audio.push_buffer(rtp_buffer(111, p, pts)).map_err(|e| anyhow!("push: {e:?}"))?;
+        }
         Ok(())
     }
 
@@ -213,7 +263,7 @@ impl Writer {
              ! rtpvp8depay wait-for-keyframe=true request-keyframe=false ! queue ! mux.video \
              appsrc name=audio format=time is-live=true do-timestamp=false \
                caps=application/x-rtp,media=audio,encoding-name=OPUS,clock-rate=48000,payload=111 \
-             ! rtpopusdepay ! capssetter caps=audio/x-opus,rate=48000 ! queue ! mux.audio_0 \
+             ! rtpopusdepay ! capssetter caps=audio/x-opus,rate=48000 ! queue name=audio_queue ! mux.audio_0 \
              splitmuxsink name=mux muxer=webmmux max-size-time={} location=\"{}\"",
             self.segment.as_nanos(),
             pattern.display()
@@ -229,6 +279,16 @@ impl Writer {
                 .ok_or_else(|| anyhow!("no {name} source"))
         };
         let (video, audio) = (src("video")?, src("audio")?);
+        let audio_through = Arc::new(AtomicBool::new(false));
+        let flag = audio_through.clone();
+        pipeline
+            .by_name("audio_queue")
+            .and_then(|q| q.static_pad("src"))
+            .ok_or_else(|| anyhow!("no audio queue"))?
+            .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                flag.store(true, Ordering::Release);
+                gst::PadProbeReturn::Remove
+            });
         pipeline.set_state(gst::State::Playing).context("start the recording pipeline")?;
         info!(dir = %self.dir.display(), rank, "recording a layer");
         Ok(LayerPipeline {
@@ -242,10 +302,28 @@ impl Writer {
             last_pts: 0,
             failed: false,
             audio_clock: None,
+            audio_through,
+            held: Vec::new(),
+            reorder: Reorder::default(),
+            made: Instant::now(),
         })
     }
 
-    fn finish(self) -> Result<Written> {
+    fn finish(mut self) -> Result<Written> {
+        // What waits for a missing packet is written as it is.
+        let mut audio = Vec::new();
+        self.audio_reorder.flush(&mut audio);
+        for a in audio {
+            self.push_audio(&a)?;
+        }
+        let end = self.last.unwrap_or(self.started);
+        for layer in self.layers.values_mut() {
+            let mut video = Vec::new();
+            layer.reorder.flush(&mut video);
+            for b in video {
+                layer.push_video(b, end)?;
+            }
+        }
         let layers = self.layers.len();
         for (rank, layer) in self.layers {
             let _ = layer.video.end_of_stream();
@@ -321,6 +399,19 @@ pub fn join_layer(dir: &Path, rank: usize, out: &Path) -> Result<()> {
 }
 
 impl LayerPipeline {
+    /// Push a video buffer, or hold it while the layer's audio has not reached the muxer.
+    fn push_video(&mut self, buffer: gst::Buffer, now: Instant) -> Result<()> {
+        let through = self.audio_through.load(Ordering::Acquire);
+        if !through && now.saturating_duration_since(self.made) < AUDIO_WAIT {
+            self.held.push(buffer);
+            return Ok(());
+        }
+        for b in self.held.drain(..).chain(std::iter::once(buffer)) {
+            self.video.push_buffer(b).map_err(|e| anyhow!("push: {e:?}"))?;
+        }
+        Ok(())
+    }
+
     /// A segment opened (splitmuxsink's element message, with its start): the one before it
     /// ends there, and gets its line in the layer's index. (The messages that say a segment
     /// was closed come late, with a later running time: they are not used.)
@@ -374,8 +465,8 @@ impl LayerPipeline {
     }
 }
 
-/// Push one RTP packet (header rebuilt around the payload) into `src` at `pts`.
-fn push_rtp(src: &gst_app::AppSrc, pt: u8, p: &TappedPacket, pts: gst::ClockTime) -> Result<()> {
+/// One RTP packet (header rebuilt around the payload), at `pts`.
+fn rtp_buffer(pt: u8, p: &TappedPacket, pts: gst::ClockTime) -> gst::Buffer {
     let mut bytes = Vec::with_capacity(12 + p.payload.len());
     bytes.push(0x80);
     bytes.push((u8::from(p.marker) << 7) | pt);
@@ -385,7 +476,7 @@ fn push_rtp(src: &gst_app::AppSrc, pt: u8, p: &TappedPacket, pts: gst::ClockTime
     bytes.extend_from_slice(&p.payload);
     let mut buffer = gst::Buffer::from_mut_slice(bytes);
     buffer.get_mut().expect("a new buffer").set_pts(pts);
-    src.push_buffer(buffer).map(|_| ()).map_err(|e| anyhow!("push: {e:?}"))
+    buffer
 }
 
 #[cfg(test)]
