@@ -159,3 +159,70 @@ fn hundred_viewers(server: &TestServer, class: &str, code: &str) -> f64 {
     );
     speed
 }
+
+/// The server's resident memory, KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).expect("VmRSS");
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// A long class recorded whole: one synthetic teacher (three layers and Opus) recorded for
+/// `ARDOISE_RECORDING_MINUTES` (30 by default); the server's memory is read every minute and
+/// must stay flat: the recorder holds a segment's worth at most, never the recording.
+#[test]
+#[ignore = "30 minutes: run by hand (`cargo test --test recording_load -- --ignored --nocapture`), figures in benches/RESULTS.md"]
+fn a_long_recording_keeps_the_servers_memory_flat() {
+    let minutes: u64 = std::env::var("ARDOISE_RECORDING_MINUTES").ok().and_then(|m| m.parse().ok()).unwrap_or(30);
+    let server = TestServer::start(&[]);
+    let token = server.token("teacher", Some("demo"));
+    let config = PublisherConfig {
+        server: server.base.clone(),
+        class: "demo".into(),
+        token: token.clone(),
+        bind: lo(),
+        simulcast: true,
+        record_payloads: false,
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let teacher = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut p = Publisher::connect(&config).expect("WHIP");
+            p.run_until(|| stop.load(Ordering::Relaxed)).expect("publish");
+        })
+    };
+    common::eventually(Duration::from_secs(20), || {
+        if common::metric(&server, "ardoise_rooms") >= 1.0 { Ok(()) } else { Err("the class has media".into()) }
+    });
+    let url = |p: &str| format!("{}/api/classes/demo{p}", server.base);
+    let r = send("POST", &url("/recording/start"), Some(&token), None, "");
+    assert_eq!(r.status, 201, "{}", r.body);
+    let pid = server.child.id();
+    let mut samples = Vec::new();
+    for minute in 1..=minutes {
+        std::thread::sleep(Duration::from_secs(60)); // the recording's length, not a synchronisation
+        samples.push(rss_kib(pid));
+        println!("minute {minute}: server RSS {} KiB", samples.last().unwrap());
+    }
+    let r = send("POST", &url("/recording/stop"), Some(&token), None, "");
+    assert_eq!(r.status, 200, "{}", r.body);
+    stop.store(true, Ordering::Relaxed);
+    teacher.join().unwrap();
+    let info: Value = serde_json::from_str(&r.body).unwrap();
+    let bytes: u64 = info["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|l| l["files"].as_array().unwrap().iter().map(|f| f["size"].as_u64().unwrap()))
+        .sum();
+    let (first, last, max) = (samples[0], *samples.last().unwrap(), *samples.iter().max().unwrap());
+    println!(
+        "LONG RECORDING {minutes} min: {:.1} MB written; server RSS {first} KiB after 1 min, {last} KiB at the end, \
+         {max} KiB at most; dropped {}",
+        bytes as f64 / 1e6,
+        common::metric(&server, "ardoise_recording_dropped_total")
+    );
+    assert_eq!(info["state"], "ready", "{info}");
+    assert!(last < first + 20 * 1024, "memory grows with the recording: {samples:?} KiB");
+}

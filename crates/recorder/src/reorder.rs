@@ -47,9 +47,11 @@ impl<T> Reorder<T> {
         self.release(at, out);
     }
 
-    /// Append every waiting packet, in order (the stream ended).
+    /// Append every waiting packet, in order, and start afresh: the stream ended (another
+    /// one, with its own sequence numbers, may follow).
     pub fn flush(&mut self, out: &mut Vec<T>) {
         out.extend(std::mem::take(&mut self.waiting).into_values().map(|(_, p)| p));
+        self.next = None;
     }
 
     fn release(&mut self, now: Instant, out: &mut Vec<T>) {
@@ -117,5 +119,6 @@ mod tests {
         let mut out = Vec::new();
         r.flush(&mut out);
         assert_eq!(out, vec![7, 8]);
+        assert_eq!(run(&mut r, &[(3, 3), (4, 4)], t0), vec![3, 4], "a new stream after the end, lower numbers");
     }
 }
