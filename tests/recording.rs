@@ -117,6 +117,7 @@ fn twenty_seconds_of_the_studio_recorded_on_every_layer() {
     assert_eq!(r.status, 403, "a pupil cannot start a recording: {}", r.body);
     let r = send("POST", &url("/recording/start"), Some(&teacher), None, "");
     assert_eq!(r.status, 201, "{}", r.body);
+    let started = std::time::Instant::now();
     let again = send("POST", &url("/recording/start"), Some(&teacher), None, "");
     assert_eq!(again.status, 409, "one recording at a time: {}", again.body);
     let listed: Value = serde_json::from_str(&send("GET", &url("/recordings"), Some(&teacher), None, "").body).unwrap();
@@ -126,11 +127,27 @@ fn twenty_seconds_of_the_studio_recorded_on_every_layer() {
     assert_eq!(rt.block_on(common::ws::wait_for(&mut page, "recording"))["on"], true, "the page is told");
     assert_eq!(public(&server)["recording"], true, "a pupil is told before joining");
 
-    std::thread::sleep(Duration::from_secs(20)); // the recording's length, not a synchronisation
+    // The teacher switches the layout twice from the console: two chapters.
+    let (mut console, _) = rt.block_on(common::ws::hello(&server, "demo", &teacher));
+    let mut switched = Vec::new();
+    for layout in ["document", "camera"] {
+        std::thread::sleep(Duration::from_secs(6)); // the recording's parts, not a synchronisation
+        rt.block_on(common::ws::send(&mut console, serde_json::json!({"type": "set_layout", "layout": layout})));
+        assert_eq!(rt.block_on(common::ws::wait_for(&mut page, "layout"))["layout"], layout);
+        switched.push(started.elapsed().as_secs_f64());
+    }
+    std::thread::sleep(Duration::from_secs(8)); // the recording's length, not a synchronisation
     let r = send("POST", &url("/recording/stop"), Some(&teacher), None, "");
     assert_eq!(r.status, 200, "{}", r.body);
     let info: Value = serde_json::from_str(&r.body).unwrap();
     drop(studio);
+    let chapters = info["chapters"].as_array().unwrap();
+    assert_eq!(chapters.len(), 2, "a chapter per switch: {info}");
+    for ((c, layout), at) in chapters.iter().zip(["document", "camera"]).zip(&switched) {
+        assert_eq!(c["layout"], layout, "{info}");
+        let at_s = c["at_s"].as_f64().unwrap();
+        assert!((at_s - at).abs() < 1.0, "the {layout} chapter at {at_s:.2} s, switched at {at:.2} s");
+    }
     assert_eq!(rt.block_on(common::ws::wait_for(&mut page, "recording"))["on"], false, "the page is told it stopped");
     println!("recording: {info}");
     assert_eq!(info["state"], "ready");

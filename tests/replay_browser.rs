@@ -2,7 +2,8 @@
 //! a loopback-only network namespace: the studio on test sources is recorded for 30 s; the
 //! replay page starts on the layer a first measurement of the open link carries (720p),
 //! seeks to the middle and plays on; then what the server sends is capped at 500 kbit/s
-//! (`tc` on `lo`, the server's HTTP port) and the player steps down to 180p and plays on.
+//! (`tc` on `lo`, the server's HTTP port) and the player steps down to 180p and plays on;
+//! the pupil jumps to the chapter where the teacher showed the document camera.
 
 mod common;
 
@@ -45,7 +46,13 @@ fn inner() {
     let url = |p: &str| format!("{}/api/classes/demo{p}", server.base);
     let r = send("POST", &url("/recording/start"), Some(&teacher), None, "");
     assert_eq!(r.status, 201, "{}", r.body);
-    std::thread::sleep(Duration::from_secs(30)); // the recording's length, not a synchronisation
+    // The teacher shows the document camera from 12 s on: a chapter the pupil jumps to.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let (mut console, _) = rt.block_on(common::ws::hello(&server, "demo", &teacher));
+    std::thread::sleep(Duration::from_secs(12)); // the recording's parts, not a synchronisation
+    rt.block_on(common::ws::send(&mut console, serde_json::json!({"type": "set_layout", "layout": "document"})));
+    assert_eq!(rt.block_on(common::ws::wait_for(&mut console, "layout"))["layout"], "document");
+    std::thread::sleep(Duration::from_secs(18));
     let r = send("POST", &url("/recording/stop"), Some(&teacher), None, "");
     assert_eq!(r.status, 200, "{}", r.body);
     drop(studio);
@@ -87,5 +94,8 @@ fn inner() {
     let after = v["capped"]["afterMs"].as_u64().unwrap();
     println!("replay: 180p {after} ms after the cap; layers {}", v["layers"]);
     assert!(after <= 20_000, "180p {after} ms after the cap");
+    let chapter = &v["chapter"];
+    assert!((chapter["at"].as_f64().unwrap() - 12.0).abs() < 1.5, "the document chapter starts at 12 s: {v}");
+    assert!(chapter["playing"].as_f64() > chapter["at"].as_f64(), "the chapter plays from its start: {v}");
     assert!(out.status.success(), "replay.mjs failed");
 }

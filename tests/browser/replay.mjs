@@ -1,6 +1,6 @@
 // A pupil replays a recorded class in Chromium: it starts on the layer its link carries;
 // its link is capped; it seeks to the middle and plays on from there, and the player steps
-// down to 180p for what it fetches next, and plays on.
+// down to 180p for what it fetches next, and plays on; then it jumps to the first chapter.
 //
 //   node replay.mjs URL PORT KBIT
 //
@@ -11,7 +11,7 @@ import { execFileSync } from "node:child_process";
 import { Harness, CHROMIUM, CHROMIUM_ARGS, sleep } from "./harness.mjs";
 
 const [url, port, capKbit] = process.argv.slice(2);
-const h = new Harness("replay.mjs", 150_000, { started: null, seek: null, capped: null, layers: [] });
+const h = new Harness("replay.mjs", 150_000, { started: null, seek: null, capped: null, layers: [], chapter: null });
 
 /** Cap what the server at `port` sends (TCP, from its port) to `kbit` kbit/s on lo. */
 function cap(kbit) {
@@ -63,6 +63,15 @@ await h.run(async () => {
   await h.waitFor(async () => { const s = await state(); return s.t > past && s; }, 40_000, `playback past ${past.toFixed(1)} s, on 180p`);
   h.result.capped.playedPast = past;
   h.result.layers = (await state()).layers;
+  // The pupil jumps to the first chapter (the teacher showed the document camera): it
+  // plays from there.
+  const chapter = await page.$("#chapters button");
+  h.check(chapter !== null, "the recording's chapters are listed");
+  const at = Number(await chapter.getAttribute("data-at"));
+  h.result.chapter = { at, label: await chapter.textContent() };
+  await chapter.click();
+  const s3 = await h.waitFor(async () => { const s = await state(); return s.t > at + 1 && s.t < at + 8 && !s.paused && s; }, 20_000, `playback from the chapter at ${at} s`);
+  h.result.chapter.playing = s3.t;
   h.check((await state()).error === null, `player error: ${(await state()).error}`);
   await sleep(0);
 });

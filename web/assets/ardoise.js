@@ -71,6 +71,8 @@ const STRINGS = {
   rec_write_error: ["L'enregistrement s'est arrêté : le serveur ne peut plus écrire ses fichiers. Ce qui a été enregistré est gardé.", "Recording stopped: the server cannot write its files. What was recorded is kept."],
   replay_download: ["Télécharger pour regarder hors ligne ({mb} Mo)", "Download to watch offline ({mb} MB)"],
   replay_layer: ["Qualité : {q}", "Quality: {q}"],
+  replay_chapters: ["Chapitres", "Chapters"],
+  replay_chapter: ["{at} — {what}", "{at} — {what}"],
   replay_stalled: ["Chargement…", "Loading…"],
   replay_unsupported: ["Ce navigateur ne sait pas lire les cours enregistrés.", "This browser cannot play recorded classes."],
   back_to_class: ["Retour à la classe", "Back to the class"],

@@ -12,7 +12,9 @@
 // - a segment is appended from the one that covers the buffered end, so a switch leaves no
 //   gap (the new layer's keyframe replaces what overlaps); segment times are known to a frame
 //   or two, so one that would add less than half a second is passed over;
-// - seeking fetches the segment that covers the new position.
+// - seeking fetches the segment that covers the new position;
+// - the recording's chapters (where the teacher switched camera, document camera, screen)
+//   are listed under the player: a chapter seeks to its start.
 import { t, applyI18n, mountLangToggle, onLang, $, show, api, errorText, jwtClaims } from "/assets/ardoise.js";
 
 const KEY = "ardoise.pupil";
@@ -31,7 +33,7 @@ function session() {
 }
 
 /** What tests and support staff read: the player's decisions. */
-const report = window.__replay = { layer: null, layers: [], throughputKbps: null, fetched: 0, error: null, log: [] };
+const report = window.__replay = { layer: null, layers: [], throughputKbps: null, fetched: 0, error: null, log: [], chapters: [] };
 
 class Player {
   constructor(rec, token) {
@@ -214,12 +216,43 @@ function status() {
 }
 onLang(status);
 
+/** "m:ss" (or "h:mm:ss") of `s` seconds. */
+function clock(s) {
+  const t = Math.floor(s), h = Math.floor(t / 3600), m = Math.floor((t % 3600) / 60), sec = String(t % 60).padStart(2, "0");
+  return h ? `${h}:${String(m).padStart(2, "0")}:${sec}` : `${m}:${sec}`;
+}
+
+/** The recording's chapters under the player: each seeks to its start. */
+let chapterLabels = [];
+onLang(() => { for (const f of chapterLabels) f(); });
+function showChapters(rec) {
+  const ol = $("#chapters");
+  ol.replaceChildren();
+  chapterLabels = [];
+  report.chapters = rec.chapters || [];
+  show($("#chapters-box"), report.chapters.length > 0);
+  for (const c of report.chapters) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = "secondary";
+    b.dataset.at = String(c.at_s);
+    const label = () => { b.textContent = t("replay_chapter", { at: clock(c.at_s), what: t("l_" + c.layout) }); };
+    label();
+    chapterLabels.push(label);
+    b.addEventListener("click", () => { video.currentTime = c.at_s; if (video.paused) video.play().catch(() => {}); });
+    const li = document.createElement("li");
+    li.append(b);
+    ol.append(li);
+  }
+}
+
 async function play(rec, token, item) {
   if (player) player.stop();
   for (const li of document.querySelectorAll("#recordings button")) li.setAttribute("aria-pressed", "false");
   item.setAttribute("aria-pressed", "true");
   report.layer = null; report.layers = []; report.fetched = 0; report.error = null; report.log = [];
   player = new Player(rec, token);
+  showChapters(rec);
   try {
     await player.start();
   } catch (e) {

@@ -269,6 +269,7 @@ pub async fn apply(s: &SharedState, class: &ClassId, effect: Effect) {
             crate::class_api::rotate(s, class);
         }
         Effect::EndClass => AppState::end_class(s, class, Role::Teacher),
+        Effect::Layout(layout) => s.recordings.chapter(class, &layout),
     }
 }
 

@@ -89,6 +89,8 @@ pub enum Effect {
     RotateCode,
     /// End the class.
     EndClass,
+    /// The teacher switched the studio's layout (a chapter of the class's recording).
+    Layout(String),
 }
 
 /// What the hub keeps of a member's token beside the member (never shown to anyone).
@@ -624,6 +626,11 @@ impl ClassHub {
         }
     }
 
+    /// The studio's layout, if the console set one.
+    pub fn layout(&self, class: &ClassId) -> Option<String> {
+        self.lock().get(class).and_then(|room| room.layout.clone())
+    }
+
     /// A recording of the class started or stopped: every page shows it.
     pub fn set_recording(&self, class: &ClassId, on: bool) {
         let mut rooms = self.lock();
@@ -898,7 +905,8 @@ impl ClassHub {
                     reply(error(ErrorCode::Invalid, format!("unknown layout '{layout}' ({})", LAYOUTS.join(", "))));
                 } else {
                     room.layout = Some(layout.clone());
-                    room.broadcast(&ServerEvent::Layout { layout });
+                    room.broadcast(&ServerEvent::Layout { layout: layout.clone() });
+                    effects.push(Effect::Layout(layout));
                 }
             }
             ClientEvent::EndClass => {

@@ -15,7 +15,12 @@
 //! - a recording left `recording` by a server that stopped becomes `interrupted` at start-up:
 //!   its closed segments stay listed and playable;
 //! - retention: each recording has its deletion date from the start (`[recording]`: the end
-//!   of its school term); the sweep deletes its files and its row, audited.
+//!   of its school term); the sweep deletes its files and its row, audited;
+//! - chapters: the studio's layout when the recording starts (if the console set one), and
+//!   each switch the teacher makes while it runs (camera, document camera, screen…), are
+//!   appended to the recording's `chapters.index` (`<ms on its timeline> <layout>`), beside
+//!   its files and deleted with them: the player lists them, so that a pupil finds "the
+//!   exercise on the board".
 
 use crate::Problem;
 use crate::config::RecordingConfig;
@@ -60,6 +65,15 @@ pub struct RecordedLayer {
     pub files: Vec<RecordedFile>,
 }
 
+/// A chapter of a recording: from `at_s` on, the studio showed `layout`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Chapter {
+    /// Where it starts on the recording's timeline, seconds.
+    pub at_s: f64,
+    /// One of `ardoise_proto::events::LAYOUTS`.
+    pub layout: String,
+}
+
 /// What `GET /api/classes/{id}/recordings` lists.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RecordingInfo {
@@ -83,6 +97,8 @@ pub struct RecordingInfo {
     pub expires_ms: i64,
     /// Its layers.
     pub layers: Vec<RecordedLayer>,
+    /// Its chapters, in order: where the teacher switched the layout.
+    pub chapters: Vec<Chapter>,
 }
 
 /// A download link (`POST …/recordings/{rec}/download`).
@@ -96,6 +112,9 @@ pub struct DownloadLink {
 
 /// The name of the file a download link serves, in the recording's directory.
 const OFFLINE: &str = "offline.webm";
+
+/// The name of a recording's chapter list, in its directory.
+const CHAPTERS: &str = "chapters.index";
 
 /// What the teacher may change of a recording (`PATCH`); absent fields stay.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -111,6 +130,8 @@ pub struct RecordingChange {
 
 struct Active {
     id: String,
+    /// The start of the recording's timeline.
+    started: std::time::Instant,
     writer: std::thread::JoinHandle<anyhow::Result<ardoise_recorder::Written>>,
 }
 
@@ -191,14 +212,46 @@ impl Recordings {
             .collect()
     }
 
+    /// The teacher switched `class`'s layout: if it is being recorded, a chapter starts now.
+    pub fn chapter(&self, class: &ClassId, layout: &str) {
+        let Some((id, at)) = self.active().get(class).map(|a| (a.id.clone(), a.started.elapsed())) else { return };
+        self.append_chapter(class, &id, at, layout);
+    }
+
+    fn append_chapter(&self, class: &ClassId, id: &str, at: Duration, layout: &str) {
+        let path = self.dir(&class.0, id).join(CHAPTERS);
+        let line = format!("{} {layout}\n", at.as_millis());
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()));
+        if let Err(e) = written {
+            warn!(%class, recording = %id, "recording: cannot note a chapter: {e}");
+        }
+    }
+
+    /// A recording's chapters, in order (none if it has no chapter file).
+    fn chapters(&self, class: &str, id: &str) -> Vec<Chapter> {
+        let text = std::fs::read_to_string(self.dir(class, id).join(CHAPTERS)).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| {
+                let (ms, layout) = l.split_once(' ')?;
+                Some(Chapter { at_s: ms.parse::<u64>().ok()? as f64 / 1000.0, layout: layout.to_owned() })
+            })
+            .collect()
+    }
+
     fn info(&self, r: RecordingRow) -> RecordingInfo {
         let layers = self.layers(&r.class, &r.id);
+        let chapters = self.chapters(&r.class, &r.id);
         RecordingInfo {
             duration_s: (r.duration_ms as f64 / 100.0).round() / 10.0,
             published: r.published != 0,
             downloadable: r.downloadable != 0,
             expires_ms: r.expires_at,
             layers,
+            chapters,
             id: r.id,
             class: r.class,
             title: r.title,
@@ -325,7 +378,8 @@ async fn begin(s: &SharedState, class: &ClassId, title: String) -> Result<Record
     let id = started_ms.to_string();
     let dir = r.dir(&class.0, &id);
     let segment = Duration::from_secs(r.config.segment_secs);
-    let writer = ardoise_recorder::Writer::new(&dir, std::time::Instant::now(), segment).map_err(|e| {
+    let started = std::time::Instant::now();
+    let writer = ardoise_recorder::Writer::new(&dir, started, segment).map_err(|e| {
         warn!("recording: {e:#}");
         Problem::unavailable("the recorder cannot start (see the server's log)", 30)
     })?;
@@ -363,7 +417,10 @@ async fn begin(s: &SharedState, class: &ClassId, title: String) -> Result<Record
         .map_err(|_| Problem::unavailable("the recorder cannot start", 30))?;
     info!(%class, recording = %id, "recording started");
     s.hub.set_recording(class, true);
-    r.active().insert(class.clone(), Active { id: id.clone(), writer });
+    if let Some(layout) = s.hub.layout(class) {
+        r.append_chapter(class, &id, Duration::ZERO, &layout);
+    }
+    r.active().insert(class.clone(), Active { id: id.clone(), started, writer });
     let (s2, class2) = (s.clone(), class.clone());
     tokio::spawn(async move {
         if on_end.await.is_ok() {
