@@ -98,8 +98,15 @@ fn fetch(url: &str, token: Option<&str>, range: Option<&str>) -> (u16, Vec<u8>, 
 
 #[test]
 fn twenty_seconds_of_the_studio_recorded_on_every_layer() {
-    // One segment per layer: the file is checked whole.
-    let server = TestServer::start(&[("ARDOISE__RECORDING__SEGMENT_SECS", "60")]);
+    // One segment per layer: the file is checked whole. The recorder's log says how it
+    // placed each stream.
+    let log = std::env::temp_dir().join(format!("ardoise-recording-log-{}", std::process::id()));
+    let _ = std::fs::remove_file(&log);
+    let server = TestServer::start(&[
+        ("ARDOISE__RECORDING__SEGMENT_SECS", "60"),
+        ("ARDOISE_TEST_LOG", log.to_str().unwrap()),
+        ("ARDOISE_LOG", "warn,ardoise_recorder=info"),
+    ]);
     let teacher = server.token("teacher", Some("demo"));
     let studio = studio(&server, "demo", &teacher);
     let url = |p: &str| format!("{}/api/classes/demo{p}", server.base);
@@ -115,6 +122,9 @@ fn twenty_seconds_of_the_studio_recorded_on_every_layer() {
     assert_eq!(public(&server)["recording"], false, "nothing recorded yet");
     let r = send("POST", &url("/recording/start"), Some(&pupil), None, "");
     assert_eq!(r.status, 403, "a pupil cannot start a recording: {}", r.body);
+    // The teacher presses Record a while into the class: the studio has sent its sender
+    // reports by then (str0m sends the voice's every 5 s, the video's every second).
+    std::thread::sleep(Duration::from_secs(6)); // the class before the recording, not a synchronisation
     let r = send("POST", &url("/recording/start"), Some(&teacher), None, "");
     assert_eq!(r.status, 201, "{}", r.body);
     let started = std::time::Instant::now();
@@ -141,6 +151,16 @@ fn twenty_seconds_of_the_studio_recorded_on_every_layer() {
     assert_eq!(r.status, 200, "{}", r.body);
     let info: Value = serde_json::from_str(&r.body).unwrap();
     drop(studio);
+    // The voice and the three layers are placed on the timeline by the studio's RTCP sender
+    // reports (it has been publishing for a while: every stream has had its report).
+    let logged = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    let placed: Vec<&str> = logged.lines().filter(|l| l.contains("stream placed")).collect();
+    for l in &placed {
+        println!("{}", l.split("recording: ").nth(1).unwrap_or(l));
+    }
+    assert_eq!(placed.len(), 4, "the voice and three layers: {placed:#?}");
+    assert!(placed.iter().all(|l| l.contains("by its sender report")), "{placed:#?}");
     let chapters = info["chapters"].as_array().unwrap();
     assert_eq!(chapters.len(), 2, "a chapter per switch: {info}");
     for ((c, layout), at) in chapters.iter().zip(["document", "camera"]).zip(&switched) {

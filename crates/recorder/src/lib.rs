@@ -16,10 +16,11 @@
 //! - each segment gets a line in its layer's index, `layer<rank>.index`, when the next one
 //!   opens (or the recording ends): `<file> <start ns> <end ns>` on the recording's timeline
 //!   (the files keep those timestamps), which is what a player seeks and switches layers with;
-//! - a stream's timestamps are its RTP timestamps, anchored at its first packet's arrival
-//!   (so audio and every layer share one timeline from the start of the recording); a stream
-//!   that comes back with another SSRC (the teacher reconnected, a new RTP timeline) is
-//!   anchored afresh at its first packet's arrival: the recording goes on, on one timeline,
+//! - a stream's timestamps are its RTP timestamps, anchored where the publisher's RTCP sender
+//!   reports place its first packet ([`Timeline`]: the voice and every layer in sync as
+//!   captured, on one timeline from the start of the recording), or at its arrival before a
+//!   report came; a stream that comes back with another SSRC (the teacher reconnected, a new
+//!   RTP timeline) is anchored afresh the same way: the recording goes on, on one timeline,
 //!   with the time the teacher was away as a gap;
 //! - a layer's audio reaches the muxer before its video: the muxer writes its headers at its
 //!   first data, and refuses a track whose format comes after them (the layer would write
@@ -44,7 +45,9 @@ use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
 mod reorder;
+mod timeline;
 pub use reorder::{REORDER_WINDOW, Reorder};
+pub use timeline::{MAX_SKEW, Place, Timeline};
 
 /// How long a new layer's video waits for its audio to reach the muxer (see the module's
 /// rules) before it is written without.
@@ -131,10 +134,12 @@ pub struct Writer {
     started: Instant,
     segment: Duration,
     layers: HashMap<usize, LayerPipeline>,
-    /// The audio's SSRC, first RTP timestamp and arrival (offset from the start).
+    /// The audio's SSRC, first RTP timestamp and its place on the timeline.
     audio_first: Option<(u32, u32, Duration)>,
     /// The audio in sequence order.
     audio_reorder: Reorder<TappedPacket>,
+    /// Where each stream starts (sender reports).
+    timeline: Timeline,
     first: Option<Instant>,
     last: Option<Instant>,
     packets: u64,
@@ -153,6 +158,7 @@ impl Writer {
             layers: HashMap::new(),
             audio_first: None,
             audio_reorder: Reorder::default(),
+            timeline: Timeline::default(),
             first: None,
             last: None,
             packets: 0,
@@ -206,7 +212,10 @@ impl Writer {
                         layer.audio_clock = None;
                     }
                 }
-                self.audio_first.get_or_insert((p.ssrc, p.ts, offset));
+                if self.audio_first.is_none() {
+                    let at = self.place("audio", p, 48_000, offset);
+                    self.audio_first = Some((p.ssrc, p.ts, at));
+                }
                 self.audio_reorder.push(p.seq, p.at, p.clone(), &mut ready);
                 for a in ready {
                     self.push_audio(&a)?;
@@ -217,11 +226,13 @@ impl Writer {
                     return Err(anyhow!("only VP8 programmes are recorded for now ({:?})", p.codec));
                 }
                 if !self.layers.contains_key(&rank) {
-                    let layer = self.layer(rank, p.ssrc, p.ts, offset)?;
+                    let at = self.place("video", p, 90_000, offset);
+                    let layer = self.layer(rank, p.ssrc, p.ts, at)?;
                     self.layers.insert(rank, layer);
                 }
-                let layer = self.layers.get_mut(&rank).expect("made above");
-                if layer.video_ssrc != p.ssrc {
+                if self.layers[&rank].video_ssrc != p.ssrc {
+                    let at = self.place("video", p, 90_000, offset);
+                    let layer = self.layers.get_mut(&rank).expect("made above");
                     // What waits of the old stream goes first.
                     let mut ready = Vec::new();
                     layer.reorder.flush(&mut ready);
@@ -229,8 +240,9 @@ impl Writer {
                         layer.push_video(b, p.at)?;
                     }
                     layer.video_ssrc = p.ssrc;
-                    layer.video_clock = Clock::new(90_000, p.ts, offset);
+                    layer.video_clock = Clock::new(90_000, p.ts, at);
                 }
+                let layer = self.layers.get_mut(&rank).expect("made above");
                 let pts = layer.video_clock.pts(p.ts);
                 layer.last_pts = layer.last_pts.max(pts.nseconds());
                 let mut ready = Vec::new();
@@ -242,6 +254,20 @@ impl Writer {
         }
         self.packets += 1;
         Ok(())
+    }
+
+    /// Where a new stream starts (its first packet `p`, arrived `arrival` in), logged.
+    fn place(&mut self, kind: &str, p: &TappedPacket, rate: u32, arrival: Duration) -> Duration {
+        let place = self.timeline.place(p.ts, rate, p.sender, arrival);
+        info!(
+            dir = %self.dir.display(),
+            ssrc = p.ssrc,
+            at_ms = place.at.as_millis() as u64,
+            arrival_ms = arrival.as_millis() as u64,
+            "recording: {kind} stream placed {}",
+            if place.by_report { "by its sender report" } else { "at its arrival (no sender report yet)" }
+        );
+        place.at
     }
 
     /// One audio packet, in order, to every layer.

@@ -773,7 +773,9 @@ mod tests {
             for _ in rx {}
             Ok(ardoise_recorder::Written::default())
         });
-        recordings.active().insert(ClassId("cm1".into()), Active { id: "2".into(), writer });
+        recordings
+            .active()
+            .insert(ClassId("cm1".into()), Active { id: "2".into(), started: std::time::Instant::now(), writer });
         assert_eq!(recordings.sweep(&store, day("2027-04-04")).await, 0, "recording: kept");
         recordings.active().clear();
         assert_eq!(recordings.sweep(&store, day("2027-04-04")).await, 1);

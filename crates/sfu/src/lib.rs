@@ -38,7 +38,7 @@ pub use forwarder::{Decision, DropReason, Forwarder, PacketIn, SourceKey};
 pub use keyframe_throttle::KeyframeThrottle;
 pub use layer::LayerSelector;
 pub use participant::{Participant, ParticipantKind, PublisherRole};
-pub use programme_tap::{TapStream, TappedPacket};
+pub use programme_tap::{SenderClock, TapStream, TappedPacket};
 pub use publication::Publication;
 pub use room::{Room, RoomEvent, RoomStats};
 pub use subscription::{Feed, Subscription, VideoChoice};

@@ -6,7 +6,18 @@
 //! the driver takes the packets after each wake-up and hands them on without waiting.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
+
+/// What the publisher's latest RTCP sender report says of its stream's clock: the RTP
+/// timestamp `rtp` was sampled at `ntp` on the publisher's wall clock. Streams captured
+/// together (the voice, every layer) say so through their reports, whatever their arrival.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SenderClock {
+    /// The publisher's wall clock (the report's NTP time).
+    pub ntp: SystemTime,
+    /// The RTP timestamp sampled at that instant.
+    pub rtp: u32,
+}
 
 /// Which stream of the programme a packet belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -42,4 +53,6 @@ pub struct TappedPacket {
     pub payload: Arc<[u8]>,
     /// Arrival at the server.
     pub at: Instant,
+    /// The stream's latest sender report, once one came.
+    pub sender: Option<SenderClock>,
 }

@@ -1195,6 +1195,9 @@ impl Room {
                 marker: pkt.header.marker,
                 payload: pkt.payload.clone(),
                 at: now,
+                sender: pkt
+                    .last_sender_info
+                    .map(|i| crate::SenderClock { ntp: i.ntp_time, rtp: i.rtp_time.numer() as u32 }),
             });
         }
         let red = &mut publication.layers[li].red;
