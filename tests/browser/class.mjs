@@ -346,6 +346,21 @@ async function run() {
   await sleep(2_000);   // a short recording
   await teacher.click("#record");
   await waitFor(async () => (await recHidden(alice)) && (await recHidden(bruno)), 15_000, "the indicator goes away when it stops");
+  // The console lists it; the teacher renames it, hides it from the pupils, then deletes it.
+  const recs = () => teacher.evaluate(() => window.ardoise.recordings());
+  const listed = await waitFor(async () => { const r = await recs(); return r.length === 1 && r[0].state === "ready" && r[0]; }, 10_000, "the console lists the recording");
+  await teacher.fill(`#rec-${listed.id}-title`, "Les fractions");
+  await teacher.press(`#rec-${listed.id}-title`, "Enter");
+  await teacher.click(`#rec-${listed.id}-published`);
+  await waitFor(async () => { const r = (await recs())[0]; return r && r.title === "Les fractions" && r.published === false; }, 5_000, "renamed and hidden from the pupils");
+  const pupilSees = await alice.evaluate(async (cls) => {
+    const s = JSON.parse(sessionStorage.getItem("ardoise.pupil") || "null");
+    const res = await fetch(`/api/classes/${cls}/recordings`, { headers: { Authorization: `Bearer ${s && s.token}` } });
+    return res.ok ? (await res.json()).length : `HTTP ${res.status}`;
+  }, listed.class);
+  check(pupilSees === 0, `a hidden recording is not listed to the pupils (${pupilSees})`);
+  await teacher.click(`li[data-id="${listed.id}"] button[data-rec="delete"]`);
+  await waitFor(async () => (await recs()).length === 0, 5_000, "deleted from the console");
   result.recordingShown = true;
   await sleep(2_500);   // a second poll, so rates and charts have data for the screenshots
 }

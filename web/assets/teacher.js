@@ -28,6 +28,52 @@ for (const l of LAYOUTS) $("#layout").append(h("option", { value: l, "data-i18n"
 applyI18n();
 onLang(() => { renderAll(); });
 
+// ---------------------------------------------------------------- recordings
+// The class's recordings: the teacher renames, publishes or unpublishes, allows the
+// download, deletes. The list is read again after each change and each recording event.
+let recordings = [];
+A.recordings = () => recordings.slice();
+async function loadRecordings() {
+  if (!token || !classId) return;
+  try { recordings = await api(`/api/classes/${encodeURIComponent(classId)}/recordings`, { token }); } catch (e) { return fail(e); }
+  renderRecordings();
+  // One still closing after its stop: read again shortly.
+  if (!recording && recordings.some((r) => r.state === "recording")) setTimeout(loadRecordings, 1000);
+}
+async function changeRecording(rec, change) {
+  const path = `/api/classes/${encodeURIComponent(classId)}/recordings/${rec.id}`;
+  try {
+    if (change === null) await api(path, { method: "DELETE", token });
+    else await api(path, { method: "PATCH", token, json: change });
+  } catch (e) { fail(e); }
+  loadRecordings();
+}
+function renderRecordings() {
+  const ul = $("#recordings");
+  ul.replaceChildren();
+  show($("#recs-empty"), !recordings.length);
+  for (const r of recordings) {
+    const bytes = r.layers.reduce((n, l) => n + l.files.reduce((m, f) => m + f.size, 0), 0);
+    const when = new Date(r.started_ms).toLocaleString(document.documentElement.lang);
+    const id = (what) => `rec-${r.id}-${what}`;
+    const title = h("input", { id: id("title"), value: r.title, maxlength: 120, "aria-label": t("rec_title"),
+      onchange: (e) => { const v = e.target.value.trim(); if (v && v !== r.title) changeRecording(r, { title: v }); } });
+    const box = (what, on, key) => h("span", { class: "check" },
+      h("input", { id: id(what), type: "checkbox", checked: on, "data-rec": what,
+        onchange: (e) => changeRecording(r, { [key]: e.target.checked }) }),
+      h("label", { for: id(what) }, t("rec_" + what)));
+    const del = h("button", { type: "button", class: "danger", "data-rec": "delete", disabled: r.state === "recording",
+      onclick: () => { if (confirmed(t("confirm_rec_delete", { title: r.title }))) changeRecording(r, null); } }, t("rec_delete"));
+    ul.append(h("li", { "data-id": r.id },
+      h("div", { class: "row" }, title, del),
+      h("p", { class: "meta" }, t("rec_meta", { when, min: Math.max(1, Math.round(r.duration_s / 60)),
+        mb: (bytes / 1e6).toFixed(1), state: t("rec_st_" + r.state) }),
+        " · ", t("rec_until", { date: new Date(r.expires_ms).toLocaleDateString(document.documentElement.lang) })),
+      h("div", { class: "row" }, box("published", r.published, "published"), box("downloadable", r.downloadable, "downloadable"))));
+  }
+}
+onLang(renderRecordings);
+
 function status(text, kind) { const s = $("#status"); s.textContent = text; s.dataset.kind = kind || ""; show(s, !!text); }
 function fail(e) { A.error = (e && e.message) || String(e); status(errorText(e), "error"); }
 
@@ -108,6 +154,7 @@ function onEvent(m) {
     case "recording":
       recording = !!m.on;
       if (m.reason) status(t(m.reason === "disk_full" ? "rec_disk_full" : "rec_write_error"), "error");
+      loadRecordings();
       break;
     case "code": if (info) { info.code = m.code; info.code_expires_at = m.expires_at; showCode(); status(t("code_changed"), ""); } break;
     case "live": live = !!m.live; break;
@@ -320,3 +367,4 @@ $("#new-form").addEventListener("submit", async (ev) => {
 });
 
 init();
+loadRecordings();

@@ -478,7 +478,6 @@ pub async fn stop(
     };
     // The worker drops its sink (if the room is gone, it already did): the writer ends.
     let _ = s.media.record(&class, None).await;
-    s.hub.set_recording(&class, false);
     let id = active.id;
     let written = tokio::task::spawn_blocking(move || active.writer.join()).await;
     let (state, duration_ms) = match written {
@@ -492,6 +491,8 @@ pub async fn stop(
     if let Err(e) = s.store.finish_recording(&class.0, &id, state, duration_ms).await {
         warn!(%class, recording = %id, "recording: cannot note its end: {e}");
     }
+    // The pages hear of the end once the recording is closed and listed as such.
+    s.hub.set_recording(&class, false);
     s.recorder.audit(m.actor, "recording.stop", format!("class:{class}"), id.clone());
     info!(%class, recording = %id, duration_ms, state, "recording stopped");
     let row = s.store.recording(&class.0, &id).await.map_err(store_problem)?;
