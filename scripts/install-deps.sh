@@ -10,6 +10,8 @@ packages=(
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-plugins-base
   gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-tools gstreamer1.0-alsa
   gstreamer1.0-pulseaudio gstreamer1.0-x
+  # the recorder's H.264 programmes: h264parse (the plugins only, not their dev package)
+  gstreamer1.0-plugins-bad
   # end-to-end tests: a real browser, node for playwright-core, network namespaces
   chromium nodejs npm iproute2 util-linux nftables
   # a second browser engine (WebDriver BiDi through puppeteer-core)

@@ -18,12 +18,13 @@ use serde_json::Value;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-/// What a WebM file holds: (video buffers, audio buffers, first video buffer is a keyframe,
-/// last video timestamp − first, seconds).
+/// What a WebM or MP4 file holds: (video buffers, audio buffers, first video buffer is a
+/// keyframe, last video timestamp − first, seconds).
 fn inspect(path: &std::path::Path) -> (usize, usize, bool, f64) {
     gst::init().unwrap();
+    let demux = if path.extension().is_some_and(|e| e == "mp4") { "qtdemux" } else { "matroskademux" };
     let p = gst::parse::launch(&format!(
-        "filesrc location=\"{}\" ! matroskademux name=d \
+        "filesrc location=\"{}\" ! {demux} name=d \
          d.video_0 ! queue ! appsink name=v sync=false \
          d.audio_0 ! queue ! appsink name=a sync=false",
         path.display()
@@ -369,6 +370,67 @@ fn a_teacher_who_reconnects_continues_the_same_recording() {
         assert!(video as f64 >= 14.0 * 15.0, "layer {}: both parts recorded ({video} frames)", layer["rank"]);
         assert!(audio > 700, "layer {}: the voice of both parts ({audio} buffers)", layer["rank"]);
     }
+}
+
+#[test]
+fn an_h264_programme_is_recorded_in_mp4_without_transcoding() {
+    // What iPad Safari plays: the studio publishes H.264, the recorder writes MP4.
+    let server = TestServer::start(&[("ARDOISE__RECORDING__SEGMENT_SECS", "60")]);
+    let teacher = server.token("teacher", Some("demo"));
+    let mut config = StudioConfig::test_sources(&server.base, "demo", &teacher);
+    config.follow_class = false;
+    config.codec = ardoise_studio::VideoCodec::H264;
+    let studio = Studio::start(config).expect("studio starts on test sources");
+    common::eventually(Duration::from_secs(15), || {
+        if studio.stats.connected.load(Ordering::Relaxed) { Ok(()) } else { Err("the studio publishes".into()) }
+    });
+    let url = |p: &str| format!("{}/api/classes/demo{p}", server.base);
+    let r = send("POST", &url("/recording/start"), Some(&teacher), None, "");
+    assert_eq!(r.status, 201, "{}", r.body);
+    std::thread::sleep(Duration::from_secs(12)); // the recording's length, not a synchronisation
+    let r = send("POST", &url("/recording/stop"), Some(&teacher), None, "");
+    assert_eq!(r.status, 200, "{}", r.body);
+    drop(studio);
+    let info: Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(info["state"], "ready", "{info}");
+    let layers = info["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 3, "every simulcast layer: {info}");
+    let dir = server.data_dir.join("recordings/demo").join(info["id"].as_str().unwrap());
+    for layer in layers {
+        assert!(layer["mime"].as_str().unwrap().starts_with("video/mp4"), "{layer}");
+        let name = layer["files"][0]["name"].as_str().unwrap();
+        assert!(name.ends_with(".mp4"), "{layer}");
+        let (video, audio, key, span) = inspect(&dir.join(name));
+        println!("H.264 layer {}: {video} video frames, {audio} audio buffers, {span:.2} s", layer["rank"]);
+        // Fragmented (a Media Source plays it), with a big-endian Opus header (browsers
+        // refuse the little-endian one GStreamer 1.22 writes).
+        let bytes = std::fs::read(dir.join(name)).unwrap();
+        assert!(bytes.windows(4).any(|w| w == b"moof"), "layer {}: fragmented", layer["rank"]);
+        let dops = bytes.windows(4).position(|w| w == b"dOps").expect("an Opus header");
+        let rate = u32::from_be_bytes(bytes[dops + 8..dops + 12].try_into().unwrap());
+        assert_eq!(rate, 48_000, "layer {}: the Opus header's rate, big-endian", layer["rank"]);
+        assert!(key, "layer {} starts on a keyframe", layer["rank"]);
+        assert!(audio > 250, "layer {} has the audio ({audio} buffers)", layer["rank"]);
+        assert!((span - 12.0).abs() <= 1.0, "layer {} lasts {span:.2} s, not 12 ± 1", layer["rank"]);
+        assert!(video as f64 >= 14.0 * span, "layer {}: {video} frames in {span:.1} s", layer["rank"]);
+    }
+    // Served as MP4; the offline file is one MP4 too.
+    let file = format!("{}{}", server.base, layers[0]["files"][0]["url"].as_str().unwrap());
+    let got = ardoise_client::trust::agent().get(&file).set("Authorization", &format!("Bearer {teacher}")).call();
+    assert_eq!(got.map(|r| r.content_type().to_owned()).ok().as_deref(), Some("video/mp4"));
+    let rec = url(&format!("/recordings/{}", info["id"].as_str().unwrap()));
+    let r = send("POST", &format!("{rec}/download"), Some(&teacher), None, "");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let link = format!("{}{}", server.base, serde_json::from_str::<Value>(&r.body).unwrap()["url"].as_str().unwrap());
+    assert!(link.contains("/offline.mp4?"), "{link}");
+    let (status, body, _, disposition) = fetch(&link, None, None);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert!(disposition.is_some_and(|d| d.ends_with(".mp4\"")), "an MP4 file");
+    let offline = server.data_dir.join("offline-copy.mp4");
+    std::fs::write(&offline, &body).unwrap();
+    let (video, audio, key, span) = inspect(&offline);
+    println!("H.264 offline file: {} bytes, {video} video frames, {audio} audio buffers, {span:.2} s", body.len());
+    assert!(key && audio > 250 && (span - 12.0).abs() <= 1.0, "the whole class, 180p, with its voice");
 }
 
 #[test]

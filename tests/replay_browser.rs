@@ -3,7 +3,9 @@
 //! replay page starts on the layer a first measurement of the open link carries (720p),
 //! seeks to the middle and plays on; then what the server sends is capped at 500 kbit/s
 //! (`tc` on `lo`, the server's HTTP port) and the player steps down to 180p and plays on;
-//! the pupil jumps to the chapter where the teacher showed the document camera.
+//! the pupil jumps to the chapter where the teacher showed the document camera. And a class
+//! the studio published in H.264, recorded in MP4, plays across its segments
+//! (`tests/browser/replay_h264.mjs`).
 
 mod common;
 
@@ -98,4 +100,50 @@ fn inner() {
     assert!((chapter["at"].as_f64().unwrap() - 12.0).abs() < 1.5, "the document chapter starts at 12 s: {v}");
     assert!(chapter["playing"].as_f64() > chapter["at"].as_f64(), "the chapter plays from its start: {v}");
     assert!(out.status.success(), "replay.mjs failed");
+}
+
+#[test]
+fn a_class_published_in_h264_replays_from_its_mp4_segments() {
+    common::browser_prerequisites().expect("Chromium and node (make test installs them)");
+    // Two segments: the studio's keyframes come every 10 s.
+    let server = TestServer::start(&[("ARDOISE__RECORDING__SEGMENT_SECS", "5")]);
+    let teacher = server.token("teacher", Some("demo"));
+    let mut config = StudioConfig::test_sources(&server.base, "demo", &teacher);
+    config.follow_class = false;
+    config.codec = ardoise_studio::VideoCodec::H264;
+    let studio = Studio::start(config).expect("studio starts on test sources");
+    common::eventually(Duration::from_secs(15), || {
+        if studio.stats.connected.load(Ordering::Relaxed) { Ok(()) } else { Err("the studio publishes".into()) }
+    });
+    let url = |p: &str| format!("{}/api/classes/demo{p}", server.base);
+    let r = send("POST", &url("/recording/start"), Some(&teacher), None, "");
+    assert_eq!(r.status, 201, "{}", r.body);
+    std::thread::sleep(Duration::from_secs(16)); // the recording's length, not a synchronisation
+    let r = send("POST", &url("/recording/stop"), Some(&teacher), None, "");
+    assert_eq!(r.status, 200, "{}", r.body);
+    drop(studio);
+    let info: Value = serde_json::from_str(&r.body).unwrap();
+    let top = info["layers"].as_array().unwrap().last().unwrap().clone();
+    assert!(top["files"].as_array().unwrap().len() >= 2, "two MP4 segments at least: {top}");
+    let boundary = top["files"][1]["start_s"].as_f64().unwrap();
+    let pupil = server.join("demo", "Revoit");
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new("node")
+        .arg(root.join("tests/browser/replay_h264.mjs"))
+        .arg(format!("{}/replay#token={pupil}", server.base))
+        .arg(format!("{:.2}", boundary + 1.5))
+        .output()
+        .expect("run node");
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("chromium: {stdout}");
+    let v: Value = serde_json::from_str(stdout.lines().last().expect("replay_h264.mjs printed a result")).unwrap();
+    assert!(v["error"].is_null(), "{}", v["error"]);
+    let reached = &v["reached"];
+    println!(
+        "H.264 replay: at {} s (second segment from {boundary:.2} s), {} frames decoded",
+        reached["t"], reached["decoded"]
+    );
+    assert!(reached["decoded"].as_u64().unwrap() > 30, "frames decoded: {v}");
+    assert!(out.status.success(), "replay_h264.mjs failed");
 }

@@ -2,11 +2,13 @@
 // fits the pupil's link. Pages carry no inline script (CSP script-src 'self').
 //
 // Rules of the player:
-// - every layer of a recording is a list of WebM segments on one timeline (start_s, end_s
-//   from the recorder); the player fetches one segment at a time with the pupil's token
-//   and appends it to a Media Source, so it knows each fetch's throughput;
+// - every layer of a recording is a list of segments on one timeline (start_s, end_s from
+//   the recorder): WebM (VP8), whose files keep those times, or fragmented MP4 (H.264),
+//   whose files start at zero and are placed at their start; the player fetches one
+//   segment at a time with the pupil's token and appends it to a Media Source, so it
+//   knows each fetch's throughput;
 // - it starts on the layer a first measurement of the link carries (a slice of the top
-//   layer's first segment), then, at each segment, takes the best layer whose bitrate fits
+//   layer's largest segment), then, at each segment, takes the best layer whose bitrate fits
 //   in 70% of the measured throughput (an average of the last fetches);
 // - it keeps at most AHEAD seconds buffered: a changed link shows at the next segment;
 // - a segment is appended from the one that covers the buffered end, so a switch leaves no
@@ -40,7 +42,7 @@ class Player {
     this.rec = rec;
     this.token = token;
     this.layers = rec.layers
-      .map((l) => ({ rank: l.rank, files: l.files.filter((f) => f.end_s != null) }))
+      .map((l) => ({ rank: l.rank, mime: l.mime, files: l.files.filter((f) => f.end_s != null) }))
       .filter((l) => l.files.length)
       .sort((a, b) => a.rank - b.rank);
     for (const l of this.layers) {
@@ -48,6 +50,10 @@ class Player {
       const secs = l.files.reduce((n, f) => n + (f.end_s - f.start_s), 0) || 1;
       l.kbps = (bytes * 8) / secs / 1000;
     }
+    // WebM (VP8) or MP4 (H.264), as the programme was published; every layer alike. An MP4
+    // segment's times start at zero: it is placed at its start on the recording's timeline.
+    this.mime = (this.layers[0] && this.layers[0].mime) || 'video/webm; codecs="vp8, opus"';
+    this.relative = this.mime.startsWith("video/mp4");
     this.samples = [];       // kbit/s of the last fetches
     this.layer = null;
     this.busy = false;
@@ -57,13 +63,13 @@ class Player {
   }
 
   async start() {
-    if (!window.MediaSource || !MediaSource.isTypeSupported('video/webm; codecs="vp8, opus"')) {
+    if (!window.MediaSource || !MediaSource.isTypeSupported(this.mime)) {
       throw new Error(t("replay_unsupported"));
     }
     this.ms = new MediaSource();
     video.src = URL.createObjectURL(this.ms);
     await new Promise((r) => this.ms.addEventListener("sourceopen", r, { once: true }));
-    this.sb = this.ms.addSourceBuffer('video/webm; codecs="vp8, opus"');
+    this.sb = this.ms.addSourceBuffer(this.mime);
     this.sb.mode = "segments";
     this.ms.duration = Math.max(...this.layers.map((l) => l.files[l.files.length - 1].end_s));
     await this.probe();
@@ -78,10 +84,11 @@ class Player {
     if (this.abort) this.abort.abort();
   }
 
-  /** A first measurement: a slice of the top layer's first segment. */
+  /** A first measurement: a slice of the top layer's largest segment (the first one may
+   *  hold a frame or two: too small to measure a link). */
   async probe() {
     const top = this.layers[this.layers.length - 1];
-    const f = top.files[0];
+    const f = top.files.reduce((a, b) => (b.size > a.size ? b : a));
     const bytes = Math.min(f.size, 192 * 1024);
     const t0 = performance.now();
     const res = await fetch(f.url, { headers: { Authorization: `Bearer ${this.token}`, Range: `bytes=0-${bytes - 1}` }, cache: "no-store" });
@@ -144,7 +151,7 @@ class Player {
       if (!data) return; // abandoned: the next tick takes a lower layer
       this.sample(data.byteLength, performance.now() - t0);
       this.note(`${f.name} ${Math.round(performance.now() - t0)} ms`);
-      await this.append(data);
+      await this.append(data, f);
       report.fetched += 1;
       if (!this.playing) { this.playing = true; video.play().catch(() => {}); }
     } catch (e) {
@@ -196,7 +203,8 @@ class Player {
     if (report.log.length > 50) report.log.shift();
   }
 
-  append(data) {
+  append(data, f) {
+    if (this.relative) this.sb.timestampOffset = f.start_s;
     return new Promise((resolve, reject) => {
       this.sb.addEventListener("updateend", resolve, { once: true });
       this.sb.addEventListener("error", () => reject(new Error("append")), { once: true });

@@ -5,9 +5,9 @@
 //! pipeline, made when that layer's first packet arrives:
 //!
 //! ```text
-//! appsrc (RTP VP8) → rtpvp8depay (waits for a keyframe) ─┐
-//! appsrc (RTP Opus) → rtpopusdepay → capssetter (rate) ───┴→ splitmuxsink (webmmux)
-//!                                                            layer<rank>-<n>.webm, one per segment
+//! appsrc (RTP VP8 or H.264) → rtpvp8depay | rtph264depay (waits for a keyframe) ─┐
+//! appsrc (RTP Opus) → rtpopusdepay → capssetter (rate) ─────────────────────────┴→ splitmuxsink
+//!     webmmux: layer<rank>-<n>.webm (VP8)  |  mp4mux, fragmented: layer<rank>-<n>.mp4 (H.264)
 //! ```
 //!
 //! Rules:
@@ -29,7 +29,9 @@
 //!   audio);
 //! - nothing waits on the media path: the SFU hands batches over a bounded queue and drops a
 //!   batch when it is full; the writer never blocks the worker;
-//! - VP8 only for now: an H.264 programme is refused at its first packet (logged).
+//! - the files keep the programme's codec ([`Format`]): VP8 in WebM, H.264 in MP4 (what iPad
+//!   Safari plays; each closed MP4 segment's Opus header is put right, see [`opus_in_mp4`]);
+//!   another codec is refused at its first packet (logged).
 
 use anyhow::{Context, Result, anyhow};
 use ardoise_sfu::{TapStream, TappedPacket};
@@ -44,6 +46,7 @@ use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
+pub mod opus_in_mp4;
 mod reorder;
 mod timeline;
 pub use reorder::{REORDER_WINDOW, Reorder};
@@ -52,6 +55,34 @@ pub use timeline::{MAX_SKEW, Place, Timeline};
 /// How long a new layer's video waits for its audio to reach the muxer (see the module's
 /// rules) before it is written without.
 pub const AUDIO_WAIT: Duration = Duration::from_secs(2);
+
+/// How a layer is written, by the programme's codec (no transcoding either way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// VP8 and Opus in WebM (`.webm`).
+    WebmVp8,
+    /// H.264 and Opus in fragmented MP4 (`.mp4`): what iPad Safari plays.
+    Mp4H264,
+}
+
+impl Format {
+    /// The format for a programme in `codec`.
+    pub fn of(codec: str0m::format::Codec) -> Result<Format> {
+        match codec {
+            str0m::format::Codec::Vp8 => Ok(Format::WebmVp8),
+            str0m::format::Codec::H264 => Ok(Format::Mp4H264),
+            other => Err(anyhow!("a {other:?} programme is not recorded (VP8 or H.264)")),
+        }
+    }
+
+    /// The files' extension.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::WebmVp8 => "webm",
+            Format::Mp4H264 => "mp4",
+        }
+    }
+}
 
 /// What a finished recording wrote.
 #[derive(Debug, Clone, Default)]
@@ -222,12 +253,10 @@ impl Writer {
                 }
             }
             TapStream::Video { rank, .. } => {
-                if p.codec != str0m::format::Codec::Vp8 {
-                    return Err(anyhow!("only VP8 programmes are recorded for now ({:?})", p.codec));
-                }
                 if !self.layers.contains_key(&rank) {
+                    let format = Format::of(p.codec)?;
                     let at = self.place("video", p, 90_000, offset);
-                    let layer = self.layer(rank, p.ssrc, p.ts, at)?;
+                    let layer = self.layer(rank, format, p.ssrc, p.ts, at)?;
                     self.layers.insert(rank, layer);
                 }
                 if self.layers[&rank].video_ssrc != p.ssrc {
@@ -281,16 +310,25 @@ impl Writer {
         Ok(())
     }
 
-    fn layer(&self, rank: usize, ssrc: u32, ts: u32, offset: Duration) -> Result<LayerPipeline> {
-        let pattern = self.dir.join(format!("layer{rank}-%05d.webm"));
+    fn layer(&self, rank: usize, format: Format, ssrc: u32, ts: u32, offset: Duration) -> Result<LayerPipeline> {
+        let pattern = self.dir.join(format!("layer{rank}-%05d.{}", format.extension()));
+        let muxer = match format {
+            Format::WebmVp8 => "webmmux",
+            Format::Mp4H264 => "mp4mux",
+        };
+        let (encoding, depay) = match format {
+            Format::WebmVp8 => ("VP8", "rtpvp8depay wait-for-keyframe=true request-keyframe=false"),
+            // h264parse gives the picture size, which the MP4 muxer needs in its caps.
+            Format::Mp4H264 => ("H264", "rtph264depay wait-for-keyframe=true request-keyframe=false ! h264parse"),
+        };
         let description = format!(
             "appsrc name=video format=time is-live=true do-timestamp=false \
-               caps=application/x-rtp,media=video,encoding-name=VP8,clock-rate=90000,payload=96 \
-             ! rtpvp8depay wait-for-keyframe=true request-keyframe=false ! queue ! mux.video \
+               caps=application/x-rtp,media=video,encoding-name={encoding},clock-rate=90000,payload=96 \
+             ! {depay} ! queue ! mux.video \
              appsrc name=audio format=time is-live=true do-timestamp=false \
                caps=application/x-rtp,media=audio,encoding-name=OPUS,clock-rate=48000,payload=111 \
              ! rtpopusdepay ! capssetter caps=audio/x-opus,rate=48000 ! queue name=audio_queue ! mux.audio_0 \
-             splitmuxsink name=mux muxer=webmmux max-size-time={} location=\"{}\"",
+             splitmuxsink name=mux muxer={muxer} max-size-time={} location=\"{}\"",
             self.segment.as_nanos(),
             pattern.display()
         );
@@ -298,6 +336,12 @@ impl Writer {
             .context("recording pipeline")?
             .downcast::<gst::Pipeline>()
             .map_err(|_| anyhow!("not a pipeline"))?;
+        if format == Format::Mp4H264 {
+            // Fragmented (a fragment a second): a Media Source plays it, and a crash loses
+            // only the fragment being written.
+            let split = pipeline.by_name("mux").ok_or_else(|| anyhow!("no splitmuxsink"))?;
+            split.property::<gst::Element>("muxer").set_property("fragment-duration", 1000u32);
+        }
         let src = |name: &str| -> Result<gst_app::AppSrc> {
             pipeline
                 .by_name(name)
@@ -383,9 +427,10 @@ impl Writer {
     }
 }
 
-/// Join a layer's closed segments (those in its index, in order) into one WebM file at
-/// `out`, without transcoding: the file a pupil downloads for offline viewing. Written
-/// beside `out` first, then renamed: `out` is whole or absent.
+/// Join a layer's closed segments (those in its index, in order) into one file at `out`
+/// (WebM, or MP4 when `out` ends in `.mp4`), without transcoding: the file a pupil
+/// downloads for offline viewing. Written beside `out` first, then renamed: `out` is whole
+/// or absent.
 pub fn join_layer(dir: &Path, rank: usize, out: &Path) -> Result<()> {
     gst::init().context("GStreamer")?;
     let index = std::fs::read_to_string(dir.join(format!("layer{rank}.index")))
@@ -396,9 +441,11 @@ pub fn join_layer(dir: &Path, rank: usize, out: &Path) -> Result<()> {
         return Err(anyhow!("layer {rank} has no closed segment"));
     }
     let part = out.with_extension("part");
+    // MP4 with its index first, so that a player starts before the whole file is read.
+    let muxer = if out.extension().is_some_and(|e| e == "mp4") { "mp4mux faststart=true" } else { "webmmux" };
     let pipeline = gst::parse::launch(&format!(
         "splitmuxsrc name=src src.video_0 ! queue ! mux.video_0 src.audio_0 ! queue ! mux.audio_0 \
-         webmmux name=mux ! filesink location=\"{}\"",
+         {muxer} name=mux ! filesink location=\"{}\"",
         part.display()
     ))
     .context("join pipeline")?
@@ -412,7 +459,12 @@ pub fn join_layer(dir: &Path, rank: usize, out: &Path) -> Result<()> {
         bus.timed_pop_filtered(gst::ClockTime::from_seconds(600), &[gst::MessageType::Eos, gst::MessageType::Error]);
     let _ = pipeline.set_state(gst::State::Null);
     match end.as_ref().map(|m| m.view()) {
-        Some(gst::MessageView::Eos(_)) => std::fs::rename(&part, out).context("rename the joined file"),
+        Some(gst::MessageView::Eos(_)) => {
+            if out.extension().is_some_and(|e| e == "mp4") {
+                opus_in_mp4::fix_file(&part).context("fix the joined file's Opus header")?;
+            }
+            std::fs::rename(&part, out).context("rename the joined file")
+        }
         Some(gst::MessageView::Error(e)) => {
             let _ = std::fs::remove_file(&part);
             Err(anyhow!("joining layer {rank}: {}", e.error()))
@@ -479,6 +531,11 @@ impl LayerPipeline {
     }
 
     fn index(&self, dir: &Path, name: &str, start: u64, end: u64) {
+        if name.ends_with(".mp4")
+            && let Err(e) = opus_in_mp4::fix_file(&dir.join(name))
+        {
+            warn!(file = name, "recording: cannot fix the segment's Opus header: {e}");
+        }
         let index = dir.join(format!("layer{}.index", self.rank));
         let written = std::fs::OpenOptions::new()
             .create(true)

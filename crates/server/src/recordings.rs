@@ -61,6 +61,9 @@ pub struct RecordedFile {
 pub struct RecordedLayer {
     /// Quality rank, 0 = lowest.
     pub rank: usize,
+    /// Its files' media type, with their codecs: WebM (VP8) or MP4 (H.264), as the
+    /// programme was published.
+    pub mime: String,
     /// Its segments, in order.
     pub files: Vec<RecordedFile>,
 }
@@ -110,8 +113,15 @@ pub struct DownloadLink {
     pub expires_at: u64,
 }
 
-/// The name of the file a download link serves, in the recording's directory.
-const OFFLINE: &str = "offline.webm";
+/// The stem of the file a download link serves, in the recording's directory
+/// (`offline.webm` or `offline.mp4`, as the recording's segments).
+const OFFLINE: &str = "offline";
+
+/// The media type of a recording's file, by its extension: WebM (VP8, Opus) or MP4 (H.264,
+/// Opus), with the codecs a Media Source is asked about.
+fn media_type(name: &str) -> &'static str {
+    if name.ends_with(".mp4") { "video/mp4; codecs=\"avc1.42e01f, opus\"" } else { "video/webm; codecs=\"vp8, opus\"" }
+}
 
 /// The name of a recording's chapter list, in its directory.
 const CHAPTERS: &str = "chapters.index";
@@ -207,7 +217,8 @@ impl Recordings {
                 for f in &mut files {
                     (f.start_s, f.end_s) = times.get(&f.name).map_or((None, None), |&(a, b)| (Some(a), Some(b)));
                 }
-                RecordedLayer { rank, files }
+                let mime = media_type(files.first().map_or("", |f| f.name.as_str())).to_owned();
+                RecordedLayer { rank, mime, files }
             })
             .collect()
     }
@@ -334,7 +345,8 @@ fn safe_id(s: &str) -> bool {
 }
 
 fn safe_file(s: &str) -> bool {
-    s.strip_prefix("layer").and_then(|r| r.strip_suffix(".webm")).is_some_and(|r| {
+    let stem = s.strip_suffix(".webm").or_else(|| s.strip_suffix(".mp4"));
+    stem.and_then(|r| r.strip_prefix("layer")).is_some_and(|r| {
         let (rank, n) = r.split_once('-').unwrap_or(("", ""));
         rank.len() == 1
             && rank.bytes().all(|b| b.is_ascii_digit())
@@ -609,8 +621,8 @@ pub async fn file(
     req: Request,
 ) -> Result<Response, Problem> {
     let class = ClassId(id);
-    if name == OFFLINE {
-        return offline(&s, &class, &rec, req).await;
+    if let Some(ext @ ("webm" | "mp4")) = name.strip_prefix(OFFLINE).and_then(|n| n.strip_prefix('.')) {
+        return offline(&s, &class, &rec, ext, req).await;
     }
     let viewer = viewer(&s, req.headers(), &class).await?;
     if !safe_file(&name) {
@@ -621,7 +633,8 @@ pub async fn file(
     if !path.is_file() {
         return Err(Problem::not_found("no such recording file"));
     }
-    let served = tower_http::services::ServeFile::new_with_mime(&path, &"video/webm".parse().expect("a mime type"))
+    let mime = if name.ends_with(".mp4") { "video/mp4" } else { "video/webm" };
+    let served = tower_http::services::ServeFile::new_with_mime(&path, &mime.parse().expect("a mime type"))
         .oneshot(req)
         .await
         .map_err(|_| Problem::not_found("no such recording file"))?;
@@ -652,12 +665,17 @@ pub async fn download(
     }
     let expires_at = crate::auth::unix_now() + s.recordings.config.download_link_secs;
     let query = s.recordings.links.query(&class.0, &rec, expires_at, who);
-    Ok(Json(DownloadLink { url: format!("/api/classes/{}/recordings/{rec}/{OFFLINE}?{query}", class.0), expires_at }))
+    let layers = s.recordings.layers(&class.0, &rec);
+    let ext = if layers.first().is_some_and(|l| l.mime.starts_with("video/mp4")) { "mp4" } else { "webm" };
+    Ok(Json(DownloadLink {
+        url: format!("/api/classes/{}/recordings/{rec}/{OFFLINE}.{ext}?{query}", class.0),
+        expires_at,
+    }))
 }
 
 /// A download link's file: checked, then the smallest layer joined into one file (once, kept
 /// beside the segments), served as an attachment with Range (a download resumes).
-async fn offline(s: &SharedState, class: &ClassId, rec: &str, req: Request) -> Result<Response, Problem> {
+async fn offline(s: &SharedState, class: &ClassId, rec: &str, ext: &str, req: Request) -> Result<Response, Problem> {
     use crate::download_links::{LinkFor, LinkRefusal};
     if !safe_id(rec) {
         return Err(Problem::not_found("no such recording"));
@@ -673,7 +691,7 @@ async fn offline(s: &SharedState, class: &ClassId, rec: &str, req: Request) -> R
         return Err(Problem::forbidden("the teacher no longer allows downloading this recording"));
     }
     let dir = s.recordings.dir(&class.0, rec);
-    let out = dir.join(OFFLINE);
+    let out = dir.join(format!("{OFFLINE}.{ext}"));
     if !out.is_file() {
         let _one = s.recordings.joining.lock().await;
         if !out.is_file() {
@@ -686,12 +704,13 @@ async fn offline(s: &SharedState, class: &ClassId, rec: &str, req: Request) -> R
             }
         }
     }
-    let mut served = tower_http::services::ServeFile::new_with_mime(&out, &"video/webm".parse().expect("a mime type"))
+    let mime = if ext == "mp4" { "video/mp4" } else { "video/webm" };
+    let mut served = tower_http::services::ServeFile::new_with_mime(&out, &mime.parse().expect("a mime type"))
         .oneshot(req)
         .await
         .map_err(|_| Problem::not_found("no such recording file"))?
         .into_response();
-    let name = format!("attachment; filename=\"ardoise-{}-{rec}.webm\"", class.0);
+    let name = format!("attachment; filename=\"ardoise-{}-{rec}.{ext}\"", class.0);
     if let Ok(v) = axum::http::HeaderValue::from_str(&name) {
         served.headers_mut().insert(axum::http::header::CONTENT_DISPOSITION, v);
     }
@@ -789,6 +808,7 @@ mod tests {
         assert!(safe_id("1733300000000"));
         assert!(!safe_id("../etc") && !safe_id("") && !safe_id("12a"));
         assert!(safe_file("layer2-00000.webm"));
+        assert!(safe_file("layer0-00003.mp4"));
         for bad in ["../x.webm", "layer2-00000.webm/..", "layer22-00000.webm", "layer2-0000.webm", "recording.json"] {
             assert!(!safe_file(bad), "{bad}");
         }

@@ -102,7 +102,8 @@ pub struct StudioConfig {
     pub content_layers: Vec<LayerSpec>,
     /// Opus bitrate, kbit/s.
     pub audio_kbps: u32,
-    /// Use `webrtcdsp` (echo cancellation, noise suppression) when the plugin exists.
+    /// Echo cancellation and noise suppression (`webrtcdsp`): not wired yet (it needs an echo
+    /// probe on the speaker's path); the microphone goes as captured.
     pub echo_cancel: bool,
     /// Local IP for the WebRTC socket.
     pub bind: IpAddr,
