@@ -434,6 +434,57 @@ fn an_h264_programme_is_recorded_in_mp4_without_transcoding() {
 }
 
 #[test]
+fn a_layout_switch_continues_the_recording_on_one_timeline() {
+    // The studio follows the console: the document layout changes the 360p layer's picture
+    // size (640x360 → 960x540), and back.
+    let server = TestServer::start(&[("ARDOISE__RECORDING__SEGMENT_SECS", "60")]);
+    let teacher = server.token("teacher", Some("demo"));
+    let studio = Studio::start(StudioConfig::test_sources(&server.base, "demo", &teacher)).expect("studio starts");
+    common::eventually(Duration::from_secs(15), || {
+        if studio.stats.connected.load(Ordering::Relaxed) { Ok(()) } else { Err("the studio publishes".into()) }
+    });
+    let url = |p: &str| format!("{}/api/classes/demo{p}", server.base);
+    let r = send("POST", &url("/recording/start"), Some(&teacher), None, "");
+    assert_eq!(r.status, 201, "{}", r.body);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let (mut console, _) = rt.block_on(common::ws::hello(&server, "demo", &teacher));
+    for layout in ["document", "camera"] {
+        std::thread::sleep(Duration::from_secs(7)); // the recording's parts, not a synchronisation
+        rt.block_on(common::ws::send(&mut console, serde_json::json!({"type": "set_layout", "layout": layout})));
+    }
+    std::thread::sleep(Duration::from_secs(7));
+    let r = send("POST", &url("/recording/stop"), Some(&teacher), None, "");
+    assert_eq!(r.status, 200, "{}", r.body);
+    drop(studio);
+    let info: Value = serde_json::from_str(&r.body).unwrap();
+    println!("recording across two layout switches: {info}");
+    assert_eq!(info["state"], "ready", "{info}");
+    // The studio's layout at the start (it tells the class when it connects), then the two switches.
+    let layouts: Vec<&str> = info["chapters"].as_array().unwrap().iter().filter_map(|c| c["layout"].as_str()).collect();
+    assert_eq!(layouts[1..], ["document", "camera"], "{info}");
+    let dir = server.data_dir.join("recordings/demo").join(info["id"].as_str().unwrap());
+    let layers = info["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 3, "{info}");
+    for layer in layers {
+        let files = layer["files"].as_array().unwrap();
+        let (mut covered, mut frames, mut previous_end) = (0.0, 0, None::<f64>);
+        for f in files {
+            let (start, end) = (f["start_s"].as_f64().unwrap(), f["end_s"].as_f64().unwrap());
+            if let Some(p) = previous_end {
+                assert!((start - p).abs() < 0.5, "layer {}: one timeline, no gap at {p:.2} s: {layer}", layer["rank"]);
+            }
+            previous_end = Some(end);
+            covered += end - start;
+            let (video, audio, key, _) = inspect(&dir.join(f["name"].as_str().unwrap()));
+            assert!(key && video > 0 && audio > 0, "layer {}: {} plays", layer["rank"], f["name"]);
+            frames += video;
+        }
+        println!("layer {}: {} files, {covered:.2} s, {frames} frames", layer["rank"], files.len());
+        assert!(covered >= 19.0, "layer {}: the whole recording ({covered:.2} s): {layer}", layer["rank"]);
+    }
+}
+
+#[test]
 fn a_full_disk_stops_the_recording_and_keeps_what_was_written() {
     assert!(common::is_root(), "this test mounts a small disk: it runs as root (make test)");
     let server = TestServer::start(&[("ARDOISE_TEST_MOUNTNS", "1"), ("ARDOISE__RECORDING__SEGMENT_SECS", "2")]);

@@ -42,7 +42,7 @@ await h.run(async () => {
       b.push(`${v.buffered.start(i).toFixed(2)}-${v.buffered.end(i).toFixed(2)}`);
       if (v.buffered.start(i) <= v.currentTime && v.currentTime <= v.buffered.end(i)) end = v.buffered.end(i);
     }
-    return { t: v.currentTime, duration: v.duration, paused: v.paused, buffered: b.join(" "), end, ...window.__replay };
+    return { t: v.currentTime, duration: v.duration, paused: v.paused, buffered: b.join(" "), end, mediaError: v.error && v.error.message, ...window.__replay };
   }));
   // Starts, on the layer a first measurement of the open link carries.
   const s0 = await h.waitFor(async () => { const s = await state(); return s.t > 1 && s; }, 20_000, "playback starts");
