@@ -94,7 +94,10 @@ fn inner() {
     assert_eq!(v["started"]["layer"], 2, "an open link starts on 720p: {v}");
     assert!(v["seek"]["at"].as_f64() > v["seek"]["to"].as_f64(), "it plays on after the seek: {v}");
     let after = v["capped"]["afterMs"].as_u64().unwrap();
-    println!("replay: 180p {after} ms after the cap; layers {}", v["layers"]);
+    println!(
+        "replay: 180p {after} ms after the cap; layers {}; segments refused (a new Media Source took over): {}",
+        v["layers"], v["last"]["mediaErrors"]
+    );
     assert!(after <= 20_000, "180p {after} ms after the cap");
     let chapter = &v["chapter"];
     assert!((chapter["at"].as_f64().unwrap() - 12.0).abs() < 1.5, "the document chapter starts at 12 s: {v}");

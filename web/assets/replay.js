@@ -15,6 +15,8 @@
 //   gap (the new layer's keyframe replaces what overlaps); segment times are known to a frame
 //   or two, so one that would add less than half a second is passed over;
 // - seeking fetches the segment that covers the new position;
+// - a segment the browser refuses (the media element in error) does not end the replay: a
+//   new Media Source goes on from where the pupil was;
 // - the recording's chapters (where the teacher switched camera, document camera, screen)
 //   are listed under the player: a chapter seeks to its start.
 import { t, applyI18n, mountLangToggle, onLang, $, show, api, errorText, jwtClaims } from "/assets/ardoise.js";
@@ -22,6 +24,7 @@ import { t, applyI18n, mountLangToggle, onLang, $, show, api, errorText, jwtClai
 const KEY = "ardoise.pupil";
 const AHEAD = 12;          // seconds kept buffered ahead of the playhead
 const FIT = 0.7;           // share of the measured throughput a layer may use
+const RECOVERIES = 3;      // new Media Sources after a refused segment, at most
 const LABELS = ["180p", "360p", "720p"];
 const video = $("#player");
 
@@ -35,7 +38,7 @@ function session() {
 }
 
 /** What tests and support staff read: the player's decisions. */
-const report = window.__replay = { layer: null, layers: [], throughputKbps: null, fetched: 0, error: null, log: [], chapters: [] };
+const report = window.__replay = { layer: null, layers: [], throughputKbps: null, fetched: 0, error: null, log: [], chapters: [], mediaErrors: [] };
 
 class Player {
   constructor(rec, token) {
@@ -66,16 +69,38 @@ class Player {
     if (!window.MediaSource || !MediaSource.isTypeSupported(this.mime)) {
       throw new Error(t("replay_unsupported"));
     }
+    await this.open();
+    await this.probe();
+    video.addEventListener("seeking", () => this.onSeek());
+    this.timer = setInterval(() => this.tick(), 250);
+    this.tick();
+  }
+
+  /** A Media Source for the recording's segments, attached to the video element. */
+  async open() {
     this.ms = new MediaSource();
     video.src = URL.createObjectURL(this.ms);
     await new Promise((r) => this.ms.addEventListener("sourceopen", r, { once: true }));
     this.sb = this.ms.addSourceBuffer(this.mime);
     this.sb.mode = "segments";
     this.ms.duration = Math.max(...this.layers.map((l) => l.files[l.files.length - 1].end_s));
-    await this.probe();
-    video.addEventListener("seeking", () => this.onSeek());
-    this.timer = setInterval(() => this.tick(), 250);
-    this.tick();
+  }
+
+  /**
+   * The browser refused a segment: the media element is in error, and stays so. As players
+   * do on a media error, a new Media Source takes over from where the pupil was (at most
+   * RECOVERIES times; the refusals are kept in `__replay.mediaErrors`).
+   */
+  async recover() {
+    report.mediaErrors.push((video.error && video.error.message) || "append");
+    if (report.mediaErrors.length > RECOVERIES) {
+      report.error = "the browser refused a segment";
+      return;
+    }
+    const at = video.currentTime;
+    await this.open();
+    video.currentTime = at;
+    if (this.playing) video.play().catch(() => {});
   }
 
   stop() {
@@ -157,7 +182,7 @@ class Player {
     } catch (e) {
       // A seek aborts the fetch; a network error is retried at the next tick.
       if (e.name !== "AbortError") this.note(`${f.name}: ${e.message || e}`);
-      if (e.message === "append") report.error = "the browser refused a segment";
+      if (e.message === "append" || video.error) await this.recover();
     } finally {
       this.busy = false;
       this.abort = null;
@@ -258,7 +283,7 @@ async function play(rec, token, item) {
   if (player) player.stop();
   for (const li of document.querySelectorAll("#recordings button")) li.setAttribute("aria-pressed", "false");
   item.setAttribute("aria-pressed", "true");
-  report.layer = null; report.layers = []; report.fetched = 0; report.error = null; report.log = [];
+  report.layer = null; report.layers = []; report.fetched = 0; report.error = null; report.log = []; report.mediaErrors = [];
   player = new Player(rec, token);
   showChapters(rec);
   try {
