@@ -9,7 +9,6 @@
 
 mod common;
 
-use ardoise_studio::{Studio, StudioConfig};
 use common::{TestServer, send};
 use gstreamer as gst;
 use gstreamer::prelude::*;
@@ -58,22 +57,6 @@ fn inspect(path: &std::path::Path) -> (usize, usize, bool, f64) {
     (frames, audio, first_key, last.unwrap_or(0.0) - first.unwrap_or(0.0))
 }
 
-/// The studio on test sources publishing `class` with `teacher`'s token (not yet waited for).
-fn start_studio(server: &TestServer, class: &str, teacher: &str) -> Studio {
-    let mut config = StudioConfig::test_sources(&server.base, class, teacher);
-    config.follow_class = false;
-    Studio::start(config).expect("studio starts on test sources")
-}
-
-/// [`start_studio`], once it publishes.
-fn studio(server: &TestServer, class: &str, teacher: &str) -> Studio {
-    let studio = start_studio(server, class, teacher);
-    common::eventually(Duration::from_secs(15), || {
-        if studio.stats.connected.load(Ordering::Relaxed) { Ok(()) } else { Err("the studio publishes".into()) }
-    });
-    studio
-}
-
 /// GET `url`, with a bearer `token` and a `Range` if given: (status, body, Content-Range,
 /// Content-Disposition), whatever the status.
 fn fetch(url: &str, token: Option<&str>, range: Option<&str>) -> (u16, Vec<u8>, Option<String>, Option<String>) {
@@ -109,7 +92,7 @@ fn twenty_seconds_of_the_studio_recorded_on_every_layer() {
         ("ARDOISE_LOG", "warn,ardoise_recorder=info"),
     ]);
     let teacher = server.token("teacher", Some("demo"));
-    let studio = studio(&server, "demo", &teacher);
+    let studio = common::publishing_studio(&server, "demo", &teacher, |_| {});
     let url = |p: &str| format!("{}/api/classes/demo{p}", server.base);
     let pupil = server.join("demo", "Revoit");
 
@@ -279,7 +262,7 @@ fn a_class_recorded_by_its_policy_survives_a_kill_9_of_the_server() {
         serde_json::from_str(&send("GET", &url(server, "/recordings"), Some(&teacher), None, "").body).unwrap()
     };
     assert_eq!(recordings(&server), serde_json::json!([]), "nothing before the class is live");
-    let studio = start_studio(&server, "cm1-rec", &teacher);
+    let studio = common::start_studio(&server, "cm1-rec", &teacher, |_| {});
     let id = common::eventually(Duration::from_secs(20), || {
         let listed = recordings(&server);
         match listed[0]["state"].as_str() {
@@ -328,7 +311,7 @@ fn a_teacher_who_reconnects_continues_the_same_recording() {
     // One segment per layer: the file is checked whole.
     let server = TestServer::start(&[("ARDOISE__RECORDING__SEGMENT_SECS", "60")]);
     let teacher = server.token("teacher", Some("demo"));
-    let first = studio(&server, "demo", &teacher);
+    let first = common::publishing_studio(&server, "demo", &teacher, |_| {});
     // A pupil keeps the class open while the teacher is away.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let watcher = {
@@ -347,7 +330,7 @@ fn a_teacher_who_reconnects_continues_the_same_recording() {
     std::thread::sleep(Duration::from_secs(8));
     drop(first); // the studio closes its session: a new one comes with new SSRCs and RTP clocks
     std::thread::sleep(Duration::from_secs(3));
-    let second = studio(&server, "demo", &teacher);
+    let second = common::publishing_studio(&server, "demo", &teacher, |_| {});
     std::thread::sleep(Duration::from_secs(8));
     let r = send("POST", &url("/recording/stop"), Some(&teacher), None, "");
     assert_eq!(r.status, 200, "{}", r.body);
@@ -377,13 +360,7 @@ fn an_h264_programme_is_recorded_in_mp4_without_transcoding() {
     // What iPad Safari plays: the studio publishes H.264, the recorder writes MP4.
     let server = TestServer::start(&[("ARDOISE__RECORDING__SEGMENT_SECS", "60")]);
     let teacher = server.token("teacher", Some("demo"));
-    let mut config = StudioConfig::test_sources(&server.base, "demo", &teacher);
-    config.follow_class = false;
-    config.codec = ardoise_studio::VideoCodec::H264;
-    let studio = Studio::start(config).expect("studio starts on test sources");
-    common::eventually(Duration::from_secs(15), || {
-        if studio.stats.connected.load(Ordering::Relaxed) { Ok(()) } else { Err("the studio publishes".into()) }
-    });
+    let studio = common::publishing_studio(&server, "demo", &teacher, |c| c.codec = ardoise_studio::VideoCodec::H264);
     let url = |p: &str| format!("{}/api/classes/demo{p}", server.base);
     let r = send("POST", &url("/recording/start"), Some(&teacher), None, "");
     assert_eq!(r.status, 201, "{}", r.body);
@@ -439,10 +416,7 @@ fn a_layout_switch_continues_the_recording_on_one_timeline() {
     // size (640x360 → 960x540), and back.
     let server = TestServer::start(&[("ARDOISE__RECORDING__SEGMENT_SECS", "60")]);
     let teacher = server.token("teacher", Some("demo"));
-    let studio = Studio::start(StudioConfig::test_sources(&server.base, "demo", &teacher)).expect("studio starts");
-    common::eventually(Duration::from_secs(15), || {
-        if studio.stats.connected.load(Ordering::Relaxed) { Ok(()) } else { Err("the studio publishes".into()) }
-    });
+    let studio = common::publishing_studio(&server, "demo", &teacher, |c| c.follow_class = true);
     let url = |p: &str| format!("{}/api/classes/demo{p}", server.base);
     let r = send("POST", &url("/recording/start"), Some(&teacher), None, "");
     assert_eq!(r.status, 201, "{}", r.body);
@@ -491,7 +465,7 @@ fn a_full_disk_stops_the_recording_and_keeps_what_was_written() {
     // 6 MB for the recordings: the studio's three layers fill it in about 20 s.
     server.small_disk("recordings", "6m");
     let teacher = server.token("teacher", Some("demo"));
-    let studio = studio(&server, "demo", &teacher);
+    let studio = common::publishing_studio(&server, "demo", &teacher, |_| {});
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let (mut console, _) = rt.block_on(common::ws::hello(&server, "demo", &teacher));
     let url = |p: &str| format!("{}/api/classes/demo{p}", server.base);

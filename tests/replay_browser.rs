@@ -9,12 +9,10 @@
 
 mod common;
 
-use ardoise_studio::{Studio, StudioConfig};
 use common::{TestServer, send};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 const NAME: &str = "a_pupil_replays_a_class_seeks_and_steps_down_on_a_capped_link";
@@ -39,12 +37,7 @@ fn inner() {
     // Segments close at the studio's keyframes (every 10 s): about three per layer.
     let server = TestServer::start(&[("ARDOISE__RECORDING__SEGMENT_SECS", "5")]);
     let teacher = server.token("teacher", Some("demo"));
-    let mut config = StudioConfig::test_sources(&server.base, "demo", &teacher);
-    config.follow_class = false;
-    let studio = Studio::start(config).expect("studio starts on test sources");
-    common::eventually(Duration::from_secs(15), || {
-        if studio.stats.connected.load(Ordering::Relaxed) { Ok(()) } else { Err("the studio publishes".into()) }
-    });
+    let studio = common::publishing_studio(&server, "demo", &teacher, |_| {});
     let url = |p: &str| format!("{}/api/classes/demo{p}", server.base);
     let r = send("POST", &url("/recording/start"), Some(&teacher), None, "");
     assert_eq!(r.status, 201, "{}", r.body);
@@ -111,13 +104,7 @@ fn a_class_published_in_h264_replays_from_its_mp4_segments() {
     // Two segments: the studio's keyframes come every 10 s.
     let server = TestServer::start(&[("ARDOISE__RECORDING__SEGMENT_SECS", "5")]);
     let teacher = server.token("teacher", Some("demo"));
-    let mut config = StudioConfig::test_sources(&server.base, "demo", &teacher);
-    config.follow_class = false;
-    config.codec = ardoise_studio::VideoCodec::H264;
-    let studio = Studio::start(config).expect("studio starts on test sources");
-    common::eventually(Duration::from_secs(15), || {
-        if studio.stats.connected.load(Ordering::Relaxed) { Ok(()) } else { Err("the studio publishes".into()) }
-    });
+    let studio = common::publishing_studio(&server, "demo", &teacher, |c| c.codec = ardoise_studio::VideoCodec::H264);
     let url = |p: &str| format!("{}/api/classes/demo{p}", server.base);
     let r = send("POST", &url("/recording/start"), Some(&teacher), None, "");
     assert_eq!(r.status, 201, "{}", r.body);

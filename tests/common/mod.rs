@@ -485,3 +485,35 @@ pub fn assert_problem(r: &Reply, status: u16, what: &str) {
     assert_eq!(v["status"], status, "{what}");
     assert!(v["detail"].as_str().is_some_and(|d| !d.is_empty()), "{what}: a detail explains it");
 }
+
+/// The studio on test sources publishing `class` with `teacher`'s token, not following the
+/// class's events, then `adjust`ed (a codec, following the console…); not yet waited for.
+pub fn start_studio(
+    server: &TestServer,
+    class: &str,
+    teacher: &str,
+    adjust: impl FnOnce(&mut ardoise_studio::StudioConfig),
+) -> ardoise_studio::Studio {
+    let mut config = ardoise_studio::StudioConfig::test_sources(&server.base, class, teacher);
+    config.follow_class = false;
+    adjust(&mut config);
+    ardoise_studio::Studio::start(config).expect("studio starts on test sources")
+}
+
+/// [`start_studio`], once it publishes.
+pub fn publishing_studio(
+    server: &TestServer,
+    class: &str,
+    teacher: &str,
+    adjust: impl FnOnce(&mut ardoise_studio::StudioConfig),
+) -> ardoise_studio::Studio {
+    let studio = start_studio(server, class, teacher, adjust);
+    eventually(Duration::from_secs(15), || {
+        if studio.stats.connected.load(std::sync::atomic::Ordering::Relaxed) {
+            Ok(())
+        } else {
+            Err("the studio publishes".into())
+        }
+    });
+    studio
+}

@@ -312,14 +312,13 @@ impl Writer {
 
     fn layer(&self, rank: usize, format: Format, ssrc: u32, ts: u32, offset: Duration) -> Result<LayerPipeline> {
         let pattern = self.dir.join(format!("layer{rank}-%05d.{}", format.extension()));
-        let muxer = match format {
-            Format::WebmVp8 => "webmmux",
-            Format::Mp4H264 => "mp4mux",
-        };
-        let (encoding, depay) = match format {
-            Format::WebmVp8 => ("VP8", "rtpvp8depay wait-for-keyframe=true request-keyframe=false"),
-            // h264parse gives the picture size, which the MP4 muxer needs in its caps.
-            Format::Mp4H264 => ("H264", "rtph264depay wait-for-keyframe=true request-keyframe=false ! h264parse"),
+        // (encoding name, depayloader, muxer); h264parse gives the picture size, which the MP4
+        // muxer needs in its caps.
+        let (encoding, depay, muxer) = match format {
+            Format::WebmVp8 => ("VP8", "rtpvp8depay wait-for-keyframe=true request-keyframe=false", "webmmux"),
+            Format::Mp4H264 => {
+                ("H264", "rtph264depay wait-for-keyframe=true request-keyframe=false ! h264parse", "mp4mux")
+            }
         };
         let description = format!(
             "appsrc name=video format=time is-live=true do-timestamp=false \

@@ -63,8 +63,7 @@ fn captured_at(sender: SenderClock, ts: u32, rate: u32) -> SystemTime {
 mod tests {
     use super::*;
 
-    #[allow(non_snake_case)]
-    fn MS(ms: u64) -> Duration {
+    fn ms(ms: u64) -> Duration {
         Duration::from_millis(ms)
     }
 
@@ -80,14 +79,14 @@ mod tests {
         let (audio, video) = reports(t);
         let mut line = Timeline::default();
         // The voice sampled at t + 100 ms arrives 120 ms into the recording.
-        let a = line.place(48_000 + 4_800, 48_000, Some(audio), MS(120)).at;
-        assert_eq!(a, MS(120), "the first stream ties the clocks at its arrival");
+        let a = line.place(48_000 + 4_800, 48_000, Some(audio), ms(120)).at;
+        assert_eq!(a, ms(120), "the first stream ties the clocks at its arrival");
         // The 720p keyframe sampled at t + 100 ms arrives 180 ms in (a big frame, paced).
-        let v = line.place(900_000 + 9_000, 90_000, Some(video), MS(180)).at;
-        assert_eq!(v, MS(120), "placed where it was captured, with the voice");
+        let v = line.place(900_000 + 9_000, 90_000, Some(video), ms(180)).at;
+        assert_eq!(v, ms(120), "placed where it was captured, with the voice");
         // A layer whose first keyframe was sampled at t + 2 s.
-        let l = line.place(900_000 + 180_000, 90_000, Some(video), MS(2_090)).at;
-        assert_eq!(l, MS(2_020));
+        let l = line.place(900_000 + 180_000, 90_000, Some(video), ms(2_090)).at;
+        assert_eq!(l, ms(2_020));
     }
 
     #[test]
@@ -95,8 +94,8 @@ mod tests {
         let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         let (audio, video) = reports(t);
         let mut line = Timeline::default();
-        assert_eq!(line.place(48_000, 48_000, Some(audio), MS(500)).at, MS(500));
-        assert_eq!(line.place(900_000 - 9_000, 90_000, Some(video), MS(450)).at, MS(400), "100 ms before the report");
+        assert_eq!(line.place(48_000, 48_000, Some(audio), ms(500)).at, ms(500));
+        assert_eq!(line.place(900_000 - 9_000, 90_000, Some(video), ms(450)).at, ms(400), "100 ms before the report");
     }
 
     #[test]
@@ -104,15 +103,15 @@ mod tests {
         let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         let (audio, _) = reports(t);
         let mut line = Timeline::default();
-        assert_eq!(line.place(7, 90_000, None, MS(30)), Place { at: MS(30), by_report: false }, "no report yet");
-        assert_eq!(line.place(48_000, 48_000, Some(audio), MS(40)).at, MS(40));
+        assert_eq!(line.place(7, 90_000, None, ms(30)), Place { at: ms(30), by_report: false }, "no report yet");
+        assert_eq!(line.place(48_000, 48_000, Some(audio), ms(40)).at, ms(40));
         // The teacher comes back 10 s later from a machine whose clock is an hour off.
         let other = SenderClock { ntp: t + Duration::from_secs(3_600), rtp: 900_000 };
-        assert_eq!(line.place(900_000, 90_000, Some(other), MS(10_040)).at, MS(10_040), "tied afresh");
+        assert_eq!(line.place(900_000, 90_000, Some(other), ms(10_040)).at, ms(10_040), "tied afresh");
         let voice = SenderClock { ntp: t + Duration::from_secs(3_600), rtp: 48_000 };
         assert_eq!(
-            line.place(48_000 + 960, 48_000, Some(voice), MS(10_100)).at,
-            MS(10_060),
+            line.place(48_000 + 960, 48_000, Some(voice), ms(10_100)).at,
+            ms(10_060),
             "in sync on the new clock"
         );
     }

@@ -123,6 +123,16 @@ fn media_type(name: &str) -> &'static str {
     if name.ends_with(".mp4") { "video/mp4; codecs=\"avc1.42e01f, opus\"" } else { "video/webm; codecs=\"vp8, opus\"" }
 }
 
+/// A recording's file streamed from disk (HTTP Range) with its container's type.
+async fn serve(path: &std::path::Path, req: Request) -> Result<Response, Problem> {
+    let container = if path.extension().is_some_and(|e| e == "mp4") { "video/mp4" } else { "video/webm" };
+    let served = tower_http::services::ServeFile::new_with_mime(path, &container.parse().expect("a mime type"))
+        .oneshot(req)
+        .await
+        .map_err(|_| Problem::not_found("no such recording file"))?;
+    Ok(served.into_response())
+}
+
 /// The name of a recording's chapter list, in its directory.
 const CHAPTERS: &str = "chapters.index";
 
@@ -633,12 +643,7 @@ pub async fn file(
     if !path.is_file() {
         return Err(Problem::not_found("no such recording file"));
     }
-    let mime = if name.ends_with(".mp4") { "video/mp4" } else { "video/webm" };
-    let served = tower_http::services::ServeFile::new_with_mime(&path, &mime.parse().expect("a mime type"))
-        .oneshot(req)
-        .await
-        .map_err(|_| Problem::not_found("no such recording file"))?;
-    Ok(served.into_response())
+    serve(&path, req).await
 }
 
 /// `POST /api/classes/{id}/recordings/{rec}/download`: a link to the recording's smallest
@@ -704,12 +709,7 @@ async fn offline(s: &SharedState, class: &ClassId, rec: &str, ext: &str, req: Re
             }
         }
     }
-    let mime = if ext == "mp4" { "video/mp4" } else { "video/webm" };
-    let mut served = tower_http::services::ServeFile::new_with_mime(&out, &mime.parse().expect("a mime type"))
-        .oneshot(req)
-        .await
-        .map_err(|_| Problem::not_found("no such recording file"))?
-        .into_response();
+    let mut served = serve(&out, req).await?;
     let name = format!("attachment; filename=\"ardoise-{}-{rec}.{ext}\"", class.0);
     if let Ok(v) = axum::http::HeaderValue::from_str(&name) {
         served.headers_mut().insert(axum::http::header::CONTENT_DISPOSITION, v);
