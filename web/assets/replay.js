@@ -146,8 +146,10 @@ class Player {
   }
 
   bufferedEnd(at) {
+    // A range starting just after the playhead counts (a recording's first frame comes a
+    // fraction of a second in): otherwise its segment would be fetched and appended again.
     const b = this.sb.buffered;
-    for (let i = 0; i < b.length; i++) if (b.start(i) <= at + 0.1 && at < b.end(i)) return b.end(i);
+    for (let i = 0; i < b.length; i++) if (b.start(i) <= at + 0.5 && at < b.end(i)) return b.end(i);
     return at;
   }
 
@@ -178,7 +180,12 @@ class Player {
       this.note(`${f.name} ${Math.round(performance.now() - t0)} ms`);
       await this.append(data, f);
       report.fetched += 1;
-      if (!this.playing) { this.playing = true; video.play().catch(() => {}); }
+      if (!this.playing) {
+        // Start where the picture starts.
+        if (this.sb.buffered.length && video.currentTime < this.sb.buffered.start(0)) video.currentTime = this.sb.buffered.start(0);
+        this.playing = true;
+        video.play().catch(() => {});
+      }
     } catch (e) {
       // A seek aborts the fetch; a network error is retried at the next tick.
       if (e.name !== "AbortError") this.note(`${f.name}: ${e.message || e}`);
