@@ -64,6 +64,9 @@ impl TestServer {
             ("ARDOISE__DATA__DIR".into(), data_dir.display().to_string()),
             ("ARDOISE__MEDIA__WORKERS".into(), "2".into()),
             ("ARDOISE__HTTP__SHUTDOWN_GRACE_SECS".into(), "2".into()),
+            // Tests record seconds, on whatever disk the machine has (the full-disk test
+            // makes its own 6 MB one).
+            ("ARDOISE__RECORDING__MIN_FREE_MB".into(), "1".into()),
         ];
         env.extend(extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let (child, base, media, tls) = Self::spawn(http, &env);
@@ -259,6 +262,10 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::env::var_os("ARDOISE_TEST_KEEP").is_some() {
+            eprintln!("ARDOISE_TEST_KEEP: the server's data stay in {}", self.data_dir.display());
+            return;
+        }
         let _ = std::fs::remove_dir_all(&self.data_dir);
     }
 }

@@ -10,10 +10,20 @@
 // - it starts on the layer a first measurement of the link carries (a slice of the top
 //   layer's largest segment), then, at each segment, takes the best layer whose bitrate fits
 //   in 70% of the measured throughput (an average of the last fetches);
+// - the pupil may pin a layer instead (a metered link: 180p saves data), remembered on the
+//   device; it applies from the next segment fetched;
 // - it keeps at most AHEAD seconds buffered: a changed link shows at the next segment;
-// - a segment is appended from the one that covers the buffered end, so a switch leaves no
-//   gap (the new layer's keyframe replaces what overlaps); segment times are known to a frame
-//   or two, so one that would add less than half a second is passed over;
+// - a segment is appended from the one that covers the buffered end (the new layer's
+//   keyframe replaces what overlaps); segment times are known to a frame or two, so one that
+//   would add less than half a second is passed over;
+// - layers' segments end at their own keyframes, a few frames apart: a new layer's segment
+//   may start a few tens of milliseconds after what is buffered. Before each segment the
+//   parser is reset (SourceBuffer.abort()): otherwise the browser takes the audio's jump for
+//   a discontinuity and drops the new video up to its next keyframe, 10 s later. The player
+//   steps over such a gap (less than GAP seconds) as players do, and counts what is buffered
+//   across it;
+// - a fetch smaller than SAMPLE_MIN bytes says nothing of the link (a recording's first and
+//   last segments may hold a frame or two): it is not measured;
 // - seeking fetches the segment that covers the new position;
 // - a segment the browser refuses (the media element in error) does not end the replay: a
 //   new Media Source goes on from where the pupil was;
@@ -25,8 +35,12 @@ const KEY = "ardoise.pupil";
 const AHEAD = 12;          // seconds kept buffered ahead of the playhead
 const FIT = 0.7;           // share of the measured throughput a layer may use
 const RECOVERIES = 3;      // new Media Sources after a refused segment, at most
+const GAP = 0.5;           // seconds: a hole in what is buffered that the playhead steps over
+const SAMPLE_MIN = 64 * 1024; // bytes: smaller fetches are not throughput samples
 const LABELS = ["180p", "360p", "720p"];
+const QUALITY_KEY = "ardoise.replay.quality";
 const video = $("#player");
+const quality = $("#quality");
 
 mountLangToggle($("#lang-slot"));
 applyI18n();
@@ -38,7 +52,7 @@ function session() {
 }
 
 /** What tests and support staff read: the player's decisions. */
-const report = window.__replay = { layer: null, layers: [], throughputKbps: null, fetched: 0, error: null, log: [], chapters: [], mediaErrors: [] };
+const report = window.__replay = { layer: null, pinned: null, layers: [], throughputKbps: null, fetched: 0, error: null, log: [], chapters: [], mediaErrors: [] };
 
 class Player {
   constructor(rec, token) {
@@ -63,6 +77,13 @@ class Player {
     this.abort = null;
     this.stopped = false;
     this.playing = false;   // play() was called once (the pupil pauses and plays with the controls)
+    this.pinned = null;     // the rank the pupil chose, or null: the link decides
+  }
+
+  /** The pupil's choice: a layer's rank, or null for the link's (from the next segment). */
+  pin(rank) {
+    this.pinned = this.layers.some((l) => l.rank === rank) ? rank : null;
+    report.pinned = this.pinned;
   }
 
   async start() {
@@ -136,6 +157,7 @@ class Player {
     const budget = this.throughput() * FIT;
     let best = this.layers[0];
     for (const l of this.layers) if (l.kbps <= budget) best = l;
+    if (this.pinned !== null) best = this.layers.find((l) => l.rank === this.pinned);
     if (this.layer !== best.rank) {
       this.layer = best.rank;
       report.layer = best.rank;
@@ -145,16 +167,36 @@ class Player {
     return best;
   }
 
+  /** Where what is buffered from `at` on ends, across holes smaller than GAP (a range
+   *  starting just after the playhead counts: a recording's first frame comes a fraction of
+   *  a second in, and a switch of layer may leave a hole of a few frames). */
   bufferedEnd(at) {
-    // A range starting just after the playhead counts (a recording's first frame comes a
-    // fraction of a second in): otherwise its segment would be fetched and appended again.
     const b = this.sb.buffered;
-    for (let i = 0; i < b.length; i++) if (b.start(i) <= at + 0.5 && at < b.end(i)) return b.end(i);
-    return at;
+    let end = at;
+    for (let i = 0; i < b.length; i++) {
+      if (b.start(i) <= end + GAP && b.end(i) > end) end = b.end(i);
+    }
+    return end;
+  }
+
+  /** The playhead at a hole smaller than GAP (a switch of layer): step over it. */
+  stepOverGap() {
+    const b = video.buffered, at = video.currentTime;
+    for (let i = 0; i < b.length; i++) {
+      const inside = b.start(i) <= at && at < b.end(i);
+      if (inside && b.end(i) - at > 0.1) return; // plays on
+      if (b.start(i) > at && b.start(i) - at < GAP && video.readyState < HTMLMediaElement.HAVE_FUTURE_DATA) {
+        this.note(`stepped over a hole ${at.toFixed(3)} → ${b.start(i).toFixed(3)}`);
+        video.currentTime = b.start(i) + 0.001;
+        return;
+      }
+    }
   }
 
   async tick() {
-    if (this.busy || this.stopped || this.sb.updating) return;
+    if (this.stopped) return;
+    if (this.playing && !video.seeking) this.stepOverGap();
+    if (this.busy || this.sb.updating) return;
     const end = this.bufferedEnd(video.currentTime);
     if (end - video.currentTime >= AHEAD || end >= this.ms.duration - 0.05) {
       if (end >= this.ms.duration - 0.05 && this.ms.readyState === "open" && !this.sb.updating) {
@@ -176,7 +218,7 @@ class Player {
       if (!res.ok) throw new Error(`${res.status}`);
       const data = await this.read(res, layer, f, end, t0);
       if (!data) return; // abandoned: the next tick takes a lower layer
-      this.sample(data.byteLength, performance.now() - t0);
+      if (data.byteLength >= SAMPLE_MIN) this.sample(data.byteLength, performance.now() - t0);
       this.note(`${f.name} ${Math.round(performance.now() - t0)} ms`);
       await this.append(data, f);
       report.fetched += 1;
@@ -236,6 +278,9 @@ class Player {
   }
 
   append(data, f) {
+    // Each segment starts with a keyframe and its own headers: a fresh parser for each, so
+    // that the next layer's segment is not taken for a discontinuity (see the rules above).
+    if (this.ms.readyState === "open") this.sb.abort();
     if (this.relative) this.sb.timestampOffset = f.start_s;
     return new Promise((resolve, reject) => {
       this.sb.addEventListener("updateend", resolve, { once: true });
@@ -250,6 +295,18 @@ class Player {
 }
 
 let player = null;
+
+/** The layer the pupil pinned on this device, or null (automatic). */
+function pinnedRank() {
+  const v = localStorage.getItem(QUALITY_KEY);
+  return v === null || v === "auto" ? null : Number(v);
+}
+quality.value = localStorage.getItem(QUALITY_KEY) || "auto";
+quality.addEventListener("change", () => {
+  localStorage.setItem(QUALITY_KEY, quality.value);
+  if (player) player.pin(pinnedRank());
+});
+
 function status() {
   const st = $("#status");
   st.textContent = report.layer === null ? "" : t("replay_layer", { q: LABELS[report.layer] || report.layer });
@@ -292,6 +349,7 @@ async function play(rec, token, item) {
   item.setAttribute("aria-pressed", "true");
   report.layer = null; report.layers = []; report.fetched = 0; report.error = null; report.log = []; report.mediaErrors = [];
   player = new Player(rec, token);
+  player.pin(pinnedRank());
   showChapters(rec);
   try {
     await player.start();

@@ -95,7 +95,28 @@ pub struct Written {
     pub packets: u64,
     /// Why the writer stopped by itself, if it did (a file could not be written: the disk is
     /// full, say). What was written before stays.
-    pub stopped: Option<String>,
+    pub stopped: Option<Stopped>,
+}
+
+/// Why a writer stopped by itself.
+#[derive(Debug, Clone)]
+pub struct Stopped {
+    /// The recordings' disk is full. A full disk fails whichever file operation comes first
+    /// (a write, the flush of a closing segment, a muxer's seek back to its header), so this
+    /// is decided by GStreamer's "no space" error or by the disk's free space, never by the
+    /// kind of operation that failed.
+    pub disk_full: bool,
+    /// GStreamer's error.
+    pub why: String,
+}
+
+/// Below this many free bytes, a disk whose write failed counts as full.
+const FULL_BELOW: u64 = 1 << 20;
+
+/// Bytes that an unprivileged writer may still write on the file system of `dir`.
+pub fn free_bytes(dir: &Path) -> Option<u64> {
+    let s = rustix::fs::statvfs(dir).ok()?;
+    Some(s.f_bavail.saturating_mul(s.f_frsize))
 }
 
 /// One stream's RTP timestamps unwrapped and anchored to the recording's start.
@@ -210,9 +231,12 @@ impl Writer {
                 let bus = layer.pipeline.bus().ok_or_else(|| anyhow!("no bus"))?;
                 while let Some(m) = bus.pop_filtered(&[gst::MessageType::Element, gst::MessageType::Error]) {
                     if let gst::MessageView::Error(e) = m.view() {
-                        warn!(dir = %self.dir.display(), rank = layer.rank, "recording stopped: {}", e.error());
+                        let no_space = e.error().matches(gst::ResourceError::NoSpaceLeft)
+                            || free_bytes(&self.dir).is_some_and(|free| free < FULL_BELOW);
+                        warn!(dir = %self.dir.display(), rank = layer.rank, disk_full = no_space,
+                            "recording stopped: {} ({:?})", e.error(), e.debug());
                         layer.failed = true;
-                        stopped = Some(e.error().to_string());
+                        stopped = Some(Stopped { disk_full: no_space, why: e.error().to_string() });
                         break 'batches;
                     }
                     layer.on_message(&self.dir, &m);

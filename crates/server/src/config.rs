@@ -305,6 +305,9 @@ pub struct RecordingConfig {
     pub days_without_term: u64,
     /// How long a download link (offline viewing) works, seconds.
     pub download_link_secs: u64,
+    /// A recording does not start with less free space than this on the recordings' disk,
+    /// MiB (one that runs out while recording stops cleanly and keeps what it wrote).
+    pub min_free_mb: u64,
 }
 
 impl RecordingConfig {

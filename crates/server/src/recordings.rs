@@ -396,6 +396,13 @@ async fn begin(s: &SharedState, class: &ClassId, title: String) -> Result<Record
     if r.active().contains_key(class) {
         return Err(Problem::new(StatusCode::CONFLICT, "this class is being recorded already"));
     }
+    let _ = std::fs::create_dir_all(&r.root);
+    if let Some(free) = ardoise_recorder::free_bytes(&r.root)
+        && free < r.config.min_free_mb << 20
+    {
+        warn!(%class, free_mb = free >> 20, "recording refused: the recordings' disk is full");
+        return Err(Problem::unavailable("the recordings' disk is full: ask the school's IT admin", 300));
+    }
     let started_ms = ardoise_store::now_ms();
     let id = started_ms.to_string();
     let dir = r.dir(&class.0, &id);
@@ -467,9 +474,9 @@ async fn ended_by_itself(s: &SharedState, class: &ClassId, id: &str) {
     let written = tokio::task::spawn_blocking(move || active.writer.join()).await;
     let (state, duration_ms, reason) = match written {
         Ok(Ok(Ok(w))) => {
-            let reason = w.stopped.map(|why| {
-                warn!(%class, recording = %id, "recording stopped by itself: {why}");
-                if why.contains("space") { "disk_full".to_owned() } else { "write_error".to_owned() }
+            let reason = w.stopped.map(|s| {
+                warn!(%class, recording = %id, disk_full = s.disk_full, "recording stopped by itself: {}", s.why);
+                if s.disk_full { "disk_full".to_owned() } else { "write_error".to_owned() }
             });
             (if reason.is_some() { "interrupted" } else { "ready" }, (w.duration_s * 1000.0) as i64, reason)
         }
@@ -726,6 +733,7 @@ mod tests {
             segment_secs: 60,
             publish: true,
             download_link_secs: 3600,
+            min_free_mb: 100,
             term_ends: vec!["2026-12-19".into(), "2027-04-03".into()],
             days_without_term: 120,
         }
