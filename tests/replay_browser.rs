@@ -67,6 +67,7 @@ fn inner() {
             .map(|f| format!("{:.2}-{:.2}", f["start_s"].as_f64().unwrap_or(-1.0), f["end_s"].as_f64().unwrap_or(-1.0)))
             .collect();
         println!("layer {} segments: {}", layer["rank"], times.join(" "));
+        segments_a_browser_takes(&server, &info, layer);
         let files = layer["files"].as_array().unwrap();
         assert!(files.len() >= 2, "segments of layer {}: {layer}", layer["rank"]);
         for f in files {
@@ -103,6 +104,17 @@ fn inner() {
     assert!((chapter["at"].as_f64().unwrap() - 12.0).abs() < 1.5, "the document chapter starts at 12 s: {v}");
     assert!(chapter["playing"].as_f64() > chapter["at"].as_f64(), "the chapter plays from its start: {v}");
     assert!(out.status.success(), "replay.mjs failed");
+}
+
+/// Every segment of `layer` of the recording `info` passes what a browser's Media Source
+/// checks (blocks in order within each cluster).
+fn segments_a_browser_takes(server: &TestServer, info: &Value, layer: &Value) {
+    let dir = server.data_dir.join("recordings/demo").join(info["id"].as_str().unwrap());
+    for f in layer["files"].as_array().unwrap() {
+        let path = dir.join(f["name"].as_str().unwrap());
+        let order = common::webm::blocks_in_order(&std::fs::read(&path).unwrap());
+        assert!(order.is_ok(), "{}: {}", path.display(), order.unwrap_err());
+    }
 }
 
 #[test]
@@ -163,7 +175,15 @@ fn a_pupil_who_changes_the_quality_at_a_segment_boundary_plays_on() {
     // At the boundary near 20 s: FROM is the layer whose second segment ends first, TO the
     // one whose third starts last: the hole between them is what a switch must cross.
     let layers = info["layers"].as_array().unwrap();
-    let bound = |l: &Value| -> f64 { l["files"][2]["start_s"].as_f64().expect("three segments per layer") };
+    for layer in layers {
+        segments_a_browser_takes(&server, &info, layer);
+    }
+    // (A layer may start with a segment of a frame or two: the boundary is the segment start
+    // nearest 20 s, not the third.)
+    let bound = |l: &Value| -> f64 {
+        let starts = l["files"].as_array().unwrap().iter().filter_map(|f| f["start_s"].as_f64());
+        starts.min_by(|a, b| (a - 20.0).abs().total_cmp(&(b - 20.0).abs())).expect("segments")
+    };
     let from = layers.iter().min_by(|a, b| bound(a).total_cmp(&bound(b))).unwrap();
     let to = layers.iter().max_by(|a, b| bound(a).total_cmp(&bound(b))).unwrap();
     let hole_ms = (bound(to) - bound(from)) * 1000.0;

@@ -1,6 +1,7 @@
 //! Helpers for end-to-end tests: run the real `ardoise` binary on loopback, port 0.
 #![allow(dead_code)]
 
+pub mod webm;
 pub mod ws;
 
 use std::io::{BufRead, BufReader};
@@ -92,7 +93,12 @@ impl TestServer {
     ) -> (Child, String, Vec<std::net::SocketAddr>, Option<(String, String)>) {
         let data_dir = env.iter().find(|(k, _)| k == "ARDOISE__DATA__DIR").map(|(_, v)| PathBuf::from(v)).unwrap();
         // ARDOISE_TEST_LOG=FILE (in `env`): the server's log goes to that file.
-        let log = env.iter().find(|(k, _)| k == "ARDOISE_TEST_LOG").map(|(_, v)| PathBuf::from(v));
+        // (Or the test process's own ARDOISE_TEST_LOG, when debugging a test by hand.)
+        let log = env
+            .iter()
+            .find(|(k, _)| k == "ARDOISE_TEST_LOG")
+            .map(|(_, v)| PathBuf::from(v))
+            .or_else(|| std::env::var_os("ARDOISE_TEST_LOG").map(PathBuf::from));
         let stderr = match &log {
             Some(f) => Stdio::from(std::fs::OpenOptions::new().create(true).append(true).open(f).unwrap()),
             None => Stdio::inherit(),

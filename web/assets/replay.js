@@ -20,8 +20,9 @@
 //   may start a few tens of milliseconds after what is buffered. Before each segment the
 //   parser is reset (SourceBuffer.abort()): otherwise the browser takes the audio's jump for
 //   a discontinuity and drops the new video up to its next keyframe, 10 s later. The player
-//   steps over such a gap (less than GAP seconds) as players do, and counts what is buffered
-//   across it;
+//   steps over such a hole as players do, and counts what is buffered across it: holes are
+//   shorter than PASS (the rule above) plus the layers' keyframe offsets, so GAP, twice
+//   PASS, covers them;
 // - a fetch smaller than SAMPLE_MIN bytes says nothing of the link (a recording's first and
 //   last segments may hold a frame or two): it is not measured;
 // - seeking fetches the segment that covers the new position;
@@ -35,7 +36,8 @@ const KEY = "ardoise.pupil";
 const AHEAD = 12;          // seconds kept buffered ahead of the playhead
 const FIT = 0.7;           // share of the measured throughput a layer may use
 const RECOVERIES = 3;      // new Media Sources after a refused segment, at most
-const GAP = 0.5;           // seconds: a hole in what is buffered that the playhead steps over
+const GAP = 1.0;           // seconds: a hole in what is buffered that the playhead steps over
+const PASS = 0.5;          // seconds: a segment that would add less than this is passed over
 const SAMPLE_MIN = 64 * 1024; // bytes: smaller fetches are not throughput samples
 const LABELS = ["180p", "360p", "720p"];
 const QUALITY_KEY = "ardoise.replay.quality";
@@ -207,7 +209,7 @@ class Player {
     const layer = this.choose();
     // The segment that goes on from the buffered end (segment times are known to a frame or
     // two: one that would add less than half a second is passed over).
-    const f = layer.files.find((x) => x.start_s <= end + 0.5 && x.end_s > end + 0.5)
+    const f = layer.files.find((x) => x.start_s <= end + PASS && x.end_s > end + PASS)
       || layer.files.find((x) => x.start_s > end);
     if (!f) return;
     this.busy = true;

@@ -27,6 +27,10 @@
 //!   nothing at all). A new layer's video waits, held in memory, until its first audio
 //!   buffer has passed the audio queue ([`AUDIO_WAIT`] at most, for a programme without
 //!   audio);
+//! - each stream's timestamps only go forward into the muxer: a packet whose timestamp goes
+//!   back (sequence order and timestamp order disagree) is dropped and logged, since the
+//!   muxer would write it out of order and a browser refuses the whole segment ("a block
+//!   with a timecode before the previous block");
 //! - nothing waits on the media path: the SFU hands batches over a bounded queue and drops a
 //!   batch when it is full; the writer never blocks the worker;
 //! - the files keep the programme's codec ([`Format`]): VP8 in WebM, H.264 in MP4 (what iPad
@@ -170,6 +174,11 @@ struct LayerPipeline {
     last_pts: u64,
     /// Its pipeline reported an error (it is stopped without waiting for its end).
     failed: bool,
+    /// The last audio and video timestamps handed to the pipeline: each stream's timestamps
+    /// only go forward (a packet that goes back is dropped: the muxer would write it out of
+    /// order, and a browser refuses the whole segment).
+    audio_written: Option<gst::ClockTime>,
+    video_written: Option<gst::ClockTime>,
     audio_clock: Option<Clock>,
     /// Set when the first audio buffer has passed the audio queue, towards the muxer.
     audio_through: Arc<AtomicBool>,
@@ -329,6 +338,12 @@ impl Writer {
         for layer in self.layers.values_mut() {
             let clock = layer.audio_clock.get_or_insert_with(|| Clock::new(48_000, first_ts, first_offset));
             let pts = clock.pts(p.ts);
+            if layer.audio_written.is_some_and(|last| pts <= last) {
+                warn!(rank = layer.rank, seq = p.seq, ts = p.ts, pts = ?pts, last = ?layer.audio_written,
+                    "recording: an audio packet goes back in time; dropped (the muxer would write it out of order)");
+                continue;
+            }
+            layer.audio_written = Some(pts);
             layer.audio.push_buffer(rtp_buffer(111, p, pts)).map_err(|e| anyhow!("push: {e:?}"))?;
         }
         Ok(())
@@ -394,6 +409,8 @@ impl Writer {
             video_ssrc: ssrc,
             last_pts: 0,
             failed: false,
+            audio_written: None,
+            video_written: None,
             audio_clock: None,
             audio_through,
             held: Vec::new(),
@@ -502,6 +519,13 @@ pub fn join_layer(dir: &Path, rank: usize, out: &Path) -> Result<()> {
 impl LayerPipeline {
     /// Push a video buffer, or hold it while the layer's audio has not reached the muxer.
     fn push_video(&mut self, buffer: gst::Buffer, now: Instant) -> Result<()> {
+        let pts = buffer.pts();
+        if pts.is_some_and(|pts| self.video_written.is_some_and(|last| pts < last)) {
+            warn!(rank = self.rank, pts = ?pts, last = ?self.video_written,
+                "recording: a video packet goes back in time; dropped (the muxer would write it out of order)");
+            return Ok(());
+        }
+        self.video_written = pts.or(self.video_written);
         let through = self.audio_through.load(Ordering::Acquire);
         if !through && now.saturating_duration_since(self.made) < AUDIO_WAIT {
             self.held.push(buffer);
