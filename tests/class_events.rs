@@ -141,6 +141,13 @@ async fn class_events_hands_floor_remove_lock_end_and_bad_clients() {
     let location = r.header("Location").unwrap().to_owned();
     send(&mut teacher, json!({"type": "mute", "pupil": alice_id, "muted": true})).await;
     assert_eq!(wait_for(&mut alice, "floor").await["floor"]["muted"], true);
+    // Alice's page reconnects (her tablet's Wi-Fi came back): her floor and her mute come
+    // from the server, never from the page's defaults.
+    drop(alice);
+    let (mut alice, w) = hello(&server, "demo", &alice_token).await;
+    assert_eq!(w["you"]["id"], alice_id.as_str(), "the same pupil: {w}");
+    assert_eq!(w["floor"]["pupil"], alice_id.as_str(), "she still holds the floor: {w}");
+    assert_eq!(w["floor"]["muted"], true, "still muted: {w}");
     send(&mut teacher, json!({"type": "revoke_floor", "pupil": alice_id})).await;
     assert!(wait_for(&mut alice, "floor").await["floor"].is_null());
     // Revoking the floor closes Alice's WHIP session: its resource goes away. An empty

@@ -268,6 +268,49 @@ fn websockets_per_address() {
     });
 }
 
+#[test]
+fn websockets_per_token_in_a_class() {
+    let mut class = LiveClass::start(&[("ARDOISE__LIMITS__WEBSOCKETS_PER_TOKEN", "2")]);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let teacher = class.server.token("teacher", Some("demo"));
+    let server = &class.server;
+    let mut open = rt.block_on(async {
+        let mut open = Vec::new();
+        for _ in 0..2 {
+            open.push(common::ws::hello(server, "demo", &teacher).await.0);
+        }
+        open
+    });
+    // A third socket with the same token: refused at its hello, and closed.
+    let (code, closed) = rt.block_on(async {
+        let mut ws = common::ws::open(server, "demo").await;
+        common::ws::send(&mut ws, json!({"type": "hello", "token": teacher})).await;
+        let m = common::ws::next(&mut ws).await.expect("an answer to the hello");
+        (m["code"].clone(), common::ws::next(&mut ws).await.is_none())
+    });
+    assert_eq!(code, "rate_limited", "a third socket with one token");
+    assert!(closed, "the refused socket is closed");
+    // Another holder, and the token's open sockets, are not disturbed.
+    let admin = server.token("admin", None);
+    let (_admin_ws, welcome) = rt.block_on(common::ws::hello(server, "demo", &admin));
+    assert_eq!(welcome["you"]["role"], "admin");
+    rt.block_on(async {
+        common::ws::send(&mut open[0], json!({"type": "ping"})).await;
+        assert_eq!(common::ws::wait_for(&mut open[0], "pong").await["type"], "pong");
+    });
+    class.pupil_still_watches();
+    // Closing one gives its place back.
+    drop(open.pop());
+    common::eventually(Duration::from_secs(5), || {
+        rt.block_on(async {
+            let mut ws = common::ws::open(&class.server, "demo").await;
+            common::ws::send(&mut ws, json!({"type": "hello", "token": teacher})).await;
+            let m = common::ws::next(&mut ws).await.unwrap_or_default();
+            if m["type"] == "welcome" { Ok(()) } else { Err(format!("still refused: {m}")) }
+        })
+    });
+}
+
 fn join_from(base: &str, ip: &str, code: &str) -> Reply {
     let body = json!({"name": "Essai"}).to_string();
     from(ip, "POST", &format!("{base}/api/classes/{code}/join"), None, "application/json", &body)

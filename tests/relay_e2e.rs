@@ -21,11 +21,15 @@ fn twenty_pupils_receive_everything_across_a_teacher_reconnect() {
     // Pupils arrive before the teacher.
     let mut pupils = Vec::new();
     let connected = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    // Video packets each pupil has received so far.
+    let received: Arc<Vec<std::sync::atomic::AtomicUsize>> =
+        Arc::new((0..PUPILS).map(|_| std::sync::atomic::AtomicUsize::new(0)).collect());
     for i in 0..PUPILS {
         let token = server.join("demo", &format!("Eleve{i}"));
         let base = server.base.clone();
         let stop = stop.clone();
         let connected = connected.clone();
+        let received = received.clone();
         pupils.push(std::thread::spawn(move || -> SubscriberReport {
             let mut s = Subscriber::connect_with_layer(&base, "demo", &token, lo(), Some("high")).expect("WHEP");
             // Counted once ICE and DTLS are up, not at the answer.
@@ -34,7 +38,10 @@ fn twenty_pupils_receive_everything_across_a_teacher_reconnect() {
             }
             connected.fetch_add(1, Ordering::Relaxed);
             s.keep_audio = i == 0;
-            s.run_until(|| stop.load(Ordering::Relaxed)).expect("pupil runs");
+            while !stop.load(Ordering::Relaxed) {
+                s.run_for(Duration::from_millis(20)).expect("pupil runs");
+                received[i].store(s.report.video.len(), Ordering::Relaxed);
+            }
             let (status, report) = s.close();
             assert_eq!(status.unwrap(), 200, "WHEP DELETE");
             report
@@ -79,7 +86,17 @@ fn twenty_pupils_receive_everything_across_a_teacher_reconnect() {
     let (_, late_report) = late.close();
 
     let (stats1, stats2, gone_at) = teacher_thread.join().unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    // The teacher's last packets reach every pupil before the pupils stop.
+    let top_sent =
+        (stats1.top_layer_packets.load(Ordering::Relaxed) + stats2.top_layer_packets.load(Ordering::Relaxed)) as f64;
+    common::eventually(Duration::from_secs(5), || {
+        let counts: Vec<usize> = received.iter().map(|r| r.load(Ordering::Relaxed)).collect();
+        if counts.iter().all(|&n| n as f64 >= 0.999 * top_sent) {
+            Ok(())
+        } else {
+            Err(format!("video packets received {counts:?} of {top_sent} sent on the top layer"))
+        }
+    });
     stop.store(true, Ordering::Relaxed);
     let reports: Vec<SubscriberReport> = pupils.into_iter().map(|h| h.join().unwrap()).collect();
 
@@ -87,8 +104,6 @@ fn twenty_pupils_receive_everything_across_a_teacher_reconnect() {
     sent.extend(stats2.payloads.lock().unwrap().iter().copied());
     let audio_sent = stats1.audio_packets.load(Ordering::Relaxed) + stats2.audio_packets.load(Ordering::Relaxed);
 
-    let top_sent =
-        (stats1.top_layer_packets.load(Ordering::Relaxed) + stats2.top_layer_packets.load(Ordering::Relaxed)) as f64;
     for (i, r) in reports.iter().enumerate() {
         let seqs = r.video_seqs();
         assert!(seqs.len() > 500, "pupil {i} got only {} video packets", seqs.len());

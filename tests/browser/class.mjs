@@ -263,7 +263,6 @@ async function run() {
   log("step 7: the teacher publishes from the browser");
   const w0 = (await stats(alice)).frameWidth;
   await teacher.click("#publish-camera");
-  await sleep(1_000);
   await waitFor(async () => { const s = await stats(alice); return s.frameWidth > 0 && s.frameWidth !== w0; },
     20_000, `Alice's picture to switch to the browser camera (studio width ${w0})`);
   result.studioWidth = w0;

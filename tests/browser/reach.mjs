@@ -58,11 +58,21 @@ async function fpsOver(page, ms) {
 async function transport(teacherToken, adminToken, expected) {
   const { page: pupil } = await joinPupil("Tcp", process.env.PUPIL_QUERY || "");
   await waitFor(async () => (await stats(pupil)).framesDecoded > 0, 20_000, "the first decoded frame");
-  const m = await fpsOver(pupil, 5000);
+  // A pupil starts on the layer its first bandwidth estimate carries (over TCP, or just
+  // after the studio came back, the 15 fps 180p one) and steps up as the estimate grows:
+  // 5 s windows, at most three, until one plays at the class's rate.
+  const windows = [];
+  let m;
+  for (let i = 0; i < 3; i++) {
+    m = await fpsOver(pupil, 5000);
+    windows.push(`${Math.round(m.fps * 10) / 10} fps at ${m.last.frameWidth}px`);
+    if (m.fps >= 20) break;
+  }
   result.fps = Math.round(m.fps * 10) / 10;
+  result.fpsWindows = windows;
   result.audioPackets = m.audio;
-  log(`pupil: ${result.fps} fps, ${m.audio} audio packets`);
-  check(m.fps >= 20, `the pupil decoded ${m.fps} fps`);
+  log(`pupil: ${windows.join(", ")}; ${m.audio} audio packets in the last window`);
+  check(m.fps >= 20, `the pupil decoded ${windows.join(", ")}`);
   check(m.audio > 100, `the pupil received ${m.audio} audio packets in 5 s`);
   result.pupilTransport = await waitFor(async () => (await stats(pupil)).transport, 10_000, "the pupil page's transport");
   result.pupilShows = await pupil.evaluate(() => document.querySelector("#conn").textContent);

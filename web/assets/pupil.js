@@ -217,8 +217,11 @@ function renderHand() {
   b.setAttribute("aria-pressed", String(hand));
   b.textContent = t(hand ? "hand_lower" : "hand_raise");
 }
+// The button shows the hand as the server holds it (its `hand` event, sent to the class
+// and to the teacher at once): pressed means the teacher sees it, and a hand the server
+// refuses (no teacher in the class yet) never shows raised.
 $("#hand").addEventListener("click", () => {
-  if (sock && sock.send({ type: hand ? "lower_hand" : "raise_hand" })) { hand = !hand; renderHand(); }
+  if (sock) sock.send({ type: hand ? "lower_hand" : "raise_hand" });
 });
 $("#chat-form").addEventListener("submit", (ev) => {
   ev.preventDefault();

@@ -5,7 +5,10 @@
 //! one gets an `error` reply and changes nothing else.
 //!
 //! Rules that bound what one client can cost:
-//! - a client address holds at most `limits.websockets_per_ip` sockets;
+//! - a client address holds at most `limits.websockets_per_ip` sockets, and a teacher's or
+//!   admin's token at most `limits.websockets_per_token` in one class (checked at `hello`:
+//!   the token never rides in the URL); a pupil holds one per kind of client, a newer one
+//!   replacing the older;
 //! - every frame counts against the rate limit, WebSocket pings included; a client that
 //!   keeps flooding is disconnected;
 //! - what the server sends waits in a bounded queue
@@ -132,12 +135,21 @@ async fn session(s: SharedState, class: ClassId, mut socket: WebSocket) {
     if claims.role == Role::Pupil && s.hub.is_locked(&class) && !s.hub.is_present(&class, &claims.sub) {
         return refuse(socket, ErrorCode::Forbidden, "the teacher has locked this class").await;
     }
+    let me = member(&claims.sub, claims.role, claims.name.as_deref(), client);
+    if claims.role != Role::Pupil && s.hub.connections_of(&class, &me.id) >= s.limits.config.websockets_per_token {
+        debug!(class = %class, role = %claims.role, "class events: too many sockets with this token");
+        return refuse(
+            socket,
+            ErrorCode::RateLimited,
+            "too many connections to this class with this account: close another tab or screen",
+        )
+        .await;
+    }
     s.classes.touch(&class);
 
     // 2. registered: a writer task owns the sink; this task reads.
     let (link, mut rx) = ConnLink::new();
     let kill = link.kill.clone();
-    let me = member(&claims.sub, claims.role, claims.name.as_deref(), client);
     s.hub.set_policies(&class, s.classes.policies(&class));
     let conn = s.hub.connect(&info, me, link.clone(), TokenFacts { kv: claims.kv, exp: claims.exp });
     info!(class = %class, role = %claims.role, ?client, conn, "class events connected");

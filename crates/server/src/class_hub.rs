@@ -569,6 +569,14 @@ impl ClassHub {
         self.lock().get(class).map(|r| r.members()).unwrap_or_default()
     }
 
+    /// Connections member `id` holds in `class` (pages and the studio; waiting ones too).
+    pub fn connections_of(&self, class: &ClassId, id: &str) -> usize {
+        self.lock().get(class).map_or(0, |r| {
+            r.conns.iter().filter(|c| c.member.id == id).count()
+                + r.waiting.iter().filter(|(c, _)| c.member.id == id).count()
+        })
+    }
+
     /// Send `ev` to every connection of member `id` only.
     pub fn tell(&self, class: &ClassId, id: &str, ev: &ServerEvent) {
         if let Some(room) = self.lock().get(class) {

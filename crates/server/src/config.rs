@@ -124,6 +124,9 @@ pub struct LimitsConfig {
     pub ice_tcp_per_ip: usize,
     /// Class-events WebSockets from one address at once.
     pub websockets_per_ip: usize,
+    /// Class-events WebSockets one token's holder (a teacher, an admin) keeps in one class at
+    /// once; a pupil keeps one per kind of client, a newer one replacing the older.
+    pub websockets_per_token: usize,
     /// Seconds a class-events WebSocket lives without an application message.
     pub websocket_idle_secs: u64,
     /// Classes one token may create per hour.
@@ -568,6 +571,7 @@ impl Config {
             ("limits.joins_per_ip_per_minute", l.joins_per_ip_per_minute as u64),
             ("limits.joins_per_class_per_minute", l.joins_per_class_per_minute as u64),
             ("limits.websockets_per_ip", l.websockets_per_ip as u64),
+            ("limits.websockets_per_token", l.websockets_per_token as u64),
             ("limits.ice_tcp_per_ip", l.ice_tcp_per_ip as u64),
             ("limits.websocket_idle_secs", l.websocket_idle_secs),
             ("limits.classes_per_token_per_hour", l.classes_per_token_per_hour as u64),
