@@ -62,6 +62,20 @@ fn inspect(path: &std::path::Path) -> (usize, usize, bool, f64) {
     (frames, audio, first_key, last.unwrap_or(0.0) - first.unwrap_or(0.0))
 }
 
+/// GET a download link as a client keeping to the contract: a 503 (the offline file is
+/// being joined, or its join was given up) is retried after its Retry-After, for a minute.
+fn download(link: &str) -> (u16, Vec<u8>, Option<String>, Option<String>) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let got = fetch(link, None, None);
+        if got.0 != 503 || std::time::Instant::now() > deadline {
+            return got;
+        }
+        println!("download: 503, retried");
+        std::thread::sleep(Duration::from_secs(5)); // the server's Retry-After
+    }
+}
+
 /// GET `url`, with a bearer `token` and a `Range` if given: (status, body, Content-Range,
 /// Content-Disposition), whatever the status.
 fn fetch(url: &str, token: Option<&str>, range: Option<&str>) -> (u16, Vec<u8>, Option<String>, Option<String>) {
@@ -229,7 +243,7 @@ fn twenty_seconds_of_the_studio_recorded_on_every_layer() {
     let r = send("POST", &format!("{rec}/download"), Some(&pupil), None, "");
     assert_eq!(r.status, 200, "{}", r.body);
     let link = format!("{}{}", server.base, serde_json::from_str::<Value>(&r.body).unwrap()["url"].as_str().unwrap());
-    let (status, body, _, disposition) = fetch(&link, None, None);
+    let (status, body, _, disposition) = download(&link);
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     assert!(disposition.is_some_and(|d| d.starts_with("attachment")), "a download, not a page");
     let offline = server.data_dir.join("offline-copy.webm");
@@ -405,7 +419,7 @@ fn an_h264_programme_is_recorded_in_mp4_without_transcoding() {
     assert_eq!(r.status, 200, "{}", r.body);
     let link = format!("{}{}", server.base, serde_json::from_str::<Value>(&r.body).unwrap()["url"].as_str().unwrap());
     assert!(link.contains("/offline.mp4?"), "{link}");
-    let (status, body, _, disposition) = fetch(&link, None, None);
+    let (status, body, _, disposition) = download(&link);
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     assert!(disposition.is_some_and(|d| d.ends_with(".mp4\"")), "an MP4 file");
     let offline = server.data_dir.join("offline-copy.mp4");

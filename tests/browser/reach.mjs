@@ -101,12 +101,18 @@ async function transport(teacherToken, adminToken, expected) {
 
 async function firstPicture(runs) {
   result.ms = [];
+  result.steps = [];
   for (let i = 0; i < runs; i++) {
     const { page, t0 } = await joinPupil(`P${i}`);
     await waitFor(async () => (await stats(page)).framesDecoded > 0, 15_000, `pupil ${i}: first frame`);
     result.ms.push(Date.now() - t0);
+    // Where the time went, from the page's own marks (ms from the WHEP POST).
+    const t = await waitFor(() => page.evaluate(() => { const t = window.ardoise.timing(); return t && t.firstFrame ? t : null; }), 5_000, `pupil ${i}: its timing`);
+    const from = (k) => Math.round(t[k] - t.post);
+    result.steps.push({ setup: Math.round(t.post - t.start), answer: from("answer"), connected: from("connected"), firstFrame: from("firstFrame") });
     await page.context().close();
   }
+  log(`steps from the WHEP POST: ${JSON.stringify(result.steps)}`);
   const sorted = [...result.ms].sort((a, b) => a - b);
   result.p50 = sorted[Math.floor((sorted.length - 1) / 2)];
   result.max = sorted[sorted.length - 1];

@@ -356,28 +356,55 @@ export async function transportOf(pc) {
   if (local.candidateType === "relay") return "relay";
   return local.protocol === "tcp" ? "tcp" : "udp";
 }
-function iceGathered(pc, maxMs) {
-  if (pc.iceGatheringState === "complete") return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => { clearTimeout(timer); pc.removeEventListener("icegatheringstatechange", check); resolve(); };
-    const check = () => { if (pc.iceGatheringState === "complete") done(); };
-    const timer = setTimeout(done, maxMs);
-    pc.addEventListener("icegatheringstatechange", check);
+/**
+ * Offer → POST application/sdp (Bearer) → 201 answer. Returns the absolute session URL (Location).
+ *
+ * Trickle ICE (RFC 9725): the offer goes at once, with whatever candidates it has, and the
+ * candidates the browser finds after it follow in PATCH requests. The server is ICE-lite:
+ * the browser's checks reach it whatever the offer lists, so nothing waits for gathering,
+ * which takes up to seconds on a tablet with a TURN server or several networks. The server
+ * reads trickled candidates to know a relayed pupil; mDNS host names are not sent (it has
+ * no use for them).
+ */
+export async function negotiate(pc, url, token, timing = {}) {
+  const queued = [];
+  let session = null, etag = "*", flushing = false, ended = false;
+  const flush = () => {
+    if (!session || flushing || (!queued.length && !ended)) return;
+    flushing = true;
+    setTimeout(() => {
+      const lines = queued.splice(0).map((c) => `a=${c}\r\n`).join("") + (ended ? "a=end-of-candidates\r\n" : "");
+      ended = false;
+      flushing = false;
+      if (!lines || pc.connectionState === "closed") return;
+      fetch(session, {
+        method: "PATCH", body: lines, cache: "no-store",
+        headers: { "Content-Type": "application/trickle-ice-sdpfrag", "If-Match": etag, Authorization: `Bearer ${token}` },
+      }).catch(() => { /* a lost candidate: the checks still reach the server */ });
+    }, 0);
+  };
+  pc.addEventListener("icecandidate", (ev) => {
+    if (!ev.candidate) { ended = true; flush(); return; }
+    const c = ev.candidate.candidate;
+    if (!c || / [0-9a-f-]+\.local /i.test(c)) return;
+    queued.push(c);
+    flush();
   });
-}
-/** Offer → POST application/sdp (Bearer) → 201 answer. Returns the absolute session URL (Location). */
-export async function negotiate(pc, url, token) {
   await pc.setLocalDescription(await pc.createOffer());
-  await iceGathered(pc, 1000);
+  timing.post = performance.now();
   const res = await fetch(url, {
     method: "POST", body: pc.localDescription.sdp, cache: "no-store",
     headers: { "Content-Type": "application/sdp", Authorization: `Bearer ${token}` },
   });
   if (res.status !== 201) throw await httpError(res, url.startsWith("/whip") ? "WHIP" : "WHEP");
   const loc = res.headers.get("Location");
-  const session = loc ? new URL(loc, new URL(url, location.href)).href : null;
+  const answered = loc ? new URL(loc, new URL(url, location.href)).href : null;
+  etag = res.headers.get("ETag") || "*";
   const sdp = await res.text();
-  try { await pc.setRemoteDescription({ type: "answer", sdp }); } catch (e) { hangup(session, token); throw e; }
+  timing.answer = performance.now();
+  try { await pc.setRemoteDescription({ type: "answer", sdp }); } catch (e) { hangup(answered, token); throw e; }
+  session = answered;
+  flush();
   return session;
 }
 /** DELETE a WHIP/WHEP session (keepalive so it also works from pagehide). */
@@ -405,6 +432,10 @@ export class Receiver {
   constructor(opts) {
     this.o = opts; this.pc = null; this.tx = []; this.session = null;
     this.gen = 0; this.retries = 0; this.timer = 0; this.dTimer = 0; this.running = false;
+    // When the latest session's steps happened (performance.now() ms): start, post (the
+    // WHEP POST sent), answer (its 201 read), connected (ICE and DTLS up); the page adds
+    // firstFrame. Where a pupil's first picture spends its time.
+    this.timing = null;
   }
   start() { this.running = true; this.retries = 0; this.connect(); }
   restart() { if (this.running) { this.retries = 0; this.connect(); } }
@@ -420,6 +451,7 @@ export class Receiver {
     clearTimeout(this.timer);
     this.close();
     const gen = ++this.gen;
+    const timing = (this.timing = { start: performance.now() });
     const config = await rtcConfig(this.o.token);
     if (gen !== this.gen) return;
     const pc = (this.pc = new RTCPeerConnection(config));
@@ -428,7 +460,7 @@ export class Receiver {
     pc.onconnectionstatechange = () => {
       if (gen !== this.gen) return;
       const s = pc.connectionState;
-      if (s === "connected") { this.retries = 0; clearTimeout(this.dTimer); this.state("connected"); }
+      if (s === "connected") { timing.connected = timing.connected || performance.now(); this.retries = 0; clearTimeout(this.dTimer); this.state("connected"); }
       else if (s === "failed") this.fail("failed");
       else if (s === "disconnected") {
         this.state("unstable");
@@ -440,7 +472,7 @@ export class Receiver {
     };
     this.state("connecting");
     try {
-      const session = await negotiate(pc, this.o.url(), this.o.token);
+      const session = await negotiate(pc, this.o.url(), this.o.token, timing);
       if (gen !== this.gen) { hangup(session, this.o.token); return; }
       this.session = session;
     } catch (e) {

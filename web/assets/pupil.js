@@ -95,6 +95,10 @@ function onTrack(i, track) {
     if (!classStream || !classStream.active) { classStream = new MediaStream(); video.srcObject = classStream; }
     for (const old of classStream.getTracks()) if (old.kind === track.kind) classStream.removeTrack(old);
     classStream.addTrack(track);
+    if (track.kind === "video" && video.requestVideoFrameCallback && rx && rx.timing) {
+      const timing = rx.timing;
+      video.requestVideoFrameCallback(() => { timing.firstFrame = timing.firstFrame || performance.now(); });
+    }
     playWithSound(video, () => show($("#unmute"), true));
   } else if (role === "floorAudio") {
     floorAudio.srcObject = new MediaStream([track]);
@@ -332,6 +336,8 @@ window.addEventListener("pagehide", (ev) => { if (!ev.persisted) { if (rx) rx.st
 window.ardoise = api_;
 api_.token = () => (sess ? sess.token : null);
 api_.you = () => you;
+/** The class picture's latest session: when each step happened (see Receiver.timing). */
+api_.timing = () => (rx && rx.timing ? { ...rx.timing } : null);
 api_.stats = async () => {
   const out = { framesDecoded: 0, frameWidth: 0, audioPacketsReceived: 0, floorAudioPacketsReceived: 0,
     audioSamples: 0, audioConcealed: 0, audioCodec: "",

@@ -467,6 +467,9 @@ impl Writer {
     }
 }
 
+/// How long a join may go without progress before it is given up.
+pub const JOIN_STALL: Duration = Duration::from_secs(10);
+
 /// Join a layer's closed segments (those in its index, in order) into one file at `out`
 /// (WebM, or MP4 when `out` ends in `.mp4`), without transcoding: the file a pupil
 /// downloads for offline viewing. Written beside `out` first, then renamed: `out` is whole
@@ -495,8 +498,23 @@ pub fn join_layer(dir: &Path, rank: usize, out: &Path) -> Result<()> {
     src.connect("format-location", false, move |_| Some(files.to_value()));
     pipeline.set_state(gst::State::Playing).context("start joining")?;
     let bus = pipeline.bus().ok_or_else(|| anyhow!("no bus"))?;
-    let end =
-        bus.timed_pop_filtered(gst::ClockTime::from_seconds(600), &[gst::MessageType::Eos, gst::MessageType::Error]);
+    // A join that stops moving (its position and its output both still for JOIN_STALL) is
+    // given up: the caller says "try again" rather than holding a download for minutes.
+    let (mut seen, mut moved) = ((None, 0), Instant::now());
+    let end = loop {
+        let m = bus
+            .timed_pop_filtered(gst::ClockTime::from_mseconds(500), &[gst::MessageType::Eos, gst::MessageType::Error]);
+        if m.is_some() {
+            break m;
+        }
+        let now = (pipeline.query_position::<gst::ClockTime>(), std::fs::metadata(&part).map_or(0, |m| m.len()));
+        if now != seen {
+            (seen, moved) = (now, Instant::now());
+        } else if moved.elapsed() > JOIN_STALL {
+            warn!(rank, position = ?now.0, bytes = now.1, "joining a layer: no progress for {JOIN_STALL:?}; given up");
+            break None;
+        }
+    };
     let _ = pipeline.set_state(gst::State::Null);
     match end.as_ref().map(|m| m.view()) {
         Some(gst::MessageView::Eos(_)) => {
@@ -511,7 +529,7 @@ pub fn join_layer(dir: &Path, rank: usize, out: &Path) -> Result<()> {
         }
         _ => {
             let _ = std::fs::remove_file(&part);
-            Err(anyhow!("joining layer {rank} took more than 10 minutes"))
+            Err(anyhow!("joining layer {rank} stopped moving"))
         }
     }
 }

@@ -491,6 +491,7 @@ async fn ended_by_itself(s: &SharedState, class: &ClassId, id: &str) {
     let detail = format!("{id}: {}", reason.as_deref().unwrap_or("the class's media ended"));
     s.recorder.audit("recorder", "recording.stop", format!("class:{class}"), detail);
     s.hub.recording_stopped(class, reason);
+    prepare_offline(s, class, id);
 }
 
 /// `POST /api/classes/{id}/recording/stop` (the class's teacher or an admin): closes the
@@ -524,6 +525,7 @@ pub async fn stop(
     s.hub.set_recording(&class, false);
     s.recorder.audit(m.actor, "recording.stop", format!("class:{class}"), id.clone());
     info!(%class, recording = %id, duration_ms, state, "recording stopped");
+    prepare_offline(&s, &class, &id);
     let row = s.store.recording(&class.0, &id).await.map_err(store_problem)?;
     Ok(Json(s.recordings.info(row)))
 }
@@ -685,6 +687,40 @@ pub async fn download(
     }))
 }
 
+/// The recording's offline file (its smallest layer joined into one `ext` file, kept beside
+/// the segments), joined now unless it is there: one join at a time on the server.
+async fn ensure_offline(s: &SharedState, class: &ClassId, rec: &str, ext: &str) -> Result<PathBuf, Problem> {
+    let dir = s.recordings.dir(&class.0, rec);
+    let out = dir.join(format!("{OFFLINE}.{ext}"));
+    if !out.is_file() {
+        let _one = s.recordings.joining.lock().await;
+        if !out.is_file() {
+            let lowest = s.recordings.layers(&class.0, rec).first().map(|l| l.rank).unwrap_or(0);
+            let (d, o) = (dir.clone(), out.clone());
+            let joined = tokio::task::spawn_blocking(move || ardoise_recorder::join_layer(&d, lowest, &o)).await;
+            if let Err(e) = joined.map_err(anyhow::Error::from).and_then(|r| r) {
+                warn!(%class, recording = %rec, "cannot join a recording for its download: {e:#}");
+                return Err(Problem::unavailable("the download is not ready; try again soon", 5));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A recording just ended: its offline file is joined in the background, so that a download
+/// starts at once (a remux of the smallest layer, about a twentieth of the recording).
+fn prepare_offline(s: &SharedState, class: &ClassId, rec: &str) {
+    let layers = s.recordings.layers(&class.0, rec);
+    if layers.is_empty() {
+        return;
+    }
+    let ext = if layers[0].mime.starts_with("video/mp4") { "mp4" } else { "webm" };
+    let (s, class, rec) = (s.clone(), class.clone(), rec.to_owned());
+    tokio::spawn(async move {
+        let _ = ensure_offline(&s, &class, &rec, ext).await;
+    });
+}
+
 /// A download link's file: checked, then the smallest layer joined into one file (once, kept
 /// beside the segments), served as an attachment with Range (a download resumes).
 async fn offline(s: &SharedState, class: &ClassId, rec: &str, ext: &str, req: Request) -> Result<Response, Problem> {
@@ -702,20 +738,7 @@ async fn offline(s: &SharedState, class: &ClassId, rec: &str, ext: &str, req: Re
     if who == LinkFor::Pupil && row.downloadable == 0 {
         return Err(Problem::forbidden("the teacher no longer allows downloading this recording"));
     }
-    let dir = s.recordings.dir(&class.0, rec);
-    let out = dir.join(format!("{OFFLINE}.{ext}"));
-    if !out.is_file() {
-        let _one = s.recordings.joining.lock().await;
-        if !out.is_file() {
-            let lowest = s.recordings.layers(&class.0, rec).first().map(|l| l.rank).unwrap_or(0);
-            let (d, o) = (dir.clone(), out.clone());
-            let joined = tokio::task::spawn_blocking(move || ardoise_recorder::join_layer(&d, lowest, &o)).await;
-            if let Err(e) = joined.map_err(anyhow::Error::from).and_then(|r| r) {
-                warn!(%class, recording = %rec, "cannot join a recording for its download: {e:#}");
-                return Err(Problem::unavailable("the download is not ready; try again soon", 30));
-            }
-        }
-    }
+    let out = ensure_offline(s, class, rec, ext).await?;
     let mut served = serve(&out, req).await?;
     let name = format!("attachment; filename=\"ardoise-{}-{rec}.{ext}\"", class.0);
     if let Ok(v) = axum::http::HeaderValue::from_str(&name) {
