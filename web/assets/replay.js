@@ -258,7 +258,8 @@ class Player {
       const kbps = (got * 8) / Math.max(ms, 1);
       const left = ((f.size - got) * 8) / Math.max(kbps, 1) / 1000; // seconds to finish
       const ahead = end - video.currentTime;
-      if (ms > 1000 && layer.rank > this.layers[0].rank && left > ahead) {
+      // (Never a layer the pupil pinned: the next fetch would be the same.)
+      if (ms > 1000 && this.pinned === null && layer.rank > this.layers[0].rank && left > ahead) {
         this.abort.abort();
         // The link changed: what came before says nothing of it now.
         this.samples = [];
@@ -282,6 +283,8 @@ class Player {
   append(data, f) {
     // Each segment starts with a keyframe and its own headers: a fresh parser for each, so
     // that the next layer's segment is not taken for a discontinuity (see the rules above).
+    // (An ended Media Source, after a seek back, reopens when timestampOffset is set.)
+    if (this.ms.readyState === "ended") this.sb.timestampOffset = this.sb.timestampOffset;
     if (this.ms.readyState === "open") this.sb.abort();
     if (this.relative) this.sb.timestampOffset = f.start_s;
     return new Promise((resolve, reject) => {

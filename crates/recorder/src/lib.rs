@@ -30,7 +30,8 @@
 //! - each stream's timestamps only go forward into the muxer: a packet whose timestamp goes
 //!   back (sequence order and timestamp order disagree) is dropped and logged, since the
 //!   muxer would write it out of order and a browser refuses the whole segment ("a block
-//!   with a timecode before the previous block");
+//!   with a timecode before the previous block"); a stream that comes back with a new SSRC
+//!   is placed after what was written of the one before, so its first keyframe is kept;
 //! - nothing waits on the media path: the SFU hands batches over a bounded queue and drops a
 //!   batch when it is full; the writer never blocks the worker;
 //! - the files keep the programme's codec ([`Format`]): VP8 in WebM, H.264 in MP4 (what iPad
@@ -277,7 +278,11 @@ impl Writer {
                     }
                 }
                 if self.audio_first.is_none() {
-                    let at = self.place("audio", p, 48_000, offset);
+                    // A stream that comes back goes on after what was written (its placement
+                    // may fall up to a second before: the timestamp guards would drop it).
+                    let written = self.layers.values().filter_map(|l| l.audio_written).max();
+                    let after = written.map_or(Duration::ZERO, |w| Duration::from_nanos(w.nseconds()) + AUDIO_FRAME);
+                    let at = self.place("audio", p, 48_000, offset).max(after);
                     self.audio_first = Some((p.ssrc, p.ts, at));
                 }
                 self.audio_reorder.push(p.seq, p.at, p.clone(), &mut ready);
@@ -293,7 +298,9 @@ impl Writer {
                     self.layers.insert(rank, layer);
                 }
                 if self.layers[&rank].video_ssrc != p.ssrc {
-                    let at = self.place("video", p, 90_000, offset);
+                    let written = self.layers[&rank].video_written;
+                    let after = written.map_or(Duration::ZERO, |w| Duration::from_nanos(w.nseconds()) + VIDEO_FRAME);
+                    let at = self.place("video", p, 90_000, offset).max(after);
                     let layer = self.layers.get_mut(&rank).expect("made above");
                     // What waits of the old stream goes first.
                     let mut ready = Vec::new();
@@ -467,6 +474,11 @@ impl Writer {
     }
 }
 
+/// One Opus frame, and one video frame at the fastest layer's rate: a stream that comes back
+/// starts at least this long after what was written of the one before.
+const AUDIO_FRAME: Duration = Duration::from_millis(20);
+const VIDEO_FRAME: Duration = Duration::from_millis(33);
+
 /// How long a join may go without progress before it is given up.
 pub const JOIN_STALL: Duration = Duration::from_secs(10);
 
@@ -495,11 +507,15 @@ pub fn join_layer(dir: &Path, rank: usize, out: &Path) -> Result<()> {
     .downcast::<gst::Pipeline>()
     .map_err(|_| anyhow!("not a pipeline"))?;
     let src = pipeline.by_name("src").ok_or_else(|| anyhow!("no splitmuxsrc"))?;
+    let segments = files.len() as u32;
     src.connect("format-location", false, move |_| Some(files.to_value()));
     pipeline.set_state(gst::State::Playing).context("start joining")?;
     let bus = pipeline.bus().ok_or_else(|| anyhow!("no bus"))?;
     // A join that stops moving (its position and its output both still for JOIN_STALL) is
     // given up: the caller says "try again" rather than holding a download for minutes.
+    // splitmuxsrc opens every segment before the first buffer flows (no position, nothing
+    // written yet): that phase gets a second per segment more.
+    let opening = JOIN_STALL + Duration::from_secs(1) * segments;
     let (mut seen, mut moved) = ((None, 0), Instant::now());
     let end = loop {
         let m = bus
@@ -510,7 +526,7 @@ pub fn join_layer(dir: &Path, rank: usize, out: &Path) -> Result<()> {
         let now = (pipeline.query_position::<gst::ClockTime>(), std::fs::metadata(&part).map_or(0, |m| m.len()));
         if now != seen {
             (seen, moved) = (now, Instant::now());
-        } else if moved.elapsed() > JOIN_STALL {
+        } else if moved.elapsed() > if now.0.is_none() { opening } else { JOIN_STALL } {
             warn!(rank, position = ?now.0, bytes = now.1, "joining a layer: no progress for {JOIN_STALL:?}; given up");
             break None;
         }

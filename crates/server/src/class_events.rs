@@ -6,9 +6,9 @@
 //!
 //! Rules that bound what one client can cost:
 //! - a client address holds at most `limits.websockets_per_ip` sockets, and a teacher's or
-//!   admin's token at most `limits.websockets_per_token` in one class (checked at `hello`:
-//!   the token never rides in the URL); a pupil holds one per kind of client, a newer one
-//!   replacing the older;
+//!   admin's pages at most `limits.websockets_per_token` in one class (checked at `hello`:
+//!   the token never rides in the URL; the studio's link is never refused); a pupil holds
+//!   one per kind of client, a newer one replacing the older;
 //! - every frame counts against the rate limit, WebSocket pings included; a client that
 //!   keeps flooding is disconnected;
 //! - what the server sends waits in a bounded queue
@@ -136,7 +136,11 @@ async fn session(s: SharedState, class: ClassId, mut socket: WebSocket) {
         return refuse(socket, ErrorCode::Forbidden, "the teacher has locked this class").await;
     }
     let me = member(&claims.sub, claims.role, claims.name.as_deref(), client);
-    if claims.role != Role::Pupil && s.hub.connections_of(&class, &me.id) >= s.limits.config.websockets_per_token {
+    // (The studio's own link is never refused: it carries the layout and the keyframes.)
+    if claims.role != Role::Pupil
+        && client != ClientKind::Studio
+        && s.hub.connections_of(&class, &me.id) >= s.limits.config.websockets_per_token
+    {
         debug!(class = %class, role = %claims.role, "class events: too many sockets with this token");
         return refuse(
             socket,

@@ -163,7 +163,7 @@ pub struct Recordings {
     active: Mutex<HashMap<ClassId, Active>>,
     links: crate::download_links::DownloadLinks,
     /// Held while a layer's segments are joined for a download (one at a time).
-    joining: tokio::sync::Mutex<()>,
+    joining: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Recordings {
@@ -174,7 +174,7 @@ impl Recordings {
             config,
             active: Mutex::new(HashMap::new()),
             links: Default::default(),
-            joining: tokio::sync::Mutex::new(()),
+            joining: std::sync::Arc::new(tokio::sync::Mutex::new(())),
         }
     }
 
@@ -693,15 +693,24 @@ async fn ensure_offline(s: &SharedState, class: &ClassId, rec: &str, ext: &str) 
     let dir = s.recordings.dir(&class.0, rec);
     let out = dir.join(format!("{OFFLINE}.{ext}"));
     if !out.is_file() {
-        let _one = s.recordings.joining.lock().await;
-        if !out.is_file() {
-            let lowest = s.recordings.layers(&class.0, rec).first().map(|l| l.rank).unwrap_or(0);
-            let (d, o) = (dir.clone(), out.clone());
-            let joined = tokio::task::spawn_blocking(move || ardoise_recorder::join_layer(&d, lowest, &o)).await;
-            if let Err(e) = joined.map_err(anyhow::Error::from).and_then(|r| r) {
-                warn!(%class, recording = %rec, "cannot join a recording for its download: {e:#}");
-                return Err(Problem::unavailable("the download is not ready; try again soon", 5));
+        // The join runs in a task of its own, holding the lock: a request that goes away (its
+        // client closed) leaves it to finish, and the next one waits for it rather than
+        // starting a second join over the same file.
+        let lowest = s.recordings.layers(&class.0, rec).first().map(|l| l.rank).unwrap_or(0);
+        let (lock, d, o) = (s.recordings.joining.clone(), dir.clone(), out.clone());
+        let join = tokio::spawn(async move {
+            let _one = lock.lock_owned().await;
+            if o.is_file() {
+                return Ok(());
             }
+            tokio::task::spawn_blocking(move || ardoise_recorder::join_layer(&d, lowest, &o))
+                .await
+                .map_err(anyhow::Error::from)
+                .and_then(|r| r)
+        });
+        if let Err(e) = join.await.map_err(anyhow::Error::from).and_then(|r| r) {
+            warn!(%class, recording = %rec, "cannot join a recording for its download: {e:#}");
+            return Err(Problem::unavailable("the download is not ready; try again soon", 5));
         }
     }
     Ok(out)
