@@ -62,6 +62,28 @@ fn inspect(path: &std::path::Path) -> (usize, usize, bool, f64) {
     (frames, audio, first_key, last.unwrap_or(0.0) - first.unwrap_or(0.0))
 }
 
+/// The recording `rec` (its API URL) downloaded for offline viewing by `token`'s holder, as
+/// a pupil's tablet would: the link, the file's Content-Disposition, and what the file holds
+/// ([`inspect`], of a copy `offline-copy.EXT` in the server's data directory).
+fn offline_copy(
+    server: &TestServer,
+    rec: &str,
+    token: &str,
+    ext: &str,
+) -> (String, Option<String>, (usize, usize, bool, f64)) {
+    let r = send("POST", &format!("{rec}/download"), Some(token), None, "");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let link = format!("{}{}", server.base, serde_json::from_str::<Value>(&r.body).unwrap()["url"].as_str().unwrap());
+    let (status, body, _, disposition) = download(&link);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let offline = server.data_dir.join(format!("offline-copy.{ext}"));
+    std::fs::write(&offline, &body).unwrap();
+    let held = inspect(&offline);
+    let (video, audio, _, span) = held;
+    println!("offline {ext} file: {} bytes, {video} video frames, {audio} audio buffers, {span:.2} s", body.len());
+    (link, disposition, held)
+}
+
 /// GET a download link as a client keeping to the contract: a 503 (the offline file is
 /// being joined, or its join was given up) is retried after its Retry-After, for a minute.
 fn download(link: &str) -> (u16, Vec<u8>, Option<String>, Option<String>) {
@@ -240,16 +262,8 @@ fn twenty_seconds_of_the_studio_recorded_on_every_layer() {
 
     // Offline viewing: a link to the 180p layer as one file, which needs no token, resumes
     // (Range), and stops working when the teacher forbids the download again.
-    let r = send("POST", &format!("{rec}/download"), Some(&pupil), None, "");
-    assert_eq!(r.status, 200, "{}", r.body);
-    let link = format!("{}{}", server.base, serde_json::from_str::<Value>(&r.body).unwrap()["url"].as_str().unwrap());
-    let (status, body, _, disposition) = download(&link);
-    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let (link, disposition, (_, audio, key, span)) = offline_copy(&server, &rec, &pupil, "webm");
     assert!(disposition.is_some_and(|d| d.starts_with("attachment")), "a download, not a page");
-    let offline = server.data_dir.join("offline-copy.webm");
-    std::fs::write(&offline, &body).unwrap();
-    let (video, audio, key, span) = inspect(&offline);
-    println!("offline file: {} bytes, {video} video frames, {audio} audio buffers, {span:.2} s", body.len());
     assert!(key && audio > 500 && (span - 20.0).abs() <= 1.0, "the whole class, 180p, with its voice");
     assert_eq!(fetch(&link, None, Some("bytes=100-199")).0, 206, "a download resumes");
     let forged = link.replace("for=p", "for=s");
@@ -379,15 +393,8 @@ fn an_h264_programme_is_recorded_in_mp4_without_transcoding() {
     // What iPad Safari plays: the studio publishes H.264, the recorder writes MP4.
     let server = TestServer::start(&[("ARDOISE__RECORDING__SEGMENT_SECS", "60")]);
     let teacher = server.token("teacher", Some("demo"));
-    let studio = common::publishing_studio(&server, "demo", &teacher, |c| c.codec = ardoise_studio::VideoCodec::H264);
     let url = |p: &str| format!("{}/api/classes/demo{p}", server.base);
-    let r = send("POST", &url("/recording/start"), Some(&teacher), None, "");
-    assert_eq!(r.status, 201, "{}", r.body);
-    std::thread::sleep(Duration::from_secs(12)); // the recording's length, not a synchronisation
-    let r = send("POST", &url("/recording/stop"), Some(&teacher), None, "");
-    assert_eq!(r.status, 200, "{}", r.body);
-    drop(studio);
-    let info: Value = serde_json::from_str(&r.body).unwrap();
+    let info = common::recorded_for(&server, &teacher, 12, |c| c.codec = ardoise_studio::VideoCodec::H264);
     assert_eq!(info["state"], "ready", "{info}");
     let layers = info["layers"].as_array().unwrap();
     assert_eq!(layers.len(), 3, "every simulcast layer: {info}");
@@ -415,17 +422,9 @@ fn an_h264_programme_is_recorded_in_mp4_without_transcoding() {
     let got = ardoise_client::trust::agent().get(&file).set("Authorization", &format!("Bearer {teacher}")).call();
     assert_eq!(got.map(|r| r.content_type().to_owned()).ok().as_deref(), Some("video/mp4"));
     let rec = url(&format!("/recordings/{}", info["id"].as_str().unwrap()));
-    let r = send("POST", &format!("{rec}/download"), Some(&teacher), None, "");
-    assert_eq!(r.status, 200, "{}", r.body);
-    let link = format!("{}{}", server.base, serde_json::from_str::<Value>(&r.body).unwrap()["url"].as_str().unwrap());
+    let (link, disposition, (_, audio, key, span)) = offline_copy(&server, &rec, &teacher, "mp4");
     assert!(link.contains("/offline.mp4?"), "{link}");
-    let (status, body, _, disposition) = download(&link);
-    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     assert!(disposition.is_some_and(|d| d.ends_with(".mp4\"")), "an MP4 file");
-    let offline = server.data_dir.join("offline-copy.mp4");
-    std::fs::write(&offline, &body).unwrap();
-    let (video, audio, key, span) = inspect(&offline);
-    println!("H.264 offline file: {} bytes, {video} video frames, {audio} audio buffers, {span:.2} s", body.len());
     assert!(key && audio > 250 && (span - 12.0).abs() <= 1.0, "the whole class, 180p, with its voice");
 }
 

@@ -76,22 +76,11 @@ fn inner() {
         }
     }
 
-    let pupil = server.join("demo", "Revoit");
     let port = server.base.rsplit(':').next().unwrap().to_owned();
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new("node")
-        .arg(root.join("tests/browser/replay.mjs"))
-        .arg(format!("{}/replay#token={pupil}", server.base))
-        .arg(&port)
-        .arg("500")
-        .output()
-        .expect("run node");
+    // (replay.mjs caps the link with `tc`; the namespace is this test's own, so a failure
+    // leaves nothing behind.)
+    let v = replay_in_chromium(&server, "replay.mjs", &[port, "500".into()]);
     let _ = Command::new("tc").args(["qdisc", "del", "dev", "lo", "root"]).status();
-    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    println!("chromium: {stdout}");
-    let v: Value = serde_json::from_str(stdout.lines().last().expect("replay.mjs printed a result")).unwrap();
-    assert!(v["error"].is_null(), "{}", v["error"]);
     assert_eq!(v["started"]["layer"], 2, "an open link starts on 720p: {v}");
     assert!(v["seek"]["at"].as_f64() > v["seek"]["to"].as_f64(), "it plays on after the seek: {v}");
     let after = v["capped"]["afterMs"].as_u64().unwrap();
@@ -103,7 +92,25 @@ fn inner() {
     let chapter = &v["chapter"];
     assert!((chapter["at"].as_f64().unwrap() - 12.0).abs() < 1.5, "the document chapter starts at 12 s: {v}");
     assert!(chapter["playing"].as_f64() > chapter["at"].as_f64(), "the chapter plays from its start: {v}");
-    assert!(out.status.success(), "replay.mjs failed");
+}
+
+/// Run `tests/browser/SCRIPT` with a pupil's replay page URL then `args`: its result, once
+/// it says it passed (what the script measured is printed).
+fn replay_in_chromium(server: &TestServer, script: &str, args: &[String]) -> Value {
+    let pupil = server.join("demo", "Revoit");
+    let out = Command::new("node")
+        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser").join(script))
+        .arg(format!("{}/replay#token={pupil}", server.base))
+        .args(args)
+        .output()
+        .expect("run node");
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("chromium: {stdout}");
+    let v: Value = serde_json::from_str(stdout.lines().last().expect("the script printed a result")).unwrap();
+    assert!(v["error"].is_null(), "{script}: {}", v["error"]);
+    assert!(out.status.success(), "{script} failed");
+    v
 }
 
 /// Every segment of `layer` of the recording `info` passes what a browser's Media Source
@@ -123,38 +130,17 @@ fn a_class_published_in_h264_replays_from_its_mp4_segments() {
     // Two segments: the studio's keyframes come every 10 s.
     let server = TestServer::start(&[("ARDOISE__RECORDING__SEGMENT_SECS", "5")]);
     let teacher = server.token("teacher", Some("demo"));
-    let studio = common::publishing_studio(&server, "demo", &teacher, |c| c.codec = ardoise_studio::VideoCodec::H264);
-    let url = |p: &str| format!("{}/api/classes/demo{p}", server.base);
-    let r = send("POST", &url("/recording/start"), Some(&teacher), None, "");
-    assert_eq!(r.status, 201, "{}", r.body);
-    std::thread::sleep(Duration::from_secs(16)); // the recording's length, not a synchronisation
-    let r = send("POST", &url("/recording/stop"), Some(&teacher), None, "");
-    assert_eq!(r.status, 200, "{}", r.body);
-    drop(studio);
-    let info: Value = serde_json::from_str(&r.body).unwrap();
+    let info = common::recorded_for(&server, &teacher, 16, |c| c.codec = ardoise_studio::VideoCodec::H264);
     let top = info["layers"].as_array().unwrap().last().unwrap().clone();
     assert!(top["files"].as_array().unwrap().len() >= 2, "two MP4 segments at least: {top}");
     let boundary = top["files"][1]["start_s"].as_f64().unwrap();
-    let pupil = server.join("demo", "Revoit");
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new("node")
-        .arg(root.join("tests/browser/replay_h264.mjs"))
-        .arg(format!("{}/replay#token={pupil}", server.base))
-        .arg(format!("{:.2}", boundary + 1.5))
-        .output()
-        .expect("run node");
-    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    println!("chromium: {stdout}");
-    let v: Value = serde_json::from_str(stdout.lines().last().expect("replay_h264.mjs printed a result")).unwrap();
-    assert!(v["error"].is_null(), "{}", v["error"]);
+    let v = replay_in_chromium(&server, "replay_h264.mjs", &[format!("{:.2}", boundary + 1.5)]);
     let reached = &v["reached"];
     println!(
         "H.264 replay: at {} s (second segment from {boundary:.2} s), {} frames decoded",
         reached["t"], reached["decoded"]
     );
     assert!(reached["decoded"].as_u64().unwrap() > 30, "frames decoded: {v}");
-    assert!(out.status.success(), "replay_h264.mjs failed");
 }
 
 #[test]
@@ -163,15 +149,7 @@ fn a_pupil_who_changes_the_quality_at_a_segment_boundary_plays_on() {
     // Segments close at the studio's keyframes, every 10 s: boundaries near 10 and 20 s.
     let server = TestServer::start(&[("ARDOISE__RECORDING__SEGMENT_SECS", "5")]);
     let teacher = server.token("teacher", Some("demo"));
-    let studio = common::publishing_studio(&server, "demo", &teacher, |_| {});
-    let url = |p: &str| format!("{}/api/classes/demo{p}", server.base);
-    let r = send("POST", &url("/recording/start"), Some(&teacher), None, "");
-    assert_eq!(r.status, 201, "{}", r.body);
-    std::thread::sleep(Duration::from_secs(27)); // the recording's length, not a synchronisation
-    let r = send("POST", &url("/recording/stop"), Some(&teacher), None, "");
-    assert_eq!(r.status, 200, "{}", r.body);
-    drop(studio);
-    let info: Value = serde_json::from_str(&r.body).unwrap();
+    let info = common::recorded_for(&server, &teacher, 27, |_| {});
     // At the boundary near 20 s: FROM is the layer whose second segment ends first, TO the
     // one whose third starts last: the hole between them is what a switch must cross.
     let layers = info["layers"].as_array().unwrap();
@@ -193,20 +171,6 @@ fn a_pupil_who_changes_the_quality_at_a_segment_boundary_plays_on() {
         to["rank"],
         bound(from)
     );
-    let pupil = server.join("demo", "Revoit");
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new("node")
-        .arg(root.join("tests/browser/replay_switch.mjs"))
-        .arg(format!("{}/replay#token={pupil}", server.base))
-        .arg(from["rank"].to_string())
-        .arg(to["rank"].to_string())
-        .arg(format!("{:.3}", bound(from)))
-        .output()
-        .expect("run node");
-    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    println!("chromium: {stdout}");
-    let v: Value = serde_json::from_str(stdout.lines().last().expect("replay_switch.mjs printed a result")).unwrap();
-    assert!(v["error"].is_null(), "{}", v["error"]);
-    assert!(out.status.success(), "replay_switch.mjs failed");
+    let args = [from["rank"].to_string(), to["rank"].to_string(), format!("{:.3}", bound(from))];
+    replay_in_chromium(&server, "replay_switch.mjs", &args);
 }

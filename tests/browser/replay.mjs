@@ -6,9 +6,9 @@
 //
 // URL: the replay page with #token=…; the cap is set here with `tc` on what the server's
 // PORT sends (as root, inside the test's private network namespace), at KBIT kbit/s.
-import { chromium } from "playwright-core";
 import { execFileSync } from "node:child_process";
-import { Harness, CHROMIUM, CHROMIUM_ARGS, sleep } from "./harness.mjs";
+import { Harness, sleep } from "./harness.mjs";
+import { openReplay, replayState } from "./replay_page.mjs";
 
 const [url, port, capKbit] = process.argv.slice(2);
 const h = new Harness("replay.mjs", 150_000, { started: null, seek: null, capped: null, layers: [], chapter: null });
@@ -25,25 +25,8 @@ function cap(kbit) {
 }
 
 await h.run(async () => {
-  h.browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [...CHROMIUM_ARGS, "--autoplay-policy=no-user-gesture-required"],
-  });
-  const page = await h.browser.newPage();
-  page.on("pageerror", (e) => h.check(false, `page error: ${e.message}`));
-  page.on("console", (m) => { if (m.type() === "error") h.log(`[console] ${m.text()}`); });
-  await page.goto(url);
-  // The player's last state goes in the result: on a failure, it says why.
-  const state = async () => (h.result.last = await page.evaluate(() => {
-    const v = document.querySelector("#player");
-    const b = [];
-    let end = v.currentTime;
-    for (let i = 0; i < v.buffered.length; i++) {
-      b.push(`${v.buffered.start(i).toFixed(2)}-${v.buffered.end(i).toFixed(2)}`);
-      if (v.buffered.start(i) <= v.currentTime && v.currentTime <= v.buffered.end(i)) end = v.buffered.end(i);
-    }
-    return { t: v.currentTime, duration: v.duration, paused: v.paused, buffered: b.join(" "), end, mediaError: v.error && v.error.message, ...window.__replay };
-  }));
+  const page = await openReplay(h, url);
+  const state = () => replayState(h, page);
   // Starts, on the layer a first measurement of the open link carries.
   const s0 = await h.waitFor(async () => { const s = await state(); return s.t > 1 && s; }, 20_000, "playback starts");
   h.result.started = { layer: s0.layer, throughputKbps: s0.throughputKbps, duration: s0.duration };

@@ -6,29 +6,16 @@
 //
 // URL: the replay page with #token=…; FROM, TO: layer ranks chosen in the page's quality
 // menu; BOUNDARY: where FROM's segment ends (seconds), TO's next one starting after it.
-import { chromium } from "playwright-core";
-import { Harness, CHROMIUM, CHROMIUM_ARGS } from "./harness.mjs";
+import { Harness } from "./harness.mjs";
+import { openReplay, replayState } from "./replay_page.mjs";
 
 const [url, from, to, boundary] = process.argv.slice(2);
 const h = new Harness("replay_switch.mjs", 90_000, { crossed: null });
 
 await h.run(async () => {
-  h.browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [...CHROMIUM_ARGS, "--autoplay-policy=no-user-gesture-required"],
-  });
-  const page = await h.browser.newPage();
-  page.on("pageerror", (e) => h.check(false, `page error: ${e.message}`));
-  page.on("console", (m) => { if (m.type() === "error") h.log(`[console] ${m.text()}`); });
   // The quality the pupil chose on this device last time: FROM.
-  await page.addInitScript((q) => localStorage.setItem("ardoise.replay.quality", q), from);
-  await page.goto(url);
-  const state = async () => (h.result.last = await page.evaluate(() => {
-    const v = document.querySelector("#player");
-    const b = [];
-    for (let i = 0; i < v.buffered.length; i++) b.push(`${v.buffered.start(i).toFixed(3)}-${v.buffered.end(i).toFixed(3)}`);
-    return { t: v.currentTime, paused: v.paused, buffered: b.join(" "), mediaError: v.error && v.error.message, ...window.__replay };
-  }));
+  const page = await openReplay(h, url, (p) => p.addInitScript((q) => localStorage.setItem("ardoise.replay.quality", q), from));
+  const state = () => replayState(h, page);
   const at = Number(boundary);
   // FROM is buffered up to the boundary (two segments: AHEAD keeps the player from a third).
   await h.waitFor(async () => { const s = await state(); return s.layer === Number(from) && s.fetched >= 2 && s.t > 0.5 && s; }, 30_000, `layer ${from} buffered up to ${at} s`);

@@ -513,6 +513,25 @@ pub fn start_studio(
     ardoise_studio::Studio::start(config).expect("studio starts on test sources")
 }
 
+/// The studio (`adjust`ed) publishing `demo` and recorded for `secs` seconds by `teacher`:
+/// the stopped recording's description.
+pub fn recorded_for(
+    server: &TestServer,
+    teacher: &str,
+    secs: u64,
+    adjust: impl FnOnce(&mut ardoise_studio::StudioConfig),
+) -> serde_json::Value {
+    let studio = publishing_studio(server, "demo", teacher, adjust);
+    let url = |p: &str| format!("{}/api/classes/demo/recording/{p}", server.base);
+    let r = send("POST", &url("start"), Some(teacher), None, "");
+    assert_eq!(r.status, 201, "{}", r.body);
+    std::thread::sleep(Duration::from_secs(secs)); // the recording's length, not a synchronisation
+    let r = send("POST", &url("stop"), Some(teacher), None, "");
+    assert_eq!(r.status, 200, "{}", r.body);
+    drop(studio);
+    serde_json::from_str(&r.body).unwrap()
+}
+
 /// [`start_studio`], once it publishes.
 pub fn publishing_studio(
     server: &TestServer,

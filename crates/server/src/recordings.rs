@@ -680,7 +680,7 @@ pub async fn download(
     let expires_at = crate::auth::unix_now() + s.recordings.config.download_link_secs;
     let query = s.recordings.links.query(&class.0, &rec, expires_at, who);
     let layers = s.recordings.layers(&class.0, &rec);
-    let ext = if layers.first().is_some_and(|l| l.mime.starts_with("video/mp4")) { "mp4" } else { "webm" };
+    let ext = offline_ext(&layers);
     Ok(Json(DownloadLink {
         url: format!("/api/classes/{}/recordings/{rec}/{OFFLINE}.{ext}?{query}", class.0),
         expires_at,
@@ -716,6 +716,11 @@ async fn ensure_offline(s: &SharedState, class: &ClassId, rec: &str, ext: &str) 
     Ok(out)
 }
 
+/// The offline file's extension: the programme's container (every layer alike).
+fn offline_ext(layers: &[RecordedLayer]) -> &'static str {
+    if layers.first().is_some_and(|l| l.mime.starts_with("video/mp4")) { "mp4" } else { "webm" }
+}
+
 /// A recording just ended: its offline file is joined in the background, so that a download
 /// starts at once (a remux of the smallest layer, about a twentieth of the recording).
 fn prepare_offline(s: &SharedState, class: &ClassId, rec: &str) {
@@ -723,7 +728,7 @@ fn prepare_offline(s: &SharedState, class: &ClassId, rec: &str) {
     if layers.is_empty() {
         return;
     }
-    let ext = if layers[0].mime.starts_with("video/mp4") { "mp4" } else { "webm" };
+    let ext = offline_ext(&layers);
     let (s, class, rec) = (s.clone(), class.clone(), rec.to_owned());
     tokio::spawn(async move {
         let _ = ensure_offline(&s, &class, &rec, ext).await;
