@@ -1,6 +1,7 @@
 //! The floor: a pupil the teacher lets speak publishes its voice as a floor publisher. Every
 //! pupil hears it on its second audio m-line, the studio (feed = floor) on its first; the class
-//! sound keeps its own m-line; muting stops the relay at once; the class stays the class.
+//! sound keeps its own m-line; muting stops the relay at once; the class stays the class; a
+//! recording copies the class's programme, never the floor pupil's voice.
 
 use ardoise_proto::{ClassId, ParticipantId};
 use ardoise_sfu::sim::{SimClient, connect_all, pump};
@@ -70,7 +71,14 @@ fn floor_voice_reaches_pupils_and_studio_and_mute_stops_it() {
             }
         }
     };
+    // The class is recorded meanwhile: the recording copies the teacher's programme, never
+    // the pupil's voice on the floor.
+    room.set_recording(now, true);
     run(&mut room, &mut clients, &mut now, 2000);
+    let tapped: Vec<u32> =
+        room.take_tapped().iter().map(|p| u32::from_be_bytes(p.payload[2..6].try_into().unwrap())).collect();
+    assert!(tapped.len() >= 95, "the class sound is recorded: {} packets", tapped.len());
+    assert!(tapped.iter().all(|id| id & FLOOR_ID_BASE == CLASS_ID_BASE), "a pupil's voice is never recorded");
     let (pupil, studio) = (&clients[2], &clients[3]);
     let class_on_first = count(pupil, 0, CLASS_ID_BASE);
     let floor_on_third = count(pupil, 2, FLOOR_ID_BASE);
