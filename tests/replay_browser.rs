@@ -64,7 +64,10 @@ fn inner() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|f| format!("{:.2}-{:.2}", f["start_s"].as_f64().unwrap_or(-1.0), f["end_s"].as_f64().unwrap_or(-1.0)))
+            .map(|f| {
+                let (start, end) = (f["start_s"].as_f64().unwrap_or(-1.0), f["end_s"].as_f64().unwrap_or(-1.0));
+                format!("{start:.2}-{end:.2} ({} kB)", f["size"].as_u64().unwrap_or(0) / 1000)
+            })
             .collect();
         println!("layer {} segments: {}", layer["rank"], times.join(" "));
         segments_a_browser_takes(&server, &info, layer);
