@@ -10,6 +10,7 @@
 //!   accounts and the token signing keys.
 
 mod accounts_cli;
+mod check_programme;
 
 use anyhow::{Context, Result};
 use ardoise_proto::{ClassId, Role};
@@ -287,6 +288,7 @@ async fn demo(args: ServeArgs) -> Result<()> {
     config.studio.server = format!("{scheme}://{http}");
     // The studio beside the server trusts the server's own certificate.
     set_trust("", server.tls().map(|t| t.fingerprint.as_str()).unwrap_or(""))?;
+    check_programme(&config, &server)?;
     print_listening(&server);
     config.studio.class = "demo".into();
     let tokens = server.state().tokens.clone();
@@ -415,8 +417,22 @@ async fn shutdown_signal() {
 async fn serve(args: ServeArgs) -> Result<()> {
     let config = load_config(&args)?;
     let server = ardoise_server::Server::start(&config).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    // The check's test programme publishes to this server: it trusts the server's own
+    // certificate.
+    set_trust("", server.tls().map(|t| t.fingerprint.as_str()).unwrap_or(""))?;
+    check_programme(&config, &server)?;
     print_listening(&server);
     server.run(shutdown_signal()).await.map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// The pre-class check's test programme, published on demand (`[check] programme`).
+fn check_programme(config: &Config, server: &ardoise_server::Server) -> Result<()> {
+    if config.check.programme {
+        let idle = std::time::Duration::from_secs(config.check.idle_secs);
+        let p = check_programme::CheckStudio::start(server, idle)?;
+        server.state().check.set_programme(std::sync::Arc::new(p));
+    }
+    Ok(())
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {

@@ -1,6 +1,6 @@
 // Ardoise — the script of /admin (admin.html), served from /assets/admin.js: pages
 // carry no inline script (CSP script-src 'self').
-import { t, lang, applyI18n, mountLangToggle, onLang, $, h, show, api, errorText, tokenFromHash, confirmed, clock } from "/assets/ardoise.js";
+import { t, lang, applyI18n, mountLangToggle, onLang, $, h, show, api, errorText, tokenFromHash, confirmed, clock, checksText } from "/assets/ardoise.js";
 
 const token = tokenFromHash("ardoise.admin");
 const WINDOW_MS = 120000, PERIOD_MS = 2000;
@@ -102,6 +102,7 @@ function render(ov) {
       sec = h("section", { class: "card", "data-class": c.id },
         h("div", { class: "row" }, h("h3", { class: "grow" }),
           h("button", { type: "button", class: "danger", "data-action": "end", onclick: () => endClass(c) }, t("end"))),
+        h("p", { class: "checks" }),
         h("h4", { class: "sr-only" }, t("members")), h("div", { class: "table-wrap" }, h("table", { class: "members" })),
         h("h4", { class: "sr-only" }, t("media")), h("div", { class: "table-wrap" }, h("table", { class: "media" })));
       sections.set(c.id, sec);
@@ -113,6 +114,9 @@ function render(ov) {
     const end = $("[data-action=end]", sec);
     end.disabled = c.state === "ended";
     end.setAttribute("aria-label", `${t("end")} : ${c.title || c.code}`);
+    const checks = $("p.checks", sec);
+    checks.textContent = c.checks && c.checks.checked ? checksText(c.checks) : "";
+    show(checks, !!(c.checks && c.checks.checked));
     const members = c.members || [];
     table($("table.members", sec), [["name"], ["role"], ["conn"], ["hand"]],
       members.length ? members.map((m) => h("tr", {}, h("td", {}, m.name), h("td", {}, t("role_" + m.role) + (m.client === "studio" ? ` (${t("studio")})` : "")),

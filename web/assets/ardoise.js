@@ -180,6 +180,52 @@ const STRINGS = {
   private: ["privé", "private"], to_teacher: ["Au professeur seulement", "To the teacher only"],
   nobody_waiting: ["Personne n'attend.", "Nobody is waiting."],
   waiting_admit: ["Tu es dans la salle d'attente : le professeur va te faire entrer.", "You are in the waiting room: the teacher will let you in."],
+  yes: ["Oui", "Yes"], no: ["Non", "No"],
+  check_title: ["Tester la tablette avant le cours", "Test the tablet before the class"],
+  check_link: ["Tester la tablette", "Test the tablet"],
+  check_s1: ["1. Le navigateur", "1. The browser"], check_s2: ["2. Le son", "2. The sound"],
+  check_s3: ["3. La connexion à la classe", "3. The connection to the class"],
+  check_s4: ["4. Micro et caméra (facultatif)", "4. Microphone and camera (optional)"],
+  check_s4_help: ["Utile si l'élève prend la parole en classe. Ce test n'est vu ni entendu par personne d'autre.", "Useful if the pupil speaks in class. Nobody else sees or hears this test."],
+  check_webrtc: ["Vidéo en direct (WebRTC)", "Live video (WebRTC)"], check_vp8: ["Décodage VP8", "VP8 decoding"],
+  check_h264: ["Décodage H.264", "H.264 decoding"], check_audio: ["Son (Web Audio)", "Sound (Web Audio)"],
+  check_mse: ["Revoir les cours (Media Source)", "Replays (Media Source)"],
+  check_old_browser: ["Ce navigateur ne peut pas suivre la classe : mettez-le à jour ou utilisez Chrome, Firefox ou Safari récents.", "This browser cannot follow the class: update it, or use a recent Chrome, Firefox or Safari."],
+  check_tone: ["Touchez pour tester le son", "Tap to test the sound"],
+  check_heard_q: ["Avez-vous entendu le son ?", "Did you hear the sound?"],
+  check_heard: ["Le son fonctionne.", "The sound works."],
+  check_not_heard: ["Pas de son : montez le volume, retirez le mode silencieux, ou branchez un casque, puis réessayez.", "No sound: raise the volume, turn off silent mode or plug in headphones, then try again."],
+  check_wait_tone: ["Le test commence après le test du son.", "The test starts after the sound test."],
+  check_running: ["Test de la connexion… ({s} s)", "Testing the connection… ({s} s)"],
+  check_video: ["Image d'essai", "Test picture"],
+  check_m_connect: ["Connexion", "Connection"], check_m_transport: ["Passage", "Path"],
+  check_m_rtt: ["Aller-retour", "Round trip"], check_m_loss: ["Pertes", "Loss"],
+  check_m_estimate: ["Débit estimé par le serveur", "Throughput the server estimates"],
+  check_m_layer: ["Image reçue", "Picture received"],
+  check_t_udp: ["direct (UDP)", "direct (UDP)"], check_t_tcp: ["par TCP (le réseau bloque l'UDP)", "over TCP (the network blocks UDP)"],
+  check_t_relay: ["par un relais (TURN)", "through a relay (TURN)"],
+  check_l_high: ["720p", "720p"], check_l_medium: ["360p", "360p"], check_l_low: ["180p", "180p"], check_l_audio: ["son seulement", "sound only"],
+  check_verdict: ["Résultat", "Result"], check_pending: ["Test en cours…", "Testing…"],
+  check_v_ready: ["Tout est prêt", "All set"],
+  check_v_reduced: ["Qualité réduite", "Reduced quality"],
+  check_v_audio_only: ["Son seulement conseillé", "Sound only advised"],
+  check_v_blocked: ["Le réseau bloque la vidéo : contactez l'établissement", "The network blocks the video: contact the school"],
+  check_v_ready_help: ["La tablette recevra la classe en bonne qualité.", "The tablet will get the class in good quality."],
+  check_v_reduced_help: ["La classe passera, avec une image moins nette. Rapprochez-vous du routeur si possible.", "The class will come through, with a less sharp picture. Move closer to the router if you can."],
+  check_v_audio_only_help: ["La connexion est trop faible pour l'image : la tablette commencera par le son seul.", "The connection is too weak for the picture: the tablet will start with sound only."],
+  check_v_blocked_help: ["Aucune image n'est passée. Le réseau (pare-feu, contrôle parental) bloque peut-être la vidéo en direct.", "No picture came through. The network (firewall, parental control) may block live video."],
+  check_no_programme: ["Ce serveur n'a pas de flux d'essai : seuls le navigateur et le son sont testés.", "This server has no test stream: only the browser and the sound are tested."],
+  check_link_ok: ["Lien de la classe valide : {title}", "Class link valid: {title}"],
+  check_link_bad: ["Ce lien de classe n'est pas valable ou a expiré : demandez-en un nouveau. Le test de la tablette continue.", "This class link is not valid or has expired: ask for a new one. The tablet test goes on."],
+  check_echo: ["Tester le micro et la caméra", "Test the microphone and camera"],
+  check_level: ["Niveau du micro", "Microphone level"], check_echo_video: ["Retour du micro et de la caméra", "Microphone and camera coming back"],
+  check_echo_running: ["Parlez : votre voix revient par le serveur pendant 5 secondes…", "Speak: your voice comes back through the server for 5 seconds…"],
+  check_echo_ok: ["Le micro fonctionne : votre voix est revenue par le serveur.", "The microphone works: your voice came back through the server."],
+  check_echo_silent: ["Rien n'est revenu du micro. Vérifiez qu'il n'est pas coupé.", "Nothing came back from the microphone. Check that it is not muted."],
+  check_denied: ["Vous avez refusé le micro ou la caméra. Pour les autoriser : touchez le cadenas à côté de l'adresse, puis « Autoriser ».", "You refused the microphone or camera. To allow them: tap the lock beside the address, then \"Allow\"."],
+  check_no_device: ["Aucun micro ni caméra trouvé sur cet appareil.", "No microphone or camera found on this device."],
+  check_back: ["Aller à la classe", "Go to the class"],
+  checks_line: ["Tablettes testées avec le lien de la classe : {n} (prêtes {ready}, qualité réduite {reduced}, son seulement {audio}, vidéo bloquée {blocked})", "Tablets checked with the class's link: {n} (all set {ready}, reduced quality {reduced}, sound only {audio}, video blocked {blocked})"],
 };
 const LANGS = ["fr", "en"];
 let current = (() => { try { return localStorage.getItem("ardoise.lang"); } catch (_) { return null; } })();
@@ -238,6 +284,10 @@ export function h(tag, props, ...children) {
   return el;
 }
 export function show(el, on) { if (el) el.hidden = !on; }
+/** The line saying how many tablets were checked with a class's link (`/api/classes/{id}/checks`). */
+export function checksText(c) {
+  return t("checks_line", { n: c.checked, ready: c.ready, reduced: c.reduced, audio: c.audio_only, blocked: c.blocked });
+}
 export const confirmed = (msg) => window.ardoiseAutoConfirm === true || window.confirm(msg);
 /** Re-render a list without losing keyboard focus on a `[data-action]` button inside `li[data-id]`. */
 export function keepFocus(fn) {
@@ -418,7 +468,7 @@ export async function publish(url, token, setup) {
   try {
     setup(pc);
     const session = await negotiate(pc, url, token);
-    return { pc, session, stop() { pc.close(); hangup(session, token); } };
+    return { pc, session, stop() { hangup(session, token); pc.close(); } };
   } catch (e) { pc.close(); throw e; }
 }
 

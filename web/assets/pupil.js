@@ -33,6 +33,7 @@ function startup() {
   if (saved && saved.token && (!code || saved.code === code || saved.class === code)) return enter(saved);
   show($("#join-view"), true);
   if (code) { $("#code").value = code; show($("#code-field"), false); titleOf(code); }
+  if (code) $("#check-link").href = `/check?code=${encodeURIComponent(code)}`;
   (code ? $("#name") : $("#code")).focus();
 }
 async function titleOf(c) {
@@ -87,7 +88,21 @@ function setSlots() {
     : [["audio", "classAudio"], ["video", "classVideo"], ["audio", "floorAudio"], ["video", "floorVideo"]];
 }
 // The server adapts the picture to the link; the pupil's choice caps it.
-function whepUrl() { return `/whep/${encodeURIComponent(sess.class)}?feed=class&quality=${encodeURIComponent(quality())}`; }
+// The pre-class check's measure (/check, kept on the device for CHECK_DAYS): the server's
+// estimator, and so the first layer, start from what the link carried then, instead of
+// climbing from 180p.
+const CHECK_DAYS = 30;
+function checkedKbps() {
+  try {
+    const c = JSON.parse(localStorage.getItem("ardoise.check"));
+    if (c && c.estimateBps > 0 && Date.now() - c.at < CHECK_DAYS * 86400000) return Math.round(c.estimateBps / 1000);
+  } catch (_) { /* none */ }
+  return null;
+}
+function whepUrl() {
+  const start = checkedKbps();
+  return `/whep/${encodeURIComponent(sess.class)}?feed=class&quality=${encodeURIComponent(quality())}${start ? `&start_kbps=${start}` : ""}`;
+}
 let classStream = null, floorVideoTrack = null, pipStream = null;
 function onTrack(i, track) {
   const role = slots[i] && slots[i][1];

@@ -1,7 +1,7 @@
 // Ardoise — the script of /teacher (teacher.html), served from /assets/teacher.js: pages
 // carry no inline script (CSP script-src 'self').
 import { t, applyI18n, mountLangToggle, onLang, $, h, show, api, errorText, tokenFromHash, jwtClaims, Receiver,
-         publish, ClassSocket, appendChat, playWithSound, stopTracks, keepFocus, confirmed, clock, transportOf } from "/assets/ardoise.js";
+         publish, ClassSocket, appendChat, playWithSound, stopTracks, keepFocus, confirmed, clock, transportOf, checksText } from "/assets/ardoise.js";
 
 const LAYOUTS = ["camera", "document", "screen", "document+camera", "screen+camera", "side-by-side"];
 const token = tokenFromHash("ardoise.teacher");
@@ -368,3 +368,14 @@ $("#new-form").addEventListener("submit", async (ev) => {
 
 init();
 loadRecordings();
+// How many pupils' tablets were checked with the class's link (anonymous counts).
+async function loadChecks() {
+  if (!token || !classId) return;
+  try {
+    const c = await api(`/api/classes/${encodeURIComponent(classId)}/checks`, { token });
+    $("#checks").textContent = checksText(c);
+    show($("#checks"), c.checked > 0);
+  } catch (_) { /* counts are a nicety: the console goes on */ }
+}
+loadChecks();
+setInterval(loadChecks, 60000);

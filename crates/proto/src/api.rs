@@ -233,6 +233,51 @@ pub struct AdminClass {
     /// The class's opaque label in `/metrics`.
     #[serde(default)]
     pub metrics_label: String,
+    /// Pre-class checks made with the class's join link, by verdict (anonymous).
+    #[serde(default)]
+    pub checks: CheckCounts,
+}
+
+/// A check's verdict, as the page decides it from what it measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckVerdict {
+    /// "Tout est prêt": the top layer came, with little loss.
+    Ready,
+    /// "Qualité réduite": a lower layer fits the link.
+    Reduced,
+    /// "Son seulement conseillé": not even the lowest layer fits.
+    AudioOnly,
+    /// "Le réseau bloque la vidéo": no connection, or no picture.
+    Blocked,
+}
+
+/// Anonymous counts of checks for one class.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckCounts {
+    /// Checks made with this class's join link.
+    pub checked: u64,
+    /// How many of them ended "Tout est prêt" (and so on for each verdict).
+    pub ready: u64,
+    /// "Qualité réduite".
+    pub reduced: u64,
+    /// "Son seulement conseillé".
+    pub audio_only: u64,
+    /// "Le réseau bloque la vidéo".
+    pub blocked: u64,
+}
+
+impl CheckCounts {
+    /// Count one check that ended on `v`.
+    pub fn count(&mut self, v: CheckVerdict) {
+        self.checked += 1;
+        match v {
+            CheckVerdict::Ready => self.ready += 1,
+            CheckVerdict::Reduced => self.reduced += 1,
+            CheckVerdict::AudioOnly => self.audio_only += 1,
+            CheckVerdict::Blocked => self.blocked += 1,
+        }
+    }
 }
 
 /// The server process as a whole.

@@ -89,7 +89,8 @@ pub async fn overview(s: &SharedState) -> AdminOverview {
             let members = s.hub.members(&info.id);
             let locked = s.hub.is_locked(&info.id);
             let metrics_label = s.metrics_label(&info.id);
-            AdminClass { info, worker, locked, members, participants, metrics_label }
+            let checks = s.check.counts(&info.id);
+            AdminClass { info, worker, locked, members, participants, metrics_label, checks }
         })
         .collect();
     let process = ProcessStats { uptime_ms: s.started.elapsed().as_millis() as u64, ..process_stats() };

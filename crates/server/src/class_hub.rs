@@ -306,8 +306,9 @@ impl ClassHub {
     }
 
     /// A pupil became present (`was` false, now true) or left (`was` true, now false).
+    /// (Checks are no attendance.)
     fn presence(&self, class: &ClassId, member: &Member, was: bool, now: bool) {
-        if member.role != Role::Pupil || was == now {
+        if member.role != Role::Pupil || was == now || crate::check::is_check_class(class) {
             return;
         }
         let (class, pupil) = (class.clone(), member.id.clone());
@@ -526,6 +527,14 @@ impl ClassHub {
         let still = room.present(id);
         drop(rooms);
         self.presence(class, &member, true, still);
+    }
+
+    /// A check's echo class: its one pupil, `pupil`, holds the floor with the camera from
+    /// the start (nobody else can join it: see `check`).
+    pub fn hold_floor_alone(&self, class: &ClassId, pupil: &str) {
+        let mut rooms = self.lock();
+        let room = rooms.entry(class.clone()).or_default();
+        room.floor = Some(Floor { pupil: pupil.to_owned(), name: "check".into(), camera: true, muted: false });
     }
 
     /// Whether new pupils are refused.

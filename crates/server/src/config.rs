@@ -333,6 +333,18 @@ impl RecordingConfig {
     }
 }
 
+/// `[check]`: the pre-class check.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckConfig {
+    /// The server publishes its test programme when someone checks.
+    pub programme: bool,
+    /// The programme stops this many seconds after the last check began.
+    pub idle_secs: u64,
+    /// Lifetime of one check's token, seconds.
+    pub session_secs: u64,
+}
+
 /// `[[classes]]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -371,6 +383,8 @@ pub struct Config {
     pub retention: RetentionConfig,
     /// Recordings of classes.
     pub recording: RecordingConfig,
+    /// The pre-class check.
+    pub check: CheckConfig,
     /// Declared classes.
     #[serde(default)]
     pub classes: Vec<ClassConfig>,
@@ -557,6 +571,9 @@ impl Config {
         }
         if let Some(d) = r.term_ends.iter().find(|d| RecordingConfig::term_end_ms(d).is_none()) {
             return bad(format!("recording.term_ends: '{d}' is not a YYYY-MM-DD date"));
+        }
+        if self.check.idle_secs == 0 || !(10..=3600).contains(&self.check.session_secs) {
+            return bad("check: idle_secs at least 1, session_secs within 10..=3600".into());
         }
         let l = &self.limits;
         let positive = [

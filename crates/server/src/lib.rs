@@ -7,6 +7,7 @@
 pub mod accounts;
 pub mod admin;
 pub mod auth;
+pub mod check;
 pub mod class_api;
 pub mod class_events;
 pub mod class_hub;
@@ -79,6 +80,12 @@ pub fn app(state: SharedState) -> Router {
         .route("/api/admin/classes", get(admin::classes))
         .route("/api/admin/faults", post(admin::inject_fault))
         .route("/api/ice-servers", get(class_api::ice_servers))
+        .route("/check", get(web::check))
+        .route("/api/check", post(check::start))
+        .route("/api/check/session/{id}", get(check::session))
+        .route("/api/check/verdict", post(check::verdict))
+        .route("/api/check/echo", post(check::echo))
+        .route("/api/classes/{id}/checks", get(check::counts))
         .route("/api/login", post(accounts::login))
         .route("/api/logout", post(accounts::logout))
         .route("/api/me", get(accounts::me))
@@ -180,6 +187,8 @@ impl Server {
                 return Err(anyhow_free::Error::msg(format!("class {}: {e}", info.id)));
             }
         }
+        // The pre-class check's test programme is a class of its own (see `check`).
+        classes.declare(check::programme_class());
         // Classes that outlive a restart, with their codes, owners and policies.
         let kept = store.open_classes().await.map_err(|e| anyhow_free::Error::msg(format!("{e}")))?;
         for row in &kept {

@@ -123,9 +123,12 @@ pub struct PlayQuery {
     pub quality: Option<String>,
     /// `class` (default) or `floor` (only the pupil holding the floor: the studio's speaker).
     pub feed: Option<String>,
+    /// Adaptive only: what the pupil's link carried at its pre-class check, kbit/s (the
+    /// estimator and the first layer start from it, within 100..=3000).
+    pub start_kbps: Option<u64>,
 }
 
-/// `POST /whep/{class}[?quality=auto|saver|audio | ?layer=high|medium|low][&feed=class|floor]`
+/// `POST /whep/{class}[?quality=auto|saver|audio[&start_kbps=N] | ?layer=high|medium|low][&feed=class|floor]`
 pub async fn whep_post(
     State(s): State<SharedState>,
     ClientAddr(ip): ClientAddr,
@@ -136,19 +139,27 @@ pub async fn whep_post(
 ) -> Result<Response, Problem> {
     let query = query.map_err(|e| {
         debug!("refused WHEP query: {}", e.body_text());
-        Problem::bad_request("unknown query parameter or value (layer, quality, feed)")
+        Problem::bad_request("unknown query parameter or value (layer, quality, feed, start_kbps)")
     })?;
+    let start_bps = query.start_kbps.map(|k| k.saturating_mul(1000));
     let choice = match (query.layer.as_deref(), query.quality.as_deref()) {
         (Some(_), Some(_)) => {
             return Err(Problem::bad_request("give either layer (fixed) or quality (adaptive), not both"));
         }
+        (Some(_), None) if start_bps.is_some() => {
+            return Err(Problem::bad_request("start_kbps is for an adaptive player: give quality, not layer"));
+        }
         (Some(l), None) => Some(VideoChoice::Fixed(l.parse().map_err(|e: String| Problem::bad_request(e))?)),
-        (None, Some(q)) => Some(VideoChoice::Adaptive(match q {
-            "auto" => PupilCap::Auto,
-            "saver" => PupilCap::DataSaver,
-            "audio" => PupilCap::AudioOnly,
-            other => return Err(Problem::bad_request(format!("unknown quality '{other}' (auto, saver, audio)"))),
-        })),
+        (None, Some(q)) => Some(VideoChoice::Adaptive {
+            cap: match q {
+                "auto" => PupilCap::Auto,
+                "saver" => PupilCap::DataSaver,
+                "audio" => PupilCap::AudioOnly,
+                other => return Err(Problem::bad_request(format!("unknown quality '{other}' (auto, saver, audio)"))),
+            },
+            start_bps,
+        }),
+        (None, None) if start_bps.is_some() => Some(VideoChoice::Adaptive { cap: PupilCap::Auto, start_bps }),
         (None, None) => None,
     };
     let feed = match query.feed.as_deref() {

@@ -148,6 +148,10 @@ pub struct AppState {
     pub fault_injection: bool,
     /// Recordings of classes (`<data.dir>/recordings`).
     pub recordings: crate::recordings::Recordings,
+    /// The pre-class check: its test programme, verdict counts, echo classes.
+    pub check: crate::check::CheckDesk,
+    /// `[check]` settings.
+    pub check_config: crate::config::CheckConfig,
     next_participant: AtomicU64,
 }
 
@@ -197,6 +201,8 @@ impl AppState {
                 config.data.dir.join("recordings"),
                 config.recording.clone(),
             ),
+            check: crate::check::CheckDesk::default(),
+            check_config: config.check,
             limits,
             next_participant: AtomicU64::new(1),
         }
@@ -322,6 +328,16 @@ impl AppState {
         self.hub.media_opened(&class, m, TokenFacts { kv: claims.kv, exp: claims.exp });
     }
 
+    /// A copy of session `pid`'s record.
+    pub fn session_of(&self, pid: ParticipantId) -> Option<Resource> {
+        self.sessions().get(&pid).cloned()
+    }
+
+    /// Every session in `class`.
+    pub fn sessions_in(&self, class: &ClassId) -> Vec<ParticipantId> {
+        self.sessions().iter().filter(|(_, r)| r.class == *class).map(|(pid, _)| *pid).collect()
+    }
+
     /// Forget a session (left, deleted, replaced, refused); idempotent.
     pub fn forget_session(&self, pid: ParticipantId) -> Option<Resource> {
         let r = self.sessions().remove(&pid)?;
@@ -417,7 +433,9 @@ impl AppState {
             debug!(?ev, "media event");
             match ev {
                 MediaEvent::Live(class, live) => {
-                    if live {
+                    // (A check class is no class of the school: no session row, no recording.)
+                    let school = !crate::check::is_check_class(&class);
+                    if live && school {
                         self.recorder.send(crate::records::Record::ClassLive(class.clone()));
                     }
                     if self.classes.get(&class).is_some_and(|c| c.state != ClassState::Ended) {
@@ -425,7 +443,11 @@ impl AppState {
                         self.hub.set_live(&class, live);
                     }
                     // The class's policy records it from the moment it is live.
-                    if live && self.classes.policies(&class).recording && !self.recordings.is_recording(&class) {
+                    if live
+                        && school
+                        && self.classes.policies(&class).recording
+                        && !self.recordings.is_recording(&class)
+                    {
                         tokio::spawn(crate::recordings::record_by_policy(self.clone(), class.clone()));
                     }
                 }

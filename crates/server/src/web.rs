@@ -16,6 +16,8 @@ pub const WATCH_HTML: &str = include_str!("../../../web/watch.html");
 pub const PUPIL_HTML: &str = include_str!("../../../web/pupil.html");
 /// The class's recordings and their player (`/replay`, with the pupil's session or `#token=`).
 pub const REPLAY_HTML: &str = include_str!("../../../web/replay.html");
+/// The pre-class check (`/check`, `/check?code=…`): a tablet tested the evening before.
+pub const CHECK_HTML: &str = include_str!("../../../web/check.html");
 /// Teacher console (`/teacher#token=…`).
 pub const TEACHER_HTML: &str = include_str!("../../../web/teacher.html");
 /// Admin dashboard (`/admin#token=…`).
@@ -35,6 +37,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("watch.css", CSS, include_str!("../../../web/assets/watch.css")),
     ("pupil.js", JS, include_str!("../../../web/assets/pupil.js")),
     ("replay.js", JS, include_str!("../../../web/assets/replay.js")),
+    ("check.js", JS, include_str!("../../../web/assets/check.js")),
     ("teacher.js", JS, include_str!("../../../web/assets/teacher.js")),
     ("admin.js", JS, include_str!("../../../web/assets/admin.js")),
     ("login.js", JS, include_str!("../../../web/assets/login.js")),
@@ -88,6 +91,11 @@ pub async fn pupil(headers: HeaderMap) -> Response {
 /// `GET /replay`: the class's recordings, played by the link's measure.
 pub async fn replay(headers: HeaderMap) -> Response {
     page(REPLAY_HTML, &headers)
+}
+
+/// `GET /check`: the pre-class check (no login).
+pub async fn check(headers: HeaderMap) -> Response {
+    page(CHECK_HTML, &headers)
 }
 
 /// `GET /teacher`

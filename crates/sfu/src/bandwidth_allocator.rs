@@ -437,6 +437,14 @@ impl BandwidthAllocator {
         }
     }
 
+    /// Start from an estimate measured before (the pre-class check's): the first choice
+    /// takes the best level it carries, instead of the lowest. Call before the first
+    /// [`poll`](Self::poll) or [`set_cap`](Self::set_cap). The estimator must start from the
+    /// same value, or its first estimate takes the level back down.
+    pub fn start_from(&mut self, bps: u64) {
+        self.estimate = Some(bps);
+    }
+
     /// The settings.
     pub fn config(&self) -> &AllocatorConfig {
         &self.config
@@ -1032,6 +1040,29 @@ mod tests {
         let mut c = BandwidthAllocator::default();
         let _ = c.on_estimate(t0, 700_000, &three());
         assert_eq!(c.allocation().class_video, Some(Medium));
+    }
+
+    #[test]
+    fn a_start_measured_before_picks_the_first_layer() {
+        let t0 = Instant::now();
+        // The pre-class check measured 3 Mbit/s: 720p from the first choice.
+        let mut a = BandwidthAllocator::default();
+        a.start_from(3_000_000);
+        let _ = a.poll(t0, &three());
+        assert_eq!(a.allocation().class_video, Some(High));
+        // 250 kbit/s: 180p; 80 kbit/s: audio only, told why.
+        let mut b = BandwidthAllocator::default();
+        b.start_from(250_000);
+        let _ = b.poll(t0, &three());
+        assert_eq!(b.allocation().class_video, Some(Low));
+        let mut c = BandwidthAllocator::default();
+        c.start_from(80_000);
+        let ch = c.poll(t0, &three());
+        assert_eq!(c.allocation().class_video, None);
+        assert!(ch.audio_only);
+        // The link is worse than measured: the first real estimate takes it down at once.
+        let _ = a.on_estimate(t0 + Duration::from_millis(500), 600_000, &three());
+        assert_eq!(a.allocation().class_video, Some(Medium));
     }
 
     #[test]

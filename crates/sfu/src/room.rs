@@ -198,16 +198,17 @@ impl Room {
         self.participants.iter().position(|p| p.id == pid)
     }
 
-    /// A peer for a publisher, an adaptive subscriber (`estimate`) or a fixed one. All share
+    /// A peer for a publisher, an adaptive subscriber (`bwe_start`: its estimator's first
+    /// value, bit/s) or a fixed one. All share
     /// one DTLS certificate (generating a key per peer costs CPU at every join). A fixed
     /// subscriber's session has no transport-wide sequence numbers: nothing reads its TWCC
     /// feedback, and str0m's TWCC send log costs ~88 KiB per peer.
-    fn new_rtc(&self, now: Instant, publisher: bool, estimate: bool) -> Result<Rtc, SfuError> {
+    fn new_rtc(&self, now: Instant, publisher: bool, bwe_start: Option<u64>) -> Result<Rtc, SfuError> {
         let mut builder = Rtc::builder();
         if let Some(cert) = shared_dtls_cert() {
             builder = builder.set_dtls_cert(cert.clone());
         }
-        if !publisher && !estimate {
+        if !publisher && bwe_start.is_none() {
             let mut exts = ExtensionMap::empty();
             for (id, ext) in ExtensionMap::standard().iter() {
                 if !matches!(ext, Extension::TransportSequenceNumber) {
@@ -229,10 +230,11 @@ impl Room {
             .enable_h264(true)
             .set_send_buffer_video(self.config.video_history)
             .set_stats_interval(Some(Duration::from_secs(1)));
-        if estimate {
+        if let Some(start) = bwe_start {
             // Send-side estimation from the pupil's TWCC feedback (paced sending, probes);
             // the raw estimate comes with the peer stats, every 500 ms.
-            builder = builder.enable_bwe(Some(Bitrate::kbps(500))).set_stats_interval(Some(Duration::from_millis(500)));
+            builder =
+                builder.enable_bwe(Some(Bitrate::bps(start))).set_stats_interval(Some(Duration::from_millis(500)));
         }
         let mut rtc = builder.build(now);
         for addr in &self.config.candidates {
@@ -282,7 +284,7 @@ impl Room {
         role: PublisherRole,
         camera: bool,
     ) -> Result<String, SfuError> {
-        self.add(now, pid, offer, ParticipantKind::Publisher { role, muted: false, camera }, false)
+        self.add(now, pid, offer, ParticipantKind::Publisher { role, muted: false, camera }, None)
     }
 
     /// Add a subscriber from a WHEP offer, receiving the configured layer; returns the SDP answer.
@@ -293,7 +295,7 @@ impl Room {
     /// The video choice of a subscriber that asked for nothing in particular.
     fn default_choice(&self) -> VideoChoice {
         if self.config.adaptation {
-            VideoChoice::Adaptive(PupilCap::Auto)
+            VideoChoice::Adaptive { cap: PupilCap::Auto, start_bps: None }
         } else {
             VideoChoice::Fixed(self.config.layer)
         }
@@ -328,16 +330,21 @@ impl Room {
         };
         let (layer, allocator) = match choice {
             VideoChoice::Fixed(l) => (l, None),
-            VideoChoice::Adaptive(cap) => {
+            VideoChoice::Adaptive { cap, start_bps } => {
+                let start_bps = start_bps.map(|b| b.clamp(MIN_START_BPS, MAX_START_BPS));
                 let mut a = BandwidthAllocator::new(self.config.allocator.clone());
+                if let Some(b) = start_bps {
+                    a.start_from(b);
+                }
                 let _ = a.set_cap(now, cap, &self.available_video(now));
-                (a.allocation().class_video.unwrap_or(LayerChoice::Low), Some(Box::new(a)))
+                (a.allocation().class_video.unwrap_or(LayerChoice::Low), Some((Box::new(a), start_bps)))
             }
         };
         let kind =
             ParticipantKind::Subscriber { audio: None, video: None, floor_audio: None, floor_video: None, layer, feed };
-        let answer = self.add(now, pid, offer, kind, allocator.is_some())?;
-        if let Some(a) = allocator {
+        let bwe_start = allocator.as_ref().map(|(_, start)| start.unwrap_or(DEFAULT_START_BPS));
+        let answer = self.add(now, pid, offer, kind, bwe_start)?;
+        if let Some((a, _)) = allocator {
             let idx = self.participants.len() - 1;
             let p = &mut self.participants[idx];
             p.class_video_on = a.allocation().class_video.is_some();
@@ -462,7 +469,7 @@ impl Room {
         pid: ParticipantId,
         offer: &str,
         kind: ParticipantKind,
-        estimate: bool,
+        bwe_start: Option<u64>,
     ) -> Result<String, SfuError> {
         let publisher = matches!(kind, ParticipantKind::Publisher { .. });
         let reserved = matches!(kind, ParticipantKind::Publisher { role: PublisherRole::Class, .. });
@@ -474,7 +481,7 @@ impl Room {
         check_offer(offer, publisher)?;
         let offer_text = offer;
         let offer = SdpOffer::from_sdp_string(offer).map_err(|e| SfuError::BadSdp(e.to_string()))?;
-        let mut rtc = self.new_rtc(now, publisher, estimate)?;
+        let mut rtc = self.new_rtc(now, publisher, bwe_start)?;
         let answer = catch_unwind(AssertUnwindSafe(|| rtc.sdp_api().accept_offer(offer)))
             .map_err(|_| SfuError::BadSdp("offer could not be negotiated".into()))??;
         if let ParticipantKind::Publisher { camera: false, .. } = kind
@@ -1354,6 +1361,15 @@ fn layer_name(choice: Option<LayerChoice>) -> &'static str {
         None => "audio",
     }
 }
+
+/// An adaptive pupil's estimator starts here when nothing was measured before (str0m then
+/// probes at 3× and 6× by itself).
+const DEFAULT_START_BPS: u64 = 500_000;
+/// A start measured before (the pre-class check) is taken within these bounds: an old
+/// measure of a fast link must not flood a tablet whose link changed; below the floor, the
+/// estimator would need many seconds to find a link that recovered.
+const MIN_START_BPS: u64 = 100_000;
+const MAX_START_BPS: u64 = 3_000_000;
 
 /// Our header extension id for abs-capture-time (an answer uses the offer's ids anyway).
 const ABS_CAPTURE_TIME_EXT_ID: u8 = 7;

@@ -30,7 +30,14 @@ impl std::str::FromStr for Feed {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VideoChoice {
     /// The best layer the pupil's link carries, within the pupil's own cap.
-    Adaptive(crate::PupilCap),
+    Adaptive {
+        /// The pupil's own cap (data saver, audio only).
+        cap: crate::PupilCap,
+        /// What the link carried when last measured (the pre-class check's server
+        /// estimate, bit/s): the estimator starts from it, and so the first layer does.
+        /// None: the estimator's default start, and the lowest layer.
+        start_bps: Option<u64>,
+    },
     /// Always this layer (an explicit request, a tool, a test).
     Fixed(crate::LayerChoice),
 }

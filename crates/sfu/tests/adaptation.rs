@@ -95,7 +95,11 @@ fn simulate(phases: &[Phase], end_ms: u64, adaptive: bool) -> Run {
         |sdp| room.add_publisher(t0, ParticipantId(1), sdp).unwrap(),
     );
     let recv = Direction::RecvOnly;
-    let choice = if adaptive { VideoChoice::Adaptive(PupilCap::Auto) } else { VideoChoice::Fixed(LayerChoice::High) };
+    let choice = if adaptive {
+        VideoChoice::Adaptive { cap: PupilCap::Auto, start_bps: None }
+    } else {
+        VideoChoice::Fixed(LayerChoice::High)
+    };
     let mut pupil =
         SimClient::negotiate(t0, addr(7000), &[(MediaKind::Audio, recv), (MediaKind::Video, recv)], |sdp| {
             room.add_subscriber_to(t0, ParticipantId(2), sdp, Some(choice), Feed::Class).unwrap()
