@@ -632,6 +632,12 @@ impl BandwidthAllocator {
         (need.round() as u64).max(c.audio_only_below_bps)
     }
 
+    /// An estimate that carries every level, the top with its headroom and a margin: a
+    /// pupil's link need not be known to be wider (what probes aim at).
+    pub fn enough_bps(&self) -> u64 {
+        self.probe_target()
+    }
+
     /// What to probe toward: a little above the top level's up need.
     fn probe_target(&self) -> u64 {
         (self.up_need(self.ladder.top) as f64 * self.config.probe_factor).round() as u64

@@ -20,6 +20,7 @@ pub mod layer;
 pub mod participant;
 pub mod programme_tap;
 pub mod publication;
+pub mod report_estimator;
 pub mod room;
 pub mod sdp_checks;
 #[cfg(feature = "sim")]
@@ -40,5 +41,6 @@ pub use layer::LayerSelector;
 pub use participant::{Participant, ParticipantKind, PublisherRole};
 pub use programme_tap::{SenderClock, TapStream, TappedPacket};
 pub use publication::Publication;
+pub use report_estimator::ReportEstimator;
 pub use room::{Room, RoomEvent, RoomStats};
 pub use subscription::{Feed, Subscription, VideoChoice};

@@ -71,6 +71,11 @@ pub struct Participant {
     pub(crate) queued: bool,
     /// Adaptive subscribers: chooses the layer from the bandwidth estimate.
     pub allocator: Option<Box<crate::BandwidthAllocator>>,
+    /// Adaptive subscribers that negotiated no transport-cc feedback: the estimate from their
+    /// receiver reports (None once they send REMB, which is used instead).
+    pub report_estimator: Option<crate::ReportEstimator>,
+    /// An adaptive subscriber without transport-cc that sends REMB: its REMB is its estimate.
+    pub sends_remb: bool,
     /// The class video is forwarded (false: audio only).
     pub class_video_on: bool,
     /// The floor pupil's camera is forwarded.
@@ -102,6 +107,8 @@ impl Participant {
             dead: false,
             queued: false,
             allocator: None,
+            report_estimator: None,
+            sends_remb: false,
             class_video_on: true,
             floor_video_on: true,
             transport: None,

@@ -5,7 +5,8 @@
 //! an `Rtc` the room drains that `Rtc` to its `Timeout`, as str0m requires.
 
 use crate::keyframe::{VideoCodec, is_keyframe_start};
-use crate::sdp_checks::{answer_receives_video, check_offer, relay_candidates};
+use crate::report_estimator::{self, ReportEstimator};
+use crate::sdp_checks::{answer_receives_video, check_offer, offers_transport_cc, relay_candidates};
 use crate::{
     AvailableVideo, BandwidthAllocator, Changes, Decision, DropReason, Feed, Forwarder, LayerChoice, LayerSelector,
     PacketIn, Participant, ParticipantKind, Publication, PublisherRole, PupilCap, SfuConfig, SfuError, SourceKey,
@@ -16,7 +17,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
-use str0m::bwe::Bitrate;
+use str0m::bwe::{Bitrate, BweKind};
 use str0m::change::SdpOffer;
 use str0m::config::DtlsCert;
 use str0m::format::Codec;
@@ -333,18 +334,25 @@ impl Room {
             VideoChoice::Adaptive { cap, start_bps } => {
                 let start_bps = start_bps.map(|b| b.clamp(MIN_START_BPS, MAX_START_BPS));
                 let mut a = BandwidthAllocator::new(self.config.allocator.clone());
-                if let Some(b) = start_bps {
+                // A player that sends no transport-cc feedback has no send-side estimate:
+                // its receiver reports move one, from the middle layer.
+                let reports = (!offers_transport_cc(offer))
+                    .then(|| ReportEstimator::new(start_bps.unwrap_or(report_estimator::START_BPS)));
+                if let Some(b) = reports.as_ref().map(ReportEstimator::estimate).or(start_bps) {
                     a.start_from(b);
                 }
                 let _ = a.set_cap(now, cap, &self.available_video(now));
-                (a.allocation().class_video.unwrap_or(LayerChoice::Low), Some((Box::new(a), start_bps)))
+                (a.allocation().class_video.unwrap_or(LayerChoice::Low), Some((Box::new(a), start_bps, reports)))
             }
         };
         let kind =
             ParticipantKind::Subscriber { audio: None, video: None, floor_audio: None, floor_video: None, layer, feed };
-        let bwe_start = allocator.as_ref().map(|(_, start)| start.unwrap_or(DEFAULT_START_BPS));
+        let bwe_start = match &allocator {
+            Some((_, start, None)) => Some(start.unwrap_or(DEFAULT_START_BPS)),
+            _ => None,
+        };
         let answer = self.add(now, pid, offer, kind, bwe_start)?;
-        if let Some((a, _)) = allocator {
+        if let Some((a, _, reports)) = allocator {
             let idx = self.participants.len() - 1;
             let p = &mut self.participants[idx];
             p.class_video_on = a.allocation().class_video.is_some();
@@ -352,7 +360,12 @@ impl Room {
             p.stats.layer = Some(layer_name(a.allocation().class_video).into());
             let desired = a.desired_bps();
             p.allocator = Some(a);
-            p.rtc.bwe().set_bitrate(Bitrate::ZERO, Bitrate::bps(desired));
+            if reports.is_some() {
+                p.stats.estimate_bps = reports.as_ref().map(ReportEstimator::estimate);
+                p.report_estimator = reports;
+            } else {
+                p.rtc.bwe().set_bitrate(Bitrate::ZERO, Bitrate::bps(desired));
+            }
         }
         Ok(answer)
     }
@@ -449,6 +462,16 @@ impl Room {
             p.rtc.bwe().set_bitrate(Bitrate::ZERO, Bitrate::bps(desired));
         }
         Self::mark(&mut self.dirty, p, idx);
+    }
+
+    /// A new estimate of the link toward subscriber `idx` (its send-side estimator's, its
+    /// REMB, or its receiver reports'): the allocator decides.
+    fn on_estimate(&mut self, now: Instant, idx: usize, bps: u64) {
+        let video = self.available_video(now);
+        if let Some(a) = self.participants[idx].allocator.as_mut() {
+            let changes = a.on_estimate(now, bps, &video);
+            self.apply_allocation(now, idx, changes);
+        }
     }
 
     /// The teacher mutes (or unmutes) a floor publisher: its audio is not relayed meanwhile.
@@ -949,6 +972,33 @@ impl Room {
                 if let Some(loss) = s.loss {
                     p.stats.loss = Some(loss);
                 }
+                // A pupil without transport-cc: each receiver report of its class video moves
+                // the estimate.
+                let video_mid = match &p.kind {
+                    ParticipantKind::Subscriber { video: Some(v), .. } => Some(v.mid),
+                    _ => None,
+                };
+                let ceiling = p.allocator.as_ref().map_or(u64::MAX, |a| a.enough_bps());
+                if let (Some(loss), Some(est)) = (s.loss, p.report_estimator.as_mut())
+                    && video_mid == Some(s.mid)
+                {
+                    let e = est.on_report(now, loss, s.rtt, ceiling);
+                    self.on_estimate(now, idx, e);
+                }
+            }
+            Event::EgressBitrateEstimate(BweKind::Remb { estimate, mid }) => {
+                // A pupil without transport-cc that sends REMB: its own estimate is better
+                // than one made from its reports.
+                let p = &mut self.participants[idx];
+                let video_mid = match &p.kind {
+                    ParticipantKind::Subscriber { video: Some(v), .. } => Some(v.mid),
+                    _ => None,
+                };
+                if (p.report_estimator.is_some() || p.sends_remb) && video_mid == Some(mid) {
+                    p.report_estimator = None;
+                    p.sends_remb = true;
+                    self.on_estimate(now, idx, estimate.as_u64());
+                }
             }
             Event::PeerStats(s) => {
                 // Only a pupil that receives video has anything to adapt (an audio-only offer
@@ -956,14 +1006,10 @@ impl Room {
                 let has_video =
                     matches!(self.participants[idx].kind, ParticipantKind::Subscriber { video: Some(_), .. });
                 if let Some(b) = s.bwe_tx.filter(|_| has_video) {
-                    let video = self.available_video(now);
-                    if let Some(a) = self.participants[idx].allocator.as_mut() {
-                        if let Some(loss) = s.egress_loss_fraction {
-                            a.on_loss(now, loss);
-                        }
-                        let changes = a.on_estimate(now, b.as_u64(), &video);
-                        self.apply_allocation(now, idx, changes);
+                    if let (Some(a), Some(loss)) = (self.participants[idx].allocator.as_mut(), s.egress_loss_fraction) {
+                        a.on_loss(now, loss);
                     }
+                    self.on_estimate(now, idx, b.as_u64());
                 }
             }
             Event::MediaIngressStats(s) => {

@@ -25,6 +25,29 @@ pub fn relay_candidates(sdp: &str) -> Vec<SocketAddr> {
         .collect()
 }
 
+/// The transport-wide sequence number header extension (transport-cc feedback).
+const TWCC_EXTENSION: &str = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
+
+/// Whether an offer negotiates transport-cc feedback: a video m-line that lists the
+/// transport-wide sequence number extension and the `transport-cc` feedback. Browsers do;
+/// many other players do not, and get an estimate from their receiver reports instead.
+pub fn offers_transport_cc(sdp: &str) -> bool {
+    let mut video = false;
+    let (mut ext, mut fb) = (false, false);
+    for line in sdp.lines().map(str::trim_end) {
+        if let Some(m) = line.strip_prefix("m=") {
+            video = m.starts_with("video");
+        } else if let Some(a) = line.strip_prefix("a=extmap:") {
+            ext |= a.split_whitespace().nth(1) == Some(TWCC_EXTENSION) && video;
+        } else if let Some(a) = line.strip_prefix("a=rtcp-fb:") {
+            fb |= video && a.split_whitespace().nth(1) == Some("transport-cc");
+        }
+    }
+    // (A session-level extmap counts for every m-line.)
+    ext |= sdp.lines().take_while(|l| !l.starts_with("m=")).any(|l| l.trim_end().ends_with(TWCC_EXTENSION));
+    ext && fb
+}
+
 /// Whether an SDP answer of ours receives video: a video m-line with a non-zero port whose
 /// direction is recvonly or sendrecv.
 pub fn answer_receives_video(answer: &str) -> bool {
@@ -101,6 +124,23 @@ pub fn check_offer(sdp: &str, publisher: bool) -> Result<(), SfuError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn transport_cc_is_told_from_the_video_m_line() {
+        let head = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n";
+        let ext = format!("a=extmap:3 {TWCC_EXTENSION}\r\n");
+        let video = "m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=recvonly\r\na=rtpmap:96 VP8/90000\r\n";
+        let chrome = format!("{head}{video}{ext}a=rtcp-fb:96 transport-cc\r\na=rtcp-fb:96 nack\r\n");
+        assert!(offers_transport_cc(&chrome));
+        let player = format!("{head}{video}a=rtcp-fb:96 nack\r\na=rtcp-fb:96 goog-remb\r\n");
+        assert!(!offers_transport_cc(&player), "REMB only");
+        let half = format!("{head}{video}{ext}");
+        assert!(!offers_transport_cc(&half), "the extension without the feedback");
+        let audio_only = format!("{head}m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n{ext}a=rtcp-fb:111 transport-cc\r\n{video}");
+        assert!(!offers_transport_cc(&audio_only), "on the audio m-line only");
+        let session = format!("{head}{ext}{video}a=rtcp-fb:96 transport-cc\r\n");
+        assert!(offers_transport_cc(&session), "a session-level extension");
+    }
 
     #[test]
     fn offer_checks() {

@@ -82,6 +82,20 @@ impl Run {
 }
 
 fn simulate(phases: &[Phase], end_ms: u64, adaptive: bool) -> Run {
+    simulate_player(phases, end_ms, adaptive, true)
+}
+
+/// A pupil's offer as a player without transport-cc feedback makes it (many non-browser
+/// WHEP players): no transport-wide sequence numbers, no `transport-cc` feedback.
+fn without_transport_cc(offer: &str) -> String {
+    offer
+        .split("\r\n")
+        .filter(|l| !l.contains("transport-wide-cc") && !l.ends_with(" transport-cc"))
+        .collect::<Vec<_>>()
+        .join("\r\n")
+}
+
+fn simulate_player(phases: &[Phase], end_ms: u64, adaptive: bool, transport_cc: bool) -> Run {
     let t0 = Instant::now();
     let server = addr(5000);
     let mut room = Room::new(ClassId("sim".into()), SfuConfig { candidates: vec![server], ..Default::default() });
@@ -102,7 +116,8 @@ fn simulate(phases: &[Phase], end_ms: u64, adaptive: bool) -> Run {
     };
     let mut pupil =
         SimClient::negotiate(t0, addr(7000), &[(MediaKind::Audio, recv), (MediaKind::Video, recv)], |sdp| {
-            room.add_subscriber_to(t0, ParticipantId(2), sdp, Some(choice), Feed::Class).unwrap()
+            let offer = if transport_cc { sdp.to_owned() } else { without_transport_cc(sdp) };
+            room.add_subscriber_to(t0, ParticipantId(2), &offer, Some(choice), Feed::Class).unwrap()
         });
     let mut down: Netem<Datagram> = Netem::new(phases[0].link);
     let mut phase = 0;
@@ -321,4 +336,26 @@ fn a_pupil_who_joined_before_the_teachers_video_gets_it_when_it_comes() {
     println!("layers: {:?}", &run.layers[..run.layers.len().min(8)]);
     let at = first_video.expect("video within 1.5 s");
     assert!(at <= 300, "first video layer chosen at {at} ms");
+}
+
+#[test]
+fn a_player_without_transport_cc_climbs_to_the_top_on_an_open_link_and_steps_down_on_a_capped_one() {
+    // It starts on the middle layer, its receiver reports move the estimate: up on the open
+    // link (before, such a player stayed on 180p for ever), down under the cap, the voice kept.
+    let phases = [Phase { from_ms: 0, link: capped(3000) }, Phase { from_ms: 25_000, link: capped(300) }];
+    let run = simulate_player(&phases, 50_000, true, false);
+    print("no transport-cc", &run);
+    // (The layers arrive one by one at the start: 180p is chosen while it is the only one.)
+    let medium = run.layers.iter().find(|(_, l)| l == "medium").map(|(t, _)| *t);
+    assert!(medium.is_some_and(|t| t <= 2_000), "on the middle layer as soon as it is there: {medium:?}");
+    let up = run.settled("high", 0, 25_000).expect("720p on a 3 Mbit/s link");
+    assert!(up <= 15_000, "reached 720p at {up} ms");
+    let down = run.settled("low", 25_000, 50_000).or_else(|| run.settled("audio", 25_000, 50_000));
+    let down = down.expect("180p or audio only on a 300 kbit/s link");
+    assert!(down - 25_000 <= 10_000, "stepped down {} ms after the cap", down - 25_000);
+    let a = run.audio_delivered(down + 2_000, 50_000);
+    assert!(a >= 0.95, "teacher's voice delivered {:.1}% once stepped down", a * 100.0);
+    // Without probes each try of a higher layer costs loss: not one every few seconds.
+    let changes = run.layers.windows(2).filter(|w| w[0].0 >= 25_000 && w[0].1 != w[1].1).count();
+    assert!(changes <= 3, "{changes} layer changes under the cap");
 }
