@@ -2,7 +2,7 @@
 //! the server's own test programme (a studio on test sources the server starts on demand):
 //! an open link is "ready" and the microphone's echo comes back; a link capped at 300 kbit/s
 //! (tc, in a private network namespace) is told to expect less; a wrong join link is said
-//! wrong and the test runs anyway.
+//! wrong and the test runs anyway; a refused microphone and camera get a plain sentence.
 
 mod common;
 
@@ -77,13 +77,14 @@ fn the_check_token_opens_the_test_programme_only_and_counts_once() {
     assert_problem(&r, 403, "only a check's token opens an echo");
 }
 
-/// Run check.mjs on `url` in Chromium (the echo too if `echo`; then, with `admin`, the same
-/// tablet joins the demo class); its result.
-fn check_in_chromium(url: &str, echo: bool, admin: Option<&str>) -> Value {
+/// Run check.mjs on `url` in Chromium (`echo`: "", "echo", or "deny" for the echo with the
+/// permissions refused; then, with `admin`, the same tablet joins the demo class); its
+/// result.
+fn check_in_chromium(url: &str, echo: &str, admin: Option<&str>) -> Value {
     let out = Command::new("node")
         .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser/check.mjs"))
         .arg(url)
-        .arg(if echo { "echo" } else { "" })
+        .arg(echo)
         .args(admin)
         .output()
         .expect("run node");
@@ -103,7 +104,7 @@ fn an_open_link_is_ready_and_the_microphone_comes_back() {
     let teacher = server.token("teacher", Some("demo"));
     let _studio = common::publishing_studio(&server, "demo", &teacher, |_| {});
     let admin = server.token("admin", None);
-    let v = check_in_chromium(&format!("{}/check?code=demo", server.base), true, Some(&admin));
+    let v = check_in_chromium(&format!("{}/check?code=demo", server.base), "echo", Some(&admin));
     let c = &v["check"];
     println!(
         "check, open link: verdict {}, layer {}, estimate {} bit/s, connected in {} ms, first picture {} ms after the WHEP POST, transport {}",
@@ -161,7 +162,8 @@ fn capped() {
             "protocol", "17", "0xff", "match", "ip", "sport", &port, "0xffff", "flowid", "1:20",
         ]);
     }
-    let v = check_in_chromium(&format!("{}/check?code=wrong-code", server.base), false, None);
+    // (The microphone and camera refused: said plainly.)
+    let v = check_in_chromium(&format!("{}/check?code=wrong-code", server.base), "deny", None);
     let c = &v["check"];
     println!(
         "check, 300 kbit/s: verdict {}, layer {}, estimate {} bit/s, layers {}",
@@ -171,4 +173,7 @@ fn capped() {
     assert!(["reduced", "audio_only"].contains(&verdict), "{v}");
     assert_eq!(c["link"]["valid"], false, "{v}");
     assert!(v["linkText"].as_str().unwrap().contains("pas valable"), "{v}");
+    assert_eq!(c["echo"]["error"], "NotAllowedError", "{v}");
+    let said = v["echoText"].as_str().unwrap();
+    assert!(said.contains("refusé le micro") && !said.contains("Error"), "a sentence, not a trace: {said}");
 }

@@ -4,7 +4,8 @@
 //
 //   node check.mjs URL ECHO [ADMIN]
 //
-// URL: the check page (with ?code=… or not); ECHO: "echo" to run step 4. With ADMIN (an
+// URL: the check page (with ?code=… or not); ECHO: "echo" to run step 4, "deny" to run it
+// with the microphone and camera refused (no fake permission prompt). With ADMIN (an
 // admin token), the same tablet then joins the demo class as a pupil, and the server's
 // first choice of layer for it is read from the admin API.
 import { chromium } from "playwright-core";
@@ -14,7 +15,11 @@ const [url, echo, admin] = process.argv.slice(2);
 const h = new Harness("check.mjs", 120_000, { check: null, verdictText: null, linkText: null });
 
 await h.run(async () => {
-  h.browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  // Refusing: Chromium's prompts answer "no" (instead of the fake prompt that allows).
+  const args = echo === "deny"
+    ? [...CHROMIUM_ARGS.filter((a) => a !== "--use-fake-ui-for-media-stream"), "--deny-permission-prompts"]
+    : CHROMIUM_ARGS;
+  h.browser = await chromium.launch({ executablePath: CHROMIUM, args });
   const page = await h.browser.newPage();
   page.on("pageerror", (e) => h.check(false, `page error: ${e.message}`));
   page.on("console", (m) => { if (m.type() === "error") h.log(`[console] ${m.text()} ${m.location().url || ""}`); });
@@ -27,7 +32,7 @@ await h.run(async () => {
   h.result.verdictText = await page.textContent("#verdict");
   h.result.linkText = (await page.isVisible("#link")) ? await page.textContent("#link") : null;
   h.result.stored = await page.evaluate(() => JSON.parse(localStorage.getItem("ardoise.check")));
-  if (echo === "echo") {
+  if (echo === "echo" || echo === "deny") {
     await page.click("#echo");
     await h.waitFor(async () => { const s = await state(); return s.echo && s; }, 30_000, "the echo");
     h.result.echoText = await page.textContent("#echo-status");
