@@ -183,6 +183,7 @@ fn studio_config(config: &Config) -> Result<ardoise_studio::StudioConfig> {
         control,
         speaker: s.speaker.parse().map_err(|e: String| anyhow::anyhow!("studio.speaker: {e}"))?,
         follow_class: s.follow_class,
+        timecode: s.timecode,
     })
 }
 

@@ -584,6 +584,53 @@ export class LinkMeter {
   }
 }
 
+// ---------------------------------------------------------------- glass to glass (test mode)
+/**
+ * Reads the capture time the studio burns into the picture (`studio.timecode`: 32 black or
+ * white cells across the top 40/720 of the frame, the capture's wall-clock ms modulo 2^32,
+ * most significant first) from each frame `video` presents, and keeps per frame where the
+ * time went (ms): `g2g` capture → display; `toReceive` capture → its last packet received
+ * (mix, encode, pacing, SFU, network); `decode` the decoder's time; `toDisplay` received →
+ * displayed (jitter buffer, decode, render). Wall clocks: the page's and the studio's must
+ * be one (same machine) or in step. A measuring tool, never on in a class.
+ */
+export class TimecodeReader {
+  constructor(video, keep = 3000) {
+    this.video = video; this.keep = keep; this.samples = []; this.unread = 0; this.stopped = false;
+    this.canvas = document.createElement("canvas");
+    this.canvas.width = 128; this.canvas.height = 4;
+    this.ctx = this.canvas.getContext("2d", { willReadFrequently: true });
+    this.ctx.imageSmoothingEnabled = false;
+    const frame = (now, meta) => { if (!this.stopped) { this.read(meta); video.requestVideoFrameCallback(frame); } };
+    if (video.requestVideoFrameCallback) video.requestVideoFrameCallback(frame);
+  }
+  stop() { this.stopped = true; }
+  read(meta) {
+    const v = this.video, w = v.videoWidth, hgt = v.videoHeight;
+    if (!w || !hgt) return;
+    // The code's strip, scaled to 4 × 4 canvas pixels per cell; each cell read at its centre.
+    this.ctx.drawImage(v, 0, 0, w, (hgt * 40) / 720, 0, 0, 128, 4);
+    const px = this.ctx.getImageData(0, 0, 128, 4).data;
+    let code = 0;
+    for (let i = 0; i < 32; i++) {
+      const o = (2 * 128 + i * 4 + 2) * 4;
+      code = code * 2 + ((px[o] + px[o + 1] + px[o + 2]) / 3 > 128 ? 1 : 0);
+    }
+    // performance.now() and the wall clock, paired now.
+    const wallOf = (t) => Date.now() + (t - performance.now());
+    const mod = (x) => ((x % 4294967296) + 4294967296) % 4294967296;
+    const g2g = mod(wallOf(meta.expectedDisplayTime) - code);
+    if (g2g > 10000) { this.unread++; return; } // no code in this picture (or a misread)
+    const s = { g2g: Math.round(g2g), decode: meta.processingDuration !== undefined ? Math.round(meta.processingDuration * 1000) : null };
+    if (meta.receiveTime) {
+      s.toReceive = Math.round(mod(wallOf(meta.receiveTime) - code));
+      s.toDisplay = Math.round(meta.expectedDisplayTime - meta.receiveTime);
+    }
+    this.samples.push(s);
+    if (this.samples.length > this.keep) this.samples.shift();
+  }
+}
+
 // ---------------------------------------------------------------- class events WebSocket
 /**
  * `hello` first, reconnect with backoff 0.5 s → 8 s (reset on `welcome`), `ping` every 20 s.

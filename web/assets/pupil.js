@@ -1,7 +1,7 @@
 // Ardoise — the script of / (pupil.html), served from /assets/pupil.js: pages
 // carry no inline script (CSP script-src 'self').
 import { t, applyI18n, mountLangToggle, onLang, $, show, api, errorText, jwtClaims, Receiver, publish,
-         inboundByTransceiver, LinkMeter, ClassSocket, appendChat, playWithSound, stopTracks, transportOf } from "/assets/ardoise.js";
+         inboundByTransceiver, LinkMeter, ClassSocket, appendChat, playWithSound, stopTracks, transportOf, TimecodeReader } from "/assets/ardoise.js";
 
 const KEY = "ardoise.pupil";
 const video = $("#video"), pipVideo = $("#pip-video"), floorAudio = $("#floor-audio");
@@ -104,12 +104,23 @@ function whepUrl() {
   return `/whep/${encodeURIComponent(sess.class)}?feed=class&quality=${encodeURIComponent(quality())}${start ? `&start_kbps=${start}` : ""}`;
 }
 let classStream = null, floorVideoTrack = null, pipStream = null;
+// Test mode (`?timecode`): read the studio's burnt-in capture time from each frame
+// (glass-to-glass delay); `?jitter=MS`: set the receivers' jitter-buffer target.
+const testParams = new URLSearchParams(location.search);
+const timecode = testParams.has("timecode");
+const jitterTarget = testParams.has("jitter") ? Number(testParams.get("jitter")) : null;
+let glass = null;
 function onTrack(i, track) {
   const role = slots[i] && slots[i][1];
   if (role === "classAudio" || role === "classVideo") {
     if (!classStream || !classStream.active) { classStream = new MediaStream(); video.srcObject = classStream; }
     for (const old of classStream.getTracks()) if (old.kind === track.kind) classStream.removeTrack(old);
     classStream.addTrack(track);
+    if (track.kind === "video" && timecode && !glass) glass = new TimecodeReader(video);
+    if (track.kind === "video" && jitterTarget !== null && rx) {
+      // (Test mode: the jitter buffer's target, ms, on every receiver of the class.)
+      for (const t of rx.tx) if ("jitterBufferTarget" in t.receiver) t.receiver.jitterBufferTarget = jitterTarget;
+    }
     if (track.kind === "video" && video.requestVideoFrameCallback && rx && rx.timing) {
       const timing = rx.timing;
       video.requestVideoFrameCallback(() => { timing.firstFrame = timing.firstFrame || performance.now(); });
@@ -351,6 +362,8 @@ window.addEventListener("pagehide", (ev) => { if (!ev.persisted) { if (rx) rx.st
 window.ardoise = api_;
 api_.token = () => (sess ? sess.token : null);
 api_.you = () => you;
+/** Test mode: the glass-to-glass samples read so far (see TimecodeReader). */
+api_.glass = () => (glass ? { samples: glass.samples.slice(), unread: glass.unread } : null);
 /** The class picture's latest session: when each step happened (see Receiver.timing). */
 api_.timing = () => (rx && rx.timing ? { ...rx.timing } : null);
 api_.stats = async () => {
@@ -363,7 +376,10 @@ api_.stats = async () => {
   per.forEach((r, i) => {
     if (!r || !slots[i]) return;
     const role = slots[i][1];
-    if (role === "classVideo") { out.framesDecoded = r.framesDecoded || 0; out.frameWidth = r.frameWidth || 0; }
+    if (role === "classVideo") {
+      out.framesDecoded = r.framesDecoded || 0; out.frameWidth = r.frameWidth || 0;
+      if (r.jitterBufferEmittedCount) out.videoJitterBufferMs = Math.round((1000 * r.jitterBufferDelay) / r.jitterBufferEmittedCount);
+    }
     else if (role === "classAudio") {
       out.audioPacketsReceived = r.packetsReceived || 0;
       out.audioSamples = r.totalSamplesReceived || 0;

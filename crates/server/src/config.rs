@@ -236,6 +236,8 @@ pub struct StudioSection {
     pub speaker: String,
     /// Follow the class events (remote layout switching).
     pub follow_class: bool,
+    /// Burn a machine-readable capture time into the picture (glass-to-glass measurement).
+    pub timecode: bool,
 }
 
 /// `[turn]`: a TURN server for networks that let only TLS (or TCP) out.

@@ -113,6 +113,9 @@ pub struct StudioConfig {
     pub speaker: Speaker,
     /// Follow the class events (layout from the teacher's console).
     pub follow_class: bool,
+    /// Burn the capture's wall-clock time into the top of every frame, machine-readable
+    /// ([`crate::timecode`]): glass-to-glass measurements only, never for a class.
+    pub timecode: bool,
 }
 
 /// The classroom speaker for return audio.
@@ -156,6 +159,7 @@ impl StudioConfig {
             control: None,
             speaker: Speaker::Auto,
             follow_class: true,
+            timecode: false,
         }
     }
 

@@ -17,6 +17,7 @@ pub mod pipeline;
 pub mod publisher;
 pub mod return_audio;
 pub mod source;
+pub mod timecode;
 
 pub use config::{EncodedLayer, LayerSpec, Speaker, StudioConfig, VideoCodec};
 pub use layout::Layout;

@@ -153,6 +153,22 @@ fn tune_timeout(mix: &gst::Element, mixer: &Mixer) {
     }
 }
 
+/// Write the wall-clock time of `captured` (running time) into the mixed I420 frame `b`
+/// (`crate::timecode`): now, minus how long ago in running time the capture was.
+fn burn_capture_time(mix: &gst::Element, b: &mut gst::BufferRef, captured: gst::ClockTime, w: usize, h: usize) {
+    let (Some(clock), Some(base)) = (mix.clock(), mix.base_time()) else { return };
+    let ago = clock.time().checked_sub(base).and_then(|now| now.checked_sub(captured)).unwrap_or(gst::ClockTime::ZERO);
+    let wall = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .saturating_sub(std::time::Duration::from_nanos(ago.nseconds()));
+    if let Ok(mut map) = b.map_writable() {
+        // I420: the luma plane first, rows of the width rounded up to 4 bytes.
+        let stride = (w + 3) & !3;
+        crate::timecode::burn(map.as_mut_slice(), w, h, stride, wall.as_millis() as u32);
+    }
+}
+
 /// Re-time a buffer arriving on compositor input `i` to the output slot the [`Mixer`] places
 /// it in (its original PTS, as running time, is its capture time).
 fn place_in_slot(mixer: &Mixer, i: usize, pad: &gst::Pad, mix: &gst::Element, info: &mut gst::PadProbeInfo) {
@@ -259,6 +275,8 @@ impl Pipeline {
         // timestamps.
         let caps = capture_caps();
         let weak = Arc::downgrade(&mixer);
+        // (Measurement only: the capture's wall-clock time burnt into the picture.)
+        let timecode = config.timecode.then(|| (mix.downgrade(), top.width as usize, top.height as usize));
         mix.static_pad("src").context("compositor src")?.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
             if let (Some(buffer), Some(mixer)) = (info.buffer_mut(), weak.upgrade()) {
                 let b = buffer.make_mut();
@@ -266,6 +284,11 @@ impl Pipeline {
                     let captured = mixer.output(pts.nseconds()).map_or(pts, gst::ClockTime::from_nseconds);
                     let duration = b.duration();
                     gst::ReferenceTimestampMeta::add(b, &caps, captured, duration);
+                    if let Some((mix, w, h)) = &timecode
+                        && let Some(mix) = mix.upgrade()
+                    {
+                        burn_capture_time(&mix, b, captured, *w, *h);
+                    }
                 }
             }
             gst::PadProbeReturn::Ok
