@@ -39,6 +39,8 @@ pub struct ReceivedPacket {
 pub struct SubscriberReport {
     /// Local UDP address (to find the pupil's datagrams in a capture).
     pub local: Option<std::net::SocketAddr>,
+    /// When the WHEP POST was sent (pupils that negotiated by HTTP).
+    pub posted_at: Option<Instant>,
     /// When the WHEP POST was answered.
     pub negotiated_at: Option<Instant>,
     /// ICE + DTLS up.
@@ -84,6 +86,12 @@ impl SubscriberReport {
     /// Time from connection to the first video packet.
     pub fn time_to_first_video(&self) -> Option<Duration> {
         Some(self.video.first()?.at.saturating_duration_since(self.connected_at?))
+    }
+
+    /// Time from the WHEP POST to the first video packet (the server forwards from a
+    /// keyframe's first packet on: the start of the first picture).
+    pub fn first_picture(&self) -> Option<Duration> {
+        Some(self.video.first()?.at.saturating_duration_since(self.posted_at?))
     }
 }
 
@@ -221,9 +229,12 @@ impl Subscriber {
             Some(l) => format!("/whep/{class}?layer={l}"),
             None => format!("/whep/{class}"),
         };
+        let posted = Instant::now();
         let session = http::post_offer(server, &path, token, &offer.to_sdp_string())?;
         peer.accept_answer(pending, &session.answer)?;
-        Ok(Self::negotiated(peer, video_mid, Signalling::Http { session, token: token.to_owned() }))
+        let mut s = Self::negotiated(peer, video_mid, Signalling::Http { session, token: token.to_owned() });
+        s.report.posted_at = Some(posted);
+        Ok(s)
     }
 
     /// A pupil on a `peer` negotiated by other means (e.g. it answered a Janus offer, see

@@ -571,6 +571,7 @@ impl Worker {
             self.retired.rtp_in += s.rtp_in;
             self.retired.forwarded += s.forwarded;
             self.retired.plis_sent += s.plis_sent;
+            self.retired.keyframe_replays += s.keyframe_replays;
             self.retired.peer_panics += s.peer_panics;
             self.by_class.remove(room.id());
             self.peers.retain(|_, (s, _)| *s != slot);
@@ -589,6 +590,7 @@ impl Worker {
         let mut rtp_in = self.retired.rtp_in;
         let mut fwd = self.retired.forwarded;
         let mut plis = self.retired.plis_sent;
+        let mut replays = self.retired.keyframe_replays;
         let mut panics = self.retired.peer_panics;
         let mut nacks = 0;
         let mut rooms = Vec::new();
@@ -597,6 +599,7 @@ impl Worker {
             rtp_in += s.rtp_in;
             fwd += s.forwarded;
             plis += s.plis_sent;
+            replays += s.keyframe_replays;
             panics += s.peer_panics;
             let ps = r.participant_stats();
             nacks += ps.iter().map(|p| p.nacks_in).sum::<u64>();
@@ -605,6 +608,7 @@ impl Worker {
         w.rtp_in = rtp_in;
         w.rtp_forwarded = fwd;
         w.plis_sent = plis;
+        w.keyframe_replays = replays;
         w.peer_panics = panics;
         w.nacks = nacks;
         w.forward_delay_p50_us = self.forward_delay.quantile_us(0.5);

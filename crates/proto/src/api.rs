@@ -359,6 +359,9 @@ pub struct WorkerStats {
     pub nacks: u64,
     /// Keyframe requests sent to publishers.
     pub plis_sent: u64,
+    /// Pupils sent the frames since a recent keyframe when they connected.
+    #[serde(default)]
+    pub keyframe_replays: u64,
     /// Peers that panicked and were removed.
     pub peer_panics: u64,
     /// Receive → send delay of forwarded media since start, microseconds: p50.

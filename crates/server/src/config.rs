@@ -157,6 +157,10 @@ pub struct MediaSection {
     pub layer: String,
     /// Minimum ms between keyframe requests per layer.
     pub keyframe_interval_ms: u64,
+    /// A pupil connecting within this many ms of a keyframe gets the frames since it (0: off).
+    pub keyframe_replay_ms: u64,
+    /// The most KiB of one layer's frames kept for that.
+    pub keyframe_replay_kib: usize,
     /// Peers per class.
     pub max_peers_per_class: usize,
     /// RTX history per video stream, packets.

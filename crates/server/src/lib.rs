@@ -203,6 +203,8 @@ impl Server {
             tcp_candidates: vec![],
             layer: config.media.layer.parse().map_err(anyhow_free::Error::msg)?,
             keyframe_interval: Duration::from_millis(config.media.keyframe_interval_ms),
+            keyframe_replay: Duration::from_millis(config.media.keyframe_replay_ms),
+            keyframe_replay_bytes: config.media.keyframe_replay_kib * 1024,
             max_participants: backstop,
             video_history: config.media.video_history,
             connect_timeout: Duration::from_secs(config.media.connect_timeout_secs),

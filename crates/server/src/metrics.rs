@@ -139,6 +139,12 @@ pub async fn metrics(
     gauge("ardoise_nacks_total", "NACKs received from subscribers.", "counter", per_worker(&|w| w.nacks));
     gauge("ardoise_plis_sent_total", "Keyframe requests sent to publishers.", "counter", per_worker(&|w| w.plis_sent));
     gauge(
+        "ardoise_keyframe_replays_total",
+        "Pupils sent the frames since a recent keyframe when they connected (no keyframe asked for).",
+        "counter",
+        per_worker(&|w| w.keyframe_replays),
+    );
+    gauge(
         "ardoise_recording_dropped_total",
         "Batches of a recorded programme dropped because the recorder's queue was full.",
         "counter",

@@ -39,6 +39,11 @@ pub struct SfuConfig {
     pub layer: LayerChoice,
     /// Minimum time between two keyframe requests toward one publisher layer.
     pub keyframe_interval: Duration,
+    /// A pupil that connects within this long of a layer's keyframe is sent the frames since
+    /// it at once ([`crate::KeyframeCache`]) instead of asking for a keyframe; zero: never.
+    pub keyframe_replay: Duration,
+    /// The most bytes of one layer's frames since its keyframe kept for that.
+    pub keyframe_replay_bytes: usize,
     /// Most participants (publishers + subscribers) in one room.
     pub max_participants: usize,
     /// Packets kept per outgoing video stream to answer NACKs with RTX.
@@ -59,6 +64,8 @@ impl Default for SfuConfig {
             tcp_candidates: vec![],
             layer: LayerChoice::High,
             keyframe_interval: Duration::from_millis(500),
+            keyframe_replay: Duration::from_millis(1000),
+            keyframe_replay_bytes: 128 * 1024,
             max_participants: 1000,
             video_history: 128,
             connect_timeout: Duration::from_secs(15),

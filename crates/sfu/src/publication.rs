@@ -21,6 +21,8 @@ pub struct PublishedLayer {
     pub active: bool,
     /// Keyframe requests toward this layer.
     pub throttle: KeyframeThrottle,
+    /// Its frames since its latest keyframe (a joining pupil's first picture).
+    pub cache: crate::KeyframeCache,
     /// Last payload type seen and its codec, to avoid a codec lookup per packet.
     pub codec_cache: Option<(Pt, VideoCodec, str0m::format::Codec)>,
     /// What this layer costs on the wire (for the pupils' allocators).
@@ -61,6 +63,7 @@ impl Publication {
         if let Some(i) = self.layers.iter().position(|l| l.rid == rid) {
             self.layers[i].ssrc = ssrc;
             self.layers[i].codec_cache = None;
+            self.layers[i].cache.clear();
             self.layers[i].active = true;
             return i;
         }
@@ -70,6 +73,7 @@ impl Publication {
             rank: 0,
             active: true,
             throttle: KeyframeThrottle::new(keyframe_interval),
+            cache: crate::KeyframeCache::default(),
             codec_cache: None,
             meter: crate::BitrateMeter::default(),
             red: crate::AudioRedundancy::default(),

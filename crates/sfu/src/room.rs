@@ -8,9 +8,9 @@ use crate::keyframe::{VideoCodec, is_keyframe_start};
 use crate::report_estimator::{self, ReportEstimator};
 use crate::sdp_checks::{answer_receives_video, check_offer, offers_transport_cc, relay_candidates};
 use crate::{
-    AvailableVideo, BandwidthAllocator, Changes, Decision, DropReason, Feed, Forwarder, LayerChoice, LayerSelector,
-    PacketIn, Participant, ParticipantKind, Publication, PublisherRole, PupilCap, SfuConfig, SfuError, SourceKey,
-    Subscription, VideoChoice, layer_for_rank,
+    AvailableVideo, BandwidthAllocator, CachedPacket, Changes, Decision, DropReason, Feed, Forwarder, LayerChoice,
+    LayerSelector, PacketIn, Participant, ParticipantKind, Publication, PublisherRole, PupilCap, SfuConfig, SfuError,
+    SourceKey, Subscription, VideoChoice, layer_for_rank,
 };
 use ardoise_proto::{ClassId, ParticipantId, ParticipantStats};
 use std::collections::VecDeque;
@@ -58,6 +58,9 @@ pub struct RoomStats {
     pub plis_sent: u64,
     /// Peers removed after a panic inside str0m.
     pub peer_panics: u64,
+    /// Pupils who connected and were sent the frames since a recent keyframe (no keyframe
+    /// asked for).
+    pub keyframe_replays: u64,
 }
 
 /// The participants of one class.
@@ -930,7 +933,8 @@ impl Room {
                 info!(class = %self.id, participant = %p.id, "connected");
                 self.events.push_back(RoomEvent::Connected(p.id));
                 if !p.is_publisher() {
-                    // A new pupil wants a picture now.
+                    // A new pupil wants a picture now (once its subscription exists, its first
+                    // packet waiting for a keyframe may be served from the keyframe cache).
                     self.request_keyframe_for(now, idx);
                     self.request_floor_keyframe(now);
                 }
@@ -1104,6 +1108,7 @@ impl Room {
                     red,
                     forwarder: Forwarder::new(clock, needs_key, seed),
                     selector: LayerSelector::new(layer),
+                    replay_tried: false,
                 });
             }
         }
@@ -1134,6 +1139,42 @@ impl Room {
     }
 
     /// Ask the main publisher for a keyframe on the layer subscriber `idx` wants (throttled).
+    /// Send subscriber `idx`, which has no picture yet, the frames of layer `li` of
+    /// publication `pi` (the one it wants) since that layer's keyframe, if the keyframe is
+    /// recent ([`SfuConfig::keyframe_replay`]); true if it got any.
+    fn replay_keyframe(&mut self, now: Instant, idx: usize, pi: usize, li: usize) -> bool {
+        let Some(main) = self.main_publisher else { return false };
+        let p = &mut self.participants[idx];
+        let ParticipantKind::Subscriber { video: Some(sub), .. } = &mut p.kind else { return false };
+        let layer = &self.publications[pi].layers[li];
+        let (Some(group), Some((_, _, codec))) =
+            (layer.cache.group(now, self.config.keyframe_replay), layer.codec_cache)
+        else {
+            return false;
+        };
+        let Some(pt) = sub.pt_for(codec) else { return false };
+        let source = SourceKey { publisher: main.0, ssrc: *layer.ssrc };
+        let mut api = p.rtc.direct_api();
+        let mut sent = 0;
+        for c in group {
+            let input = PacketIn { source, seq: c.seq, ts: c.ts, keyframe_start: c.keyframe_start, now };
+            if let Decision::Send { seq, ts, .. } = sub.forwarder.decide(&input, true) {
+                let Some(tx) = api.stream_tx(&sub.ssrc) else { break };
+                tx.write_rtp(
+                    RtpWrite::new(pt, seq.into(), ts, now, c.payload.clone())
+                        .marker(c.marker)
+                        .ext_vals(c.ext.clone())
+                        .nackable(true),
+                );
+                sent += 1;
+            }
+        }
+        p.stats.packets_out += sent;
+        self.stats.keyframe_replays += u64::from(sent > 0);
+        Self::mark(&mut self.dirty, p, idx);
+        sent > 0
+    }
+
     fn request_keyframe_for(&mut self, now: Instant, idx: usize) {
         let Some(main) = self.main_publisher else { return };
         let ParticipantKind::Subscriber { video: Some(sub), .. } = &self.participants[idx].kind else {
@@ -1223,6 +1264,17 @@ impl Room {
         if role == PublisherRole::Class && self.main_publisher != Some(pid) {
             return;
         }
+        if kind == MediaKind::Video && role == PublisherRole::Class && !self.config.keyframe_replay.is_zero() {
+            let cached = CachedPacket {
+                seq: *pkt.seq_no,
+                ts: pkt.header.timestamp,
+                marker: pkt.header.marker,
+                keyframe_start,
+                ext: cached_ext(&pkt.header.ext_vals),
+                payload: pkt.payload.clone(),
+            };
+            layer.cache.push(now, cached, self.config.keyframe_replay_bytes);
+        }
         if muted && kind == MediaKind::Audio {
             return;
         }
@@ -1262,16 +1314,12 @@ impl Room {
             now,
         };
         let nackable = kind == MediaKind::Video;
-        let ext = ExtensionValues {
-            audio_level: pkt.header.ext_vals.audio_level,
-            voice_activity: pkt.header.ext_vals.voice_activity,
-            video_orientation: pkt.header.ext_vals.video_orientation,
-            abs_capture_time: pkt.header.ext_vals.abs_capture_time,
-            ..Default::default()
-        };
+        let ext = cached_ext(&pkt.header.ext_vals);
         let mut want_keyframe = false;
         let mut would_like_keyframe = false;
         let mut forwarded_any = false;
+        let replay = kind == MediaKind::Video && !self.config.keyframe_replay.is_zero();
+        let mut to_replay: Vec<usize> = Vec::new();
 
         for (si, sub_p) in self.participants.iter_mut().enumerate() {
             if !sub_p.connected || sub_p.dead {
@@ -1339,6 +1387,11 @@ impl Room {
                 Decision::Drop(DropReason::WaitingForKeyframe) if switch_allowed => {
                     if sub.forwarder.source().is_some() {
                         would_like_keyframe = true;
+                    } else if replay && !sub.replay_tried && role == PublisherRole::Class {
+                        // A pupil with no picture yet: the frames since a recent keyframe,
+                        // once (after the loop), else a keyframe asked for.
+                        sub.replay_tried = true;
+                        to_replay.push(si);
                     } else {
                         want_keyframe = true;
                     }
@@ -1351,6 +1404,11 @@ impl Room {
         }
         if kind == MediaKind::Audio {
             red.advance(*pkt.seq_no, pkt.header.timestamp, pkt.payload.clone());
+        }
+        for si in to_replay {
+            if !self.replay_keyframe(now, si, pi, li) {
+                want_keyframe = true;
+            }
         }
         if want_keyframe || would_like_keyframe {
             let layer = &mut self.publications[pi].layers[li];
@@ -1399,6 +1457,17 @@ impl Room {
 }
 
 /// How a layer choice is shown (admin API, metrics).
+/// The header extensions a packet carries on to pupils.
+fn cached_ext(e: &ExtensionValues) -> ExtensionValues {
+    ExtensionValues {
+        audio_level: e.audio_level,
+        voice_activity: e.voice_activity,
+        video_orientation: e.video_orientation,
+        abs_capture_time: e.abs_capture_time,
+        ..Default::default()
+    }
+}
+
 fn layer_name(choice: Option<LayerChoice>) -> &'static str {
     match choice {
         Some(LayerChoice::High) => "high",

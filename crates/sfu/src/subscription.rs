@@ -59,6 +59,8 @@ pub struct Subscription {
     pub forwarder: Forwarder,
     /// Which simulcast layer this subscriber wants.
     pub selector: LayerSelector,
+    /// The frames since a recent keyframe were offered to it once (its first picture).
+    pub replay_tried: bool,
 }
 
 impl Subscription {

@@ -32,6 +32,8 @@ pub struct PublisherStats {
     pub audio_frames: AtomicU64,
     /// Keyframe requests received from the server.
     pub keyframe_requests: AtomicU64,
+    /// The same per layer, in the order of `StudioConfig::layers` (the top first).
+    pub keyframe_requests_by_layer: [AtomicU64; 3],
     /// Latest bandwidth estimate, bit/s.
     pub estimate_bps: AtomicU64,
     /// Capture → handed to str0m for sending, top layer, microseconds (recent samples).
@@ -122,6 +124,9 @@ impl Connection {
                             Some(rid) => self.rids.iter().position(|x| *x == rid),
                             None => Some(0),
                         };
+                        if let Some(n) = layer.and_then(|l| stats.keyframe_requests_by_layer.get(l)) {
+                            n.fetch_add(1, Ordering::Relaxed);
+                        }
                         pipeline.command(PipelineCommand::ForceKeyframe(layer));
                     }
                     Event::EgressBitrateEstimate(BweKind::Twcc { estimate: b, .. }) => {

@@ -1,0 +1,108 @@
+//! A burst of 30 pupils joining within one second, as when a teacher says "connect now": the
+//! time from each pupil's WHEP POST to the start of its first picture, and the keyframe
+//! requests the teacher's encoder gets per layer and per second. Measured in one run with
+//! the keyframe replay off (each joining pupil asks for a keyframe, throttled per layer) and
+//! on (a pupil connecting within a second of a keyframe is sent the frames since it).
+//!
+//! The teacher is the real studio (test sources, GStreamer encoders); the pupils are the
+//! load generator's str0m pupils (adaptive, TWCC feedback as browsers send it).
+
+mod common;
+
+use ardoise_loadgen::Subscriber;
+use common::TestServer;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+const PUPILS: usize = 30;
+
+struct Burst {
+    first_picture_ms: Vec<f64>,
+    /// Keyframe requests per layer (top first) during the burst, and the burst's length.
+    requests: [u64; 3],
+    secs: f64,
+    replays: f64,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((p / 100.0) * sorted.len() as f64).floor().min(sorted.len() as f64 - 1.0) as usize]
+}
+
+fn burst(replay_ms: &str) -> Burst {
+    let server = TestServer::start(&[("ARDOISE__MEDIA__KEYFRAME_REPLAY_MS", replay_ms)]);
+    let teacher = server.token("teacher", Some("demo"));
+    let studio = common::publishing_studio(&server, "demo", &teacher, |_| {});
+    let tokens: Vec<String> = (0..PUPILS).map(|i| server.join("demo", &format!("Eleve{i}"))).collect();
+    // The studio's own keyframe (every 10 s) is long gone: the burst starts 3 s after one.
+    common::wait_until(Duration::from_secs(20), "the studio's frames", || {
+        (studio.stats.video_frames.load(Ordering::Relaxed) > 90).then_some(())
+    });
+    let before: Vec<u64> = studio.stats.keyframe_requests_by_layer.iter().map(|n| n.load(Ordering::Relaxed)).collect();
+    let replays_before = common::metric(&server, "ardoise_keyframe_replays_total");
+    let t0 = Instant::now();
+    let threads: Vec<_> = tokens
+        .into_iter()
+        .enumerate()
+        .map(|(i, token)| {
+            let base = server.base.clone();
+            std::thread::spawn(move || {
+                // Pupil i joins at i/30 s: 30 pupils within one second (load shaping, not
+                // synchronisation).
+                std::thread::sleep(
+                    (t0 + Duration::from_millis(i as u64 * 1000 / PUPILS as u64)).duration_since(Instant::now()),
+                );
+                let mut s = Subscriber::connect(&base, "demo", &token, common::lo()).expect("WHEP");
+                // (Each packet's arrival is stamped as it comes: the loop's step is no error.)
+                let deadline = Instant::now() + Duration::from_secs(5);
+                while s.report.video.is_empty() && Instant::now() < deadline {
+                    if s.run_for(Duration::from_millis(20)).is_err() {
+                        break;
+                    }
+                }
+                s.report.first_picture().map(|d| d.as_secs_f64() * 1000.0)
+            })
+        })
+        .collect();
+    let mut first: Vec<f64> = threads.into_iter().filter_map(|t| t.join().unwrap()).collect();
+    let secs = t0.elapsed().as_secs_f64();
+    first.sort_by(f64::total_cmp);
+    let requests: Vec<u64> = studio
+        .stats
+        .keyframe_requests_by_layer
+        .iter()
+        .zip(&before)
+        .map(|(n, b)| n.load(Ordering::Relaxed) - b)
+        .collect();
+    let replays = common::metric(&server, "ardoise_keyframe_replays_total") - replays_before;
+    Burst { first_picture_ms: first, requests: [requests[0], requests[1], requests[2]], secs, replays }
+}
+
+#[test]
+fn thirty_pupils_joining_within_a_second_see_the_class_at_once_without_a_keyframe_storm() {
+    let off = burst("0");
+    let on = burst("1000");
+    for (name, b) in [("replay off", &off), ("replay on", &on)] {
+        let f = &b.first_picture_ms;
+        println!(
+            "BURST {name}: {}/{PUPILS} pupils; first picture from the WHEP POST p50 {:.0} ms, p95 {:.0} ms, max {:.0} ms; keyframe requests 720p/360p/180p {:?} over {:.1} s; pupils served from the cache {}",
+            f.len(),
+            percentile(f, 50.0),
+            percentile(f, 95.0),
+            f.last().copied().unwrap_or(0.0),
+            b.requests,
+            b.secs,
+            b.replays
+        );
+    }
+    for b in [&off, &on] {
+        assert_eq!(b.first_picture_ms.len(), PUPILS, "every pupil got a picture");
+        // The throttle: at most one request per 500 ms per layer, and one more.
+        for r in b.requests {
+            assert!(r as f64 <= b.secs / 0.5 + 1.0, "keyframe requests {:?} over {:.1} s", b.requests, b.secs);
+        }
+    }
+    assert!(on.replays >= (PUPILS / 2) as f64, "most pupils served from the cache: {}", on.replays);
+    let (p95_on, p95_off) = (percentile(&on.first_picture_ms, 95.0), percentile(&off.first_picture_ms, 95.0));
+    assert!(p95_on < p95_off, "the replay shortens the first picture: p95 {p95_on:.0} ms vs {p95_off:.0} ms");
+    assert!(on.requests.iter().sum::<u64>() <= off.requests.iter().sum::<u64>(), "and asks fewer keyframes");
+}
