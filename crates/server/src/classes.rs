@@ -282,10 +282,17 @@ impl ClassRegistry {
         self.len() == 0
     }
 
-    /// Every class, sorted by id.
+    /// Every class of the school, sorted by id (the pre-class check's classes apart: their
+    /// load shows in the media workers').
     pub fn list(&self) -> Vec<ClassInfo> {
-        let mut v: Vec<ClassInfo> =
-            self.classes.read().unwrap_or_else(|e| e.into_inner()).values().map(|e| e.info.clone()).collect();
+        let mut v: Vec<ClassInfo> = self
+            .classes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter(|e| !crate::check::is_check_class(&e.info.id))
+            .map(|e| e.info.clone())
+            .collect();
         v.sort_by(|a, b| a.id.cmp(&b.id));
         v
     }

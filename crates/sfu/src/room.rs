@@ -1359,6 +1359,9 @@ impl Room {
             }
             match sub.forwarder.decide(&input, switch_allowed) {
                 Decision::Send { seq, ts, .. } => {
+                    // Its first picture came live: a later release (a step down) asks for a
+                    // keyframe, never replays a second of frames into a congested link.
+                    sub.replay_tried = true;
                     let Some(pt) = sub.pt_for(codec) else { continue };
                     let (pt, payload) = match sub.red {
                         Some(red_pt) if kind == MediaKind::Audio => {

@@ -59,7 +59,8 @@ pub struct Subscription {
     pub forwarder: Forwarder,
     /// Which simulcast layer this subscriber wants.
     pub selector: LayerSelector,
-    /// The frames since a recent keyframe were offered to it once (its first picture).
+    /// It had its first picture, or was offered the frames since a recent keyframe for it:
+    /// the keyframe cache serves a subscription's first picture only.
     pub replay_tried: bool,
 }
 
