@@ -476,7 +476,10 @@ export async function publish(url, token, setup) {
  * A WHEP player that keeps itself connected: a fresh session when the connection fails,
  * stays disconnected > 3 s, or the POST fails (backoff 1 s → 8 s). 401/403/404/410 are final.
  * opts: {url: () => string, token, kinds: () => ["audio", "video", …],
- *        onTrack(index, track), onState(state, info)}  states: connecting|connected|unstable|retrying|fatal|stopped
+ *        onTrack(index, track), onState(state, info), videoCodecs?: () => {mimes, only} | null}
+ *        states: connecting|connected|unstable|retrying|fatal|stopped
+ * `videoCodecs` orders the video codecs the offer lists (`setCodecPreferences`): `mimes`
+ * first; with `only`, nothing else (retransmission and FEC entries are always kept).
  */
 export class Receiver {
   constructor(opts) {
@@ -506,6 +509,8 @@ export class Receiver {
     if (gen !== this.gen) return;
     const pc = (this.pc = new RTCPeerConnection(config));
     const tx = (this.tx = this.o.kinds().map((k) => pc.addTransceiver(k, { direction: "recvonly" })));
+    const order = this.o.videoCodecs && this.o.videoCodecs();
+    if (order) this.o.kinds().forEach((k, i) => { if (k === "video") preferCodecs(tx[i], order); });
     pc.ontrack = (ev) => { const i = tx.indexOf(ev.transceiver); if (i >= 0 && this.o.onTrack) this.o.onTrack(i, ev.track); };
     pc.onconnectionstatechange = () => {
       if (gen !== this.gen) return;
@@ -539,6 +544,18 @@ export class Receiver {
     this.state("retrying", { delay, why });
     this.timer = setTimeout(() => this.connect(), delay);
   }
+}
+
+/** Order a video transceiver's codecs: `mimes` first (`only`: nothing else but rtx/red/fec). */
+export function preferCodecs(transceiver, { mimes, only }) {
+  if (!transceiver.setCodecPreferences || !window.RTCRtpReceiver || !RTCRtpReceiver.getCapabilities) return;
+  const caps = RTCRtpReceiver.getCapabilities("video").codecs;
+  const want = mimes.map((m) => m.toLowerCase());
+  const helper = (c) => /\/(rtx|red|ulpfec|flexfec-03)$/i.test(c.mimeType);
+  const rank = (c) => { const i = want.indexOf(c.mimeType.toLowerCase()); return i < 0 ? want.length : i; };
+  const chosen = caps.filter((c) => helper(c) || !only || rank(c) < want.length);
+  chosen.sort((a, b) => (helper(a) - helper(b)) || (rank(a) - rank(b)));
+  try { transceiver.setCodecPreferences(chosen); } catch (_) { /* the browser's own order stays */ }
 }
 
 /** Inbound-rtp stats per transceiver index (matched by mid, else by track id). */

@@ -73,7 +73,10 @@ function enter(s) {
     if (st !== "open" && welcomed) wsLost = true;
     wsState = st === "open" ? null : [st, info]; renderStatus();
   });
-  rx = new Receiver({ url: whepUrl, token: s.token, kinds: () => slots.map((x) => x[0]), onTrack, onState: onMediaState });
+  rx = new Receiver({
+    url: whepUrl, token: s.token, kinds: () => slots.map((x) => x[0]), onTrack, onState: onMediaState,
+    videoCodecs: () => videoCodecs,
+  });
   setSlots();
   // With a waiting room, the picture starts once the teacher lets the pupil in (welcome).
   if (!s.waiting_room) { rx.start(); rxStarted = true; }
@@ -81,6 +84,21 @@ function enter(s) {
 }
 
 // ---------------------------------------------------------------- class media (WHEP)
+// A tablet that decodes H.264 in hardware but not VP8 asks for H.264 first: a class whose
+// studio publishes H.264 (`studio.codec = "h264"`) then plays without draining its battery;
+// a VP8 class still plays (VP8 stays in the offer). Tests: `?codec=h264` offers H.264 only,
+// `?codec=h264-first` puts it first.
+let videoCodecs = null;
+(async () => {
+  const forced = new URLSearchParams(location.search).get("codec");
+  if (forced === "h264" || forced === "h264-first") { videoCodecs = { mimes: ["video/H264"], only: forced === "h264" }; return; }
+  if (!navigator.mediaCapabilities || !navigator.mediaCapabilities.decodingInfo) return;
+  const info = (contentType) => navigator.mediaCapabilities
+    .decodingInfo({ type: "webrtc", video: { contentType, width: 1280, height: 720, bitrate: 1500000, framerate: 30 } })
+    .catch(() => null);
+  const [vp8, h264] = await Promise.all([info("video/VP8"), info("video/H264;profile-level-id=42e01f")]);
+  if (vp8 && h264 && h264.supported && h264.powerEfficient && !vp8.powerEfficient) videoCodecs = { mimes: ["video/H264"], only: false };
+})();
 const quality = () => $("#quality").value;
 function setSlots() {
   slots = quality() === "audio"
@@ -377,7 +395,7 @@ api_.stats = async () => {
     if (!r || !slots[i]) return;
     const role = slots[i][1];
     if (role === "classVideo") {
-      out.framesDecoded = r.framesDecoded || 0; out.frameWidth = r.frameWidth || 0;
+      out.framesDecoded = r.framesDecoded || 0; out.frameWidth = r.frameWidth || 0; out.videoCodecId = r.codecId || "";
       if (r.jitterBufferEmittedCount) out.videoJitterBufferMs = Math.round((1000 * r.jitterBufferDelay) / r.jitterBufferEmittedCount);
     }
     else if (role === "classAudio") {
@@ -393,7 +411,12 @@ api_.stats = async () => {
     const c = rep.get(out.audioCodecId);
     out.audioCodec = c ? c.mimeType : "";
   }
+  if (out.videoCodecId) {
+    const c = (await rx.pc.getStats()).get(out.videoCodecId);
+    out.videoCodec = c ? c.mimeType : "";
+  }
   delete out.audioCodecId;
+  delete out.videoCodecId;
   return out;
 };
 startup();
