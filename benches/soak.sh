@@ -3,7 +3,8 @@
 # (one `ardoise loadgen` per class: a str0m teacher publishing simulcast VP8 + Opus, and
 # browser-like str0m pupils with the server adapting each one), for MINUTES minutes.
 #
-# Every INTERVAL seconds it samples the server: resident memory (VmRSS), open file
+# Every INTERVAL seconds it samples the server: resident memory (VmRSS), the heap in use
+# (glibc's mallinfo2: what RSS holds minus what the allocator keeps for reuse), open file
 # descriptors, threads, each media worker's command queue and ICE-TCP input queue (admin API),
 # participants, and the packets it forwarded. Writes the samples as CSV to $OUT (default
 # target/soak.csv) and prints a summary comparing the first and the last 5 minutes: RSS and
@@ -56,7 +57,7 @@ for c in $(seq 1 "$CLASSES"); do
   PIDS+=("$!")
 done
 
-echo "t_s,rss_kib,fds,threads,participants,commands_queued,tcp_input_queued,datagrams_out" > "$OUT"
+echo "t_s,rss_kib,fds,threads,participants,commands_queued,tcp_input_queued,datagrams_out,heap_kib" > "$OUT"
 START=$(date +%s)
 while [ $(( $(date +%s) - START )) -le $((SECONDS_TOTAL + 10)) ]; do
   T=$(( $(date +%s) - START ))
@@ -70,7 +71,7 @@ v = json.load(sys.stdin)
 w = v["workers"]
 print(sum(len(c.get("participants", [])) for c in v["classes"]),
       max(x.get("commands_queued", 0) for x in w), max(x.get("tcp_input_queued", 0) for x in w),
-      sum(x.get("datagrams_out", 0) for x in w), sep=",")' || echo ",,,")
+      sum(x.get("datagrams_out", 0) for x in w), (v["process"].get("heap_in_use_bytes") or 0) // 1024, sep=",")' || echo ",,,,")
   echo "$T,$RSS,$FDS,$THREADS,$STATS" >> "$OUT"
   sleep "$INTERVAL"
 done
@@ -100,11 +101,14 @@ print(f"soak: {classes} classes x {per} pupils, {minutes} min, sampled every {ro
 print(f"  RSS  {rss0/1024:.1f} MiB (min 1-6) -> {rss1/1024:.1f} MiB (last 5 min): {(rss1-rss0)/1024/hours:+.1f} MiB/h")
 print(f"  RSS over the second half: {int(half[0]['rss_kib'])/1024:.1f} -> {int(half[-1]['rss_kib'])/1024:.1f} MiB, "
       f"largest step between samples after the first minute {max([int(b['rss_kib']) - int(a['rss_kib']) for a, b in zip(rows, rows[1:]) if int(a['t_s']) >= 60] or [0])/1024:.1f} MiB")
+heap0, heap1 = mean(first, "heap_kib"), mean(last, "heap_kib")
+print(f"  heap in use (mallinfo2) {heap0/1024:.1f} MiB (min 1-6) -> {heap1/1024:.1f} MiB (last 5 min): {(heap1-heap0)/1024/hours:+.1f} MiB/h")
 print(f"  fds  {fd0:.0f} -> {fd1:.0f}; threads {rows[0]['threads']} -> {rows[-1]['threads']}")
 print(f"  queues: commands max {max(int(r['commands_queued']) for r in rows)}, ICE-TCP input max {max(int(r['tcp_input_queued']) for r in rows)}")
 print(f"  participants {first[0]['participants']} -> {last[-1]['participants']}; pupils with video {ok}/{classes*per}, video stopped {stopped}, worst class mean loss {loss:.4f}")
 print(json.dumps({"classes": classes, "pupils_per_class": per, "minutes": minutes,
                   "rss_mib_first": round(rss0/1024, 1), "rss_mib_last": round(rss1/1024, 1),
-                  "rss_mib_per_hour": round((rss1-rss0)/1024/hours, 2), "fds_first": fd0, "fds_last": fd1,
+                  "rss_mib_per_hour": round((rss1-rss0)/1024/hours, 2),
+                  "heap_mib_first": round(heap0/1024, 1), "heap_mib_last": round(heap1/1024, 1), "fds_first": fd0, "fds_last": fd1,
                   "pupils_ok": ok, "video_stopped": stopped}))
 EOF

@@ -24,7 +24,7 @@ pub struct CheckStudio {
 impl CheckStudio {
     /// A publisher for `server` (its HTTP listener, its scheme, its first media address for
     /// the WebRTC socket); nothing runs until the first check.
-    pub fn start(server: &ardoise_server::Server, idle: Duration) -> Result<CheckStudio> {
+    pub fn start(server: &ardoise_server::Server, codec: &str, idle: Duration) -> Result<CheckStudio> {
         let http = server.http_addr();
         // A server listening on every address is reached here on loopback.
         let host =
@@ -36,8 +36,9 @@ impl CheckStudio {
             .map(|a| a.ip())
             .filter(|ip| !ip.is_unspecified())
             .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
-        let token = server.state().tokens.issue(Role::Teacher, Some(ClassId(PROGRAMME.into())), None, None);
-        let mut config = ardoise_studio::StudioConfig::test_sources(&format!("{scheme}://{host}"), PROGRAMME, &token);
+        let mut config = ardoise_studio::StudioConfig::test_sources(&format!("{scheme}://{host}"), PROGRAMME, "");
+        // The classes' codec: the check tests what a class will send.
+        config.codec = codec.parse().map_err(anyhow::Error::msg)?;
         config.bind = bind;
         config.speaker = ardoise_studio::Speaker::None;
         config.follow_class = false;
@@ -47,7 +48,10 @@ impl CheckStudio {
         config.camera = ardoise_studio::SourceSpec::TestPattern("smpte horizontal-speed=8".into());
         config.layout = ardoise_studio::Layout::Camera;
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        std::thread::Builder::new().name("check-programme".into()).spawn(move || run(config, rx, idle))?;
+        let state = server.state();
+        // A fresh token at each start: a server runs for weeks, a token for hours.
+        let token = move || state.tokens.issue(Role::Teacher, Some(ClassId(PROGRAMME.into())), None, Some(TOKEN_SECS));
+        std::thread::Builder::new().name("check-programme".into()).spawn(move || run(config, token, rx, idle))?;
         Ok(CheckStudio { notes: Mutex::new(tx) })
     }
 }
@@ -61,33 +65,49 @@ impl TestProgramme for CheckStudio {
     }
 }
 
-fn run(config: ardoise_studio::StudioConfig, notes: Receiver<()>, idle: Duration) {
-    let mut studio: Option<ardoise_studio::Studio> = None;
+/// The programme's teacher token lives this long; the studio is started again with a fresh
+/// one after [`RESTART_AFTER`].
+const TOKEN_SECS: u64 = 4 * 3600;
+const RESTART_AFTER: Duration = Duration::from_secs(3 * 3600);
+
+fn run(config: ardoise_studio::StudioConfig, token: impl Fn() -> String, notes: Receiver<()>, idle: Duration) {
+    let mut studio: Option<(ardoise_studio::Studio, Instant)> = None;
     let mut last = Instant::now();
     loop {
         match notes.recv_timeout(Duration::from_secs(1)) {
             Ok(()) => {
                 last = Instant::now();
                 if studio.is_none() {
-                    match ardoise_studio::Studio::start(config.clone()) {
+                    let config = ardoise_studio::StudioConfig { token: token(), ..config.clone() };
+                    match ardoise_studio::Studio::start(config) {
                         Ok(s) => {
                             info!("the check's test programme is published");
-                            studio = Some(s);
+                            studio = Some((s, Instant::now()));
                         }
                         Err(e) => warn!("the check's test programme cannot start: {e:#}"),
                     }
                 }
             }
             Err(RecvTimeoutError::Timeout) => {
-                if last.elapsed() >= idle
-                    && let Some(mut s) = studio.take()
+                let idle_now = last.elapsed() >= idle;
+                let old = studio.as_ref().is_some_and(|(_, at)| at.elapsed() >= RESTART_AFTER);
+                if (idle_now || old)
+                    && let Some((mut s, _)) = studio.take()
                 {
                     s.stop();
-                    info!("the check's test programme stopped (nobody checks)");
+                    info!(idle_now, "the check's test programme stopped");
+                    if old && !idle_now {
+                        // Started again at once, with a fresh token.
+                        last = Instant::now();
+                        let config = ardoise_studio::StudioConfig { token: token(), ..config.clone() };
+                        if let Ok(s) = ardoise_studio::Studio::start(config) {
+                            studio = Some((s, Instant::now()));
+                        }
+                    }
                 }
             }
             Err(RecvTimeoutError::Disconnected) => {
-                if let Some(mut s) = studio.take() {
+                if let Some((mut s, _)) = studio.take() {
                     s.stop();
                 }
                 return;

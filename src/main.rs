@@ -430,7 +430,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
 fn check_programme(config: &Config, server: &ardoise_server::Server) -> Result<()> {
     if config.check.programme {
         let idle = std::time::Duration::from_secs(config.check.idle_secs);
-        let p = check_programme::CheckStudio::start(server, idle)?;
+        let p = check_programme::CheckStudio::start(server, &config.studio.codec, idle)?;
         server.state().check.set_programme(std::sync::Arc::new(p));
     }
     Ok(())

@@ -75,6 +75,17 @@ fn the_check_token_opens_the_test_programme_only_and_counts_once() {
     }
     let r = send("POST", &api("/api/check/echo"), Some(&pupil), None, "");
     assert_problem(&r, 403, "only a check's token opens an echo");
+    // Strangers checking at the same moment never meet: a check has no class events.
+    let upgrade = [
+        ("Connection", "Upgrade"),
+        ("Upgrade", "websocket"),
+        ("Sec-WebSocket-Version", "13"),
+        ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+    ];
+    for class in ["check.programme", class] {
+        let (r, _) = common::send_with("GET", &api(&format!("/ws/{class}")), &upgrade, "");
+        assert_eq!(r.status, 404, "class events of {class}: {}", r.body);
+    }
 }
 
 /// Run check.mjs on `url` in Chromium (`echo`: "", "echo", or "deny" for the echo with the

@@ -72,9 +72,12 @@ function renderSupport() {
 }
 
 // ---------------------------------------------------------------- 2. the sound
-let check = null; // {token, class, link, programme}: the check's token, once asked for
+let check = null; // {token, class, link, programme, at}: the check's token, once asked for
 async function checkToken() {
-  if (!check) check = await api("/api/check", { method: "POST", json: code ? { code } : {} });
+  // A token lives ttl_secs: an echo asked for later gets a fresh one.
+  if (!check || Date.now() - check.at > (check.ttl_secs - 10) * 1000) {
+    check = { ...(await api("/api/check", { method: "POST", json: code ? { code } : {} })), at: Date.now() };
+  }
   return check;
 }
 

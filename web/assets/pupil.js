@@ -108,8 +108,9 @@ function setSlots() {
 // The server adapts the picture to the link; the pupil's choice caps it.
 // The pre-class check's measure (/check, kept on the device for CHECK_DAYS): the server's
 // estimator, and so the first layer, start from what the link carried then, instead of
-// climbing from 180p.
-const CHECK_DAYS = 30;
+// climbing from 180p. (A week: a tablet checked at home may join from elsewhere; the
+// server takes at most 3 Mbit/s of it, and its first estimate takes a worse link down.)
+const CHECK_DAYS = 7;
 function checkedKbps() {
   try {
     const c = JSON.parse(localStorage.getItem("ardoise.check"));

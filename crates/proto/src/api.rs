@@ -285,6 +285,11 @@ impl CheckCounts {
 pub struct ProcessStats {
     /// Resident memory, bytes.
     pub rss_bytes: u64,
+    /// Memory the allocator has handed out and not had back (glibc's `mallinfo2`: in use in
+    /// every arena, plus mmapped blocks), bytes: what the process holds, without what the
+    /// allocator keeps for reuse. None where unknown.
+    #[serde(default)]
+    pub heap_in_use_bytes: Option<u64>,
     /// CPU time used by the whole process, microseconds.
     pub cpu_us: u64,
     /// Time since start, milliseconds.

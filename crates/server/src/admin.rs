@@ -97,6 +97,19 @@ pub async fn overview(s: &SharedState) -> AdminOverview {
     AdminOverview { classes, workers: snaps.iter().map(|s| s.worker.clone()).collect(), process }
 }
 
+/// What glibc's allocator has handed out (every arena, and mmapped blocks), bytes.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn heap_in_use() -> Option<u64> {
+    // SAFETY: mallinfo2 only reads the allocator's counters (it takes each arena's lock).
+    let m = unsafe { libc::mallinfo2() };
+    Some((m.uordblks + m.hblkhd) as u64)
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn heap_in_use() -> Option<u64> {
+    None
+}
+
 /// Resident memory and CPU time of this process, from `/proc/self`.
 pub fn process_stats() -> ProcessStats {
     // SAFETY: sysconf has no memory-safety preconditions.
@@ -116,6 +129,7 @@ pub fn process_stats() -> ProcessStats {
         .unwrap_or(0);
     ProcessStats {
         rss_bytes: rss_pages * page.max(1) as u64,
+        heap_in_use_bytes: heap_in_use(),
         cpu_us: cpu_ticks * 1_000_000 / ticks.max(1) as u64,
         uptime_ms: 0,
     }

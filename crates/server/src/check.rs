@@ -288,12 +288,18 @@ pub struct EchoStart {
 
 /// `POST /api/check/echo` with the check's token: a private class for a 5-second echo of the
 /// page's microphone (and camera) through the server. It closes after [`ECHO_SECS`].
-pub async fn echo(State(s): State<SharedState>, headers: HeaderMap) -> Result<(StatusCode, Json<EchoStart>), Problem> {
+pub async fn echo(
+    State(s): State<SharedState>,
+    ClientAddr(ip): ClientAddr,
+    headers: HeaderMap,
+) -> Result<(StatusCode, Json<EchoStart>), Problem> {
     let claims = s.authenticate(&headers)?;
     if claims.class.as_ref().is_none_or(|c| c.0 != PROGRAMME) {
         return Err(Problem::forbidden("only a check's token opens an echo"));
     }
+    // (Per token and per address: one address cannot take every echo.)
     s.limits.offers_per_token.check(&claims.sub)?;
+    s.limits.lookups.check(&ip)?;
     close_expired_echoes(&s).await;
     if s.check.open_echoes() >= MAX_ECHOES {
         return Err(Problem::unavailable("too many echo tests at once; try again in a minute", 30));

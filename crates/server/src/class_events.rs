@@ -75,6 +75,10 @@ pub async fn upgrade(
     Path(class): Path<String>,
     ws: WebSocketUpgrade,
 ) -> Response {
+    // A check's classes have no class events: no chat, no members between strangers.
+    if crate::check::is_check_class(&ClassId(class.clone())) {
+        return crate::Problem::not_found("a check has no class events").into_response();
+    }
     let Some(slot) = s.limits.websockets.try_open(ip, s.limits.config.websockets_per_ip) else {
         debug!(%ip, "class events: too many sockets from this address");
         return crate::limits::too_many("too many class-event connections from this address", Duration::from_secs(10))

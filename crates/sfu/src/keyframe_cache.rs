@@ -11,8 +11,11 @@
 //! starts again at it.
 //!
 //! Rules:
-//! - a keyframe's first packet starts a new group; packets before it (older sequence
-//!   numbers) are never kept;
+//! - a keyframe's first packet starts a new group, if it is newer than every packet kept
+//!   and of another frame (H.264 sends the parameter sets and each slice of an IDR picture
+//!   in packets that each look like a keyframe's start: they belong to the group their
+//!   frame started; a late retransmission of an old keyframe's start is not a new group);
+//!   packets before the group's first (older sequence numbers) are never kept;
 //! - the group is dropped, until the next keyframe, when it grows past `max_bytes` (a large
 //!   group would arrive late at the pupil, in front of the live frames and its voice);
 //! - it is served only while younger than `max_age`.
@@ -46,6 +49,10 @@ pub struct CachedPacket {
 pub struct KeyframeCache {
     packets: VecDeque<CachedPacket>,
     started: Option<Instant>,
+    /// The group's keyframe's RTP timestamp.
+    key_ts: Option<u32>,
+    /// The newest sequence number seen.
+    newest: Option<u64>,
     bytes: usize,
     /// The group outgrew the cap: nothing is kept until the next keyframe.
     overflowed: bool,
@@ -55,11 +62,16 @@ impl KeyframeCache {
     /// Keep `p` (arrived at `now`) if it belongs to the current group; a keyframe's first
     /// packet starts a new one. `max_bytes` caps the group.
     pub fn push(&mut self, now: Instant, p: CachedPacket, max_bytes: usize) {
-        if p.keyframe_start {
+        let newer = self.newest.is_none_or(|n| p.seq > n);
+        if newer {
+            self.newest = Some(p.seq);
+        }
+        if p.keyframe_start && newer && self.key_ts != Some(p.ts) {
             self.packets.clear();
             self.bytes = 0;
             self.overflowed = false;
             self.started = Some(now);
+            self.key_ts = Some(p.ts);
         } else if self.started.is_none() || self.overflowed {
             return;
         } else if self.packets.front().is_some_and(|first| p.seq < first.seq) {
@@ -126,6 +138,25 @@ mod tests {
         let t1 = t0 + Duration::from_secs(2);
         c.push(t1, pkt(5, true, 1000), 10_000);
         assert_eq!(c.group(t1, Duration::from_secs(1)).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn the_packets_of_one_keyframe_and_late_repairs_do_not_restart_the_group() {
+        let t0 = Instant::now();
+        let mut c = KeyframeCache::default();
+        let at = |seq: u64, ts: u32, key: bool| CachedPacket { ts, ..pkt(seq, key, 100) };
+        // H.264: the parameter sets, then two slices of the IDR picture, each a "start".
+        c.push(t0, at(10, 9000, true), 10_000);
+        c.push(t0, at(11, 9000, true), 10_000);
+        c.push(t0, at(12, 9000, true), 10_000);
+        c.push(t0, at(13, 12000, false), 10_000);
+        // A repaired packet of an older keyframe's start arrives late.
+        c.push(t0, at(5, 6000, true), 10_000);
+        let seqs: Vec<u64> = c.group(t0, Duration::from_secs(1)).unwrap().map(|p| p.seq).collect();
+        assert_eq!(seqs, vec![10, 11, 12, 13]);
+        // The next keyframe (a newer frame) starts a new group.
+        c.push(t0, at(14, 15000, true), 10_000);
+        assert_eq!(c.group(t0, Duration::from_secs(1)).unwrap().count(), 1);
     }
 
     #[test]

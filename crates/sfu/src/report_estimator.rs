@@ -15,8 +15,10 @@
 //!   remembers where the loss came: for [`LOSS_MEMORY`] it grows no further than
 //!   [`BELOW_LOSS`] of that (without probes, each try of a higher layer costs the pupil a
 //!   burst of loss: one try per memory, not one every few seconds);
-//! - the RTT over the lowest seen by more than [`RTT_QUEUE`] (a queue building up on the
-//!   link, before any loss) shrinks it by [`QUEUE_CUT`];
+//! - the RTT over the lowest of the last [`RTT_WINDOW`] by more than [`RTT_QUEUE`] (a queue
+//!   building up on the link, before any loss) shrinks it by [`QUEUE_CUT`], once per
+//!   [`QUEUE_STEP`] the queue grows (a path that became longer for good is cut once, then
+//!   becomes the new lowest when the window has passed);
 //! - between those, it holds.
 //!
 //! It starts at [`START_BPS`], the middle layer's need with the studio's default layers
@@ -43,10 +45,15 @@ pub const RTT_SLACK: Duration = Duration::from_millis(100);
 pub const RTT_QUEUE: Duration = Duration::from_millis(250);
 /// The cut when a queue builds.
 pub const QUEUE_CUT: f64 = 0.15;
+/// A queue must grow this much more to be cut again.
+pub const QUEUE_STEP: Duration = Duration::from_millis(50);
 /// How long the estimate at which loss came caps the growth.
 pub const LOSS_MEMORY: Duration = Duration::from_secs(20);
 /// The share of that estimate the growth stays under meanwhile.
 pub const BELOW_LOSS: f64 = 0.85;
+/// The lowest RTT is the lowest of this long: a path that changed (Wi-Fi to 4G, a relay)
+/// is the new normal, not a queue.
+pub const RTT_WINDOW: Duration = Duration::from_secs(30);
 /// The estimate never goes under this (the audio reserve and a little video).
 pub const FLOOR_BPS: u64 = 80_000;
 /// Nor over this.
@@ -56,8 +63,11 @@ pub const CEILING_BPS: u64 = 20_000_000;
 #[derive(Debug, Clone)]
 pub struct ReportEstimator {
     estimate: u64,
-    min_rtt: Option<Duration>,
+    /// The lowest RTT seen, and when.
+    min_rtt: Option<(Duration, Instant)>,
     last: Option<Instant>,
+    /// The queue (RTT over the lowest) at the last cut for it.
+    queue_cut: Option<Duration>,
     /// The estimate when loss last came, and when.
     lossy: Option<(u64, Instant)>,
 }
@@ -65,7 +75,13 @@ pub struct ReportEstimator {
 impl ReportEstimator {
     /// An estimator starting at `start_bps`.
     pub fn new(start_bps: u64) -> Self {
-        ReportEstimator { estimate: start_bps.clamp(FLOOR_BPS, CEILING_BPS), min_rtt: None, last: None, lossy: None }
+        ReportEstimator {
+            estimate: start_bps.clamp(FLOOR_BPS, CEILING_BPS),
+            min_rtt: None,
+            last: None,
+            queue_cut: None,
+            lossy: None,
+        }
     }
 
     /// The estimate now, bit/s.
@@ -81,11 +97,13 @@ impl ReportEstimator {
         // must not make a jump).
         let secs = self.last.map_or(1.0, |t| now.saturating_duration_since(t).as_secs_f64().min(2.0));
         self.last = Some(now);
-        if let Some(r) = rtt {
-            self.min_rtt = Some(self.min_rtt.map_or(r, |m| m.min(r)));
+        if let Some(r) = rtt
+            && self.min_rtt.is_none_or(|(m, at)| r <= m || now.saturating_duration_since(at) > RTT_WINDOW)
+        {
+            self.min_rtt = Some((r, now));
         }
         let queue = match (rtt, self.min_rtt) {
-            (Some(r), Some(m)) => r.saturating_sub(m),
+            (Some(r), Some((m, _))) => r.saturating_sub(m),
             _ => Duration::ZERO,
         };
         self.lossy = self.lossy.filter(|(_, at)| now.saturating_duration_since(*at) < LOSS_MEMORY);
@@ -93,9 +111,11 @@ impl ReportEstimator {
         let next = if loss > LOSS_HIGH {
             self.lossy = Some((self.estimate, now));
             e * (1.0 - f64::from(loss) / 2.0)
-        } else if queue > RTT_QUEUE {
+        } else if queue > RTT_QUEUE && self.queue_cut.is_none_or(|q| queue >= q + QUEUE_STEP) {
+            self.queue_cut = Some(queue);
             e * (1.0 - QUEUE_CUT)
         } else if loss < LOSS_LOW && queue <= RTT_SLACK {
+            self.queue_cut = None;
             let limit = self.lossy.map_or(f64::MAX, |(at, _)| at as f64 * BELOW_LOSS).min(ceiling as f64);
             (e * (1.0 + GROWTH).powf(secs)).min(limit.max(e))
         } else {
@@ -149,6 +169,27 @@ mod tests {
         // 400 ms over: cut.
         e.on_report(t0 + ms(3000), 0.0, Some(ms(420)), u64::MAX);
         assert_eq!(e.estimate(), (grown as f64 * 0.85).round() as u64);
+    }
+
+    #[test]
+    fn a_lasting_longer_path_becomes_the_new_lowest_rtt() {
+        let t0 = Instant::now();
+        let mut e = ReportEstimator::new(1_000_000);
+        e.on_report(t0, 0.0, Some(ms(20)), u64::MAX);
+        // The pupil's path changes for good: 320 ms. Cut while it looks like a queue…
+        let mut t = t0;
+        for _ in 0..31 {
+            t += ms(1000);
+            e.on_report(t, 0.0, Some(ms(320)), u64::MAX);
+        }
+        let low = e.estimate();
+        // …then, the window past, it is the path: the estimate grows again.
+        for _ in 0..5 {
+            t += ms(1000);
+            e.on_report(t, 0.0, Some(ms(320)), u64::MAX);
+        }
+        assert!(e.estimate() > low, "{} after {low}", e.estimate());
+        assert!(low > FLOOR_BPS, "not cut to the floor: {low}");
     }
 
     #[test]

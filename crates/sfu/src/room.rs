@@ -438,6 +438,9 @@ impl Room {
                         v.selector.set_choice(l);
                         if !was_on {
                             v.forwarder.release(); // resume on a keyframe
+                            // (asked for: a weak link that recovers gets no second of old
+                            // frames from the keyframe cache)
+                            v.replay_tried = true;
                         }
                     }
                 }
@@ -977,14 +980,16 @@ impl Room {
                     p.stats.loss = Some(loss);
                 }
                 // A pupil without transport-cc: each receiver report of its class video moves
-                // the estimate.
-                let video_mid = match &p.kind {
-                    ParticipantKind::Subscriber { video: Some(v), .. } => Some(v.mid),
+                // the estimate (of its audio while it gets no video: it must be able to come
+                // back).
+                let reported_mid = match &p.kind {
+                    ParticipantKind::Subscriber { video: Some(v), .. } if p.class_video_on => Some(v.mid),
+                    ParticipantKind::Subscriber { audio: Some(a), .. } => Some(a.mid),
                     _ => None,
                 };
                 let ceiling = p.allocator.as_ref().map_or(u64::MAX, |a| a.enough_bps());
                 if let (Some(loss), Some(est)) = (s.loss, p.report_estimator.as_mut())
-                    && video_mid == Some(s.mid)
+                    && reported_mid == Some(s.mid)
                 {
                     let e = est.on_report(now, loss, s.rtt, ceiling);
                     self.on_estimate(now, idx, e);
@@ -1138,7 +1143,6 @@ impl Room {
         }
     }
 
-    /// Ask the main publisher for a keyframe on the layer subscriber `idx` wants (throttled).
     /// Send subscriber `idx`, which has no picture yet, the frames of layer `li` of
     /// publication `pi` (the one it wants) since that layer's keyframe, if the keyframe is
     /// recent ([`SfuConfig::keyframe_replay`]); true if it got any.
@@ -1170,11 +1174,14 @@ impl Room {
             }
         }
         p.stats.packets_out += sent;
+        self.undrained += sent as usize;
+        self.stats.forwarded += sent;
         self.stats.keyframe_replays += u64::from(sent > 0);
         Self::mark(&mut self.dirty, p, idx);
         sent > 0
     }
 
+    /// Ask the main publisher for a keyframe on the layer subscriber `idx` wants (throttled).
     fn request_keyframe_for(&mut self, now: Instant, idx: usize) {
         let Some(main) = self.main_publisher else { return };
         let ParticipantKind::Subscriber { video: Some(sub), .. } = &self.participants[idx].kind else {
@@ -1402,16 +1409,18 @@ impl Room {
                 Decision::Drop(_) => {}
             }
         }
-        if kind == MediaKind::Video && forwarded_any {
-            self.frame_open = !pkt.header.marker;
-        }
         if kind == MediaKind::Audio {
             red.advance(*pkt.seq_no, pkt.header.timestamp, pkt.payload.clone());
         }
         for si in to_replay {
-            if !self.replay_keyframe(now, si, pi, li) {
+            if self.replay_keyframe(now, si, pi, li) {
+                forwarded_any = true; // the group ends with this packet
+            } else {
                 want_keyframe = true;
             }
+        }
+        if kind == MediaKind::Video && forwarded_any {
+            self.frame_open = !pkt.header.marker;
         }
         if want_keyframe || would_like_keyframe {
             let layer = &mut self.publications[pi].layers[li];
@@ -1459,7 +1468,6 @@ impl Room {
     }
 }
 
-/// How a layer choice is shown (admin API, metrics).
 /// The header extensions a packet carries on to pupils.
 fn cached_ext(e: &ExtensionValues) -> ExtensionValues {
     ExtensionValues {
@@ -1471,6 +1479,7 @@ fn cached_ext(e: &ExtensionValues) -> ExtensionValues {
     }
 }
 
+/// How a layer choice is shown (admin API, metrics).
 fn layer_name(choice: Option<LayerChoice>) -> &'static str {
     match choice {
         Some(LayerChoice::High) => "high",
