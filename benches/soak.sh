@@ -27,6 +27,8 @@ BIN=${BIN:-target/release/ardoise}
 if [ "$(nproc)" -ge 2 ]; then SERVER_CPUS="taskset -c 0"; LOADGEN_CPUS="taskset -c 1"; else SERVER_CPUS=""; LOADGEN_CPUS=""; fi
 WORK=$(mktemp -d)
 PIDS=()
+# (This run's load generators' results only: the summary reads every one left there.)
+rm -rf target/soak
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2> /dev/null || true; done
   wait 2> /dev/null || true
