@@ -38,7 +38,12 @@ await h.run(async () => {
     const part = (k) => ({ p50: pct(s.map((x) => x[k]), 50), p95: pct(s.map((x) => x[k]), 95) });
     // The video jitter buffer's mean delay per frame since the session began (getStats).
     const jb = (await page.evaluate(() => window.ardoise.stats())).videoJitterBufferMs;
-    h.result.variants[variant || "default"] = { frames: s.length, unread: g.unread, g2g: part("g2g"), toReceive: part("toReceive"), toDisplay: part("toDisplay"), decode: part("decode"), jb };
+    // The first frames, from the first picture (180p) until 720p: a pupil served from the
+    // keyframe cache starts on frames up to a second old; do they leave it behind?
+    const early = g.samples.slice(0, from[i]);
+    const firstSecond = early.slice(0, 15).map((x) => x.g2g);
+    h.result.variants[variant || "default"] = { frames: s.length, unread: g.unread, g2g: part("g2g"), toReceive: part("toReceive"), toDisplay: part("toDisplay"), decode: part("decode"), jb,
+      early: { frames: early.length, firstFrames: firstSecond, g2g: { p50: pct(early.slice(15).map((x) => x.g2g), 50), p95: pct(early.slice(15).map((x) => x.g2g), 95) } } };
     h.log(`${variant || "default"}: ${JSON.stringify(h.result.variants[variant || "default"])}`);
   }
 });
