@@ -8,7 +8,6 @@ mod common;
 
 use common::{TestServer, assert_problem, send};
 use serde_json::Value;
-use std::path::PathBuf;
 use std::process::Command;
 
 fn json(body: &str) -> Value {
@@ -92,20 +91,8 @@ fn the_check_token_opens_the_test_programme_only_and_counts_once() {
 /// permissions refused; then, with `admin`, the same tablet joins the demo class); its
 /// result.
 fn check_in_chromium(url: &str, echo: &str, admin: Option<&str>) -> Value {
-    let out = Command::new("node")
-        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser/check.mjs"))
-        .arg(url)
-        .arg(echo)
-        .args(admin)
-        .output()
-        .expect("run node");
-    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    println!("chromium: {stdout}");
-    let v: Value = serde_json::from_str(stdout.lines().last().expect("the script printed a result")).unwrap();
-    assert!(v["error"].is_null(), "check.mjs: {}", v["error"]);
-    assert!(out.status.success(), "check.mjs failed");
-    v
+    let args: Vec<&str> = [url, echo].into_iter().chain(admin).collect();
+    common::browser_script("check.mjs", &args)
 }
 
 #[test]

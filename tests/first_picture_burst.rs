@@ -124,15 +124,7 @@ fn chromium_burst(replay_ms: &str) -> (Vec<f64>, Vec<f64>, u64, f64) {
     let teacher = server.token("teacher", Some("demo"));
     let studio = common::publishing_studio(&server, "demo", &teacher, |_| {});
     let before: u64 = studio.stats.keyframe_requests.load(Ordering::Relaxed);
-    let out = std::process::Command::new("node")
-        .arg(std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser/burst.mjs"))
-        .args([server.base.as_str(), &CHROMIUM_PUPILS.to_string()])
-        .output()
-        .expect("run node");
-    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
-    let v: serde_json::Value =
-        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().expect("a result")).unwrap();
-    assert!(v["error"].is_null(), "burst.mjs: {}", v["error"]);
+    let v = common::browser_script("burst.mjs", &[server.base.as_str(), &CHROMIUM_PUPILS.to_string()]);
     let sorted = |k: &str| {
         let mut x: Vec<f64> = v[k].as_array().unwrap().iter().filter_map(|m| m.as_f64()).collect();
         x.sort_by(f64::total_cmp);

@@ -9,8 +9,6 @@ mod common;
 
 use common::{TestServer, send};
 use serde_json::Value;
-use std::path::PathBuf;
-use std::process::Command;
 
 #[test]
 fn glass_to_glass_through_the_real_studio_and_chromium() {
@@ -21,15 +19,7 @@ fn glass_to_glass_through_the_real_studio_and_chromium() {
         c.timecode = true;
         c.layout = ardoise_studio::Layout::Camera;
     });
-    let out = Command::new("node")
-        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser/glass.mjs"))
-        .args([server.base.as_str(), "10", "&jitter=0", ""])
-        .output()
-        .expect("run node");
-    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let v: Value = serde_json::from_str(stdout.lines().last().expect("a result")).unwrap();
-    assert!(v["error"].is_null(), "glass.mjs: {}", v["error"]);
+    let v = common::browser_script("glass.mjs", &[server.base.as_str(), "10", "&jitter=0", ""]);
     // The studio's capture → encoder out, the 720p layer (its own measure, µs).
     let mut enc = studio.stats.latency_us.lock().unwrap().clone();
     enc.sort_unstable();

@@ -18,7 +18,6 @@ mod common;
 
 use common::{TestServer, send};
 use serde_json::Value;
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
@@ -100,20 +99,9 @@ fn inner() {
 /// Run `tests/browser/SCRIPT` with a pupil's replay page URL then `args`: its result, once
 /// it says it passed (what the script measured is printed).
 fn replay_in_chromium(server: &TestServer, script: &str, args: &[String]) -> Value {
-    let pupil = server.join("demo", "Revoit");
-    let out = Command::new("node")
-        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser").join(script))
-        .arg(format!("{}/replay#token={pupil}", server.base))
-        .args(args)
-        .output()
-        .expect("run node");
-    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    println!("chromium: {stdout}");
-    let v: Value = serde_json::from_str(stdout.lines().last().expect("the script printed a result")).unwrap();
-    assert!(v["error"].is_null(), "{script}: {}", v["error"]);
-    assert!(out.status.success(), "{script} failed");
-    v
+    let url = format!("{}/replay#token={}", server.base, server.join("demo", "Revoit"));
+    let all: Vec<&str> = std::iter::once(url.as_str()).chain(args.iter().map(String::as_str)).collect();
+    common::browser_script(script, &all)
 }
 
 /// Every segment of `layer` of the recording `info` passes what a browser's Media Source

@@ -6,20 +6,9 @@ mod common;
 
 use common::TestServer;
 use serde_json::Value;
-use std::path::PathBuf;
-use std::process::Command;
 
 fn play(server: &TestServer, codec: &str) -> Value {
-    let out = Command::new("node")
-        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser/codec.mjs"))
-        .args([server.base.as_str(), codec])
-        .output()
-        .expect("run node");
-    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let v: Value = serde_json::from_str(stdout.lines().last().expect("a result")).unwrap();
-    assert!(v["error"].is_null(), "codec.mjs {codec}: {}", v["error"]);
-    v
+    common::browser_script("codec.mjs", &[server.base.as_str(), codec])
 }
 
 #[test]

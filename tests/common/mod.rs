@@ -439,6 +439,25 @@ pub fn browser_prerequisites() -> Result<(), String> {
     Ok(())
 }
 
+/// Run `node tests/browser/SCRIPT ARGS…` (a script on `harness.mjs`: one line of JSON at the
+/// end of its output): its result, once it says it passed. Its progress (stderr) and result
+/// (stdout) are printed.
+pub fn browser_script(script: &str, args: &[&str]) -> serde_json::Value {
+    let out = Command::new("node")
+        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser").join(script))
+        .args(args)
+        .output()
+        .expect("run node");
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{script}: {stdout}");
+    let v: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().expect("the script printed a result")).unwrap();
+    assert!(v["error"].is_null(), "{script}: {}", v["error"]);
+    assert!(out.status.success(), "{script} failed");
+    v
+}
+
 /// `tc` is there (make test installs iproute2), for the tests that cap links.
 pub fn tc_present() -> Result<(), String> {
     ["/usr/sbin/tc", "/sbin/tc"]

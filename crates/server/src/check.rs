@@ -19,6 +19,7 @@
 //!   WHEP `feed=floor`. Nobody else can join it, and a floor pupil's voice is never recorded;
 //! - check classes are not classes of the school: no attendance, no recording, no database row.
 
+use crate::auth::unix_now;
 use crate::class_api::json_body;
 use crate::limits::ClientAddr;
 use crate::problem::Problem;
@@ -165,10 +166,6 @@ pub struct CheckStart {
     /// The programme is published on demand (false: this server has none, the check can
     /// only test the browser and the sound).
     pub programme: bool,
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 /// `POST /api/check` (no login): a token for the test programme; the programme starts.

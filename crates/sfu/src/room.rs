@@ -1271,13 +1271,14 @@ impl Room {
         if role == PublisherRole::Class && self.main_publisher != Some(pid) {
             return;
         }
+        let ext = cached_ext(&pkt.header.ext_vals);
         if kind == MediaKind::Video && role == PublisherRole::Class && !self.config.keyframe_replay.is_zero() {
             let cached = CachedPacket {
                 seq: *pkt.seq_no,
                 ts: pkt.header.timestamp,
                 marker: pkt.header.marker,
                 keyframe_start,
-                ext: cached_ext(&pkt.header.ext_vals),
+                ext: ext.clone(),
                 payload: pkt.payload.clone(),
             };
             layer.cache.push(now, cached, self.config.keyframe_replay_bytes);
@@ -1321,7 +1322,6 @@ impl Room {
             now,
         };
         let nackable = kind == MediaKind::Video;
-        let ext = cached_ext(&pkt.header.ext_vals);
         let mut want_keyframe = false;
         let mut would_like_keyframe = false;
         let mut forwarded_any = false;
