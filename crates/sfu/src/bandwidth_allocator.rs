@@ -376,6 +376,9 @@ pub struct BandwidthAllocator {
     weak: bool,
     /// The next evaluation chooses a level from scratch (first call, or cap raised).
     fresh: bool,
+    /// The estimate was measured on this link before (`start_from`), while its level was
+    /// held: the first choice takes the best level it can stay at.
+    measured_start: bool,
     estimate: Option<u64>,
     /// Per slot: since when the estimate has supported its up need without a break.
     since: [Option<Instant>; SLOTS],
@@ -419,6 +422,7 @@ impl BandwidthAllocator {
             level: AUDIO,
             weak: false,
             fresh: true,
+            measured_start: false,
             estimate: None,
             since: [None; SLOTS],
             failures: 0,
@@ -441,8 +445,14 @@ impl BandwidthAllocator {
     /// takes the best level it carries, instead of the lowest. Call before the first
     /// [`poll`](Self::poll) or [`set_cap`](Self::set_cap). The estimator must start from the
     /// same value, or its first estimate takes the level back down.
+    ///
+    /// The rule is the *stay* need, not the up need: the measure was taken on this link
+    /// while a level was held, and an estimator that holds a level settles near what it
+    /// needs (a check that held 720p measured just above 720p's stay need), so the up need
+    /// would start it one layer lower about as often as not.
     pub fn start_from(&mut self, bps: u64) {
         self.estimate = Some(bps);
+        self.measured_start = true;
     }
 
     /// The settings.
@@ -648,9 +658,10 @@ impl BandwidthAllocator {
         let l = &self.ladder;
         let Some(lowest) = l.lowest_video() else { return AUDIO };
         let Some(e) = self.estimate else { return lowest };
+        let need = |s| if self.measured_start { self.stay_need(s) } else { self.up_need(s) };
         (1..=l.top)
             .rev()
-            .find(|&s| l.present[s] && self.up_need(s) <= e)
+            .find(|&s| l.present[s] && need(s) <= e)
             .or_else(|| (!self.weak && e >= self.stay_need(lowest)).then_some(lowest))
             .unwrap_or(AUDIO)
     }
@@ -680,6 +691,7 @@ impl BandwidthAllocator {
             let fresh = self.fresh_level();
             self.level = self.level.max(fresh);
             self.fresh = false;
+            self.measured_start = false;
             if self.level == AUDIO && top > AUDIO {
                 self.weak = true;
             } else if self.level > AUDIO {
@@ -1069,6 +1081,16 @@ mod tests {
         // The link is worse than measured: the first real estimate takes it down at once.
         let _ = a.on_estimate(t0 + Duration::from_millis(500), 600_000, &three());
         assert_eq!(a.allocation().class_video, Some(Medium));
+        // A check that held 720p measured 1.6 Mbit/s: above 720p's stay need (1.414M), under
+        // its up need (1.789M). Measured before, it starts on 720p; as a first live estimate,
+        // on 360p (the up rule).
+        let mut d = BandwidthAllocator::default();
+        d.start_from(1_600_000);
+        let _ = d.poll(t0, &three());
+        assert_eq!(d.allocation().class_video, Some(High));
+        let mut e = BandwidthAllocator::default();
+        let _ = e.on_estimate(t0, 1_600_000, &three());
+        assert_eq!(e.allocation().class_video, Some(Medium));
     }
 
     #[test]
