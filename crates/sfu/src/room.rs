@@ -379,7 +379,7 @@ impl Room {
         let video = self.available_video(now);
         let Some(a) = self.participants[idx].allocator.as_mut() else { return Err(SfuError::UnknownParticipant) };
         let changes = a.set_cap(now, cap, &video);
-        self.apply_allocation(now, idx, changes);
+        self.apply_allocation(idx, changes);
         self.run(now);
         Ok(())
     }
@@ -418,7 +418,7 @@ impl Room {
     }
 
     /// Carry out what a pupil's allocator decided.
-    fn apply_allocation(&mut self, now: Instant, idx: usize, changes: Changes) {
+    fn apply_allocation(&mut self, idx: usize, changes: Changes) {
         let p = &mut self.participants[idx];
         let Some(a) = p.allocator.as_ref() else { return };
         let alloc = a.allocation();
@@ -450,10 +450,12 @@ impl Room {
                     f.forwarder.release();
                 }
             }
+            // No keyframe is asked for here: the forwarding path asks for the one the switch
+            // needs, eagerly for a pupil left without a picture (video resuming, a step down)
+            // and lazily for one moving up (it keeps watching its current layer meanwhile).
+            // (Asking here asked for the current layer's keyframe, which no switch needs: with
+            // a class of adaptive pupils climbing, one request per second per layer.)
             debug!(class = %self.id, participant = %p.id, ?alloc, "allocation");
-            if p.class_video_on {
-                self.request_keyframe_for(now, idx);
-            }
         }
         let p = &mut self.participants[idx];
         if changes.audio_only {
@@ -476,7 +478,7 @@ impl Room {
         let video = self.available_video(now);
         if let Some(a) = self.participants[idx].allocator.as_mut() {
             let changes = a.on_estimate(now, bps, &video);
-            self.apply_allocation(now, idx, changes);
+            self.apply_allocation(idx, changes);
         }
     }
 
@@ -707,7 +709,7 @@ impl Room {
                 let p = &mut self.participants[idx];
                 if let Some(a) = p.allocator.as_mut() {
                     let changes = a.poll(now, &video);
-                    self.apply_allocation(now, idx, changes);
+                    self.apply_allocation(idx, changes);
                 }
             }
             let p = &mut self.participants[idx];
@@ -873,7 +875,7 @@ impl Room {
             }
             if let Some(a) = p.allocator.as_mut() {
                 let changes = a.poll(now, &video);
-                self.apply_allocation(now, idx, changes);
+                self.apply_allocation(idx, changes);
             }
         }
     }
@@ -936,9 +938,12 @@ impl Room {
                 info!(class = %self.id, participant = %p.id, "connected");
                 self.events.push_back(RoomEvent::Connected(p.id));
                 if !p.is_publisher() {
-                    // A new pupil wants a picture now (once its subscription exists, its first
-                    // packet waiting for a keyframe may be served from the keyframe cache).
-                    self.request_keyframe_for(now, idx);
+                    // A new pupil wants a picture now, unless the keyframe cache holds a
+                    // recent one for its layer: its first packet waiting for a keyframe is then
+                    // served from the cache (and asks, if the group aged meanwhile).
+                    if !self.cache_serves(now, idx) {
+                        self.request_keyframe_for(now, idx);
+                    }
                     self.request_floor_keyframe(now);
                 }
             }
@@ -1179,6 +1184,23 @@ impl Room {
         self.stats.keyframe_replays += u64::from(sent > 0);
         Self::mark(&mut self.dirty, p, idx);
         sent > 0
+    }
+
+    /// Whether subscriber `idx`, with no picture yet, would be served its first picture from
+    /// the keyframe cache of the layer it wants.
+    fn cache_serves(&self, now: Instant, idx: usize) -> bool {
+        let Some(main) = self.main_publisher else { return false };
+        let ParticipantKind::Subscriber { video: Some(sub), .. } = &self.participants[idx].kind else {
+            return false;
+        };
+        if self.config.keyframe_replay.is_zero() || sub.replay_tried || sub.forwarder.source().is_some() {
+            return false;
+        }
+        self.publications.iter().filter(|x| x.publisher == main && x.kind == MediaKind::Video).any(|publication| {
+            publication
+                .target(sub.selector.choice())
+                .is_some_and(|l| publication.layers[l].cache.group(now, self.config.keyframe_replay).is_some())
+        })
     }
 
     /// Ask the main publisher for a keyframe on the layer subscriber `idx` wants (throttled).

@@ -34,6 +34,18 @@ struct Phase {
     link: NetemConfig,
 }
 
+/// How the pupil's player gives the server its feedback.
+#[derive(Clone, Copy, PartialEq)]
+enum Player {
+    /// A browser: transport-cc feedback (the server's send-side estimate).
+    Browser,
+    /// Receiver reports only (many non-browser WHEP players).
+    ReportsOnly,
+    /// No transport-cc, but REMB once a second with this many kbit/s per phase (a player with
+    /// a receive-side estimator, which converges on what its link carries).
+    Remb(&'static [u64]),
+}
+
 fn capped(kbps: u64) -> NetemConfig {
     // A home router's queue: about 250 ms at the capped rate.
     NetemConfig::new().link(Bitrate::kbps(kbps), DataSize::bytes((kbps * 1000 / 8 / 4) as _)).seed(7)
@@ -58,7 +70,6 @@ impl Run {
         window[first..].iter().all(|(_, l)| l == want).then(|| window[first].0)
     }
 
-    /// Fraction of the teacher's audio packets sent in [from, until) ms that arrived.
     /// When the teacher sent the newest frame of layer `index` that the pupil received
     /// among those sent in [from, until) ms.
     fn last_frame_of(&self, index: u32, from_ms: u64, until_ms: u64) -> Option<u64> {
@@ -70,6 +81,7 @@ impl Run {
             .max()
     }
 
+    /// Fraction of the teacher's audio packets sent in [from, until) ms that arrived.
     fn audio_delivered(&self, from_ms: u64, until_ms: u64) -> f64 {
         let sent: Vec<u32> = self
             .audio_sent
@@ -82,7 +94,7 @@ impl Run {
 }
 
 fn simulate(phases: &[Phase], end_ms: u64, adaptive: bool) -> Run {
-    simulate_player(phases, end_ms, adaptive, true)
+    simulate_player(phases, end_ms, adaptive, Player::Browser)
 }
 
 /// A pupil's offer as a player without transport-cc feedback makes it (many non-browser
@@ -95,7 +107,7 @@ fn without_transport_cc(offer: &str) -> String {
         .join("\r\n")
 }
 
-fn simulate_player(phases: &[Phase], end_ms: u64, adaptive: bool, transport_cc: bool) -> Run {
+fn simulate_player(phases: &[Phase], end_ms: u64, adaptive: bool, player: Player) -> Run {
     let t0 = Instant::now();
     let server = addr(5000);
     let mut room = Room::new(ClassId("sim".into()), SfuConfig { candidates: vec![server], ..Default::default() });
@@ -116,7 +128,7 @@ fn simulate_player(phases: &[Phase], end_ms: u64, adaptive: bool, transport_cc: 
     };
     let mut pupil =
         SimClient::negotiate(t0, addr(7000), &[(MediaKind::Audio, recv), (MediaKind::Video, recv)], |sdp| {
-            let offer = if transport_cc { sdp.to_owned() } else { without_transport_cc(sdp) };
+            let offer = if player == Player::Browser { sdp.to_owned() } else { without_transport_cc(sdp) };
             room.add_subscriber_to(t0, ParticipantId(2), &offer, Some(choice), Feed::Class).unwrap()
         });
     let mut down: Netem<Datagram> = Netem::new(phases[0].link);
@@ -134,7 +146,7 @@ fn simulate_player(phases: &[Phase], end_ms: u64, adaptive: bool, transport_cc: 
         switches: 0,
     };
     let mut now = t0;
-    let (mut next_frame, mut next_audio, mut next_sample) = (t0, t0, t0);
+    let (mut next_frame, mut next_audio, mut next_sample, mut next_remb) = (t0, t0, t0, t0);
     let mut frame = 0u32;
     let mut key_due: Option<Instant> = None;
     let mut seqs = [1u64; 3];
@@ -199,6 +211,18 @@ fn simulate_player(phases: &[Phase], end_ms: u64, adaptive: bool, transport_cc: 
             aseq += 1;
             next_audio += Duration::from_millis(20);
             teacher.drain(now);
+        }
+
+        if let Player::Remb(kbps) = player
+            && pupil.connected
+            && now >= next_remb
+        {
+            let mid = pupil.mids.1;
+            if let Some(rx) = pupil.rtc.direct_api().stream_rx_by_mid(mid, None) {
+                rx.request_remb(str0m::bwe::Bitrate::kbps(kbps[phase]));
+            }
+            next_remb += Duration::from_secs(1);
+            pupil.drain(now);
         }
 
         // Teacher ↔ room: a perfect link. Room → pupil: the emulated one; pupil → room: perfect.
@@ -343,7 +367,7 @@ fn a_player_without_transport_cc_climbs_to_the_top_on_an_open_link_and_steps_dow
     // It starts on the middle layer, its receiver reports move the estimate: up on the open
     // link (before, such a player stayed on 180p for ever), down under the cap, the voice kept.
     let phases = [Phase { from_ms: 0, link: capped(3000) }, Phase { from_ms: 25_000, link: capped(300) }];
-    let run = simulate_player(&phases, 50_000, true, false);
+    let run = simulate_player(&phases, 50_000, true, Player::ReportsOnly);
     print("no transport-cc", &run);
     // (The layers arrive one by one at the start: 180p is chosen while it is the only one.)
     let medium = run.layers.iter().find(|(_, l)| l == "medium").map(|(t, _)| *t);
@@ -358,4 +382,24 @@ fn a_player_without_transport_cc_climbs_to_the_top_on_an_open_link_and_steps_dow
     // Without probes each try of a higher layer costs loss: not one every few seconds.
     let changes = run.layers.windows(2).filter(|w| w[0].0 >= 25_000 && w[0].1 != w[1].1).count();
     assert!(changes <= 3, "{changes} layer changes under the cap");
+}
+
+#[test]
+fn a_player_that_sends_remb_gets_the_layer_its_remb_allows() {
+    // No transport-cc, REMB instead: the server follows the player's own estimate (its
+    // receiver reports no longer move one), at once, both ways.
+    let phases = [Phase { from_ms: 0, link: capped(3000) }, Phase { from_ms: 15_000, link: capped(300) }];
+    let run = simulate_player(&phases, 30_000, true, Player::Remb(&[2_500, 280]));
+    print("REMB", &run);
+    let up = run.settled("high", 0, 15_000).expect("720p on a 3 Mbit/s link whose player says 2.5 Mbit/s");
+    assert!(up <= 5_000, "reached 720p at {up} ms (the report estimator alone took 9.6 s)");
+    let down = run.settled("low", 15_000, 30_000).expect("180p once the player says 280 kbit/s");
+    assert!(down - 15_000 <= 2_000, "stepped down {} ms after the cap", down - 15_000);
+    // The estimate shown is the player's.
+    let shown = run.estimates.iter().rev().find(|(t, _)| *t < 30_000).map(|(_, e)| *e);
+    assert_eq!(shown, Some(280_000), "{:?}", &run.estimates[run.estimates.len() - 5..]);
+    let a = run.audio_delivered(down + 2_000, 30_000);
+    assert!(a >= 0.95, "teacher's voice delivered {:.1}% once stepped down", a * 100.0);
+    let changes = run.layers.windows(2).filter(|w| w[0].0 >= 15_000 && w[0].1 != w[1].1).count();
+    assert!(changes <= 1, "{changes} layer changes under the cap");
 }
