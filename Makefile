@@ -26,10 +26,12 @@ test: browser-deps lint
 	$(CARGO) test --workspace --no-fail-fast
 
 ## Benchmarks: criterion micro-benches, then 1 teacher → 50…800 pupils on Ardoise and on Janus VideoRoom
-## side by side (benches/bench.sh; installs janus when root; results go to benches/RESULTS.md by hand).
+## side by side (benches/bench.sh; installs janus when root), then 20 classes × 25 adaptive pupils and
+## one class of 25 on both (benches/classes.sh); results go to benches/RESULTS.md by hand.
 bench: deps
 	$(CARGO) bench --bench forwarding
 	benches/bench.sh
+	benches/classes.sh
 	benches/logins.sh
 
 clean:

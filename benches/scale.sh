@@ -26,6 +26,8 @@
 #   PUPILS="50 100" DURATION=30 SERVER=janus MODE=default benches/scale.sh   (MODE=ev2: event_loops = 2)
 #   PUPILS=50 benches/scale.sh                                               (Ardoise)
 #   SIMULCAST=0 …                                               (the teacher sends the top layer only)
+#   CLASSES=20 PUPILS=25 LAYER=auto …    (20 classes side by side, each its teacher and N pupils:
+#                                          PUPILS is then per class; Janus gets 20 rooms)
 #
 # Prints, per N, a human line and one line of JSON:
 #   {"server":"janus","mode":"default","pupils":N,"cpu_us_per_packet":…,"rss_kib_per_pupil":…,"loss":…,"pupils_ok":…}
@@ -41,6 +43,7 @@ PORT=${PORT:-18088}
 LAYER=${LAYER:-high}
 SIMULCAST=${SIMULCAST:-1}   # 0: the teacher publishes the top layer only
 WORKERS=${WORKERS:-0}
+CLASSES=${CLASSES:-1}
 JANUS_CONF=$PWD/benches/janus
 PIN=${PIN:-1}
 if [ "$PIN" = 1 ] && [ "$(nproc)" -ge 2 ]; then
@@ -104,9 +107,16 @@ start_ardoise() {
   # Emptied first: the server's own redirection happens in the background, after this
   # function may already read the previous run's file.
   : > "$WORK/serve.out"
+  # Several classes: bench.toml's limits, and classes classe1…classeN (each id its join code).
+  CONFIG=benches/bench.toml
+  if [ "$CLASSES" -gt 1 ]; then
+    CONFIG=$WORK/classes.toml
+    sed '/^\[\[classes\]\]/,/^$/d' benches/bench.toml > "$CONFIG"
+    for k in $(seq "$CLASSES"); do printf '\n[[classes]]\nid = "classe%s"\ncode = "classe%s"\ntitle = "Classe %s"\n' "$k" "$k" "$k" >> "$CONFIG"; done
+  fi
   ARDOISE__DATA__DIR=$WORK ARDOISE__MEDIA__WORKERS=$WORKERS ARDOISE_LOG=${ARDOISE_LOG:-warn} \
     ARDOISE__MEDIA__MAX_PEERS_PER_CLASS=$(( $(printf '%s\n' $PUPILS | sort -n | tail -1) + 10 )) \
-    $SERVER_CPUS "$BIN" serve --config benches/bench.toml --http 127.0.0.1:0 --udp 127.0.0.1:0 > "$WORK/serve.out" 2> "$WORK/serve.err" &
+    $SERVER_CPUS "$BIN" serve --config "$CONFIG" --http 127.0.0.1:0 --udp 127.0.0.1:0 > "$WORK/serve.out" 2> "$WORK/serve.err" &
   SRV=$!
   for _ in $(seq 300); do
     grep -q "listening on" "$WORK/serve.out" 2> /dev/null && break
@@ -119,23 +129,28 @@ start_ardoise() {
     cat "$WORK/serve.out" "$WORK/serve.err" >&2
     return 1
   fi
-  TOKEN=$(ARDOISE__DATA__DIR=$WORK "$BIN" token --role teacher --class demo)
+  if [ "$CLASSES" -gt 1 ]; then
+    TOKEN=$(for k in $(seq "$CLASSES"); do ARDOISE__DATA__DIR=$WORK "$BIN" token --config "$CONFIG" --role teacher --class "classe$k"; done | paste -sd,)
+  else
+    TOKEN=$(ARDOISE__DATA__DIR=$WORK "$BIN" token --role teacher --class demo)
+  fi
 }
 
 for N in $PUPILS; do
   BUSY0=$(machine_busy)
   if [ "$SERVER" = janus ]; then
-    start_janus; TARGET=(--janus "$URL"); LABEL=$MODE
+    start_janus; TARGET=(--janus "$URL" --classes "$CLASSES"); LABEL=$MODE
   else
     if ! start_ardoise; then cleanup; SRV=""; continue; fi
-    TARGET=(--server "$BASE" --class demo --token "$TOKEN"); LABEL="workers=${WORKERS/#0/auto}"
+    CLASS=demo; [ "$CLASSES" -gt 1 ] && CLASS=classe
+    TARGET=(--server "$BASE" --class "$CLASS" --classes "$CLASSES" --token "$TOKEN"); LABEL="workers=${WORKERS/#0/auto}"
   fi
   sleep 1
   RSS0=$(rss_kb "$SRV")
   set +e
   EXTRA=(); [ "$SIMULCAST" = 0 ] && EXTRA=(--no-simulcast)
   $LOADGEN_CPUS "$BIN" loadgen "${TARGET[@]}" "${EXTRA[@]}" --pupils "$N" --ramp "$RAMP" --layer "$LAYER" \
-    --duration $((DURATION + SETTLE)) --settle "$SETTLE" --watch-pid "$SRV" --json "$WORK/load-$N.json" \
+    --pupils-per-class "$N" --duration $((DURATION + SETTLE)) --settle "$SETTLE" --watch-pid "$SRV" --json "$WORK/load-$N.json" \
     2> "$WORK/loadgen-$N.err" &
   LOADGEN=$!
   : > "$WORK/hist0-$N"; : > "$WORK/hist1-$N"
@@ -154,10 +169,12 @@ for N in $PUPILS; do
     echo "loadgen failed (status $STATUS, server alive: $ALIVE):" >&2; tail -5 "$WORK/loadgen-$N.err" >&2
     cleanup; SRV=""; continue
   fi
-  python3 - "$SERVER" "$LABEL" "$N" "$RSS0" "$ALIVE" "$WORK/load-$N.json" "$BUSY0" "$(benches/delay_quantiles.py "$WORK/hist0-$N" "$WORK/hist1-$N")" <<'PY'
+  python3 - "$SERVER" "$LABEL" "$N" "$RSS0" "$ALIVE" "$WORK/load-$N.json" "$BUSY0" "$(benches/delay_quantiles.py "$WORK/hist0-$N" "$WORK/hist1-$N")" "$CLASSES" <<'PY'
 import json, sys
-server, mode, n, rss0, alive, path = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), sys.argv[5] == "1", sys.argv[6]
+server, mode, per_class, rss0, alive, path = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), sys.argv[5] == "1", sys.argv[6]
 busy_before = float(sys.argv[7])
+classes = int(sys.argv[9])
+n = per_class * classes
 p50, p99 = (None if v == 'nan' else int(v) for v in sys.argv[8].split())
 r = json.load(open(path))
 w = r["window"]
@@ -165,7 +182,7 @@ us = w["server_cpu_us_per_packet"]
 rss1 = w["server_rss_kib_end"]
 rss_per = (rss1 - rss0) / n if rss1 is not None else None
 out = {
-    "server": server, "mode": mode, "pupils": n,
+    "server": server, "mode": mode, "pupils": n, "classes": classes, "pupils_per_class": per_class,
     "cpu_us_per_packet": round(us, 2) if us is not None else None,
     "rss_kib_per_pupil": round(rss_per, 1) if rss_per is not None else None,
     "loss": round(r["mean_video_loss"], 5), "max_loss": round(r["max_video_loss"], 5),
@@ -189,7 +206,7 @@ out = {
 # server + load generator (the kernel's own loopback work, in softirq, is a few % at most).
 ours = (out["server_cpu_pct"] or 0) + out["loadgen_cpu_pct"]
 out["disturbed"] = busy_before > 20 or (out["machine_busy_pct"] is not None and out["machine_busy_pct"] > ours + 40)
-print(f"{server} ({mode}) N={n}: {out['pupils_ok']}/{n} pupils ok ({out['pupils_video_stopped']} stopped getting video), {out['cpu_us_per_packet']} us server CPU per packet "
+print(f"{server} ({mode}) N={n} ({classes} × {per_class}): {out['pupils_ok']}/{n} pupils ok ({out['pupils_video_stopped']} stopped getting video), {out['cpu_us_per_packet']} us server CPU per packet "
       f"({out['packets_per_s']} packets/s, server {out['server_cpu_pct']}% of a core, loadgen {out['loadgen_cpu_pct']}%, "
       f"whole machine {out['machine_busy_pct']}% of one core), "
       f"RSS {rss0 / 1024:.1f} -> {(rss1 or 0) / 1024:.1f} MiB ({out['rss_kib_per_pupil']} KiB per pupil), "

@@ -53,3 +53,49 @@ fn loadgen_reports_every_pupil_receiving() {
     let refused = Command::new(bin()).args(["loadgen", "--bind", "10.1.2.3", "--pupils", "1"]).output().unwrap();
     assert!(!refused.status.success());
 }
+
+#[test]
+fn loadgen_runs_several_classes_side_by_side() {
+    // Two classes besides the demo, each id its join code.
+    let config = format!(
+        "{}\n[[classes]]\nid = \"classe1\"\ncode = \"classe1\"\ntitle = \"Classe 1\"\n\n[[classes]]\nid = \"classe2\"\ncode = \"classe2\"\ntitle = \"Classe 2\"\n",
+        common::TEST_CONFIG
+    );
+    let server = TestServer::start_with("127.0.0.1:0", &config, &[]);
+    let tokens = [server.token("teacher", Some("classe1")), server.token("teacher", Some("classe2"))].join(",");
+    let admin = server.token("admin", None);
+    let json = server.data_dir.join("load.json");
+    let mut run = Command::new(bin())
+        .args(["loadgen", "--server", &server.base, "--class", "classe", "--classes", "2", "--pupils-per-class", "3"])
+        .args(["--ramp", "20", "--duration", "6", "--token", &tokens, "--json"])
+        .arg(&json)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run loadgen");
+    // While it runs, each class has its teacher and its three pupils.
+    common::wait_until(std::time::Duration::from_secs(15), "3 pupils and a teacher in each class", || {
+        let r = common::send("GET", &format!("{}/api/admin/classes", server.base), Some(&admin), None, "");
+        let v: serde_json::Value = serde_json::from_str(&r.body).ok()?;
+        let count = |id: &str, kind: &str| {
+            v["classes"].as_array().and_then(|c| c.iter().find(|c| c["id"] == id)).map_or(0, |c| {
+                c["participants"].as_array().map_or(0, |p| p.iter().filter(|p| p["kind"] == kind).count())
+            })
+        };
+        let n: Vec<usize> = ["classe1", "classe2"]
+            .iter()
+            .flat_map(|c| [count(c, "publisher"), count(c, "subscriber")])
+            .collect();
+        (n == [1, 3, 1, 3]).then_some(())
+    });
+    let out = run.wait_with_output().expect("loadgen");
+    assert!(out.status.success(), "loadgen failed: {}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!((v["classes"].as_u64(), v["pupils"].as_u64(), v["pupils_ok"].as_u64()), (Some(2), Some(6), Some(6)), "{v}");
+    // One token per class, or a clear refusal.
+    let refused = Command::new(bin())
+        .args(["loadgen", "--server", &server.base, "--class", "classe", "--classes", "2", "--token", "only-one"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("1 teacher tokens for 2 classes"));
+}

@@ -26,17 +26,26 @@ pub struct LoadgenArgs {
     /// Class id.
     #[arg(long, default_value = "demo")]
     pub class: String,
-    /// Number of synthetic pupils.
+    /// Number of synthetic pupils (in all classes).
     #[arg(long, default_value_t = 10)]
     pub pupils: usize,
+    /// Classes run side by side, each with its own teacher; pupil i joins class i mod N.
+    /// With N > 1 the classes are `CLASS1`…`CLASSN` (`--class` is the prefix; their ids are
+    /// their join codes, as in `benches/classes.sh`'s configuration) and `--token` lists one
+    /// teacher token per class, comma-separated. Against Janus: N rooms.
+    #[arg(long, default_value_t = 1)]
+    pub classes: usize,
+    /// Pupils per class: sets `--pupils` to `--classes` × this.
+    #[arg(long)]
+    pub pupils_per_class: Option<usize>,
     /// Seconds to run once every pupil has joined.
     #[arg(long, default_value_t = 30)]
     pub duration: u64,
     /// Pupils joining per second.
     #[arg(long, default_value_t = 10.0)]
     pub ramp: f64,
-    /// Teacher token; without it no teacher is started (another publisher must be live).
-    /// Not needed with `--janus`.
+    /// Teacher token (one per class, comma-separated, with `--classes`); without it no
+    /// teacher is started (another publisher must be live). Not needed with `--janus`.
     #[arg(long)]
     pub token: Option<String>,
     /// Run against Janus VideoRoom at this HTTP API URL (e.g. `http://127.0.0.1:18088/janus`)
@@ -113,6 +122,8 @@ pub struct PupilResult {
 /// Result of a run.
 #[derive(Debug, Clone, Serialize)]
 pub struct LoadResult {
+    /// Classes run side by side.
+    pub classes: usize,
     /// Pupils asked.
     pub pupils: usize,
     /// Pupils that connected and received video.
@@ -339,8 +350,83 @@ fn join(server: &str, class: &str, name: &str) -> Result<String> {
     r["token"].as_str().map(String::from).context("no token in join answer")
 }
 
+/// The class ids of a run: `--class` alone, or `--class` numbered from 1 with `--classes`.
+pub fn class_ids(class: &str, classes: usize) -> Vec<String> {
+    match classes {
+        0 | 1 => vec![class.to_owned()],
+        n => (1..=n).map(|k| format!("{class}{k}")).collect(),
+    }
+}
+
+/// The teacher of one class, publishing until `stop`, on its own thread.
+fn start_ardoise_teacher(
+    args: &LoadgenArgs,
+    class: &str,
+    token: &str,
+    transports: ardoise_client::Transports,
+    stop: &Arc<AtomicBool>,
+) -> Result<std::thread::JoinHandle<Result<()>>> {
+    let config = PublisherConfig {
+        server: args.server.clone(),
+        class: class.to_owned(),
+        token: token.to_owned(),
+        bind: args.bind,
+        simulcast: !args.no_simulcast,
+        record_payloads: false,
+    };
+    let mut p = Publisher::connect_over(&config, transports).with_context(|| format!("teacher of {class}"))?;
+    let stop = stop.clone();
+    Ok(std::thread::spawn(move || -> Result<()> {
+        p.run_until(|| stop.load(Ordering::Relaxed))?;
+        p.close()?;
+        Ok(())
+    }))
+}
+
+/// The teacher of one Janus room; returns its thread and its feed once its media flows
+/// (Janus offers subscribers the streams it has seen).
+fn start_janus_teacher(
+    args: &LoadgenArgs,
+    api: &Arc<Janus>,
+    room: u64,
+    stop: &Arc<AtomicBool>,
+) -> Result<(std::thread::JoinHandle<Result<()>>, u64)> {
+    let (mut p, feed) = janus::publish(api, room, args.bind, !args.no_simulcast).context("Janus publisher")?;
+    let stats = p.stats.clone();
+    let teacher_stop = stop.clone();
+    let t = std::thread::spawn(move || -> Result<()> {
+        p.run_until(|| teacher_stop.load(Ordering::Relaxed))?;
+        p.close()?;
+        Ok(())
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while stats.video_packets.load(Ordering::Relaxed) == 0 {
+        if t.is_finished() || Instant::now() > deadline {
+            stop.store(true, Ordering::Relaxed);
+            t.join().map_err(|_| anyhow::anyhow!("teacher thread panicked"))??;
+            anyhow::bail!("the teacher did not connect to Janus within 10 s");
+        }
+        std::thread::sleep(Duration::from_millis(50)); // polling the teacher's counter
+    }
+    Ok((t, feed))
+}
+
 /// Run the scenario.
-pub fn run(args: LoadgenArgs) -> Result<()> {
+pub fn run(mut args: LoadgenArgs) -> Result<()> {
+    if args.classes == 0 {
+        anyhow::bail!("--classes must be at least 1");
+    }
+    if let Some(m) = args.pupils_per_class {
+        args.pupils = args.classes * m;
+    }
+    let classes = class_ids(&args.class, args.classes);
+    let tokens: Option<Vec<String>> = args.token.as_ref().map(|t| t.split(',').map(str::to_owned).collect());
+    if let Some(t) = &tokens
+        && args.janus.is_none()
+        && t.len() != classes.len()
+    {
+        anyhow::bail!("--token lists {} teacher tokens for {} classes", t.len(), classes.len());
+    }
     if !args.bind.is_loopback() {
         anyhow::bail!("loadgen only binds loopback addresses (got {})", args.bind);
     }
@@ -353,62 +439,39 @@ pub fn run(args: LoadgenArgs) -> Result<()> {
         anyhow::bail!("--layer must be auto, high, medium or low (got '{}')", args.layer);
     }
     let stop = Arc::new(AtomicBool::new(false));
-    // With --janus: the API client, its keepalive thread, the room and the teacher's feed.
+    // With --janus: the API client, its keepalive thread, a room per class and each room's
+    // teacher's feed.
     let janus = match &args.janus {
         Some(url) => {
             let api = Janus::new(url);
             let keepalive = api.keep_alive(stop.clone());
-            let room = janus::Room::create(&api, 4_000_000).context("create a Janus room")?;
-            Some((api, keepalive, room))
+            let mut rooms = Vec::new();
+            for _ in &classes {
+                rooms.push(janus::Room::create(&api, 4_000_000).context("create a Janus room")?);
+            }
+            Some((api, keepalive, rooms))
         }
         None => None,
     };
-    let mut janus_feed = None;
-    let teacher = match (&janus, &args.token) {
-        (Some((api, _, room)), _) => {
-            let (mut p, feed) =
-                janus::publish(api, room.id, args.bind, !args.no_simulcast).context("Janus publisher")?;
-            janus_feed = Some(feed);
-            let stats = p.stats.clone();
-            let teacher_stop = stop.clone();
-            let t = std::thread::spawn(move || -> Result<()> {
-                p.run_until(|| teacher_stop.load(Ordering::Relaxed))?;
-                p.close()?;
-                Ok(())
-            });
-            // Subscribe only once the publisher's media flows (Janus offers subscribers the
-            // streams it has seen), then give Janus a moment to learn the simulcast layers.
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while stats.video_packets.load(Ordering::Relaxed) == 0 {
-                if t.is_finished() || Instant::now() > deadline {
-                    stop.store(true, Ordering::Relaxed);
-                    t.join().map_err(|_| anyhow::anyhow!("teacher thread panicked"))??;
-                    anyhow::bail!("the teacher did not connect to Janus within 10 s");
-                }
-                std::thread::sleep(Duration::from_millis(50));
+    let mut janus_feeds = Vec::new();
+    let mut teachers = Vec::new();
+    match (&janus, &tokens) {
+        (Some((api, _, rooms)), _) => {
+            for room in rooms {
+                let (t, feed) = start_janus_teacher(&args, api, room.id, &stop)?;
+                teachers.push(t);
+                janus_feeds.push(feed);
             }
+            // Give Janus a moment to learn the simulcast layers.
             std::thread::sleep(Duration::from_secs(1));
-            Some(t)
         }
-        (None, Some(token)) => {
-            let config = PublisherConfig {
-                server: args.server.clone(),
-                class: args.class.clone(),
-                token: token.clone(),
-                bind: args.bind,
-                simulcast: !args.no_simulcast,
-                record_payloads: false,
-            };
-            let mut p = Publisher::connect_over(&config, transports)?;
-            let stop = stop.clone();
-            Some(std::thread::spawn(move || -> Result<()> {
-                p.run_until(|| stop.load(Ordering::Relaxed))?;
-                p.close()?;
-                Ok(())
-            }))
+        (None, Some(tokens)) => {
+            for (class, token) in classes.iter().zip(tokens) {
+                teachers.push(start_ardoise_teacher(&args, class, token, transports, &stop)?);
+            }
         }
-        (None, None) => None,
-    };
+        (None, None) => {}
+    }
     let progress = Arc::new(PoolProgress::default());
     let received = Arc::new(AtomicU64::new(0));
     let threads = args.threads.max(1);
@@ -424,8 +487,9 @@ pub fn run(args: LoadgenArgs) -> Result<()> {
     let mut failed_to_join = Vec::new();
     let started = Instant::now();
     for i in 0..args.pupils {
-        let attempt = match (&janus, janus_feed) {
-            (Some((api, _, room)), Some(feed)) => {
+        let k = i % classes.len();
+        let attempt = match &janus {
+            Some((api, _, rooms)) => {
                 // Janus sends the highest layer unless told otherwise (it does not adapt).
                 let substream = match args.layer.as_str() {
                     "low" => Some(0),
@@ -433,11 +497,11 @@ pub fn run(args: LoadgenArgs) -> Result<()> {
                     "high" => Some(2),
                     _ => None,
                 };
-                janus::subscribe(api, room.id, feed, args.bind, substream)
+                janus::subscribe(api, rooms[k].id, janus_feeds[k], args.bind, substream)
             }
-            _ => join(&args.server, &args.class, &format!("Eleve{i}")).and_then(|token| {
+            None => join(&args.server, &classes[k], &format!("Eleve{i}")).and_then(|token| {
                 let layer = (args.layer != "auto").then_some(args.layer.as_str());
-                Subscriber::connect_over(&args.server, &args.class, &token, args.bind, layer, transports)
+                Subscriber::connect_over(&args.server, &classes[k], &token, args.bind, layer, transports)
             }),
         };
         match attempt {
@@ -501,12 +565,14 @@ pub fn run(args: LoadgenArgs) -> Result<()> {
         }
     }
     per.sort_by_key(|p| p.pupil);
-    if let Some(t) = teacher {
+    for t in teachers {
         t.join().map_err(|_| anyhow::anyhow!("teacher thread panicked"))??;
     }
-    if let Some((_, keepalive, room)) = janus {
-        if let Err(e) = room.destroy() {
-            eprintln!("loadgen: destroying the Janus room: {e}");
+    if let Some((_, keepalive, rooms)) = janus {
+        for room in rooms {
+            if let Err(e) = room.destroy() {
+                eprintln!("loadgen: destroying a Janus room: {e}");
+            }
         }
         let _ = keepalive.join();
     }
@@ -522,6 +588,7 @@ pub fn run(args: LoadgenArgs) -> Result<()> {
         }
     }
     let result = LoadResult {
+        classes: classes.len(),
         pupils: args.pupils,
         pupils_ok: ok.len(),
         duration_s: measured.as_secs_f64(),
