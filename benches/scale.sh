@@ -44,6 +44,7 @@ LAYER=${LAYER:-high}
 SIMULCAST=${SIMULCAST:-1}   # 0: the teacher publishes the top layer only
 WORKERS=${WORKERS:-0}
 CLASSES=${CLASSES:-1}
+FEEDBACK=${FEEDBACK:-twcc}  # Ardoise's pupils: twcc, reports, or remb:KBPS (see ardoise loadgen --help)
 JANUS_CONF=$PWD/benches/janus
 PIN=${PIN:-1}
 if [ "$PIN" = 1 ] && [ "$(nproc)" -ge 2 ]; then
@@ -143,7 +144,7 @@ for N in $PUPILS; do
   else
     if ! start_ardoise; then cleanup; SRV=""; continue; fi
     CLASS=demo; [ "$CLASSES" -gt 1 ] && CLASS=classe
-    TARGET=(--server "$BASE" --class "$CLASS" --classes "$CLASSES" --token "$TOKEN"); LABEL="workers=${WORKERS/#0/auto}"
+    TARGET=(--server "$BASE" --class "$CLASS" --classes "$CLASSES" --token "$TOKEN" --feedback "$FEEDBACK"); LABEL="workers=${WORKERS/#0/auto} feedback=$FEEDBACK"
   fi
   sleep 1
   RSS0=$(rss_kb "$SRV")

@@ -81,16 +81,18 @@ fn loadgen_runs_several_classes_side_by_side() {
                 c["participants"].as_array().map_or(0, |p| p.iter().filter(|p| p["kind"] == kind).count())
             })
         };
-        let n: Vec<usize> = ["classe1", "classe2"]
-            .iter()
-            .flat_map(|c| [count(c, "publisher"), count(c, "subscriber")])
-            .collect();
+        let n: Vec<usize> =
+            ["classe1", "classe2"].iter().flat_map(|c| [count(c, "publisher"), count(c, "subscriber")]).collect();
         (n == [1, 3, 1, 3]).then_some(())
     });
     let out = run.wait_with_output().expect("loadgen");
     assert!(out.status.success(), "loadgen failed: {}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    assert_eq!((v["classes"].as_u64(), v["pupils"].as_u64(), v["pupils_ok"].as_u64()), (Some(2), Some(6), Some(6)), "{v}");
+    assert_eq!(
+        (v["classes"].as_u64(), v["pupils"].as_u64(), v["pupils_ok"].as_u64()),
+        (Some(2), Some(6), Some(6)),
+        "{v}"
+    );
     // One token per class, or a clear refusal.
     let refused = Command::new(bin())
         .args(["loadgen", "--server", &server.base, "--class", "classe", "--classes", "2", "--token", "only-one"])
@@ -98,4 +100,36 @@ fn loadgen_runs_several_classes_side_by_side() {
         .unwrap();
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("1 teacher tokens for 2 classes"));
+}
+
+#[test]
+fn loadgen_pupils_without_transport_cc_send_remb_when_asked() {
+    let server = TestServer::start(&[]);
+    let teacher = server.token("teacher", Some("demo"));
+    let admin = server.token("admin", None);
+    let run = Command::new(bin())
+        .args(["loadgen", "--server", &server.base, "--class", "demo", "--pupils", "2", "--ramp", "20"])
+        .args(["--duration", "6", "--feedback", "remb:300", "--token", &teacher])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run loadgen");
+    // The server follows the pupils' REMB: their estimate is what they say, and 300 kbit/s
+    // carries 180p only.
+    common::wait_until(std::time::Duration::from_secs(15), "two pupils estimated from their REMB", || {
+        let r = common::send("GET", &format!("{}/api/admin/classes", server.base), Some(&admin), None, "");
+        let v: serde_json::Value = serde_json::from_str(&r.body).ok()?;
+        let pupils: Vec<&serde_json::Value> = v["classes"]
+            .as_array()?
+            .iter()
+            .flat_map(|c| c["participants"].as_array().into_iter().flatten())
+            .filter(|p| p["kind"] == "subscriber")
+            .collect();
+        (pupils.len() == 2 && pupils.iter().all(|p| p["estimate_bps"] == 300_000 && p["layer"] == "low")).then_some(())
+    });
+    let out = run.wait_with_output().expect("loadgen");
+    assert!(out.status.success(), "loadgen failed: {}", String::from_utf8_lossy(&out.stderr));
+    let bad = Command::new(bin()).args(["loadgen", "--feedback", "remb:", "--pupils", "1"]).output().unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("feedback must be twcc, reports or remb:KBPS"));
 }

@@ -77,6 +77,12 @@ pub struct LoadgenArgs {
     /// `high`, `medium`, `low`.
     #[arg(long, default_value = "auto")]
     pub layer: String,
+    /// The pupils' congestion feedback: `twcc` (transport-cc every 50 ms, receiver reports
+    /// and NACKs, as browsers), `reports` (no transport-cc: receiver reports and NACKs, as
+    /// many non-browser players), or `remb:KBPS` (no transport-cc, a REMB of KBPS every
+    /// second). Ardoise only.
+    #[arg(long, default_value = "twcc")]
+    pub feedback: String,
     /// How the teacher and the pupils reach the server: `udp`, or `tcp` (ICE-TCP only, as
     /// behind a firewall that drops UDP).
     #[arg(long, default_value = "udp")]
@@ -435,6 +441,7 @@ pub fn run(mut args: LoadgenArgs) -> Result<()> {
         "tcp" => ardoise_client::Transports::TCP,
         other => anyhow::bail!("--transport must be udp or tcp (got '{other}')"),
     };
+    let feedback: crate::Feedback = args.feedback.parse().map_err(anyhow::Error::msg)?;
     if !matches!(args.layer.as_str(), "auto" | "high" | "medium" | "low") {
         anyhow::bail!("--layer must be auto, high, medium or low (got '{}')", args.layer);
     }
@@ -501,7 +508,15 @@ pub fn run(mut args: LoadgenArgs) -> Result<()> {
             }
             None => join(&args.server, &classes[k], &format!("Eleve{i}")).and_then(|token| {
                 let layer = (args.layer != "auto").then_some(args.layer.as_str());
-                Subscriber::connect_over(&args.server, &classes[k], &token, args.bind, layer, transports)
+                Subscriber::connect_with_feedback(
+                    &args.server,
+                    &classes[k],
+                    &token,
+                    args.bind,
+                    layer,
+                    transports,
+                    feedback,
+                )
             }),
         };
         match attempt {

@@ -20,5 +20,5 @@ pub mod tone;
 
 pub use fixture::VideoClip;
 pub use publisher::{Publisher, PublisherConfig, PublisherStats, Signalling};
-pub use subscriber::{ReceivedPacket, Subscriber, SubscriberReport};
+pub use subscriber::{Feedback, ReceivedPacket, Subscriber, SubscriberReport};
 pub use tone::{ToneEncoder, dominant_frequency};

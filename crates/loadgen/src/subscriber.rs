@@ -112,6 +112,8 @@ pub struct Subscriber {
     stale: Option<StaleFilter>,
     /// Subtracted from str0m's extended sequence numbers per SSRC (see `StaleFilter`).
     seq_offset: HashMap<u32, u64>,
+    /// A REMB-sending pupil: the bit/s it reports, and when it next does.
+    remb: Option<(u64, Instant)>,
 }
 
 /// Follows a libsrtp sender through packets from before the start of their stream.
@@ -183,6 +185,47 @@ impl StaleFilter {
     }
 }
 
+/// The congestion feedback a pupil gives the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Feedback {
+    /// Transport-wide congestion control feedback (every 50 ms, as str0m and browsers send
+    /// it), with receiver reports and NACKs: the server estimates the link itself.
+    Twcc,
+    /// No transport-cc in the offer: receiver reports and NACKs only, as many non-browser
+    /// players.
+    Reports,
+    /// No transport-cc, and a REMB of this many bit/s every second (a player with a
+    /// receive-side estimator; the load generator has none, so the value is given).
+    Remb(u64),
+}
+
+impl std::str::FromStr for Feedback {
+    type Err = String;
+    /// `twcc`, `reports`, or `remb:KBPS`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "twcc" => Ok(Feedback::Twcc),
+            "reports" => Ok(Feedback::Reports),
+            _ => s
+                .strip_prefix("remb:")
+                .and_then(|k| k.parse::<u64>().ok())
+                .filter(|k| *k > 0)
+                .map(|k| Feedback::Remb(k * 1000))
+                .ok_or_else(|| format!("feedback must be twcc, reports or remb:KBPS (got '{s}')")),
+        }
+    }
+}
+
+/// The offer without transport-wide sequence numbers and `transport-cc` feedback.
+fn without_transport_cc(offer: &str) -> String {
+    let lines: Vec<&str> =
+        offer.split("\r\n").filter(|l| !l.contains("transport-wide-cc") && !l.ends_with(" transport-cc")).collect();
+    lines.join("\r\n")
+}
+
+/// How often a REMB-sending pupil repeats it.
+const REMB_EVERY: Duration = Duration::from_secs(1);
+
 impl Subscriber {
     /// Negotiate with the server (WHEP POST).
     pub fn connect(server: &str, class: &str, token: &str, bind: IpAddr) -> Result<Subscriber> {
@@ -216,11 +259,39 @@ impl Subscriber {
         layer: Option<&str>,
         transports: ardoise_client::Transports,
     ) -> Result<Subscriber> {
-        let peer = Peer::with_transports(bind, str0m::Rtc::builder().set_rtp_mode(true), transports)?;
-        Self::connect_peer(peer, server, class, token, layer)
+        Self::connect_with_feedback(server, class, token, bind, layer, transports, Feedback::Twcc)
     }
 
-    fn connect_peer(mut peer: Peer, server: &str, class: &str, token: &str, layer: Option<&str>) -> Result<Subscriber> {
+    /// The same, giving the server `feedback`.
+    pub fn connect_with_feedback(
+        server: &str,
+        class: &str,
+        token: &str,
+        bind: IpAddr,
+        layer: Option<&str>,
+        transports: ardoise_client::Transports,
+        feedback: Feedback,
+    ) -> Result<Subscriber> {
+        let peer = Peer::with_transports(bind, str0m::Rtc::builder().set_rtp_mode(true), transports)?;
+        let mut s = Self::connect_peer_with(peer, server, class, token, layer, feedback)?;
+        if let Feedback::Remb(bps) = feedback {
+            s.remb = Some((bps, Instant::now()));
+        }
+        Ok(s)
+    }
+
+    fn connect_peer(peer: Peer, server: &str, class: &str, token: &str, layer: Option<&str>) -> Result<Subscriber> {
+        Self::connect_peer_with(peer, server, class, token, layer, Feedback::Twcc)
+    }
+
+    fn connect_peer_with(
+        mut peer: Peer,
+        server: &str,
+        class: &str,
+        token: &str,
+        layer: Option<&str>,
+        feedback: Feedback,
+    ) -> Result<Subscriber> {
         let mut api = peer.rtc.sdp_api();
         api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
         let video_mid = api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
@@ -229,8 +300,12 @@ impl Subscriber {
             Some(l) => format!("/whep/{class}?layer={l}"),
             None => format!("/whep/{class}"),
         };
+        let offer = match feedback {
+            Feedback::Twcc => offer.to_sdp_string(),
+            Feedback::Reports | Feedback::Remb(_) => without_transport_cc(&offer.to_sdp_string()),
+        };
         let posted = Instant::now();
-        let session = http::post_offer(server, &path, token, &offer.to_sdp_string())?;
+        let session = http::post_offer(server, &path, token, &offer)?;
         peer.accept_answer(pending, &session.answer)?;
         let mut s = Self::negotiated(peer, video_mid, Signalling::Http { session, token: token.to_owned() });
         s.report.posted_at = Some(posted);
@@ -252,6 +327,7 @@ impl Subscriber {
             rtp_counter: None,
             stale: None,
             seq_offset: HashMap::new(),
+            remb: None,
         }
     }
 
@@ -362,6 +438,14 @@ impl Subscriber {
     }
 
     fn handle_events(&mut self, events: &mut Vec<Event>) {
+        if let Some((bps, due)) = self.remb
+            && self.report.connected_at.is_some()
+            && Instant::now() >= due
+            && let Some(rx) = self.peer.rtc.direct_api().stream_rx_by_mid(self.video_mid, None)
+        {
+            rx.request_remb(str0m::bwe::Bitrate::bps(bps));
+            self.remb = Some((bps, due + REMB_EVERY));
+        }
         for e in events.drain(..) {
             match e {
                 Event::Connected => self.report.connected_at = Some(Instant::now()),
