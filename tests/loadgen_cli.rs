@@ -65,7 +65,7 @@ fn loadgen_runs_several_classes_side_by_side() {
     let tokens = [server.token("teacher", Some("classe1")), server.token("teacher", Some("classe2"))].join(",");
     let admin = server.token("admin", None);
     let json = server.data_dir.join("load.json");
-    let mut run = Command::new(bin())
+    let run = Command::new(bin())
         .args(["loadgen", "--server", &server.base, "--class", "classe", "--classes", "2", "--pupils-per-class", "3"])
         .args(["--ramp", "20", "--duration", "6", "--token", &tokens, "--json"])
         .arg(&json)
