@@ -85,6 +85,9 @@ python3 - "$OUT" target/soak "$CLASSES" "$PER" "$MINUTES" << 'EOF'
 import csv, glob, json, sys
 out, work, classes, per, minutes = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 rows = [r for r in csv.DictReader(open(out)) if r["participants"] and r["rss_kib"]]
+# Only the samples while every class is full: not the joins, not after the load generators left.
+full = max(int(r["participants"]) for r in rows)
+rows = [r for r in rows if int(r["participants"]) == full]
 def window(lo, hi):
     return [r for r in rows if lo <= int(r["t_s"]) <= hi] or rows[-1:]
 end = int(rows[-1]["t_s"])
@@ -105,6 +108,7 @@ print(f"  RSS over the second half: {int(half[0]['rss_kib'])/1024:.1f} -> {int(h
       f"largest step between samples after the first minute {max([int(b['rss_kib']) - int(a['rss_kib']) for a, b in zip(rows, rows[1:]) if int(a['t_s']) >= 60] or [0])/1024:.1f} MiB")
 heap0, heap1 = mean(first, "heap_kib"), mean(last, "heap_kib")
 print(f"  heap in use (mallinfo2) {heap0/1024:.1f} MiB (min 1-6) -> {heap1/1024:.1f} MiB (last 5 min): {(heap1-heap0)/1024/hours:+.1f} MiB/h")
+print(f"  heap in use over the second half: {int(half[0]['heap_kib'])/1024:.1f} -> {int(half[-1]['heap_kib'])/1024:.1f} MiB")
 print(f"  fds  {fd0:.0f} -> {fd1:.0f}; threads {rows[0]['threads']} -> {rows[-1]['threads']}")
 print(f"  queues: commands max {max(int(r['commands_queued']) for r in rows)}, ICE-TCP input max {max(int(r['tcp_input_queued']) for r in rows)}")
 print(f"  participants {first[0]['participants']} -> {last[-1]['participants']}; pupils with video {ok}/{classes*per}, video stopped {stopped}, worst class mean loss {loss:.4f}")
