@@ -32,6 +32,11 @@ struct Burst {
     replays: f64,
 }
 
+/// The keyframe requests the studio has received so far, per layer (top first).
+fn requests_by_layer(studio: &ardoise_studio::Studio) -> Vec<u64> {
+    studio.stats.keyframe_requests_by_layer.iter().map(|n| n.load(Ordering::Relaxed)).collect()
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((p / 100.0) * sorted.len() as f64).floor().min(sorted.len() as f64 - 1.0) as usize]
 }
@@ -84,7 +89,7 @@ fn burst(design: &Design) -> Burst {
     common::wait_until(Duration::from_secs(20), "the studio's frames", || {
         (studio.stats.video_frames.load(Ordering::Relaxed) > 90).then_some(())
     });
-    let before: Vec<u64> = studio.stats.keyframe_requests_by_layer.iter().map(|n| n.load(Ordering::Relaxed)).collect();
+    let before = requests_by_layer(&studio);
     let replays_before = common::metric(&server, "ardoise_keyframe_replays_total");
     let t0 = Instant::now();
     let threads: Vec<_> = tokens
@@ -113,13 +118,7 @@ fn burst(design: &Design) -> Burst {
     let mut first: Vec<f64> = threads.into_iter().filter_map(|t| t.join().unwrap()).collect();
     let secs = t0.elapsed().as_secs_f64();
     first.sort_by(f64::total_cmp);
-    let requests: Vec<u64> = studio
-        .stats
-        .keyframe_requests_by_layer
-        .iter()
-        .zip(&before)
-        .map(|(n, b)| n.load(Ordering::Relaxed) - b)
-        .collect();
+    let requests: Vec<u64> = requests_by_layer(&studio).iter().zip(&before).map(|(n, b)| n - b).collect();
     let replays = common::metric(&server, "ardoise_keyframe_replays_total") - replays_before;
     cadence_stop.store(true, Ordering::Relaxed);
     if let Some(t) = cadence {
@@ -222,7 +221,7 @@ fn a_chromium_pupil_inside_a_burst_of_thirty_sees_the_class_within_300_ms() {
     // 29 tablets, each rejoining every round with its own token (a rejoin replaces its
     // previous session).
     let tokens: Vec<String> = (0..PUPILS - 1).map(|i| server.join("demo", &format!("Eleve{i}"))).collect();
-    let before: Vec<u64> = studio.stats.keyframe_requests_by_layer.iter().map(|n| n.load(Ordering::Relaxed)).collect();
+    let before = requests_by_layer(&studio);
     // The page's slot moves through the second from round to round (early, middle, late).
     let slots: Vec<u64> = (0..ROUNDS as u64).map(|r| 50 + r * 100).collect();
     let t0_epoch = epoch_ms() + 8000;
@@ -263,13 +262,7 @@ fn a_chromium_pupil_inside_a_burst_of_thirty_sees_the_class_within_300_ms() {
     let mut first: Vec<f64> = v["firstFrameMs"].as_array().unwrap().iter().filter_map(|m| m.as_f64()).collect();
     first.sort_by(f64::total_cmp);
     str0m_first.sort_by(f64::total_cmp);
-    let requests: Vec<u64> = studio
-        .stats
-        .keyframe_requests_by_layer
-        .iter()
-        .zip(&before)
-        .map(|(n, b)| n.load(Ordering::Relaxed) - b)
-        .collect();
+    let requests: Vec<u64> = requests_by_layer(&studio).iter().zip(&before).map(|(n, b)| n - b).collect();
     let secs = (ROUNDS as u64 * ROUND_MS) as f64 / 1000.0;
     println!(
         "CHROMIUM IN A BURST OF {PUPILS}: {} rounds; the page's first frame shown from its WHEP POST p50 {:.0} ms, p95 {:.0} ms, max {:.0} ms ({first:?}); the {} str0m pupils' first picture p50 {:.0} ms, p95 {:.0} ms; keyframe requests 720p/360p/180p {requests:?} over {secs:.0} s",

@@ -240,14 +240,14 @@ impl Subscriber {
         bind: IpAddr,
         layer: Option<&str>,
     ) -> Result<Subscriber> {
-        Self::connect_peer(Peer::new(bind)?, server, class, token, layer)
+        Self::connect_peer(Peer::new(bind)?, server, class, token, layer, Feedback::Twcc)
     }
 
     /// Negotiate offering RFC 2198 redundancy for Opus (`red/48000/2`), as browsers do: the
     /// audio payloads recorded are then RED payloads (see `str0m::rtp::RedDecoder`).
     pub fn connect_offering_red(server: &str, class: &str, token: &str, bind: IpAddr) -> Result<Subscriber> {
         let config = str0m::Rtc::builder().set_rtp_mode(true).enable_opus(true, true);
-        Self::connect_peer(Peer::with_config(bind, config)?, server, class, token, None)
+        Self::connect_peer(Peer::with_config(bind, config)?, server, class, token, None, Feedback::Twcc)
     }
 
     /// A pupil offering `transports` (TCP only: a network that drops UDP), on `layer` if given.
@@ -273,18 +273,14 @@ impl Subscriber {
         feedback: Feedback,
     ) -> Result<Subscriber> {
         let peer = Peer::with_transports(bind, str0m::Rtc::builder().set_rtp_mode(true), transports)?;
-        let mut s = Self::connect_peer_with(peer, server, class, token, layer, feedback)?;
+        let mut s = Self::connect_peer(peer, server, class, token, layer, feedback)?;
         if let Feedback::Remb(bps) = feedback {
             s.remb = Some((bps, Instant::now()));
         }
         Ok(s)
     }
 
-    fn connect_peer(peer: Peer, server: &str, class: &str, token: &str, layer: Option<&str>) -> Result<Subscriber> {
-        Self::connect_peer_with(peer, server, class, token, layer, Feedback::Twcc)
-    }
-
-    fn connect_peer_with(
+    fn connect_peer(
         mut peer: Peer,
         server: &str,
         class: &str,
