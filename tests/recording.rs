@@ -332,6 +332,20 @@ fn a_class_recorded_by_its_policy_survives_a_kill_9_of_the_server() {
         println!("layer {}, closed segment: {video} video frames, {audio} audio buffers, {span:.2} s", layer["rank"]);
         assert!(key && video > 0 && audio > 0, "layer {}: its closed segment plays", layer["rank"]);
     }
+    // A download link made before a restart still works after it (a tablet resumes it).
+    let made = send("POST", &url(&server, &format!("/recordings/{id}/download")), Some(&teacher), None, "");
+    assert_eq!(made.status, 200, "{}", made.body);
+    let link =
+        format!("{}{}", server.base, serde_json::from_str::<Value>(&made.body).unwrap()["url"].as_str().unwrap());
+    server.restart(); // on the same address
+    let (status, body, _, _) = download(&link);
+    assert_eq!(
+        status,
+        200,
+        "a link made before the restart: {}",
+        String::from_utf8_lossy(&body[..body.len().min(300)])
+    );
+    assert!(body.len() > 10_000, "the offline file: {} bytes", body.len());
     let code = serde_json::from_str::<Value>(&r.body).unwrap()["code"].as_str().unwrap().to_owned();
     let pupil = server.join(&code, "Absente");
     let seen: Value =

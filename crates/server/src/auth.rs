@@ -50,12 +50,22 @@ pub enum AuthError {
 /// Signing keys that verify: the newest signs, this many verify.
 pub const KEYS_KEPT: usize = 2;
 
+/// An HMAC-SHA256 key for `purpose`, derived from `secret` (HMAC(secret, purpose)): a
+/// secret signs tokens, and what it derives signs something else.
+fn derived_key(secret: &[u8], purpose: &[u8]) -> aws_lc_rs::hmac::Key {
+    use aws_lc_rs::hmac;
+    let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, secret), purpose);
+    hmac::Key::new(hmac::HMAC_SHA256, tag.as_ref())
+}
+
 /// One key of the ring.
 struct SigningKey {
     /// Its id (`kid`); empty for a signer made from a bare secret (tests, tools).
     kid: String,
     enc: EncodingKey,
     dec: DecodingKey,
+    /// The key of download links, derived from this key's secret (never the secret itself).
+    link: aws_lc_rs::hmac::Key,
 }
 
 impl SigningKey {
@@ -65,6 +75,7 @@ impl SigningKey {
             kid: kid.to_owned(),
             enc: EncodingKey::from_secret(secret).map_err(bad)?,
             dec: DecodingKey::from_secret(secret).map_err(bad)?,
+            link: derived_key(secret, b"ardoise download links"),
         })
     }
 }
@@ -129,6 +140,13 @@ impl TokenSigner {
         }
         *self.keys.write().unwrap_or_else(|e| e.into_inner()) = ring;
         Ok(true)
+    }
+
+    /// The keys of download links, newest (the one that signs) first: one per kept signing
+    /// key, so links outlive a restart, verify on every node sharing the database, and die
+    /// with their signing key when keys rotate.
+    pub fn link_keys(&self) -> Vec<aws_lc_rs::hmac::Key> {
+        self.keys.read().unwrap_or_else(|e| e.into_inner()).iter().map(|k| k.link.clone()).collect()
     }
 
     /// The id of the key that signs now.

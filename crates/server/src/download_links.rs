@@ -2,9 +2,11 @@
 //! both), to who asked (a pupil's link stops working when the teacher unpublishes the
 //! recording or forbids its download), and expiring (`exp`). They carry their own
 //! permission, so a tablet's download manager can fetch and resume them without a token:
-//! HMAC-SHA256 over what they name, with a key this process draws at start (a restart ends
-//! every link; the pupil asks for a new one).
+//! HMAC-SHA256 over what they name, with a key derived from the server's token signing keys
+//! (`TokenSigner::link_keys`, from the database): a link outlives a restart and works on
+//! every node of a cluster; rotating the signing keys twice ends every link.
 
+use crate::auth::TokenSigner;
 use aws_lc_rs::hmac;
 use base64::Engine;
 
@@ -37,25 +39,23 @@ impl LinkFor {
 /// Why a link was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LinkRefusal {
-    /// Malformed, or not signed by this server (or signed before its last restart).
+    /// Malformed, or not signed by a key the server keeps.
     Invalid,
     /// Past its expiry.
     Expired,
 }
 
-/// The signing key of this process's download links.
+/// Signs and checks download links with the keys of a token signer.
 pub struct DownloadLinks {
-    key: hmac::Key,
-}
-
-impl Default for DownloadLinks {
-    fn default() -> Self {
-        let secret: [u8; 32] = rand::random();
-        DownloadLinks { key: hmac::Key::new(hmac::HMAC_SHA256, &secret) }
-    }
+    signer: TokenSigner,
 }
 
 impl DownloadLinks {
+    /// Links signed by the keys of `signer` (shared: a rotation reaches the links too).
+    pub fn new(signer: TokenSigner) -> DownloadLinks {
+        DownloadLinks { signer }
+    }
+
     fn message(class: &str, rec: &str, exp: u64, who: LinkFor) -> String {
         format!("{class}\n{rec}\n{exp}\n{}", who.tag())
     }
@@ -63,7 +63,8 @@ impl DownloadLinks {
     /// The query string of a link to `rec` of `class` for `who`, valid until `exp` (seconds
     /// since the Unix epoch).
     pub fn query(&self, class: &str, rec: &str, exp: u64, who: LinkFor) -> String {
-        let tag = hmac::sign(&self.key, Self::message(class, rec, exp, who).as_bytes());
+        let keys = self.signer.link_keys();
+        let tag = hmac::sign(&keys[0], Self::message(class, rec, exp, who).as_bytes());
         let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(tag.as_ref());
         format!("exp={exp}&for={}&sig={sig}", who.tag())
     }
@@ -82,8 +83,10 @@ impl DownloadLinks {
             }
         }
         let (Some(exp), Some(who), Some(sig)) = (exp, who, sig) else { return Err(LinkRefusal::Invalid) };
-        hmac::verify(&self.key, Self::message(class, rec, exp, who).as_bytes(), &sig)
-            .map_err(|_| LinkRefusal::Invalid)?;
+        let message = Self::message(class, rec, exp, who);
+        if !self.signer.link_keys().iter().any(|key| hmac::verify(key, message.as_bytes(), &sig).is_ok()) {
+            return Err(LinkRefusal::Invalid);
+        }
         if now > exp {
             return Err(LinkRefusal::Expired);
         }
@@ -97,7 +100,8 @@ mod tests {
 
     #[test]
     fn a_link_names_its_recording_its_holder_and_its_expiry() {
-        let links = DownloadLinks::default();
+        let signer = |secret: u8| TokenSigner::new(&[secret; 32], 3600).unwrap();
+        let links = DownloadLinks::new(signer(1));
         let q = links.query("cm1", "1700", 1000, LinkFor::Pupil);
         assert_eq!(links.check("cm1", "1700", &q, 999), Ok(LinkFor::Pupil));
         assert_eq!(links.check("cm1", "1700", &q, 1001), Err(LinkRefusal::Expired));
@@ -107,10 +111,12 @@ mod tests {
         assert_eq!(links.check("cm1", "1700", &promoted, 999), Err(LinkRefusal::Invalid), "a pupil's made staff's");
         let later = q.replace("exp=1000", "exp=9999");
         assert_eq!(links.check("cm1", "1700", &later, 999), Err(LinkRefusal::Invalid), "a stretched expiry");
+        let restarted = DownloadLinks::new(signer(1));
+        assert_eq!(restarted.check("cm1", "1700", &q, 999), Ok(LinkFor::Pupil), "after a restart, same keys");
         assert_eq!(
-            DownloadLinks::default().check("cm1", "1700", &q, 999),
+            DownloadLinks::new(signer(2)).check("cm1", "1700", &q, 999),
             Err(LinkRefusal::Invalid),
-            "after a restart"
+            "other keys"
         );
         assert_eq!(links.check("cm1", "1700", "exp=1000", 999), Err(LinkRefusal::Invalid));
     }

@@ -167,13 +167,14 @@ pub struct Recordings {
 }
 
 impl Recordings {
-    /// Recordings kept under `root` (`<data.dir>/recordings`), by the rules of `config`.
-    pub fn new(root: PathBuf, config: RecordingConfig) -> Recordings {
+    /// Recordings kept under `root` (`<data.dir>/recordings`), by the rules of `config`, their
+    /// download links signed with the keys of `signer`.
+    pub fn new(root: PathBuf, config: RecordingConfig, signer: crate::auth::TokenSigner) -> Recordings {
         Recordings {
             root,
             config,
             active: Mutex::new(HashMap::new()),
-            links: Default::default(),
+            links: crate::download_links::DownloadLinks::new(signer),
             joining: std::sync::Arc::new(tokio::sync::Mutex::new(())),
         }
     }
@@ -798,7 +799,8 @@ mod tests {
         let _ = std::fs::remove_dir_all(&tmp);
         let store = Store::open(&Store::default_url(&tmp)).await.unwrap();
         store.migrate().await.unwrap();
-        let recordings = Recordings::new(tmp.join("recordings"), config());
+        let signer = crate::auth::TokenSigner::new(&[1; 32], 3600).unwrap();
+        let recordings = Recordings::new(tmp.join("recordings"), config(), signer);
         let c = config();
         for (id, started) in [("1", day("2026-12-01")), ("2", day("2027-01-10"))] {
             let row = RecordingRow {

@@ -177,6 +177,7 @@ impl AppState {
         let recorder = crate::records::Recorder::start(store.clone());
         let hub = ClassHub::default();
         hub.set_recorder(recorder.clone());
+        let link_signer = tokens.clone();
         AppState {
             store,
             recorder,
@@ -200,6 +201,7 @@ impl AppState {
             recordings: crate::recordings::Recordings::new(
                 config.data.dir.join("recordings"),
                 config.recording.clone(),
+                link_signer,
             ),
             check: crate::check::CheckDesk::default(),
             check_config: config.check,
