@@ -11,6 +11,7 @@
 
 mod accounts_cli;
 mod check_programme;
+mod node_cli;
 
 use anyhow::{Context, Result};
 use ardoise_proto::{ClassId, Role};
@@ -109,6 +110,9 @@ enum Command {
     /// Token signing keys: `rotate`.
     #[command(subcommand)]
     Keys(accounts_cli::KeysCommand),
+    /// The nodes of a cluster: `list`, `drain`, `undrain`.
+    #[command(subcommand)]
+    Node(node_cli::NodeCommand),
 }
 
 #[derive(Args, Clone)]
@@ -503,5 +507,6 @@ fn main() -> Result<()> {
         Command::School(cmd) => runtime()?.block_on(accounts_cli::school(cmd)),
         Command::User(cmd) => runtime()?.block_on(accounts_cli::user(cmd)),
         Command::Keys(cmd) => runtime()?.block_on(accounts_cli::keys(cmd)),
+        Command::Node(cmd) => runtime()?.block_on(node_cli::node(cmd)),
     }
 }

@@ -12,24 +12,102 @@ pub struct Session {
     pub answer: String,
 }
 
-/// POST an SDP offer to a WHIP/WHEP endpoint.
+/// POST an SDP offer to a WHIP/WHEP endpoint (following redirects: [`post`]); the session
+/// resource is on the node that answered.
 pub fn post_offer(base: &str, path: &str, token: &str, offer: &str) -> Result<Session> {
     let url = format!("{base}{path}");
-    match crate::trust::agent()
-        .post(&url)
-        .set("Content-Type", "application/sdp")
-        .set("Authorization", &format!("Bearer {token}"))
-        .timeout(std::time::Duration::from_secs(10))
-        .send_string(offer)
-    {
+    match post(&url, "application/sdp", Some(token), offer) {
         Ok(r) if r.status() == 201 => {
             let loc = r.header("Location").context("201 without Location")?.to_owned();
+            let answered = r.get_url().to_owned();
             let answer = r.into_string()?;
-            Ok(Session { resource: format!("{base}{loc}"), answer })
+            Ok(Session { resource: resolve(&answered, &loc), answer })
         }
         Ok(r) => bail!("{url}: unexpected status {}", r.status()),
-        Err(ureq::Error::Status(code, r)) => bail!("{url}: HTTP {code}: {}", r.into_string().unwrap_or_default()),
-        Err(e) => Err(e).with_context(|| format!("POST {url}")),
+        Err(e) => match *e {
+            ureq::Error::Status(code, r) => bail!("{url}: HTTP {code}: {}", r.into_string().unwrap_or_default()),
+            e => Err(e).with_context(|| format!("POST {url}")),
+        },
+    }
+}
+
+/// POST `body` to `url`, following 307 and 308 (a cluster's node sending a class's request
+/// to its owner) with the same body and token, at most [`MAX_REDIRECTS`] times. The
+/// response's `get_url()` is where it was answered.
+pub fn post(
+    url: &str,
+    content_type: &str,
+    token: Option<&str>,
+    body: &str,
+) -> Result<ureq::Response, Box<ureq::Error>> {
+    let mut url = url.to_owned();
+    let mut hops = 0;
+    loop {
+        let mut req = crate::trust::agent()
+            .post(&url)
+            .set("Content-Type", content_type)
+            .timeout(std::time::Duration::from_secs(10));
+        if let Some(t) = token {
+            req = req.set("Authorization", &format!("Bearer {t}"));
+        }
+        let r = req.send_string(body)?;
+        let next = match r.status() {
+            307 | 308 if hops < MAX_REDIRECTS => r.header("Location").map(|l| resolve(&url, l)),
+            _ => None,
+        };
+        match next {
+            Some(n) => {
+                url = n;
+                hops += 1;
+            }
+            None => return Ok(r),
+        }
+    }
+}
+
+/// The origin that serves `path` among `servers` (the nodes of a cluster, or one server):
+/// the first that answers, after the redirects it gives (a GET, which needs no token: a
+/// node sends a class's requests to its owner before it looks at anything else). A server
+/// that does not answer is passed over.
+pub fn owner(servers: &[&str], path: &str) -> Result<String> {
+    let mut last = None;
+    for server in servers {
+        let url = format!("{}{path}", server.trim_end_matches('/'));
+        let landed = match crate::trust::agent().get(&url).timeout(std::time::Duration::from_secs(5)).call() {
+            Ok(r) => r.get_url().to_owned(),
+            Err(ureq::Error::Status(_, r)) => r.get_url().to_owned(),
+            Err(e) => {
+                last = Some(anyhow::Error::new(e).context(format!("GET {url}")));
+                continue;
+            }
+        };
+        return Ok(resolve(&landed, ""));
+    }
+    Err(last.unwrap_or_else(|| anyhow::anyhow!("no server given")))
+}
+
+/// Redirects an offer follows.
+pub const MAX_REDIRECTS: usize = 3;
+
+/// `location` (absolute, or a path) as an absolute URL, against the URL `from`.
+pub fn resolve(from: &str, location: &str) -> String {
+    if location.starts_with("http://") || location.starts_with("https://") {
+        return location.to_owned();
+    }
+    let after_scheme = from.find("://").map_or(0, |i| i + 3);
+    let origin_end = from[after_scheme..].find('/').map_or(from.len(), |i| after_scheme + i);
+    format!("{}{location}", &from[..origin_end])
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_location_resolves_against_the_url_that_gave_it() {
+        use super::resolve;
+        assert_eq!(resolve("http://a:1/whip/cm1", "/whip/cm1/7"), "http://a:1/whip/cm1/7");
+        assert_eq!(resolve("http://a:1/whip/cm1", "https://b:2/whip/cm1?via=n1"), "https://b:2/whip/cm1?via=n1");
+        assert_eq!(resolve("http://a:1", "/x"), "http://a:1/x");
+        assert_eq!(resolve("http://a:1/whip/cm1?via=n", ""), "http://a:1", "an origin");
     }
 }
 

@@ -346,10 +346,7 @@ fn failed(pupil: usize, error: String) -> PupilResult {
 fn join(server: &str, class: &str, name: &str) -> Result<String> {
     let body = serde_json::json!({ "name": name }).to_string();
     let r: serde_json::Value = serde_json::from_str(
-        &ardoise_client::trust::agent()
-            .post(&format!("{server}/api/classes/{class}/join"))
-            .set("Content-Type", "application/json")
-            .send_string(&body)
+        &ardoise_client::http::post(&format!("{server}/api/classes/{class}/join"), "application/json", None, &body)
             .with_context(|| format!("join {class}"))?
             .into_string()?,
     )?;

@@ -311,6 +311,9 @@ pub enum ServerEvent {
     /// The server lost this class's media sessions (a media worker failed and was replaced):
     /// open them again now instead of waiting for the connection to time out.
     Reconnect,
+    /// Another server of the cluster owns this class now: load the page again (its server
+    /// sends it to the owner) and open everything there.
+    Moved,
     /// The last message was refused.
     Error {
         /// Why, for programs.

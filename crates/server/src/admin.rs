@@ -1,4 +1,5 @@
-//! Admin API: every class with its participants, and every media worker.
+//! Admin API: every class with its participants, every media worker, and the cluster's
+//! nodes.
 
 use crate::Problem;
 use crate::state::SharedState;
@@ -7,17 +8,70 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
 
-/// `GET /api/admin/classes` (an admin token, or an admin's login).
-pub async fn classes(State(s): State<SharedState>, headers: HeaderMap) -> Result<Json<AdminOverview>, Problem> {
-    if s.bearer_present(&headers) {
-        let claims = s.authenticate(&headers)?;
+/// An admin token, or an admin's login (`change`: a request that changes something, which
+/// a login must prove with its CSRF token). Returns who, for the audit log.
+async fn admin(s: &SharedState, headers: &HeaderMap, change: bool) -> Result<String, Problem> {
+    if s.bearer_present(headers) {
+        let claims = s.authenticate(headers)?;
         if claims.role != Role::Admin {
             return Err(Problem::forbidden("admin token required"));
         }
+        Ok(format!("token:{}", claims.sub))
     } else {
-        s.admin_user(&headers, false).await?;
+        Ok(format!("user:{}", s.admin_user(headers, change).await?.id))
     }
+}
+
+/// `GET /api/admin/classes` (an admin token, or an admin's login).
+pub async fn classes(State(s): State<SharedState>, headers: HeaderMap) -> Result<Json<AdminOverview>, Problem> {
+    admin(&s, &headers, false).await?;
     Ok(Json(overview(&s).await))
+}
+
+/// The cluster as the admin sees it.
+#[derive(Debug, serde::Serialize)]
+pub struct NodesOverview {
+    /// The node that answered; none on a single node.
+    pub this_node: Option<String>,
+    /// Every node that verifies (alive or not), with its load and classes.
+    pub nodes: Vec<crate::cluster_view::NodeView>,
+}
+
+/// `GET /api/admin/nodes` (admin): the cluster's nodes (none on a single node).
+pub async fn nodes(State(s): State<SharedState>, headers: HeaderMap) -> Result<Json<NodesOverview>, Problem> {
+    admin(&s, &headers, false).await?;
+    Ok(Json(match &s.cluster {
+        Some(c) => NodesOverview { this_node: Some(c.node_id().to_owned()), nodes: c.view().nodes.clone() },
+        None => NodesOverview { this_node: None, nodes: Vec::new() },
+    }))
+}
+
+/// The body of `POST /api/admin/nodes/{id}/drain`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrainRequest {
+    /// Stop (true) or allow again (false) new classes on the node.
+    pub draining: bool,
+}
+
+/// `POST /api/admin/nodes/{id}/drain` (admin): no new classes on the node (its classes go
+/// on until they end), or again; audited. 404 on a single node or for an unknown node.
+pub async fn drain(
+    State(s): State<SharedState>,
+    axum::extract::Path(node): axum::extract::Path<String>,
+    headers: HeaderMap,
+    body: Result<Json<DrainRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<axum::http::StatusCode, Problem> {
+    let actor = admin(&s, &headers, true).await?;
+    let Json(req) = body.map_err(|e| Problem::bad_request(e.body_text()))?;
+    if s.cluster.is_none() {
+        return Err(Problem::not_found("this server is not one of a cluster"));
+    }
+    s.store.set_draining(&node, req.draining).await.map_err(crate::problem::store_problem)?;
+    let action = if req.draining { "node.drain" } else { "node.undrain" };
+    s.recorder.audit(actor, action, format!("node:{node}"), String::new());
+    tracing::info!(node, draining = req.draining, "node drain set by an admin");
+    Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
 /// A fault to inject (`POST /api/admin/faults`).

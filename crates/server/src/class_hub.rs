@@ -677,10 +677,19 @@ impl ClassHub {
 
     /// The class ended: tell everyone and close every connection.
     pub fn end(&self, class: &ClassId) {
+        self.close_with(class, ServerEvent::ClassEnded);
+    }
+
+    /// Another node owns the class now: tell everyone (`moved`) and close every connection.
+    pub fn moved(&self, class: &ClassId) {
+        self.close_with(class, ServerEvent::Moved);
+    }
+
+    fn close_with(&self, class: &ClassId, last: ServerEvent) {
         if let Some(room) = self.lock().remove(class) {
-            room.broadcast(&ServerEvent::ClassEnded);
+            room.broadcast(&last);
             for (c, _) in &room.waiting {
-                c.link.event(&ServerEvent::ClassEnded);
+                c.link.event(&last);
             }
             for c in room.conns.iter().chain(room.waiting.iter().map(|(c, _)| c)) {
                 c.link.deliver(Outgoing::Close);

@@ -339,6 +339,33 @@ impl RecordingConfig {
     }
 }
 
+/// `[cluster]`: nodes sharing the database (see `config/default.toml`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// This node's id; empty: a single node.
+    pub node_id: String,
+    /// The origin clients are sent to.
+    pub public_url: String,
+    /// Pupils this node takes.
+    pub capacity: u32,
+    /// Pupils a class counts for until its pupils come.
+    pub class_weight: u32,
+    /// Heartbeat period, ms.
+    pub heartbeat_ms: u64,
+    /// Silence after which a node is dead, ms.
+    pub dead_after_ms: u64,
+    /// An owned class empty this long is released, seconds.
+    pub release_idle_secs: u64,
+}
+
+impl ClusterConfig {
+    /// Whether this node is one of a cluster.
+    pub fn enabled(&self) -> bool {
+        !self.node_id.is_empty()
+    }
+}
+
 /// `[check]`: the pre-class check.
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -391,6 +418,8 @@ pub struct Config {
     pub recording: RecordingConfig,
     /// The pre-class check.
     pub check: CheckConfig,
+    /// Nodes sharing the database.
+    pub cluster: ClusterConfig,
     /// Declared classes.
     #[serde(default)]
     pub classes: Vec<ClassConfig>,
@@ -502,6 +531,38 @@ impl Config {
         {
             if let Err(e) = parse_networks(list) {
                 return bad(format!("{key}: {e}"));
+            }
+        }
+        if self.cluster.enabled() {
+            let c = &self.cluster;
+            if !self.database.url.starts_with("postgres://") && !self.database.url.starts_with("postgresql://") {
+                return bad(
+                    "cluster.node_id needs database.url = postgres://… (the nodes share it; SQLite is for one node)"
+                        .into(),
+                );
+            }
+            if self.auth.secret.is_empty() {
+                return bad("cluster.node_id needs auth.secret, the same on every node (it signs tokens and nodes' registrations)".into());
+            }
+            if !(c.public_url.starts_with("http://") || c.public_url.starts_with("https://"))
+                || c.public_url.ends_with('/')
+            {
+                return bad(format!(
+                    "cluster.public_url '{}' must be an origin like https://node1.example",
+                    c.public_url
+                ));
+            }
+            if c.node_id.len() > 64 || !c.node_id.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
+            {
+                return bad("cluster.node_id: at most 64 letters, digits, - and _".into());
+            }
+            if c.heartbeat_ms == 0 || c.dead_after_ms < 2 * c.heartbeat_ms {
+                return bad(
+                    "cluster.dead_after_ms must be at least twice cluster.heartbeat_ms (a positive period)".into()
+                );
+            }
+            if c.capacity == 0 {
+                return bad("cluster.capacity must be positive".into());
             }
         }
         if self.http.tls_cert.is_empty() != self.http.tls_key.is_empty() {

@@ -11,7 +11,10 @@ pub mod check;
 pub mod class_api;
 pub mod class_events;
 pub mod class_hub;
+pub mod class_routing;
 pub mod classes;
+pub mod cluster;
+pub mod cluster_view;
 pub mod config;
 pub mod download_links;
 pub mod http_listener;
@@ -79,6 +82,8 @@ pub fn app(state: SharedState) -> Router {
         .route("/api/classes/{code}/qr.svg", get(web::qr))
         .route("/api/admin/classes", get(admin::classes))
         .route("/api/admin/faults", post(admin::inject_fault))
+        .route("/api/admin/nodes", get(admin::nodes))
+        .route("/api/admin/nodes/{id}/drain", post(admin::drain))
         .route("/api/ice-servers", get(class_api::ice_servers))
         .route("/check", get(web::check))
         .route("/api/check", post(check::start))
@@ -112,6 +117,7 @@ pub fn app(state: SharedState) -> Router {
         )
         .fallback(|| async { Problem::not_found("no such resource") })
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), class_routing::route))
         .layer(axum::middleware::map_response_with_state(state.clone(), strict_transport))
         .with_state(state)
 }
@@ -194,7 +200,20 @@ impl Server {
         for row in &kept {
             classes.restore(row);
         }
-        let left = store.mark_everyone_left().await.map_err(|e| anyhow_free::Error::msg(format!("{e}")))?;
+        let left = if config.cluster.enabled() {
+            // Other nodes' classes go on: only the ones this node owned when it stopped.
+            let mine: Vec<String> = store
+                .placements_of(&config.cluster.node_id)
+                .await
+                .map_err(|e| anyhow_free::Error::msg(format!("{e}")))?
+                .into_iter()
+                .map(|p| p.class_id)
+                .collect();
+            store.mark_left_in(&mine).await
+        } else {
+            store.mark_everyone_left().await
+        }
+        .map_err(|e| anyhow_free::Error::msg(format!("{e}")))?;
         info!(classes = kept.len(), pupils_marked_left = left, "database open");
         // The SFU's own cap is a backstop behind the HTTP side's admission rules.
         let backstop = config.media.max_peers_per_class + limits_cfg.pending_per_class + limits_cfg.sessions_per_token;
@@ -274,8 +293,19 @@ impl Server {
         state.public_origin = (!config.http.public_names.is_empty()).then(|| config.http.public_origin(http_port));
         state.max_peers_per_class = config.media.max_peers_per_class;
         state.metrics_allow = config::parse_networks(&config.http.metrics_allow).map_err(anyhow_free::Error::msg)?;
+        if config.cluster.enabled() {
+            let cluster_key = secret.clone();
+            state.cluster = Some(
+                cluster::Cluster::join(&config.cluster, &cluster_key, state.store.clone())
+                    .await
+                    .map_err(anyhow_free::Error::msg)?,
+            );
+        }
         let state = Arc::new(state);
-        state.recordings.recover(&state.store).await;
+        if let Some(cluster) = &state.cluster {
+            tokio::spawn(cluster.clone().run(Arc::downgrade(&state)));
+        }
+        state.recordings.recover(&state.store, config.cluster.enabled()).await;
         tokio::spawn(state.clone().follow_media_events(events));
         tokio::spawn(state.clone().housekeeping(Duration::from_secs(2)));
         Ok(Server {
@@ -355,6 +385,10 @@ impl Server {
             });
         }
         let _ = stop_rx2.wait_for(|v| *v).await;
+        if let Some(cluster) = &self.state.cluster {
+            // Its classes are free at once: their clients reconnect through another node.
+            cluster.leave().await;
+        }
         info!("shutting down: closing media sessions");
         self.state.media.shutdown(self.grace).await;
         if tokio::time::timeout(self.grace + Duration::from_secs(1), server).await.is_err() {

@@ -283,13 +283,17 @@ impl Recordings {
     }
 
     /// At start-up: recordings a stopped server left `recording` become `interrupted`, with
-    /// the length their files reach (their closed segments stay playable).
-    pub async fn recover(&self, store: &Store) {
+    /// the length their files reach (their closed segments stay playable). A node of a
+    /// cluster (`others_record`) leaves alone the ones with no files here: other nodes'.
+    pub async fn recover(&self, store: &Store, others_record: bool) {
         let rows = match store.unfinished_recordings().await {
             Ok(rows) => rows,
             Err(e) => return warn!("recordings: cannot look for interrupted ones: {e}"),
         };
         for r in rows {
+            if others_record && !self.dir(&r.class, &r.id).exists() {
+                continue;
+            }
             let newest = std::fs::read_dir(self.dir(&r.class, &r.id))
                 .into_iter()
                 .flatten()

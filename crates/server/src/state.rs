@@ -152,6 +152,8 @@ pub struct AppState {
     pub check: crate::check::CheckDesk,
     /// `[check]` settings.
     pub check_config: crate::config::CheckConfig,
+    /// This node's cluster, when it is one of several (`[cluster]`).
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
     next_participant: AtomicU64,
 }
 
@@ -205,6 +207,7 @@ impl AppState {
             ),
             check: crate::check::CheckDesk::default(),
             check_config: config.check,
+            cluster: None,
             limits,
             next_participant: AtomicU64::new(1),
         }
@@ -408,6 +411,14 @@ impl AppState {
         self.hub.end(class);
         self.sessions().retain(|_, r| r.class != *class);
         info!(class = %class, by = %by, session_only = lasts, "class ended");
+    }
+
+    /// Another node owns `class` now: its media and sessions here stop, its pages are told
+    /// `moved` (they load again, through the owner).
+    pub fn hand_over(&self, class: &ClassId) {
+        self.media.end_class(class);
+        self.hub.moved(class);
+        self.sessions().retain(|_, r| r.class != *class);
     }
 
     /// The class `id`, which must exist and not be ended (404 / 410).

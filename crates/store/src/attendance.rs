@@ -192,11 +192,25 @@ impl Store {
     /// At start, after a crash: every pupil still marked present left now (those who come
     /// back clear it again); open sessions stay open, the class goes on.
     pub async fn mark_everyone_left(&self) -> Result<u64> {
+        self.mark_left(None).await
+    }
+
+    /// [`Store::mark_everyone_left`] in `classes` only (a node of a cluster, after a crash:
+    /// the classes it owned).
+    pub async fn mark_left_in(&self, classes: &[String]) -> Result<u64> {
+        self.mark_left(Some(classes)).await
+    }
+
+    async fn mark_left(&self, classes: Option<&[String]>) -> Result<u64> {
         let at = now_ms();
-        let open: Vec<(i64,)> =
-            sqlx::query_as("SELECT id FROM class_sessions WHERE ended_at IS NULL").fetch_all(self.pool()).await?;
+        let open: Vec<(i64, String)> = sqlx::query_as("SELECT id, class FROM class_sessions WHERE ended_at IS NULL")
+            .fetch_all(self.pool())
+            .await?;
         let mut n = 0;
-        for (id,) in open {
+        for (id, class) in open {
+            if classes.is_some_and(|list| !list.contains(&class)) {
+                continue;
+            }
             let r = sqlx::query("UPDATE attendance SET left_at = $1 WHERE session = $2 AND left_at IS NULL")
                 .bind(at)
                 .bind(id)

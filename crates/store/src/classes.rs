@@ -80,6 +80,15 @@ impl Store {
         t.map(row).ok_or(StoreError::NotFound("class"))
     }
 
+    /// The class whose join code is `code`, if any.
+    pub async fn class_by_code(&self, code: &str) -> Result<Option<ClassRow>> {
+        let t: Option<ClassTuple> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM classes WHERE code = $1"))
+            .bind(code)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(t.map(row))
+    }
+
     /// Classes that have not ended (the server loads them at start).
     pub async fn open_classes(&self) -> Result<Vec<ClassRow>> {
         let t: Vec<ClassTuple> =

@@ -1,6 +1,6 @@
 //! Ardoise's durable state: départements and schools, users and their login sessions,
 //! classes with their timetables and policies, class sessions and attendance, the audit log,
-//! token revocations and signing keys.
+//! token revocations and signing keys, recordings, and the cluster's nodes and placements.
 //!
 //! One code path for SQLite (the embedded default, WAL) and PostgreSQL (a département), through
 //! sqlx's `Any` driver; migrations are embedded (`migrations/sqlite`, `migrations/postgres`, the
@@ -14,6 +14,7 @@ pub mod attendance;
 pub mod audit;
 pub mod classes;
 pub mod logins;
+pub mod nodes;
 pub mod orgs;
 pub mod recordings;
 pub mod revocations;
@@ -24,6 +25,7 @@ pub use attendance::{AttendanceRow, ClassSession};
 pub use audit::AuditEntry;
 pub use classes::{ClassPolicies, ClassRow, Slot};
 pub use logins::Login;
+pub use nodes::{NodeRow, Placement};
 pub use orgs::{Departement, School};
 pub use recordings::RecordingRow;
 pub use revocations::SigningKey;
@@ -162,7 +164,9 @@ impl Store {
         }
         let pool = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 4 } else { 16 })
-            .acquire_timeout(Duration::from_secs(10))
+            // A PostgreSQL server that is away is said within seconds (a cluster's nodes answer
+            // 503 for what needs it); SQLite waits longer for its single writer.
+            .acquire_timeout(Duration::from_secs(if backend == Backend::Sqlite { 10 } else { 3 }))
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {

@@ -70,16 +70,41 @@ impl PgCluster {
         let data = dir.join("data");
         let d = data.to_str().ok_or("non-UTF-8 temp dir")?.to_owned();
         as_postgres(&bin, "initdb", &["-D", &d, "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"])?;
-        let opts = format!("-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off", dir.display());
-        let log = dir.join("log");
         let cluster = PgCluster { dir: dir.clone(), port, bin: bin.clone() };
-        as_postgres(
-            &bin,
-            "pg_ctl",
-            &["-D", &d, "-o", &opts, "-l", log.to_str().unwrap_or("log"), "-w", "-t", "30", "start"],
-        )
-        .map_err(|e| format!("{e}\n{}", std::fs::read_to_string(&log).unwrap_or_default()))?;
+        cluster.resume()?;
         Ok(cluster)
+    }
+
+    /// Stop the server (fast shutdown: connections are cut), keeping its data: a database
+    /// outage.
+    pub fn pause(&self) -> Result<(), String> {
+        let d = self.dir.join("data");
+        as_postgres(&self.bin, "pg_ctl", &["-D", d.to_str().unwrap_or(""), "-m", "fast", "-w", "stop"]).map(|_| ())
+    }
+
+    /// Start the server (again) on its port.
+    pub fn resume(&self) -> Result<(), String> {
+        let d = self.dir.join("data");
+        let opts = format!("-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off", self.port, self.dir.display());
+        let log = self.dir.join("log");
+        as_postgres(
+            &self.bin,
+            "pg_ctl",
+            &[
+                "-D",
+                d.to_str().unwrap_or(""),
+                "-o",
+                &opts,
+                "-l",
+                log.to_str().unwrap_or("log"),
+                "-w",
+                "-t",
+                "30",
+                "start",
+            ],
+        )
+        .map(|_| ())
+        .map_err(|e| format!("{e}\n{}", std::fs::read_to_string(&log).unwrap_or_default()))
     }
 
     /// The URL of database `db` in this cluster.

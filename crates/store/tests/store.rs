@@ -4,7 +4,9 @@
 //! SQL-injection attempts stored as plain text.
 
 use ardoise_store::test_cluster::{database_url, fresh_database};
-use ardoise_store::{ClassPolicies, ClassRow, NewUser, RecordingRow, Slot, Store, StoreError, UserRole, now_ms};
+use ardoise_store::{
+    ClassPolicies, ClassRow, NewUser, NodeRow, RecordingRow, Slot, Store, StoreError, UserRole, now_ms,
+};
 
 async fn suite(store: &Store) {
     // Migrations: applied at connect, again is a no-op, check agrees.
@@ -106,6 +108,8 @@ async fn suite(store: &Store) {
     assert_eq!(back, class);
     store.set_class_code("cm2-b", "zzzz9999", None).await.unwrap();
     assert_eq!(store.class("cm2-b").await.unwrap().code, "zzzz9999");
+    assert_eq!(store.class_by_code("zzzz9999").await.unwrap().map(|c| c.id), Some("cm2-b".to_owned()));
+    assert_eq!(store.class_by_code("abcd2345").await.unwrap(), None, "the old code");
     let slots = [
         Slot { weekday: 1, start_min: 8 * 60 + 30, minutes: 55 },
         Slot { weekday: 4, start_min: 14 * 60, minutes: 60 },
@@ -198,7 +202,80 @@ async fn suite(store: &Store) {
     store.end_class("cm2-b", now_ms()).await.unwrap();
     assert!(store.open_classes().await.unwrap().is_empty());
     assert!(store.class("cm2-b").await.unwrap().ended_at.is_some());
+
+    cluster(store).await;
     assert_eq!(store.class_count().await.unwrap(), 1);
+}
+
+fn node(id: &str, instance: &str, at: i64) -> NodeRow {
+    NodeRow {
+        node_id: id.into(),
+        public_url: format!("http://127.0.0.1:80{}", &id[id.len() - 2..]),
+        instance: instance.into(),
+        capacity: 100,
+        pupils: 3,
+        classes: 1,
+        cpu_permille: 120,
+        kbps_out: 900,
+        started_at: 1,
+        heartbeat_at: at,
+        signature: "sig".into(),
+        draining: 0,
+    }
+}
+
+/// Nodes and placements: a live node's id is never shared, a class is placed once, and of
+/// many nodes racing to place or move it, exactly one wins.
+async fn cluster(store: &Store) {
+    store.heartbeat(&node("node-01", "a", 1_000), 5_000).await.unwrap();
+    store.heartbeat(&node("node-01", "a", 2_000), 5_000).await.unwrap();
+    let e = store.heartbeat(&node("node-01", "b", 3_000), 5_000).await.unwrap_err();
+    assert!(matches!(e, StoreError::Duplicate(_)), "a second process on a live node's id: {e}");
+    store.set_draining("node-01", true).await.unwrap();
+    store.heartbeat(&node("node-01", "a", 4_000), 5_000).await.unwrap();
+    assert_eq!(store.nodes().await.unwrap()[0].draining, 1, "its own heartbeat keeps the drain");
+    store.heartbeat(&node("node-01", "b", 9_001), 5_000).await.unwrap();
+    let rows = store.nodes().await.unwrap();
+    assert_eq!((rows[0].instance.as_str(), rows[0].draining, rows[0].heartbeat_at), ("b", 0, 9_001), "taken over");
+    assert!(matches!(store.set_draining("node-99", true).await, Err(StoreError::NotFound(_))));
+
+    assert_eq!(store.placement("cm1").await.unwrap(), None);
+    let p = store.place("cm1", "node-01", 10).await.unwrap();
+    assert_eq!((p.node_id.as_str(), p.epoch), ("node-01", 1));
+    assert_eq!(store.place("cm1", "node-02", 11).await.unwrap().node_id, "node-01", "the first placement holds");
+    let moved = store.move_placement("cm1", "node-01", "node-02", 12).await.unwrap();
+    assert_eq!((moved.node_id.as_str(), moved.epoch), ("node-02", 2));
+    let late = store.move_placement("cm1", "node-01", "node-03", 13).await.unwrap();
+    assert_eq!(late.node_id, "node-02", "a move from an owner that no longer owns it changes nothing");
+    assert!(!store.release("cm1", "node-01").await.unwrap());
+    assert!(store.release("cm1", "node-02").await.unwrap());
+
+    // Eight nodes race to place one class, then to move it away from its dead owner.
+    let mut racers = tokio::task::JoinSet::new();
+    for i in 0..8 {
+        let store = store.clone();
+        racers.spawn(async move { store.place("race", &format!("node-{i}"), 20).await.unwrap().node_id });
+    }
+    let placed = racers.join_all().await;
+    assert!(placed.iter().all(|n| *n == placed[0]), "every racer sees one owner: {placed:?}");
+    let dead = placed[0].clone();
+    let mut heirs = tokio::task::JoinSet::new();
+    for i in 0..8 {
+        let (store, dead) = (store.clone(), dead.clone());
+        heirs.spawn(async move { store.move_placement("race", &dead, &format!("heir-{i}"), 30).await.unwrap() });
+    }
+    let moved = heirs.join_all().await;
+    assert!(moved.iter().all(|p| p.node_id == moved[0].node_id && p.epoch == 2), "one heir: {moved:?}");
+    assert_eq!(store.placements_of(&moved[0].node_id).await.unwrap().len(), 1);
+    assert_eq!(store.placement_counts().await.unwrap(), vec![(moved[0].node_id.clone(), 1)]);
+
+    store.heartbeat(&node("node-02", "c", 9_100), 5_000).await.unwrap();
+    store.place("cm2", "node-02", 40).await.unwrap();
+    store.leave_cluster("node-02", "someone else").await.unwrap();
+    assert_eq!(store.nodes().await.unwrap().len(), 2, "only the holder leaves");
+    store.leave_cluster("node-02", "c").await.unwrap();
+    assert_eq!(store.nodes().await.unwrap().len(), 1);
+    assert_eq!(store.placement("cm2").await.unwrap(), None, "a node leaving releases its classes");
 }
 
 #[tokio::test]

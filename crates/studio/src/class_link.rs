@@ -44,7 +44,9 @@ fn apply(pipeline: &Pipeline, layout: &str, stats: &ClassLinkStats) {
 }
 
 async fn session(config: &StudioConfig, pipeline: &Pipeline, stop: &AtomicBool, stats: &ClassLinkStats) -> Result<()> {
-    let url = ws_url(&config.server, &config.class)?;
+    // Blocking is fine: this runtime is the class link's own thread.
+    let server = config.class_server()?;
+    let url = ws_url(&server, &config.class)?;
     // wss:// trusts what the studio's HTTPS trusts (system authorities, --ca, a pinned fingerprint).
     let connector = tokio_tungstenite::Connector::Rustls(ardoise_client::trust::client_config());
     let connecting = tokio_tungstenite::connect_async_tls_with_config(url.as_str(), None, true, Some(connector));

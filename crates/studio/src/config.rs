@@ -77,7 +77,8 @@ pub struct EncodedLayer {
 /// Everything the studio needs.
 #[derive(Debug, Clone)]
 pub struct StudioConfig {
-    /// Server base URL (`http://host:port`).
+    /// Server base URL (`http://host:port`); a cluster's nodes separated by commas (the
+    /// studio uses whichever answers, and follows it to the class's owner).
     pub server: String,
     /// Class id to publish to.
     pub class: String,
@@ -139,6 +140,16 @@ impl std::str::FromStr for Speaker {
 }
 
 impl StudioConfig {
+    /// The servers of [`StudioConfig::server`], in order.
+    pub fn servers(&self) -> Vec<&str> {
+        self.server.split(',').map(|s| s.trim().trim_end_matches('/')).filter(|s| !s.is_empty()).collect()
+    }
+
+    /// The origin of the node that owns the class now (see `ardoise_client::http::owner`).
+    pub fn class_server(&self) -> anyhow::Result<String> {
+        ardoise_client::http::owner(&self.servers(), &format!("/whip/{}", self.class))
+    }
+
     /// Test sources publishing to `class` on `server`: what `ardoise demo` and the tests use.
     pub fn test_sources(server: &str, class: &str, token: &str) -> StudioConfig {
         StudioConfig {

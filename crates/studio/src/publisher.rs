@@ -63,7 +63,8 @@ fn connect(config: &StudioConfig) -> Result<Connection> {
     let mut peer = Peer::with_transports(config.bind, rtc_config, Transports::BOTH)?;
     let rid_names: Vec<&str> = config.layers.iter().map(|l| l.rid.as_str()).collect();
     let rids: Vec<str0m::media::Rid> = rid_names.iter().map(|r| (*r).into()).collect();
-    let published = whip::publish(&mut peer, &config.server, &config.class, &config.token, &rid_names)?;
+    let server = config.class_server()?;
+    let published = whip::publish(&mut peer, &server, &config.class, &config.token, &rid_names)?;
     let (session, audio_mid, video_mid) = (published.session, published.audio_mid, published.video_mid);
     let codec = match config.codec {
         VideoCodec::Vp8 => Codec::Vp8,

@@ -95,7 +95,7 @@ fn session(config: &StudioConfig, playback: &Playback, stop: &AtomicBool, stats:
     api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
     let (offer, pending) = api.apply().context("no offer")?;
     let session = http::post_offer(
-        &config.server,
+        &config.class_server()?,
         &format!("/whep/{}?feed=floor", config.class),
         &config.token,
         &offer.to_sdp_string(),

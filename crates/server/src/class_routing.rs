@@ -1,0 +1,181 @@
+//! Requests for a class go to the node that owns it (a cluster; see [`crate::cluster`]).
+//!
+//! Rules:
+//! - the class-scoped doors are routed: WHIP and WHEP (`/whip/{class}…`, `/whep/{class}…`),
+//!   class events (`/ws/{class}`), the class API (`/api/classes/{id or code}…`) and the pupil
+//!   page of a join link (`/c/{code}`); everything else is answered by any node;
+//! - a class another node owns answers **307** to the same path on that node (the WHIP and
+//!   WHEP drafts require clients to follow it; the method and body are kept);
+//! - each redirect adds this node to the request's `via` query parameter; a node that finds
+//!   itself in `via` and would redirect again answers 508 instead, so a redirect loop ends
+//!   at its first turn (nodes read the owner from the database, so they agree unless a
+//!   placement moved between two hops);
+//! - no room anywhere: 503 with `Retry-After`; the database unreachable: 503 too, except
+//!   for the classes this node owns, which keep flowing;
+//! - the check's classes are every node's own, and never routed.
+
+use crate::cluster::Route;
+use crate::problem::Problem;
+use crate::state::SharedState;
+use ardoise_proto::ClassId;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use tracing::{debug, warn};
+
+/// The query parameter that lists the nodes a request was redirected by.
+pub const VIA: &str = "via";
+
+/// What a path names: a class id, or a join code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Names {
+    Class(String),
+    IdOrCode(String),
+    Code(String),
+}
+
+fn names(path: &str) -> Option<Names> {
+    let mut parts = path.split('/').skip(1);
+    let first = parts.next()?;
+    let second = parts.next().filter(|s| !s.is_empty());
+    match first {
+        "whip" | "whep" | "ws" => second.map(|c| Names::Class(c.to_owned())),
+        "c" => second.map(|c| Names::Code(c.to_owned())),
+        "api" if second == Some("classes") => {
+            parts.next().filter(|s| !s.is_empty()).map(|x| Names::IdOrCode(x.to_owned()))
+        }
+        _ => None,
+    }
+}
+
+/// The class `names` refers to, if it exists: known here, or in the database (a class made
+/// on another node), which this node then learns.
+async fn resolve(s: &SharedState, names: Names) -> Result<Option<ClassId>, ardoise_store::StoreError> {
+    let now = crate::auth::unix_now();
+    let (id, code) = match names {
+        Names::Class(id) => (Some(id), None),
+        Names::IdOrCode(x) => (Some(x.clone()), Some(x)),
+        Names::Code(code) => (None, Some(code)),
+    };
+    if let Some(id) = &id {
+        let class = ClassId(id.clone());
+        if s.classes.get(&class).is_some() {
+            return Ok(Some(class));
+        }
+        match s.store.class(id).await {
+            Ok(row) => {
+                s.classes.restore(&row);
+                return Ok(Some(class));
+            }
+            Err(ardoise_store::StoreError::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if let Some(code) = &code {
+        if let Some(info) = s.classes.by_code(code, now) {
+            return Ok(Some(info.id));
+        }
+        if let Some(row) = s.store.class_by_code(code).await? {
+            s.classes.restore(&row);
+            return Ok(Some(ClassId(row.id)));
+        }
+    }
+    Ok(None)
+}
+
+/// The middleware: serve here, or send the client to the class's owner.
+pub async fn route(State(s): State<SharedState>, req: Request, next: Next) -> Response {
+    let Some(cluster) = s.cluster.clone() else { return next.run(req).await };
+    let Some(names) = names(req.uri().path()) else { return next.run(req).await };
+    let class = match resolve(&s, names).await {
+        Ok(Some(class)) => class,
+        // No such class: the handler says so.
+        Ok(None) => return next.run(req).await,
+        Err(e) => {
+            warn!("cluster: class lookup failed: {e}");
+            return Problem::unavailable("the database is unreachable: try again in a moment", 2).into_response();
+        }
+    };
+    if crate::check::is_check_class(&class) {
+        return next.run(req).await;
+    }
+    match cluster.route(&class.0).await {
+        Route::Here => next.run(without_via(req)).await,
+        Route::Elsewhere { node, url } => {
+            let query = req.uri().query().unwrap_or("");
+            let mut via: Vec<&str> = Vec::new();
+            let mut rest: Vec<&str> = Vec::new();
+            for pair in query.split('&').filter(|p| !p.is_empty()) {
+                match pair.strip_prefix("via=") {
+                    Some(v) => via.extend(v.split(',').filter(|n| !n.is_empty())),
+                    None => rest.push(pair),
+                }
+            }
+            if via.contains(&cluster.node_id()) {
+                warn!(class = %class, owner = %node, ?via, "cluster: a redirect came back here: loop stopped");
+                return Problem::new(
+                    StatusCode::LOOP_DETECTED,
+                    "this request went round the cluster's nodes: try again in a moment",
+                )
+                .into_response();
+            }
+            via.push(cluster.node_id());
+            let via = format!("{VIA}={}", via.join(","));
+            rest.push(&via);
+            let location = format!("{url}{}?{}", req.uri().path(), rest.join("&"));
+            debug!(class = %class, owner = %node, %location, "cluster: sent to the owner");
+            let mut r = StatusCode::TEMPORARY_REDIRECT.into_response();
+            if let Ok(v) = HeaderValue::from_str(&location) {
+                r.headers_mut().insert(header::LOCATION, v);
+            }
+            r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            r
+        }
+        Route::Full => {
+            Problem::unavailable("every node of the service is full: try again in a minute", 30).into_response()
+        }
+        Route::Unavailable => {
+            Problem::unavailable("this class is moving to another server: try again in a moment", 2).into_response()
+        }
+    }
+}
+
+/// The request without its `via` parameter: the handlers check their query strictly.
+fn without_via(mut req: Request) -> Request {
+    let Some(query) = req.uri().query() else { return req };
+    if !query.split('&').any(|p| p.starts_with("via=")) {
+        return req;
+    }
+    let kept: Vec<&str> = query.split('&').filter(|p| !p.starts_with("via=") && !p.is_empty()).collect();
+    let path = req.uri().path();
+    let path_and_query = if kept.is_empty() { path.to_owned() } else { format!("{path}?{}", kept.join("&")) };
+    let mut parts = req.uri().clone().into_parts();
+    match path_and_query.parse() {
+        Ok(pq) => parts.path_and_query = Some(pq),
+        Err(_) => return req,
+    }
+    if let Ok(uri) = axum::http::Uri::from_parts(parts) {
+        *req.uri_mut() = uri;
+    }
+    req
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_class_doors_are_routed_and_nothing_else() {
+        assert_eq!(names("/whip/cm1"), Some(Names::Class("cm1".into())));
+        assert_eq!(names("/whep/cm1/42"), Some(Names::Class("cm1".into())));
+        assert_eq!(names("/ws/cm1"), Some(Names::Class("cm1".into())));
+        assert_eq!(names("/c/abcd2345"), Some(Names::Code("abcd2345".into())));
+        assert_eq!(names("/api/classes/cm1/recordings"), Some(Names::IdOrCode("cm1".into())));
+        assert_eq!(names("/api/classes/abcd2345/join"), Some(Names::IdOrCode("abcd2345".into())));
+        for other in ["/api/classes", "/api/classes/", "/whip", "/whip/", "/", "/teacher", "/api/admin/classes", "/c/"]
+        {
+            assert_eq!(names(other), None, "{other}");
+        }
+    }
+}

@@ -1,0 +1,364 @@
+//! This node's part in a cluster of nodes sharing one PostgreSQL: its heartbeat, and where
+//! each class lives.
+//!
+//! Rules:
+//! - the database is the only shared state (as Scalelite and LiveKit route through an
+//!   existing store): no gossip, no consensus of our own. The `nodes` rows carry each node's
+//!   registration and load, the `placements` rows say which node owns each live class;
+//! - a registration is signed with a key derived from `auth.secret` (which every node has,
+//!   and the database does not): a row someone forged in the database, or one whose
+//!   heartbeat is older than `dead_after_ms`, is not a node;
+//! - a class is placed when a request first needs it, on the node [`ClusterView::choose`]
+//!   picks; the placement row's primary key makes the first insert win, so two nodes can
+//!   never both own a class. A class whose owner is dead moves, by an update conditional on
+//!   that owner, to the next node asked for it;
+//! - a node judges another dead only after its own heartbeats have gone through for
+//!   `dead_after_ms` (after a database outage every heartbeat is old: nobody's classes move
+//!   until the nodes have had the time to beat again);
+//! - the database unreachable: a node keeps serving the classes it owns and answers 503 for
+//!   the others (live classes keep flowing, new placements wait);
+//! - every heartbeat, a node reads which classes it owns: a class it serves but no longer
+//!   owns (moved while this node was cut off) is stopped here and its pages told `moved`;
+//!   an owned class with nobody in it for `release_idle_secs` is released.
+
+use crate::cluster_view::ClusterView;
+use crate::config::ClusterConfig;
+use crate::state::AppState;
+use ardoise_proto::ClassId;
+use ardoise_store::{NodeRow, Store, StoreError, now_ms};
+use aws_lc_rs::hmac;
+use base64::Engine;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::{Duration, Instant};
+use tracing::{info, warn};
+
+/// Where a request for a class goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// This node owns the class.
+    Here,
+    /// Another node does: send the client there (307).
+    Elsewhere {
+        /// Its id.
+        node: String,
+        /// Its origin.
+        url: String,
+    },
+    /// No live node has room for a new class (503, `Retry-After`).
+    Full,
+    /// The database is unreachable, or the owner's death cannot be judged yet (503,
+    /// `Retry-After`).
+    Unavailable,
+}
+
+/// What a node reports of itself at each heartbeat.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NodeLoad {
+    /// Pupils connected.
+    pub pupils: i64,
+    /// CPU since the last heartbeat, thousandths of a core.
+    pub cpu_permille: i64,
+    /// Media sent since the last heartbeat, kbit/s.
+    pub kbps_out: i64,
+}
+
+/// This node in its cluster.
+pub struct Cluster {
+    config: ClusterConfig,
+    /// This process's holding of the node id.
+    instance: String,
+    started_at: i64,
+    key: hmac::Key,
+    store: Store,
+    view: RwLock<Arc<ClusterView>>,
+    /// Since when heartbeats have gone through without a failure.
+    in_touch_since: Mutex<Option<Instant>>,
+    /// The classes this node owned at the last look, and since when each has been empty.
+    owned: Mutex<HashMap<String, Option<Instant>>>,
+}
+
+impl Cluster {
+    /// Register this node (its first heartbeat): refused when a live process holds the id.
+    pub async fn join(config: &ClusterConfig, secret: &[u8], store: Store) -> Result<Arc<Cluster>, String> {
+        let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, secret), b"ardoise cluster nodes");
+        let cluster = Cluster {
+            config: config.clone(),
+            instance: format!("{:016x}", rand::random::<u64>()),
+            started_at: now_ms(),
+            key: hmac::Key::new(hmac::HMAC_SHA256, tag.as_ref()),
+            store,
+            view: RwLock::new(Arc::default()),
+            in_touch_since: Mutex::new(None),
+            owned: Mutex::new(HashMap::new()),
+        };
+        match cluster.beat(NodeLoad::default()).await {
+            Ok(()) => {}
+            Err(StoreError::Duplicate(_)) => {
+                return Err(format!(
+                    "cluster.node_id '{}' is held by another live node: give each node its own id",
+                    config.node_id
+                ));
+            }
+            Err(e) => return Err(format!("cluster: cannot register node '{}': {e}", config.node_id)),
+        }
+        info!(node = %config.node_id, url = %config.public_url, "joined the cluster");
+        Ok(Arc::new(cluster))
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> &str {
+        &self.config.node_id
+    }
+
+    /// The cluster as of the last heartbeat.
+    pub fn view(&self) -> Arc<ClusterView> {
+        self.view.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn message(row: &NodeRow) -> String {
+        format!("{}\n{}\n{}\n{}\n{}", row.node_id, row.public_url, row.instance, row.started_at, row.heartbeat_at)
+    }
+
+    fn sign(&self, row: &NodeRow) -> String {
+        let tag = hmac::sign(&self.key, Self::message(row).as_bytes());
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(tag.as_ref())
+    }
+
+    fn verify(&self, row: &NodeRow) -> bool {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(&row.signature)
+            .is_ok_and(|sig| hmac::verify(&self.key, Self::message(row).as_bytes(), &sig).is_ok())
+    }
+
+    /// Write this node's heartbeat, then read the cluster.
+    pub async fn beat(&self, load: NodeLoad) -> Result<(), StoreError> {
+        let result = self.beat_once(load).await;
+        let mut since = self.in_touch_since.lock().unwrap_or_else(|e| e.into_inner());
+        match &result {
+            Ok(()) => {
+                since.get_or_insert_with(Instant::now);
+            }
+            Err(_) => *since = None,
+        }
+        result
+    }
+
+    async fn beat_once(&self, load: NodeLoad) -> Result<(), StoreError> {
+        let mut row = NodeRow {
+            node_id: self.config.node_id.clone(),
+            public_url: self.config.public_url.clone(),
+            instance: self.instance.clone(),
+            capacity: i64::from(self.config.capacity),
+            pupils: load.pupils,
+            classes: self.owned.lock().unwrap_or_else(|e| e.into_inner()).len() as i64,
+            cpu_permille: load.cpu_permille,
+            kbps_out: load.kbps_out,
+            started_at: self.started_at,
+            heartbeat_at: now_ms(),
+            signature: String::new(),
+            draining: 0,
+        };
+        row.signature = self.sign(&row);
+        self.store.heartbeat(&row, self.config.dead_after_ms as i64).await?;
+        self.refresh().await
+    }
+
+    /// Read the nodes and their placement counts again.
+    async fn refresh(&self) -> Result<(), StoreError> {
+        let rows = self.store.nodes().await?;
+        let counts = self.store.placement_counts().await?;
+        for r in rows.iter().filter(|r| !self.verify(r)) {
+            warn!(node = %r.node_id, url = %r.public_url, "cluster: a node registration that does not verify is ignored");
+        }
+        let view =
+            ClusterView::from_rows(&rows, &counts, now_ms(), self.config.dead_after_ms as i64, |r| self.verify(r));
+        *self.view.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(view);
+        Ok(())
+    }
+
+    /// Whether this node may judge another dead: its own heartbeats have gone through for
+    /// `dead_after_ms`.
+    fn may_judge(&self) -> bool {
+        let since = *self.in_touch_since.lock().unwrap_or_else(|e| e.into_inner());
+        since.is_some_and(|t| t.elapsed() >= Duration::from_millis(self.config.dead_after_ms))
+    }
+
+    /// Whether this node owned `class` at the last look.
+    pub fn owns(&self, class: &str) -> bool {
+        self.owned.lock().unwrap_or_else(|e| e.into_inner()).contains_key(class)
+    }
+
+    /// Where a request for `class` goes: its owner, placing it first if nobody owns it, or
+    /// moving it if its owner is dead.
+    pub async fn route(&self, class: &str) -> Route {
+        // Owned at the last look (at most a heartbeat ago): no database read, so the classes
+        // here keep flowing while the database is away. A class moves off a live node only
+        // when it is drained away or released, which this node does itself.
+        if self.owns(class) {
+            return Route::Here;
+        }
+        let placement = match self.store.placement(class).await {
+            Ok(p) => p,
+            Err(e) => {
+                warn!(class, "cluster: placement unreadable: {e}");
+                return if self.owns(class) { Route::Here } else { Route::Unavailable };
+            }
+        };
+        let owner = match placement {
+            Some(p) if p.node_id == self.config.node_id || self.view().alive(&p.node_id).is_some() => p.node_id,
+            Some(p) => {
+                if !self.may_judge() {
+                    return Route::Unavailable;
+                }
+                let Some(to) = self.choose().await else { return Route::Full };
+                match self.store.move_placement(class, &p.node_id, &to, now_ms()).await {
+                    Ok(now) => {
+                        if now.node_id == to {
+                            info!(class, from = %p.node_id, to = %to, epoch = now.epoch, "cluster: class moved from a dead node");
+                        }
+                        now.node_id
+                    }
+                    Err(e) => {
+                        warn!(class, "cluster: cannot move the class: {e}");
+                        return Route::Unavailable;
+                    }
+                }
+            }
+            None => {
+                let Some(to) = self.choose().await else { return Route::Full };
+                match self.store.place(class, &to, now_ms()).await {
+                    Ok(p) => {
+                        if p.node_id == to {
+                            info!(class, node = %to, "cluster: class placed");
+                        }
+                        p.node_id
+                    }
+                    Err(e) => {
+                        warn!(class, "cluster: cannot place the class: {e}");
+                        return Route::Unavailable;
+                    }
+                }
+            }
+        };
+        if owner == self.config.node_id {
+            self.owned.lock().unwrap_or_else(|e| e.into_inner()).entry(class.to_owned()).or_default();
+            return Route::Here;
+        }
+        match self.view().alive(&owner) {
+            Some(n) => Route::Elsewhere { node: n.id.clone(), url: n.url.clone() },
+            None => Route::Unavailable,
+        }
+    }
+
+    /// The node a new class goes to, with the placement counts read now (a burst of new
+    /// classes spreads).
+    async fn choose(&self) -> Option<String> {
+        let mut view = (*self.view()).clone();
+        if let Ok(counts) = self.store.placement_counts().await {
+            for n in &mut view.nodes {
+                n.classes = counts.iter().find(|(id, _)| *id == n.id).map_or(0, |(_, c)| *c);
+            }
+        }
+        view.choose(i64::from(self.config.class_weight)).map(|n| n.id.clone())
+    }
+
+    /// Leave the cluster (a clean stop): the registration and placements go.
+    pub async fn leave(&self) {
+        match self.store.leave_cluster(&self.config.node_id, &self.instance).await {
+            Ok(()) => info!(node = %self.config.node_id, "left the cluster"),
+            Err(e) => warn!("cluster: cannot leave cleanly: {e}"),
+        }
+    }
+
+    /// Heart-beat until `state` is gone: report the load, stop serving classes this node no
+    /// longer owns, release the ones that stayed empty.
+    pub async fn run(self: Arc<Self>, state: Weak<AppState>) {
+        let mut tick = tokio::time::interval(Duration::from_millis(self.config.heartbeat_ms));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut meter = LoadMeter::default();
+        let mut failing = false;
+        loop {
+            tick.tick().await;
+            let Some(state) = state.upgrade() else { return };
+            let load = meter.measure(&state).await;
+            if let Err(e) = self.beat(load).await {
+                if !failing {
+                    warn!("cluster: heartbeat failed (classes here keep flowing, new placements wait): {e}");
+                }
+                failing = true;
+                continue;
+            }
+            if std::mem::take(&mut failing) {
+                info!("cluster: heartbeat back");
+            }
+            match self.store.placements_of(&self.config.node_id).await {
+                Ok(placements) => {
+                    self.follow_ownership(&state, placements.into_iter().map(|p| p.class_id).collect()).await
+                }
+                Err(e) => warn!("cluster: placements unreadable: {e}"),
+            }
+        }
+    }
+
+    async fn follow_ownership(&self, state: &Arc<AppState>, now_owned: HashSet<String>) {
+        let busy = |class: &ClassId| state.hub.has_anyone(class) || !state.sessions_in(class).is_empty();
+        // Served here, owned elsewhere now: stop, and tell the pages to come back through
+        // their owner.
+        for info in state.classes.list() {
+            let id = &info.id;
+            if crate::check::is_check_class(id) || now_owned.contains(&id.0) || !busy(id) {
+                continue;
+            }
+            warn!(class = %id, "cluster: another node owns this class now: its sessions here stop");
+            state.hand_over(id);
+        }
+        let mut release = Vec::new();
+        {
+            let mut owned = self.owned.lock().unwrap_or_else(|e| e.into_inner());
+            owned.retain(|c, _| now_owned.contains(c));
+            let idle_for = Duration::from_secs(self.config.release_idle_secs);
+            for class in &now_owned {
+                let empty_since = owned.entry(class.clone()).or_default();
+                if busy(&ClassId(class.clone())) {
+                    *empty_since = None;
+                } else if empty_since.get_or_insert_with(Instant::now).elapsed() >= idle_for {
+                    release.push(class.clone());
+                }
+            }
+        }
+        for class in release {
+            match self.store.release(&class, &self.config.node_id).await {
+                Ok(_) => {
+                    self.owned.lock().unwrap_or_else(|e| e.into_inner()).remove(&class);
+                    info!(class, "cluster: an empty class released");
+                }
+                Err(e) => warn!(class, "cluster: cannot release: {e}"),
+            }
+        }
+    }
+}
+
+/// The load between two heartbeats.
+#[derive(Default)]
+struct LoadMeter {
+    last: Option<(Instant, u64, u64)>,
+}
+
+impl LoadMeter {
+    async fn measure(&mut self, state: &AppState) -> NodeLoad {
+        let snaps = state.snapshots.get(&state.media).await;
+        let pupils = snaps.iter().map(|s| s.worker.participants as i64).sum();
+        let bytes_out: u64 = snaps.iter().map(|s| s.worker.bytes_out).sum();
+        let cpu_us = crate::admin::process_stats().cpu_us;
+        let now = Instant::now();
+        let (mut cpu_permille, mut kbps_out) = (0, 0);
+        if let Some((at, cpu, bytes)) = self.last {
+            let us = now.duration_since(at).as_micros().max(1) as u64;
+            cpu_permille = (cpu_us.saturating_sub(cpu) * 1000 / us) as i64;
+            kbps_out = (bytes_out.saturating_sub(bytes) * 8 * 1000 / us) as i64;
+        }
+        self.last = Some((now, cpu_us, bytes_out));
+        NodeLoad { pupils, cpu_permille, kbps_out }
+    }
+}

@@ -1,0 +1,369 @@
+//! A département on several nodes: three `ardoise serve` on loopback sharing one real
+//! PostgreSQL (`$DATABASE_URL`, else a private server the test starts; the outage test always
+//! starts its own, since it stops it).
+
+mod common;
+
+use ardoise_store::test_cluster::{PgCluster, database_url, fresh_database};
+use common::{TestServer, bin, eventually, send};
+use serde_json::Value;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// The secret every node shares (it signs tokens and the nodes' registrations).
+const SECRET: &str = "the-cluster-secret-of-the-test-0123456789abcdef";
+const CLASSES: usize = 6;
+
+/// The test configuration with classes `classe1…classe6` (each one's join code is its id).
+fn config() -> String {
+    let mut c = common::TEST_CONFIG.to_owned();
+    for k in 1..=CLASSES {
+        c.push_str(&format!("\n[[classes]]\nid = \"classe{k}\"\ncode = \"classe{k}\"\ntitle = \"Classe {k}\"\n"));
+    }
+    c
+}
+
+/// A database for one test, and the private server holding it (if `$DATABASE_URL` is not
+/// set, or `own` asks for one).
+fn database(own: bool) -> (String, Option<PgCluster>) {
+    let (base, pg) = if own {
+        let pg = PgCluster::start().unwrap_or_else(|e| panic!("PostgreSQL: {e}"));
+        (pg.url("postgres"), Some(pg))
+    } else {
+        database_url().unwrap_or_else(|e| panic!("PostgreSQL: {e}"))
+    };
+    let db = tokio::runtime::Runtime::new().unwrap().block_on(fresh_database(&base)).unwrap();
+    (db, pg)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Node `id` of the cluster on `db`.
+fn node(db: &str, id: &str, extra: &[(&str, &str)]) -> TestServer {
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let mut env = vec![
+        ("ARDOISE__DATABASE__URL", db),
+        ("ARDOISE__AUTH__SECRET", SECRET),
+        ("ARDOISE__CLUSTER__NODE_ID", id),
+        ("ARDOISE__CLUSTER__PUBLIC_URL", &url),
+        ("ARDOISE__CLUSTER__HEARTBEAT_MS", "250"),
+        ("ARDOISE__CLUSTER__DEAD_AFTER_MS", "2000"),
+    ];
+    env.extend_from_slice(extra);
+    TestServer::start_with(&format!("127.0.0.1:{port}"), &config(), &env)
+}
+
+/// `n` nodes, once each sees all of them alive.
+fn nodes(db: &str, n: usize) -> Vec<TestServer> {
+    let nodes: Vec<TestServer> = (1..=n).map(|k| node(db, &format!("node-{k}"), &[])).collect();
+    for node in &nodes {
+        let admin = node.token("admin", None);
+        eventually(Duration::from_secs(10), || {
+            let seen = nodes_seen_by(node, &admin);
+            let alive = seen["nodes"].as_array().unwrap().iter().filter(|n| n["alive"] == true).count();
+            if alive == n { Ok(()) } else { Err(format!("{} sees {seen}", node.base)) }
+        });
+    }
+    nodes
+}
+
+/// `GET /api/admin/nodes` of `node`.
+fn nodes_seen_by(node: &TestServer, admin: &str) -> Value {
+    let r = send("GET", &format!("{}/api/admin/nodes", node.base), Some(admin), None, "");
+    assert_eq!(r.status, 200, "{}", r.body);
+    serde_json::from_str(&r.body).unwrap()
+}
+
+/// An HTTP client that does not follow redirects.
+fn no_redirects() -> ureq::Agent {
+    ureq::AgentBuilder::new().redirects(0).timeout(Duration::from_secs(10)).build()
+}
+
+/// `GET url` without following redirects: (status, Location).
+fn get(url: &str) -> (u16, Option<String>) {
+    let r = match no_redirects().get(url).call() {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("GET {url}: {e}"),
+    };
+    (r.status(), r.header("Location").map(String::from))
+}
+
+fn origin(url: &str) -> String {
+    let after = url.find("://").unwrap() + 3;
+    url[..after + url[after..].find('/').unwrap_or(url.len() - after)].to_owned()
+}
+
+/// The origin `node` sends `class`'s requests to: another node's (its 307), or its own.
+fn owner_seen_by(node: &TestServer, class: &str) -> String {
+    match get(&format!("{}/whip/{class}", node.base)) {
+        (307, Some(location)) => origin(&location),
+        // A GET on a WHIP endpoint: the owner's router says it takes POST only.
+        (405, _) => node.base.clone(),
+        other => panic!("{} about {class}: {other:?}", node.base),
+    }
+}
+
+/// A loadgen run of `pupils` pupils (and the teacher, with `teacher`) of `class` through
+/// `server`: its JSON report.
+fn loadgen(server: &str, class: &str, pupils: usize, teacher: Option<&str>, dir: &std::path::Path) -> Value {
+    let json = dir.join(format!("load-{class}-{}.json", rand_u32()));
+    let mut cmd = Command::new(bin());
+    cmd.args(["loadgen", "--server", server, "--class", class, "--pupils", &pupils.to_string()])
+        .args(["--ramp", "20", "--duration", "3", "--json"])
+        .arg(&json);
+    if let Some(t) = teacher {
+        cmd.args(["--token", t]);
+    }
+    let out = cmd.output().expect("run loadgen");
+    assert!(out.status.success(), "loadgen through {server}: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap()
+}
+
+fn rand_u32() -> u32 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos()
+}
+
+#[test]
+fn six_classes_spread_over_three_nodes_and_every_node_sends_to_the_owner() {
+    let (db, _pg) = database(false);
+    let nodes = nodes(&db, 3);
+    let bases: Vec<String> = nodes.iter().map(|n| n.base.clone()).collect();
+    // The classes start one after the other, each asked of the first node.
+    let owners: Vec<String> = (1..=CLASSES).map(|k| owner_seen_by(&nodes[0], &format!("classe{k}"))).collect();
+    println!("owners: {owners:?} (nodes {bases:?})");
+    for base in &bases {
+        let n = owners.iter().filter(|o| *o == base).count();
+        assert_eq!(n, 2, "two classes on {base}: {owners:?}");
+    }
+    // Every node agrees, for every class, and a redirect names the node that gave it.
+    for (k, owner) in owners.iter().enumerate() {
+        let class = format!("classe{}", k + 1);
+        for n in &nodes {
+            assert_eq!(&owner_seen_by(n, &class), owner, "{} about {class}", n.base);
+            if &n.base != owner {
+                let (_, location) = get(&format!("{}/api/classes/{class}/recordings?x=1", n.base));
+                let location = location.unwrap();
+                assert!(
+                    location.starts_with(&format!("{owner}/api/classes/{class}/recordings?x=1&via=node-")),
+                    "{location}"
+                );
+            }
+        }
+    }
+    // A request that already went through a node and would be sent back: 508, not a loop.
+    let (class, owner) = ("classe1", &owners[0]);
+    let other = nodes.iter().position(|n| &n.base != owner).unwrap();
+    let (status, location) = get(&format!("{}/whip/{class}?via=node-{}", nodes[other].base, other + 1));
+    assert_eq!((status, location), (508, None));
+    // Real media through nodes that own nothing of it: the teacher publishes through one,
+    // the pupils join through another, each following the redirects.
+    let not_owner: Vec<&TestServer> = nodes.iter().filter(|n| &n.base != owner).collect();
+    let teacher = nodes[0].token("teacher", Some(class));
+    let _studio = common::publishing_studio(not_owner[0], class, &teacher, |_| {});
+    let report = loadgen(&not_owner[1].base, class, 3, None, &nodes[0].data_dir);
+    println!("pupils through {}: {report}", not_owner[1].base);
+    assert_eq!(report["pupils_ok"], 3, "{report}");
+    // The admin sees the cluster from any node.
+    let admin = nodes[2].token("admin", None);
+    let seen: Value =
+        serde_json::from_str(&send("GET", &format!("{}/api/admin/nodes", nodes[2].base), Some(&admin), None, "").body)
+            .unwrap();
+    assert_eq!(seen["this_node"], "node-3", "{seen}");
+    let listed = seen["nodes"].as_array().unwrap();
+    assert_eq!(listed.len(), 3, "{seen}");
+    assert!(listed.iter().all(|n| n["alive"] == true && n["classes"] == 2), "{seen}");
+}
+
+/// A pupil through `server` until one gets the picture: the time from `since` to its first
+/// frame.
+fn picture_back(server: &str, class: &str, since: Instant, dir: &std::path::Path) -> Duration {
+    eventually(Duration::from_secs(40), || {
+        let joined = since.elapsed();
+        let json = dir.join(format!("back-{}.json", rand_u32()));
+        let out = Command::new(bin())
+            .args(["loadgen", "--server", server, "--class", class, "--pupils", "1", "--ramp", "20"])
+            .args(["--duration", "1", "--settle", "0", "--json"])
+            .arg(&json)
+            .output()
+            .expect("run loadgen");
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap_or_default()).unwrap_or_default();
+        match v["per_pupil"][0]["time_to_first_frame_ms"].as_f64() {
+            Some(ms) if v["pupils_ok"] == 1 => Ok(joined + Duration::from_secs_f64(ms / 1000.0)),
+            _ => Err(format!("no picture yet: {v} {}", String::from_utf8_lossy(&out.stderr))),
+        }
+    })
+}
+
+#[test]
+fn a_killed_node_s_class_is_back_on_another_node_within_15_s() {
+    let (db, _pg) = database(false);
+    let mut nodes = nodes(&db, 3);
+    let class = "classe1";
+    let teacher = nodes[0].token("teacher", Some(class));
+    // The studio knows every node, and uses whichever answers.
+    let servers = nodes.iter().map(|n| n.base.clone()).collect::<Vec<_>>().join(",");
+    let studio = common::start_studio(&nodes[0], class, &teacher, |c| c.server = servers.clone());
+    let connected = |studio: &ardoise_studio::Studio| studio.stats.connected.load(std::sync::atomic::Ordering::Relaxed);
+    eventually(
+        Duration::from_secs(15),
+        || if connected(&studio) { Ok(()) } else { Err("the studio publishes".into()) },
+    );
+    let owner = owner_seen_by(&nodes[1], class);
+    let dead = nodes.iter().position(|n| n.base == owner).unwrap();
+    let survivor = nodes.iter().position(|n| n.base != owner).unwrap();
+    let before = picture_back(&nodes[survivor].base, class, Instant::now(), &nodes[0].data_dir);
+    println!("before: a pupil through {} had the picture in {before:?}", nodes[survivor].base);
+    let sessions = studio.stats.sessions.load(std::sync::atomic::Ordering::Relaxed);
+
+    let _ = nodes[dead].child.kill(); // SIGKILL
+    let killed = Instant::now();
+    let republished = eventually(Duration::from_secs(30), || {
+        let s = studio.stats.sessions.load(std::sync::atomic::Ordering::Relaxed);
+        if s > sessions && connected(&studio) { Ok(killed.elapsed()) } else { Err(format!("sessions {s}")) }
+    });
+    let back = picture_back(&nodes[survivor].base, class, killed, &nodes[0].data_dir);
+    let new_owner = owner_seen_by(&nodes[survivor], class);
+    println!(
+        "kill -9 of {owner}: the studio published again to {new_owner} after {republished:?}; a pupil had the picture {back:?} after the kill"
+    );
+    assert_ne!(new_owner, owner, "the class moved");
+    assert!(back < Duration::from_secs(15), "pictures back {back:?} after the kill (target 15 s)");
+}
+
+#[test]
+fn forged_and_duplicate_registrations_are_refused() {
+    let (db, _pg) = database(false);
+    let nodes = nodes(&db, 2);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let store = rt.block_on(ardoise_store::Store::open(&db)).unwrap();
+    // Someone who can write to the database, but has no auth.secret, registers a node of
+    // theirs and puts a class on it.
+    let forged = ardoise_store::NodeRow {
+        node_id: "rogue".into(),
+        public_url: "http://127.0.0.1:9".into(),
+        instance: "x".into(),
+        capacity: 10_000,
+        pupils: 0,
+        classes: 0,
+        cpu_permille: 0,
+        kbps_out: 0,
+        started_at: 1,
+        heartbeat_at: ardoise_store::now_ms() + 3_600_000,
+        signature: "forged".into(),
+        draining: 0,
+    };
+    rt.block_on(store.heartbeat(&forged, 2_000)).unwrap();
+    rt.block_on(store.place("classe2", "rogue", ardoise_store::now_ms())).unwrap();
+    // Nobody is sent there: the class moves to a real node.
+    let owner = eventually(Duration::from_secs(10), || match get(&format!("{}/whip/classe2", nodes[0].base)) {
+        (503, _) => Err("503: the owner's death not judged yet".into()),
+        _ => {
+            let o = owner_seen_by(&nodes[0], "classe2");
+            if nodes.iter().any(|n| n.base == o) { Ok(o) } else { Err(format!("sent to {o}")) }
+        }
+    });
+    assert_eq!(owner_seen_by(&nodes[1], "classe2"), owner);
+    let admin = nodes[0].token("admin", None);
+    let seen = nodes_seen_by(&nodes[0], &admin);
+    assert!(seen["nodes"].as_array().unwrap().iter().all(|n| n["id"] != "rogue"), "{seen}");
+    // A second process claiming a live node's id does not start.
+    let mut env = nodes[1].env.clone();
+    env.retain(|(k, _)| k != "ARDOISE__DATA__DIR");
+    let dir = std::env::temp_dir().join(format!("ardoise-dup-{}", rand_u32()));
+    let out = Command::new(bin())
+        .args(["serve", "--http", "127.0.0.1:0", "--udp", "127.0.0.1:0", "--config"])
+        .arg(nodes[1].data_dir.join("test.toml"))
+        .envs(env)
+        .env("ARDOISE__DATA__DIR", &dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("held by another live node"), "{stderr}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_drained_node_takes_no_new_class_and_drains_when_its_classes_end() {
+    let (db, _pg) = database(false);
+    let nodes: Vec<TestServer> =
+        (1..=2).map(|k| node(&db, &format!("node-{k}"), &[("ARDOISE__CLUSTER__RELEASE_IDLE_SECS", "1")])).collect();
+    let admin = nodes[0].token("admin", None);
+    eventually(Duration::from_secs(10), || {
+        let seen = nodes_seen_by(&nodes[0], &admin);
+        if seen["nodes"].as_array().unwrap().len() == 2 { Ok(()) } else { Err(format!("{seen}")) }
+    });
+    // A class live on node-1 (a studio publishing through it).
+    let teacher = nodes[0].token("teacher", Some("classe1"));
+    let first = owner_seen_by(&nodes[0], "classe1");
+    let on1 = nodes.iter().position(|n| n.base == first).unwrap();
+    let studio = common::publishing_studio(&nodes[on1], "classe1", &teacher, |_| {});
+    let id = format!("node-{}", on1 + 1);
+    // Drained: from the command line, which waits.
+    let drain = Command::new(bin())
+        .args(["node", "drain", &id, "--wait-secs", "60", "--config"])
+        .arg(nodes[0].data_dir.join("test.toml"))
+        .envs(nodes[0].env.iter().cloned())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    eventually(Duration::from_secs(10), || {
+        let seen = nodes_seen_by(&nodes[0], &admin);
+        let n = seen["nodes"].as_array().unwrap().iter().find(|n| n["id"] == id.as_str()).cloned().unwrap();
+        if n["draining"] == true { Ok(()) } else { Err(format!("{n}")) }
+    });
+    // New classes go elsewhere; the live one stays where it is.
+    for k in 2..=5 {
+        let o = owner_seen_by(&nodes[0], &format!("classe{k}"));
+        assert_ne!(o, first, "classe{k} placed on the draining node");
+    }
+    assert_eq!(owner_seen_by(&nodes[1 - on1], "classe1"), first, "a live class is not cut");
+    // The class ends: the node is drained.
+    drop(studio);
+    let out = drain.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && said.contains("drained"), "{said}");
+    // The same from the admin API: undrain, then drain.
+    let url = format!("{}/api/admin/nodes/{id}/drain", nodes[1].base);
+    let r = send("POST", &url, Some(&admin), Some("application/json"), r#"{"draining": false}"#);
+    assert_eq!(r.status, 204, "{}", r.body);
+    let r = send("POST", &url.replace(&id, "node-9"), Some(&admin), Some("application/json"), r#"{"draining": true}"#);
+    assert_eq!(r.status, 404, "{}", r.body);
+    let r = send("POST", &url, Some(&teacher), Some("application/json"), r#"{"draining": true}"#);
+    assert_eq!(r.status, 403, "{}", r.body);
+}
+
+#[test]
+fn a_database_outage_keeps_live_classes_and_delays_new_ones() {
+    let (db, pg) = database(true);
+    let pg = pg.unwrap();
+    let nodes = nodes(&db, 2);
+    let teacher = nodes[0].token("teacher", Some("classe1"));
+    let owner = owner_seen_by(&nodes[0], "classe1");
+    let on = nodes.iter().position(|n| n.base == owner).unwrap();
+    let _studio = common::publishing_studio(&nodes[on], "classe1", &teacher, |_| {});
+    picture_back(&owner, "classe1", Instant::now(), &nodes[0].data_dir);
+    pg.pause().unwrap();
+    let down = Instant::now();
+    // Live: a pupil of the live class still gets the picture from its node.
+    let during = picture_back(&owner, "classe1", Instant::now(), &nodes[0].data_dir);
+    // New: a class not placed yet cannot be, and says so.
+    let (status, _) = get(&format!("{}/whip/classe3", nodes[0].base));
+    assert_eq!(status, 503, "a new class with the database down");
+    let r = send("GET", &format!("{}/whip/classe3", nodes[0].base), None, None, "");
+    assert!(r.retry_after.is_some(), "503 says when to try again");
+    // Ten seconds of outage, then back.
+    std::thread::sleep(Duration::from_secs(10).saturating_sub(down.elapsed())); // the outage's length
+    pg.resume().unwrap();
+    let back = eventually(Duration::from_secs(20), || match get(&format!("{}/whip/classe3", nodes[0].base)).0 {
+        307 | 405 => Ok(down.elapsed()),
+        s => Err(format!("classe3: {s}")),
+    });
+    assert_eq!(owner_seen_by(&nodes[1 - on], "classe1"), owner, "the live class stayed on its node");
+    println!(
+        "database down 10 s: a pupil of the live class had the picture in {during:?}; new classes placed again {back:?} after the outage began"
+    );
+}
