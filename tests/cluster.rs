@@ -367,3 +367,43 @@ fn a_database_outage_keeps_live_classes_and_delays_new_ones() {
         "database down 10 s: a pupil of the live class had the picture in {during:?}; new classes placed again {back:?} after the outage began"
     );
 }
+
+#[test]
+fn a_chromium_pupil_sent_to_the_owner_comes_back_by_itself_when_it_dies() {
+    let (db, _pg) = database(false);
+    let mut nodes = nodes(&db, 3);
+    let class = "classe4";
+    let teacher = nodes[0].token("teacher", Some(class));
+    let servers = nodes.iter().map(|n| n.base.clone()).collect::<Vec<_>>().join(",");
+    let _studio = common::publishing_studio(&nodes[0], class, &teacher, |c| c.server = servers.clone());
+    let owner = owner_seen_by(&nodes[0], class);
+    let wrong = nodes.iter().find(|n| n.base != owner).unwrap().base.clone();
+    let signal = nodes[0].data_dir.join("killed");
+    let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser/cluster.mjs");
+    let page = Command::new("node")
+        .arg(script)
+        .args([wrong.as_str(), class])
+        .arg(&signal)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run node");
+    let ready = signal.with_extension("ready");
+    let landed = common::wait_until(Duration::from_secs(60), "the page plays", || {
+        std::fs::read_to_string(&ready).ok().filter(|s| s.starts_with("http"))
+    });
+    assert_eq!(landed, owner, "the page was sent to the class's owner");
+    let dead = nodes.iter().position(|n| n.base == owner).unwrap();
+    let _ = nodes[dead].child.kill(); // SIGKILL
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
+    std::fs::write(&signal, now_ms.to_string()).unwrap();
+    let out = page.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("cluster.mjs: {stdout}");
+    let v: Value = serde_json::from_str(stdout.lines().last().expect("a result")).unwrap();
+    assert!(v["error"].is_null() && out.status.success(), "{v}");
+    println!(
+        "a Chromium pupil asked {wrong}, played on {owner} ({} ms to the first frame), and had the picture again on {} {} ms after the kill -9",
+        v["first_frame_ms"], v["back_origin"], v["back_ms"]
+    );
+    assert!(v["back_ms"].as_f64().unwrap() < 15_000.0, "pictures back within 15 s: {v}");
+}

@@ -648,6 +648,44 @@ export class TimecodeReader {
   }
 }
 
+// ---------------------------------------------------------------- a cluster's other servers
+/**
+ * A page's way out when its server dies (a cluster of servers): while the class socket is
+ * down, the page asks its own server every 2 s whether it answers (`/healthz`); after two
+ * failures in a row it goes (`go(origin)`) to the first other server that answers (asked
+ * `no-cors`: any answer counts, nothing is read). The others send it on to the class.
+ * nodes(): the cluster's origins (none on a single server: nothing is done).
+ */
+export class Failover {
+  constructor(nodes, go) { this.nodes = nodes; this.go = go; this.timer = 0; this.failures = 0; this.stale = 0; this.busy = false; }
+  /** The class socket's state: open | reconnecting | closed. */
+  socket(state) {
+    if (state !== "reconnecting") { this.stop(); return; }
+    if (this.timer || !this.nodes().length) return;
+    this.timer = setInterval(() => this.probe(), 2000);
+  }
+  stop() { clearInterval(this.timer); this.timer = 0; this.failures = 0; this.stale = 0; }
+  async probe() {
+    if (this.busy) return;
+    this.busy = true;
+    try {
+      const answers = (url, opts) => fetch(url, { cache: "no-store", ...opts }).then(() => true, () => false);
+      if (await answers("/healthz")) {
+        // The server answers but the class's socket stays down: the class lives on another
+        // server now; loading the page again goes there.
+        this.failures = 0;
+        if (++this.stale >= 3) { this.stop(); this.go(location.origin); }
+        return;
+      }
+      if (++this.failures < 2) return;
+      for (const origin of this.nodes()) {
+        if (origin === location.origin) continue;
+        if (await answers(`${origin}/healthz`, { mode: "no-cors" })) { this.stop(); this.go(origin); return; }
+      }
+    } finally { this.busy = false; }
+  }
+}
+
 // ---------------------------------------------------------------- class events WebSocket
 /**
  * `hello` first, reconnect with backoff 0.5 s → 8 s (reset on `welcome`), `ping` every 20 s.

@@ -1,7 +1,8 @@
 // Ardoise — the script of / (pupil.html), served from /assets/pupil.js: pages
 // carry no inline script (CSP script-src 'self').
 import { t, applyI18n, mountLangToggle, onLang, $, show, api, errorText, jwtClaims, Receiver, publish,
-         inboundByTransceiver, LinkMeter, ClassSocket, appendChat, playWithSound, stopTracks, transportOf, TimecodeReader } from "/assets/ardoise.js";
+         inboundByTransceiver, LinkMeter, ClassSocket, appendChat, playWithSound, stopTracks, transportOf, TimecodeReader,
+         Failover } from "/assets/ardoise.js";
 
 const KEY = "ardoise.pupil";
 const video = $("#video"), pipVideo = $("#pip-video"), floorAudio = $("#floor-audio");
@@ -29,6 +30,13 @@ onLang(() => { renderStatus(); renderHand(); renderFloor(); renderConn(); });
 // ---------------------------------------------------------------- join
 function load() { try { return JSON.parse(sessionStorage.getItem(KEY)); } catch (_) { return null; } }
 function startup() {
+  // Sent here by another server of the cluster (its own died, or the class moved): the
+  // session comes in the fragment, which no server sees.
+  const carried = /(?:^#|&)session=([^&]+)/.exec(location.hash);
+  if (carried) {
+    try { sessionStorage.setItem(KEY, decodeURIComponent(carried[1])); } catch (_) { /* ignored */ }
+    history.replaceState(null, "", location.pathname + location.search);
+  }
   const saved = load();
   if (saved && saved.token && (!code || saved.code === code || saved.class === code)) return enter(saved);
   show($("#join-view"), true);
@@ -55,7 +63,7 @@ $("#join-form").addEventListener("submit", async (ev) => {
   $("#join").disabled = true;
   try {
     const r = await api(`/api/classes/${encodeURIComponent(c)}/join`, { method: "POST", json: { name } });
-    const s = { token: r.token, class: r.class, code: c, name, waiting_room: !!r.waiting_room };
+    const s = { token: r.token, class: r.class, code: c, name, waiting_room: !!r.waiting_room, nodes: r.nodes || [] };
     sessionStorage.setItem(KEY, JSON.stringify(s));
     enter(s);
   } catch (e) {
@@ -72,6 +80,7 @@ function enter(s) {
   sock = new ClassSocket(s.class, s.token, onEvent, (st, info) => {
     if (st !== "open" && welcomed) wsLost = true;
     wsState = st === "open" ? null : [st, info]; renderStatus();
+    failover.socket(st);
   });
   rx = new Receiver({
     url: whepUrl, token: s.token, kinds: () => slots.map((x) => x[0]), onTrack, onState: onMediaState,
@@ -223,6 +232,18 @@ function renderConn() {
   c.setAttribute("aria-label", t("conn_label") + " : " + text);
 }
 
+// ---------------------------------------------------------------- servers of a cluster
+// The class lives on one server of the cluster. When it moves (`moved`), the page loads
+// again through its server, which sends it to the new one; when the page's own server
+// stops answering, it goes to another that answers (the others send it on to the class).
+function goTo(origin) {
+  if (!sess) return;
+  const carried = encodeURIComponent(JSON.stringify(sess));
+  leave();
+  location.assign(`${origin}/c/${encodeURIComponent(sess.code)}#session=${carried}`);
+}
+const failover = new Failover(() => (sess && sess.nodes) || [], goTo);
+
 // ---------------------------------------------------------------- class events
 function onEvent(m) {
   switch (m.type) {
@@ -253,6 +274,7 @@ function onEvent(m) {
     case "live": live = !!m.live; if (live && rx && mediaState[0] === "retrying") rx.restart(); renderStatus(); break;
     case "removed": if (m.id === you) showRemoved(); break;
     case "class_ended": showEnded(); break;
+    case "moved": goTo(location.origin); break;
     case "reconnect": if (rx) rx.restart(); if (pub && isMine()) startPublish(pub.camera); break;
     case "recording": show($("#rec-badge"), !!m.on); break;
     case "error":

@@ -132,6 +132,10 @@ pub struct JoinResponse {
     /// The class has a waiting room: the pupil waits for the teacher before it sees the class.
     #[serde(default)]
     pub waiting_room: bool,
+    /// The origins of the cluster's live nodes (none on a single server): a page whose
+    /// server dies comes back through one of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<String>,
 }
 
 /// A TURN (or STUN) server as `RTCPeerConnection` takes it.

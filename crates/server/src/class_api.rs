@@ -185,7 +185,15 @@ pub async fn join(
     let (token, claims) = s.tokens.issue_claims(Role::Pupil, Some(class.id.clone()), Some(name.to_owned()), None);
     let ice_servers = s.turn.as_ref().map(|t| t.ice_servers(&claims.sub)).unwrap_or_default();
     let waiting_room = s.classes.policies(&class.id).waiting_room;
-    Ok(Json(JoinResponse { token, class: class.id, role: Role::Pupil, ice_servers, waiting_room }))
+    let nodes = s.cluster.as_ref().map(|c| c.view().nodes.iter().filter(|n| n.alive).map(|n| n.url.clone()).collect());
+    Ok(Json(JoinResponse {
+        token,
+        class: class.id,
+        role: Role::Pupil,
+        ice_servers,
+        waiting_room,
+        nodes: nodes.unwrap_or_default(),
+    }))
 }
 
 /// `GET /api/ice-servers` (any valid token): the TURN servers, with a credential valid

@@ -11,7 +11,8 @@
 //!   at its first turn (nodes read the owner from the database, so they agree unless a
 //!   placement moved between two hops);
 //! - no room anywhere: 503 with `Retry-After`; the database unreachable: 503 too, except
-//!   for the classes this node owns, which keep flowing;
+//!   for the classes this node owns, which keep flowing (a join-link page is served anyway:
+//!   its script retries);
 //! - the check's classes are every node's own, and never routed.
 
 use crate::cluster::Route;
@@ -100,7 +101,11 @@ pub async fn route(State(s): State<SharedState>, req: Request, next: Next) -> Re
     if crate::check::is_check_class(&class) {
         return next.run(req).await;
     }
+    let page = req.uri().path().starts_with("/c/");
     match cluster.route(&class.0).await {
+        // A page is served even so: its script retries the class's doors, and loads again
+        // once the class has its node.
+        Route::Full | Route::Unavailable if page => next.run(req).await,
         Route::Here => next.run(without_via(req)).await,
         Route::Elsewhere { node, url } => {
             let query = req.uri().query().unwrap_or("");

@@ -53,8 +53,18 @@ const CSS: &str = "text/css; charset=utf-8";
 /// camera and microphone for this origin only. The class-events socket is allowed by its
 /// explicit `ws:`/`wss:` origin too (older Safari does not count it as `'self'`).
 fn page(body: &'static str, headers: &HeaderMap) -> Response {
+    page_reaching(body, headers, &[])
+}
+
+/// [`page`], which may also fetch from `origins` (the other nodes of its cluster: the pupil
+/// page asks them whether they answer when its own server dies).
+fn page_reaching(body: &'static str, headers: &HeaderMap, origins: &[String]) -> Response {
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).filter(|h| sane_host(h));
-    let sockets = host.map(|h| format!(" ws://{h} wss://{h}")).unwrap_or_default();
+    let mut sockets = host.map(|h| format!(" ws://{h} wss://{h}")).unwrap_or_default();
+    for o in origins.iter().filter(|o| o.starts_with("http") && !o.contains([' ', ';', '\'', '"'])) {
+        sockets.push(' ');
+        sockets.push_str(o);
+    }
     let csp = format!(
         "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; style-src 'self'; \
          script-src 'self'; connect-src 'self'{sockets}; object-src 'none'; base-uri 'none'; form-action 'self'; \
@@ -84,8 +94,10 @@ pub async fn watch(headers: HeaderMap) -> Response {
 }
 
 /// `GET /` and `GET /c/{code}`: the pupil page (the script reads the code from the path).
-pub async fn pupil(headers: HeaderMap) -> Response {
-    page(PUPIL_HTML, &headers)
+pub async fn pupil(State(s): State<SharedState>, headers: HeaderMap) -> Response {
+    let nodes: Vec<String> =
+        s.cluster.as_ref().map(|c| c.view().nodes.iter().map(|n| n.url.clone()).collect()).unwrap_or_default();
+    page_reaching(PUPIL_HTML, &headers, &nodes)
 }
 
 /// `GET /replay`: the class's recordings, played by the link's measure.

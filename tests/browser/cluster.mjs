@@ -1,0 +1,50 @@
+#!/usr/bin/env node
+// A pupil in Chromium on a cluster of servers (issue 15).
+//
+// Usage: node cluster.mjs <wrongBase> <code> <signalFile>
+//   opens `${wrongBase}/c/${code}` on a server that does not own the class: the page must be
+//   sent to the owner, join, and play. It then writes `${signalFile}.ready` (the owner's
+//   origin) and waits for `${signalFile}` (the time the test killed that owner, ms since the
+//   epoch): the page must come back by itself through another server and play again. Prints
+//   ONE line of JSON on stdout (landed, first_frame_ms, back_ms, back_origin).
+
+import { chromium } from "playwright-core";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { CHROMIUM, CHROMIUM_ARGS, Harness } from "./harness.mjs";
+
+const [wrongArg, code, signal] = process.argv.slice(2);
+const wrong = (wrongArg || "").replace(/\/+$/, "");
+const h = new Harness("cluster.mjs", 120_000);
+const result = h.result;
+
+await h.run(async () => {
+  h.browser = await chromium.launch({ executablePath: CHROMIUM, args: [...CHROMIUM_ARGS, "--autoplay-policy=no-user-gesture-required"] });
+  const ctx = await h.browser.newContext({ viewport: { width: 1024, height: 768 } });
+  const page = await ctx.newPage();
+  page.on("console", (m) => {
+    if (m.type() !== "error") return;
+    h.log(`[console] ${m.text()}`);
+    h.check(!/Content Security Policy/i.test(m.text()), `a CSP violation: ${m.text()}`);
+  });
+  page.on("pageerror", (e) => h.log(`[exception] ${e.message}`));
+  const frames = () => page.evaluate(async () => (window.ardoise && window.ardoise.stats ? (await window.ardoise.stats()).framesDecoded || 0 : 0)).catch(() => 0);
+  await page.goto(`${wrong}/c/${code}`, { waitUntil: "load", timeout: 15_000 });
+  result.landed = new URL(page.url()).origin;
+  h.log(`asked ${wrong}, landed on ${result.landed}`);
+  h.check(result.landed !== wrong, "the page was sent to the class's server");
+  await page.fill("#name", "Élise");
+  const t0 = Date.now();
+  await page.click("#join");
+  await h.waitFor(async () => (await frames()) > 0, 20_000, "the first decoded frame");
+  result.first_frame_ms = Date.now() - t0;
+  writeFileSync(`${signal}.ready`, result.landed);
+  await h.waitFor(async () => existsSync(signal), 60_000, "the test kills the class's server");
+  const killed = Number(readFileSync(signal, "utf8"));
+  await h.waitFor(async () => {
+    const origin = new URL(page.url()).origin;
+    return origin !== result.landed && (await frames()) > 0;
+  }, 45_000, "the picture again, through another server", 100);
+  result.back_ms = Date.now() - killed;
+  result.back_origin = new URL(page.url()).origin;
+  h.log(`back on ${result.back_origin} ${result.back_ms} ms after the kill`);
+});
