@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // A pupil in Chromium on a cluster of servers (issue 15).
 //
-// Usage: node cluster.mjs <wrongBase> <code> <signalFile>
-//   opens `${wrongBase}/c/${code}` on a server that does not own the class: the page must be
+// Usage: node cluster.mjs <wrongBase> <code> <signalFile> <teacherToken>
+//   opens the teacher console and a pupil page that types the code on `${wrongBase}/`: both
+//   must end on the class's server. It then opens `${wrongBase}/c/${code}` on a server that does not own the class: the page must be
 //   sent to the owner, join, and play. It then writes `${signalFile}.ready` (the owner's
 //   origin) and waits for `${signalFile}` (the time the test killed that owner, ms since the
 //   epoch): the page must come back by itself through another server and play again. Prints
@@ -12,7 +13,7 @@ import { chromium } from "playwright-core";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { CHROMIUM, CHROMIUM_ARGS, Harness } from "./harness.mjs";
 
-const [wrongArg, code, signal] = process.argv.slice(2);
+const [wrongArg, code, signal, teacherToken] = process.argv.slice(2);
 const wrong = (wrongArg || "").replace(/\/+$/, "");
 const h = new Harness("cluster.mjs", 120_000);
 const result = h.result;
@@ -27,11 +28,29 @@ await h.run(async () => {
     h.check(!/Content Security Policy/i.test(m.text()), `a CSP violation: ${m.text()}`);
   });
   page.on("pageerror", (e) => h.log(`[exception] ${e.message}`));
+  // The teacher console and a typed code, opened on the wrong server.
+  const console_ = await ctx.newPage();
+  await console_.goto(`${wrong}/teacher#token=${encodeURIComponent(teacherToken)}`, { waitUntil: "load", timeout: 15_000 });
+  result.console_origin = await h.waitFor(async () => {
+    const o = new URL(console_.url()).origin;
+    return o !== wrong && o;
+  }, 15_000, "the console moves to the class's server");
+  const typed = await ctx.newPage();
+  await typed.goto(`${wrong}/`, { waitUntil: "load", timeout: 15_000 });
+  await typed.fill("#code", code);
+  await typed.fill("#name", "Basile");
+  await typed.click("#join");
+  await h.waitFor(async () => new URL(typed.url()).origin !== wrong
+    && (await typed.evaluate(async () => (window.ardoise && window.ardoise.stats ? (await window.ardoise.stats()).framesDecoded || 0 : 0)).catch(() => 0)) > 0,
+  20_000, "a typed code joins on the class's server and plays");
+  result.typed_origin = new URL(typed.url()).origin;
+  await typed.close();
   const frames = () => page.evaluate(async () => (window.ardoise && window.ardoise.stats ? (await window.ardoise.stats()).framesDecoded || 0 : 0)).catch(() => 0);
   await page.goto(`${wrong}/c/${code}`, { waitUntil: "load", timeout: 15_000 });
   result.landed = new URL(page.url()).origin;
   h.log(`asked ${wrong}, landed on ${result.landed}`);
   h.check(result.landed !== wrong, "the page was sent to the class's server");
+  h.check(result.console_origin === result.landed && result.typed_origin === result.landed, "the console and the typed code are on the class's server too");
   await page.fill("#name", "Élise");
   const t0 = Date.now();
   await page.click("#join");

@@ -41,6 +41,14 @@ function startup() {
   if (saved && saved.token && (!code || saved.code === code || saved.class === code)) return enter(saved);
   show($("#join-view"), true);
   if (code) { $("#code").value = code; show($("#code-field"), false); titleOf(code); }
+  // Sent here with the name already typed on another server's page: join at once.
+  const named = /(?:^#|&)name=([^&]+)/.exec(location.hash);
+  if (code && named) {
+    $("#name").value = decodeURIComponent(named[1]);
+    history.replaceState(null, "", location.pathname + location.search);
+    $("#join-form").requestSubmit();
+    return;
+  }
   if (code) $("#check-link").href = `/check?code=${encodeURIComponent(code)}`;
   (code ? $("#name") : $("#code")).focus();
 }
@@ -61,6 +69,14 @@ $("#join-form").addEventListener("submit", async (ev) => {
   if (name.length < 1 || [...name].length > 32) return fail(t("name_invalid"));
   show(err, false);
   $("#join").disabled = true;
+  // A cluster of servers: a code typed on another server's page joins on the class's own
+  // (the page goes there, and joins with the name given).
+  const where = await fetch(`/api/classes/${encodeURIComponent(c)}/node`, { cache: "no-store" })
+    .then((r) => (r.ok ? r.json() : null), () => null);
+  if (where && where.origin && where.origin !== location.origin) {
+    location.assign(`${where.origin}/c/${encodeURIComponent(c)}#name=${encodeURIComponent(name)}`);
+    return;
+  }
   try {
     const r = await api(`/api/classes/${encodeURIComponent(c)}/join`, { method: "POST", json: { name } });
     const s = { token: r.token, class: r.class, code: c, name, waiting_room: !!r.waiting_room, nodes: r.nodes || [] };

@@ -1,12 +1,24 @@
 // Ardoise — the script of /teacher (teacher.html), served from /assets/teacher.js: pages
 // carry no inline script (CSP script-src 'self').
 import { t, applyI18n, mountLangToggle, onLang, $, h, show, api, errorText, tokenFromHash, jwtClaims, Receiver,
-         publish, ClassSocket, appendChat, playWithSound, stopTracks, keepFocus, confirmed, clock, transportOf, checksText } from "/assets/ardoise.js";
+         publish, ClassSocket, appendChat, playWithSound, stopTracks, keepFocus, confirmed, clock, transportOf, checksText,
+         Failover } from "/assets/ardoise.js";
 
 const LAYOUTS = ["camera", "document", "screen", "document+camera", "screen+camera", "side-by-side"];
 const token = tokenFromHash("ardoise.teacher");
 const claims = token ? jwtClaims(token) : null;
 const classId = claims && claims.class;
+// A cluster of servers: the console runs on the server that owns its class (its class
+// events live there). Asked of this server, which sends the question on to the owner.
+const where = classId
+  ? await fetch(`/api/classes/${encodeURIComponent(classId)}/node`, { cache: "no-store" }).then((r) => (r.ok ? r.json() : null), () => null)
+  : null;
+const goTo = (origin) => location.assign(`${origin}/teacher#token=${encodeURIComponent(token)}`);
+if (where && where.origin && where.origin !== location.origin) {
+  goTo(where.origin);
+  await new Promise(() => {}); // this page is leaving: nothing more runs here
+}
+const failover = new Failover(() => (where && where.nodes) || [], goTo);
 const members = new Map();   // id -> Member
 let hands = [];              // ids, in order raised
 let waiting = [];            // pupils in the waiting room, in order of arrival
@@ -85,6 +97,7 @@ async function init() {
   renderAll();
   sock = new ClassSocket(info.id, token, onEvent, (st, i) => {
     wsState = st;
+    failover.socket(st);
     if (st === "reconnecting") status(t("st_ws_down", { s: (i.delay / 1000).toFixed(1) }), "error");
     else if (st === "open") status("");
   });
@@ -159,6 +172,7 @@ function onEvent(m) {
     case "code": if (info) { info.code = m.code; info.code_expires_at = m.expires_at; showCode(); status(t("code_changed"), ""); } break;
     case "live": live = !!m.live; break;
     case "class_ended": if (info) info.state = "ended"; stopFloor(); sock.close(); disable(true); break;
+    case "moved": sock.close(); goTo(location.origin); return;
     case "error": if (m.code === "unauthorized") { fail(new Error(m.message)); disable(true); } else status(t("error", { msg: m.message }), "error"); return;
     default: return;
   }

@@ -243,3 +243,30 @@ pub async fn end(
     s.end_class(&id, m.role);
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// Where a class lives, for pages (`GET /api/classes/{id or code}/node`).
+#[derive(Debug, serde::Serialize)]
+pub struct ClassNode {
+    /// The origin of the node that owns the class (none on a single server).
+    pub origin: Option<String>,
+    /// The origins of the cluster's live nodes (none on a single server).
+    pub nodes: Vec<String>,
+}
+
+/// `GET /api/classes/{id or code}/node` (no token): the node that owns the class. A node
+/// that does not own it sends the request there (307) before this runs, so the answer
+/// always comes from the owner; it allows any origin (it says nothing secret), so a page
+/// on another node reads it after that redirect and moves to the owner.
+pub async fn node(State(s): State<SharedState>, ClientAddr(ip): ClientAddr) -> Result<Response, Problem> {
+    s.limits.lookups.check(&ip)?;
+    let answer = match &s.cluster {
+        Some(c) => ClassNode {
+            origin: c.view().nodes.iter().find(|n| n.id == c.node_id()).map(|n| n.url.clone()),
+            nodes: c.view().nodes.iter().filter(|n| n.alive).map(|n| n.url.clone()).collect(),
+        },
+        None => ClassNode { origin: None, nodes: Vec::new() },
+    };
+    let mut r = Json(answer).into_response();
+    r.headers_mut().insert(axum::http::header::ACCESS_CONTROL_ALLOW_ORIGIN, axum::http::HeaderValue::from_static("*"));
+    Ok(r)
+}

@@ -78,6 +78,7 @@ pub fn app(state: SharedState) -> Router {
         .route("/api/classes/{id}/recordings/{rec}/download", post(recordings::download))
         .route("/api/classes/{id}/recordings/{rec}/{file}", get(recordings::file))
         .route("/api/classes/{code}/join", post(class_api::join))
+        .route("/api/classes/{code}/node", get(class_api::node))
         .route("/api/classes/{code}/code", post(class_api::rotate_code))
         .route("/api/classes/{code}/qr.svg", get(web::qr))
         .route("/api/admin/classes", get(admin::classes))

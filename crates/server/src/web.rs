@@ -95,9 +95,12 @@ pub async fn watch(headers: HeaderMap) -> Response {
 
 /// `GET /` and `GET /c/{code}`: the pupil page (the script reads the code from the path).
 pub async fn pupil(State(s): State<SharedState>, headers: HeaderMap) -> Response {
-    let nodes: Vec<String> =
-        s.cluster.as_ref().map(|c| c.view().nodes.iter().map(|n| n.url.clone()).collect()).unwrap_or_default();
-    page_reaching(PUPIL_HTML, &headers, &nodes)
+    page_reaching(PUPIL_HTML, &headers, &cluster_origins(&s))
+}
+
+/// The origins of the cluster's nodes (none on a single server).
+fn cluster_origins(s: &SharedState) -> Vec<String> {
+    s.cluster.as_ref().map(|c| c.view().nodes.iter().map(|n| n.url.clone()).collect()).unwrap_or_default()
 }
 
 /// `GET /replay`: the class's recordings, played by the link's measure.
@@ -111,8 +114,8 @@ pub async fn check(headers: HeaderMap) -> Response {
 }
 
 /// `GET /teacher`
-pub async fn teacher(headers: HeaderMap) -> Response {
-    page(TEACHER_HTML, &headers)
+pub async fn teacher(State(s): State<SharedState>, headers: HeaderMap) -> Response {
+    page_reaching(TEACHER_HTML, &headers, &cluster_origins(&s))
 }
 
 /// `GET /admin`
