@@ -385,6 +385,7 @@ fn a_chromium_pupil_sent_to_the_owner_comes_back_by_itself_when_it_dies() {
         .args([wrong.as_str(), class])
         .arg(&signal)
         .arg(&teacher)
+        .arg(nodes[0].token("admin", None))
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("run node");

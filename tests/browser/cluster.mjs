@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // A pupil in Chromium on a cluster of servers (issue 15).
 //
-// Usage: node cluster.mjs <wrongBase> <code> <signalFile> <teacherToken>
-//   opens the teacher console and a pupil page that types the code on `${wrongBase}/`: both
+// Usage: node cluster.mjs <wrongBase> <code> <signalFile> <teacherToken> <adminToken>
+//   opens the admin dashboard (every node listed; drain a node, then reopen it), the teacher
+//   console and a pupil page that types the code on `${wrongBase}/`: both
 //   must end on the class's server. It then opens `${wrongBase}/c/${code}` on a server that does not own the class: the page must be
 //   sent to the owner, join, and play. It then writes `${signalFile}.ready` (the owner's
 //   origin) and waits for `${signalFile}` (the time the test killed that owner, ms since the
@@ -13,7 +14,7 @@ import { chromium } from "playwright-core";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { CHROMIUM, CHROMIUM_ARGS, Harness } from "./harness.mjs";
 
-const [wrongArg, code, signal, teacherToken] = process.argv.slice(2);
+const [wrongArg, code, signal, teacherToken, adminToken] = process.argv.slice(2);
 const wrong = (wrongArg || "").replace(/\/+$/, "");
 const h = new Harness("cluster.mjs", 120_000);
 const result = h.result;
@@ -28,6 +29,20 @@ await h.run(async () => {
     h.check(!/Content Security Policy/i.test(m.text()), `a CSP violation: ${m.text()}`);
   });
   page.on("pageerror", (e) => h.log(`[exception] ${e.message}`));
+  // The admin dashboard lists the nodes; an admin drains one and reopens it.
+  const admin = await ctx.newPage();
+  admin.on("dialog", (d) => d.accept().catch(() => {}));
+  await admin.goto(`${wrong}/admin#token=${encodeURIComponent(adminToken)}`, { waitUntil: "load", timeout: 15_000 });
+  result.nodes_listed = await h.waitFor(async () => { const n = await admin.locator("#nodes tr[data-node]").count(); return n >= 3 && n; }, 10_000, "the nodes on the dashboard");
+  const row = admin.locator("#nodes tr[data-node]").first();
+  const id = await row.getAttribute("data-node");
+  const draining = async () => (await admin.evaluate((id) => (window.ardoise.nodes().nodes || []).find((n) => n.id === id), id)).draining;
+  await row.locator("[data-action=drain]").click();
+  await h.waitFor(draining, 10_000, "the node drains");
+  await admin.locator(`#nodes tr[data-node="${id}"] [data-action=drain]`).click();
+  await h.waitFor(async () => !(await draining()), 10_000, "the node reopens");
+  result.drained_and_reopened = id;
+  await admin.close();
   // The teacher console and a typed code, opened on the wrong server.
   const console_ = await ctx.newPage();
   await console_.goto(`${wrong}/teacher#token=${encodeURIComponent(teacherToken)}`, { waitUntil: "load", timeout: 15_000 });

@@ -10,7 +10,8 @@ let prev = null;               // {t, parts: Map, workers: Map, cpu}
 let rates = { parts: new Map(), workers: new Map(), cpu: null };
 const hist = { egress: [], cpu: new Map() };   // {t, v} points
 const sections = new Map();    // class id -> section element
-const A = (window.ardoise = { error: null, overview: () => last });
+let cluster = null;            // last /api/admin/nodes answer
+const A = (window.ardoise = { error: null, overview: () => last, nodes: () => cluster });
 
 mountLangToggle($("#lang-slot"));
 applyI18n();
@@ -33,6 +34,8 @@ async function poll() {
   let again = true;
   try {
     const ov = await api("/api/admin/classes", { token });
+    cluster = await api("/api/admin/nodes", { token });
+    renderNodes();
     last = ov;
     derive(ov);
     render(ov);
@@ -141,6 +144,35 @@ function drawCharts() {
   drawChart($("#chart-egress"), [{ label: "Mbit/s", color: COLORS[0], points: hist.egress }], 1);
   drawChart($("#chart-cpu"), [...hist.cpu.entries()].map(([i, pts], k) => ({ label: `#${i}`, color: COLORS[k % COLORS.length], points: pts })), 10);
 }
+// ---------------------------------------------------------------- the cluster's nodes
+// Shown only on a cluster: each node's load and health; an admin drains a node (no new
+// classes; its classes go on until they end) before stopping it, or reopens it.
+function renderNodes() {
+  const nodes = (cluster && cluster.nodes) || [];
+  show($("#nodes-card"), nodes.length > 0);
+  if (!nodes.length) return;
+  const now = Date.now();
+  table($("#nodes"), [["node"], ["heartbeat", 1], ["pupils_cap", 1], ["node_classes", 1], ["cpu", 1], ["node_kbps", 1], ["node_state"], [""]],
+    nodes.map((n) => {
+      const state = !n.alive ? "node_silent" : n.draining ? "node_draining" : "node_alive";
+      const mine = n.id === cluster.this_node ? ` (${t("this_node")})` : "";
+      return h("tr", { "data-node": n.id }, h("td", {}, h("a", { href: n.url }, n.id), mine),
+        h("td", { class: "num" }, `${fmt((now - n.heartbeat_at) / 1000, 1)} s`),
+        h("td", { class: "num" }, `${fmt(n.pupils)} / ${fmt(n.capacity)}`), num(n.classes),
+        h("td", { class: "num" }, `${fmt(n.cpu_permille / 10, 1)} %`), num(n.kbps_out),
+        h("td", { class: n.alive ? "" : "warn" }, t(state)),
+        h("td", {}, h("button", { type: "button", "data-action": "drain", onclick: () => drainNode(n.id, !n.draining) }, t(n.draining ? "undrain" : "drain"))));
+    }));
+}
+async function drainNode(id, draining) {
+  if (draining && !confirmed(`${t("drain")} : ${id}`)) return;
+  try {
+    await api(`/api/admin/nodes/${encodeURIComponent(id)}/drain`, { method: "POST", token, json: { draining } });
+    cluster = await api("/api/admin/nodes", { token });
+    renderNodes();
+  } catch (e) { A.error = e.message; status(errorText(e), "error"); }
+}
+
 async function endClass(c) {
   if (!confirmed(`${t("confirm_end")} (${c.title || c.code})`)) return;
   try { await api(`/api/classes/${encodeURIComponent(c.id)}`, { method: "DELETE", token }); } catch (e) { A.error = e.message; status(errorText(e), "error"); }
