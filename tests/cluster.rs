@@ -176,6 +176,11 @@ fn six_classes_spread_over_three_nodes_and_every_node_sends_to_the_owner() {
     let listed = seen["nodes"].as_array().unwrap();
     assert_eq!(listed.len(), 3, "{seen}");
     assert!(listed.iter().all(|n| n["alive"] == true && n["classes"] == 2), "{seen}");
+    // Every node's /metrics (what Prometheus scrapes) says the same.
+    for n in &nodes {
+        assert_eq!(common::metric(n, "ardoise_cluster_nodes_alive"), 3.0, "{}", n.base);
+        assert_eq!(common::metric(n, "ardoise_cluster_classes_owned"), 2.0, "{}", n.base);
+    }
 }
 
 /// A pupil through `server` until one gets the picture: the time from `since` to its first

@@ -122,6 +122,23 @@ pub async fn metrics(
         "counter",
         per_worker(&|w| w.slices),
     );
+    if let Some(cluster) = &s.cluster {
+        let view = cluster.view();
+        let me = cluster.node_id();
+        let node = |n: &str| format!("{{node=\"{n}\"}}");
+        gauge(
+            "ardoise_cluster_nodes_alive",
+            "Nodes of the cluster heart-beating, as this node sees them.",
+            "gauge",
+            vec![(node(me), view.nodes.iter().filter(|n| n.alive).count() as f64)],
+        );
+        gauge(
+            "ardoise_cluster_classes_owned",
+            "Classes this node owns.",
+            "gauge",
+            vec![(node(me), view.nodes.iter().find(|n| n.id == me).map_or(0, |n| n.classes) as f64)],
+        );
+    }
     gauge("ardoise_bytes_in_total", "UDP bytes received.", "counter", per_worker(&|w| w.bytes_in));
     gauge("ardoise_bytes_out_total", "UDP bytes sent.", "counter", per_worker(&|w| w.bytes_out));
     gauge(
