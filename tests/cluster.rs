@@ -223,6 +223,25 @@ fn a_killed_node_s_class_is_back_on_another_node_within_15_s() {
     let before = picture_back(&nodes[survivor].base, class, Instant::now(), &nodes[0].data_dir);
     println!("before: a pupil through {} had the picture in {before:?}", nodes[survivor].base);
     let sessions = studio.stats.sessions.load(std::sync::atomic::Ordering::Relaxed);
+    // A pupil raises her hand and asks in the chat: the class's state the next node takes up.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let r =
+        send("POST", &format!("{owner}/api/classes/{class}/join"), None, Some("application/json"), r#"{"name":"Léa"}"#);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let lea: String = serde_json::from_str::<Value>(&r.body).unwrap()["token"].as_str().unwrap().to_owned();
+    let owner_node = &nodes[dead];
+    // (Her socket stays open until her node dies: a pupil who leaves lowers her hand.)
+    let _lea_socket = rt.block_on(async {
+        let (mut ws, _) = common::ws::hello(owner_node, class, &lea).await;
+        common::ws::send(&mut ws, serde_json::json!({"type": "raise_hand"})).await;
+        common::ws::send(&mut ws, serde_json::json!({"type": "chat", "text": "Une question sur l'exercice"})).await;
+        common::ws::wait_for(&mut ws, "chat").await;
+        ws
+    });
+    let store = rt.block_on(ardoise_store::Store::open(&db)).unwrap();
+    common::wait_until(Duration::from_secs(5), "the class's state kept in the database", || {
+        rt.block_on(store.live_state(class)).unwrap().filter(|s| s.contains("Une question") && s.contains("hands"))
+    });
 
     let _ = nodes[dead].child.kill(); // SIGKILL
     let killed = Instant::now();
@@ -237,6 +256,12 @@ fn a_killed_node_s_class_is_back_on_another_node_within_15_s() {
     );
     assert_ne!(new_owner, owner, "the class moved");
     assert!(back < Duration::from_secs(15), "pictures back {back:?} after the kill (target 15 s)");
+    // Léa comes back (her page does so by itself): her hand and the chat are there.
+    let again = nodes.iter().find(|n| n.base == new_owner).unwrap();
+    let welcome = rt.block_on(async { common::ws::hello(again, class, &lea).await.1 });
+    assert_eq!(welcome["you"]["hand"], true, "her hand is still raised: {welcome}");
+    let chat = welcome["chat"].as_array().unwrap();
+    assert!(chat.iter().any(|l| l["text"] == "Une question sur l'exercice"), "the chat is kept: {welcome}");
 }
 
 #[test]

@@ -272,6 +272,27 @@ impl HubRoom {
     }
 }
 
+/// What a class's hub keeps that outlives its node (a cluster: the class's next node
+/// restores it): hands in order, the floor, the lock, the layout, the latest chat lines, who
+/// was removed and who was let in from the waiting room.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LiveState {
+    /// Raised hands, first raised first.
+    pub hands: Vec<String>,
+    /// Who holds the floor.
+    pub floor: Option<Floor>,
+    /// Chat and hands locked.
+    pub locked: bool,
+    /// The studio's layout.
+    pub layout: Option<String>,
+    /// The latest chat lines, oldest first.
+    pub chat: Vec<ChatLine>,
+    /// Pupils removed from the class.
+    pub expelled: Vec<String>,
+    /// Pupils let in from the waiting room.
+    pub admitted: Vec<String>,
+}
+
 /// Interaction state of every class.
 #[derive(Default)]
 pub struct ClassHub {
@@ -673,6 +694,40 @@ impl ClassHub {
         if let Some(room) = self.lock().get(class) {
             room.broadcast(&ServerEvent::Reconnect);
         }
+    }
+
+    /// The class's [`LiveState`] now, if it has a room here.
+    pub fn live_state(&self, class: &ClassId) -> Option<LiveState> {
+        let rooms = self.lock();
+        let room = rooms.get(class)?;
+        let sorted = |set: &std::collections::HashSet<String>| {
+            let mut v: Vec<String> = set.iter().cloned().collect();
+            v.sort();
+            v
+        };
+        Some(LiveState {
+            hands: room.hands.clone(),
+            floor: room.floor.clone(),
+            locked: room.locked,
+            layout: room.layout.clone(),
+            chat: room.chat.iter().cloned().collect(),
+            expelled: sorted(&room.expelled),
+            admitted: sorted(&room.admitted),
+        })
+    }
+
+    /// Take up a class's [`LiveState`] (this node has just become its node): what its
+    /// previous node kept, before anyone here changed anything.
+    pub fn restore(&self, class: &ClassId, state: LiveState) {
+        let mut rooms = self.lock();
+        let room = rooms.entry(class.clone()).or_default();
+        room.hands = state.hands;
+        room.floor = state.floor;
+        room.locked = state.locked;
+        room.layout = state.layout;
+        room.chat = state.chat.into_iter().collect();
+        room.expelled = state.expelled.into_iter().collect();
+        room.admitted = state.admitted.into_iter().collect();
     }
 
     /// The class ended: tell everyone and close every connection.

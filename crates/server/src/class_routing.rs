@@ -107,6 +107,20 @@ pub async fn route(State(s): State<SharedState>, req: Request, next: Next) -> Re
         // once the class has its node.
         Route::Full | Route::Unavailable if page => next.run(req).await,
         Route::Here => next.run(without_via(req)).await,
+        Route::Taken => {
+            match s.store.live_state(&class.0).await {
+                Ok(Some(json)) => match serde_json::from_str(&json) {
+                    Ok(live) => {
+                        s.hub.restore(&class, live);
+                        tracing::info!(class = %class, "cluster: the class's live state taken up");
+                    }
+                    Err(e) => warn!(class = %class, "cluster: the class's live state does not parse: {e}"),
+                },
+                Ok(None) => {}
+                Err(e) => warn!(class = %class, "cluster: the class's live state unreadable: {e}"),
+            }
+            next.run(without_via(req)).await
+        }
         Route::Elsewhere { node, url } => {
             let query = req.uri().query().unwrap_or("");
             let mut via: Vec<&str> = Vec::new();

@@ -19,7 +19,10 @@
 //!   the others (live classes keep flowing, new placements wait);
 //! - every heartbeat, a node reads which classes it owns: a class it serves but no longer
 //!   owns (moved while this node was cut off) is stopped here and its pages told `moved`;
-//!   an owned class with nobody in it for `release_idle_secs` is released.
+//!   an owned class with nobody in it for `release_idle_secs` is released;
+//! - a class's hub state (hands, floor, lock, layout, latest chat) is written to the
+//!   database at each heartbeat where it changed, and taken up by the node that takes the
+//!   class over: a node's death loses at most one heartbeat of it.
 
 use crate::cluster_view::ClusterView;
 use crate::config::ClusterConfig;
@@ -38,6 +41,9 @@ use tracing::{info, warn};
 pub enum Route {
     /// This node owns the class.
     Here,
+    /// This node has just become the class's node: it takes up the class's live state (what
+    /// its previous node kept), then serves it.
+    Taken,
     /// Another node does: send the client there (307).
     Elsewhere {
         /// Its id.
@@ -242,8 +248,12 @@ impl Cluster {
             }
         };
         if owner == self.config.node_id {
-            self.owned.lock().unwrap_or_else(|e| e.into_inner()).entry(class.to_owned()).or_default();
-            return Route::Here;
+            let mut owned = self.owned.lock().unwrap_or_else(|e| e.into_inner());
+            if owned.contains_key(class) {
+                return Route::Here;
+            }
+            owned.insert(class.to_owned(), None);
+            return Route::Taken;
         }
         match self.view().alive(&owner) {
             Some(n) => Route::Elsewhere { node: n.id.clone(), url: n.url.clone() },
@@ -278,6 +288,7 @@ impl Cluster {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut meter = LoadMeter::default();
         let mut failing = false;
+        let mut saved: HashMap<String, String> = HashMap::new();
         loop {
             tick.tick().await;
             let Some(state) = state.upgrade() else { return };
@@ -297,6 +308,27 @@ impl Cluster {
                     self.follow_ownership(&state, placements.into_iter().map(|p| p.class_id).collect()).await
                 }
                 Err(e) => warn!("cluster: placements unreadable: {e}"),
+            }
+            self.save_live_states(&state, &mut saved).await;
+        }
+    }
+
+    /// Write the live state of each class this node owns that changed since it was last
+    /// written (`saved`: what was written, by class).
+    async fn save_live_states(&self, state: &AppState, saved: &mut HashMap<String, String>) {
+        let owned: Vec<String> = self.owned.lock().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect();
+        saved.retain(|c, _| owned.contains(c));
+        for class in owned {
+            let Some(live) = state.hub.live_state(&ClassId(class.clone())) else { continue };
+            let Ok(json) = serde_json::to_string(&live) else { continue };
+            if saved.get(&class) == Some(&json) {
+                continue;
+            }
+            match self.store.save_live_state(&class, &json, now_ms()).await {
+                Ok(()) => {
+                    saved.insert(class, json);
+                }
+                Err(e) => warn!(class, "cluster: cannot keep the class's live state: {e}"),
             }
         }
     }
@@ -331,6 +363,9 @@ impl Cluster {
             match self.store.release(&class, &self.config.node_id).await {
                 Ok(_) => {
                     self.owned.lock().unwrap_or_else(|e| e.into_inner()).remove(&class);
+                    if let Err(e) = self.store.forget_live_state(&class).await {
+                        warn!(class, "cluster: {e}");
+                    }
                     info!(class, "cluster: an empty class released");
                 }
                 Err(e) => warn!(class, "cluster: cannot release: {e}"),

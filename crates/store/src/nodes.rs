@@ -1,5 +1,6 @@
-//! The cluster's shared state: the nodes, each heart-beating its registration and load, and
-//! the placement of each live class on one node.
+//! The cluster's shared state: the nodes, each heart-beating its registration and load, the
+//! placement of each live class on one node, and each live class's hub state (for the node
+//! that takes it over).
 //!
 //! Rules:
 //! - a node's row is written only by the process that holds it (its `instance`), or taken
@@ -200,5 +201,33 @@ impl Store {
         Ok(sqlx::query_as("SELECT node_id, COUNT(*) FROM placements GROUP BY node_id ORDER BY node_id")
             .fetch_all(self.pool())
             .await?)
+    }
+
+    /// Keep `class`'s live state (`state`, the server's JSON) as of `now`.
+    pub async fn save_live_state(&self, class: &str, state: &str, now: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO class_live_state (class_id, state, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (class_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
+        )
+        .bind(class)
+        .bind(state)
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// `class`'s live state as last kept, if any.
+    pub async fn live_state(&self, class: &str) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar("SELECT state FROM class_live_state WHERE class_id = $1")
+            .bind(class)
+            .fetch_optional(self.pool())
+            .await?)
+    }
+
+    /// Forget `class`'s live state (the class ended, or was released empty).
+    pub async fn forget_live_state(&self, class: &str) -> Result<()> {
+        sqlx::query("DELETE FROM class_live_state WHERE class_id = $1").bind(class).execute(self.pool()).await?;
+        Ok(())
     }
 }

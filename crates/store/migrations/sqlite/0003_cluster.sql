@@ -24,3 +24,10 @@ CREATE TABLE placements (
     epoch     INTEGER NOT NULL DEFAULT 1
 );
 CREATE INDEX placements_node ON placements (node_id);
+-- A live class's hub state (hands, floor, lock, layout, latest chat: JSON), written by its
+-- node as it changes, read by the node that takes the class over.
+CREATE TABLE class_live_state (
+    class_id   TEXT PRIMARY KEY,
+    state      TEXT NOT NULL,
+    updated_at INTEGER NOT NULL
+);
