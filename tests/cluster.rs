@@ -58,7 +58,16 @@ fn node(db: &str, id: &str, extra: &[(&str, &str)]) -> TestServer {
 
 /// `n` nodes, once each sees all of them alive.
 fn nodes(db: &str, n: usize) -> Vec<TestServer> {
-    let nodes: Vec<TestServer> = (1..=n).map(|k| node(db, &format!("node-{k}"), &[])).collect();
+    nodes_with(db, n, &[])
+}
+
+/// The heartbeat and death timings of `config/default.toml` (the tests' nodes beat faster).
+const DEFAULT_TIMINGS: [(&str, &str); 2] =
+    [("ARDOISE__CLUSTER__HEARTBEAT_MS", "1000"), ("ARDOISE__CLUSTER__DEAD_AFTER_MS", "5000")];
+
+/// [`nodes`] with `extra` settings.
+fn nodes_with(db: &str, n: usize, extra: &[(&str, &str)]) -> Vec<TestServer> {
+    let nodes: Vec<TestServer> = (1..=n).map(|k| node(db, &format!("node-{k}"), extra)).collect();
     for node in &nodes {
         let admin = node.token("admin", None);
         eventually(Duration::from_secs(10), || {
@@ -206,7 +215,8 @@ fn picture_back(server: &str, class: &str, since: Instant, dir: &std::path::Path
 #[test]
 fn a_killed_node_s_class_is_back_on_another_node_within_15_s() {
     let (db, _pg) = database(false);
-    let mut nodes = nodes(&db, 3);
+    // The default timings: a node silent for 5 s is dead.
+    let mut nodes = nodes_with(&db, 3, &DEFAULT_TIMINGS);
     let class = "classe1";
     let teacher = nodes[0].token("teacher", Some(class));
     // The studio knows every node, and uses whichever answers.
@@ -401,7 +411,7 @@ fn a_database_outage_keeps_live_classes_and_delays_new_ones() {
 #[test]
 fn a_chromium_pupil_sent_to_the_owner_comes_back_by_itself_when_it_dies() {
     let (db, _pg) = database(false);
-    let mut nodes = nodes(&db, 3);
+    let mut nodes = nodes_with(&db, 3, &DEFAULT_TIMINGS);
     let class = "classe4";
     let teacher = nodes[0].token("teacher", Some(class));
     let servers = nodes.iter().map(|n| n.base.clone()).collect::<Vec<_>>().join(",");

@@ -74,9 +74,16 @@ await h.run(async () => {
   writeFileSync(`${signal}.ready`, result.landed);
   await h.waitFor(async () => existsSync(signal), 60_000, "the test kills the class's server");
   const killed = Number(readFileSync(signal, "utf8"));
+  let said = 0;
   await h.waitFor(async () => {
     const origin = new URL(page.url()).origin;
-    return origin !== result.landed && (await frames()) > 0;
+    const f = await frames();
+    if (Date.now() - said > 3000) {
+      said = Date.now();
+      const shown = await page.evaluate(() => document.querySelector("#conn") ? document.querySelector("#conn").textContent : document.title).catch((e) => String(e));
+      h.log(`${Date.now() - killed} ms after the kill: on ${origin}, ${f} frames, the page says: ${shown}`);
+    }
+    return origin !== result.landed && f > 0;
   }, 45_000, "the picture again, through another server", 100);
   result.back_ms = Date.now() - killed;
   result.back_origin = new URL(page.url()).origin;

@@ -654,37 +654,47 @@ export class TimecodeReader {
 
 // ---------------------------------------------------------------- a cluster's other servers
 /**
- * A page's way out when its server dies (a cluster of servers): while the class socket is
- * down, the page asks its own server every 2 s whether it answers (`/healthz`); after two
- * failures in a row it goes (`go(origin)`) to the first other server that answers (asked
- * `no-cors`: any answer counts, nothing is read). The others send it on to the class.
- * nodes(): the cluster's origins (none on a single server: nothing is done).
+ * The origin of the server that owns a class, asked through the server at `origin` (which
+ * sends the question on to the owner): null when that server, or the owner it names, does
+ * not answer, or the class has no server yet. `what`: the class id or join code.
+ */
+export function classServer(origin, what) {
+  return fetch(`${origin}/api/classes/${encodeURIComponent(what)}/node`, { cache: "no-store" })
+    .then((r) => (r.ok ? r.json() : null))
+    .then((j) => (j && j.origin) || null, () => null);
+}
+
+/**
+ * A page's way back when its class's server dies or the class moves (a cluster of
+ * servers): while the class socket is down, every 2 s the page asks where its class lives
+ * (`locate(origin)`, through its own server, then, after two failures, through each other
+ * server), and goes there (`go(origin)`) as soon as a server names a live owner other than
+ * its own. nodes(): the cluster's origins (none on a single server: nothing is done).
  */
 export class Failover {
-  constructor(nodes, go) { this.nodes = nodes; this.go = go; this.timer = 0; this.failures = 0; this.stale = 0; this.busy = false; }
+  constructor(nodes, locate, go) { this.nodes = nodes; this.locate = locate; this.go = go; this.timer = 0; this.failures = 0; this.busy = false; }
   /** The class socket's state: open | reconnecting | closed. */
   socket(state) {
     if (state !== "reconnecting") { this.stop(); return; }
     if (this.timer || !this.nodes().length) return;
     this.timer = setInterval(() => this.probe(), 2000);
   }
-  stop() { clearInterval(this.timer); this.timer = 0; this.failures = 0; this.stale = 0; }
+  stop() { clearInterval(this.timer); this.timer = 0; this.failures = 0; }
   async probe() {
     if (this.busy) return;
     this.busy = true;
     try {
-      const answers = (url, opts) => fetch(url, { cache: "no-store", ...opts }).then(() => true, () => false);
-      if (await answers("/healthz")) {
-        // The server answers but the class's socket stays down: the class lives on another
-        // server now; loading the page again goes there.
+      const owner = await this.locate(location.origin);
+      if (owner) {
         this.failures = 0;
-        if (++this.stale >= 3) { this.stop(); this.go(location.origin); }
+        if (owner !== location.origin) { this.stop(); this.go(owner); }
         return;
       }
       if (++this.failures < 2) return;
       for (const origin of this.nodes()) {
         if (origin === location.origin) continue;
-        if (await answers(`${origin}/healthz`, { mode: "no-cors" })) { this.stop(); this.go(origin); return; }
+        const named = await this.locate(origin);
+        if (named) { this.stop(); this.go(named); return; }
       }
     } finally { this.busy = false; }
   }

@@ -2,7 +2,7 @@
 // carry no inline script (CSP script-src 'self').
 import { t, applyI18n, mountLangToggle, onLang, $, show, api, errorText, jwtClaims, Receiver, publish,
          inboundByTransceiver, LinkMeter, ClassSocket, appendChat, playWithSound, stopTracks, transportOf, TimecodeReader,
-         Failover } from "/assets/ardoise.js";
+         Failover, classServer } from "/assets/ardoise.js";
 
 const KEY = "ardoise.pupil";
 const video = $("#video"), pipVideo = $("#pip-video"), floorAudio = $("#floor-audio");
@@ -71,10 +71,9 @@ $("#join-form").addEventListener("submit", async (ev) => {
   $("#join").disabled = true;
   // A cluster of servers: a code typed on another server's page joins on the class's own
   // (the page goes there, and joins with the name given).
-  const where = await fetch(`/api/classes/${encodeURIComponent(c)}/node`, { cache: "no-store" })
-    .then((r) => (r.ok ? r.json() : null), () => null);
-  if (where && where.origin && where.origin !== location.origin) {
-    location.assign(`${where.origin}/c/${encodeURIComponent(c)}#name=${encodeURIComponent(name)}`);
+  const owner = await classServer(location.origin, c);
+  if (owner && owner !== location.origin) {
+    location.assign(`${owner}/c/${encodeURIComponent(c)}#name=${encodeURIComponent(name)}`);
     return;
   }
   try {
@@ -251,14 +250,14 @@ function renderConn() {
 // ---------------------------------------------------------------- servers of a cluster
 // The class lives on one server of the cluster. When it moves (`moved`), the page loads
 // again through its server, which sends it to the new one; when the page's own server
-// stops answering, it goes to another that answers (the others send it on to the class).
+// stops answering, it asks the others where the class lives now and goes there.
 function goTo(origin) {
   if (!sess) return;
   const carried = encodeURIComponent(JSON.stringify(sess));
   leave();
   location.assign(`${origin}/c/${encodeURIComponent(sess.code)}#session=${carried}`);
 }
-const failover = new Failover(() => (sess && sess.nodes) || [], goTo);
+const failover = new Failover(() => (sess && sess.nodes) || [], (origin) => classServer(origin, sess.code), goTo);
 
 // ---------------------------------------------------------------- class events
 function onEvent(m) {

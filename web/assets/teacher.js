@@ -2,7 +2,7 @@
 // carry no inline script (CSP script-src 'self').
 import { t, applyI18n, mountLangToggle, onLang, $, h, show, api, errorText, tokenFromHash, jwtClaims, Receiver,
          publish, ClassSocket, appendChat, playWithSound, stopTracks, keepFocus, confirmed, clock, transportOf, checksText,
-         Failover } from "/assets/ardoise.js";
+         Failover, classServer } from "/assets/ardoise.js";
 
 const LAYOUTS = ["camera", "document", "screen", "document+camera", "screen+camera", "side-by-side"];
 const token = tokenFromHash("ardoise.teacher");
@@ -18,7 +18,7 @@ if (where && where.origin && where.origin !== location.origin) {
   goTo(where.origin);
   await new Promise(() => {}); // this page is leaving: nothing more runs here
 }
-const failover = new Failover(() => (where && where.nodes) || [], goTo);
+const failover = new Failover(() => (where && where.nodes) || [], (origin) => classServer(origin, classId), goTo);
 const members = new Map();   // id -> Member
 let hands = [];              // ids, in order raised
 let waiting = [];            // pupils in the waiting room, in order of arrival
