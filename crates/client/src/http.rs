@@ -99,6 +99,15 @@ pub fn resolve(from: &str, location: &str) -> String {
     format!("{}{location}", &from[..origin_end])
 }
 
+/// DELETE a session resource.
+pub fn delete(resource: &str, token: &str) -> Result<u16> {
+    match crate::trust::agent().delete(resource).set("Authorization", &format!("Bearer {token}")).call() {
+        Ok(r) => Ok(r.status()),
+        Err(ureq::Error::Status(code, _)) => Ok(code),
+        Err(e) => Err(e).with_context(|| format!("DELETE {resource}")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -108,14 +117,5 @@ mod tests {
         assert_eq!(resolve("http://a:1/whip/cm1", "https://b:2/whip/cm1?via=n1"), "https://b:2/whip/cm1?via=n1");
         assert_eq!(resolve("http://a:1", "/x"), "http://a:1/x");
         assert_eq!(resolve("http://a:1/whip/cm1?via=n", ""), "http://a:1", "an origin");
-    }
-}
-
-/// DELETE a session resource.
-pub fn delete(resource: &str, token: &str) -> Result<u16> {
-    match crate::trust::agent().delete(resource).set("Authorization", &format!("Bearer {token}")).call() {
-        Ok(r) => Ok(r.status()),
-        Err(ureq::Error::Status(code, _)) => Ok(code),
-        Err(e) => Err(e).with_context(|| format!("DELETE {resource}")),
     }
 }
