@@ -307,6 +307,21 @@ fn forged_and_duplicate_registrations_are_refused() {
         }
     });
     assert_eq!(owner_seen_by(&nodes[1], "classe2"), owner);
+    // Both nodes asked at once about a class nobody owns yet: one placement, both agree.
+    let racers: Vec<_> = nodes
+        .iter()
+        .map(|n| {
+            let url = format!("{}/whip/classe5", n.base);
+            let base = n.base.clone();
+            std::thread::spawn(move || match get(&url) {
+                (307, Some(location)) => origin(&location),
+                (405, _) => base,
+                other => panic!("{url}: {other:?}"),
+            })
+        })
+        .collect();
+    let seen: Vec<String> = racers.into_iter().map(|t| t.join().unwrap()).collect();
+    assert!(seen.iter().all(|o| *o == seen[0]), "one owner for a class placed by two nodes at once: {seen:?}");
     let admin = nodes[0].token("admin", None);
     let seen = nodes_seen_by(&nodes[0], &admin);
     assert!(seen["nodes"].as_array().unwrap().iter().all(|n| n["id"] != "rogue"), "{seen}");
@@ -448,4 +463,30 @@ fn a_chromium_pupil_sent_to_the_owner_comes_back_by_itself_when_it_dies() {
         v["first_frame_ms"], v["back_origin"], v["back_ms"]
     );
     assert!(v["back_ms"].as_f64().unwrap() < 15_000.0, "pictures back within 15 s: {v}");
+}
+
+#[test]
+fn a_node_that_no_longer_owns_a_class_stops_it_and_sends_its_clients_on() {
+    let (db, _pg) = database(false);
+    let nodes = nodes(&db, 2);
+    let class = "classe3";
+    let owner = owner_seen_by(&nodes[0], class);
+    let (on, other) = if nodes[0].base == owner { (0, 1) } else { (1, 0) };
+    let r =
+        send("POST", &format!("{owner}/api/classes/{class}/join"), None, Some("application/json"), r#"{"name":"Noé"}"#);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let token = serde_json::from_str::<Value>(&r.body).unwrap()["token"].as_str().unwrap().to_owned();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut ws = rt.block_on(async { common::ws::hello(&nodes[on], class, &token).await.0 });
+    // The class moves under the node's feet (as when another node took it over while this
+    // one was cut off from the database).
+    let store = rt.block_on(ardoise_store::Store::open(&db)).unwrap();
+    let (from, to) = (format!("node-{}", on + 1), format!("node-{}", other + 1));
+    rt.block_on(store.move_placement(class, &from, &to, ardoise_store::now_ms())).unwrap();
+    // Within a heartbeat, the node stops the class: its page hears `moved`, and the class's
+    // doors there send to the new owner.
+    let moved = rt.block_on(async { common::ws::wait_for(&mut ws, "moved").await });
+    assert_eq!(moved["type"], "moved");
+    assert_eq!(owner_seen_by(&nodes[on], class), nodes[other].base, "sent on to the new owner");
+    assert_eq!(owner_seen_by(&nodes[other], class), nodes[other].base);
 }
