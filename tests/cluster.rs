@@ -250,7 +250,7 @@ fn a_killed_node_s_class_is_back_on_another_node_within_15_s() {
     });
     let store = rt.block_on(ardoise_store::Store::open(&db)).unwrap();
     common::wait_until(Duration::from_secs(5), "the class's state kept in the database", || {
-        rt.block_on(store.live_state(class)).unwrap().filter(|s| s.contains("Une question") && s.contains("hands"))
+        rt.block_on(store.live_state(class, 0)).unwrap().filter(|s| s.contains("Une question") && s.contains("hands"))
     });
 
     let _ = nodes[dead].child.kill(); // SIGKILL

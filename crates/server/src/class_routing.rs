@@ -108,17 +108,7 @@ pub async fn route(State(s): State<SharedState>, req: Request, next: Next) -> Re
         Route::Full | Route::Unavailable if page => next.run(req).await,
         Route::Here => next.run(without_via(req)).await,
         Route::Taken => {
-            match s.store.live_state(&class.0).await {
-                Ok(Some(json)) => match serde_json::from_str(&json) {
-                    Ok(live) => {
-                        s.hub.restore(&class, live);
-                        tracing::info!(class = %class, "cluster: the class's live state taken up");
-                    }
-                    Err(e) => warn!(class = %class, "cluster: the class's live state does not parse: {e}"),
-                },
-                Ok(None) => {}
-                Err(e) => warn!(class = %class, "cluster: the class's live state unreadable: {e}"),
-            }
+            take_up_live_state(&s, &class).await;
             next.run(without_via(req)).await
         }
         Route::Elsewhere { node, url } => {
@@ -159,6 +149,30 @@ pub async fn route(State(s): State<SharedState>, req: Request, next: Next) -> Re
         }
     }
 }
+
+/// The class's live state its previous node kept (at most [`LIVE_STATE_FRESH`] old: an
+/// older one is a past session's), unless the class already has people here.
+async fn take_up_live_state(s: &SharedState, class: &ClassId) {
+    if s.hub.has_anyone(class) {
+        return;
+    }
+    let since = ardoise_store::now_ms() - LIVE_STATE_FRESH.as_millis() as i64;
+    match s.store.live_state(&class.0, since).await {
+        Ok(Some(json)) => match serde_json::from_str(&json) {
+            Ok(live) => {
+                s.hub.restore(class, live);
+                tracing::info!(class = %class, "cluster: the class's live state taken up");
+            }
+            Err(e) => warn!(class = %class, "cluster: the class's live state does not parse: {e}"),
+        },
+        Ok(None) => {}
+        Err(e) => warn!(class = %class, "cluster: the class's live state unreadable: {e}"),
+    }
+}
+
+/// How old a class's kept live state may be for the node taking the class over to take it
+/// up: a class whose node died mid-lesson comes back within minutes.
+pub const LIVE_STATE_FRESH: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// The request without its `via` parameter: the handlers check their query strictly.
 fn without_via(mut req: Request) -> Request {

@@ -217,10 +217,11 @@ impl Store {
         Ok(())
     }
 
-    /// `class`'s live state as last kept, if any.
-    pub async fn live_state(&self, class: &str) -> Result<Option<String>> {
-        Ok(sqlx::query_scalar("SELECT state FROM class_live_state WHERE class_id = $1")
+    /// `class`'s live state as last kept, if kept at `since` (ms) or later.
+    pub async fn live_state(&self, class: &str, since: i64) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar("SELECT state FROM class_live_state WHERE class_id = $1 AND updated_at >= $2")
             .bind(class)
+            .bind(since)
             .fetch_optional(self.pool())
             .await?)
     }

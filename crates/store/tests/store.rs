@@ -277,12 +277,13 @@ async fn cluster(store: &Store) {
     assert_eq!(store.nodes().await.unwrap().len(), 1);
     assert_eq!(store.placement("cm2").await.unwrap(), None, "a node leaving releases its classes");
 
-    assert_eq!(store.live_state("cm2").await.unwrap(), None);
+    assert_eq!(store.live_state("cm2", 0).await.unwrap(), None);
     store.save_live_state("cm2", r#"{"hands":["p1"]}"#, 50).await.unwrap();
     store.save_live_state("cm2", r#"{"hands":["p1","p2"]}"#, 51).await.unwrap();
-    assert_eq!(store.live_state("cm2").await.unwrap().as_deref(), Some(r#"{"hands":["p1","p2"]}"#));
+    assert_eq!(store.live_state("cm2", 51).await.unwrap().as_deref(), Some(r#"{"hands":["p1","p2"]}"#));
+    assert_eq!(store.live_state("cm2", 52).await.unwrap(), None, "kept before the time asked");
     store.forget_live_state("cm2").await.unwrap();
-    assert_eq!(store.live_state("cm2").await.unwrap(), None);
+    assert_eq!(store.live_state("cm2", 0).await.unwrap(), None);
 }
 
 #[tokio::test]
