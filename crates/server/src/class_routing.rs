@@ -13,13 +13,17 @@
 //! - no room anywhere: 503 with `Retry-After`; the database unreachable: 503 too, except
 //!   for the classes this node owns, which keep flowing (a join-link page is served anyway:
 //!   its script retries);
-//! - the check's classes are every node's own, and never routed.
+//! - the check's classes are every node's own, and never routed;
+//! - a class this node does not know is looked up in the database, which counts against the
+//!   address's class look-ups (`limits.joins_per_ip_per_minute`): spraying codes costs the
+//!   sprayer its limit, not the database a query each.
 
 use crate::cluster::Route;
+use crate::limits::ClientAddr;
 use crate::problem::Problem;
 use crate::state::SharedState;
 use ardoise_proto::ClassId;
-use axum::extract::{Request, State};
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -50,9 +54,18 @@ fn names(path: &str) -> Option<Names> {
     }
 }
 
+/// Why a class could not be looked up.
+enum Unresolved {
+    /// The database failed.
+    Store(ardoise_store::StoreError),
+    /// The address looked up too many classes this node did not know.
+    Limited(Problem),
+}
+
 /// The class `names` refers to, if it exists: known here, or in the database (a class made
-/// on another node), which this node then learns.
-async fn resolve(s: &SharedState, names: Names) -> Result<Option<ClassId>, ardoise_store::StoreError> {
+/// on another node), which this node then learns. A look-up in the database counts against
+/// `ip`'s class look-ups.
+async fn resolve(s: &SharedState, names: Names, ip: std::net::IpAddr) -> Result<Option<ClassId>, Unresolved> {
     let now = crate::auth::unix_now();
     let (id, code) = match names {
         Names::Class(id) => (Some(id), None),
@@ -64,23 +77,29 @@ async fn resolve(s: &SharedState, names: Names) -> Result<Option<ClassId>, ardoi
         if s.classes.get(&class).is_some() {
             return Ok(Some(class));
         }
-        match s.store.class(id).await {
+    }
+    if let Some(code) = &code
+        && let Some(info) = s.classes.by_code(code, now)
+    {
+        return Ok(Some(info.id));
+    }
+    s.limits.lookups.check(&ip).map_err(Unresolved::Limited)?;
+    if let Some(id) = &id {
+        let class = ClassId(id.clone());
+        match s.store.class(id).await.map_err(Unresolved::Store) {
             Ok(row) => {
                 s.classes.restore(&row);
                 return Ok(Some(class));
             }
-            Err(ardoise_store::StoreError::NotFound(_)) => {}
+            Err(Unresolved::Store(ardoise_store::StoreError::NotFound(_))) => {}
             Err(e) => return Err(e),
         }
     }
-    if let Some(code) = &code {
-        if let Some(info) = s.classes.by_code(code, now) {
-            return Ok(Some(info.id));
-        }
-        if let Some(row) = s.store.class_by_code(code).await? {
-            s.classes.restore(&row);
-            return Ok(Some(ClassId(row.id)));
-        }
+    if let Some(code) = &code
+        && let Some(row) = s.store.class_by_code(code).await.map_err(Unresolved::Store)?
+    {
+        s.classes.restore(&row);
+        return Ok(Some(ClassId(row.id)));
     }
     Ok(None)
 }
@@ -89,11 +108,15 @@ async fn resolve(s: &SharedState, names: Names) -> Result<Option<ClassId>, ardoi
 pub async fn route(State(s): State<SharedState>, req: Request, next: Next) -> Response {
     let Some(cluster) = s.cluster.clone() else { return next.run(req).await };
     let Some(names) = names(req.uri().path()) else { return next.run(req).await };
-    let class = match resolve(&s, names).await {
+    let (mut parts, body) = req.into_parts();
+    let Ok(ClientAddr(ip)) = ClientAddr::from_request_parts(&mut parts, &s).await;
+    let req = Request::from_parts(parts, body);
+    let class = match resolve(&s, names, ip).await {
         Ok(Some(class)) => class,
         // No such class: the handler says so.
         Ok(None) => return next.run(req).await,
-        Err(e) => {
+        Err(Unresolved::Limited(p)) => return p.into_response(),
+        Err(Unresolved::Store(e)) => {
             warn!("cluster: class lookup failed: {e}");
             return Problem::unavailable("the database is unreachable: try again in a moment", 2).into_response();
         }
