@@ -490,3 +490,14 @@ fn a_node_that_no_longer_owns_a_class_stops_it_and_sends_its_clients_on() {
     assert_eq!(owner_seen_by(&nodes[on], class), nodes[other].base, "sent on to the new owner");
     assert_eq!(owner_seen_by(&nodes[other], class), nodes[other].base);
 }
+
+#[test]
+fn codes_sprayed_at_a_node_hit_the_look_up_limit_not_the_database() {
+    let (db, _pg) = database(false);
+    let node = node(&db, "node-1", &[("ARDOISE__LIMITS__JOINS_PER_IP_PER_MINUTE", "5")]);
+    let statuses: Vec<u16> = (0..8).map(|i| get(&format!("{}/c/nope-{i:04}", node.base)).0).collect();
+    assert_eq!(&statuses[..5], &[200; 5], "unknown codes: the page, which says so ({statuses:?})");
+    assert!(statuses[5..].iter().all(|s| *s == 429), "then the limit: {statuses:?}");
+    // A class this node knows costs no look-up.
+    assert_eq!(get(&format!("{}/c/classe1", node.base)).0, 200);
+}
