@@ -18,7 +18,8 @@ PER_CLASS=${PER_CLASS:-25}
 DURATION=${DURATION:-20}
 SETTLE=${SETTLE:-4}
 RAMP=${RAMP:-25}
-SECRET=bench-cluster-secret-0123456789abcdef0123456789
+SECRET=bench-token-secret-0123456789abcdef0123456789
+CLUSTER_SECRET=bench-cluster-secret-0123456789abcdef0123456789
 cargo build --release -q -p ardoise
 BIN=$PWD/target/release/ardoise
 OUT=target/bench
@@ -55,7 +56,7 @@ for n in $NODES; do
     port=$(free_port)
     mkdir -p "$WORK/n$n-$k"
     ARDOISE__DATA__DIR=$WORK/n$n-$k ARDOISE__DATABASE__URL=$URL ARDOISE__AUTH__SECRET=$SECRET \
-      ARDOISE__CLUSTER__NODE_ID=node-$k ARDOISE__CLUSTER__PUBLIC_URL=http://127.0.0.1:$port \
+      ARDOISE__CLUSTER__SECRET=$CLUSTER_SECRET ARDOISE__CLUSTER__NODE_ID=node-$k ARDOISE__CLUSTER__PUBLIC_URL=http://127.0.0.1:$port \
       ARDOISE__MEDIA__WORKERS=1 ARDOISE_LOG=${ARDOISE_LOG:-warn} \
       taskset -c 0 "$BIN" serve --config "$CONFIG" --http "127.0.0.1:$port" --udp 127.0.0.1:0 \
       > "$WORK/n$n-$k.out" 2> "$WORK/n$n-$k.err" &

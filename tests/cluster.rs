@@ -10,8 +10,9 @@ use serde_json::Value;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// The secret every node shares (it signs tokens and the nodes' registrations).
-const SECRET: &str = "the-cluster-secret-of-the-test-0123456789abcdef";
+/// The secrets every node shares: tokens', and the nodes' registrations'.
+const SECRET: &str = "the-token-secret-of-the-test-0123456789abcdef";
+const CLUSTER_SECRET: &str = "the-cluster-secret-of-the-test-0123456789abcdef";
 const CLASSES: usize = 6;
 
 /// The test configuration with classes `classe1…classe6` (each one's join code is its id).
@@ -47,6 +48,7 @@ fn node(db: &str, id: &str, extra: &[(&str, &str)]) -> TestServer {
     let mut env = vec![
         ("ARDOISE__DATABASE__URL", db),
         ("ARDOISE__AUTH__SECRET", SECRET),
+        ("ARDOISE__CLUSTER__SECRET", CLUSTER_SECRET),
         ("ARDOISE__CLUSTER__NODE_ID", id),
         ("ARDOISE__CLUSTER__PUBLIC_URL", &url),
         ("ARDOISE__CLUSTER__HEARTBEAT_MS", "250"),
@@ -500,4 +502,43 @@ fn codes_sprayed_at_a_node_hit_the_look_up_limit_not_the_database() {
     assert!(statuses[5..].iter().all(|s| *s == 429), "then the limit: {statuses:?}");
     // A class this node knows costs no look-up.
     assert_eq!(get(&format!("{}/c/classe1", node.base)).0, 200);
+}
+
+#[test]
+fn a_chromium_pupil_follows_its_class_when_it_moves_to_another_node() {
+    let (db, _pg) = database(false);
+    let nodes = nodes(&db, 2);
+    let class = "classe6";
+    let teacher = nodes[0].token("teacher", Some(class));
+    let servers = nodes.iter().map(|n| n.base.clone()).collect::<Vec<_>>().join(",");
+    let _studio = common::publishing_studio(&nodes[0], class, &teacher, |c| c.server = servers.clone());
+    let owner = owner_seen_by(&nodes[0], class);
+    let (on, other) = if nodes[0].base == owner { (0, 1) } else { (1, 0) };
+    let signal = nodes[0].data_dir.join("moved");
+    let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser/cluster.mjs");
+    let page = Command::new("node")
+        .arg(script)
+        .args([nodes[other].base.as_str(), class])
+        .arg(&signal)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run node");
+    let ready = signal.with_extension("ready");
+    let landed = common::wait_until(Duration::from_secs(60), "the page plays", || {
+        std::fs::read_to_string(&ready).ok().filter(|s| s.starts_with("http"))
+    });
+    assert_eq!(landed, owner);
+    // The class moves (as when its node was cut off and another took it over).
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let store = rt.block_on(ardoise_store::Store::open(&db)).unwrap();
+    let (from, to) = (format!("node-{}", on + 1), format!("node-{}", other + 1));
+    rt.block_on(store.move_placement(class, &from, &to, ardoise_store::now_ms())).unwrap();
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
+    std::fs::write(&signal, now_ms.to_string()).unwrap();
+    let out = page.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let v: Value = serde_json::from_str(stdout.lines().last().expect("a result")).unwrap();
+    assert!(v["error"].is_null() && out.status.success(), "{v}");
+    assert_eq!(v["back_origin"].as_str(), Some(nodes[other].base.as_str()), "{v}");
+    println!("the class moved: the Chromium page played again on {} {} ms later", v["back_origin"], v["back_ms"]);
 }

@@ -669,14 +669,15 @@ export function classServer(origin, what) {
  * servers): while the class socket is down, every 2 s the page asks where its class lives
  * (`locate(origin)`, through its own server, then, after two failures, through each other
  * server), and goes there (`go(origin)`) as soon as a server names a live owner other than
- * its own. nodes(): the cluster's origins (none on a single server: nothing is done).
+ * its own. nodes(): the cluster's origins (none on a single server, whose answer names no
+ * owner: the page only waits for its socket).
  */
 export class Failover {
   constructor(nodes, locate, go) { this.nodes = nodes; this.locate = locate; this.go = go; this.timer = 0; this.failures = 0; this.busy = false; }
   /** The class socket's state: open | reconnecting | closed. */
   socket(state) {
     if (state !== "reconnecting") { this.stop(); return; }
-    if (this.timer || !this.nodes().length) return;
+    if (this.timer) return;
     this.timer = setInterval(() => this.probe(), 2000);
   }
   stop() { clearInterval(this.timer); this.timer = 0; this.failures = 0; }

@@ -41,12 +41,13 @@ function startup() {
   if (saved && saved.token && (!code || saved.code === code || saved.class === code)) return enter(saved);
   show($("#join-view"), true);
   if (code) { $("#code").value = code; show($("#code-field"), false); titleOf(code); }
-  // Sent here with the name already typed on another server's page: join at once.
+  // Sent here with the name already typed on another server's page: it is filled in, and
+  // the pupil confirms (a link cannot join anyone under a name of its choosing).
   const named = /(?:^#|&)name=([^&]+)/.exec(location.hash);
   if (code && named) {
-    $("#name").value = decodeURIComponent(named[1]);
+    $("#name").value = decodeURIComponent(named[1]).slice(0, 64);
     history.replaceState(null, "", location.pathname + location.search);
-    $("#join-form").requestSubmit();
+    $("#join").focus();
     return;
   }
   if (code) $("#check-link").href = `/check?code=${encodeURIComponent(code)}`;
@@ -255,9 +256,10 @@ function goTo(origin) {
   if (!sess) return;
   const carried = encodeURIComponent(JSON.stringify(sess));
   leave();
-  location.assign(`${origin}/c/${encodeURIComponent(sess.code)}#session=${carried}`);
+  // A query of its own: the same address with another fragment would not load the page.
+  location.assign(`${origin}/c/${encodeURIComponent(sess.code)}?from=${Date.now()}#session=${carried}`);
 }
-const failover = new Failover(() => (sess && sess.nodes) || [], (origin) => classServer(origin, sess.code), goTo);
+const failover = new Failover(() => (sess && sess.nodes) || [], (origin) => classServer(origin, sess.class), goTo);
 
 // ---------------------------------------------------------------- class events
 function onEvent(m) {

@@ -13,7 +13,8 @@ const classId = claims && claims.class;
 const where = classId
   ? await fetch(`/api/classes/${encodeURIComponent(classId)}/node`, { cache: "no-store" }).then((r) => (r.ok ? r.json() : null), () => null)
   : null;
-const goTo = (origin) => location.assign(`${origin}/teacher#token=${encodeURIComponent(token)}`);
+// A query of its own: the same address with another fragment would not load the page.
+const goTo = (origin) => location.assign(`${origin}/teacher?from=${Date.now()}#token=${encodeURIComponent(token)}`);
 if (where && where.origin && where.origin !== location.origin) {
   goTo(where.origin);
   await new Promise(() => {}); // this page is leaving: nothing more runs here

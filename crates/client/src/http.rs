@@ -51,8 +51,13 @@ pub fn post(
             req = req.set("Authorization", &format!("Bearer {t}"));
         }
         let r = req.send_string(body)?;
+        // The token goes along (the WHIP and WHEP drafts: the client follows), but never
+        // from https down to plain http.
         let next = match r.status() {
-            307 | 308 if hops < MAX_REDIRECTS => r.header("Location").map(|l| resolve(&url, l)),
+            307 | 308 if hops < MAX_REDIRECTS => r
+                .header("Location")
+                .map(|l| resolve(&url, l))
+                .filter(|n| !(url.starts_with("https://") && n.starts_with("http://"))),
             _ => None,
         };
         match next {
@@ -81,7 +86,9 @@ pub fn owner(servers: &[&str], path: &str) -> Result<String> {
                 continue;
             }
         };
-        return Ok(resolve(&landed, ""));
+        // The server's base as given (a path included), on the node that answered.
+        let landed = landed.split('?').next().unwrap_or(&landed);
+        return Ok(landed.strip_suffix(path).map(str::to_owned).unwrap_or_else(|| resolve(landed, "")));
     }
     Err(last.unwrap_or_else(|| anyhow::anyhow!("no server given")))
 }

@@ -261,7 +261,11 @@ pub struct ClassNode {
 /// Not counted against the class look-ups of an address: a pupil page asks it before each
 /// join (a class of 30 tablets behind one school address would otherwise reach that limit),
 /// and it says nothing of the class itself.
-pub async fn node(State(s): State<SharedState>) -> Result<Response, Problem> {
+pub async fn node(State(s): State<SharedState>, Path(what): Path<String>) -> Result<Response, Problem> {
+    let known = s.classes.get(&ClassId(what.clone())).is_some() || s.classes.by_code(&what, unix_now()).is_some();
+    if !known {
+        return Err(Problem::not_found("no such class"));
+    }
     let answer = match &s.cluster {
         Some(c) => ClassNode {
             origin: c.view().nodes.iter().find(|n| n.id == c.node_id()).map(|n| n.url.clone()),

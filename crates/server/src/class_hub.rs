@@ -717,10 +717,14 @@ impl ClassHub {
     }
 
     /// Take up a class's [`LiveState`] (this node has just become its node): what its
-    /// previous node kept, before anyone here changed anything.
-    pub fn restore(&self, class: &ClassId, state: LiveState) {
+    /// previous node kept, unless someone is in the class here already (what they did since
+    /// is newer). Returns whether it was taken up.
+    pub fn restore(&self, class: &ClassId, state: LiveState) -> bool {
         let mut rooms = self.lock();
         let room = rooms.entry(class.clone()).or_default();
+        if !room.conns.is_empty() || !room.media.is_empty() || !room.waiting.is_empty() {
+            return false;
+        }
         room.hands = state.hands;
         room.floor = state.floor;
         room.locked = state.locked;
@@ -728,6 +732,7 @@ impl ClassHub {
         room.chat = state.chat.into_iter().collect();
         room.expelled = state.expelled.into_iter().collect();
         room.admitted = state.admitted.into_iter().collect();
+        true
     }
 
     /// The class ended: tell everyone and close every connection.

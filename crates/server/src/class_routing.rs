@@ -125,13 +125,31 @@ pub async fn route(State(s): State<SharedState>, req: Request, next: Next) -> Re
         return next.run(req).await;
     }
     let page = req.uri().path().starts_with("/c/");
+    // A page on another node reads `/node` across origins, through this answer too.
+    let any_origin = req.uri().path().ends_with("/node");
+    let mut r = routed(&s, &cluster, &class, page, req, next).await;
+    if any_origin {
+        r.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    }
+    r
+}
+
+/// The answer for `class`'s request: served here, or sent to its owner.
+async fn routed(
+    s: &SharedState,
+    cluster: &std::sync::Arc<crate::cluster::Cluster>,
+    class: &ClassId,
+    page: bool,
+    req: Request,
+    next: Next,
+) -> Response {
     match cluster.route(&class.0).await {
         // A page is served even so: its script retries the class's doors, and loads again
         // once the class has its node.
         Route::Full | Route::Unavailable if page => next.run(req).await,
         Route::Here => next.run(without_via(req)).await,
         Route::Taken => {
-            take_up_live_state(&s, &class).await;
+            take_up_live_state(s, class).await;
             next.run(without_via(req)).await
         }
         Route::Elsewhere { node, url } => {
@@ -183,8 +201,9 @@ async fn take_up_live_state(s: &SharedState, class: &ClassId) {
     match s.store.live_state(&class.0, since).await {
         Ok(Some(json)) => match serde_json::from_str(&json) {
             Ok(live) => {
-                s.hub.restore(class, live);
-                tracing::info!(class = %class, "cluster: the class's live state taken up");
+                if s.hub.restore(class, live) {
+                    tracing::info!(class = %class, "cluster: the class's live state taken up");
+                }
             }
             Err(e) => warn!(class = %class, "cluster: the class's live state does not parse: {e}"),
         },

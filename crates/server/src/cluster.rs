@@ -5,9 +5,10 @@
 //! - the database is the only shared state (as Scalelite and LiveKit route through an
 //!   existing store): no gossip, no consensus of our own. The `nodes` rows carry each node's
 //!   registration and load, the `placements` rows say which node owns each live class;
-//! - a registration is signed with a key derived from `auth.secret` (which every node has,
-//!   and the database does not): a row someone forged in the database, or one whose
-//!   heartbeat is older than `dead_after_ms`, is not a node;
+//! - a registration is signed with a key derived from `cluster.secret` (which every node has,
+//!   and the database does not: `auth.secret` is the database's first signing key): a row
+//!   someone forged in the database, or one whose heartbeat is older than `dead_after_ms`,
+//!   is not a node;
 //! - a class is placed when a request first needs it, on the node [`ClusterView::choose`]
 //!   picks; the placement row's primary key makes the first insert win, so two nodes can
 //!   never both own a class. A class whose owner is dead moves, by an update conditional on
@@ -80,12 +81,30 @@ pub struct Cluster {
     view: RwLock<Arc<ClusterView>>,
     /// Since when heartbeats have gone through without a failure.
     in_touch_since: Mutex<Option<Instant>>,
-    /// The classes this node owned at the last look, and since when each has been empty.
-    owned: Mutex<HashMap<String, Option<Instant>>>,
+    /// The classes this node owns as far as it knows.
+    owned: Mutex<HashMap<String, Owned>>,
+    /// Set by [`Cluster::leave`]: no more heartbeats (the node is stopping).
+    stopped: std::sync::atomic::AtomicBool,
+}
+
+/// One class this node owns.
+#[derive(Debug, Clone, Copy)]
+struct Owned {
+    /// When this node learnt it owns it (a heartbeat's read that began before does not know).
+    since: Instant,
+    /// Since when nobody has been in it here.
+    empty_since: Option<Instant>,
+}
+
+impl Owned {
+    fn now() -> Owned {
+        Owned { since: Instant::now(), empty_since: None }
+    }
 }
 
 impl Cluster {
-    /// Register this node (its first heartbeat): refused when a live process holds the id.
+    /// Register this node (its first heartbeat), its registrations signed with `secret`
+    /// (`cluster.secret`): refused when a live process holds the id.
     pub async fn join(config: &ClusterConfig, secret: &[u8], store: Store) -> Result<Arc<Cluster>, String> {
         let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, secret), b"ardoise cluster nodes");
         let cluster = Cluster {
@@ -97,16 +116,25 @@ impl Cluster {
             view: RwLock::new(Arc::default()),
             in_touch_since: Mutex::new(None),
             owned: Mutex::new(HashMap::new()),
+            stopped: Default::default(),
         };
-        match cluster.beat(NodeLoad::default()).await {
-            Ok(()) => {}
-            Err(StoreError::Duplicate(_)) => {
-                return Err(format!(
-                    "cluster.node_id '{}' is held by another live node: give each node its own id",
-                    config.node_id
-                ));
+        // A node restarted just after a crash finds its own previous registration still
+        // fresh: it waits until that one is dead rather than refuse to start.
+        let patience = Instant::now() + Duration::from_millis(config.dead_after_ms + config.heartbeat_ms);
+        loop {
+            match cluster.beat(NodeLoad::default()).await {
+                Ok(()) => break,
+                Err(StoreError::Duplicate(_)) if Instant::now() < patience => {
+                    tokio::time::sleep(Duration::from_millis(config.heartbeat_ms)).await;
+                }
+                Err(StoreError::Duplicate(_)) => {
+                    return Err(format!(
+                        "cluster.node_id '{}' is held by another live node: give each node its own id",
+                        config.node_id
+                    ));
+                }
+                Err(e) => return Err(format!("cluster: cannot register node '{}': {e}", config.node_id)),
             }
-            Err(e) => return Err(format!("cluster: cannot register node '{}': {e}", config.node_id)),
         }
         info!(node = %config.node_id, url = %config.public_url, "joined the cluster");
         Ok(Arc::new(cluster))
@@ -139,6 +167,9 @@ impl Cluster {
 
     /// Write this node's heartbeat, then read the cluster.
     pub async fn beat(&self, load: NodeLoad) -> Result<(), StoreError> {
+        if self.stopped.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(());
+        }
         let result = self.beat_once(load).await;
         let mut since = self.in_touch_since.lock().unwrap_or_else(|e| e.into_inner());
         match &result {
@@ -217,6 +248,15 @@ impl Cluster {
                 if !self.may_judge() {
                     return Route::Unavailable;
                 }
+                // Read the nodes again first: a node that joined since the last heartbeat is
+                // not in the view yet, and its classes are not a dead node's.
+                if let Err(e) = self.refresh().await {
+                    warn!(class, "cluster: nodes unreadable: {e}");
+                    return Route::Unavailable;
+                }
+                if let Some(n) = self.view().alive(&p.node_id) {
+                    return Route::Elsewhere { node: n.id.clone(), url: n.url.clone() };
+                }
                 let Some(to) = self.choose().await else { return Route::Full };
                 match self.store.move_placement(class, &p.node_id, &to, now_ms()).await {
                     Ok(now) => {
@@ -252,7 +292,7 @@ impl Cluster {
             if owned.contains_key(class) {
                 return Route::Here;
             }
-            owned.insert(class.to_owned(), None);
+            owned.insert(class.to_owned(), Owned::now());
             return Route::Taken;
         }
         match self.view().alive(&owner) {
@@ -275,6 +315,8 @@ impl Cluster {
 
     /// Leave the cluster (a clean stop): the registration and placements go.
     pub async fn leave(&self) {
+        self.stopped.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.owned.lock().unwrap_or_else(|e| e.into_inner()).clear();
         match self.store.leave_cluster(&self.config.node_id, &self.instance).await {
             Ok(()) => info!(node = %self.config.node_id, "left the cluster"),
             Err(e) => warn!("cluster: cannot leave cleanly: {e}"),
@@ -291,6 +333,9 @@ impl Cluster {
         let mut saved: HashMap<String, String> = HashMap::new();
         loop {
             tick.tick().await;
+            if self.stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                return;
+            }
             let Some(state) = state.upgrade() else { return };
             let load = meter.measure(&state).await;
             if let Err(e) = self.beat(load).await {
@@ -303,9 +348,11 @@ impl Cluster {
             if std::mem::take(&mut failing) {
                 info!("cluster: heartbeat back");
             }
+            let read_at = Instant::now();
             match self.store.placements_of(&self.config.node_id).await {
                 Ok(placements) => {
-                    self.follow_ownership(&state, placements.into_iter().map(|p| p.class_id).collect()).await
+                    let now_owned = placements.into_iter().map(|p| p.class_id).collect();
+                    self.follow_ownership(&state, now_owned, read_at).await
                 }
                 Err(e) => warn!("cluster: placements unreadable: {e}"),
             }
@@ -333,42 +380,62 @@ impl Cluster {
         }
     }
 
-    async fn follow_ownership(&self, state: &Arc<AppState>, now_owned: HashSet<String>) {
+    /// Act on the classes the database says this node owns (`now_owned`, read from
+    /// `read_at` on): a class placed here since that read began is left alone.
+    async fn follow_ownership(&self, state: &Arc<AppState>, now_owned: HashSet<String>, read_at: Instant) {
         let busy = |class: &ClassId| state.hub.has_anyone(class) || !state.sessions_in(class).is_empty();
+        let recent: HashSet<String> = {
+            let mut owned = self.owned.lock().unwrap_or_else(|e| e.into_inner());
+            owned.retain(|c, o| now_owned.contains(c) || o.since >= read_at);
+            for class in &now_owned {
+                owned.entry(class.clone()).or_insert_with(Owned::now);
+            }
+            owned.iter().filter(|(_, o)| o.since >= read_at).map(|(c, _)| c.clone()).collect()
+        };
         // Served here, owned elsewhere now: stop, and tell the pages to come back through
         // their owner.
         for info in state.classes.list() {
             let id = &info.id;
-            if crate::check::is_check_class(id) || now_owned.contains(&id.0) || !busy(id) {
+            if crate::check::is_check_class(id) || now_owned.contains(&id.0) || recent.contains(&id.0) || !busy(id) {
                 continue;
             }
             warn!(class = %id, "cluster: another node owns this class now: its sessions here stop");
             state.hand_over(id);
         }
+        // Empty for `release_idle_secs`: released (out of `owned` first, so that no request
+        // is served here meanwhile; back in if someone came after all).
+        let idle_for = Duration::from_secs(self.config.release_idle_secs);
         let mut release = Vec::new();
         {
             let mut owned = self.owned.lock().unwrap_or_else(|e| e.into_inner());
-            owned.retain(|c, _| now_owned.contains(c));
-            let idle_for = Duration::from_secs(self.config.release_idle_secs);
-            for class in &now_owned {
-                let empty_since = owned.entry(class.clone()).or_default();
+            for (class, o) in owned.iter_mut() {
                 if busy(&ClassId(class.clone())) {
-                    *empty_since = None;
-                } else if empty_since.get_or_insert_with(Instant::now).elapsed() >= idle_for {
+                    o.empty_since = None;
+                } else if o.empty_since.get_or_insert_with(Instant::now).elapsed() >= idle_for {
                     release.push(class.clone());
                 }
             }
+            for class in &release {
+                owned.remove(class);
+            }
         }
         for class in release {
+            if busy(&ClassId(class.clone())) {
+                self.owned.lock().unwrap_or_else(|e| e.into_inner()).insert(class, Owned::now());
+                continue;
+            }
             match self.store.release(&class, &self.config.node_id).await {
-                Ok(_) => {
-                    self.owned.lock().unwrap_or_else(|e| e.into_inner()).remove(&class);
+                Ok(true) => {
                     if let Err(e) = self.store.forget_live_state(&class).await {
                         warn!(class, "cluster: {e}");
                     }
                     info!(class, "cluster: an empty class released");
                 }
-                Err(e) => warn!(class, "cluster: cannot release: {e}"),
+                Ok(false) => {}
+                Err(e) => {
+                    warn!(class, "cluster: cannot release: {e}");
+                    self.owned.lock().unwrap_or_else(|e| e.into_inner()).insert(class, Owned::now());
+                }
             }
         }
     }

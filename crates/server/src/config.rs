@@ -347,6 +347,8 @@ pub struct ClusterConfig {
     pub node_id: String,
     /// The origin clients are sent to.
     pub public_url: String,
+    /// The nodes' shared secret (signs their registrations).
+    pub secret: String,
     /// Pupils this node takes.
     pub capacity: u32,
     /// Pupils a class counts for until its pupils come.
@@ -542,7 +544,25 @@ impl Config {
                 );
             }
             if self.auth.secret.is_empty() {
-                return bad("cluster.node_id needs auth.secret, the same on every node (it signs tokens and nodes' registrations)".into());
+                return bad("cluster.node_id needs auth.secret, the same on every node (it signs tokens)".into());
+            }
+            if c.secret.len() < crate::auth::MIN_SECRET_BYTES || c.secret == self.auth.secret {
+                return bad(format!(
+                    "cluster.secret must be at least {} bytes, the same on every node, and not auth.secret (the database keeps that one)",
+                    crate::auth::MIN_SECRET_BYTES
+                ));
+            }
+            let host = c.public_url.split("://").nth(1).unwrap_or("");
+            if !c.public_url.is_ascii()
+                || c.public_url.chars().any(|ch| ch.is_ascii_uppercase())
+                || host.contains('/')
+                || (c.public_url.starts_with("https://") && host.ends_with(":443"))
+                || (c.public_url.starts_with("http://") && host.ends_with(":80"))
+            {
+                return bad(format!(
+                    "cluster.public_url '{}' must be an origin as browsers write it: lower case, ASCII (punycode), no path, no default port",
+                    c.public_url
+                ));
             }
             if !(c.public_url.starts_with("http://") || c.public_url.starts_with("https://"))
                 || c.public_url.ends_with('/')

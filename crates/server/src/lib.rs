@@ -295,9 +295,8 @@ impl Server {
         state.max_peers_per_class = config.media.max_peers_per_class;
         state.metrics_allow = config::parse_networks(&config.http.metrics_allow).map_err(anyhow_free::Error::msg)?;
         if config.cluster.enabled() {
-            let cluster_key = secret.clone();
             state.cluster = Some(
-                cluster::Cluster::join(&config.cluster, &cluster_key, state.store.clone())
+                cluster::Cluster::join(&config.cluster, config.cluster.secret.as_bytes(), state.store.clone())
                     .await
                     .map_err(anyhow_free::Error::msg)?,
             );
