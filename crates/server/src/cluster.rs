@@ -13,9 +13,10 @@
 //!   picks; the placement row's primary key makes the first insert win, so two nodes can
 //!   never both own a class. A class whose owner is dead moves, by an update conditional on
 //!   that owner, to the next node asked for it;
-//! - a node judges another dead only after its own heartbeats have gone through for
-//!   `dead_after_ms` (after a database outage every heartbeat is old: nobody's classes move
-//!   until the nodes have had the time to beat again);
+//! - a node is dead when its heartbeat has not changed for `dead_after_ms` by the observer's
+//!   own clock (nodes' clocks need not agree); a node judges another dead only after its own
+//!   heartbeats have gone through for `dead_after_ms` (after a database outage nobody's
+//!   classes move until the nodes have had the time to beat again);
 //! - the database unreachable: a node keeps serving the classes it owns and answers 503 for
 //!   the others (live classes keep flowing, new placements wait);
 //! - every heartbeat, a node reads which classes it owns: a class it serves but no longer
@@ -83,6 +84,9 @@ pub struct Cluster {
     in_touch_since: Mutex<Option<Instant>>,
     /// The classes this node owns as far as it knows.
     owned: Mutex<HashMap<String, Owned>>,
+    /// Each node's latest heartbeat value, and when (by this node's clock) it last changed:
+    /// a node is alive while its heartbeat keeps changing, whatever its clock says.
+    seen: Mutex<HashMap<String, (i64, Instant)>>,
     /// Set by [`Cluster::leave`]: no more heartbeats (the node is stopping).
     stopped: std::sync::atomic::AtomicBool,
 }
@@ -116,6 +120,7 @@ impl Cluster {
             view: RwLock::new(Arc::default()),
             in_touch_since: Mutex::new(None),
             owned: Mutex::new(HashMap::new()),
+            seen: Mutex::new(HashMap::new()),
             stopped: Default::default(),
         };
         // A node restarted just after a crash finds its own previous registration still
@@ -208,8 +213,26 @@ impl Cluster {
         for r in rows.iter().filter(|r| !self.verify(r)) {
             warn!(node = %r.node_id, url = %r.public_url, "cluster: a node registration that does not verify is ignored");
         }
-        let view =
-            ClusterView::from_rows(&rows, &counts, now_ms(), self.config.dead_after_ms as i64, |r| self.verify(r));
+        let now = Instant::now();
+        let dead_after = Duration::from_millis(self.config.dead_after_ms);
+        let changed: HashMap<String, Instant> = {
+            let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+            seen.retain(|id, _| rows.iter().any(|r| r.node_id == *id));
+            for r in &rows {
+                // First seen: counted as changed now (a node just started judges nobody dead
+                // before `dead_after` anyway: `may_judge`).
+                let entry = seen.entry(r.node_id.clone()).or_insert((r.heartbeat_at, now));
+                if entry.0 != r.heartbeat_at {
+                    *entry = (r.heartbeat_at, now);
+                }
+            }
+            seen.iter().map(|(id, (_, at))| (id.clone(), *at)).collect()
+        };
+        let alive = |r: &NodeRow| {
+            r.node_id == self.config.node_id
+                || changed.get(&r.node_id).is_some_and(|at| now.duration_since(*at) <= dead_after)
+        };
+        let view = ClusterView::from_rows(&rows, &counts, |r| self.verify(r), alive);
         *self.view.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(view);
         Ok(())
     }

@@ -3,8 +3,9 @@
 //!
 //! Rules:
 //! - a node counts only if its registration's signature verifies with the cluster key (a
-//!   row forged by someone who can write to the database but has no `auth.secret` is
-//!   ignored) and its heartbeat is at most `dead_after_ms` old;
+//!   row forged by someone who can write to the database but has no `cluster.secret` is
+//!   ignored); it is alive while its heartbeat keeps changing (the caller judges, by its own
+//!   clock: nodes' clocks need not agree);
 //! - a class is placed on the live, non-draining node with the least expected load that has
 //!   room for one more class: expected load is the larger of its pupils and its classes ×
 //!   `class_weight` (a class counts before its pupils come); ties go to the lower CPU, then
@@ -58,14 +59,13 @@ pub struct ClusterView {
 }
 
 impl ClusterView {
-    /// The view of `rows` at `now` (ms): rows that fail `verify` are left out; `classes`
-    /// gives each node's placements count.
+    /// The view of `rows`: rows that fail `verify` are left out, `alive` says which nodes
+    /// heart-beat; `classes` gives each node's placements count.
     pub fn from_rows(
         rows: &[NodeRow],
         classes: &[(String, i64)],
-        now: i64,
-        dead_after_ms: i64,
         verify: impl Fn(&NodeRow) -> bool,
+        alive: impl Fn(&NodeRow) -> bool,
     ) -> ClusterView {
         let nodes = rows
             .iter()
@@ -80,7 +80,7 @@ impl ClusterView {
                 kbps_out: r.kbps_out,
                 draining: r.draining != 0,
                 heartbeat_at: r.heartbeat_at,
-                alive: now - r.heartbeat_at <= dead_after_ms,
+                alive: alive(r),
             })
             .collect();
         ClusterView { nodes }
@@ -125,7 +125,7 @@ mod tests {
 
     fn view(rows: &[NodeRow], classes: &[(&str, i64)]) -> ClusterView {
         let classes: Vec<(String, i64)> = classes.iter().map(|(n, c)| (n.to_string(), *c)).collect();
-        ClusterView::from_rows(rows, &classes, 10_000, 5_000, |r| r.signature == "good")
+        ClusterView::from_rows(rows, &classes, |r| r.signature == "good", |r| 10_000 - r.heartbeat_at <= 5_000)
     }
 
     #[test]
