@@ -45,6 +45,7 @@ SIMULCAST=${SIMULCAST:-1}   # 0: the teacher publishes the top layer only
 WORKERS=${WORKERS:-0}
 CLASSES=${CLASSES:-1}
 FEEDBACK=${FEEDBACK:-twcc}  # Ardoise's pupils: twcc, reports, or remb:KBPS (see ardoise loadgen --help)
+PACED=${PACED:-0}           # 1: the teachers pace their video like an encoder (loadgen --paced)
 JANUS_CONF=$PWD/benches/janus
 PIN=${PIN:-1}
 if [ "$PIN" = 1 ] && [ "$(nproc)" -ge 2 ]; then
@@ -150,6 +151,7 @@ for N in $PUPILS; do
   RSS0=$(rss_kb "$SRV")
   set +e
   EXTRA=(); [ "$SIMULCAST" = 0 ] && EXTRA=(--no-simulcast)
+  [ "$PACED" = 1 ] && EXTRA+=(--paced)
   $LOADGEN_CPUS "$BIN" loadgen "${TARGET[@]}" "${EXTRA[@]}" --pupils "$N" --ramp "$RAMP" --layer "$LAYER" \
     --pupils-per-class "$N" --duration $((DURATION + SETTLE)) --settle "$SETTLE" --watch-pid "$SRV" --json "$WORK/load-$N.json" \
     2> "$WORK/loadgen-$N.err" &
@@ -171,7 +173,7 @@ for N in $PUPILS; do
     cleanup; SRV=""; continue
   fi
   python3 - "$SERVER" "$LABEL" "$N" "$RSS0" "$ALIVE" "$WORK/load-$N.json" "$BUSY0" "$(benches/delay_quantiles.py "$WORK/hist0-$N" "$WORK/hist1-$N")" "$CLASSES" <<'PY'
-import json, sys
+import json, os, sys
 server, mode, per_class, rss0, alive, path = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), sys.argv[5] == "1", sys.argv[6]
 busy_before = float(sys.argv[7])
 classes = int(sys.argv[9])
@@ -184,6 +186,7 @@ rss1 = w["server_rss_kib_end"]
 rss_per = (rss1 - rss0) / n if rss1 is not None else None
 out = {
     "server": server, "mode": mode, "pupils": n, "classes": classes, "pupils_per_class": per_class,
+    "paced": os.environ.get("PACED", "0") == "1",
     "cpu_us_per_packet": round(us, 2) if us is not None else None,
     "rss_kib_per_pupil": round(rss_per, 1) if rss_per is not None else None,
     "loss": round(r["mean_video_loss"], 5), "max_loss": round(r["max_video_loss"], 5),

@@ -133,3 +133,36 @@ fn loadgen_pupils_without_transport_cc_send_remb_when_asked() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("feedback must be twcc, reports or remb:KBPS"));
 }
+
+#[test]
+fn a_paced_teacher_spreads_each_frame_over_its_interval() {
+    // The same class twice, the teacher sending each frame as one burst, then paced like an
+    // encoder: a frame's packets reach the pupils spread over most of its interval (the last
+    // leaves 80% × (n-1)/n of 33 ms after the first).
+    let server = TestServer::start(&[]);
+    let teacher = server.token("teacher", Some("demo"));
+    let run = |paced: bool| -> serde_json::Value {
+        let json = server.data_dir.join(format!("paced-{paced}.json"));
+        let mut cmd = Command::new(bin());
+        cmd.args(["loadgen", "--server", &server.base, "--class", "demo", "--pupils", "3", "--ramp", "20"])
+            .args(["--duration", "5", "--layer", "high", "--token", &teacher, "--json"])
+            .arg(&json);
+        if paced {
+            cmd.arg("--paced");
+        }
+        let out = cmd.output().expect("run loadgen");
+        assert!(out.status.success(), "loadgen failed: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap()
+    };
+    let (burst, paced) = (run(false), run(true));
+    let spread = |v: &serde_json::Value| {
+        v["per_pupil"][0]["frame_spread_p50_ms"].as_f64().unwrap_or_else(|| panic!("no spread in {v}"))
+    };
+    println!("a frame's first to last packet, median: burst {:.1} ms, paced {:.1} ms", spread(&burst), spread(&paced));
+    for v in [&burst, &paced] {
+        assert_eq!(v["pupils_ok"], 3, "{v}");
+        assert!(v["max_video_loss"].as_f64().unwrap() < 0.01, "{v}");
+    }
+    assert!(spread(&burst) < 5.0, "a burst arrives at once: {} ms", spread(&burst));
+    assert!(spread(&paced) > 12.0, "paced packets spread over the frame: {} ms", spread(&paced));
+}

@@ -64,6 +64,10 @@ pub struct LoadgenArgs {
     /// Publish only the top layer instead of three simulcast layers.
     #[arg(long)]
     pub no_simulcast: bool,
+    /// The teachers pace their video like a real encoder (each frame's packets spread over
+    /// most of the frame's interval) instead of sending each frame as one burst.
+    #[arg(long)]
+    pub paced: bool,
     /// Local IP for the synthetic peers (loopback only).
     #[arg(long, default_value = "127.0.0.1")]
     pub bind: IpAddr,
@@ -113,6 +117,11 @@ pub struct PupilResult {
     pub e2e_delay_p50_ms: Option<f64>,
     /// See `e2e_delay_p50_ms`.
     pub e2e_delay_p95_ms: Option<f64>,
+    /// How long a video frame takes to arrive here, its first packet to its last, ms
+    /// (median): about nothing when the teacher sends frames as bursts, most of a frame's
+    /// interval when it paces them (`--paced`).
+    #[serde(default)]
+    pub frame_spread_p50_ms: Option<f64>,
     /// Video loss among the packets that arrived in the measurement window (steady state,
     /// without the joins); 1 when video had come before the window but none in it.
     pub window_video_loss: Option<f64>,
@@ -304,6 +313,15 @@ pub fn pupil_result(pupil: usize, r: &SubscriberReport, duration: Duration) -> P
         time_to_first_frame_ms: r.time_to_first_video().map(|d| d.as_secs_f64() * 1000.0),
         e2e_delay_p50_ms: percentile(&r.frame_delays_ms, 0.5),
         e2e_delay_p95_ms: percentile(&r.frame_delays_ms, 0.95),
+        frame_spread_p50_ms: {
+            let spreads: Vec<f32> = r
+                .video
+                .chunk_by(|a, b| a.ts == b.ts)
+                .filter(|f| f.len() > 1)
+                .map(|f| f[f.len() - 1].at.duration_since(f[0].at).as_secs_f32() * 1000.0)
+                .collect();
+            percentile(&spreads, 0.5)
+        },
         window_video_loss: None,
         video_stopped: false,
         local_port: r.local.map(|a| a.port()),
@@ -336,6 +354,7 @@ fn failed(pupil: usize, error: String) -> PupilResult {
         time_to_first_frame_ms: None,
         e2e_delay_p50_ms: None,
         e2e_delay_p95_ms: None,
+        frame_spread_p50_ms: None,
         window_video_loss: None,
         video_stopped: false,
         local_port: None,
@@ -378,6 +397,7 @@ fn start_ardoise_teacher(
         record_payloads: false,
     };
     let mut p = Publisher::connect_over(&config, transports).with_context(|| format!("teacher of {class}"))?;
+    p.set_paced(args.paced);
     let stop = stop.clone();
     Ok(std::thread::spawn(move || -> Result<()> {
         p.run_until(|| stop.load(Ordering::Relaxed))?;
@@ -395,6 +415,7 @@ fn start_janus_teacher(
     stop: &Arc<AtomicBool>,
 ) -> Result<(std::thread::JoinHandle<Result<()>>, u64)> {
     let (mut p, feed) = janus::publish(api, room, args.bind, !args.no_simulcast).context("Janus publisher")?;
+    p.set_paced(args.paced);
     let stats = p.stats.clone();
     let teacher_stop = stop.clone();
     let t = std::thread::spawn(move || -> Result<()> {

@@ -56,7 +56,23 @@ struct Layer {
     next_at: Instant,
     packetizer: Vp8Packetizer,
     seq: u64,
+    /// Paced packets not sent yet, each with its time.
+    paced: std::collections::VecDeque<PacedPacket>,
 }
+
+/// One video packet a paced publisher sends later.
+struct PacedPacket {
+    at: Instant,
+    seq: u64,
+    ts: u32,
+    marker: bool,
+    ext: ExtensionValues,
+    payload: Vec<u8>,
+}
+
+/// The share of a frame's interval over which a paced publisher spreads the frame's packets
+/// (as an encoder's pacer does: the frame is out well before the next one).
+pub const PACING_SHARE: f64 = 0.8;
 
 /// How a peer was negotiated, and so how it leaves.
 pub enum Signalling {
@@ -105,6 +121,8 @@ pub struct Publisher {
     start: Instant,
     connected: bool,
     record: bool,
+    /// Spread each frame's packets over [`PACING_SHARE`] of its interval (else: a burst).
+    pace: bool,
     /// Counters.
     pub stats: std::sync::Arc<PublisherStats>,
 }
@@ -167,6 +185,7 @@ impl Publisher {
                 next_at: now,
                 packetizer: Vp8Packetizer::default(),
                 seq: 1000 + 7000 * i as u64,
+                paced: Default::default(),
             })
             .collect();
         Ok(Publisher {
@@ -183,6 +202,7 @@ impl Publisher {
             start: now,
             connected: false,
             record: record_payloads,
+            pace: false,
             stats: Default::default(),
         })
     }
@@ -195,6 +215,12 @@ impl Publisher {
     /// Whether ICE/DTLS is up.
     pub fn is_connected(&self) -> bool {
         self.connected
+    }
+
+    /// Pace the video like a real encoder: each frame's packets spread over
+    /// [`PACING_SHARE`] of the frame interval, instead of one burst per frame.
+    pub fn set_paced(&mut self, pace: bool) {
+        self.pace = pace;
     }
 
     /// Publish for `d` (waiting first for the connection, at most 5 s).
@@ -215,7 +241,14 @@ impl Publisher {
             if self.connected {
                 self.send_due(now);
             }
-            let next = self.layers.iter().map(|l| l.next_at).min().unwrap_or(now).min(self.next_audio);
+            let next = self
+                .layers
+                .iter()
+                .flat_map(|l| [Some(l.next_at), l.paced.front().map(|p| p.at)])
+                .flatten()
+                .min()
+                .unwrap_or(now)
+                .min(self.next_audio);
             let until = if self.connected { next } else { now + Duration::from_millis(20) };
             self.peer.drive(until.min(now + Duration::from_millis(50)), &mut events)?;
             for e in events.drain(..) {
@@ -245,40 +278,57 @@ impl Publisher {
     fn send_due(&mut self, now: Instant) {
         let ts_video = ((now - self.start).as_micros() as u64 * 90 / 1000) as u32;
         let top = self.layers.len() - 1;
+        let (vp8, pace, record) = (self.vp8, self.pace, self.record);
         for (li, l) in self.layers.iter_mut().enumerate() {
-            if now < l.next_at {
-                continue;
+            if now >= l.next_at {
+                let frame = &l.clip.frames[l.frame];
+                let payloads = l.packetizer.packetize(&frame.data);
+                let n = payloads.len();
+                // The frame's capture time (wall clock), for the pupils' end-to-end delay.
+                let ext = ExtensionValues {
+                    abs_capture_time: Some(AbsCaptureTime { capture_time: SystemTime::now(), clock_offset: None }),
+                    ..Default::default()
+                };
+                let interval = Duration::from_micros(1_000_000 / l.clip.fps as u64);
+                let step = if pace { interval.mul_f64(PACING_SHARE) / n.max(1) as u32 } else { Duration::ZERO };
+                for (i, payload) in payloads.into_iter().enumerate() {
+                    let at = now + step * i as u32;
+                    l.paced.push_back(PacedPacket {
+                        at,
+                        seq: l.seq,
+                        ts: ts_video,
+                        marker: i + 1 == n,
+                        ext: ext.clone(),
+                        payload,
+                    });
+                    l.seq += 1;
+                }
+                l.frame = (l.frame + 1) % l.clip.frames.len();
+                l.next_at += interval;
+                if l.next_at + Duration::from_millis(200) < now {
+                    l.next_at = now; // fell behind (machine busy): do not burst
+                }
             }
-            let frame = &l.clip.frames[l.frame];
-            let payloads = l.packetizer.packetize(&frame.data);
-            let n = payloads.len();
-            // The frame's capture time (wall clock), for the pupils' end-to-end delay.
-            let ext = ExtensionValues {
-                abs_capture_time: Some(AbsCaptureTime { capture_time: SystemTime::now(), clock_offset: None }),
-                ..Default::default()
-            };
             let mut api = self.peer.rtc.direct_api();
-            let Some(tx) = api.stream_tx_by_mid(self.video_mid, l.rid) else { continue };
-            for (i, p) in payloads.into_iter().enumerate() {
-                if self.record {
-                    self.stats.payloads.lock().unwrap().insert(payload_hash(&p));
+            let Some(tx) = api.stream_tx_by_mid(self.video_mid, l.rid) else {
+                l.paced.clear();
+                continue;
+            };
+            while l.paced.front().is_some_and(|p| p.at <= now) {
+                let Some(p) = l.paced.pop_front() else { break };
+                if record {
+                    self.stats.payloads.lock().unwrap().insert(payload_hash(&p.payload));
                 }
                 tx.write_rtp(
-                    RtpWrite::new(self.vp8, l.seq.into(), ts_video, now, p)
-                        .marker(i + 1 == n)
+                    RtpWrite::new(vp8, p.seq.into(), p.ts, now, p.payload)
+                        .marker(p.marker)
                         .nackable(true)
-                        .ext_vals(ext.clone()),
+                        .ext_vals(p.ext),
                 );
-                l.seq += 1;
                 self.stats.video_packets.fetch_add(1, Ordering::Relaxed);
                 if li == top {
                     self.stats.top_layer_packets.fetch_add(1, Ordering::Relaxed);
                 }
-            }
-            l.frame = (l.frame + 1) % l.clip.frames.len();
-            l.next_at += Duration::from_micros(1_000_000 / l.clip.fps as u64);
-            if l.next_at + Duration::from_millis(200) < now {
-                l.next_at = now; // fell behind (machine busy): do not burst
             }
         }
         if now >= self.next_audio {
