@@ -312,9 +312,24 @@ fn a_class_recorded_by_its_policy_survives_a_kill_9_of_the_server() {
             })
             .unwrap_or(0)
     };
+    // ... and indexed it (its times written beside it: what the listing shows as closed).
     common::eventually(Duration::from_secs(40), || {
         let n: Vec<usize> = (0..3).map(segments).collect();
-        if n.iter().all(|&k| k >= 2) { Ok(()) } else { Err(format!("segments per layer {n:?}")) }
+        let listed = recordings(&server);
+        let indexed: Vec<usize> = (0..3)
+            .map(|rank| {
+                listed[0]["layers"].as_array().and_then(|ls| ls.iter().find(|l| l["rank"] == rank)).map_or(0, |l| {
+                    l["files"]
+                        .as_array()
+                        .map_or(0, |fs| fs.iter().filter(|f| f["end_s"].as_f64().unwrap_or(0.0) >= 1.0).count())
+                })
+            })
+            .collect();
+        if n.iter().all(|&k| k >= 2) && indexed.iter().all(|&k| k >= 1) {
+            Ok(())
+        } else {
+            Err(format!("segments per layer {n:?}, closed ones of a second or more {indexed:?}"))
+        }
     });
     server.restart(); // kill -9 (SIGKILL), then a new server on the same data directory
     drop(studio);
