@@ -103,9 +103,9 @@ fn get(url: &str) -> (u16, Option<String>) {
     (r.status(), r.header("Location").map(String::from))
 }
 
+/// The origin of an absolute URL.
 fn origin(url: &str) -> String {
-    let after = url.find("://").unwrap() + 3;
-    url[..after + url[after..].find('/').unwrap_or(url.len() - after)].to_owned()
+    ardoise_client::http::resolve(url, "")
 }
 
 /// The origin `node` sends `class`'s requests to: another node's (its 307), or its own.
@@ -214,6 +214,55 @@ fn picture_back(server: &str, class: &str, since: Instant, dir: &std::path::Path
     })
 }
 
+/// The studio on test sources publishing `class`, knowing every node of `nodes` (it uses
+/// whichever answers), once it publishes.
+fn studio_on_every_node(nodes: &[TestServer], class: &str, teacher: &str) -> ardoise_studio::Studio {
+    let servers = nodes.iter().map(|n| n.base.clone()).collect::<Vec<_>>().join(",");
+    common::publishing_studio(&nodes[0], class, teacher, |c| c.server = servers)
+}
+
+/// A Chromium pupil page of `tests/browser/cluster.mjs`, opened on `wrong` (a node that does
+/// not own `class`), with `extra` arguments; it plays, then waits for [`ClusterPage::signal`].
+struct ClusterPage {
+    child: std::process::Child,
+    signal: std::path::PathBuf,
+}
+
+impl ClusterPage {
+    fn open(wrong: &str, class: &str, signal: std::path::PathBuf, extra: &[&str]) -> ClusterPage {
+        let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser/cluster.mjs");
+        let child = Command::new("node")
+            .arg(script)
+            .args([wrong, class])
+            .arg(&signal)
+            .args(extra)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("run node");
+        ClusterPage { child, signal }
+    }
+
+    /// Once the page plays: the origin it was sent to.
+    fn landed(&self) -> String {
+        let ready = self.signal.with_extension("ready");
+        common::wait_until(Duration::from_secs(60), "the page plays", || {
+            std::fs::read_to_string(&ready).ok().filter(|s| s.starts_with("http"))
+        })
+    }
+
+    /// Tell the page its node was just killed or its class moved; its result once it plays
+    /// again.
+    fn signal(self) -> Value {
+        std::fs::write(&self.signal, ardoise_store::now_ms().to_string()).unwrap();
+        let out = self.child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        println!("cluster.mjs: {stdout}");
+        let v: Value = serde_json::from_str(stdout.lines().last().expect("a result")).unwrap();
+        assert!(v["error"].is_null() && out.status.success(), "{v}");
+        v
+    }
+}
+
 #[test]
 fn a_killed_node_s_class_is_back_on_another_node_within_15_s() {
     let (db, _pg) = database(false);
@@ -221,14 +270,8 @@ fn a_killed_node_s_class_is_back_on_another_node_within_15_s() {
     let mut nodes = nodes_with(&db, 3, &DEFAULT_TIMINGS);
     let class = "classe1";
     let teacher = nodes[0].token("teacher", Some(class));
-    // The studio knows every node, and uses whichever answers.
-    let servers = nodes.iter().map(|n| n.base.clone()).collect::<Vec<_>>().join(",");
-    let studio = common::start_studio(&nodes[0], class, &teacher, |c| c.server = servers.clone());
+    let studio = studio_on_every_node(&nodes, class, &teacher);
     let connected = |studio: &ardoise_studio::Studio| studio.stats.connected.load(std::sync::atomic::Ordering::Relaxed);
-    eventually(
-        Duration::from_secs(15),
-        || if connected(&studio) { Ok(()) } else { Err("the studio publishes".into()) },
-    );
     let owner = owner_seen_by(&nodes[1], class);
     let dead = nodes.iter().position(|n| n.base == owner).unwrap();
     let survivor = nodes.iter().position(|n| n.base != owner).unwrap();
@@ -431,35 +474,15 @@ fn a_chromium_pupil_sent_to_the_owner_comes_back_by_itself_when_it_dies() {
     let mut nodes = nodes_with(&db, 3, &DEFAULT_TIMINGS);
     let class = "classe4";
     let teacher = nodes[0].token("teacher", Some(class));
-    let servers = nodes.iter().map(|n| n.base.clone()).collect::<Vec<_>>().join(",");
-    let _studio = common::publishing_studio(&nodes[0], class, &teacher, |c| c.server = servers.clone());
+    let _studio = studio_on_every_node(&nodes, class, &teacher);
     let owner = owner_seen_by(&nodes[0], class);
     let wrong = nodes.iter().find(|n| n.base != owner).unwrap().base.clone();
-    let signal = nodes[0].data_dir.join("killed");
-    let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser/cluster.mjs");
-    let page = Command::new("node")
-        .arg(script)
-        .args([wrong.as_str(), class])
-        .arg(&signal)
-        .arg(&teacher)
-        .arg(nodes[0].token("admin", None))
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("run node");
-    let ready = signal.with_extension("ready");
-    let landed = common::wait_until(Duration::from_secs(60), "the page plays", || {
-        std::fs::read_to_string(&ready).ok().filter(|s| s.starts_with("http"))
-    });
-    assert_eq!(landed, owner, "the page was sent to the class's owner");
+    let admin = nodes[0].token("admin", None);
+    let page = ClusterPage::open(&wrong, class, nodes[0].data_dir.join("killed"), &[&teacher, &admin]);
+    assert_eq!(page.landed(), owner, "the page was sent to the class's owner");
     let dead = nodes.iter().position(|n| n.base == owner).unwrap();
     let _ = nodes[dead].child.kill(); // SIGKILL
-    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
-    std::fs::write(&signal, now_ms.to_string()).unwrap();
-    let out = page.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    println!("cluster.mjs: {stdout}");
-    let v: Value = serde_json::from_str(stdout.lines().last().expect("a result")).unwrap();
-    assert!(v["error"].is_null() && out.status.success(), "{v}");
+    let v = page.signal();
     println!(
         "a Chromium pupil asked {wrong}, played on {owner} ({} ms to the first frame), and had the picture again on {} {} ms after the kill -9",
         v["first_frame_ms"], v["back_origin"], v["back_ms"]
@@ -510,35 +533,17 @@ fn a_chromium_pupil_follows_its_class_when_it_moves_to_another_node() {
     let nodes = nodes(&db, 2);
     let class = "classe6";
     let teacher = nodes[0].token("teacher", Some(class));
-    let servers = nodes.iter().map(|n| n.base.clone()).collect::<Vec<_>>().join(",");
-    let _studio = common::publishing_studio(&nodes[0], class, &teacher, |c| c.server = servers.clone());
+    let _studio = studio_on_every_node(&nodes, class, &teacher);
     let owner = owner_seen_by(&nodes[0], class);
     let (on, other) = if nodes[0].base == owner { (0, 1) } else { (1, 0) };
-    let signal = nodes[0].data_dir.join("moved");
-    let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser/cluster.mjs");
-    let page = Command::new("node")
-        .arg(script)
-        .args([nodes[other].base.as_str(), class])
-        .arg(&signal)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("run node");
-    let ready = signal.with_extension("ready");
-    let landed = common::wait_until(Duration::from_secs(60), "the page plays", || {
-        std::fs::read_to_string(&ready).ok().filter(|s| s.starts_with("http"))
-    });
-    assert_eq!(landed, owner);
+    let page = ClusterPage::open(&nodes[other].base, class, nodes[0].data_dir.join("moved"), &[]);
+    assert_eq!(page.landed(), owner);
     // The class moves (as when its node was cut off and another took it over).
     let rt = tokio::runtime::Runtime::new().unwrap();
     let store = rt.block_on(ardoise_store::Store::open(&db)).unwrap();
     let (from, to) = (format!("node-{}", on + 1), format!("node-{}", other + 1));
     rt.block_on(store.move_placement(class, &from, &to, ardoise_store::now_ms())).unwrap();
-    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
-    std::fs::write(&signal, now_ms.to_string()).unwrap();
-    let out = page.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let v: Value = serde_json::from_str(stdout.lines().last().expect("a result")).unwrap();
-    assert!(v["error"].is_null() && out.status.success(), "{v}");
+    let v = page.signal();
     assert_eq!(v["back_origin"].as_str(), Some(nodes[other].base.as_str()), "{v}");
     println!("the class moved: the Chromium page played again on {} {} ms later", v["back_origin"], v["back_ms"]);
 }

@@ -265,7 +265,7 @@ impl Worker {
         }
         self.read_datagrams(buf).await;
         let now = Instant::now();
-        if self.rooms.iter().flatten().any(|r| r.frame_open()) && !self.frame_hold.is_zero() {
+        if !self.frame_hold.is_zero() && self.rooms.iter().flatten().any(|r| r.frame_open()) {
             let until = *self.hold_until.get_or_insert(now + self.frame_hold);
             if now < until {
                 return; // wait for the rest of the frame (or the deadline)
@@ -344,7 +344,7 @@ impl Worker {
             }
         }
         let now = Instant::now();
-        if self.rooms.iter().flatten().any(|r| r.frame_open()) && !self.frame_hold.is_zero() {
+        if !self.frame_hold.is_zero() && self.rooms.iter().flatten().any(|r| r.frame_open()) {
             let until = *self.hold_until.get_or_insert(now + self.frame_hold);
             if now < until {
                 return;

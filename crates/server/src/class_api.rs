@@ -185,7 +185,7 @@ pub async fn join(
     let (token, claims) = s.tokens.issue_claims(Role::Pupil, Some(class.id.clone()), Some(name.to_owned()), None);
     let ice_servers = s.turn.as_ref().map(|t| t.ice_servers(&claims.sub)).unwrap_or_default();
     let waiting_room = s.classes.policies(&class.id).waiting_room;
-    let nodes = s.cluster.as_ref().map(|c| c.view().nodes.iter().filter(|n| n.alive).map(|n| n.url.clone()).collect());
+    let nodes = s.cluster.as_ref().map(|c| c.view().live_urls());
     Ok(Json(JoinResponse {
         token,
         class: class.id,
@@ -267,10 +267,7 @@ pub async fn node(State(s): State<SharedState>, Path(what): Path<String>) -> Res
         return Err(Problem::not_found("no such class"));
     }
     let answer = match &s.cluster {
-        Some(c) => ClassNode {
-            origin: c.view().nodes.iter().find(|n| n.id == c.node_id()).map(|n| n.url.clone()),
-            nodes: c.view().nodes.iter().filter(|n| n.alive).map(|n| n.url.clone()).collect(),
-        },
+        Some(c) => ClassNode { origin: Some(c.public_url().to_owned()), nodes: c.view().live_urls() },
         None => ClassNode { origin: None, nodes: Vec::new() },
     };
     let mut r = Json(answer).into_response();

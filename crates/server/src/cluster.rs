@@ -150,6 +150,11 @@ impl Cluster {
         &self.config.node_id
     }
 
+    /// This node's origin (`cluster.public_url`).
+    pub fn public_url(&self) -> &str {
+        &self.config.public_url
+    }
+
     /// The cluster as of the last heartbeat.
     pub fn view(&self) -> Arc<ClusterView> {
         self.view.read().unwrap_or_else(|e| e.into_inner()).clone()
@@ -262,7 +267,7 @@ impl Cluster {
             Ok(p) => p,
             Err(e) => {
                 warn!(class, "cluster: placement unreadable: {e}");
-                return if self.owns(class) { Route::Here } else { Route::Unavailable };
+                return Route::Unavailable;
             }
         };
         let owner = match placement {
@@ -277,20 +282,21 @@ impl Cluster {
                     warn!(class, "cluster: nodes unreadable: {e}");
                     return Route::Unavailable;
                 }
-                if let Some(n) = self.view().alive(&p.node_id) {
-                    return Route::Elsewhere { node: n.id.clone(), url: n.url.clone() };
-                }
-                let Some(to) = self.choose().await else { return Route::Full };
-                match self.store.move_placement(class, &p.node_id, &to, now_ms()).await {
-                    Ok(now) => {
-                        if now.node_id == to {
-                            info!(class, from = %p.node_id, to = %to, epoch = now.epoch, "cluster: class moved from a dead node");
+                if self.view().alive(&p.node_id).is_some() {
+                    p.node_id
+                } else {
+                    let Some(to) = self.choose().await else { return Route::Full };
+                    match self.store.move_placement(class, &p.node_id, &to, now_ms()).await {
+                        Ok(now) => {
+                            if now.node_id == to {
+                                info!(class, from = %p.node_id, to = %to, epoch = now.epoch, "cluster: class moved from a dead node");
+                            }
+                            now.node_id
                         }
-                        now.node_id
-                    }
-                    Err(e) => {
-                        warn!(class, "cluster: cannot move the class: {e}");
-                        return Route::Unavailable;
+                        Err(e) => {
+                            warn!(class, "cluster: cannot move the class: {e}");
+                            return Route::Unavailable;
+                        }
                     }
                 }
             }

@@ -91,6 +91,11 @@ impl ClusterView {
         self.nodes.iter().find(|n| n.id == id && n.alive)
     }
 
+    /// The origins of the live nodes.
+    pub fn live_urls(&self) -> Vec<String> {
+        self.nodes.iter().filter(|n| n.alive).map(|n| n.url.clone()).collect()
+    }
+
     /// Where a new class goes, if anywhere has room.
     pub fn choose(&self, class_weight: i64) -> Option<&NodeView> {
         self.nodes.iter().filter(|n| n.alive && !n.draining && n.has_room(class_weight)).min_by(|a, b| {
