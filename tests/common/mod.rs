@@ -1,6 +1,7 @@
 //! Helpers for end-to-end tests: run the real `ardoise` binary on loopback, port 0.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod webm;
 pub mod ws;
 

@@ -452,7 +452,8 @@ export async function negotiate(pc, url, token, timing = {}) {
   });
   if (res.status !== 201) throw await httpError(res, url.startsWith("/whip") ? "WHIP" : "WHEP");
   const loc = res.headers.get("Location");
-  const answered = loc ? new URL(loc, new URL(url, location.href)).href : null;
+  // Against the URL that answered: a class's owner may send a pupil to an edge (307).
+  const answered = loc ? new URL(loc, res.url || new URL(url, location.href)).href : null;
   etag = res.headers.get("ETag") || "*";
   const sdp = await res.text();
   timing.answer = performance.now();

@@ -422,6 +422,8 @@ api_.token = () => (sess ? sess.token : null);
 api_.you = () => you;
 /** Test mode: the glass-to-glass samples read so far (see TimecodeReader). */
 api_.glass = () => (glass ? { samples: glass.samples.slice(), unread: glass.unread } : null);
+/** The class picture's session URL (on the class's server, or on one of its edges). */
+api_.session = () => (rx ? rx.session : null);
 /** The class picture's latest session: when each step happened (see Receiver.timing). */
 api_.timing = () => (rx && rx.timing ? { ...rx.timing } : null);
 api_.stats = async () => {

@@ -2,7 +2,7 @@
 
 use crate::packetizer::is_keyframe_start;
 use crate::publisher::{Signalling, payload_hash};
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use ardoise_client::Peer;
 use ardoise_client::http;
 use std::collections::HashMap;
@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use str0m::media::{Direction, MediaKind, Mid};
+use str0m::media::Mid;
 use str0m::net::{Protocol, Receive};
 use str0m::{Event, Input, Output};
 
@@ -288,17 +288,15 @@ impl Subscriber {
         layer: Option<&str>,
         feedback: Feedback,
     ) -> Result<Subscriber> {
-        let mut api = peer.rtc.sdp_api();
-        api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
-        let video_mid = api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
-        let (offer, pending) = api.apply().context("no offer")?;
+        let ardoise_client::whep::PlayOffer { sdp: offer, pending, video_mid, .. } =
+            ardoise_client::whep::PlayOffer::new(&mut peer)?;
         let path = match layer {
             Some(l) => format!("/whep/{class}?layer={l}"),
             None => format!("/whep/{class}"),
         };
         let offer = match feedback {
-            Feedback::Twcc => offer.to_sdp_string(),
-            Feedback::Reports | Feedback::Remb(_) => without_transport_cc(&offer.to_sdp_string()),
+            Feedback::Twcc => offer,
+            Feedback::Reports | Feedback::Remb(_) => without_transport_cc(&offer),
         };
         let posted = Instant::now();
         let session = http::post_offer(server, &path, token, &offer)?;
@@ -426,6 +424,16 @@ impl Subscriber {
     /// Its participant id on the server (the last segment of the WHEP resource).
     pub fn participant(&self) -> Option<u64> {
         self.signalling.resource()?.rsplit('/').next().and_then(|id| id.parse().ok())
+    }
+
+    /// The URL of its session resource (on the node that answered), when it has one.
+    pub fn resource(&self) -> Option<&str> {
+        self.signalling.resource()
+    }
+
+    /// What it has seen so far.
+    pub fn report(&self) -> &SubscriberReport {
+        &self.report
     }
 
     /// The peer (socket and timeout), for readiness loops.

@@ -13,7 +13,8 @@
 //! - no room anywhere: 503 with `Retry-After`; the database unreachable: 503 too, except
 //!   for the classes this node owns, which keep flowing (a join-link page is served anyway:
 //!   its script retries);
-//! - the check's classes are every node's own, and never routed;
+//! - the check's classes are every node's own, and never routed; so are a session this node
+//!   holds (an edge's pupils: see [`crate::cascade`]) and a WHEP offer with an edge pass;
 //! - a class this node does not know is looked up in the database, which counts against the
 //!   address's class look-ups (`limits.joins_per_ip_per_minute`): spraying codes costs the
 //!   sprayer its limit, not the database a query each.
@@ -124,6 +125,9 @@ pub async fn route(State(s): State<SharedState>, req: Request, next: Next) -> Re
     if crate::check::is_check_class(&class) {
         return next.run(req).await;
     }
+    if held_here(&s, &req, &class) {
+        return next.run(without_via(req)).await;
+    }
     let page = req.uri().path().starts_with("/c/");
     // A page on another node reads `/node` across origins, through this answer too.
     let any_origin = req.uri().path().ends_with("/node");
@@ -132,6 +136,24 @@ pub async fn route(State(s): State<SharedState>, req: Request, next: Next) -> Re
         r.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
     }
     r
+}
+
+/// Whether this node serves `req` whoever owns `class`: a pupil's WHEP offer that its owner
+/// sent here with an edge pass (the handler checks the pass), or a session this node holds.
+fn held_here(s: &SharedState, req: &Request, class: &ClassId) -> bool {
+    let mut parts = req.uri().path().split('/').skip(1);
+    let (door, _, id) = (parts.next(), parts.next(), parts.next());
+    if !matches!(door, Some("whip" | "whep")) {
+        return false;
+    }
+    match id.filter(|i| !i.is_empty()) {
+        Some(id) => id
+            .parse::<u64>()
+            .ok()
+            .and_then(|pid| s.session_of(ardoise_proto::ParticipantId(pid)))
+            .is_some_and(|r| r.class == *class),
+        None => door == Some("whep") && req.uri().query().is_some_and(|q| q.split('&').any(|p| p.starts_with("pass="))),
+    }
 }
 
 /// The answer for `class`'s request: served here, or sent to its owner.

@@ -29,7 +29,7 @@
 use crate::cluster_view::ClusterView;
 use crate::config::ClusterConfig;
 use crate::state::AppState;
-use ardoise_proto::ClassId;
+use ardoise_proto::{Claims, ClassId};
 use ardoise_store::{NodeRow, Store, StoreError, now_ms};
 use aws_lc_rs::hmac;
 use base64::Engine;
@@ -60,6 +60,23 @@ pub enum Route {
     Unavailable,
 }
 
+/// How long a pupil's pass to an edge is valid: the time its client takes to follow the
+/// redirect.
+pub const EDGE_PASS_TTL: Duration = Duration::from_secs(30);
+
+/// What a pass to an edge says.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct EdgePass {
+    #[serde(rename = "n")]
+    node: String,
+    #[serde(rename = "c")]
+    class: String,
+    #[serde(rename = "e")]
+    expires_ms: i64,
+    #[serde(rename = "k")]
+    claims: Claims,
+}
+
 /// What a node reports of itself at each heartbeat.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct NodeLoad {
@@ -78,6 +95,8 @@ pub struct Cluster {
     instance: String,
     started_at: i64,
     key: hmac::Key,
+    /// Signs the passes of pupils sent to an edge ([`Cluster::edge_pass`]).
+    pass_key: hmac::Key,
     store: Store,
     view: RwLock<Arc<ClusterView>>,
     /// Since when heartbeats have gone through without a failure.
@@ -110,12 +129,15 @@ impl Cluster {
     /// Register this node (its first heartbeat), its registrations signed with `secret`
     /// (`cluster.secret`): refused when a live process holds the id.
     pub async fn join(config: &ClusterConfig, secret: &[u8], store: Store) -> Result<Arc<Cluster>, String> {
-        let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, secret), b"ardoise cluster nodes");
+        let secret_key = hmac::Key::new(hmac::HMAC_SHA256, secret);
+        let tag = hmac::sign(&secret_key, b"ardoise cluster nodes");
+        let pass_tag = hmac::sign(&secret_key, b"ardoise edge passes");
         let cluster = Cluster {
             config: config.clone(),
             instance: format!("{:016x}", rand::random::<u64>()),
             started_at: now_ms(),
             key: hmac::Key::new(hmac::HMAC_SHA256, tag.as_ref()),
+            pass_key: hmac::Key::new(hmac::HMAC_SHA256, pass_tag.as_ref()),
             store,
             view: RwLock::new(Arc::default()),
             in_touch_since: Mutex::new(None),
@@ -155,6 +177,16 @@ impl Cluster {
         &self.config.public_url
     }
 
+    /// Pupils this node takes (`cluster.capacity`).
+    pub fn capacity(&self) -> u32 {
+        self.config.capacity
+    }
+
+    /// The heartbeat period.
+    pub fn heartbeat(&self) -> Duration {
+        Duration::from_millis(self.config.heartbeat_ms)
+    }
+
     /// The cluster as of the last heartbeat.
     pub fn view(&self) -> Arc<ClusterView> {
         self.view.read().unwrap_or_else(|e| e.into_inner()).clone()
@@ -173,6 +205,33 @@ impl Cluster {
         base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(&row.signature)
             .is_ok_and(|sig| hmac::verify(&self.key, Self::message(row).as_bytes(), &sig).is_ok())
+    }
+
+    /// A pass for a pupil the owner of `class` sends to the edge `node`: the owner checked
+    /// the class's rules (removed, locked, waiting room) for these `claims`; the edge takes
+    /// the pass in place of the token, for [`EDGE_PASS_TTL`].
+    pub fn edge_pass(&self, node: &str, class: &str, claims: &Claims) -> String {
+        let body = EdgePass {
+            node: node.to_owned(),
+            class: class.to_owned(),
+            expires_ms: now_ms() + EDGE_PASS_TTL.as_millis() as i64,
+            // The edge shows nobody the pupil's name: it stays out of the URL.
+            claims: Claims { name: None, ..claims.clone() },
+        };
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let body = b64.encode(serde_json::to_vec(&body).unwrap_or_default());
+        let tag = hmac::sign(&self.pass_key, body.as_bytes());
+        format!("{body}.{}", b64.encode(tag.as_ref()))
+    }
+
+    /// The claims of a pass made for this node and `class`, if it verifies and has not
+    /// expired.
+    pub fn read_edge_pass(&self, pass: &str, class: &str) -> Option<Claims> {
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let (body, tag) = pass.split_once('.')?;
+        hmac::verify(&self.pass_key, body.as_bytes(), &b64.decode(tag).ok()?).ok()?;
+        let pass: EdgePass = serde_json::from_slice(&b64.decode(body).ok()?).ok()?;
+        (pass.node == self.config.node_id && pass.class == class && pass.expires_ms >= now_ms()).then_some(pass.claims)
     }
 
     /// Write this node's heartbeat, then read the cluster.
@@ -247,6 +306,11 @@ impl Cluster {
     fn may_judge(&self) -> bool {
         let since = *self.in_touch_since.lock().unwrap_or_else(|e| e.into_inner());
         since.is_some_and(|t| t.elapsed() >= Duration::from_millis(self.config.dead_after_ms))
+    }
+
+    /// The classes this node owned at the last look.
+    pub fn owned_classes(&self) -> HashSet<String> {
+        self.owned.lock().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect()
     }
 
     /// Whether this node owned `class` at the last look.
@@ -386,6 +450,7 @@ impl Cluster {
                 Err(e) => warn!("cluster: placements unreadable: {e}"),
             }
             self.save_live_states(&state, &mut saved).await;
+            state.cascade.tick(&state, &self.owned_classes()).await;
         }
     }
 
@@ -425,7 +490,12 @@ impl Cluster {
         // their owner.
         for info in state.classes.list() {
             let id = &info.id;
-            if crate::check::is_check_class(id) || now_owned.contains(&id.0) || recent.contains(&id.0) || !busy(id) {
+            if crate::check::is_check_class(id)
+                || now_owned.contains(&id.0)
+                || recent.contains(&id.0)
+                || state.cascade.relays(id)
+                || !busy(id)
+            {
                 continue;
             }
             warn!(class = %id, "cluster: another node owns this class now: its sessions here stop");
@@ -479,7 +549,7 @@ struct LoadMeter {
 impl LoadMeter {
     async fn measure(&mut self, state: &AppState) -> NodeLoad {
         let snaps = state.snapshots.get(&state.media).await;
-        let pupils = snaps.iter().map(|s| s.worker.participants as i64).sum();
+        let pupils = state.pupils_here() as i64;
         let bytes_out: u64 = snaps.iter().map(|s| s.worker.bytes_out).sum();
         let cpu_us = crate::admin::process_stats().cpu_us;
         let now = Instant::now();

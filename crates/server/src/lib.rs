@@ -7,6 +7,7 @@
 pub mod accounts;
 pub mod admin;
 pub mod auth;
+pub mod cascade;
 pub mod check;
 pub mod class_api;
 pub mod class_events;
@@ -17,6 +18,7 @@ pub mod cluster;
 pub mod cluster_view;
 pub mod config;
 pub mod download_links;
+pub mod edge_relay;
 pub mod http_listener;
 pub mod limits;
 pub mod media_endpoints;
@@ -111,10 +113,14 @@ pub fn app(state: SharedState) -> Router {
             "/whip/{class}/{id}",
             axum::routing::patch(media_endpoints::whip_patch).delete(media_endpoints::whip_delete),
         )
-        .route("/whep/{class}", post(media_endpoints::whep_post))
-        .route(
-            "/whep/{class}/{id}",
-            axum::routing::patch(media_endpoints::whep_patch).delete(media_endpoints::whep_delete),
+        .merge(
+            Router::new()
+                .route("/whep/{class}", post(media_endpoints::whep_post))
+                .route(
+                    "/whep/{class}/{id}",
+                    axum::routing::patch(media_endpoints::whep_patch).delete(media_endpoints::whep_delete),
+                )
+                .layer(cascade::cors(state.clone())),
         )
         .fallback(|| async { Problem::not_found("no such resource") })
         .layer(DefaultBodyLimit::max(max_body))
@@ -389,6 +395,7 @@ impl Server {
             // Its classes are free at once: their clients reconnect through another node.
             cluster.leave().await;
         }
+        self.state.cascade.stop_all();
         info!("shutting down: closing media sessions");
         self.state.media.shutdown(self.grace).await;
         if tokio::time::timeout(self.grace + Duration::from_secs(1), server).await.is_err() {

@@ -110,7 +110,7 @@ pub async fn whip_post(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
-    post(s, ip, Endpoint::Whip, Feed::Class, class, headers, body).await
+    post(s, ip, Endpoint::Whip, Feed::Class, class, headers, body, Sent::Asked(String::new())).await
 }
 
 /// Query of `POST /whep/{class}`.
@@ -126,6 +126,9 @@ pub struct PlayQuery {
     /// Adaptive only: what the pupil's link carried at its pre-class check, kbit/s (the
     /// estimator and the first layer start from it, within 100..=3000).
     pub start_kbps: Option<u64>,
+    /// A pupil sent here by the class's owner, which checked the class's rules: the edge's
+    /// proof of that ([`crate::cluster::Cluster::edge_pass`]), in place of the token.
+    pub pass: Option<String>,
 }
 
 /// `POST /whep/{class}[?quality=auto|saver|audio[&start_kbps=N] | ?layer=high|medium|low][&feed=class|floor]`
@@ -134,6 +137,7 @@ pub async fn whep_post(
     ClientAddr(ip): ClientAddr,
     Path(class): Path<String>,
     query: Result<axum::extract::Query<PlayQuery>, axum::extract::rejection::QueryRejection>,
+    raw: axum::extract::RawQuery,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
@@ -166,9 +170,22 @@ pub async fn whep_post(
         None => Feed::Class,
         Some(f) => f.parse().map_err(|e: String| Problem::bad_request(e))?,
     };
-    post(s, ip, Endpoint::Whep(choice), feed, class, headers, body).await
+    let sent = match query.0.pass {
+        Some(pass) => Sent::Here(pass),
+        None => Sent::Asked(raw.0.unwrap_or_default()),
+    };
+    post(s, ip, Endpoint::Whep(choice), feed, class, headers, body, sent).await
 }
 
+/// How a WHEP offer came.
+enum Sent {
+    /// From the pupil: its query, for an edge to get the same.
+    Asked(String),
+    /// From the class's owner, with this pass.
+    Here(String),
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn post(
     s: SharedState,
     ip: std::net::IpAddr,
@@ -177,40 +194,128 @@ async fn post(
     class: String,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
+    sent: Sent,
 ) -> Result<Response, Problem> {
-    let claims = s.authenticate(&headers)?;
+    let claims = match &sent {
+        Sent::Here(pass) => {
+            let cluster = s.cluster.as_ref().ok_or_else(|| Problem::bad_request("this server is not in a cluster"))?;
+            cluster.read_edge_pass(pass, &class).ok_or_else(|| {
+                debug!(%ip, "offer refused: bad or expired edge pass");
+                Problem::unauthorized("this pass is not valid here, or has expired: ask the class's server again")
+            })?
+        }
+        Sent::Asked(_) => s.authenticate(&headers)?,
+    };
     s.limits.offers_per_token.check(&claims.sub).inspect_err(|_| debug!(%ip, "offer refused: token rate limit"))?;
     let info = s.open_class(&class)?;
     if !content_type_is(&headers, "application/sdp") {
         return Err(Problem::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "the offer must be sent as application/sdp"));
     }
     let offer = body_text(body)?;
-    if s.hub.is_expelled(&info.id, &claims.sub) {
-        return Err(Problem::unauthorized("this token was revoked"));
-    }
-    let grant = authorize(&s, endpoint, &claims, &info.id, &offer)?;
-    if claims.role == Role::Pupil && s.hub.is_locked(&info.id) && !s.hub.is_present(&info.id, &claims.sub) {
-        return Err(Problem::new(StatusCode::LOCKED, "the teacher has locked this class"));
-    }
-    if claims.role == Role::Pupil
-        && s.classes.policies(&info.id).waiting_room
-        && !s.hub.is_admitted(&info.id, &claims.sub)
-    {
-        return Err(Problem::forbidden("wait in the waiting room until the teacher lets you in"));
-    }
+    let grant = match &sent {
+        // The owner checked the class's rules before it gave the pass.
+        Sent::Here(_) => {
+            s.cascade.serve(&s, &info.id);
+            Grant { role: PublisherRole::Class, camera: true }
+        }
+        Sent::Asked(query) => {
+            if s.hub.is_expelled(&info.id, &claims.sub) {
+                return Err(Problem::unauthorized("this token was revoked"));
+            }
+            let grant = authorize(&s, endpoint, &claims, &info.id, &offer)?;
+            if claims.role == Role::Pupil && s.hub.is_locked(&info.id) && !s.hub.is_present(&info.id, &claims.sub) {
+                return Err(Problem::new(StatusCode::LOCKED, "the teacher has locked this class"));
+            }
+            if claims.role == Role::Pupil
+                && s.classes.policies(&info.id).waiting_room
+                && !s.hub.is_admitted(&info.id, &claims.sub)
+            {
+                return Err(Problem::forbidden("wait in the waiting room until the teacher lets you in"));
+            }
+            if matches!(endpoint, Endpoint::Whep(_))
+                && claims.role == Role::Pupil
+                && feed == Feed::Class
+                && let Some(to) = s.cascade.edge_for(&s, &info.id)
+            {
+                return Ok(to_edge(&s, &to, &info.id, query, &claims));
+            }
+            grant
+        }
+    };
     let class_publisher = endpoint == Endpoint::Whip && grant.role == PublisherRole::Class;
     // The class's publisher is never refused for its neighbours' offers (a pupil behind the
     // school's address): its own token's limit applies to it, the address's to everyone else.
     if !class_publisher {
         s.limits.offers.check(&ip).inspect_err(|_| debug!(%ip, "offer refused: address rate limit"))?;
     }
-    let reserved = s.reserve_session(&claims, &info.id, endpoint, ip, class_publisher)?;
+    let (pid, answer) = open_session(&s, &claims, &info.id, endpoint, feed, grant, offer, ip).await?;
+    // A session on an edge is named by its absolute URL: the pupil's page came from the
+    // class's owner.
+    let origin = match (&sent, &s.cluster) {
+        (Sent::Here(_), Some(c)) => c.public_url().trim_end_matches('/').to_owned(),
+        _ => String::new(),
+    };
+    let location = format!("{origin}/{}/{}/{}", path_prefix(endpoint), info.id, pid.0);
+    let mut r = (StatusCode::CREATED, answer).into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/sdp"));
+    h.insert(header::LOCATION, HeaderValue::from_str(&location).map_err(|_| Problem::bad_request("bad location"))?);
+    h.insert(header::ETAG, HeaderValue::from_str(&format!("\"{}-0\"", pid.0)).expect("ascii"));
+    h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("Location, ETag, Link"));
+    if let Some(turn) = &s.turn {
+        for link in turn.link_headers(&claims.sub) {
+            if let Ok(v) = HeaderValue::from_str(&link) {
+                h.append(header::LINK, v);
+            }
+        }
+    }
+    Ok(r)
+}
+
+/// 307 to an edge of the class, with a pass for it and the pupil's query.
+fn to_edge(
+    s: &SharedState,
+    to: &crate::cascade::EdgeChoice,
+    class: &ClassId,
+    query: &str,
+    claims: &Claims,
+) -> Response {
+    let pass = s.cluster.as_ref().map(|c| c.edge_pass(&to.node, &class.0, claims)).unwrap_or_default();
+    let mut pairs: Vec<&str> =
+        query.split('&').filter(|p| !p.is_empty() && !p.starts_with("via=") && !p.starts_with("pass=")).collect();
+    let pass = format!("pass={pass}");
+    pairs.push(&pass);
+    let location = format!("{}/whep/{class}?{}", to.url.trim_end_matches('/'), pairs.join("&"));
+    debug!(class = %class, edge = %to.node, "cascade: a pupil sent to an edge");
+    let mut r = StatusCode::TEMPORARY_REDIRECT.into_response();
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// Open an admitted session: reserve its place, negotiate it with the class's media worker,
+/// show it to the class. Returns its id and the SDP answer.
+#[allow(clippy::too_many_arguments)]
+async fn open_session(
+    s: &SharedState,
+    claims: &Claims,
+    class: &ClassId,
+    endpoint: Endpoint,
+    feed: Feed,
+    grant: Grant,
+    offer: String,
+    ip: std::net::IpAddr,
+) -> Result<(ParticipantId, String), Problem> {
+    let class_publisher = endpoint == Endpoint::Whip && grant.role == PublisherRole::Class;
+    let reserved = s.reserve_session(claims, class, endpoint, ip, class_publisher)?;
     let pid = reserved.pid;
-    let span = info_span!("session", class = %info.id, participant = %pid, endpoint = path_prefix(endpoint));
+    let span = info_span!("session", class = %class, participant = %pid, endpoint = path_prefix(endpoint));
     let joined = async {
         let r = match endpoint {
-            Endpoint::Whip => s.media.publish_granted(&info.id, pid, offer, grant.role, grant.camera).await,
-            Endpoint::Whep(choice) => s.media.play_feed(&info.id, pid, offer, choice, feed).await,
+            Endpoint::Whip => s.media.publish_granted(class, pid, offer, grant.role, grant.camera).await,
+            Endpoint::Whep(choice) => s.media.play_feed(class, pid, offer, choice, feed).await,
         };
         match &r {
             Ok(_) => info!(role = %claims.role, "session created"),
@@ -227,26 +332,27 @@ async fn post(
             return Err(e.into());
         }
     };
-    s.session_opened(pid, &claims);
+    s.session_opened(pid, claims);
     s.close_pids(reserved.replaces).await;
-    if grant.role == PublisherRole::Floor && s.hub.floor(&info.id).is_some_and(|f| f.muted) {
-        let _ = s.media.mute(&info.id, pid, true).await;
+    if grant.role == PublisherRole::Floor && s.hub.floor(class).is_some_and(|f| f.muted) {
+        let _ = s.media.mute(class, pid, true).await;
     }
-    let location = format!("/{}/{}/{}", path_prefix(endpoint), info.id, pid.0);
-    let mut r = (StatusCode::CREATED, joined.answer).into_response();
-    let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/sdp"));
-    h.insert(header::LOCATION, HeaderValue::from_str(&location).expect("ascii path"));
-    h.insert(header::ETAG, HeaderValue::from_str(&format!("\"{}-0\"", pid.0)).expect("ascii"));
-    h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("Location, ETag, Link"));
-    if let Some(turn) = &s.turn {
-        for link in turn.link_headers(&claims.sub) {
-            if let Ok(v) = HeaderValue::from_str(&link) {
-                h.append(header::LINK, v);
-            }
-        }
-    }
-    Ok(r)
+    Ok((pid, joined.answer))
+}
+
+/// Publish `offer` on this node as the class's publication, or the floor's (`role`), without
+/// HTTP: an edge's relay of a class another node owns ([`crate::edge_relay`]). Returns its id
+/// and the answer.
+pub async fn publish_here(
+    s: &SharedState,
+    claims: &Claims,
+    class: &ClassId,
+    offer: String,
+    role: PublisherRole,
+) -> Result<(ParticipantId, String), Problem> {
+    let grant = Grant { role, camera: true };
+    let ip = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+    open_session(s, claims, class, Endpoint::Whip, Feed::Class, grant, offer, ip).await
 }
 
 /// A session may be changed by its creator, the class's teacher, or an admin.

@@ -154,6 +154,9 @@ pub struct AppState {
     pub check_config: crate::config::CheckConfig,
     /// This node's cluster, when it is one of several (`[cluster]`).
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// Classes larger than a node: their edges (this node their owner), the classes this
+    /// node relays (an edge).
+    pub cascade: crate::cascade::Cascade,
     next_participant: AtomicU64,
 }
 
@@ -208,6 +211,7 @@ impl AppState {
             check: crate::check::CheckDesk::default(),
             check_config: config.check,
             cluster: None,
+            cascade: Default::default(),
             limits,
             next_participant: AtomicU64::new(1),
         }
@@ -329,6 +333,10 @@ impl AppState {
             r.class.clone()
         };
         self.classes.touch(&class);
+        if crate::cascade::is_relay(&claims.sub) {
+            // A node's relay: nobody in the class sees it.
+            return;
+        }
         let m = member(&claims.sub, claims.role, claims.name.as_deref(), ClientKind::Player);
         self.hub.media_opened(&class, m, TokenFacts { kv: claims.kv, exp: claims.exp });
     }
@@ -341,6 +349,16 @@ impl AppState {
     /// Every session in `class`.
     pub fn sessions_in(&self, class: &ClassId) -> Vec<ParticipantId> {
         self.sessions().iter().filter(|(_, r)| r.class == *class).map(|(pid, _)| *pid).collect()
+    }
+
+    /// Pupils' sessions on this node, in every class.
+    pub fn pupils_here(&self) -> usize {
+        self.sessions().values().filter(|r| r.role == Role::Pupil).count()
+    }
+
+    /// Pupils' sessions of `class` on this node.
+    pub fn pupils_in(&self, class: &ClassId) -> usize {
+        self.sessions().values().filter(|r| r.class == *class && r.role == Role::Pupil).count()
     }
 
     /// Forget a session (left, deleted, replaced, refused); idempotent.
