@@ -122,20 +122,31 @@ impl Drop for Pupil {
     }
 }
 
-/// The teacher publishing three simulcast layers to `server`, until dropped.
-struct Teacher {
+/// A publisher until dropped: the teacher (three simulcast layers), or a pupil holding the
+/// floor (one layer).
+struct Publishing {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
-impl Teacher {
-    fn publish(server: &str, class: &str, token: String) -> Teacher {
+impl Publishing {
+    /// The teacher publishing the class to `server`.
+    fn class(server: &str, class: &str, token: String) -> Publishing {
+        Self::start(server, class, token, true)
+    }
+
+    /// A pupil holding the floor (its camera granted) publishing to `server`.
+    fn floor(server: &str, class: &str, token: String) -> Publishing {
+        Self::start(server, class, token, false)
+    }
+
+    fn start(server: &str, class: &str, token: String, simulcast: bool) -> Publishing {
         let config = PublisherConfig {
             server: server.to_owned(),
             class: class.to_owned(),
             token,
             bind: lo(),
-            simulcast: true,
+            simulcast,
             record_payloads: false,
         };
         let stop = Arc::new(AtomicBool::new(false));
@@ -145,11 +156,11 @@ impl Teacher {
             p.run_until(|| stop2.load(Ordering::Relaxed)).expect("publish");
             let _ = p.close();
         });
-        Teacher { stop, thread: Some(thread) }
+        Publishing { stop, thread: Some(thread) }
     }
 }
 
-impl Drop for Teacher {
+impl Drop for Publishing {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
@@ -205,7 +216,7 @@ fn a_class_larger_than_a_node_is_relayed_by_edges_that_switch_layers_and_survive
     let class = "classe1";
     let (ns, o) = cascade_nodes(&db, class);
     let origin_url = ns[o].base.clone();
-    let _teacher = Teacher::publish(&origin_url, class, ns[o].token("teacher", Some(class)));
+    let _teacher = Publishing::class(&origin_url, class, ns[o].token("teacher", Some(class)));
     let pupil = |layer, feedback| Pupil::join(&origin_url, class, ns[o].join(class, "Élève"), layer, feedback);
 
     // The origin serves its capacity itself.
@@ -265,6 +276,10 @@ fn a_class_larger_than_a_node_is_relayed_by_edges_that_switch_layers_and_survive
         let l = layer_of(node_of(&twcc.node()), class, &twcc.seen().resource.unwrap_or_default());
         if l.as_deref() == Some("high") { Ok(()) } else { Err(format!("the adaptive pupil is on {l:?}")) }
     });
+    // Each node says what it relays.
+    let relayed: f64 = ns.iter().map(|n| common::metric(n, "ardoise_cluster_classes_relayed")).sum();
+    assert_eq!(relayed, edges.len() as f64, "the edges each relay the class");
+    assert_eq!(common::metric(&ns[o], "ardoise_cluster_edges"), edges.len() as f64);
     // Nobody sees the relays: the class's members on the origin are its pupils and teacher.
     let overview = send("GET", &format!("{origin_url}/api/admin/classes"), Some(&ns[o].token("admin", None)), None, "");
     assert_eq!(overview.status, 200);
@@ -319,7 +334,7 @@ fn cascade_hop_delay() {
     let ns = nodes_with(&db, 3, &[("ARDOISE__CLUSTER__CAPACITY", &capacity), ("ARDOISE__CLUSTER__CLASS_WEIGHT", "1")]);
     let origin_url = owner_seen_by(&ns[0], class);
     let o = ns.iter().position(|x| x.base == origin_url).unwrap();
-    let _teacher = Teacher::publish(&origin_url, class, ns[o].token("teacher", Some(class)));
+    let _teacher = Publishing::class(&origin_url, class, ns[o].token("teacher", Some(class)));
     let pupils: Vec<Pupil> = (0..2 * n)
         .map(|_| {
             let p = Pupil::join(&origin_url, class, ns[o].join(class, "Élève"), Some("high"), Feedback::Twcc);
@@ -367,12 +382,16 @@ fn a_chromium_pupil_plays_on_an_edge_across_origins_and_moves_when_it_dies() {
     common::browser_prerequisites().unwrap_or_else(|e| panic!("{e}"));
     let (db, _pg) = database(false);
     let class = "classe2";
-    let ns = nodes_with(&db, 3, &[("ARDOISE__CLUSTER__CAPACITY", "1"), ("ARDOISE__CLUSTER__CLASS_WEIGHT", "1")]);
+    // The default heartbeat and death timings: the time back is what a pupil would see.
+    let mut settings = vec![("ARDOISE__CLUSTER__CAPACITY", "1"), ("ARDOISE__CLUSTER__CLASS_WEIGHT", "1")];
+    settings.extend_from_slice(&DEFAULT_TIMINGS);
+    let ns = nodes_with(&db, 3, &settings);
     let origin_url = owner_seen_by(&ns[0], class);
     let o = ns.iter().position(|x| x.base == origin_url).unwrap();
-    let _teacher = Teacher::publish(&origin_url, class, ns[o].token("teacher", Some(class)));
+    let _teacher = Publishing::class(&origin_url, class, ns[o].token("teacher", Some(class)));
     // A pupil fills the origin.
-    let first = Pupil::join(&origin_url, class, ns[o].join(class, "Léa"), None, Feedback::Twcc);
+    let lea = ns[o].join(class, "Léa");
+    let first = Pupil::join(&origin_url, class, lea.clone(), None, Feedback::Twcc);
     assert_eq!(first.node(), origin_url);
     let signal = ns[o].data_dir.join("edge-killed");
     let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser/cascade.mjs");
@@ -388,6 +407,24 @@ fn a_chromium_pupil_plays_on_an_edge_across_origins_and_moves_when_it_dies() {
     });
     let dead = ns.iter().position(|x| x.base == edge).expect("the page's edge is a node");
     assert_ne!(dead, o, "the page plays on an edge");
+    // Léa, on the origin, gets the floor with her camera and speaks: the page on the edge
+    // hears her.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let teacher = ns[o].token("teacher", Some(class));
+    let (mut teacher_ws, _) = rt.block_on(common::ws::hello(&ns[o], class, &teacher));
+    let (mut lea_ws, welcome) = rt.block_on(common::ws::hello(&ns[o], class, &lea));
+    let lea_id = welcome["you"]["id"].as_str().expect("her id").to_owned();
+    rt.block_on(common::ws::send(
+        &mut teacher_ws,
+        serde_json::json!({"type": "grant_floor", "pupil": lea_id, "camera": true}),
+    ));
+    rt.block_on(common::ws::wait_for(&mut lea_ws, "floor"));
+    let speaking = Publishing::floor(&origin_url, class, lea);
+    std::fs::write(signal.with_extension("floor"), "").unwrap();
+    common::wait_until(Duration::from_secs(40), "the page hears the floor", || {
+        std::fs::read_to_string(signal.with_extension("heard")).ok()
+    });
+    drop(speaking);
     let mut ns = ns;
     let _ = ns[dead].child.kill(); // SIGKILL
     std::fs::write(&signal, ardoise_store::now_ms().to_string()).unwrap();
@@ -395,10 +432,11 @@ fn a_chromium_pupil_plays_on_an_edge_across_origins_and_moves_when_it_dies() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let v: Value = serde_json::from_str(stdout.lines().last().expect("a result")).unwrap();
     println!(
-        "a Chromium pupil on {origin_url}'s class: played on the edge {edge} ({} ms to the first frame), then on {} {} ms after the kill -9",
-        v["first_frame_ms"], v["back_edge"], v["back_ms"]
+        "a Chromium pupil on {origin_url}'s class: played on the edge {edge} ({} ms to the first frame), heard the floor ({} packets), then played on {} {} ms after the kill -9",
+        v["first_frame_ms"], v["floor_audio_packets"], v["back_edge"], v["back_ms"]
     );
     assert!(v["error"].is_null() && out.status.success(), "{v}");
+    assert!(v["floor_audio_packets"].as_u64().unwrap_or(0) > 25, "the floor's voice reached the edge: {v}");
     assert_ne!(v["back_edge"].as_str(), Some(origin_url.as_str()), "another edge: {v}");
     assert!(v["back_ms"].as_f64().unwrap() < 15_000.0, "pictures back within 15 s: {v}");
     assert_eq!(first.seen().sessions, 1, "the origin's pupil is not touched");

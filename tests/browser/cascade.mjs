@@ -5,10 +5,12 @@
 //   opens `${originBase}/c/${code}` on the class's server, which is full: the page's WHEP
 //   offer is sent (307, across origins) to an edge, which must answer it (CORS, the pass in
 //   place of the token) and play. The page stays on the class's server. It then writes
-//   `${signalFile}.ready` (the edge's origin) and waits for `${signalFile}` (the time the
+//   `${signalFile}.ready` (the edge's origin), waits for `${signalFile}.floor` (a pupil on
+//   the class's server was given the floor and speaks), hears that voice, writes
+//   `${signalFile}.heard`, and waits for `${signalFile}` (the time the
 //   test killed that edge, ms since the epoch): the player must come back by itself through
 //   the class's server, on another edge, and play again. Prints ONE line of JSON on stdout
-//   (edge, first_frame_ms, back_ms, back_edge).
+//   (edge, first_frame_ms, floor_audio_packets, back_ms, back_edge).
 
 import { chromium } from "playwright-core";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
@@ -40,6 +42,12 @@ await h.run(async () => {
   h.check(result.edge && result.edge !== originBase, `the picture comes from an edge, not ${result.edge}`);
   h.check(new URL(page.url()).origin === originBase, "the page stays on the class's server");
   writeFileSync(`${signal}.ready`, result.edge || "");
+  // A pupil on the class's server gets the floor and speaks: this pupil, on the edge, hears
+  // it.
+  await h.waitFor(async () => existsSync(`${signal}.floor`), 60_000, "the test gives a pupil the floor");
+  const floorAudio = () => page.evaluate(async () => (await window.ardoise.stats()).floorAudioPacketsReceived || 0).catch(() => 0);
+  result.floor_audio_packets = await h.waitFor(async () => { const n = await floorAudio(); return n > 25 && n; }, 20_000, "the floor's voice on the edge");
+  writeFileSync(`${signal}.heard`, String(result.floor_audio_packets));
   await h.waitFor(async () => existsSync(signal), 60_000, "the test kills the edge");
   const killed = Number(readFileSync(signal, "utf8"));
   // A new session counts its frames from 0.

@@ -13,7 +13,9 @@
 //!   live, non-draining node other than the origin with the fewest pupils that has room;
 //!   none: the pupil is served by the origin all the same;
 //! - a dead edge gets no pupil: its pupils come back through the origin (the page's player
-//!   and the load generator make a new session) and go to another edge;
+//!   and the load generator make a new session) and go to another edge; the origin tells the
+//!   pages of the pupils it sent there to reconnect at once (`reconnect`) as soon as it
+//!   judges the edge dead, instead of letting them wait for their connection to time out;
 //! - edge: the first pass for a class starts its relay; the relay stops when no pupil has
 //!   played the class here for [`RELAY_IDLE`]; the pupils the origin removed (its kept live
 //!   state, read at each heartbeat) are closed here too;
@@ -60,6 +62,8 @@ struct EdgeUse {
     node: String,
     /// When passes were given to it lately.
     given: VecDeque<Instant>,
+    /// The pupils sent there last (token subjects).
+    pupils: HashSet<String>,
 }
 
 /// This node's part in cascades: its classes' edges (as an origin) and the classes it
@@ -91,8 +95,8 @@ pub fn pick_edge(view: &ClusterView, me: &str, edges: &[(String, i64)]) -> Optio
 }
 
 impl Cascade {
-    /// The edge `class`'s next pupil goes to, if this node is full (see the module's rules).
-    pub fn edge_for(&self, s: &SharedState, class: &ClassId) -> Option<EdgeChoice> {
+    /// The edge `class`'s pupil `sub` goes to, if this node is full (see the module's rules).
+    pub fn edge_for(&self, s: &SharedState, class: &ClassId, sub: &str) -> Option<EdgeChoice> {
         let cluster = s.cluster.as_ref()?;
         if s.pupils_here() < cluster.capacity() as usize {
             return None;
@@ -112,18 +116,27 @@ impl Cascade {
         let url = view.alive(&node)?.url.clone();
         if new {
             info!(class = %class, edge = %node, "cascade: the class gets an edge");
-            uses.push(EdgeUse { node: node.clone(), given: VecDeque::new() });
+            uses.push(EdgeUse { node: node.clone(), ..Default::default() });
         }
-        if let Some(u) = uses.iter_mut().find(|u| u.node == node) {
-            u.given.push_back(now);
+        for u in uses.iter_mut() {
+            if u.node == node {
+                u.given.push_back(now);
+                u.pupils.insert(sub.to_owned());
+            } else {
+                u.pupils.remove(sub);
+            }
         }
         Some(EdgeChoice { node, url })
     }
 
-    /// The edges `class` has had from this node (ids).
-    pub fn edges_of(&self, class: &ClassId) -> Vec<String> {
-        let edges = self.edges.lock().unwrap_or_else(|e| e.into_inner());
-        edges.get(class).map(|u| u.iter().map(|u| u.node.clone()).collect()).unwrap_or_default()
+    /// The edges of the classes this node owns (an edge of two classes counts twice).
+    pub fn edges(&self) -> usize {
+        self.edges.lock().unwrap_or_else(|e| e.into_inner()).values().map(Vec::len).sum()
+    }
+
+    /// The classes this node relays (an edge).
+    pub fn relayed(&self) -> usize {
+        self.relays.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
     /// A pupil of `class` was sent here by its owner: relay the class if this node does not
@@ -148,7 +161,24 @@ impl Cascade {
     /// At each heartbeat: forget the edges of classes this node no longer owns (`owned`);
     /// stop the relays nobody plays, close the sessions of the pupils the origin removed.
     pub async fn tick(&self, s: &SharedState, owned: &HashSet<String>) {
-        self.edges.lock().unwrap_or_else(|e| e.into_inner()).retain(|c, _| owned.contains(&c.0));
+        let lost: Vec<(ClassId, String, HashSet<String>)> = {
+            let mut edges = self.edges.lock().unwrap_or_else(|e| e.into_inner());
+            edges.retain(|c, _| owned.contains(&c.0));
+            let view = s.cluster.as_ref().map(|c| c.view()).unwrap_or_default();
+            let mut lost = Vec::new();
+            for (class, uses) in edges.iter_mut() {
+                for u in uses.extract_if(.., |u| view.alive(&u.node).is_none()) {
+                    lost.push((class.clone(), u.node, u.pupils));
+                }
+            }
+            lost
+        };
+        // A dead edge's pupils reconnect now, through this node, to another edge (their
+        // pages would notice only when their connection times out).
+        for (class, node, pupils) in lost {
+            warn!(class = %class, edge = %node, pupils = pupils.len(), "cascade: an edge of the class died: its pupils reconnect");
+            s.hub.media_lost_for(&class, &pupils);
+        }
         let mut over = Vec::new();
         let classes: Vec<ClassId> = {
             let mut relays = self.relays.lock().unwrap_or_else(|e| e.into_inner());

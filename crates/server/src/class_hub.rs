@@ -11,7 +11,7 @@ use ardoise_proto::{
     ChatLine, ClassId, ClassInfo, ClassPolicies, ClientEvent, ClientKind, ErrorCode, Floor, JoinCode, Member, Role,
     ServerEvent,
 };
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
@@ -693,6 +693,14 @@ impl ClassHub {
     pub fn media_lost(&self, class: &ClassId) {
         if let Some(room) = self.lock().get(class) {
             room.broadcast(&ServerEvent::Reconnect);
+        }
+    }
+
+    /// The media sessions of these pupils (`ids`) were lost (the edge that served them
+    /// died): their pages are told to reconnect their media now.
+    pub fn media_lost_for(&self, class: &ClassId, ids: &HashSet<String>) {
+        if let Some(room) = self.lock().get(class) {
+            room.send_to(|c| ids.contains(&c.member.id), &ServerEvent::Reconnect);
         }
     }
 

@@ -235,7 +235,7 @@ async fn post(
             if matches!(endpoint, Endpoint::Whep(_))
                 && claims.role == Role::Pupil
                 && feed == Feed::Class
-                && let Some(to) = s.cascade.edge_for(&s, &info.id)
+                && let Some(to) = s.cascade.edge_for(&s, &info.id, &claims.sub)
             {
                 return Ok(to_edge(&s, &to, &info.id, query, &claims));
             }

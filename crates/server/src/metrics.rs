@@ -138,6 +138,18 @@ pub async fn metrics(
             "gauge",
             vec![(node(me), view.nodes.iter().find(|n| n.id == me).map_or(0, |n| n.classes) as f64)],
         );
+        gauge(
+            "ardoise_cluster_edges",
+            "Edges relaying the classes this node owns (a class larger than a node).",
+            "gauge",
+            vec![(node(me), s.cascade.edges() as f64)],
+        );
+        gauge(
+            "ardoise_cluster_classes_relayed",
+            "Classes another node owns that this node relays to its pupils (an edge).",
+            "gauge",
+            vec![(node(me), s.cascade.relayed() as f64)],
+        );
     }
     gauge("ardoise_bytes_in_total", "UDP bytes received.", "counter", per_worker(&|w| w.bytes_in));
     gauge("ardoise_bytes_out_total", "UDP bytes sent.", "counter", per_worker(&|w| w.bytes_out));
