@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 pub enum NodeCommand {
     /// The registered nodes: heartbeat age, load, classes, draining.
     List(ConfigArg),
-    /// Stop placing new classes on NODE, then wait until it owns none (its classes end or
+    /// Stop placing new classes on NODE, then wait until it owns none and serves no pupil
+    /// (its classes end, the pupils it serves as an edge move to other edges; or
     /// move): after that it can stop with no class cut.
     Drain {
         /// The node's id (`cluster.node_id`).
@@ -75,12 +76,14 @@ pub async fn node(cmd: NodeCommand) -> Result<()> {
             let deadline = Instant::now() + Duration::from_secs(wait_secs);
             loop {
                 let left = store.placements_of(&node).await?;
-                if left.is_empty() {
-                    println!("{node}: drained (no class left)");
+                // An edge's pupils (a class another node owns) move to other edges.
+                let pupils = store.nodes().await?.iter().find(|n| n.node_id == node).map_or(0, |n| n.pupils);
+                if left.is_empty() && pupils == 0 {
+                    println!("{node}: drained (no class left, no pupil)");
                     return Ok(());
                 }
                 if Instant::now() >= deadline {
-                    bail!("{node}: still owns {} classes after {wait_secs} s", left.len());
+                    bail!("{node}: still owns {} classes and serves {pupils} pupils after {wait_secs} s", left.len());
                 }
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }

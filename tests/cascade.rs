@@ -285,6 +285,54 @@ fn a_class_larger_than_a_node_is_relayed_by_edges_that_switch_layers_and_survive
     assert_eq!(overview.status, 200);
     assert!(!overview.body.contains("relay"), "{}", overview.body);
 
+    // An edge drains (a rolling upgrade): its pupils move to another edge, and the command
+    // returns once it serves nobody.
+    let quietest = edges.iter().min_by_key(|e| on.iter().filter(|n| **n == ***e).count()).unwrap().to_string();
+    let drained = ns.iter().position(|n| n.base == quietest).unwrap();
+    let leaving: Vec<&Pupil> = edged.iter().filter(|p| p.node() == quietest).collect();
+    let began = Instant::now();
+    let out = std::process::Command::new(common::bin())
+        .args(["node", "drain", &format!("node-{}", drained + 1), "--wait-secs", "60", "--config"])
+        .arg(ns[o].data_dir.join("test.toml"))
+        .envs(ns[o].env.iter().cloned())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    println!("{said} (node-{} is {quietest})", drained + 1);
+    assert!(out.status.success() && said.contains("drained"), "{said} {}", String::from_utf8_lossy(&out.stderr));
+    let mut moved_in = Vec::new();
+    for p in &leaving {
+        let t = eventually(Duration::from_secs(30), || {
+            let seen = p.seen();
+            match seen.last_video {
+                Some(at) if origin(&seen.resource.clone().unwrap_or_default()) != quietest && at > began => {
+                    Ok(at - began)
+                }
+                _ => Err(format!("not moved yet: {:?}", seen.resource)),
+            }
+        });
+        let now = p.node();
+        assert!(now != origin_url, "a drained edge's pupil goes to another edge, not the full origin: {now}");
+        moved_in.push(t);
+    }
+    println!(
+        "an edge drained in {:?}: its {} pupils played on another edge after {moved_in:?}",
+        began.elapsed(),
+        leaving.len()
+    );
+    // Upgraded, it takes pupils again.
+    let reopened = std::process::Command::new(common::bin())
+        .args(["node", "undrain", &format!("node-{}", drained + 1), "--config"])
+        .arg(ns[o].data_dir.join("test.toml"))
+        .envs(ns[o].env.iter().cloned())
+        .output()
+        .unwrap();
+    assert!(reopened.status.success(), "{}", String::from_utf8_lossy(&reopened.stderr));
+    let on: Vec<String> = edged.iter().map(Pupil::node).collect();
+    let mut edges: Vec<&String> = on.iter().collect();
+    edges.sort();
+    edges.dedup();
+
     // An edge dies: its pupils come back through the origin, on another edge.
     let busiest = edges.iter().max_by_key(|e| on.iter().filter(|n| **n == ***e).count()).unwrap().to_string();
     let dead = ns.iter().position(|n| n.base == busiest).unwrap();

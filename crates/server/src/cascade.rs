@@ -16,6 +16,10 @@
 //!   and the load generator make a new session) and go to another edge; the origin tells the
 //!   pages of the pupils it sent there to reconnect at once (`reconnect`) as soon as it
 //!   judges the edge dead, instead of letting them wait for their connection to time out;
+//! - a draining edge gets no pupil either, and its pupils move: the origin tells their pages
+//!   at once; the edge closes those still there after [`EDGE_DRAIN_GRACE`] (players with no
+//!   class events); `ardoise node drain` returns once the node owns no class and serves no
+//!   pupil, so a rolling upgrade cuts no class;
 //! - edge: the first pass for a class starts its relay; the relay stops when no pupil has
 //!   played the class here for [`RELAY_IDLE`]; the pupils the origin removed (its kept live
 //!   state, read at each heartbeat) are closed here too;
@@ -42,6 +46,10 @@ pub fn is_relay(sub: &str) -> bool {
 
 /// An edge's relay stops after this long with no pupil of the class here.
 pub const RELAY_IDLE: Duration = Duration::from_secs(20);
+
+/// A draining edge closes the pupils still there this long after the drain began (the
+/// class's owner tells their pages to move at once).
+pub const EDGE_DRAIN_GRACE: Duration = Duration::from_secs(10);
 
 /// Passes given to an edge count against its room for this many heartbeats (its heartbeat
 /// counts them once they have come).
@@ -72,6 +80,8 @@ struct EdgeUse {
 pub struct Cascade {
     edges: Mutex<HashMap<ClassId, Vec<EdgeUse>>>,
     relays: Mutex<HashMap<ClassId, EdgeRelay>>,
+    /// Since when this node has been draining (as an edge).
+    draining_since: Mutex<Option<Instant>>,
 }
 
 /// The edge a pupil goes to, among the class's `edges` (node id, passes given lately), or
@@ -167,18 +177,19 @@ impl Cascade {
             let view = s.cluster.as_ref().map(|c| c.view()).unwrap_or_default();
             let mut lost = Vec::new();
             for (class, uses) in edges.iter_mut() {
-                for u in uses.extract_if(.., |u| view.alive(&u.node).is_none()) {
+                for u in uses.extract_if(.., |u| view.alive(&u.node).is_none_or(|n| n.draining)) {
                     lost.push((class.clone(), u.node, u.pupils));
                 }
             }
             lost
         };
-        // A dead edge's pupils reconnect now, through this node, to another edge (their
-        // pages would notice only when their connection times out).
+        // A dead or draining edge's pupils reconnect now, through this node, to another edge
+        // (their pages would notice a death only when their connection times out).
         for (class, node, pupils) in lost {
-            warn!(class = %class, edge = %node, pupils = pupils.len(), "cascade: an edge of the class died: its pupils reconnect");
+            warn!(class = %class, edge = %node, pupils = pupils.len(), "cascade: an edge of the class died or drains: its pupils reconnect");
             s.hub.media_lost_for(&class, &pupils);
         }
+        self.drain_edge(s).await;
         let mut over = Vec::new();
         let classes: Vec<ClassId> = {
             let mut relays = self.relays.lock().unwrap_or_else(|e| e.into_inner());
@@ -222,6 +233,37 @@ impl Cascade {
                     info!(class = %class, "edge: a pupil the teacher removed is closed here too");
                     s.close_pids(pids).await;
                 }
+            }
+        }
+    }
+
+    /// This node draining: the pupils it serves as an edge that are still here
+    /// [`EDGE_DRAIN_GRACE`] after the drain began (no class events: their origin could not
+    /// tell them) are closed; their players make a new session through the class's owner.
+    async fn drain_edge(&self, s: &SharedState) {
+        let Some(cluster) = &s.cluster else { return };
+        let draining = cluster.view().alive(cluster.node_id()).is_some_and(|n| n.draining);
+        let due = {
+            let mut since = self.draining_since.lock().unwrap_or_else(|e| e.into_inner());
+            if !draining {
+                *since = None;
+                return;
+            }
+            since.get_or_insert_with(Instant::now).elapsed() >= EDGE_DRAIN_GRACE
+        };
+        if !due {
+            return;
+        }
+        let relayed: Vec<ClassId> = self.relays.lock().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect();
+        for class in relayed {
+            let pupils: Vec<_> = s
+                .sessions_in(&class)
+                .into_iter()
+                .filter(|pid| s.session_of(*pid).is_some_and(|r| r.role == ardoise_proto::Role::Pupil))
+                .collect();
+            if !pupils.is_empty() {
+                info!(class = %class, pupils = pupils.len(), "edge: draining: the pupils still here are closed");
+                s.close_pids(pupils).await;
             }
         }
     }
