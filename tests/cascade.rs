@@ -361,6 +361,14 @@ fn a_class_larger_than_a_node_is_relayed_by_edges_that_switch_layers_and_survive
     }
 }
 
+/// CPU time of process `pid` so far, clock ticks (user + system).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    fields.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0)
+        + fields.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
+}
+
 /// `q` quantile of `v` (sorted in place).
 fn quantile(v: &mut [f32], q: f64) -> f64 {
     v.sort_by(f32::total_cmp);
@@ -396,7 +404,13 @@ fn cascade_hop_delay() {
     }
     std::thread::sleep(Duration::from_secs(3));
     let skip: Vec<usize> = pupils.iter().map(|p| p.seen().frame_delays_ms.len()).collect();
+    let cpu_before: Vec<u64> = ns.iter().map(|x| cpu_ticks(x.child.id())).collect();
     std::thread::sleep(Duration::from_secs(secs));
+    let cpu: Vec<f64> = ns
+        .iter()
+        .zip(cpu_before)
+        .map(|(x, b)| (cpu_ticks(x.child.id()) - b) as f64 / secs as f64) // ticks of 10 ms: % of a core
+        .collect();
     let (mut here, mut edge) = (Vec::new(), Vec::new());
     for (p, skip) in pupils.iter().zip(skip) {
         let seen = p.seen();
@@ -417,6 +431,11 @@ fn cascade_hop_delay() {
             row.insert(format!("{name}_{label}_ms"), quantile(v, q).into());
         }
     }
+    // The node that served the edge's pupils, and the origin: their CPU over the window.
+    let edge_node = pupils.iter().map(Pupil::node).find(|u| *u != origin_url).unwrap();
+    let e = ns.iter().position(|x| x.base == edge_node).unwrap();
+    row.insert("origin_cpu_pct".into(), cpu[o].into());
+    row.insert("edge_cpu_pct".into(), cpu[e].into());
     for label in ["p50", "p99", "p999"] {
         let hop =
             row[&format!("edge_{label}_ms")].as_f64().unwrap() - row[&format!("origin_{label}_ms")].as_f64().unwrap();
