@@ -508,3 +508,68 @@ fn a_chromium_pupil_plays_on_an_edge_across_origins_and_moves_when_it_dies() {
     assert!(v["back_ms"].as_f64().unwrap() < 15_000.0, "pictures back within 15 s: {v}");
     assert_eq!(first.seen().sessions, 1, "the origin's pupil is not touched");
 }
+
+#[test]
+fn a_pass_opens_one_class_on_one_edge_and_only_the_cluster_s_pages_may_use_it() {
+    let (db, _pg) = database(false);
+    let class = "classe3";
+    let ns = nodes_with(&db, 3, &[("ARDOISE__CLUSTER__CAPACITY", "1"), ("ARDOISE__CLUSTER__CLASS_WEIGHT", "1")]);
+    let origin_url = owner_seen_by(&ns[0], class);
+    let o = ns.iter().position(|x| x.base == origin_url).unwrap();
+    let first = Pupil::join(&origin_url, class, ns[o].join(class, "Léa"), None, Feedback::Twcc);
+    assert_eq!(first.node(), origin_url);
+    // The next pupil's offer is sent to an edge, with a pass.
+    let noe = ns[o].join(class, "Noé");
+    let offer = common::recv_offer();
+    let sent = no_redirects()
+        .post(&format!("{origin_url}/whep/{class}?quality=auto"))
+        .set("Authorization", &format!("Bearer {noe}"))
+        .set("Content-Type", "application/sdp")
+        .send_string(&offer)
+        .expect("a redirect");
+    assert_eq!(sent.status(), 307);
+    let location = sent.header("Location").expect("Location").to_owned();
+    let edge = origin(&location);
+    assert_ne!(edge, origin_url);
+    assert!(location.contains("quality=auto&pass="), "the pupil's query goes along: {location}");
+    let post = |url: &str| send("POST", url, None, Some("application/sdp"), &offer);
+    // Altered, for another class, or taken to another node: refused, and the player asks
+    // the class's server again (503, not a final 401).
+    let altered = location.replacen("pass=", "pass=A", 1);
+    let r = post(&altered);
+    assert_eq!((r.status, r.retry_after.as_deref()), (503, Some("1")), "{}", r.body);
+    assert_eq!(post(&location.replace(&format!("/whep/{class}?"), "/whep/classe4?")).status, 503);
+    let third = ns.iter().find(|x| x.base != origin_url && x.base != edge).unwrap();
+    assert_eq!(post(&location.replace(&edge, &third.base)).status, 503, "a pass is for one edge");
+    // The pass itself: a session on the edge, which only its pupil (or the teacher) changes.
+    let r = post(&location);
+    assert_eq!(r.status, 201, "{}", r.body);
+    let ids: Vec<u64> = eventually(Duration::from_secs(5), || {
+        let ids: Vec<u64> = subscribers(ns.iter().find(|x| x.base == edge).unwrap(), class)
+            .iter()
+            .filter_map(|p| p["id"].as_u64())
+            .collect();
+        if ids.len() == 1 { Ok(ids) } else { Err(format!("subscribers on the edge: {ids:?}")) }
+    });
+    let session = format!("{edge}/whep/{class}/{}", ids[0]);
+    let other = ns[o].join(class, "Zoé");
+    assert_eq!(send("DELETE", &session, Some(&other), None, "").status, 403, "another pupil's session");
+    assert_eq!(send("DELETE", &session, Some(&noe), None, "").status, 200, "her own, with her token");
+    // CORS: the cluster's pages only.
+    let preflight = |from: &str| {
+        let r = ardoise_client::trust::agent()
+            .request("OPTIONS", &location)
+            .set("Origin", from)
+            .set("Access-Control-Request-Method", "POST")
+            .set("Access-Control-Request-Headers", "content-type")
+            .call();
+        let r = match r {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("OPTIONS: {e}"),
+        };
+        r.header("Access-Control-Allow-Origin").map(String::from)
+    };
+    assert_eq!(preflight(&origin_url), Some(origin_url.clone()));
+    assert_eq!(preflight("http://127.0.0.9:1"), None, "a page from elsewhere");
+}

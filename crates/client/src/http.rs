@@ -15,8 +15,13 @@ pub struct Session {
 /// POST an SDP offer to a WHIP/WHEP endpoint (following redirects: [`post`]); the session
 /// resource is on the node that answered.
 pub fn post_offer(base: &str, path: &str, token: &str, offer: &str) -> Result<Session> {
-    let url = format!("{base}{path}");
-    match post(&url, "application/sdp", Some(token), offer) {
+    offer_to(&format!("{base}{path}"), Some(token), offer)
+}
+
+/// POST an SDP offer to `url`, with a bearer `token` if given (a node relaying a class
+/// proves itself in the URL instead).
+pub fn offer_to(url: &str, token: Option<&str>, offer: &str) -> Result<Session> {
+    match post(url, "application/sdp", token, offer) {
         Ok(r) if r.status() == 201 => {
             let loc = r.header("Location").context("201 without Location")?.to_owned();
             let answered = r.get_url().to_owned();

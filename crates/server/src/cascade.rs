@@ -109,6 +109,7 @@ impl Cascade {
     pub fn edge_for(&self, s: &SharedState, class: &ClassId, sub: &str) -> Option<EdgeChoice> {
         let cluster = s.cluster.as_ref()?;
         if s.pupils_here() < cluster.capacity() as usize {
+            self.served_here(class, sub);
             return None;
         }
         let view = cluster.view();
@@ -122,7 +123,11 @@ impl Cascade {
             }
         }
         let counts: Vec<(String, i64)> = uses.iter().map(|u| (u.node.clone(), u.given.len() as i64)).collect();
-        let (node, new) = pick_edge(&view, cluster.node_id(), &counts)?;
+        let Some((node, new)) = pick_edge(&view, cluster.node_id(), &counts) else {
+            drop(edges);
+            self.served_here(class, sub);
+            return None;
+        };
         let url = view.alive(&node)?.url.clone();
         if new {
             info!(class = %class, edge = %node, "cascade: the class gets an edge");
@@ -137,6 +142,15 @@ impl Cascade {
             }
         }
         Some(EdgeChoice { node, url })
+    }
+
+    /// `sub` is served by this node, on none of `class`'s edges.
+    fn served_here(&self, class: &ClassId, sub: &str) {
+        if let Some(uses) = self.edges.lock().unwrap_or_else(|e| e.into_inner()).get_mut(class) {
+            for u in uses {
+                u.pupils.remove(sub);
+            }
+        }
     }
 
     /// The edges of the classes this node owns (an edge of two classes counts twice).
@@ -195,7 +209,12 @@ impl Cascade {
             let mut relays = self.relays.lock().unwrap_or_else(|e| e.into_inner());
             for (class, relay) in relays.iter_mut() {
                 let played = s.pupils_in(class) > 0;
-                if relay.ended() {
+                if owned.contains(&class.0) {
+                    // The class moved here: its own publication comes here now.
+                    info!(class = %class, "edge: this node owns the class now: its relay stops");
+                    relay.stop();
+                    over.push(class.clone());
+                } else if relay.ended() {
                     over.push(class.clone());
                 } else if played {
                     relay.idle_since = None;
@@ -285,7 +304,12 @@ pub fn cors(s: SharedState) -> tower_http::cors::CorsLayer {
     let allowed = tower_http::cors::AllowOrigin::predicate(move |origin, _| {
         let Some(cluster) = &s.cluster else { return false };
         let Ok(origin) = origin.to_str() else { return false };
-        cluster.view().live_urls().iter().any(|u| u.trim_end_matches('/') == origin)
+        // A node's origin: its URL without a path (the browser sends no default port).
+        let of = |url: &str| {
+            let url = ardoise_client::http::resolve(url, "");
+            url.strip_suffix(":443").filter(|_| url.starts_with("https://")).map(str::to_owned).unwrap_or(url)
+        };
+        cluster.view().nodes.iter().any(|n| n.alive && of(&n.url) == origin)
     });
     tower_http::cors::CorsLayer::new()
         .allow_origin(allowed)

@@ -64,6 +64,10 @@ pub enum Route {
 /// redirect.
 pub const EDGE_PASS_TTL: Duration = Duration::from_secs(30);
 
+/// How far ahead of the node that made a pass the clock of the node that reads it may be
+/// (the only place two nodes' clocks are compared).
+pub const PASS_CLOCK_LEEWAY: Duration = Duration::from_secs(30);
+
 /// What a pass to an edge says.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct EdgePass {
@@ -209,7 +213,8 @@ impl Cluster {
 
     /// A pass for a pupil the owner of `class` sends to the edge `node`: the owner checked
     /// the class's rules (removed, locked, waiting room) for these `claims`; the edge takes
-    /// the pass in place of the token, for [`EDGE_PASS_TTL`].
+    /// the pass in place of the token, for [`EDGE_PASS_TTL`]. An edge's relay proves itself
+    /// to the class's owner with a pass too (its claims: a relay's).
     pub fn edge_pass(&self, node: &str, class: &str, claims: &Claims) -> String {
         let body = EdgePass {
             node: node.to_owned(),
@@ -225,13 +230,14 @@ impl Cluster {
     }
 
     /// The claims of a pass made for this node and `class`, if it verifies and has not
-    /// expired.
+    /// expired (within [`PASS_CLOCK_LEEWAY`]).
     pub fn read_edge_pass(&self, pass: &str, class: &str) -> Option<Claims> {
         let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
         let (body, tag) = pass.split_once('.')?;
         hmac::verify(&self.pass_key, body.as_bytes(), &b64.decode(tag).ok()?).ok()?;
         let pass: EdgePass = serde_json::from_slice(&b64.decode(body).ok()?).ok()?;
-        (pass.node == self.config.node_id && pass.class == class && pass.expires_ms >= now_ms()).then_some(pass.claims)
+        let fresh = pass.expires_ms + PASS_CLOCK_LEEWAY.as_millis() as i64 >= now_ms();
+        (pass.node == self.config.node_id && pass.class == class && fresh).then_some(pass.claims)
     }
 
     /// Write this node's heartbeat, then read the cluster.

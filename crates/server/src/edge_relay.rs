@@ -31,7 +31,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 use str0m::format::Codec;
-use str0m::media::Mid;
+use str0m::media::{Mid, Pt};
 use str0m::rtp::ExtensionValues;
 use str0m::rtp::RtpPacket;
 use str0m::{Event, IceConnectionState, Input};
@@ -40,14 +40,17 @@ use tracing::{debug, info, warn};
 /// The layers pulled, lowest first: the publication's rid, the WHEP `layer`.
 pub const LAYERS: [(&str, &str); 3] = [("l", "low"), ("m", "medium"), ("h", "high")];
 
-/// No datagram from the origin for this long: it is gone (the relay connects again).
-pub const ORIGIN_SILENCE: Duration = Duration::from_secs(3);
+/// No datagram from the origin for this long: it is gone (the relay connects again). More
+/// than the ICE keepalives' period: a session with no media (nobody holds the floor, the
+/// teacher not publishing yet) hears only those.
+pub const ORIGIN_SILENCE: Duration = Duration::from_secs(8);
 
 /// Wait between two attempts.
 pub const RETRY: Duration = Duration::from_millis(500);
 
-/// The relay sessions' tokens live this long (a relay re-made after it gets a new one).
-const TOKEN_TTL_SECS: u64 = 12 * 3600;
+/// The relay sessions' claims say they end this long after they start (a session is closed
+/// when its claims expire: the relay is made again before, at most once a day).
+const SESSION_SECS: u64 = 24 * 3600;
 
 /// One class's relay on this node.
 pub struct EdgeRelay {
@@ -75,9 +78,10 @@ impl EdgeRelay {
         EdgeRelay { stop, ended, thread, idle_since: None }
     }
 
-    /// Whether the relay has ended (stopped, or the class ended at its owner).
+    /// Whether the relay has ended (stopped, the class ended at its owner, or its thread
+    /// failed).
     pub fn ended(&self) -> bool {
-        self.ended.load(Ordering::Relaxed) || self.thread.is_none()
+        self.ended.load(Ordering::Relaxed) || self.thread.as_ref().is_none_or(|t| t.is_finished())
     }
 
     /// Stop (its sessions close within [`POLL_MAX`]).
@@ -130,7 +134,30 @@ struct Pull {
     /// enough).
     audio: bool,
     video_mid: Mid,
-    resource: String,
+    /// Its payload types and what each becomes in its republication: (in, out, audio).
+    payload_types: Vec<(Pt, Pt, bool)>,
+}
+
+impl Pull {
+    /// Learn, once, what each of its payload types becomes in `out` (the same codec, with
+    /// the same parameters if it has them); retransmissions and unknown codecs are dropped.
+    fn map_payload_types(&mut self, out: &Republication) {
+        let theirs = out.peer.rtc.codec_config();
+        self.payload_types = self
+            .peer
+            .rtc
+            .codec_config()
+            .params()
+            .iter()
+            .filter_map(|c| {
+                let spec = c.spec();
+                let same =
+                    theirs.find(|o| o.spec() == spec).or_else(|| theirs.find(|o| o.spec().codec == spec.codec))?;
+                let audio = spec.codec == Codec::Opus;
+                (audio || spec.codec.is_video()).then_some((c.pt(), same.pt(), audio))
+            })
+            .collect();
+    }
 }
 
 /// The class's republication (the teacher's simulcast layers and voice).
@@ -147,8 +174,8 @@ struct Republication {
     video_mid: Mid,
 }
 
-/// The class's owner, unless it is this node: `None` then.
-fn origin(s: &AppState, class: &ClassId, rt: &tokio::runtime::Handle) -> Result<Option<String>> {
+/// The class's owner (its id and origin), unless it is this node: `None` then.
+fn origin(s: &AppState, class: &ClassId, rt: &tokio::runtime::Handle) -> Result<Option<(String, String)>> {
     let cluster = s.cluster.as_ref().context("not in a cluster")?;
     let placement =
         rt.block_on(s.store.placement(&class.0)).context("placement")?.context("the class is not placed")?;
@@ -157,33 +184,45 @@ fn origin(s: &AppState, class: &ClassId, rt: &tokio::runtime::Handle) -> Result<
     }
     let view = cluster.view();
     let node = view.alive(&placement.node_id).with_context(|| format!("its owner {} is dead", placement.node_id))?;
-    Ok(Some(node.url.clone()))
+    Ok(Some((node.id.clone(), node.url.clone())))
 }
 
 fn relay_once(s: &Arc<AppState>, class: &ClassId, rt: &tokio::runtime::Handle, stop: &AtomicBool) -> Result<Ended> {
-    let Some(origin) = origin(s, class, rt)? else { return Ok(Ended::Over) };
+    let Some((origin_id, origin)) = origin(s, class, rt)? else { return Ok(Ended::Over) };
     let cluster = s.cluster.as_ref().context("not in a cluster")?;
     let ip = s.media.addresses().first().map(|a| a.ip()).context("no media address")?;
-    let sub = format!("{}{}-{:08x}", crate::cascade::RELAY_PREFIX, cluster.node_id(), rand::random::<u32>());
-    let (token, claims) =
-        s.tokens.issue_for(sub, Role::Teacher, Some(class.clone()), Some("relay".into()), Some(TOKEN_TTL_SECS));
+    // The relay's own sessions: no token (it would be a teacher's, and could leave the
+    // node); the origin takes a pass signed with the cluster's key instead.
+    let now = crate::auth::unix_now();
+    let claims = ardoise_proto::Claims {
+        sub: format!("{}{}-{:08x}", crate::cascade::RELAY_PREFIX, cluster.node_id(), rand::random::<u32>()),
+        role: Role::Teacher,
+        class: Some(class.clone()),
+        name: None,
+        exp: now + SESSION_SECS,
+        iat: now,
+        kv: s.tokens.revocations().version(Role::Teacher),
+    };
+    let pass = cluster.edge_pass(&origin_id, &class.0, &claims);
     let mut pulls: Vec<Pull> = Vec::new();
     let mut outs: Vec<Republication> = Vec::new();
     let result = (|| {
         for (i, (rid, layer)) in LAYERS.into_iter().enumerate() {
-            let query = format!("layer={layer}");
-            pulls.push(pull(ip, &origin, class, &query, &token, CLASS, Some(rid), i == 0)?);
+            let query = format!("layer={layer}&pass={pass}");
+            pulls.push(pull(ip, &origin, class, &query, CLASS, Some(rid), i == 0)?);
         }
-        pulls.push(pull(ip, &origin, class, "feed=floor", &token, FLOOR, None, true)?);
+        pulls.push(pull(ip, &origin, class, &format!("feed=floor&pass={pass}"), FLOOR, None, true)?);
         let rids: Vec<&str> = LAYERS.iter().map(|(r, _)| *r).collect();
         outs.push(republish(s, class, ip, &claims, rt, PublisherRole::Class, &rids)?);
         outs.push(republish(s, class, ip, &claims, rt, PublisherRole::Floor, &[])?);
+        for p in &mut pulls {
+            p.map_payload_types(&outs[p.to]);
+        }
         info!(class = %class, %origin, "edge: relaying the class from its owner");
         forward(&mut pulls, &mut outs, stop)
     })();
-    for p in &pulls {
-        let _ = ardoise_client::http::delete(&p.resource, &token);
-    }
+    // The origin's sessions end with their connections (no DELETE: a dead origin would hold
+    // the next attempt up).
     rt.block_on(s.close_pids(outs.iter().map(|o| o.pid)));
     match result {
         Err(e) if is_gone(&e) => Ok(Ended::Over),
@@ -197,23 +236,22 @@ fn is_gone(e: &anyhow::Error) -> bool {
     text.contains("HTTP 410") || text.contains("HTTP 404")
 }
 
-#[allow(clippy::too_many_arguments)]
 fn pull(
     ip: std::net::IpAddr,
     origin: &str,
     class: &ClassId,
     query: &str,
-    token: &str,
     to: usize,
     rid: Option<&'static str>,
     audio: bool,
 ) -> Result<Pull> {
     let mut peer = Peer::with_config(ip, str0m::Rtc::builder().set_rtp_mode(true))?;
     let offer = PlayOffer::new(&mut peer)?;
-    let session = ardoise_client::http::post_offer(origin, &format!("/whep/{class}?{query}"), token, &offer.sdp)?;
+    let url = format!("{}/whep/{class}?{query}", origin.trim_end_matches('/'));
+    let session = ardoise_client::http::offer_to(&url, None, &offer.sdp)?;
     peer.accept_answer(offer.pending, &session.answer)?;
     peer.socket().set_nonblocking(true)?;
-    Ok(Pull { peer, to, rid, audio, video_mid: offer.video_mid, resource: session.resource })
+    Ok(Pull { peer, to, rid, audio, video_mid: offer.video_mid, payload_types: Vec::new() })
 }
 
 fn republish(
@@ -264,20 +302,25 @@ fn forward(pulls: &mut [Pull], outs: &mut [Republication], stop: &AtomicBool) ->
                 return Err(e.into());
             }
         }
-        for pull in pulls.iter_mut() {
+        let now = Instant::now();
+        for (pull, fd) in pulls.iter_mut().zip(&fds) {
+            // Only the sockets with datagrams, and the sessions whose timeout is due.
+            if fd.revents == 0 && pull.peer.next_timeout() > now {
+                continue;
+            }
             pull.peer.process(&mut events)?;
             for e in events.drain(..) {
                 match e {
                     Event::RtpPacket(p) => write(&mut outs[pull.to], pull, p),
                     Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
-                        bail!("the origin's session {} disconnected", pull.resource)
+                        bail!("the origin's session ({:?}) disconnected", pull.rid)
                     }
                     _ => {}
                 }
             }
-            if pull.peer.last_input().elapsed() > ORIGIN_SILENCE {
-                bail!("nothing from the origin for {ORIGIN_SILENCE:?}");
-            }
+        }
+        if let Some(quiet) = pulls.iter().find(|p| p.peer.last_input().elapsed() > ORIGIN_SILENCE) {
+            bail!("nothing from the origin for {ORIGIN_SILENCE:?} ({:?})", quiet.rid);
         }
         // Sends what was written, and reads the edge's feedback.
         let mut asked = Vec::new();
@@ -316,17 +359,12 @@ fn forward(pulls: &mut [Pull], outs: &mut [Republication], stop: &AtomicBool) ->
 
 /// Write a packet pulled on `from` into its republication (video on its rid), then send it.
 fn write(out: &mut Republication, from: &Pull, p: RtpPacket) {
-    let Some(codec) = from.peer.rtc.codec_config().find(|c| c.pt() == p.header.payload_type).map(|c| c.spec()) else {
+    let Some(&(_, pt, audio)) = from.payload_types.iter().find(|(pt, _, _)| *pt == p.header.payload_type) else {
         return;
     };
-    let audio = codec.codec == Codec::Opus;
     if audio && !from.audio {
         return;
     }
-    // The same codec, as this publication numbers it (the same parameters if it has them).
-    let config = out.peer.rtc.codec_config();
-    let same = config.find(|c| c.spec() == codec).or_else(|| config.find(|c| c.spec().codec == codec.codec));
-    let Some(pt) = same.map(|c| c.pt()) else { return };
     let (mid, rid) = if audio { (out.audio_mid, None) } else { (out.video_mid, from.rid.map(Into::into)) };
     // What the teacher's packet carried that the pupils use; the session's own extensions
     // (mid, rid, transport-wide numbers) are this publication's.

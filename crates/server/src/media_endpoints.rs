@@ -199,14 +199,22 @@ async fn post(
     let claims = match &sent {
         Sent::Here(pass) => {
             let cluster = s.cluster.as_ref().ok_or_else(|| Problem::bad_request("this server is not in a cluster"))?;
-            cluster.read_edge_pass(pass, &class).ok_or_else(|| {
-                debug!(%ip, "offer refused: bad or expired edge pass");
-                Problem::unauthorized("this pass is not valid here, or has expired: ask the class's server again")
+            let claims = cluster
+                .read_edge_pass(pass, &class)
+                .filter(|c| !s.tokens.revocations().refuses(c, crate::auth::unix_now()));
+            // Not final for the player: it asks the class's server again, which gives it a
+            // fresh pass (or its answer).
+            claims.ok_or_else(|| {
+                debug!(%ip, "offer refused: bad or expired pass");
+                Problem::unavailable("this pass is not valid here, or has expired: ask the class's server again", 1)
             })?
         }
         Sent::Asked(_) => s.authenticate(&headers)?,
     };
-    s.limits.offers_per_token.check(&claims.sub).inspect_err(|_| debug!(%ip, "offer refused: token rate limit"))?;
+    let relay = crate::cascade::is_relay(&claims.sub);
+    if !relay {
+        s.limits.offers_per_token.check(&claims.sub).inspect_err(|_| debug!(%ip, "offer refused: token rate limit"))?;
+    }
     let info = s.open_class(&class)?;
     if !content_type_is(&headers, "application/sdp") {
         return Err(Problem::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "the offer must be sent as application/sdp"));
@@ -215,7 +223,10 @@ async fn post(
     let grant = match &sent {
         // The owner checked the class's rules before it gave the pass.
         Sent::Here(_) => {
-            s.cascade.serve(&s, &info.id);
+            // A pupil sent to this edge (not a relay pulling from its class's owner).
+            if !s.cluster.as_ref().is_some_and(|c| c.owns(&info.id.0)) {
+                s.cascade.serve(&s, &info.id);
+            }
             Grant { role: PublisherRole::Class, camera: true }
         }
         Sent::Asked(query) => {
@@ -245,7 +256,7 @@ async fn post(
     let class_publisher = endpoint == Endpoint::Whip && grant.role == PublisherRole::Class;
     // The class's publisher is never refused for its neighbours' offers (a pupil behind the
     // school's address): its own token's limit applies to it, the address's to everyone else.
-    if !class_publisher {
+    if !class_publisher && !relay {
         s.limits.offers.check(&ip).inspect_err(|_| debug!(%ip, "offer refused: address rate limit"))?;
     }
     let (pid, answer) = open_session(&s, &claims, &info.id, endpoint, feed, grant, offer, ip).await?;

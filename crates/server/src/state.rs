@@ -9,6 +9,7 @@
 //! - a class holds at most `media.max_peers_per_class` connected sessions and
 //!   `limits.pending_per_class` connecting ones; the class's publisher (the teacher's WHIP)
 //!   is never counted and never refused for these;
+//! - a node's relay of a class (`crate::cascade`) counts only against `limits.sessions`;
 //! - a refusal is a 429 or 503 with `Retry-After` and changes nothing.
 
 use crate::Problem;
@@ -276,22 +277,28 @@ impl AppState {
     ) -> Result<Reservation, Problem> {
         let l = &self.limits.config;
         let mut map = self.sessions();
+        // A node's relay of a class (see `cascade`): the server's own cap only; its
+        // sessions are not a pupil's, and are never replaced by each other.
+        let relay = crate::cascade::is_relay(&claims.sub);
         let mut own: Vec<(Instant, ParticipantId)> = map
             .iter()
             .filter(|(_, r)| r.class == *class && r.owner == claims.sub)
             .map(|(pid, r)| (r.opened, *pid))
             .collect();
         own.sort();
+        if relay {
+            own.clear();
+        }
         let replaces: Vec<ParticipantId> =
             own.iter().take((own.len() + 1).saturating_sub(l.sessions_per_token)).map(|(_, p)| *p).collect();
         let staying = |pid: &ParticipantId| !replaces.contains(pid);
         if map.keys().filter(|p| staying(p)).count() >= l.sessions {
             return Err(Problem::unavailable("the server holds as many sessions as it may; try again soon", 10));
         }
-        if map.iter().filter(|(p, r)| r.ip == ip && staying(p)).count() >= l.sessions_per_ip {
+        if !relay && map.iter().filter(|(p, r)| r.ip == ip && staying(p)).count() >= l.sessions_per_ip {
             return Err(crate::limits::too_many("too many sessions from this address", Duration::from_secs(10)));
         }
-        if !class_publisher {
+        if !class_publisher && !relay {
             let in_class = || map.values().filter(|r| r.class == *class && !r.class_publisher);
             if own.is_empty() && in_class().filter(|r| r.connected).count() >= self.max_peers_per_class {
                 return Err(Problem::unavailable(
