@@ -45,4 +45,4 @@ pub use programme_tap::{SenderClock, TapStream, TappedPacket};
 pub use publication::Publication;
 pub use report_estimator::ReportEstimator;
 pub use room::{Room, RoomEvent, RoomStats};
-pub use subscription::{Feed, Subscription, VideoChoice};
+pub use subscription::{Feed, Forward, RoutedPacket, Subscription, VideoChoice};

@@ -8,9 +8,9 @@ use crate::keyframe::{VideoCodec, is_keyframe_start};
 use crate::report_estimator::{self, ReportEstimator};
 use crate::sdp_checks::{answer_receives_video, check_offer, offers_transport_cc, relay_candidates};
 use crate::{
-    AvailableVideo, BandwidthAllocator, CachedPacket, Changes, Decision, DropReason, Feed, Forwarder, LayerChoice,
-    LayerSelector, PacketIn, Participant, ParticipantKind, Publication, PublisherRole, PupilCap, SfuConfig, SfuError,
-    SourceKey, Subscription, VideoChoice, layer_for_rank,
+    AvailableVideo, BandwidthAllocator, CachedPacket, Changes, Decision, Feed, Forward, Forwarder, LayerChoice,
+    LayerSelector, PacketIn, Participant, ParticipantKind, Publication, PublisherRole, PupilCap, RoutedPacket,
+    SfuConfig, SfuError, SourceKey, Subscription, VideoChoice, layer_for_rank,
 };
 use ardoise_proto::{ClassId, ParticipantId, ParticipantStats};
 use std::collections::VecDeque;
@@ -1309,17 +1309,12 @@ impl Room {
             return;
         }
         let layer_ssrc = layer.ssrc;
-        let targets = publication.targets();
-        // The rank of each choice's target and of this packet's layer: a pupil whose target
-        // ranks below the layer it receives is stepping down.
-        let this_rank = publication.layers[li].rank;
-        let target_ranks = targets.map(|t| t.map(|i| publication.layers[i].rank));
+        let targets = publication.targets().map(|t| t.map(|i| (i, publication.layers[i].rank)));
+        let rank = publication.layers[li].rank;
         if self.recording && role == PublisherRole::Class {
             let stream = match kind {
                 MediaKind::Audio => crate::TapStream::Audio,
-                MediaKind::Video => {
-                    crate::TapStream::Video { rank: publication.layers[li].rank, layers: publication.active_layers() }
-                }
+                MediaKind::Video => crate::TapStream::Video { rank, layers: publication.active_layers() },
             };
             self.tapped.push(crate::TappedPacket {
                 stream,
@@ -1336,20 +1331,28 @@ impl Room {
             });
         }
         let red = &mut publication.layers[li].red;
-        let input = PacketIn {
-            source: SourceKey { publisher: pid.0, ssrc: *ssrc },
-            seq: *pkt.seq_no,
-            ts: pkt.header.timestamp,
-            keyframe_start,
-            now,
+        let routed = RoutedPacket {
+            input: PacketIn {
+                source: SourceKey { publisher: pid.0, ssrc: *ssrc },
+                seq: *pkt.seq_no,
+                ts: pkt.header.timestamp,
+                keyframe_start,
+                now,
+            },
+            kind,
+            codec,
+            layer: li,
+            rank,
+            targets,
+            replay: kind == MediaKind::Video && !self.config.keyframe_replay.is_zero() && role == PublisherRole::Class,
         };
         let nackable = kind == MediaKind::Video;
         let mut want_keyframe = false;
         let mut would_like_keyframe = false;
         let mut forwarded_any = false;
-        let replay = kind == MediaKind::Video && !self.config.keyframe_replay.is_zero();
         let mut to_replay: Vec<usize> = Vec::new();
 
+        // The room loops; each subscription decides (`Subscription::forward`).
         for (si, sub_p) in self.participants.iter_mut().enumerate() {
             if !sub_p.connected || sub_p.dead {
                 continue;
@@ -1370,33 +1373,11 @@ impl Room {
             }) else {
                 continue;
             };
-            let choice = match sub.selector.choice() {
-                crate::LayerChoice::Low => 0,
-                crate::LayerChoice::Medium => 1,
-                crate::LayerChoice::High => 2,
-            };
-            let target = targets[choice];
-            let switch_allowed = kind == MediaKind::Audio || target == Some(li);
-            // A pupil stepping down gets no more of the higher layer: its link no longer
-            // carries it, and every frame more would queue in front of its voice. It waits
-            // for the lower layer's keyframe (asked for at once: it has no picture source).
-            if kind == MediaKind::Video
-                && sub.forwarder.source() == Some(input.source)
-                && target_ranks[choice].is_some_and(|r| r < this_rank)
-            {
-                sub.forwarder.release();
-            }
-            match sub.forwarder.decide(&input, switch_allowed) {
-                Decision::Send { seq, ts, .. } => {
-                    // Its first picture came live: a later release (a step down) asks for a
-                    // keyframe, never replays a second of frames into a congested link.
-                    sub.replay_tried = true;
-                    let Some(pt) = sub.pt_for(codec) else { continue };
-                    let (pt, payload) = match sub.red {
-                        Some(red_pt) if kind == MediaKind::Audio => {
-                            (red_pt, red.payload(*pkt.seq_no, pkt.header.timestamp, *pt, &pkt.payload))
-                        }
-                        _ => (pt, pkt.payload.clone()),
+            match sub.forward(&routed) {
+                Forward::Send { seq, ts, pt, red_of } => {
+                    let payload = match red_of {
+                        Some(inner) => red.payload(*pkt.seq_no, pkt.header.timestamp, *inner, &pkt.payload),
+                        None => pkt.payload.clone(),
                     };
                     let ssrc_out = sub.ssrc;
                     let mut api = sub_p.rtc.direct_api();
@@ -1414,21 +1395,10 @@ impl Room {
                     self.stats.forwarded_bytes += pkt.payload.len() as u64;
                     Self::mark(&mut self.dirty, sub_p, si);
                 }
-                // A pupil with no picture needs a keyframe now; one moving to another layer keeps
-                // its current one meanwhile and can wait for a keyframe that comes anyway.
-                Decision::Drop(DropReason::WaitingForKeyframe) if switch_allowed => {
-                    if sub.forwarder.source().is_some() {
-                        would_like_keyframe = true;
-                    } else if replay && !sub.replay_tried && role == PublisherRole::Class {
-                        // A pupil with no picture yet: the frames since a recent keyframe,
-                        // once (after the loop), else a keyframe asked for.
-                        sub.replay_tried = true;
-                        to_replay.push(si);
-                    } else {
-                        want_keyframe = true;
-                    }
-                }
-                Decision::Drop(_) => {}
+                Forward::WouldLikeKeyframe => would_like_keyframe = true,
+                Forward::Replay => to_replay.push(si),
+                Forward::NeedKeyframe => want_keyframe = true,
+                Forward::Drop => {}
             }
         }
         if kind == MediaKind::Audio {
