@@ -7,7 +7,7 @@ use crate::DelayHistogram;
 use crate::ice_tcp::{TcpConnection, TcpInput, UfragDirectory};
 use crate::{BatchSender, Command, Fault, Joined, MediaEvent, NetError, WorkerSnapshot};
 use ardoise_proto::{ClassId, ParticipantId, WorkerStats};
-use ardoise_sfu::{Room, RoomEvent, RoomStats, SfuConfig};
+use ardoise_sfu::{Received, Room, RoomEvent, RoomStats, SfuConfig};
 use std::collections::HashMap;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
@@ -354,19 +354,13 @@ impl Worker {
     }
 
     fn datagram(&mut self, now: Instant, proto: Protocol, src: SocketAddr, data: &[u8]) {
-        let media_before = self.media_in();
-        self.route(now, proto, src, data);
-        if self.media_in() != media_before {
+        if self.route(now, proto, src, data).media > 0 {
             self.arrivals.push(now); // publisher media: timed until its copies leave
         }
     }
 
-    /// RTP packets received from publishers, all rooms.
-    fn media_in(&self) -> u64 {
-        self.rooms.iter().flatten().map(|r| r.stats().rtp_in).sum()
-    }
-
-    fn route(&mut self, now: Instant, proto: Protocol, src: SocketAddr, data: &[u8]) {
+    /// Feed the datagram to its room: what it carried, as the room says.
+    fn route(&mut self, now: Instant, proto: Protocol, src: SocketAddr, data: &[u8]) -> Received {
         let dst = match proto {
             Protocol::Udp => self.advertised,
             _ => self.tcp_advertised.unwrap_or(self.advertised),
@@ -383,7 +377,7 @@ impl Worker {
                 Some(Err(ardoise_sfu::SfuError::UnknownParticipant)) | None => {
                     self.peers.remove(&(proto, src));
                 }
-                Some(_) => return,
+                Some(r) => return r.unwrap_or_default(),
             }
         }
         // A new address starts with a STUN binding request (ICE, consent after a NAT
@@ -392,7 +386,7 @@ impl Worker {
         if !self.unknown_sources.allows(src, now) {
             self.stats.datagrams_unknown += 1;
             self.stats.datagrams_unknown_limited += 1;
-            return;
+            return Received::default();
         }
         let hit = crate::stun_route::local_ufrag(data).and_then(|ufrag| self.ufrags.get(&ufrag).copied()).filter(
             |&(slot, pid)| {
@@ -405,11 +399,12 @@ impl Worker {
         let Some((slot, pid)) = hit else {
             self.stats.datagrams_unknown += 1;
             self.unknown_sources.note(src, now);
-            return;
+            return Received::default();
         };
         self.peers.insert((proto, src), (slot, pid));
-        if let Some(room) = self.rooms[slot].as_mut() {
-            let _ = room.handle_receive_over(now, pid, proto, src, dst, data);
+        match self.rooms[slot].as_mut() {
+            Some(room) => room.handle_receive_over(now, pid, proto, src, dst, data).unwrap_or_default(),
+            None => Received::default(),
         }
     }
 

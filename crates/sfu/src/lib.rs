@@ -44,5 +44,5 @@ pub use participant::{Participant, ParticipantKind, PublisherRole};
 pub use programme_tap::{SenderClock, TapStream, TappedPacket};
 pub use publication::Publication;
 pub use report_estimator::ReportEstimator;
-pub use room::{Room, RoomEvent, RoomStats};
+pub use room::{Received, Room, RoomEvent, RoomStats};
 pub use subscription::{Feed, Forward, RoutedPacket, Subscription, VideoChoice};

@@ -43,6 +43,13 @@ pub enum RoomEvent {
     Transport(ParticipantId, ardoise_proto::Transport),
 }
 
+/// What one datagram carried, as its room says.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Received {
+    /// Publishers' RTP packets (media to forward).
+    pub media: u64,
+}
+
 /// Counters of one room (monotonic).
 #[derive(Debug, Clone, Default)]
 pub struct RoomStats {
@@ -629,11 +636,12 @@ impl Room {
         source: SocketAddr,
         destination: SocketAddr,
         contents: &[u8],
-    ) -> Result<(), SfuError> {
+    ) -> Result<Received, SfuError> {
         self.handle_receive_over(now, pid, Protocol::Udp, source, destination, contents)
     }
 
-    /// Feed a datagram received over `proto` (UDP, or a frame of an ICE-TCP connection).
+    /// Feed a datagram received over `proto` (UDP, or a frame of an ICE-TCP connection);
+    /// what it carried comes back (the worker times the publishers' media from it).
     pub fn handle_receive_over(
         &mut self,
         now: Instant,
@@ -642,11 +650,12 @@ impl Room {
         source: SocketAddr,
         destination: SocketAddr,
         contents: &[u8],
-    ) -> Result<(), SfuError> {
+    ) -> Result<Received, SfuError> {
         let idx = self.index(pid).ok_or(SfuError::UnknownParticipant)?;
         let Ok(r) = Receive::new(proto, source, destination, contents) else {
-            return Ok(()); // Not STUN/DTLS/RTP: ignore.
+            return Ok(Received::default()); // Not STUN/DTLS/RTP: ignore.
         };
+        let media_before = self.stats.rtp_in;
         let p = &mut self.participants[idx];
         p.remote = Some(source);
         let transport = match proto {
@@ -685,7 +694,7 @@ impl Room {
             self.mark_idx(idx);
             self.run(now);
         }
-        Ok(())
+        Ok(Received { media: self.stats.rtp_in - media_before })
     }
 
     /// When the room next needs [`Room::handle_timeout`].
