@@ -13,7 +13,8 @@ use crate::{
     SfuConfig, SfuError, SourceKey, Subscription, VideoChoice, layer_for_rank,
 };
 use ardoise_proto::{ClassId, ParticipantId, ParticipantStats};
-use std::collections::VecDeque;
+use slab::Slab;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
@@ -74,7 +75,13 @@ pub struct RoomStats {
 pub struct Room {
     id: ClassId,
     config: SfuConfig,
-    participants: Vec<Participant>,
+    /// By stable key: a participant keeps its key until it is removed (the side queues
+    /// below hold keys).
+    participants: Slab<Participant>,
+    /// Each participant's key.
+    keys: HashMap<ParticipantId, usize>,
+    /// Scratch list of keys (reused).
+    scratch: Vec<usize>,
     publications: Vec<Publication>,
     main_publisher: Option<ParticipantId>,
     transmits: Vec<Transmit>,
@@ -106,7 +113,9 @@ impl Room {
         Room {
             id,
             config,
-            participants: Vec::new(),
+            participants: Slab::new(),
+            keys: HashMap::new(),
+            scratch: Vec::new(),
             publications: Vec::new(),
             main_publisher: None,
             transmits: Vec::new(),
@@ -153,7 +162,7 @@ impl Room {
 
     /// Per-participant counters.
     pub fn participant_stats(&self) -> Vec<ParticipantStats> {
-        self.participants.iter().map(|p| ParticipantStats { connected: p.connected, ..p.stats.clone() }).collect()
+        self.participants.iter().map(|(_, p)| ParticipantStats { connected: p.connected, ..p.stats.clone() }).collect()
     }
 
     /// Whether the participant exists.
@@ -206,7 +215,7 @@ impl Room {
     }
 
     fn index(&self, pid: ParticipantId) -> Option<usize> {
-        self.participants.iter().position(|p| p.id == pid)
+        self.keys.get(&pid).copied()
     }
 
     /// A peer for a publisher, an adaptive subscriber (`bwe_start`: its estimator's first
@@ -363,7 +372,7 @@ impl Room {
         };
         let answer = self.add(now, pid, offer, kind, bwe_start)?;
         if let Some((a, _, reports)) = allocator {
-            let idx = self.participants.len() - 1;
+            let idx = self.index(pid).ok_or(SfuError::UnknownParticipant)?;
             let p = &mut self.participants[idx];
             p.class_video_on = a.allocation().class_video.is_some();
             p.floor_video_on = a.allocation().floor_video;
@@ -393,7 +402,11 @@ impl Room {
 
     /// Pupils publishing because they hold the floor.
     fn floor_publishers(&self) -> Vec<ParticipantId> {
-        self.participants.iter().filter(|p| p.publisher_role() == Some(PublisherRole::Floor)).map(|p| p.id).collect()
+        self.participants
+            .iter()
+            .filter(|(_, p)| p.publisher_role() == Some(PublisherRole::Floor))
+            .map(|(_, p)| p.id)
+            .collect()
     }
 
     /// The class video (and floor camera) a pupil could receive now, with their measured cost.
@@ -512,7 +525,7 @@ impl Room {
         let publisher = matches!(kind, ParticipantKind::Publisher { .. });
         let reserved = matches!(kind, ParticipantKind::Publisher { role: PublisherRole::Class, .. });
         // The class's publisher always has its place: the cap counts everyone else.
-        let others = self.participants.iter().filter(|p| p.publisher_role() != Some(PublisherRole::Class)).count();
+        let others = self.participants.iter().filter(|(_, p)| p.publisher_role() != Some(PublisherRole::Class)).count();
         if !reserved && others >= self.config.max_participants {
             return Err(SfuError::Full(self.config.max_participants));
         }
@@ -530,8 +543,8 @@ impl Room {
         info!(class = %self.id, participant = %pid, publisher, "participant added");
         let mut p = Participant::new(pid, kind, rtc, now);
         p.relay_addrs = relay_candidates(offer_text);
-        self.participants.push(p);
-        let idx = self.participants.len() - 1;
+        let idx = self.participants.insert(p);
+        self.keys.insert(pid, idx);
         self.mark_idx(idx);
         self.run(now);
         Ok(answer.to_sdp_string())
@@ -550,11 +563,9 @@ impl Room {
 
     /// Remove everyone (class ended or server shutting down).
     pub fn close(&mut self, now: Instant) {
-        for p in &mut self.participants {
+        for (i, p) in self.participants.iter_mut() {
             let _ = catch_unwind(AssertUnwindSafe(|| p.rtc.disconnect()));
             p.dead = true;
-        }
-        for (i, p) in self.participants.iter_mut().enumerate() {
             Self::mark(&mut self.dirty, p, i);
         }
         self.run(now);
@@ -625,7 +636,7 @@ impl Room {
             return None;
         };
         let input = Input::Receive(now, r);
-        self.participants.iter().find(|p| !p.dead && p.rtc.accepts(&input)).map(|p| p.id)
+        self.participants.iter().find(|(_, p)| !p.dead && p.rtc.accepts(&input)).map(|(_, p)| p.id)
     }
 
     /// Feed a UDP datagram to a participant.
@@ -705,8 +716,11 @@ impl Room {
     /// Time passed: drive every participant whose timeout is due, and deferred keyframe requests.
     pub fn handle_timeout(&mut self, now: Instant) {
         let connect_timeout = self.config.connect_timeout;
-        for idx in 0..self.participants.len() {
-            let p = &mut self.participants[idx];
+        let mut keys = std::mem::take(&mut self.scratch);
+        keys.clear();
+        keys.extend(self.participants.iter().map(|(k, _)| k));
+        for &idx in &keys {
+            let Some(p) = self.participants.get_mut(idx) else { continue };
             if !p.connected && !p.dead && now >= p.created + connect_timeout {
                 info!(class = %self.id, participant = %p.id, "never connected; removing");
                 p.dead = true;
@@ -731,6 +745,7 @@ impl Room {
                 self.mark_idx(idx);
             }
         }
+        self.scratch = keys;
         for publication in &mut self.publications {
             for layer in &mut publication.layers {
                 if layer.throttle.poll(now) {
@@ -816,6 +831,7 @@ impl Room {
         let mut t = self
             .participants
             .iter()
+            .map(|(_, p)| p)
             .filter(|p| !p.dead)
             .map(|p| {
                 let t = if p.connected { p.timeout } else { p.timeout.min(p.created + connect_timeout) };
@@ -864,7 +880,7 @@ impl Room {
                 self.pending = pending; // keep the allocation
             }
         }
-        if self.participants.iter().any(|p| p.dead || !p.rtc.is_alive()) {
+        if self.participants.iter().any(|(_, p)| p.dead || !p.rtc.is_alive()) {
             self.reap(now);
             if self.video_changed {
                 self.run(now); // a publisher left: the pupils' allocations follow now
@@ -877,8 +893,11 @@ impl Room {
     /// 0.6–1.6 s in audio only).
     fn reallocate(&mut self, now: Instant) {
         let video = self.available_video(now);
-        for idx in 0..self.participants.len() {
-            let p = &mut self.participants[idx];
+        let mut keys = std::mem::take(&mut self.scratch);
+        keys.clear();
+        keys.extend(self.participants.iter().map(|(k, _)| k));
+        for &idx in &keys {
+            let Some(p) = self.participants.get_mut(idx) else { continue };
             if p.dead {
                 continue;
             }
@@ -887,6 +906,7 @@ impl Room {
                 self.apply_allocation(idx, changes);
             }
         }
+        self.scratch = keys;
     }
 
     fn drain(&mut self, idx: usize, now: Instant) {
@@ -1069,7 +1089,7 @@ impl Room {
                 if *role == PublisherRole::Class && self.main_publisher != Some(p.id) {
                     self.main_publisher = Some(p.id);
                     // Subscribers move to the new publisher at its first keyframe.
-                    for s in self.participants.iter_mut() {
+                    for (_, s) in self.participants.iter_mut() {
                         if let ParticipantKind::Subscriber { audio, video, .. } = &mut s.kind {
                             audio.iter_mut().chain(video.iter_mut()).for_each(|x| x.forwarder.release());
                         }
@@ -1362,7 +1382,7 @@ impl Room {
         let mut to_replay: Vec<usize> = Vec::new();
 
         // The room loops; each subscription decides (`Subscription::forward`).
-        for (si, sub_p) in self.participants.iter_mut().enumerate() {
+        for (si, sub_p) in self.participants.iter_mut() {
             if !sub_p.connected || sub_p.dead {
                 continue;
             }
@@ -1433,14 +1453,12 @@ impl Room {
     }
 
     fn reap(&mut self, _now: Instant) {
-        let mut i = 0;
-        while i < self.participants.len() {
-            let p = &self.participants[i];
-            if !p.dead && p.rtc.is_alive() {
-                i += 1;
-                continue;
-            }
-            let p = self.participants.remove(i);
+        let mut dead = std::mem::take(&mut self.scratch);
+        dead.clear();
+        dead.extend(self.participants.iter().filter(|(_, p)| p.dead || !p.rtc.is_alive()).map(|(k, _)| k));
+        for &key in &dead {
+            let p = self.participants.remove(key);
+            self.keys.remove(&p.id);
             info!(class = %self.id, participant = %p.id, "participant removed");
             self.events.push_back(RoomEvent::Left(p.id));
             if p.is_publisher() {
@@ -1448,7 +1466,7 @@ impl Room {
                 self.video_changed = true;
                 if self.main_publisher == Some(p.id) {
                     self.main_publisher = self.publications.last().map(|x| x.publisher);
-                    for s in self.participants.iter_mut() {
+                    for (_, s) in self.participants.iter_mut() {
                         if let ParticipantKind::Subscriber { audio, video, .. } = &mut s.kind {
                             audio.iter_mut().chain(video.iter_mut()).for_each(|x| x.forwarder.release());
                         }
@@ -1459,12 +1477,12 @@ impl Room {
                 }
             }
         }
-        // Indices shifted: drop stale work.
-        self.dirty.clear();
-        for p in &mut self.participants {
-            p.queued = false;
-        }
-        self.pending.clear();
+        // The others keep their keys: only the removed ones' work goes (a key is reused
+        // only by a later insert).
+        let participants = &self.participants;
+        self.dirty.retain(|k| participants.contains(*k));
+        self.pending.retain(|(k, _)| participants.contains(*k));
+        self.scratch = dead;
         self.recompute_timeout();
     }
 }
@@ -1537,5 +1555,34 @@ mod lifecycle_tests {
         }
         assert!(room.is_empty(), "the silent peer is gone");
         assert!(std::iter::from_fn(|| room.poll_event()).any(|e| e == RoomEvent::Left(ParticipantId(1))));
+    }
+
+    #[test]
+    fn participants_keep_their_keys_when_another_leaves() {
+        let t0 = Instant::now();
+        let config = SfuConfig { candidates: vec!["127.0.0.1:5000".parse().unwrap()], ..Default::default() };
+        let mut room = Room::new(ClassId("t".into()), config);
+        let offer = || {
+            let mut client = Rtc::new(t0);
+            let mut api = client.sdp_api();
+            api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+            api.apply().unwrap().0.to_sdp_string()
+        };
+        for id in 1..=3 {
+            room.add_subscriber(t0, ParticipantId(id), &offer()).unwrap();
+        }
+        let before: Vec<usize> = (1..=3).map(|id| room.index(ParticipantId(id)).unwrap()).collect();
+        room.remove(t0, ParticipantId(1)).unwrap();
+        assert_eq!(room.index(ParticipantId(1)), None);
+        assert_eq!(room.index(ParticipantId(2)), Some(before[1]), "no shifting");
+        assert_eq!(room.index(ParticipantId(3)), Some(before[2]));
+        for id in [2, 3] {
+            assert_eq!(room.participants[room.index(ParticipantId(id)).unwrap()].id, ParticipantId(id));
+        }
+        // A newcomer takes a free key; the others are untouched.
+        room.add_subscriber(t0, ParticipantId(4), &offer()).unwrap();
+        assert_eq!(room.participants[room.index(ParticipantId(4)).unwrap()].id, ParticipantId(4));
+        assert_eq!(room.index(ParticipantId(3)), Some(before[2]));
+        assert_eq!(room.len(), 3);
     }
 }
