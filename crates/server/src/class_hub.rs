@@ -584,6 +584,11 @@ impl ClassHub {
         self.lock().get(class).is_some_and(|r| r.present(id))
     }
 
+    /// Whether `class` has class-event connections here (pages).
+    pub fn has_pages(&self, class: &ClassId) -> bool {
+        self.lock().get(class).is_some_and(|r| !r.conns.is_empty() || !r.waiting.is_empty())
+    }
+
     /// Whether anyone is in `class` now.
     pub fn has_anyone(&self, class: &ClassId) -> bool {
         self.lock().get(class).is_some_and(|r| !r.conns.is_empty() || !r.media.is_empty())

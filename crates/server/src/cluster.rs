@@ -496,12 +496,16 @@ impl Cluster {
         // their owner.
         for info in state.classes.list() {
             let id = &info.id;
-            if crate::check::is_check_class(id)
-                || now_owned.contains(&id.0)
-                || recent.contains(&id.0)
-                || state.cascade.relays(id)
-                || !busy(id)
-            {
+            if crate::check::is_check_class(id) || now_owned.contains(&id.0) || recent.contains(&id.0) || !busy(id) {
+                continue;
+            }
+            if state.cascade.relays(id) {
+                // An edge of the class: its pupils' sessions stay. Pages here are from when
+                // this node owned it: they go to the owner.
+                if state.hub.has_pages(id) {
+                    warn!(class = %id, "cluster: this node relays a class it no longer owns: its pages here go to the owner");
+                    state.hub.moved(id);
+                }
                 continue;
             }
             warn!(class = %id, "cluster: another node owns this class now: its sessions here stop");
