@@ -51,9 +51,11 @@ pub const RELAY_IDLE: Duration = Duration::from_secs(20);
 /// class's owner tells their pages to move at once).
 pub const EDGE_DRAIN_GRACE: Duration = Duration::from_secs(10);
 
-/// Passes given to an edge count against its room for this many heartbeats (its heartbeat
-/// counts them once they have come).
-pub const PASSES_COUNTED: u32 = 2;
+/// Passes given to an edge count against its room for this many heartbeats: its heartbeat
+/// counts them once they have come and the origin has read it, which a loaded node may take
+/// more than a beat or two to do (counting a pupil twice meanwhile only opens an edge early;
+/// counting it not at all could overfill one).
+pub const PASSES_COUNTED: u32 = 4;
 
 /// Where a pupil goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
