@@ -226,22 +226,9 @@ impl TokenSigner {
         name: Option<String>,
         ttl_secs: Option<u64>,
     ) -> (String, Claims) {
-        self.issue_for(format!("{:016x}", rand::random::<u64>()), role, class, name, ttl_secs)
-    }
-
-    /// Issue a token for subject `sub` (a node's own sessions: see
-    /// [`crate::cascade::is_relay`]); also returns its claims.
-    pub fn issue_for(
-        &self,
-        sub: String,
-        role: Role,
-        class: Option<ClassId>,
-        name: Option<String>,
-        ttl_secs: Option<u64>,
-    ) -> (String, Claims) {
         let now = unix_now();
         let claims = Claims {
-            sub,
+            sub: format!("{:016x}", rand::random::<u64>()),
             role,
             class,
             name,

@@ -55,7 +55,6 @@ const SESSION_SECS: u64 = 24 * 3600;
 /// One class's relay on this node.
 pub struct EdgeRelay {
     stop: Arc<AtomicBool>,
-    ended: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
     /// Since when no pupil has played the class here (the relay stops after a while).
     pub idle_since: Option<Instant>,
@@ -66,22 +65,18 @@ impl EdgeRelay {
     /// state's async calls.
     pub fn start(state: Weak<AppState>, class: ClassId, rt: tokio::runtime::Handle) -> EdgeRelay {
         let stop = Arc::new(AtomicBool::new(false));
-        let ended = Arc::new(AtomicBool::new(false));
-        let (stop2, ended2) = (stop.clone(), ended.clone());
+        let stop2 = stop.clone();
         let thread = std::thread::Builder::new()
             .name(format!("edge-{class}"))
-            .spawn(move || {
-                run(&state, &class, &rt, &stop2);
-                ended2.store(true, Ordering::Relaxed);
-            })
+            .spawn(move || run(&state, &class, &rt, &stop2))
             .ok();
-        EdgeRelay { stop, ended, thread, idle_since: None }
+        EdgeRelay { stop, thread, idle_since: None }
     }
 
     /// Whether the relay has ended (stopped, the class ended at its owner, or its thread
     /// failed).
     pub fn ended(&self) -> bool {
-        self.ended.load(Ordering::Relaxed) || self.thread.as_ref().is_none_or(|t| t.is_finished())
+        self.thread.as_ref().is_none_or(|t| t.is_finished())
     }
 
     /// Stop (its sessions close within [`POLL_MAX`]).
