@@ -4,7 +4,8 @@
 #   - CLASSES classes × PER_CLASS pupils (default 20 × 25), each class its own str0m teacher
 #     (three VP8 layers + Opus), the pupils adaptive (`--layer auto`: on Ardoise each gets the
 #     layer its link carries; Janus does not adapt and sends the top layer);
-#   - one class of PER_CLASS, the same way: the fixed cost of a publisher shows there.
+#   - one class of PER_CLASS, the same way: the fixed cost of a publisher shows there;
+#   - the socket floor (benches/send_floor.rs): the same class's sends and reads with no RTP.
 # Then the table: server CPU µs per packet the pupils received, and Ardoise ÷ Janus.
 #
 #   benches/classes.sh
@@ -31,9 +32,15 @@ for classes in "$CLASSES" 1; do
       | tee -a "$OUT/classes.log" | grep '^{' >> "$OUT/classes.jsonl" || true
   done
 done
+# The floor under any relay on this machine (benches/send_floor.rs): the socket work alone for
+# one class, at the packet rate each pupil received in the one-class run.
+RATE=$(python3 -c 'import json,sys; r=[json.loads(l) for l in open(sys.argv[1]) if l.strip()]; r=[x for x in r if x["classes"]==1 and x["packets_per_s"]]; print(round(r[0]["packets_per_s"]/r[0]["pupils"]) if r else 224)' "$OUT/classes.jsonl")
+cargo bench -q --bench send_floor -- "$PER_CLASS" "$RATE" "$DURATION" | grep '^{' | sed 's/^{/{"floor": true, /' >> "$OUT/classes.jsonl"
 python3 - "$OUT/classes.jsonl" <<'PY' | tee "$OUT/classes.md"
 import json, sys
-rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+lines = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+rows = [r for r in lines if not r.get("floor")]
+floors = [r for r in lines if r.get("floor")]
 print("| classes × pupils | server | CPU µs per packet | packets/s | server CPU % of a core | loss (window) | pupils ok | RSS KiB per pupil |")
 print("|---|---|---|---|---|---|---|---|")
 for r in rows:
@@ -49,4 +56,10 @@ for classes in sorted({r["classes"] for r in rows}, reverse=True):
         best = min(janus, key=lambda r: r["cpu_us_per_packet"])
         print(f"- {classes} × {ours[0]['pupils_per_class']}: Ardoise {ours[0]['cpu_us_per_packet']} µs per packet, "
               f"Janus's best ({best['mode']}) {best['cpu_us_per_packet']} µs: ratio {ours[0]['cpu_us_per_packet'] / best['cpu_us_per_packet']:.2f} (goal ≤ 0.25)")
+janus1 = [r for r in rows if r["classes"] == 1 and r["server"] == "janus" and r["cpu_us_per_packet"]]
+for f in floors:
+    best = min((r["cpu_us_per_packet"] for r in janus1), default=None)
+    ratio = f" = {f['cpu_us_per_forwarded_packet'] / best:.2f} of Janus's best" if best else ""
+    print(f"- The socket floor (benches/send_floor.rs, {f['pupils']} pupils, {f['packets_in_per_s']} packets in/s, no RTP, no SRTP): "
+          f"{f['cpu_us_per_forwarded_packet']} µs per forwarded packet{ratio}")
 PY

@@ -12,6 +12,7 @@ pub mod error;
 pub mod ice_tcp;
 pub mod media_server;
 pub mod open_counts;
+pub mod placement;
 pub mod stun_route;
 pub mod worker;
 

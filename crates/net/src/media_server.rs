@@ -1,13 +1,15 @@
 //! The set of media workers and the assignment of classes to them.
 
 use crate::ice_tcp::{IceTcpListener, UfragDirectory};
+use crate::placement::{self, WorkerLoad};
 use crate::worker::{self, Batching, TcpSide};
 use crate::{Command, Fault, Joined, MediaEvent, NetError, WorkerSnapshot};
 use ardoise_proto::{ClassId, ParticipantId};
 use ardoise_sfu::{Feed, PublisherRole, SfuConfig, VideoChoice};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use str0m::Candidate;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
@@ -40,6 +42,8 @@ pub struct MediaConfig {
 struct WorkerHandle {
     commands: UnboundedSender<Command>,
     advertised: SocketAddr,
+    /// The peers in its rooms, kept by the worker.
+    peers: Arc<AtomicUsize>,
 }
 
 /// Handle to the media workers.
@@ -78,6 +82,7 @@ impl MediaServer {
             let local = socket.local_addr().map_err(|source| NetError::Bind { addr, source })?;
             let advertised = SocketAddr::new(config.advertise.unwrap_or(local.ip()), local.port());
             let (tx, rx) = unbounded_channel();
+            let peers = Arc::new(AtomicUsize::new(0));
             let handle = worker::spawn(
                 i,
                 socket,
@@ -87,10 +92,11 @@ impl MediaServer {
                 TcpSide { advertised: tcp_advertised, directory: directory.clone() },
                 rx,
                 events_tx.clone(),
+                peers.clone(),
             )
             .map_err(|source| NetError::Bind { addr, source })?;
             threads.push(handle);
-            workers.push(WorkerHandle { commands: tx, advertised });
+            workers.push(WorkerHandle { commands: tx, advertised, peers });
         }
         let tcp_task = match tcp_listener {
             None => None,
@@ -121,17 +127,19 @@ impl MediaServer {
         self.workers.iter().map(|w| w.advertised).collect()
     }
 
-    /// The worker hosting `class`, assigning the least busy one on first use.
+    /// The worker hosting `class`, assigning the least loaded one on first use
+    /// ([`placement::least_loaded`]).
     pub fn worker_for(&self, class: &ClassId) -> usize {
         let mut a = self.assignments.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(&w) = a.get(class) {
             return w;
         }
-        let mut load = vec![0usize; self.workers.len()];
+        let mut loads: Vec<WorkerLoad> =
+            self.workers.iter().map(|w| WorkerLoad { peers: w.peers.load(Ordering::Relaxed), classes: 0 }).collect();
         for &w in a.values() {
-            load[w] += 1;
+            loads[w].classes += 1;
         }
-        let w = (0..self.workers.len()).min_by_key(|&i| load[i]).unwrap_or(0);
+        let w = placement::least_loaded(&loads);
         a.insert(class.clone(), w);
         w
     }

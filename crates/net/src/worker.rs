@@ -11,6 +11,8 @@ use ardoise_sfu::{Received, Room, RoomEvent, RoomStats, SfuConfig};
 use std::collections::HashMap;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use str0m::net::Protocol;
 use tokio::net::UdpSocket;
@@ -47,6 +49,8 @@ pub struct Worker {
     next_tcp: u64,
     tcp_in: tokio::sync::mpsc::Sender<TcpInput>,
     events: UnboundedSender<MediaEvent>,
+    /// The peers in this worker's rooms, for placing new classes (see [`crate::placement`]).
+    load: Arc<AtomicUsize>,
     stats: WorkerStats,
     retired: RoomStats,
     sender: BatchSender,
@@ -105,6 +109,7 @@ pub fn spawn(
     tcp: TcpSide,
     commands: UnboundedReceiver<Command>,
     events: UnboundedSender<MediaEvent>,
+    load: Arc<AtomicUsize>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     socket.set_nonblocking(true)?;
     std::thread::Builder::new().name(format!("media-{index}")).spawn(move || {
@@ -132,6 +137,7 @@ pub fn spawn(
                 }
             };
             let (tcp_in, tcp_rx) = tokio::sync::mpsc::channel(1024);
+            load.store(0, Ordering::Relaxed); // a fresh worker holds no peer
             let mut worker = Worker {
                 index,
                 socket,
@@ -149,6 +155,7 @@ pub fn spawn(
                 next_tcp: 0,
                 tcp_in,
                 events: events.clone(),
+                load: load.clone(),
                 stats: WorkerStats { index, port: advertised.port(), restarts, ..Default::default() },
                 retired: RoomStats::default(),
                 sender: BatchSender::new(batching.gso),
@@ -254,7 +261,14 @@ impl Worker {
             }
             self.flush().await;
             self.room_events();
+            self.publish_load();
         }
+    }
+
+    /// Publish the number of peers in this worker's rooms.
+    fn publish_load(&self) {
+        let peers = self.rooms.iter().flatten().map(Room::len).sum();
+        self.load.store(peers, Ordering::Relaxed);
     }
 
     async fn read_batch(&mut self, buf: &mut [u8]) {
