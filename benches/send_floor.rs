@@ -85,12 +85,7 @@ fn main() {
 
 /// The relay: returns its CPU ns, the window, and the datagrams forwarded, feedback read and
 /// media read in it.
-fn run_relay(
-    socket: &UdpSocket,
-    sinks: &[SocketAddr],
-    stop: &AtomicBool,
-    secs: u64,
-) -> (u64, Duration, u64, u64, u64) {
+fn run_relay(socket: &UdpSocket, sinks: &[SocketAddr], stop: &AtomicBool, secs: u64) -> (u64, Duration, u64, u64, u64) {
     socket.set_nonblocking(true).expect("non-blocking relay");
     let addrs: Vec<libc::sockaddr_in> = sinks.iter().map(sockaddr).collect();
     let mut buf = [0u8; 2048];

@@ -82,6 +82,10 @@ pub struct Batching {
     pub slice_packets: usize,
 }
 
+/// Most rounds of due timeouts served after a batch before the worker polls its inputs again
+/// (a frame of more packets waits for the timer, as does a timeout that keeps being due).
+const DUE_ROUNDS: usize = 16;
+
 /// How a worker reaches its peers over TCP.
 #[derive(Debug, Clone, Default)]
 pub struct TcpSide {
@@ -260,8 +264,25 @@ impl Worker {
                 }
             }
             self.flush().await;
+            self.serve_due().await;
             self.room_events();
             self.publish_load();
+        }
+    }
+
+    /// Serve the timeouts due by the time the batch is sent, in rounds, each round's datagrams
+    /// sent before the next: str0m's pacer releases one packet per pupil, then asks for a
+    /// timeout 1 µs later before it releases the next. Served here, a frame's packets follow
+    /// each other within the wake-up, every pupil's first before anyone's second, instead of
+    /// one per timer wake-up (a millisecond apart) and a wake-up each.
+    async fn serve_due(&mut self) {
+        for _ in 0..DUE_ROUNDS {
+            let now = Instant::now();
+            if self.hold_until.is_some() || self.next_timeout().is_none_or(|t| t > now) {
+                return;
+            }
+            self.timeout(now);
+            self.flush().await;
         }
     }
 
