@@ -31,7 +31,7 @@ const WARMUP: Duration = Duration::from_secs(2);
 fn main() {
     let args: Vec<u64> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
     let pupils = *args.first().unwrap_or(&25) as usize;
-    let rate = *args.get(1).unwrap_or(&224);
+    let rate = (*args.get(1).unwrap_or(&224)).max(1);
     let secs = *args.get(2).unwrap_or(&10);
 
     let relay = UdpSocket::bind("127.0.0.1:0").expect("bind the relay");
@@ -59,7 +59,7 @@ fn main() {
     let media = vec![0x80u8; MEDIA_BYTES];
     let start = Instant::now();
     let mut sent = 0u64;
-    while !stop.load(Ordering::Relaxed) {
+    while !stop.load(Ordering::Relaxed) && !relay_thread.is_finished() {
         let due = start + Duration::from_nanos(sent * 1_000_000_000 / rate);
         if let Some(wait) = due.checked_duration_since(Instant::now()) {
             std::thread::sleep(wait);
@@ -67,7 +67,8 @@ fn main() {
         let _ = source.send_to(&media, relay_addr);
         sent += 1;
     }
-    let (cpu_ns, window, fwd, fb, media_in) = relay_thread.join().expect("relay thread");
+    stop.store(true, Ordering::Relaxed); // the pupils stop too if the relay failed
+    let (cpu_ns, window, fwd, fb, media_in) = relay_thread.join().expect("the relay thread ends");
     pupils_thread.join().expect("pupils thread");
     let per_s = |n: u64| n as f64 / window.as_secs_f64();
     let us_per = |n: u64| if n == 0 { "null".to_owned() } else { format!("{:.2}", cpu_ns as f64 / 1000.0 / n as f64) };
@@ -109,8 +110,7 @@ fn run_relay(socket: &UdpSocket, sinks: &[SocketAddr], stop: &AtomicBool, secs: 
         while let Ok((n, _)) = socket.recv_from(&mut buf) {
             if n == MEDIA_BYTES {
                 media_in += 1;
-                send_copies(socket, &buf[..n], &addrs);
-                fwd += addrs.len() as u64;
+                fwd += send_copies(socket, &buf[..n], &addrs);
             } else {
                 fb += 1;
             }
@@ -118,29 +118,34 @@ fn run_relay(socket: &UdpSocket, sinks: &[SocketAddr], stop: &AtomicBool, secs: 
     }
 }
 
-/// One `sendmmsg` of `data` to every address.
-fn send_copies(socket: &UdpSocket, data: &[u8], addrs: &[libc::sockaddr_in]) {
-    if addrs.is_empty() {
-        return;
-    }
+/// `sendmmsg` of `data` to every address (again for those a short count left); returns the
+/// datagrams the kernel took.
+fn send_copies(socket: &UdpSocket, data: &[u8], addrs: &[libc::sockaddr_in]) -> u64 {
     let mut iov = libc::iovec { iov_base: data.as_ptr() as *mut _, iov_len: data.len() };
+    let iov_ptr: *mut libc::iovec = &mut iov;
     let mut msgs: Vec<libc::mmsghdr> = addrs
         .iter()
-        .map(|a| libc::mmsghdr {
-            msg_hdr: libc::msghdr {
-                msg_name: a as *const _ as *mut _,
-                msg_namelen: std::mem::size_of::<libc::sockaddr_in>() as u32,
-                msg_iov: &mut iov,
-                msg_iovlen: 1,
-                msg_control: std::ptr::null_mut(),
-                msg_controllen: 0,
-                msg_flags: 0,
-            },
-            msg_len: 0,
+        .map(|a| {
+            // SAFETY: all-zero is a valid mmsghdr; the fields that matter are set below.
+            let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
+            m.msg_hdr.msg_name = a as *const _ as *mut _;
+            m.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
+            m.msg_hdr.msg_iov = iov_ptr;
+            m.msg_hdr.msg_iovlen = 1;
+            m
         })
         .collect();
-    // SAFETY: the messages point at `iov`, `data` and `addrs`, all alive for the call.
-    unsafe { libc::sendmmsg(socket.as_raw_fd(), msgs.as_mut_ptr(), msgs.len() as u32, 0) };
+    let mut done = 0;
+    while done < msgs.len() {
+        let rest = &mut msgs[done..];
+        // SAFETY: the messages point at `iov`, `data` and `addrs`, all alive for the call.
+        let n = unsafe { libc::sendmmsg(socket.as_raw_fd(), rest.as_mut_ptr(), rest.len() as u32, 0) };
+        if n <= 0 {
+            break; // a full buffer: the rest is not counted
+        }
+        done += n as usize;
+    }
+    done as u64
 }
 
 /// The pupils: read their copies; each sends feedback every [`FEEDBACK_EVERY`].
@@ -186,7 +191,7 @@ fn cpu_ns() -> u64 {
     std::fs::read_to_string("/proc/thread-self/schedstat")
         .ok()
         .and_then(|s| s.split_whitespace().next().and_then(|n| n.parse().ok()))
-        .unwrap_or(0)
+        .expect("/proc/thread-self/schedstat gives this thread's CPU time")
 }
 
 /// Pin this thread to `cpu` when the machine has it.

@@ -38,7 +38,9 @@ fn placed(server: &TestServer, admin: &str, class: &str) -> Option<(u64, u64)> {
 
 #[test]
 fn a_new_class_goes_to_the_worker_with_fewer_pupils_not_fewer_classes() {
-    let server = TestServer::start(&[("ARDOISE__MEDIA__WORKERS", "2")]);
+    // The peers are never driven through ICE: they must outlive a slow run.
+    let server =
+        TestServer::start(&[("ARDOISE__MEDIA__WORKERS", "2"), ("ARDOISE__MEDIA__CONNECT_TIMEOUT_SECS", "300")]);
     let admin = server.token("admin", None);
     // Class A: its teacher and 12 pupils, on one worker.
     let a_token = server.token("teacher", Some("demo"));
@@ -63,4 +65,6 @@ fn a_new_class_goes_to_the_worker_with_fewer_pupils_not_fewer_classes() {
     let (wc, _) = wait_until(Duration::from_secs(5), "class C placed", || placed(&server, &admin, "cm1-c"));
     println!("PLACEMENT class A (13 peers) on worker {wa}, class B (1 peer) on {wb}, class C on {wc}");
     assert_eq!(wc, wb, "class C is on the worker with fewer peers, not the first of two with one class each");
+    let (_, a_peers) = placed(&server, &admin, "demo").expect("class A");
+    assert!(a_peers >= 13, "class A still had its peers when C was placed: {a_peers}");
 }

@@ -9,7 +9,7 @@
 //!   will have some (the steps keep the first few pupils from outweighing this);
 //! - then the lowest index.
 
-/// Peers that count as one step of load (about half a class).
+/// Peers that count as one step of load (a class's first pupils do not outweigh a class).
 pub const PEERS_PER_STEP: usize = 10;
 
 /// One worker's load, as placement sees it.

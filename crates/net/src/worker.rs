@@ -83,8 +83,10 @@ pub struct Batching {
 }
 
 /// Most rounds of due timeouts served after a batch before the worker polls its inputs again
-/// (a frame of more packets waits for the timer, as does a timeout that keeps being due).
+/// (a frame of more packets goes on at the next wake-ups).
 const DUE_ROUNDS: usize = 16;
+/// Longest the rounds of due timeouts may keep the worker from its socket and commands.
+const DUE_BUDGET: Duration = Duration::from_millis(4);
 
 /// How a worker reaches its peers over TCP.
 #[derive(Debug, Clone, Default)]
@@ -274,15 +276,22 @@ impl Worker {
     /// sent before the next: str0m's pacer releases one packet per pupil, then asks for a
     /// timeout 1 µs later before it releases the next. Served here, a frame's packets follow
     /// each other within the wake-up, every pupil's first before anyone's second, instead of
-    /// one per timer wake-up (a millisecond apart) and a wake-up each.
+    /// one per timer wake-up (a millisecond apart) and a wake-up each. The rounds stop when
+    /// one sends nothing, after [`DUE_ROUNDS`], or after [`DUE_BUDGET`]: the socket and the
+    /// commands wait meanwhile.
     async fn serve_due(&mut self) {
+        let start = Instant::now();
         for _ in 0..DUE_ROUNDS {
             let now = Instant::now();
-            if self.hold_until.is_some() || self.next_timeout().is_none_or(|t| t > now) {
+            if self.hold_until.is_some() || now - start >= DUE_BUDGET || self.next_timeout().is_none_or(|t| t > now) {
                 return;
             }
+            let sent = self.stats.datagrams_out;
             self.timeout(now);
             self.flush().await;
+            if self.stats.datagrams_out == sent {
+                return; // a timeout with nothing to send waits for the timer
+            }
         }
     }
 

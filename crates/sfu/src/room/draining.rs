@@ -76,8 +76,9 @@ impl Room {
     pub(super) fn drain(&mut self, idx: usize, now: Instant) {
         let p = &mut self.participants[idx];
         // str0m asks for an immediate timeout after new media is written (its pacer releases
-        // packets on timeouts): serve those here, so that forwarding happens now, not on the
-        // next wake-up. Bounded, in case a timeout keeps being due with nothing to do.
+        // packets on timeouts): serve those due by the batch's `now` here, so that the first
+        // packet leaves now (the pacer's next step, 1 µs on, is the worker's `serve_due`).
+        // Bounded, in case a timeout keeps being due with nothing to do.
         let mut due_rounds = 0;
         loop {
             match catch_unwind(AssertUnwindSafe(|| p.rtc.poll_output())) {
