@@ -37,6 +37,8 @@ pub struct MediaConfig {
     pub tcp: Option<SocketAddr>,
     /// ICE-TCP connections from one client address at once.
     pub tcp_per_ip: usize,
+    /// Each worker's UDP receive buffer, bytes (0: the system's default).
+    pub receive_buffer: usize,
 }
 
 struct WorkerHandle {
@@ -79,6 +81,7 @@ impl MediaServer {
                 addr.set_port(addr.port() + i as u16);
             }
             let socket = UdpSocket::bind(addr).map_err(|source| NetError::Bind { addr, source })?;
+            set_receive_buffer(&socket, config.receive_buffer);
             let local = socket.local_addr().map_err(|source| NetError::Bind { addr, source })?;
             let advertised = SocketAddr::new(config.advertise.unwrap_or(local.ip()), local.port());
             let (tx, rx) = unbounded_channel();
@@ -299,6 +302,68 @@ impl MediaServer {
             if t.is_finished() {
                 let _ = t.join();
             }
+        }
+    }
+}
+
+/// Ask for a UDP receive buffer of `bytes` (0: leave the system's default), and return the
+/// size the socket has. As root the system's ceiling (`net.core.rmem_max`) does not apply;
+/// otherwise the kernel clamps to it, and this is logged.
+fn set_receive_buffer(socket: &UdpSocket, bytes: usize) -> usize {
+    use std::os::fd::AsRawFd;
+    let fd = socket.as_raw_fd();
+    let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    if bytes > 0 {
+        let value = bytes.min(i32::MAX as usize / 2) as libc::c_int;
+        // SAFETY: `value` is a c_int that outlives each call; `fd` is an open socket.
+        unsafe {
+            let v = &value as *const libc::c_int as *const libc::c_void;
+            if libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, v, len) != 0 {
+                libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, v, len);
+            }
+        }
+    }
+    let mut got: libc::c_int = 0;
+    let mut got_len = len;
+    // SAFETY: `got` and `got_len` are valid for writing.
+    unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            &mut got as *mut libc::c_int as *mut libc::c_void,
+            &mut got_len,
+        )
+    };
+    // The kernel doubles the size asked (room for its bookkeeping) and reports that.
+    let usable = got.max(0) as usize / 2;
+    if usable < bytes {
+        warn!(
+            asked = bytes,
+            usable, "the media socket's receive buffer is smaller than configured (net.core.rmem_max)"
+        );
+    }
+    usable
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_receive_buffer_is_what_was_asked_up_to_the_systems_ceiling_unless_root() {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let default = set_receive_buffer(&socket, 0);
+        let asked = 4 << 20;
+        let got = set_receive_buffer(&socket, asked);
+        let ceiling: usize = std::fs::read_to_string("/proc/sys/net/core/rmem_max").unwrap().trim().parse().unwrap();
+        // SAFETY: geteuid has no preconditions.
+        let root = unsafe { libc::geteuid() } == 0;
+        println!("receive buffer: default {default} B, asked {asked} B, got {got} B (rmem_max {ceiling}, root {root})");
+        if root {
+            assert!(got >= asked, "as root the buffer is what was asked: {got}");
+        } else {
+            assert!(got >= asked.min(ceiling), "up to net.core.rmem_max: {got}");
         }
     }
 }

@@ -167,6 +167,8 @@ pub struct MediaSection {
     pub video_history: usize,
     /// UDP GSO for batched sends.
     pub gso: bool,
+    /// Each media worker's UDP receive buffer, KiB (0: the system's default).
+    pub receive_buffer_kib: usize,
     /// Hold of a partly received frame, ms.
     pub frame_hold_ms: u64,
     /// Packets written to pupils after which a batch is sent in slices (0: never).

@@ -247,6 +247,7 @@ impl Server {
             slice_packets: config.media.slice_packets,
             tcp: config.tcp_address()?,
             tcp_per_ip: limits_cfg.ice_tcp_per_ip,
+            receive_buffer: config.media.receive_buffer_kib * 1024,
         };
         let (media, events) = MediaServer::start(media_config)?;
         let tcp = tokio::net::TcpListener::bind(config.http.listen)
