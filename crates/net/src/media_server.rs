@@ -340,7 +340,8 @@ fn set_receive_buffer(socket: &UdpSocket, bytes: usize) -> usize {
     if usable < bytes {
         warn!(
             asked = bytes,
-            usable, "the media socket's receive buffer is smaller than configured (net.core.rmem_max)"
+            usable,
+            "the media socket's receive buffer is smaller than media.receive_buffer_kib: raise net.core.rmem_max (sysctl) or run as root"
         );
     }
     usable

@@ -246,7 +246,10 @@ impl Worker {
                         snap.worker.tcp_input_queued = tcp_rx.len() as u64;
                         let _ = reply.send(snap);
                     }
-                    Some(cmd) => self.command(cmd),
+                    Some(cmd) => {
+                        self.command(cmd);
+                        self.publish_load();
+                    }
                 },
                 r = self.socket.readable() => {
                     if r.is_ok() {
@@ -268,7 +271,6 @@ impl Worker {
             self.flush().await;
             self.serve_due().await;
             self.room_events();
-            self.publish_load();
         }
     }
 
@@ -295,7 +297,8 @@ impl Worker {
         }
     }
 
-    /// Publish the number of peers in this worker's rooms.
+    /// Publish the number of peers in this worker's rooms (after a command, and when peers
+    /// left: nothing else changes it).
     fn publish_load(&self) {
         let peers = self.rooms.iter().flatten().map(Room::len).sum();
         self.load.store(peers, Ordering::Relaxed);
@@ -729,6 +732,7 @@ impl Worker {
                 room.set_recording(Instant::now(), false);
             }
         }
+        let mut left = false;
         for slot in 0..self.rooms.len() {
             let Some(room) = self.rooms[slot].as_mut() else { continue };
             let class = room.id().clone();
@@ -736,6 +740,7 @@ impl Worker {
                 let ev = match ev {
                     RoomEvent::Connected(p) => MediaEvent::Connected(class.clone(), p),
                     RoomEvent::Left(p) => {
+                        left = true;
                         self.peers.retain(|_, (s, pid)| !(*s == slot && *pid == p));
                         unindex(&mut self.ufrags, &self.directory, |s, pid| s == slot && pid == p);
                         MediaEvent::Left(class.clone(), p)
@@ -749,6 +754,9 @@ impl Worker {
             if room.is_empty() {
                 self.retire(slot);
             }
+        }
+        if left {
+            self.publish_load();
         }
     }
 
