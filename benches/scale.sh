@@ -78,6 +78,8 @@ trap cleanup EXIT
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 # Ardoise's forwarding-delay histogram, buckets summed over workers: "le count" lines.
 hist() { curl -s "$BASE/metrics" | awk '/^ardoise_forward_delay_seconds_bucket/ {match($0, /le="[^"]*"/); le = substr($0, RSTART + 4, RLENGTH - 5); s[le] += $2} END {for (k in s) print k, s[k]}'; }
+# Each media worker's CPU seconds, with the time they were read: "time" then "worker seconds" lines.
+worker_cpu() { date +%s.%N; curl -s "$BASE/metrics" | sed -n 's/^ardoise_worker_cpu_seconds_total{worker="\([0-9]*\)"} \(.*\)/\1 \2/p'; }
 # Busy share of the machine over 2 s, in % of one core (from /proc/stat).
 machine_busy() {
   local a b
@@ -156,23 +158,23 @@ for N in $PUPILS; do
     --pupils-per-class "$N" --duration $((DURATION + SETTLE)) --settle "$SETTLE" --watch-pid "$SRV" --json "$WORK/load-$N.json" \
     2> "$WORK/loadgen-$N.err" &
   LOADGEN=$!
-  : > "$WORK/hist0-$N"; : > "$WORK/hist1-$N"
+  : > "$WORK/hist0-$N"; : > "$WORK/hist1-$N"; : > "$WORK/wcpu0-$N"; : > "$WORK/wcpu1-$N"
   if [ "$SERVER" = ardoise ]; then
     # The loadgen prints a progress line each second once every pupil has joined: the window
     # starts SETTLE s after that.
     while kill -0 "$LOADGEN" 2> /dev/null && ! grep -q "s  pupils connected" "$WORK/loadgen-$N.err"; do sleep 0.2; done
     sleep $((SETTLE > 1 ? SETTLE - 1 : 0))
-    hist > "$WORK/hist0-$N"
+    hist > "$WORK/hist0-$N"; worker_cpu > "$WORK/wcpu0-$N"
   fi
   wait "$LOADGEN"; STATUS=$?; LOADGEN=""
-  [ "$SERVER" = ardoise ] && kill -0 "$SRV" 2> /dev/null && hist > "$WORK/hist1-$N"
+  [ "$SERVER" = ardoise ] && kill -0 "$SRV" 2> /dev/null && hist > "$WORK/hist1-$N" && worker_cpu > "$WORK/wcpu1-$N"
   set -e
   ALIVE=1; kill -0 "$SRV" 2> /dev/null || ALIVE=0
   if [ "$STATUS" != 0 ] || [ ! -s "$WORK/load-$N.json" ]; then
     echo "loadgen failed (status $STATUS, server alive: $ALIVE):" >&2; tail -5 "$WORK/loadgen-$N.err" >&2
     cleanup; SRV=""; continue
   fi
-  python3 - "$SERVER" "$LABEL" "$N" "$RSS0" "$ALIVE" "$WORK/load-$N.json" "$BUSY0" "$(benches/delay_quantiles.py "$WORK/hist0-$N" "$WORK/hist1-$N")" "$CLASSES" <<'PY'
+  python3 - "$SERVER" "$LABEL" "$N" "$RSS0" "$ALIVE" "$WORK/load-$N.json" "$BUSY0" "$(benches/delay_quantiles.py "$WORK/hist0-$N" "$WORK/hist1-$N")" "$CLASSES" "$WORK/wcpu0-$N" "$WORK/wcpu1-$N" <<'PY'
 import json, os, sys
 server, mode, per_class, rss0, alive, path = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), sys.argv[5] == "1", sys.argv[6]
 busy_before = float(sys.argv[7])
@@ -205,7 +207,17 @@ out = {
     "forward_delay_p50_us": p50,
     "forward_delay_p99_us": p99,
     "machine_busy_before_pct": busy_before,
+    "e2e_delay_p95_ms": r.get("e2e_delay_p95_ms") and round(r["e2e_delay_p95_ms"], 2),
 }
+# Ardoise: each media worker's share of a core between the forwarding-delay readings.
+def worker_cpu(path):
+    lines = open(path).read().split("\n") if os.path.exists(path) else []
+    if len(lines) < 2:
+        return None, {}
+    return float(lines[0]), {int(l.split()[0]): float(l.split()[1]) for l in lines[1:] if l.strip()}
+(t0, c0), (t1, c1) = worker_cpu(sys.argv[10]), worker_cpu(sys.argv[11])
+if t0 is not None and t1 is not None and t1 > t0:
+    out["worker_cpu_pct"] = [round(100 * (c1[w] - c0.get(w, 0)) / (t1 - t0), 1) for w in sorted(c1)]
 # Other work: a busy machine just before the run, or much more busy time in the window than
 # server + load generator (the kernel's own loopback work, in softirq, is a few % at most).
 ours = (out["server_cpu_pct"] or 0) + out["loadgen_cpu_pct"]
@@ -217,6 +229,7 @@ print(f"{server} ({mode}) N={n} ({classes} × {per_class}): {out['pupils_ok']}/{
       f"video {out['video_kbps']} kbit/s, loss mean {100 * out['loss']:.3f}% max {100 * out['max_loss']:.3f}% "
       f"(in the window {100 * (out['window_loss'] or 0):.3f}% / {100 * (out['window_max_loss'] or 0):.3f}%), freezes {out['freezes']}"
       + (f", forwarding delay p50 {out['forward_delay_p50_us']} us p99 {out['forward_delay_p99_us']} us" if out['forward_delay_p99_us'] else "")
+      + (f", workers {out['worker_cpu_pct']}% of a core" if out.get('worker_cpu_pct') else "")
       + (" — DISTURBED by other work on the machine" if out["disturbed"] else ""))
 print(json.dumps(out))
 PY

@@ -3,6 +3,7 @@
 use crate::NetError;
 use ardoise_proto::{ClassId, ParticipantId, ParticipantStats, WorkerStats};
 use str0m::Candidate;
+use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::oneshot;
 
 /// A negotiated participant.
@@ -108,6 +109,39 @@ pub enum Command {
         sink: Option<RecordingSink>,
         /// Done (`UnknownClass` when the class has no media on this worker).
         reply: oneshot::Sender<Result<(), NetError>>,
+    },
+    /// Also hand what `class`'s home room (on this worker) routes to the fan-out room on
+    /// worker `to` ([`ardoise_sfu::fed`]); idempotent, and the home hands its current shape
+    /// at once.
+    FanOutTo {
+        /// Class.
+        class: ClassId,
+        /// The fan-out worker's index.
+        to: usize,
+        /// Its command queue.
+        commands: UnboundedSender<Command>,
+    },
+    /// This worker's room of `class` is a fan-out room fed by the class's home worker
+    /// (idempotent).
+    FedFrom {
+        /// Class.
+        class: ClassId,
+        /// The home worker's command queue (keyframe requests go there).
+        home: UnboundedSender<Command>,
+    },
+    /// What the class's home room handed over in one wake-up, in order.
+    Fed {
+        /// Class.
+        class: ClassId,
+        /// Shapes and packets.
+        items: Vec<ardoise_sfu::Fed>,
+    },
+    /// Keyframes a fan-out room's pupils need of the home room's publishers.
+    FedKeyframes {
+        /// Class.
+        class: ClassId,
+        /// The streams.
+        requests: Vec<ardoise_sfu::FedKeyframeRequest>,
     },
     /// Fault injection (`media.fault_injection`, tests only).
     InjectFault {

@@ -39,6 +39,21 @@ pub struct MediaConfig {
     pub tcp_per_ip: usize,
     /// Each worker's UDP receive buffer, bytes (0: the system's default).
     pub receive_buffer: usize,
+    /// A class's home worker serving this many peers or more sends the class's next pupils
+    /// to a less loaded worker, which its home room feeds ([`ardoise_sfu::fed`]); 0: never.
+    pub fan_out_peers: usize,
+}
+
+/// Where a class's rooms are.
+#[derive(Debug, Default)]
+struct ClassPlacement {
+    /// The worker of its home room (its publishers, its first pupils).
+    home: usize,
+    /// The workers of its fan-out rooms.
+    fan_outs: Vec<usize>,
+    /// The pupils placed in a fan-out room, and its worker (forgotten when they leave by
+    /// DELETE, or when the class ends).
+    fanned: HashMap<ParticipantId, usize>,
 }
 
 struct WorkerHandle {
@@ -51,7 +66,8 @@ struct WorkerHandle {
 /// Handle to the media workers.
 pub struct MediaServer {
     workers: Vec<WorkerHandle>,
-    assignments: Mutex<HashMap<ClassId, usize>>,
+    assignments: Mutex<HashMap<ClassId, ClassPlacement>>,
+    fan_out_peers: usize,
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
     tcp_advertised: Option<SocketAddr>,
     tcp_task: Option<tokio::task::JoinHandle<()>>,
@@ -113,6 +129,7 @@ impl MediaServer {
         let server = MediaServer {
             workers,
             assignments: Mutex::new(HashMap::new()),
+            fan_out_peers: config.fan_out_peers,
             threads: Mutex::new(threads),
             tcp_advertised,
             tcp_task,
@@ -134,22 +151,67 @@ impl MediaServer {
     /// ([`placement::least_loaded`]).
     pub fn worker_for(&self, class: &ClassId) -> usize {
         let mut a = self.assignments.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(&w) = a.get(class) {
-            return w;
+        if let Some(p) = a.get(class) {
+            return p.home;
         }
-        let mut loads: Vec<WorkerLoad> =
-            self.workers.iter().map(|w| WorkerLoad { peers: w.peers.load(Ordering::Relaxed), classes: 0 }).collect();
-        for &w in a.values() {
-            loads[w].classes += 1;
+        let mut loads = self.loads();
+        for p in a.values() {
+            loads[p.home].classes += 1;
         }
         let w = placement::least_loaded(&loads);
-        a.insert(class.clone(), w);
+        a.insert(class.clone(), ClassPlacement { home: w, ..Default::default() });
         w
     }
 
-    /// The worker hosting `class`, if it has one.
+    fn loads(&self) -> Vec<WorkerLoad> {
+        self.workers.iter().map(|w| WorkerLoad { peers: w.peers.load(Ordering::Relaxed), classes: 0 }).collect()
+    }
+
+    /// The worker of `class`'s home room, if it has one.
     pub fn assigned(&self, class: &ClassId) -> Option<usize> {
-        self.assignments.lock().unwrap_or_else(|e| e.into_inner()).get(class).copied()
+        self.assignments.lock().unwrap_or_else(|e| e.into_inner()).get(class).map(|p| p.home)
+    }
+
+    /// The worker serving `participant` of `class`: its fan-out room's, or the home's.
+    pub fn worker_of(&self, class: &ClassId, participant: ParticipantId) -> Option<usize> {
+        let a = self.assignments.lock().unwrap_or_else(|e| e.into_inner());
+        a.get(class).map(|p| p.fanned.get(&participant).copied().unwrap_or(p.home))
+    }
+
+    /// The worker a new subscriber of `class` goes to: the class's home, unless the home
+    /// serves [`MediaConfig::fan_out_peers`] peers or more and another worker serves fewer
+    /// (in steps of 10, [`placement::least_loaded`]'s); then that worker, whose fan-out room
+    /// of the class the home feeds. The studio's floor feed stays home.
+    fn worker_for_subscriber(&self, class: &ClassId, participant: ParticipantId, feed: Feed) -> usize {
+        let home = self.worker_for(class);
+        if feed != Feed::Class || self.fan_out_peers == 0 || self.workers.len() < 2 {
+            return home;
+        }
+        let loads = self.loads();
+        if loads[home].peers < self.fan_out_peers {
+            return home;
+        }
+        let lighter = (0..loads.len()).filter(|&w| w != home).min_by_key(|&w| (loads[w].peers / 10, w));
+        let Some(w) = lighter.filter(|&w| loads[w].peers / 10 < loads[home].peers / 10) else { return home };
+        {
+            let mut a = self.assignments.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(p) = a.get_mut(class) else { return home };
+            if !p.fan_outs.contains(&w) {
+                p.fan_outs.push(w);
+            }
+            p.fanned.insert(participant, w);
+        }
+        // Each time (idempotent): a worker replaced after a panic is wired again by the next
+        // pupil. `FedFrom` goes before the pupil's `Play` on the same queue.
+        let _ = self.workers[w]
+            .commands
+            .send(Command::FedFrom { class: class.clone(), home: self.workers[home].commands.clone() });
+        let _ = self.workers[home].commands.send(Command::FanOutTo {
+            class: class.clone(),
+            to: w,
+            commands: self.workers[w].commands.clone(),
+        });
+        w
     }
 
     async fn ask<T>(&self, w: usize, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, NetError> {
@@ -215,7 +277,7 @@ impl MediaServer {
         choice: Option<VideoChoice>,
         feed: Feed,
     ) -> Result<Joined, NetError> {
-        let w = self.worker_for(class);
+        let w = self.worker_for_subscriber(class, participant, feed);
         let class = class.clone();
         self.ask(w, |reply| Command::Play { class, participant, offer, choice, feed, reply }).await?
     }
@@ -235,22 +297,27 @@ impl MediaServer {
         remote_creds: Option<(String, String)>,
         candidates: Vec<Candidate>,
     ) -> Result<Option<(String, String)>, NetError> {
-        let w = self.assigned(class).ok_or(NetError::UnknownClass)?;
+        let w = self.worker_of(class, participant).ok_or(NetError::UnknownClass)?;
         let class = class.clone();
         self.ask(w, |reply| Command::Patch { class, participant, remote_creds, candidates, reply }).await?
     }
 
     /// Remove a participant.
     pub async fn leave(&self, class: &ClassId, participant: ParticipantId) -> Result<(), NetError> {
-        let w = self.assigned(class).ok_or(NetError::UnknownClass)?;
+        let w = self.worker_of(class, participant).ok_or(NetError::UnknownClass)?;
+        if let Some(p) = self.assignments.lock().unwrap_or_else(|e| e.into_inner()).get_mut(class) {
+            p.fanned.remove(&participant);
+        }
         let class = class.clone();
         self.ask(w, |reply| Command::Leave { class, participant, reply }).await?
     }
 
     /// Disconnect everyone in a class.
     pub fn end_class(&self, class: &ClassId) {
-        if let Some(w) = self.assignments.lock().unwrap_or_else(|e| e.into_inner()).remove(class) {
-            let _ = self.workers[w].commands.send(Command::EndClass { class: class.clone() });
+        if let Some(p) = self.assignments.lock().unwrap_or_else(|e| e.into_inner()).remove(class) {
+            for w in std::iter::once(p.home).chain(p.fan_outs) {
+                let _ = self.workers[w].commands.send(Command::EndClass { class: class.clone() });
+            }
         }
     }
 
@@ -276,7 +343,9 @@ impl MediaServer {
     pub async fn inject_fault(&self, worker: usize, fault: Fault) -> Result<(), NetError> {
         let w = match &fault {
             Fault::WorkerPanic => worker,
-            Fault::Str0mPanic { class, .. } => self.assigned(class).ok_or(NetError::UnknownClass)?,
+            Fault::Str0mPanic { class, participant } => {
+                self.worker_of(class, *participant).ok_or(NetError::UnknownClass)?
+            }
         };
         if w >= self.workers.len() {
             return Err(NetError::WorkerGone);

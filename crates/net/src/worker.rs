@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use str0m::net::Protocol;
 use tokio::net::UdpSocket;
@@ -67,6 +67,23 @@ pub struct Worker {
     drained_arrivals: usize,
     /// Receive → send delay of forwarded media packets.
     forward_delay: DelayHistogram,
+    /// Classes whose home room here feeds fan-out rooms on other workers: their indexes and
+    /// command queues.
+    fan_outs: HashMap<ClassId, Vec<(usize, UnboundedSender<Command>)>>,
+    /// Items handed to fan-out rooms (counted by the rooms' sinks).
+    fed_out: Arc<AtomicU64>,
+    /// Classes whose room here is a fan-out room: where their home is.
+    fed_from: HashMap<ClassId, FedSource>,
+    /// Fan-out rooms (slots) fed in this wake-up, their batch open.
+    fed_now: Vec<usize>,
+}
+
+/// Where a fan-out room's class has its home.
+struct FedSource {
+    /// The home worker's command queue.
+    home: UnboundedSender<Command>,
+    /// The home's latest shape (a fan-out room made later starts from it).
+    shape: Option<ardoise_sfu::FedShape>,
 }
 
 /// How a worker groups its sends.
@@ -172,6 +189,10 @@ pub fn spawn(
                 arrivals: Vec::new(),
                 drained_arrivals: 0,
                 forward_delay: DelayHistogram::default(),
+                fan_outs: HashMap::new(),
+                fed_out: Arc::new(AtomicU64::new(0)),
+                fed_from: HashMap::new(),
+                fed_now: Vec::new(),
             };
             let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 rt.block_on(worker.run(&mut commands, tcp_rx));
@@ -248,6 +269,26 @@ impl Worker {
                     }
                     Some(cmd) => {
                         self.command(cmd);
+                        // A class's home hands over each packet as it comes: the ones queued
+                        // meanwhile are fed in the same batch (each pupil drained once).
+                        for _ in 0..READ_BATCH {
+                            match commands.try_recv() {
+                                Ok(cmd @ Command::Fed { .. }) => self.command(cmd),
+                                Ok(Command::Shutdown { reply }) => {
+                                    self.shutdown().await;
+                                    let _ = reply.send(());
+                                    return;
+                                }
+                                Ok(Command::Snapshot { reply }) => {
+                                    let _ = reply.send(self.snapshot());
+                                }
+                                Ok(cmd) => {
+                                    self.command(cmd);
+                                }
+                                Err(_) => break,
+                            }
+                        }
+                        self.end_fed_batch();
                         self.publish_load();
                     }
                 },
@@ -268,9 +309,52 @@ impl Worker {
                     self.timeout(now);
                 }
             }
+            self.ask_homes_for_keyframes();
             self.flush().await;
             self.serve_due().await;
             self.room_events();
+        }
+    }
+
+    /// Where `class`'s home room here hands what it routes: a command to each of its fan-out
+    /// rooms' workers, per packet, as it comes (`None`: the class has no fan-out room).
+    fn fan_out_sink(&self, class: &ClassId) -> Option<ardoise_sfu::FanOutSink> {
+        let targets: Vec<UnboundedSender<Command>> =
+            self.fan_outs.get(class)?.iter().map(|(_, commands)| commands.clone()).collect();
+        let (class, counter) = (class.clone(), self.fed_out.clone());
+        Some(Box::new(move |item| {
+            counter.fetch_add(1, Ordering::Relaxed);
+            for commands in &targets {
+                let _ = commands.send(Command::Fed { class: class.clone(), items: vec![item.clone()] });
+            }
+        }))
+    }
+
+    /// Drain the pupils of the fan-out rooms fed in this wake-up (unless a held frame keeps
+    /// every room's batch open).
+    fn end_fed_batch(&mut self) {
+        if self.fed_now.is_empty() || self.hold_until.is_some() {
+            return;
+        }
+        let now = Instant::now();
+        for slot in std::mem::take(&mut self.fed_now) {
+            if let Some(room) = self.rooms[slot].as_mut() {
+                room.end_batch(now);
+            }
+        }
+        self.drained_arrivals = self.arrivals.len();
+    }
+
+    /// A fan-out room's keyframe requests go to its class's home.
+    fn ask_homes_for_keyframes(&mut self) {
+        for (class, source) in &self.fed_from {
+            let Some(room) = self.by_class.get(class).and_then(|&slot| self.rooms[slot].as_mut()) else {
+                continue;
+            };
+            let requests = room.take_fed_keyframe_requests();
+            if !requests.is_empty() {
+                let _ = source.home.send(Command::FedKeyframes { class: class.clone(), requests });
+            }
         }
     }
 
@@ -471,7 +555,19 @@ impl Worker {
         if let Some(&slot) = self.by_class.get(class) {
             return slot;
         }
-        let room = Room::new(class.clone(), self.config.clone());
+        let mut room = match self.fed_from.get(class) {
+            Some(source) => {
+                let mut room = Room::fed(class.clone(), self.config.clone());
+                if let Some(shape) = &source.shape {
+                    room.feed(Instant::now(), vec![ardoise_sfu::Fed::Shape(shape.clone())]);
+                }
+                room
+            }
+            None => Room::new(class.clone(), self.config.clone()),
+        };
+        if let Some(sink) = self.fan_out_sink(class) {
+            room.set_fan_out(Some(sink));
+        }
         let slot = match self.rooms.iter().position(|r| r.is_none()) {
             Some(free) => {
                 self.rooms[free] = Some(room);
@@ -539,8 +635,63 @@ impl Worker {
                 let _ = reply.send(r);
             }
             Command::EndClass { class } => {
+                self.fan_outs.remove(&class);
+                self.fed_from.remove(&class);
                 if let Ok(room) = self.room(&class) {
                     room.close(now);
+                }
+            }
+            Command::FanOutTo { class, to, commands } => {
+                let targets = self.fan_outs.entry(class.clone()).or_default();
+                let new = !targets.iter().any(|(i, _)| *i == to);
+                targets.retain(|(i, _)| *i != to);
+                targets.push((to, commands));
+                let sink = self.fan_out_sink(&class);
+                if let Ok(room) = self.room(&class) {
+                    room.set_fan_out(sink); // and its shape, again: harmless
+                }
+                if !new {
+                    return;
+                }
+                info!(worker = self.index, class = %class, to, "the class's fan-out reaches another worker");
+            }
+            Command::FedFrom { class, home } => {
+                let shape = self.fed_from.remove(&class).and_then(|s| s.shape);
+                self.fed_from.insert(class, FedSource { home, shape });
+            }
+            Command::Fed { class, items } => {
+                let Some(source) = self.fed_from.get_mut(&class) else { return };
+                if let Some(shape) = items.iter().rev().find_map(|i| match i {
+                    ardoise_sfu::Fed::Shape(s) => Some(s),
+                    ardoise_sfu::Fed::Packet(_) => None,
+                }) {
+                    source.shape = Some(shape.clone());
+                }
+                let Some(&slot) = self.by_class.get(&class) else {
+                    return; // no pupil of the class here now
+                };
+                let Some(room) = self.rooms[slot].as_mut() else { return };
+                if self.hold_until.is_none() && !self.fed_now.contains(&slot) {
+                    room.begin_batch();
+                    self.fed_now.push(slot);
+                }
+                self.stats.fed_in += items.len() as u64;
+                let received: Vec<Instant> = items
+                    .iter()
+                    .filter_map(|i| match i {
+                        ardoise_sfu::Fed::Packet(p) => Some(p.received),
+                        ardoise_sfu::Fed::Shape(_) => None,
+                    })
+                    .collect();
+                room.feed(now, items);
+                // Timed from the home's receipt to this worker's send (at `end_fed_batch`).
+                self.arrivals.extend(received);
+            }
+            Command::FedKeyframes { class, requests } => {
+                if let Ok(room) = self.room(&class) {
+                    for r in requests {
+                        room.request_keyframe_of(now, r.publisher, r.ssrc);
+                    }
                 }
             }
             Command::TcpConnection(conn) => {
@@ -624,6 +775,7 @@ impl Worker {
 
     fn snapshot(&self) -> WorkerSnapshot {
         let mut w = self.stats.clone();
+        w.fed_out = self.fed_out.load(Ordering::Relaxed);
         w.rooms = self.rooms.iter().flatten().count();
         w.participants = self.rooms.iter().flatten().map(|r| r.len()).sum();
         w.cpu_us = thread_cpu_us();
@@ -775,8 +927,8 @@ impl Worker {
         }
         self.unindex_ufrags(|_, _| true);
         let classes: Vec<ClassId> = class_of.into_values().collect();
-        for class in &classes {
-            let _ = self.events.send(MediaEvent::Live(class.clone(), false));
+        for class in classes.iter().filter(|c| !self.fed_from.contains_key(*c)) {
+            let _ = self.events.send(MediaEvent::Live(class.clone(), false)); // the home says for fan-outs
         }
         let _ = self.events.send(MediaEvent::WorkerRestarted { worker: self.index, classes });
         lost.len()

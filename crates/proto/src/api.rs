@@ -336,6 +336,13 @@ pub struct WorkerStats {
     /// Recorded packets dropped because a recorder did not keep up.
     #[serde(default)]
     pub recording_dropped: u64,
+    /// Items (packets, shapes) this worker's home rooms handed to fan-out rooms on other
+    /// workers.
+    #[serde(default)]
+    pub fed_out: u64,
+    /// Items this worker's fan-out rooms took from their home rooms.
+    #[serde(default)]
+    pub fed_in: u64,
     /// ICE-TCP connections handed to this worker so far.
     #[serde(default)]
     pub tcp_connections: u64,

@@ -132,12 +132,16 @@ pub async fn overview(s: &SharedState) -> AdminOverview {
         .list()
         .into_iter()
         .map(|info| {
+            // A large class may have fan-out rooms on other workers: its worker is its home's
+            // (the one live), its participants are every room's.
             let mut worker = None;
             let mut participants = Vec::new();
             for (w, snap) in snaps.iter().enumerate() {
-                if let Some((_, _, ps)) = snap.rooms.iter().find(|(id, _, _)| *id == info.id) {
-                    worker = Some(w);
-                    participants = ps.clone();
+                if let Some((_, live, ps)) = snap.rooms.iter().find(|(id, _, _)| *id == info.id) {
+                    if worker.is_none() || *live {
+                        worker = Some(w);
+                    }
+                    participants.extend(ps.iter().cloned());
                 }
             }
             let members = s.hub.members(&info.id);

@@ -248,6 +248,7 @@ impl Server {
             tcp: config.tcp_address()?,
             tcp_per_ip: limits_cfg.ice_tcp_per_ip,
             receive_buffer: config.media.receive_buffer_kib * 1024,
+            fan_out_peers: config.media.fan_out_peers,
         };
         let (media, events) = MediaServer::start(media_config)?;
         let tcp = tokio::net::TcpListener::bind(config.http.listen)

@@ -478,7 +478,8 @@ async fn patch(
                 r.generation += 1;
                 r.generation
             };
-            let w = s.media.worker_for(&res.class);
+            // The worker serving this session (a pupil in a fan-out room is not at the home).
+            let w = s.media.worker_of(&res.class, pid).unwrap_or_else(|| s.media.worker_for(&res.class));
             let addr = s.media.addresses()[w];
             let mut body = format!(
                 "a=ice-lite\r\na=ice-ufrag:{ufrag}\r\na=ice-pwd:{pwd}\r\na=candidate:1 1 udp 2130706431 {} {} typ host\r\n",

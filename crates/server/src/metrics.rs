@@ -179,6 +179,12 @@ pub async fn metrics(
         "counter",
         per_worker(&|w| w.recording_dropped),
     );
+    gauge(
+        "ardoise_fan_out_items_total",
+        "Packets and shapes a class's home room handed to its fan-out rooms on other workers.",
+        "counter",
+        per_worker(&|w| w.fed_out),
+    );
     gauge("ardoise_peer_faults_total", "Peers removed after a fault.", "counter", per_worker(&|w| w.peer_panics));
     gauge(
         "ardoise_worker_cpu_seconds_total",

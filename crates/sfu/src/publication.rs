@@ -1,6 +1,7 @@
 //! Publication: media coming in from a publisher (one m-line), with its simulcast layers.
 
 use crate::KeyframeThrottle;
+use crate::PublisherRole;
 use crate::keyframe::VideoCodec;
 use crate::layer::LayerSelector;
 use ardoise_proto::ParticipantId;
@@ -36,6 +37,8 @@ pub struct PublishedLayer {
 pub struct Publication {
     /// The publishing participant.
     pub publisher: ParticipantId,
+    /// The class's media, or a pupil holding the floor.
+    pub role: PublisherRole,
     /// The m-line on the publisher's connection.
     pub mid: Mid,
     /// Audio or video.
@@ -48,8 +51,8 @@ pub struct Publication {
 
 impl Publication {
     /// A publication announced by SDP.
-    pub fn new(publisher: ParticipantId, mid: Mid, kind: MediaKind, rids: Vec<Rid>) -> Self {
-        Publication { publisher, mid, kind, rids, layers: Vec::new() }
+    pub fn new(publisher: ParticipantId, role: PublisherRole, mid: Mid, kind: MediaKind, rids: Vec<Rid>) -> Self {
+        Publication { publisher, role, mid, kind, rids, layers: Vec::new() }
     }
 
     /// Index of the layer with this SSRC.
@@ -141,8 +144,13 @@ mod tests {
     #[test]
     fn targets_are_stable_and_fall_back_when_a_layer_is_missing() {
         use crate::LayerChoice::*;
-        let mut p =
-            Publication::new(ParticipantId(1), "1".into(), MediaKind::Video, vec!["h".into(), "m".into(), "l".into()]);
+        let mut p = Publication::new(
+            ParticipantId(1),
+            PublisherRole::Class,
+            "1".into(),
+            MediaKind::Video,
+            vec!["h".into(), "m".into(), "l".into()],
+        );
         let iv = Duration::from_millis(300);
         // Only the top layer flows yet: everyone gets it for now.
         let h = p.add_layer(Some("h".into()), 30.into(), iv);

@@ -15,13 +15,13 @@ impl Room {
         Ok(())
     }
 
-    /// Pupils publishing because they hold the floor.
+    /// Pupils publishing because they hold the floor (in this room, or in the home room a
+    /// fan-out room mirrors).
     pub(super) fn floor_publishers(&self) -> Vec<ParticipantId> {
-        self.participants
-            .iter()
-            .filter(|(_, p)| p.publisher_role() == Some(PublisherRole::Floor))
-            .map(|(_, p)| p.id)
-            .collect()
+        let mut floor: Vec<ParticipantId> =
+            self.publications.iter().filter(|x| x.role == PublisherRole::Floor).map(|x| x.publisher).collect();
+        floor.dedup();
+        floor
     }
 
     /// The class video (and floor camera) a pupil could receive now, with their measured cost.

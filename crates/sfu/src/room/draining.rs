@@ -40,6 +40,14 @@ impl Room {
                 self.reallocate(now);
             }
             while let Some((pid, ssrc)) = self.plis.pop() {
+                if self.fed && self.index(pid).is_none() {
+                    // The home room's publisher: the request goes there.
+                    let request = FedKeyframeRequest { publisher: pid, ssrc };
+                    if !self.fed_keyframes.contains(&request) {
+                        self.fed_keyframes.push(request);
+                    }
+                    continue;
+                }
                 if let Some(idx) = self.index(pid) {
                     let p = &mut self.participants[idx];
                     if let Some(rx) = p.rtc.direct_api().stream_rx(&ssrc) {
@@ -168,6 +176,7 @@ impl Room {
                     publication.set_active(sp.ssrc, !sp.paused);
                     self.video_changed = true;
                 }
+                self.shape_changed();
             }
             Event::MediaEgressStats(s) => {
                 let p = &mut self.participants[idx];
@@ -250,7 +259,7 @@ impl Room {
                 }
                 let rids = simulcast.map(|s| s.recv.iter().map(|l| l.rid).collect()).unwrap_or_default();
                 debug!(class = %self.id, participant = %p.id, %mid, ?kind, ?role, "publication");
-                self.publications.push(Publication::new(p.id, mid, kind, rids));
+                self.publications.push(Publication::new(p.id, *role, mid, kind, rids));
                 if *role == PublisherRole::Class && self.main_publisher != Some(p.id) {
                     self.main_publisher = Some(p.id);
                     // Subscribers move to the new publisher at its first keyframe.
@@ -261,6 +270,7 @@ impl Room {
                     }
                     self.events.push_back(RoomEvent::Live(true));
                 }
+                self.shape_changed();
             }
             ParticipantKind::Subscriber { audio, video, floor_audio, floor_video, layer, feed } => {
                 let layer = *layer;
@@ -341,6 +351,7 @@ impl Room {
                         self.events.push_back(RoomEvent::Live(false));
                     }
                 }
+                self.shape_changed();
             }
         }
         // The others keep their keys: only the removed ones' work goes (a key is reused

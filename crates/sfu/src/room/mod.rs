@@ -9,15 +9,17 @@
 //! - `draining`: driving the str0m peers, their events, reaping the dead;
 //! - `routing`: a publisher's packet to the subscriptions (each decides,
 //!   [`crate::Subscription::forward`]), keyframes asked for or replayed;
-//! - `adaptation`: the video on offer and each adaptive pupil's allocator.
+//! - `adaptation`: the video on offer and each adaptive pupil's allocator;
+//! - `fan_out`: one class over more than one worker, a home room feeding fan-out rooms
+//!   ([`crate::fed`]).
 
 use crate::keyframe::{VideoCodec, is_keyframe_start};
 use crate::report_estimator::{self, ReportEstimator};
 use crate::sdp_checks::{answer_receives_video, check_offer, offers_transport_cc, relay_candidates};
 use crate::{
-    AvailableVideo, BandwidthAllocator, CachedPacket, Changes, Decision, Feed, Forward, Forwarder, LayerChoice,
-    LayerSelector, PacketIn, Participant, ParticipantKind, Publication, PublisherRole, PupilCap, RoutedPacket,
-    SfuConfig, SfuError, SourceKey, Subscription, VideoChoice, layer_for_rank,
+    AvailableVideo, BandwidthAllocator, CachedPacket, Changes, Decision, Fed, FedKeyframeRequest, FedPacket, FedShape,
+    Feed, Forward, Forwarder, LayerChoice, LayerSelector, PacketIn, Participant, ParticipantKind, Publication,
+    PublisherRole, PupilCap, RoutedPacket, SfuConfig, SfuError, SourceKey, Subscription, VideoChoice, layer_for_rank,
 };
 use ardoise_proto::{ClassId, ParticipantId, ParticipantStats};
 use slab::Slab;
@@ -38,7 +40,12 @@ use tracing::{debug, info, warn};
 mod adaptation;
 use adaptation::layer_name;
 mod draining;
+mod fan_out;
 mod routing;
+
+/// Where a home room hands what it routes, as it routes it (the driver's: a queue toward the
+/// fan-out rooms' workers).
+pub type FanOutSink = Box<dyn FnMut(Fed) + Send>;
 
 /// Something the driver should know about.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,6 +123,12 @@ pub struct Room {
     /// A recording is on: the class publisher's packets are copied into `tapped`.
     recording: bool,
     tapped: Vec<crate::TappedPacket>,
+    /// Home room with fan-out rooms: where what it routes is also handed, at once.
+    fan_out: Option<FanOutSink>,
+    /// A fan-out room: its publications and packets come from the home room, and its
+    /// pupils' keyframe requests go back there (`fed_keyframes`).
+    fed: bool,
+    fed_keyframes: Vec<FedKeyframeRequest>,
 }
 
 impl Room {
@@ -144,6 +157,9 @@ impl Room {
             recording: false,
             tapped: Vec::new(),
             first_seq_rng: seed,
+            fan_out: None,
+            fed: false,
+            fed_keyframes: Vec::new(),
         }
     }
 
@@ -167,9 +183,9 @@ impl Room {
         self.participants.is_empty()
     }
 
-    /// Whether a publisher is sending.
+    /// Whether a publisher is sending in this room (a fan-out room never is: its home is).
     pub fn is_live(&self) -> bool {
-        self.main_publisher.is_some()
+        !self.fed && self.main_publisher.is_some()
     }
 
     /// Per-participant counters.

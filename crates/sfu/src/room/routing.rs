@@ -138,15 +138,14 @@ impl Room {
                 let li = self.publications[pi].add_layer(rid, ssrc, self.config.keyframe_interval);
                 debug!(class = %self.id, participant = %pid, %mid, ?rid, %ssrc, "new layer");
                 self.video_changed = true;
+                self.shape_changed(); // the fan-out rooms learn the layer before its packets
                 (pi, li)
             }
         };
 
-        let publication = &mut self.publications[pi];
-        let kind = publication.kind;
-        let layer = &mut publication.layers[li];
-        let (codec, video_codec) = match layer.codec_cache {
-            Some((pt, vc, c)) if pt == pkt.header.payload_type => (c, vc),
+        let layer = &mut self.publications[pi].layers[li];
+        let codec = match layer.codec_cache {
+            Some((pt, _, c)) if pt == pkt.header.payload_type => c,
             _ => {
                 let Some(params) =
                     self.participants[idx].rtc.codec_config().find(|p| p.pt() == pkt.header.payload_type)
@@ -154,32 +153,52 @@ impl Room {
                     return;
                 };
                 let c = params.spec().codec;
-                let vc = match c {
-                    Codec::Vp8 => VideoCodec::Vp8,
-                    Codec::H264 => VideoCodec::H264,
-                    _ => VideoCodec::Other,
-                };
-                layer.codec_cache = Some((pkt.header.payload_type, vc, c));
-                (c, vc)
+                layer.codec_cache = Some((pkt.header.payload_type, video_codec(c), c));
+                c
             }
         };
+        let incoming = Incoming {
+            publisher: pid,
+            role,
+            muted,
+            seq: *pkt.seq_no,
+            ts: pkt.header.timestamp,
+            marker: pkt.header.marker,
+            ext: cached_ext(&pkt.header.ext_vals),
+            sender: pkt
+                .last_sender_info
+                .map(|i| crate::SenderClock { ntp: i.ntp_time, rtp: i.rtp_time.numer() as u32 }),
+            payload: pkt.payload,
+            received: now,
+        };
+        self.route(now, pi, li, codec, incoming);
+    }
+
+    /// Route a packet of layer `li` of publication `pi` (from this room's publisher, or fed
+    /// by the home room): the layer's meter, keyframe cache and throttle, the recording, the
+    /// fan-out rooms, then each subscription decides.
+    pub(super) fn route(&mut self, now: Instant, pi: usize, li: usize, codec: Codec, pkt: Incoming) {
+        let Incoming { publisher: pid, role, muted, .. } = pkt;
+        let publication = &mut self.publications[pi];
+        let kind = publication.kind;
+        let layer = &mut publication.layers[li];
         if kind == MediaKind::Video {
             // Payload + RTP/SRTP/UDP/IP headers: what the layer costs a pupil on the wire.
             layer.meter.record(now, pkt.payload.len() + 60);
         }
-        let keyframe_start = kind == MediaKind::Audio || is_keyframe_start(video_codec, &pkt.payload);
+        let keyframe_start = kind == MediaKind::Audio || is_keyframe_start(video_codec(codec), &pkt.payload);
         if kind == MediaKind::Video && keyframe_start {
             layer.throttle.keyframe_received(now);
         }
         if role == PublisherRole::Class && self.main_publisher != Some(pid) {
             return;
         }
-        let ext = cached_ext(&pkt.header.ext_vals);
+        let ext = &pkt.ext;
         if kind == MediaKind::Video && role == PublisherRole::Class && !self.config.keyframe_replay.is_zero() {
             let cached = CachedPacket {
-                seq: *pkt.seq_no,
-                ts: pkt.header.timestamp,
-                marker: pkt.header.marker,
+                seq: pkt.seq,
+                ts: pkt.ts,
+                marker: pkt.marker,
                 keyframe_start,
                 ext: ext.clone(),
                 payload: pkt.payload.clone(),
@@ -200,23 +219,35 @@ impl Room {
             self.tapped.push(crate::TappedPacket {
                 stream,
                 codec,
-                ssrc: *ssrc,
-                seq: *pkt.seq_no,
-                ts: pkt.header.timestamp,
-                marker: pkt.header.marker,
+                ssrc: *layer_ssrc,
+                seq: pkt.seq,
+                ts: pkt.ts,
+                marker: pkt.marker,
                 payload: pkt.payload.clone(),
                 at: now,
-                sender: pkt
-                    .last_sender_info
-                    .map(|i| crate::SenderClock { ntp: i.ntp_time, rtp: i.rtp_time.numer() as u32 }),
+                sender: pkt.sender,
             });
+        }
+        if let Some(sink) = self.fan_out.as_mut() {
+            // Before this room's own pupils: the fan-out rooms' workers start on it now.
+            sink(Fed::Packet(FedPacket {
+                publisher: pid,
+                ssrc: layer_ssrc,
+                codec,
+                seq: pkt.seq,
+                ts: pkt.ts,
+                marker: pkt.marker,
+                payload: pkt.payload.clone(),
+                ext: ext.clone(),
+                received: pkt.received,
+            }));
         }
         let red = &mut publication.layers[li].red;
         let routed = RoutedPacket {
             input: PacketIn {
-                source: SourceKey { publisher: pid.0, ssrc: *ssrc },
-                seq: *pkt.seq_no,
-                ts: pkt.header.timestamp,
+                source: SourceKey { publisher: pid.0, ssrc: *layer_ssrc },
+                seq: pkt.seq,
+                ts: pkt.ts,
                 keyframe_start,
                 now,
             },
@@ -257,7 +288,7 @@ impl Room {
             match sub.forward(&routed) {
                 Forward::Send { seq, ts, pt, red_of } => {
                     let payload = match red_of {
-                        Some(inner) => red.payload(*pkt.seq_no, pkt.header.timestamp, *inner, &pkt.payload),
+                        Some(inner) => red.payload(pkt.seq, pkt.ts, *inner, &pkt.payload),
                         None => pkt.payload.clone(),
                     };
                     let ssrc_out = sub.ssrc;
@@ -265,7 +296,7 @@ impl Room {
                     let Some(tx) = api.stream_tx(&ssrc_out) else { continue };
                     tx.write_rtp(
                         RtpWrite::new(pt, seq.into(), ts, now, payload)
-                            .marker(pkt.header.marker)
+                            .marker(pkt.marker)
                             .ext_vals(ext.clone())
                             .nackable(nackable),
                     );
@@ -283,7 +314,7 @@ impl Room {
             }
         }
         if kind == MediaKind::Audio {
-            red.advance(*pkt.seq_no, pkt.header.timestamp, pkt.payload.clone());
+            red.advance(pkt.seq, pkt.ts, pkt.payload);
         }
         for si in to_replay {
             if self.replay_keyframe(now, si, pi, li) {
@@ -293,7 +324,7 @@ impl Room {
             }
         }
         if kind == MediaKind::Video && forwarded_any {
-            self.frame_open = !pkt.header.marker;
+            self.frame_open = !pkt.marker;
         }
         if want_keyframe || would_like_keyframe {
             let layer = &mut self.publications[pi].layers[li];
@@ -302,6 +333,33 @@ impl Room {
                 self.plis.push((pid, layer_ssrc));
             }
         }
+    }
+}
+
+/// A packet to route, whoever received it.
+pub(super) struct Incoming {
+    pub(super) publisher: ParticipantId,
+    pub(super) role: PublisherRole,
+    /// A muted floor voice is not relayed.
+    pub(super) muted: bool,
+    pub(super) seq: u64,
+    pub(super) ts: u32,
+    pub(super) marker: bool,
+    /// The header extensions carried on to pupils.
+    pub(super) ext: ExtensionValues,
+    /// The stream's latest sender report (for a recording).
+    pub(super) sender: Option<crate::SenderClock>,
+    pub(super) payload: std::sync::Arc<[u8]>,
+    /// When the home room received it.
+    pub(super) received: Instant,
+}
+
+/// The codec as the keyframe detection knows it.
+pub(super) fn video_codec(c: Codec) -> VideoCodec {
+    match c {
+        Codec::Vp8 => VideoCodec::Vp8,
+        Codec::H264 => VideoCodec::H264,
+        _ => VideoCodec::Other,
     }
 }
 

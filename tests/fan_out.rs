@@ -1,0 +1,278 @@
+//! One large class over both media workers: past `media.fan_out_peers` on its home worker,
+//! a class's next pupils go to a fan-out room on the other worker, which its home room feeds
+//! in-process (`ardoise_sfu::fed`).
+
+mod common;
+
+use ardoise_client::Peer;
+use ardoise_loadgen::{Publisher, PublisherConfig, Subscriber};
+use common::{TestServer, lo, send, wait_until};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use str0m::Event;
+use str0m::media::{Direction, MediaKind};
+
+/// The participants of `class` in the admin overview, with their worker.
+fn placed(server: &TestServer, admin: &str, class: &str) -> Option<(u64, u64)> {
+    let r = send("GET", &format!("{}/api/admin/classes", server.base), Some(admin), None, "");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let overview: Value = serde_json::from_str(&r.body).unwrap();
+    let c = overview["classes"].as_array()?.iter().find(|c| c["id"] == class)?.clone();
+    Some((c["worker"].as_u64()?, c["participants"].as_array().map_or(0, |p| p.len() as u64)))
+}
+
+/// The media workers of the admin overview: (participants, fan-out items out, in) each.
+fn workers(server: &TestServer, admin: &str) -> Vec<(u64, u64, u64)> {
+    let r = send("GET", &format!("{}/api/admin/classes", server.base), Some(admin), None, "");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let overview: Value = serde_json::from_str(&r.body).unwrap();
+    overview["workers"]
+        .as_array()
+        .map(|ws| {
+            ws.iter()
+                .map(|w| {
+                    let n = |k: &str| w[k].as_u64().unwrap_or(0);
+                    (n("participants"), n("fed_out"), n("fed_in"))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_large_class_spreads_its_pupils_over_both_workers_and_every_pupil_gets_the_class() {
+    // Past 4 peers on the class's worker, its next pupils go to the other worker while that
+    // one serves fewer (by 10): 20 pupils split about 10 and 10.
+    let server = TestServer::start(&[("ARDOISE__MEDIA__WORKERS", "2"), ("ARDOISE__MEDIA__FAN_OUT_PEERS", "4")]);
+    let admin = server.token("admin", None);
+    let teacher = server.token("teacher", Some("demo"));
+    let json = server.data_dir.join("fan_out.json");
+    let run = std::process::Command::new(common::bin())
+        .args(["loadgen", "--server", &server.base, "--class", "demo", "--pupils", "20"])
+        .args(["--ramp", "20", "--duration", "6", "--token", &teacher, "--json"])
+        .arg(&json)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run loadgen");
+    // While it runs: pupils on both workers, and the home room feeds the other one.
+    let split = wait_until(Duration::from_secs(20), "the class's pupils on both workers, fed", || {
+        let ws = workers(&server, &admin);
+        (ws.len() == 2
+            && ws.iter().map(|w| w.0).sum::<u64>() == 21
+            && ws.iter().all(|w| w.0 >= 5)
+            && ws.iter().any(|w| w.1 > 0 && w.2 == 0)
+            && ws.iter().any(|w| w.2 > 0 && w.1 == 0))
+        .then_some(ws)
+    });
+    println!("FAN-OUT (participants, items out, items in) per worker: {split:?}");
+    let (_, a_peers) = placed(&server, &admin, "demo").expect("the class in the overview");
+    assert_eq!(a_peers, 21, "the overview counts the class's participants on both workers");
+    let out = run.wait_with_output().expect("loadgen ends");
+    assert!(out.status.success(), "loadgen failed: {}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(v["pupils_ok"], 20, "{v}");
+    for p in v["per_pupil"].as_array().unwrap() {
+        // Every pupil, on either worker, hears the teacher, sees the class from a keyframe
+        // (asked of the teacher through the home room, or from the fan-out room's cache),
+        // and loses nothing.
+        assert!(p["audio_packets"].as_u64().unwrap() > 100, "{p}");
+        assert!(p["video_packets"].as_u64().unwrap() > 100, "{p}");
+        assert!(p["time_to_first_frame_ms"].as_f64().unwrap() < 2000.0, "{p}");
+        assert!(p["video_loss"].as_f64().unwrap() < 0.01, "{p}");
+        assert!(!p["video_stopped"].as_bool().unwrap(), "{p}");
+    }
+    println!("FAN-OUT mean video {} kbit/s, e2e p95 {} ms", v["mean_video_kbps"], v["e2e_delay_p95_ms"]);
+}
+
+#[test]
+fn a_pupil_joining_a_fan_out_room_late_gets_a_keyframe_asked_of_the_teacher_through_the_home_room() {
+    // No keyframe cache: a picture for a late pupil can only come from a keyframe asked of
+    // the teacher (the load generator's teacher sends one on request, otherwise every 10 s).
+    let server = TestServer::start(&[
+        ("ARDOISE__MEDIA__WORKERS", "2"),
+        ("ARDOISE__MEDIA__FAN_OUT_PEERS", "4"),
+        ("ARDOISE__MEDIA__KEYFRAME_REPLAY_MS", "0"),
+    ]);
+    let admin = server.token("admin", None);
+    let teacher = server.token("teacher", Some("demo"));
+    // 15 pupils: 9 with the teacher at home, 6 in the fan-out room, which still has room.
+    let mut run = std::process::Command::new(common::bin())
+        .args(["loadgen", "--server", &server.base, "--class", "demo", "--pupils", "15"])
+        .args(["--ramp", "20", "--duration", "10", "--token", &teacher])
+        .stderr(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("run loadgen");
+    // Every adaptive pupil on the high layer: nobody asks for the low layer's keyframe now.
+    let before = wait_until(Duration::from_secs(20), "16 peers over both workers, every pupil on high", || {
+        let ws = workers(&server, &admin);
+        let r = send("GET", &format!("{}/api/admin/classes", server.base), Some(&admin), None, "");
+        let overview: Value = serde_json::from_str(&r.body).ok()?;
+        let class = overview["classes"].as_array()?.iter().find(|c| c["id"] == "demo")?.clone();
+        let pupils: Vec<&Value> =
+            class["participants"].as_array()?.iter().filter(|p| p["kind"] == "subscriber").collect();
+        (ws.iter().map(|w| w.0).sum::<u64>() == 16
+            && pupils.len() == 15
+            && pupils.iter().all(|p| p["layer"] == "high")
+            && ws.iter().all(|w| w.0 >= 5))
+        .then_some(ws)
+    });
+    let token = server.join("demo", "Tard");
+    let mut late = Subscriber::connect_with_layer(&server.base, "demo", &token, lo(), Some("low")).expect("WHEP");
+    let fan_out = before.iter().position(|w| w.2 > 0).expect("a fed worker");
+    wait_until(Duration::from_secs(5), "the late pupil in the fan-out room", || {
+        let after = workers(&server, &admin);
+        (after[fan_out].0 == before[fan_out].0 + 1 && after.iter().map(|w| w.0).sum::<u64>() == 17).then_some(())
+    });
+    late.run_for(Duration::from_secs(3)).expect("the late pupil connects");
+    let first = late.report().first_picture();
+    println!("FAN-OUT late pupil's first picture after {first:?}");
+    let _ = run.kill();
+    let _ = run.wait();
+    assert!(first.is_some_and(|t| t < Duration::from_secs(2)), "first picture: {first:?}");
+}
+
+/// A publisher until dropped, on its own thread: the teacher (simulcast) or a pupil holding
+/// the floor (one layer).
+struct Publishing {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Publishing {
+    fn start(server: &TestServer, token: String, simulcast: bool) -> Publishing {
+        let config = PublisherConfig {
+            server: server.base.clone(),
+            class: "demo".into(),
+            token,
+            bind: lo(),
+            simulcast,
+            record_payloads: false,
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut p = Publisher::connect(&config).expect("WHIP");
+            p.run_until(|| stop2.load(Ordering::Relaxed)).expect("publish");
+            let _ = p.close();
+        });
+        Publishing { stop, thread: Some(thread) }
+    }
+}
+
+impl Drop for Publishing {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A pupil as a page plays the class: the class's audio and video, then the floor's voice on
+/// a second audio m-line. Counts the packets of each of its m-lines.
+struct PagePupil {
+    peer: Peer,
+    mids: Vec<str0m::media::Mid>,
+    packets: Vec<u64>,
+}
+
+impl PagePupil {
+    fn join(server: &TestServer, token: &str) -> PagePupil {
+        let mut peer = Peer::new(lo()).expect("a peer");
+        let mut api = peer.rtc.sdp_api();
+        let mids = vec![
+            api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None),
+            api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None),
+            api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None),
+        ];
+        let (offer, pending) = api.apply().expect("an offer");
+        let url = format!("{}/whep/demo", server.base);
+        let session = ardoise_client::http::offer_to(&url, Some(token), &offer.to_sdp_string()).expect("WHEP");
+        peer.accept_answer(pending, &session.answer).expect("the answer");
+        PagePupil { peer, packets: vec![0; mids.len()], mids }
+    }
+
+    /// Receive for `d`.
+    fn run_for(&mut self, d: Duration) {
+        let end = Instant::now() + d;
+        let mut events = Vec::new();
+        while Instant::now() < end {
+            self.peer.drive(Instant::now() + Duration::from_millis(50), &mut events).expect("the pupil's session");
+            for e in events.drain(..) {
+                if let Event::RtpPacket(p) = e {
+                    let mid = self.peer.rtc.direct_api().stream_rx(&p.header.ssrc).map(|rx| rx.mid());
+                    if let Some(i) = self.mids.iter().position(|m| Some(*m) == mid) {
+                        self.packets[i] += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The floor's voice packets so far.
+    fn floor_voice(&self) -> u64 {
+        self.packets[2]
+    }
+}
+
+#[test]
+fn a_pupil_in_a_fan_out_room_hears_the_floor_and_stops_hearing_it_when_the_teacher_mutes_it() {
+    // Undriven pupils fill the home worker: they must outlive a slow run.
+    let server = TestServer::start(&[
+        ("ARDOISE__MEDIA__WORKERS", "2"),
+        ("ARDOISE__MEDIA__FAN_OUT_PEERS", "4"),
+        ("ARDOISE__MEDIA__CONNECT_TIMEOUT_SECS", "300"),
+    ]);
+    let admin = server.token("admin", None);
+    let teacher = server.token("teacher", Some("demo"));
+    let _class = Publishing::start(&server, teacher.clone(), true);
+    // Léa gets the floor (with her camera) and speaks, from the home worker.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let lea = server.join("demo", "Léa");
+    let (mut teacher_ws, _) = rt.block_on(common::ws::hello(&server, "demo", &teacher));
+    let (mut lea_ws, welcome) = rt.block_on(common::ws::hello(&server, "demo", &lea));
+    let lea_id = welcome["you"]["id"].as_str().expect("her id").to_owned();
+    rt.block_on(common::ws::send(&mut teacher_ws, json!({"type": "grant_floor", "pupil": lea_id, "camera": true})));
+    rt.block_on(common::ws::wait_for(&mut lea_ws, "floor"));
+    let _floor = Publishing::start(&server, lea, false);
+    // Eight pupils: the home worker serves 10 peers.
+    let _home: Vec<Subscriber> = (0..8)
+        .map(|i| {
+            let token = server.join("demo", &format!("Élève {i}"));
+            Subscriber::connect_with_layer(&server.base, "demo", &token, lo(), Some("low")).expect("WHEP")
+        })
+        .collect();
+    wait_until(Duration::from_secs(10), "10 peers at home", || {
+        (workers(&server, &admin).iter().map(|w| w.0).max() == Some(10)).then_some(())
+    });
+    // Hugo, next, is in the fan-out room.
+    let hugo = server.join("demo", "Hugo");
+    let mut page = PagePupil::join(&server, &hugo);
+    let ws = wait_until(Duration::from_secs(10), "Hugo in the fan-out room", || {
+        let ws = workers(&server, &admin);
+        ws.iter().any(|w| w.0 == 1 && w.2 > 0).then_some(ws)
+    });
+    println!("FAN-OUT workers (participants, out, in): {ws:?}");
+    let started = Instant::now();
+    while page.floor_voice() < 50 && started.elapsed() < Duration::from_secs(15) {
+        page.run_for(Duration::from_millis(200));
+    }
+    println!("FAN-OUT Hugo's packets per m-line (class audio, class video, floor voice): {:?}", page.packets);
+    assert!(page.floor_voice() >= 50, "the floor's voice reaches the fan-out room: {:?}", page.packets);
+    assert!(page.packets[0] >= 50 && page.packets[1] >= 50, "and the class: {:?}", page.packets);
+    // The teacher mutes Léa: her voice stops in the fan-out room too (after what was in flight).
+    rt.block_on(common::ws::send(&mut teacher_ws, json!({"type": "mute", "pupil": lea_id, "muted": true})));
+    page.run_for(Duration::from_secs(1));
+    let (voice, class) = (page.floor_voice(), page.packets[0]);
+    page.run_for(Duration::from_secs(2));
+    println!(
+        "FAN-OUT after the mute, 2 s: floor voice +{}, class audio +{}",
+        page.floor_voice() - voice,
+        page.packets[0] - class
+    );
+    assert_eq!(page.floor_voice(), voice, "no floor voice while muted");
+    assert!(page.packets[0] > class + 50, "the class goes on: {:?}", page.packets);
+}
