@@ -24,6 +24,9 @@ const MAX_DATAGRAM: usize = 2048;
 /// Datagrams read in one wake-up before sending what they produced.
 const READ_BATCH: usize = 32;
 
+mod fan_out;
+use fan_out::FedSource;
+
 /// One media worker's state (lives on its own thread).
 pub struct Worker {
     index: usize,
@@ -76,14 +79,6 @@ pub struct Worker {
     fed_from: HashMap<ClassId, FedSource>,
     /// Fan-out rooms (slots) fed in this wake-up, their batch open.
     fed_now: Vec<usize>,
-}
-
-/// Where a fan-out room's class has its home.
-struct FedSource {
-    /// The home worker's command queue.
-    home: UnboundedSender<Command>,
-    /// The home's latest shape (a fan-out room made later starts from it).
-    shape: Option<ardoise_sfu::FedShape>,
 }
 
 /// How a worker groups its sends.
@@ -273,7 +268,6 @@ impl Worker {
                         // meanwhile are fed in the same batch (each pupil drained once).
                         for _ in 0..READ_BATCH {
                             match commands.try_recv() {
-                                Ok(cmd @ Command::Fed { .. }) => self.command(cmd),
                                 Ok(Command::Shutdown { reply }) => {
                                     self.shutdown().await;
                                     let _ = reply.send(());
@@ -313,48 +307,6 @@ impl Worker {
             self.flush().await;
             self.serve_due().await;
             self.room_events();
-        }
-    }
-
-    /// Where `class`'s home room here hands what it routes: a command to each of its fan-out
-    /// rooms' workers, per packet, as it comes (`None`: the class has no fan-out room).
-    fn fan_out_sink(&self, class: &ClassId) -> Option<ardoise_sfu::FanOutSink> {
-        let targets: Vec<UnboundedSender<Command>> =
-            self.fan_outs.get(class)?.iter().map(|(_, commands)| commands.clone()).collect();
-        let (class, counter) = (class.clone(), self.fed_out.clone());
-        Some(Box::new(move |item| {
-            counter.fetch_add(1, Ordering::Relaxed);
-            for commands in &targets {
-                let _ = commands.send(Command::Fed { class: class.clone(), items: vec![item.clone()] });
-            }
-        }))
-    }
-
-    /// Drain the pupils of the fan-out rooms fed in this wake-up (unless a held frame keeps
-    /// every room's batch open).
-    fn end_fed_batch(&mut self) {
-        if self.fed_now.is_empty() || self.hold_until.is_some() {
-            return;
-        }
-        let now = Instant::now();
-        for slot in std::mem::take(&mut self.fed_now) {
-            if let Some(room) = self.rooms[slot].as_mut() {
-                room.end_batch(now);
-            }
-        }
-        self.drained_arrivals = self.arrivals.len();
-    }
-
-    /// A fan-out room's keyframe requests go to its class's home.
-    fn ask_homes_for_keyframes(&mut self) {
-        for (class, source) in &self.fed_from {
-            let Some(room) = self.by_class.get(class).and_then(|&slot| self.rooms[slot].as_mut()) else {
-                continue;
-            };
-            let requests = room.take_fed_keyframe_requests();
-            if !requests.is_empty() {
-                let _ = source.home.send(Command::FedKeyframes { class: class.clone(), requests });
-            }
         }
     }
 
@@ -634,64 +586,15 @@ impl Worker {
                 let r = self.room(&class).and_then(|room| room.set_muted(participant, muted).map_err(NetError::from));
                 let _ = reply.send(r);
             }
+            Command::FanOutTo { class, to, commands } => self.fan_out_to(class, to, commands),
+            Command::FedFrom { class, home } => self.fed_from(class, home),
+            Command::Fed { class, items } => self.fed(now, class, items),
+            Command::FedKeyframes { class, requests } => self.fed_keyframes(now, class, requests),
             Command::EndClass { class } => {
                 self.fan_outs.remove(&class);
                 self.fed_from.remove(&class);
                 if let Ok(room) = self.room(&class) {
                     room.close(now);
-                }
-            }
-            Command::FanOutTo { class, to, commands } => {
-                let targets = self.fan_outs.entry(class.clone()).or_default();
-                let new = !targets.iter().any(|(i, _)| *i == to);
-                targets.retain(|(i, _)| *i != to);
-                targets.push((to, commands));
-                let sink = self.fan_out_sink(&class);
-                if let Ok(room) = self.room(&class) {
-                    room.set_fan_out(sink); // and its shape, again: harmless
-                }
-                if !new {
-                    return;
-                }
-                info!(worker = self.index, class = %class, to, "the class's fan-out reaches another worker");
-            }
-            Command::FedFrom { class, home } => {
-                let shape = self.fed_from.remove(&class).and_then(|s| s.shape);
-                self.fed_from.insert(class, FedSource { home, shape });
-            }
-            Command::Fed { class, items } => {
-                let Some(source) = self.fed_from.get_mut(&class) else { return };
-                if let Some(shape) = items.iter().rev().find_map(|i| match i {
-                    ardoise_sfu::Fed::Shape(s) => Some(s),
-                    ardoise_sfu::Fed::Packet(_) => None,
-                }) {
-                    source.shape = Some(shape.clone());
-                }
-                let Some(&slot) = self.by_class.get(&class) else {
-                    return; // no pupil of the class here now
-                };
-                let Some(room) = self.rooms[slot].as_mut() else { return };
-                if self.hold_until.is_none() && !self.fed_now.contains(&slot) {
-                    room.begin_batch();
-                    self.fed_now.push(slot);
-                }
-                self.stats.fed_in += items.len() as u64;
-                let received: Vec<Instant> = items
-                    .iter()
-                    .filter_map(|i| match i {
-                        ardoise_sfu::Fed::Packet(p) => Some(p.received),
-                        ardoise_sfu::Fed::Shape(_) => None,
-                    })
-                    .collect();
-                room.feed(now, items);
-                // Timed from the home's receipt to this worker's send (at `end_fed_batch`).
-                self.arrivals.extend(received);
-            }
-            Command::FedKeyframes { class, requests } => {
-                if let Ok(room) = self.room(&class) {
-                    for r in requests {
-                        room.request_keyframe_of(now, r.publisher, r.ssrc);
-                    }
                 }
             }
             Command::TcpConnection(conn) => {
