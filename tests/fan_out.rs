@@ -175,6 +175,8 @@ impl Drop for Publishing {
 /// a second audio m-line. Counts the packets of each of its m-lines.
 struct PagePupil {
     peer: Peer,
+    /// Its WHEP session.
+    resource: String,
     mids: Vec<str0m::media::Mid>,
     packets: Vec<u64>,
 }
@@ -192,7 +194,7 @@ impl PagePupil {
         let url = format!("{}/whep/demo", server.base);
         let session = ardoise_client::http::offer_to(&url, Some(token), &offer.to_sdp_string()).expect("WHEP");
         peer.accept_answer(pending, &session.answer).expect("the answer");
-        PagePupil { peer, packets: vec![0; mids.len()], mids }
+        PagePupil { peer, resource: session.resource, packets: vec![0; mids.len()], mids }
     }
 
     /// Receive for `d`.
@@ -275,4 +277,18 @@ fn a_pupil_in_a_fan_out_room_hears_the_floor_and_stops_hearing_it_when_the_teach
     );
     assert_eq!(page.floor_voice(), voice, "no floor voice while muted");
     assert!(page.packets[0] > class + 50, "the class goes on: {:?}", page.packets);
+    // Hugo leaves: his room closes, and the home stops feeding it.
+    assert_eq!(ardoise_client::http::delete(&page.resource, &hugo).expect("DELETE"), 200);
+    drop(page);
+    let fed_out = |ws: &[(u64, u64, u64)]| ws.iter().map(|w| w.1).sum::<u64>();
+    let stopped = wait_until(Duration::from_secs(10), "the home no longer feeding", || {
+        let before = workers(&server, &admin);
+        // Two readings further apart than the overview's cache (500 ms): a running feed adds
+        // tens of packets meanwhile.
+        std::thread::sleep(Duration::from_millis(1200));
+        let after = workers(&server, &admin);
+        (after.iter().any(|w| w.2 > 0 && w.0 == 0) && fed_out(&after) == fed_out(&before)).then_some(after)
+    });
+    println!("FAN-OUT after Hugo left: {stopped:?}");
+    assert_eq!(stopped.iter().map(|w| w.0).sum::<u64>(), 10, "the home's peers stay: {stopped:?}");
 }

@@ -112,7 +112,8 @@ pub enum Command {
     },
     /// Also hand what `class`'s home room (on this worker) routes to the fan-out room on
     /// worker `to` ([`ardoise_sfu::fed`]); idempotent, and the home hands its current shape
-    /// at once.
+    /// at once. Sent by the fan-out worker when its room of the class is made (or on
+    /// [`Command::FedFrom`] while it has one).
     FanOutTo {
         /// Class.
         class: ClassId,
@@ -121,13 +122,24 @@ pub enum Command {
         /// Its command queue.
         commands: UnboundedSender<Command>,
     },
+    /// Stop feeding the fan-out room on worker `to`: it closed (its last pupil left). Sent by
+    /// that worker, after any [`Command::FanOutTo`] of its: the home sees them in order.
+    FanOutEnded {
+        /// Class.
+        class: ClassId,
+        /// The fan-out worker's index.
+        to: usize,
+    },
     /// This worker's room of `class` is a fan-out room fed by the class's home worker
-    /// (idempotent).
+    /// (idempotent; sent before each pupil placed here, and again when the class's publisher
+    /// comes, so that a home worker replaced after a panic is wired again).
     FedFrom {
         /// Class.
         class: ClassId,
-        /// The home worker's command queue (keyframe requests go there).
+        /// The home worker's command queue (subscriptions and keyframe requests go there).
         home: UnboundedSender<Command>,
+        /// This worker's own command queue (the home sends the packets there).
+        own: UnboundedSender<Command>,
     },
     /// What the class's home room handed over in one wake-up, in order.
     Fed {

@@ -202,16 +202,20 @@ impl MediaServer {
             p.fanned.insert(participant, w);
         }
         // Each time (idempotent): a worker replaced after a panic is wired again by the next
-        // pupil. `FedFrom` goes before the pupil's `Play` on the same queue.
-        let _ = self.workers[w]
-            .commands
-            .send(Command::FedFrom { class: class.clone(), home: self.workers[home].commands.clone() });
-        let _ = self.workers[home].commands.send(Command::FanOutTo {
-            class: class.clone(),
-            to: w,
-            commands: self.workers[w].commands.clone(),
-        });
+        // pupil. `FedFrom` goes before the pupil's `Play` on the same queue; the fan-out
+        // worker then subscribes to the home itself (so its subscribing and unsubscribing
+        // reach the home in order).
+        self.wire_fan_out(class, home, w);
         w
+    }
+
+    /// Tell worker `w` that its room of `class` is a fan-out room fed by worker `home`.
+    fn wire_fan_out(&self, class: &ClassId, home: usize, w: usize) {
+        let _ = self.workers[w].commands.send(Command::FedFrom {
+            class: class.clone(),
+            home: self.workers[home].commands.clone(),
+            own: self.workers[w].commands.clone(),
+        });
     }
 
     async fn ask<T>(&self, w: usize, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, NetError> {
@@ -252,6 +256,13 @@ impl MediaServer {
         camera: bool,
     ) -> Result<Joined, NetError> {
         let w = self.worker_for(class);
+        // The class's fan-out rooms subscribe again: its home may be a fresh worker (after a
+        // panic) that has forgotten them.
+        let fan_outs =
+            self.assignments.lock().unwrap_or_else(|e| e.into_inner()).get(class).map(|p| p.fan_outs.clone());
+        for f in fan_outs.unwrap_or_default() {
+            self.wire_fan_out(class, w, f);
+        }
         let class = class.clone();
         self.ask(w, |reply| Command::Publish { class, participant, offer, role, camera, reply }).await?
     }

@@ -16,8 +16,22 @@ use tracing::info;
 pub(super) struct FedSource {
     /// The home worker's command queue.
     home: UnboundedSender<Command>,
+    /// This worker's own queue, which the home feeds.
+    own: UnboundedSender<Command>,
     /// The home's latest shape (a fan-out room made later starts from it).
     pub(super) shape: Option<FedShape>,
+}
+
+impl FedSource {
+    /// Ask the home to feed this worker's room of `class` (`index`: this worker).
+    pub(super) fn subscribe(&self, class: &ClassId, index: usize) {
+        let _ = self.home.send(Command::FanOutTo { class: class.clone(), to: index, commands: self.own.clone() });
+    }
+
+    /// Tell the home this worker's room of `class` closed.
+    pub(super) fn unsubscribe(&self, class: &ClassId, index: usize) {
+        let _ = self.home.send(Command::FanOutEnded { class: class.clone(), to: index });
+    }
 }
 
 impl Worker {
@@ -51,10 +65,29 @@ impl Worker {
         }
     }
 
-    /// This worker's room of `class` is a fan-out room fed from `home` (idempotent).
-    pub(super) fn fed_from(&mut self, class: ClassId, home: UnboundedSender<Command>) {
+    /// `class`'s fan-out room on worker `to` closed: the home stops feeding it.
+    pub(super) fn fan_out_ended(&mut self, class: ClassId, to: usize) {
+        let Some(targets) = self.fan_outs.get_mut(&class) else { return };
+        targets.retain(|(i, _)| *i != to);
+        if targets.is_empty() {
+            self.fan_outs.remove(&class);
+        }
+        let sink = self.fan_out_sink(&class);
+        if let Ok(room) = self.room(&class) {
+            room.set_fan_out(sink);
+        }
+        info!(worker = self.index, class = %class, to, "the class's fan-out room on another worker closed");
+    }
+
+    /// This worker's room of `class` is a fan-out room fed from `home` (idempotent). A room
+    /// already here subscribes again (its home may be a fresh worker).
+    pub(super) fn fed_from(&mut self, class: ClassId, home: UnboundedSender<Command>, own: UnboundedSender<Command>) {
         let shape = self.fed_from.remove(&class).and_then(|s| s.shape);
-        self.fed_from.insert(class, FedSource { home, shape });
+        let source = FedSource { home, own, shape };
+        if self.by_class.contains_key(&class) {
+            source.subscribe(&class, self.index);
+        }
+        self.fed_from.insert(class, source);
     }
 
     /// What `class`'s home handed over: fed to its fan-out room here within this wake-up's

@@ -513,6 +513,7 @@ impl Worker {
                 if let Some(shape) = &source.shape {
                     room.feed(Instant::now(), vec![ardoise_sfu::Fed::Shape(shape.clone())]);
                 }
+                source.subscribe(class, self.index);
                 room
             }
             None => Room::new(class.clone(), self.config.clone()),
@@ -587,7 +588,8 @@ impl Worker {
                 let _ = reply.send(r);
             }
             Command::FanOutTo { class, to, commands } => self.fan_out_to(class, to, commands),
-            Command::FedFrom { class, home } => self.fed_from(class, home),
+            Command::FanOutEnded { class, to } => self.fan_out_ended(class, to),
+            Command::FedFrom { class, home, own } => self.fed_from(class, home, own),
             Command::Fed { class, items } => self.fed(now, class, items),
             Command::FedKeyframes { class, requests } => self.fed_keyframes(now, class, requests),
             Command::EndClass { class } => {
@@ -663,6 +665,9 @@ impl Worker {
     fn retire(&mut self, slot: usize) {
         self.recordings.retain(|(s, _)| *s != slot);
         if let Some(room) = self.rooms[slot].take() {
+            if let Some(source) = self.fed_from.get(room.id()) {
+                source.unsubscribe(room.id(), self.index);
+            }
             let s = room.stats();
             self.retired.rtp_in += s.rtp_in;
             self.retired.forwarded += s.forwarded;
