@@ -28,6 +28,9 @@
 #   SIMULCAST=0 …                                               (the teacher sends the top layer only)
 #   CLASSES=20 PUPILS=25 LAYER=auto …    (20 classes side by side, each its teacher and N pupils:
 #                                          PUPILS is then per class; Janus gets 20 rooms)
+#   ARDOISE__MEDIA__FAN_OUT_PEERS=0|100 WORKERS=2 PIN=0 PUPILS=400 LAYER=auto PACED=1 …
+#                                         (one large class on one worker, or over both; the
+#                                          JSON then has each worker's share of a core)
 #
 # Prints, per N, a human line and one line of JSON:
 #   {"server":"janus","mode":"default","pupils":N,"cpu_us_per_packet":…,"rss_kib_per_pupil":…,"loss":…,"pupils_ok":…}
@@ -53,6 +56,9 @@ if [ "$PIN" = 1 ] && [ "$(nproc)" -ge 2 ]; then
 else
   SERVER_CPUS=""; LOADGEN_CPUS=""
 fi
+# LOADGEN_NICE=10: the load generator yields to the server when both want a core (unpinned
+# runs of a server using both cores: the pupils' sockets hold what waits meanwhile).
+[ -n "${LOADGEN_NICE:-}" ] && LOADGEN_CPUS="nice -n $LOADGEN_NICE $LOADGEN_CPUS"
 case "$MODE" in
   default | ev2) ;;
   *) echo "MODE must be default or ev2" >&2; exit 2 ;;
@@ -77,7 +83,10 @@ cleanup() { [ -n "$SRV" ] && kill "$SRV" 2> /dev/null; [ -n "$LOADGEN" ] && kill
 trap cleanup EXIT
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 # Ardoise's forwarding-delay histogram, buckets summed over workers: "le count" lines.
-hist() { curl -s "$BASE/metrics" | awk '/^ardoise_forward_delay_seconds_bucket/ {match($0, /le="[^"]*"/); le = substr($0, RSTART + 4, RLENGTH - 5); s[le] += $2} END {for (k in s) print k, s[k]}'; }
+# With an argument: that worker's only.
+hist() { curl -s "$BASE/metrics" | awk -v w="${1:-}" '/^ardoise_forward_delay_seconds_bucket/ && (w == "" || index($0, "worker=\"" w "\"")) {match($0, /le="[^"]*"/); le = substr($0, RSTART + 4, RLENGTH - 5); s[le] += $2} END {for (k in s) print k, s[k]}'; }
+# Each worker's histogram into "$1-w<index>".
+hist_workers() { for w in 0 1 2 3; do hist "$w" > "$1-w$w"; done; }
 # Each media worker's CPU seconds, with the time they were read: "time" then "worker seconds" lines.
 worker_cpu() { date +%s.%N; curl -s "$BASE/metrics" | sed -n 's/^ardoise_worker_cpu_seconds_total{worker="\([0-9]*\)"} \(.*\)/\1 \2/p'; }
 # Busy share of the machine over 2 s, in % of one core (from /proc/stat).
@@ -164,17 +173,20 @@ for N in $PUPILS; do
     # starts SETTLE s after that.
     while kill -0 "$LOADGEN" 2> /dev/null && ! grep -q "s  pupils connected" "$WORK/loadgen-$N.err"; do sleep 0.2; done
     sleep $((SETTLE > 1 ? SETTLE - 1 : 0))
-    hist > "$WORK/hist0-$N"; worker_cpu > "$WORK/wcpu0-$N"
+    hist > "$WORK/hist0-$N"; worker_cpu > "$WORK/wcpu0-$N"; hist_workers "$WORK/hist0-$N"
   fi
   wait "$LOADGEN"; STATUS=$?; LOADGEN=""
-  [ "$SERVER" = ardoise ] && kill -0 "$SRV" 2> /dev/null && hist > "$WORK/hist1-$N" && worker_cpu > "$WORK/wcpu1-$N"
+  [ "$SERVER" = ardoise ] && kill -0 "$SRV" 2> /dev/null && hist > "$WORK/hist1-$N" && worker_cpu > "$WORK/wcpu1-$N" \
+    && hist_workers "$WORK/hist1-$N"
+  # Each worker's forwarding delay p50 and p99 (µs), for the workers that forwarded.
+  BY_WORKER=$(for w in 0 1 2 3; do [ -s "$WORK/hist1-$N-w$w" ] && benches/delay_quantiles.py "$WORK/hist0-$N-w$w" "$WORK/hist1-$N-w$w"; done | paste -sd, || true)
   set -e
   ALIVE=1; kill -0 "$SRV" 2> /dev/null || ALIVE=0
   if [ "$STATUS" != 0 ] || [ ! -s "$WORK/load-$N.json" ]; then
     echo "loadgen failed (status $STATUS, server alive: $ALIVE):" >&2; tail -5 "$WORK/loadgen-$N.err" >&2
     cleanup; SRV=""; continue
   fi
-  python3 - "$SERVER" "$LABEL" "$N" "$RSS0" "$ALIVE" "$WORK/load-$N.json" "$BUSY0" "$(benches/delay_quantiles.py "$WORK/hist0-$N" "$WORK/hist1-$N")" "$CLASSES" "$WORK/wcpu0-$N" "$WORK/wcpu1-$N" <<'PY'
+  python3 - "$SERVER" "$LABEL" "$N" "$RSS0" "$ALIVE" "$WORK/load-$N.json" "$BUSY0" "$(benches/delay_quantiles.py "$WORK/hist0-$N" "$WORK/hist1-$N")" "$CLASSES" "$WORK/wcpu0-$N" "$WORK/wcpu1-$N" "${BY_WORKER:-}" <<'PY'
 import json, os, sys
 server, mode, per_class, rss0, alive, path = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), sys.argv[5] == "1", sys.argv[6]
 busy_before = float(sys.argv[7])
@@ -218,6 +230,10 @@ def worker_cpu(path):
 (t0, c0), (t1, c1) = worker_cpu(sys.argv[10]), worker_cpu(sys.argv[11])
 if t0 is not None and t1 is not None and t1 > t0:
     out["worker_cpu_pct"] = [round(100 * (c1[w] - c0.get(w, 0)) / (t1 - t0), 1) for w in sorted(c1)]
+# Each worker's forwarding delay [p50, p99] (µs), those that forwarded in the window.
+out["forward_delay_by_worker_us"] = [
+    [None if v == "nan" else int(v) for v in q.split()] for q in sys.argv[12].split(",") if q.strip()
+] if len(sys.argv) > 12 else []
 # Other work: a busy machine just before the run, or much more busy time in the window than
 # server + load generator (the kernel's own loopback work, in softirq, is a few % at most).
 ours = (out["server_cpu_pct"] or 0) + out["loadgen_cpu_pct"]

@@ -174,6 +174,14 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// What a class's home room hands its fan-out rooms, per packet (and their keyframe
+    /// requests back): frequent, and never a change of peers.
+    pub fn is_fed(&self) -> bool {
+        matches!(self, Command::Fed { .. } | Command::FedKeyframes { .. })
+    }
+}
+
 /// Where a recorded class's packets go: a bounded queue toward the recorder.
 pub type RecordingSink = std::sync::mpsc::SyncSender<Vec<ardoise_sfu::TappedPacket>>;
 

@@ -1,14 +1,13 @@
 //! The set of media workers and the assignment of classes to them.
 
 use crate::ice_tcp::{IceTcpListener, UfragDirectory};
-use crate::placement::{self, WorkerLoad};
+use crate::placement::{self, LoadGauge, WorkerLoad};
 use crate::worker::{self, Batching, TcpSide};
 use crate::{Command, Fault, Joined, MediaEvent, NetError, WorkerSnapshot};
 use ardoise_proto::{ClassId, ParticipantId};
 use ardoise_sfu::{Feed, PublisherRole, SfuConfig, VideoChoice};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use str0m::Candidate;
@@ -39,8 +38,9 @@ pub struct MediaConfig {
     pub tcp_per_ip: usize,
     /// Each worker's UDP receive buffer, bytes (0: the system's default).
     pub receive_buffer: usize,
-    /// A class's home worker serving this many peers or more sends the class's next pupils
-    /// to a less loaded worker, which its home room feeds ([`ardoise_sfu::fed`]); 0: never.
+    /// A class whose home room holds this many peers sends its next pupils to a fan-out room
+    /// on a less loaded worker, which the home room feeds ([`ardoise_sfu::fed`]); 0: never
+    /// ([`placement::fan_out_worker`]).
     pub fan_out_peers: usize,
 }
 
@@ -60,7 +60,7 @@ struct WorkerHandle {
     commands: UnboundedSender<Command>,
     advertised: SocketAddr,
     /// The peers in its rooms, kept by the worker.
-    peers: Arc<AtomicUsize>,
+    load: Arc<LoadGauge>,
 }
 
 /// Handle to the media workers.
@@ -101,7 +101,7 @@ impl MediaServer {
             let local = socket.local_addr().map_err(|source| NetError::Bind { addr, source })?;
             let advertised = SocketAddr::new(config.advertise.unwrap_or(local.ip()), local.port());
             let (tx, rx) = unbounded_channel();
-            let peers = Arc::new(AtomicUsize::new(0));
+            let load = Arc::new(LoadGauge::default());
             let handle = worker::spawn(
                 i,
                 socket,
@@ -111,11 +111,11 @@ impl MediaServer {
                 TcpSide { advertised: tcp_advertised, directory: directory.clone() },
                 rx,
                 events_tx.clone(),
-                peers.clone(),
+                load.clone(),
             )
             .map_err(|source| NetError::Bind { addr, source })?;
             threads.push(handle);
-            workers.push(WorkerHandle { commands: tx, advertised, peers });
+            workers.push(WorkerHandle { commands: tx, advertised, load });
         }
         let tcp_task = match tcp_listener {
             None => None,
@@ -164,7 +164,7 @@ impl MediaServer {
     }
 
     fn loads(&self) -> Vec<WorkerLoad> {
-        self.workers.iter().map(|w| WorkerLoad { peers: w.peers.load(Ordering::Relaxed), classes: 0 }).collect()
+        self.workers.iter().map(|w| WorkerLoad { peers: w.load.peers(), classes: 0 }).collect()
     }
 
     /// The worker of `class`'s home room, if it has one.
@@ -178,21 +178,19 @@ impl MediaServer {
         a.get(class).map(|p| p.fanned.get(&participant).copied().unwrap_or(p.home))
     }
 
-    /// The worker a new subscriber of `class` goes to: the class's home, unless the home
-    /// serves [`MediaConfig::fan_out_peers`] peers or more and another worker serves fewer
-    /// (in steps of 10, [`placement::least_loaded`]'s); then that worker, whose fan-out room
-    /// of the class the home feeds. The studio's floor feed stays home.
+    /// The worker a new subscriber of `class` goes to: the class's home, or a fan-out room on
+    /// another worker once the class is large ([`placement::fan_out_worker`]: its room at
+    /// home holds [`MediaConfig::fan_out_peers`] peers); the home feeds that room. The
+    /// studio's floor feed stays home.
     fn worker_for_subscriber(&self, class: &ClassId, participant: ParticipantId, feed: Feed) -> usize {
         let home = self.worker_for(class);
-        if feed != Feed::Class || self.fan_out_peers == 0 || self.workers.len() < 2 {
+        if feed != Feed::Class || self.fan_out_peers == 0 {
             return home;
         }
-        let loads = self.loads();
-        if loads[home].peers < self.fan_out_peers {
+        let at_home = self.workers[home].load.class_peers(class);
+        let Some(w) = placement::fan_out_worker(&self.loads(), home, at_home, self.fan_out_peers) else {
             return home;
-        }
-        let lighter = (0..loads.len()).filter(|&w| w != home).min_by_key(|&w| (loads[w].peers / 10, w));
-        let Some(w) = lighter.filter(|&w| loads[w].peers / 10 < loads[home].peers / 10) else { return home };
+        };
         {
             let mut a = self.assignments.lock().unwrap_or_else(|e| e.into_inner());
             let Some(p) = a.get_mut(class) else { return home };

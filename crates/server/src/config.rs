@@ -169,8 +169,8 @@ pub struct MediaSection {
     pub gso: bool,
     /// Each media worker's UDP receive buffer, KiB (0: the system's default).
     pub receive_buffer_kib: usize,
-    /// A class's home worker serving this many peers or more sends the class's next pupils
-    /// to a less loaded worker (0: never).
+    /// A class whose home room holds this many peers sends its next pupils to a fan-out room
+    /// on a less loaded worker (0: never).
     pub fan_out_peers: usize,
     /// Hold of a partly received frame, ms.
     pub frame_hold_ms: u64,

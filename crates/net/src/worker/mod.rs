@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use str0m::net::Protocol;
 use tokio::net::UdpSocket;
@@ -52,8 +52,9 @@ pub struct Worker {
     next_tcp: u64,
     tcp_in: tokio::sync::mpsc::Sender<TcpInput>,
     events: UnboundedSender<MediaEvent>,
-    /// The peers in this worker's rooms, for placing new classes (see [`crate::placement`]).
-    load: Arc<AtomicUsize>,
+    /// The peers in this worker's rooms, for placing classes and pupils (see
+    /// [`crate::placement`]).
+    load: Arc<crate::placement::LoadGauge>,
     stats: WorkerStats,
     retired: RoomStats,
     sender: BatchSender,
@@ -127,7 +128,7 @@ pub fn spawn(
     tcp: TcpSide,
     commands: UnboundedReceiver<Command>,
     events: UnboundedSender<MediaEvent>,
-    load: Arc<AtomicUsize>,
+    load: Arc<crate::placement::LoadGauge>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     socket.set_nonblocking(true)?;
     std::thread::Builder::new().name(format!("media-{index}")).spawn(move || {
@@ -155,7 +156,7 @@ pub fn spawn(
                 }
             };
             let (tcp_in, tcp_rx) = tokio::sync::mpsc::channel(1024);
-            load.store(0, Ordering::Relaxed); // a fresh worker holds no peer
+            load.publish(std::iter::empty()); // a fresh worker holds no peer
             let mut worker = Worker {
                 index,
                 socket,
@@ -263,6 +264,8 @@ impl Worker {
                         let _ = reply.send(snap);
                     }
                     Some(cmd) => {
+                        // What a class's home hands over (each packet) changes no peer count.
+                        let mut peers_changed = !cmd.is_fed();
                         self.command(cmd);
                         // A class's home hands over each packet as it comes: the ones queued
                         // meanwhile are fed in the same batch (each pupil drained once).
@@ -277,13 +280,16 @@ impl Worker {
                                     let _ = reply.send(self.snapshot());
                                 }
                                 Ok(cmd) => {
+                                    peers_changed |= !cmd.is_fed();
                                     self.command(cmd);
                                 }
                                 Err(_) => break,
                             }
                         }
                         self.end_fed_batch();
-                        self.publish_load();
+                        if peers_changed {
+                            self.publish_load();
+                        }
                     }
                 },
                 r = self.socket.readable() => {
@@ -336,8 +342,7 @@ impl Worker {
     /// Publish the number of peers in this worker's rooms (after a command, and when peers
     /// left: nothing else changes it).
     fn publish_load(&self) {
-        let peers = self.rooms.iter().flatten().map(Room::len).sum();
-        self.load.store(peers, Ordering::Relaxed);
+        self.load.publish(self.rooms.iter().flatten().map(|r| (r.id(), r.len())));
     }
 
     async fn read_batch(&mut self, buf: &mut [u8]) {
