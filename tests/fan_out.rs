@@ -23,8 +23,12 @@ fn placed(server: &TestServer, admin: &str, class: &str) -> Option<(u64, u64)> {
     Some((c["worker"].as_u64()?, c["participants"].as_array().map_or(0, |p| p.len() as u64)))
 }
 
-/// The media workers of the admin overview: (participants, fan-out items out, in) each.
-fn workers(server: &TestServer, admin: &str) -> Vec<(u64, u64, u64)> {
+/// One media worker in the admin overview: participants, fan-out items out, in, pupils
+/// served from a keyframe cache.
+type WorkerCounts = (u64, u64, u64, u64);
+
+/// The media workers of the admin overview.
+fn workers(server: &TestServer, admin: &str) -> Vec<WorkerCounts> {
     let r = send("GET", &format!("{}/api/admin/classes", server.base), Some(admin), None, "");
     assert_eq!(r.status, 200, "{}", r.body);
     let overview: Value = serde_json::from_str(&r.body).unwrap();
@@ -34,7 +38,7 @@ fn workers(server: &TestServer, admin: &str) -> Vec<(u64, u64, u64)> {
             ws.iter()
                 .map(|w| {
                     let n = |k: &str| w[k].as_u64().unwrap_or(0);
-                    (n("participants"), n("fed_out"), n("fed_in"))
+                    (n("participants"), n("fed_out"), n("fed_in"), n("keyframe_replays"))
                 })
                 .collect()
         })
@@ -86,21 +90,20 @@ fn a_large_class_spreads_its_pupils_over_both_workers_and_every_pupil_gets_the_c
     println!("FAN-OUT mean video {} kbit/s, e2e p95 {} ms", v["mean_video_kbps"], v["e2e_delay_p95_ms"]);
 }
 
-#[test]
-fn a_pupil_joining_a_fan_out_room_late_gets_a_keyframe_asked_of_the_teacher_through_the_home_room() {
-    // No keyframe cache: a picture for a late pupil can only come from a keyframe asked of
-    // the teacher (the load generator's teacher sends one on request, otherwise every 10 s).
-    let server = TestServer::start(&[
-        ("ARDOISE__MEDIA__WORKERS", "2"),
-        ("ARDOISE__MEDIA__FAN_OUT_PEERS", "4"),
-        ("ARDOISE__MEDIA__KEYFRAME_REPLAY_MS", "0"),
-    ]);
+/// A class of 15 adaptive pupils over both workers (the load generator's, 9 at home and 6
+/// in the fan-out room), every pupil on the high layer; then a late pupil on the low layer,
+/// in the fan-out room. Returns its first picture's time, and the workers before and after.
+fn a_late_pupil_in_the_fan_out_room(
+    settings: &[(&str, &str)],
+) -> (Option<Duration>, Vec<WorkerCounts>, Vec<WorkerCounts>) {
+    let mut all = vec![("ARDOISE__MEDIA__WORKERS", "2"), ("ARDOISE__MEDIA__FAN_OUT_PEERS", "4")];
+    all.extend_from_slice(settings);
+    let server = TestServer::start(&all);
     let admin = server.token("admin", None);
     let teacher = server.token("teacher", Some("demo"));
-    // 15 pupils: 9 with the teacher at home, 6 in the fan-out room, which still has room.
     let mut run = std::process::Command::new(common::bin())
         .args(["loadgen", "--server", &server.base, "--class", "demo", "--pupils", "15"])
-        .args(["--ramp", "20", "--duration", "10", "--token", &teacher])
+        .args(["--ramp", "20", "--duration", "12", "--token", &teacher])
         .stderr(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .spawn()
@@ -128,10 +131,36 @@ fn a_pupil_joining_a_fan_out_room_late_gets_a_keyframe_asked_of_the_teacher_thro
     });
     late.run_for(Duration::from_secs(3)).expect("the late pupil connects");
     let first = late.report().first_picture();
-    println!("FAN-OUT late pupil's first picture after {first:?}");
+    // The overview's counters are at most 500 ms old: read them once they show the pupil's
+    // picture's time has passed.
+    std::thread::sleep(Duration::from_millis(600));
+    let after = workers(&server, &admin);
+    println!("FAN-OUT late pupil's first picture after {first:?}; workers before {before:?}, after {after:?}");
     let _ = run.kill();
     let _ = run.wait();
+    (first, before, after)
+}
+
+#[test]
+fn a_pupil_joining_a_fan_out_room_late_gets_a_keyframe_asked_of_the_teacher_through_the_home_room() {
+    // No keyframe cache: a picture for a late pupil can only come from a keyframe asked of
+    // the teacher (the load generator's teacher sends one on request, otherwise every 10 s).
+    let (first, _, _) = a_late_pupil_in_the_fan_out_room(&[("ARDOISE__MEDIA__KEYFRAME_REPLAY_MS", "0")]);
     assert!(first.is_some_and(|t| t < Duration::from_secs(2)), "first picture: {first:?}");
+}
+
+#[test]
+fn a_pupil_joining_a_fan_out_room_late_is_served_from_its_keyframe_cache() {
+    // A cache that keeps the low layer's last keyframe (the pupils joined at the start, the
+    // teacher's clip loops every 10 s): the late pupil's picture comes from the fan-out
+    // room's cache, as it would at home, with no keyframe asked of the teacher.
+    let (first, before, after) = a_late_pupil_in_the_fan_out_room(&[
+        ("ARDOISE__MEDIA__KEYFRAME_REPLAY_MS", "15000"),
+        ("ARDOISE__MEDIA__KEYFRAME_REPLAY_KIB", "2048"),
+    ]);
+    assert!(first.is_some_and(|t| t < Duration::from_secs(2)), "first picture: {first:?}");
+    let fan_out = before.iter().position(|w| w.2 > 0).expect("a fed worker");
+    assert_eq!(after[fan_out].3, before[fan_out].3 + 1, "the fan-out room served the late pupil from its cache");
 }
 
 /// A publisher until dropped, on its own thread: the teacher (simulcast) or a pupil holding
@@ -280,7 +309,7 @@ fn a_pupil_in_a_fan_out_room_hears_the_floor_and_stops_hearing_it_when_the_teach
     // Hugo leaves: his room closes, and the home stops feeding it.
     assert_eq!(ardoise_client::http::delete(&page.resource, &hugo).expect("DELETE"), 200);
     drop(page);
-    let fed_out = |ws: &[(u64, u64, u64)]| ws.iter().map(|w| w.1).sum::<u64>();
+    let fed_out = |ws: &[WorkerCounts]| ws.iter().map(|w| w.1).sum::<u64>();
     let stopped = wait_until(Duration::from_secs(10), "the home no longer feeding", || {
         let before = workers(&server, &admin);
         // Two readings further apart than the overview's cache (500 ms): a running feed adds
@@ -291,4 +320,57 @@ fn a_pupil_in_a_fan_out_room_hears_the_floor_and_stops_hearing_it_when_the_teach
     });
     println!("FAN-OUT after Hugo left: {stopped:?}");
     assert_eq!(stopped.iter().map(|w| w.0).sum::<u64>(), 10, "the home's peers stay: {stopped:?}");
+}
+
+#[test]
+fn when_the_fan_out_worker_panics_the_home_stops_feeding_it_and_a_new_pupil_there_gets_the_class() {
+    let server = TestServer::start(&[
+        ("ARDOISE__MEDIA__WORKERS", "2"),
+        ("ARDOISE__MEDIA__FAN_OUT_PEERS", "4"),
+        ("ARDOISE__MEDIA__CONNECT_TIMEOUT_SECS", "300"),
+        ("ARDOISE__MEDIA__FAULT_INJECTION", "true"),
+        ("RUST_BACKTRACE", "0"),
+    ]);
+    let admin = server.token("admin", None);
+    let _class = Publishing::start(&server, server.token("teacher", Some("demo")), true);
+    // Nine undriven pupils: the home serves 10 peers; the next pupil is fanned out.
+    let _home: Vec<Subscriber> = (0..9)
+        .map(|i| {
+            let token = server.join("demo", &format!("Élève {i}"));
+            Subscriber::connect_with_layer(&server.base, "demo", &token, lo(), Some("low")).expect("WHEP")
+        })
+        .collect();
+    wait_until(Duration::from_secs(10), "10 peers at home", || {
+        (workers(&server, &admin).iter().map(|w| w.0).max() == Some(10)).then_some(())
+    });
+    let hugo = server.join("demo", "Hugo");
+    let mut page = PagePupil::join(&server, &hugo);
+    let fan_out = wait_until(Duration::from_secs(10), "Hugo in the fan-out room, fed", || {
+        workers(&server, &admin).iter().position(|w| w.0 == 1 && w.2 > 0)
+    });
+    page.run_for(Duration::from_secs(1));
+    assert!(page.packets[0] > 20, "Hugo hears the class: {:?}", page.packets);
+    // The fan-out worker panics: Hugo's session is gone; the fresh worker has no room, and
+    // the home stops feeding it.
+    let body = json!({"fault": "worker_panic", "worker": fan_out}).to_string();
+    let r = send("POST", &format!("{}/api/admin/faults", server.base), Some(&admin), Some("application/json"), &body);
+    assert_eq!(r.status, 204, "{}", r.body);
+    drop(page);
+    let fed_out = |ws: &[WorkerCounts]| ws.iter().map(|w| w.1).sum::<u64>();
+    let stopped = wait_until(Duration::from_secs(10), "the home no longer feeding the fresh worker", || {
+        let before = workers(&server, &admin);
+        // Two readings further apart than the overview's cache (500 ms).
+        std::thread::sleep(Duration::from_millis(1200));
+        let after = workers(&server, &admin);
+        (after[fan_out].0 == 0 && fed_out(&after) == fed_out(&before)).then_some(after)
+    });
+    println!("FAN-OUT after the fan-out worker's panic: {stopped:?}");
+    // Hugo comes back (his page reconnects): in a fan-out room on the fresh worker, fed again.
+    let mut again = PagePupil::join(&server, &hugo);
+    wait_until(Duration::from_secs(10), "Hugo back in the fan-out room", || {
+        (workers(&server, &admin)[fan_out].0 == 1).then_some(())
+    });
+    again.run_for(Duration::from_secs(2));
+    println!("FAN-OUT Hugo back: {:?}", again.packets);
+    assert!(again.packets[0] > 20 && again.packets[1] > 20, "Hugo gets the class again: {:?}", again.packets);
 }

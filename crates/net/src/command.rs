@@ -141,7 +141,7 @@ pub enum Command {
         /// This worker's own command queue (the home sends the packets there).
         own: UnboundedSender<Command>,
     },
-    /// What the class's home room handed over in one wake-up, in order.
+    /// What the class's home room handed over (one packet, as it routes it; or its shape).
     Fed {
         /// Class.
         class: ClassId,

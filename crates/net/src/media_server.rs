@@ -362,6 +362,34 @@ impl MediaServer {
         self.ask(w, |reply| Command::InjectFault { fault, reply }).await?
     }
 
+    /// A participant left (`MediaEvent::Left`): forget where it was placed.
+    pub fn participant_left(&self, class: &ClassId, participant: ParticipantId) {
+        if let Some(p) = self.assignments.lock().unwrap_or_else(|e| e.into_inner()).get_mut(class) {
+            p.fanned.remove(&participant);
+        }
+    }
+
+    /// Worker `worker` was replaced after a panic (`MediaEvent::WorkerRestarted`): every
+    /// fan-out involving it is wired again. A fresh fan-out worker has no room, and tells
+    /// its classes' homes to stop feeding it; a fresh home is told its fan-out rooms again.
+    pub fn worker_restarted(&self, worker: usize) {
+        let mut pairs = Vec::new();
+        {
+            let mut a = self.assignments.lock().unwrap_or_else(|e| e.into_inner());
+            for (class, p) in a.iter_mut() {
+                p.fanned.retain(|_, w| *w != worker); // its peers are gone
+                for &f in &p.fan_outs {
+                    if p.home == worker || f == worker {
+                        pairs.push((class.clone(), p.home, f));
+                    }
+                }
+            }
+        }
+        for (class, home, f) in pairs {
+            self.wire_fan_out(&class, home, f);
+        }
+    }
+
     /// Close every peer (DTLS close) and stop the workers, waiting at most `deadline`.
     pub async fn shutdown(&self, deadline: Duration) {
         if let Some(t) = &self.tcp_task {

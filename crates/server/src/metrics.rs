@@ -185,6 +185,12 @@ pub async fn metrics(
         "counter",
         per_worker(&|w| w.fed_out),
     );
+    gauge(
+        "ardoise_fan_in_items_total",
+        "Packets and shapes fan-out rooms took from their class's home room on another worker.",
+        "counter",
+        per_worker(&|w| w.fed_in),
+    );
     gauge("ardoise_peer_faults_total", "Peers removed after a fault.", "counter", per_worker(&|w| w.peer_panics));
     gauge(
         "ardoise_worker_cpu_seconds_total",

@@ -489,7 +489,8 @@ impl AppState {
                         tokio::spawn(crate::recordings::record_by_policy(self.clone(), class.clone()));
                     }
                 }
-                MediaEvent::Left(_, pid) => {
+                MediaEvent::Left(class, pid) => {
+                    self.media.participant_left(&class, pid);
                     self.forget_session(pid);
                 }
                 MediaEvent::Connected(_, pid) => {
@@ -508,6 +509,7 @@ impl AppState {
                 }
                 MediaEvent::WorkerRestarted { worker, classes } => {
                     warn!(worker, classes = classes.len(), "a media worker was replaced; its classes reconnect");
+                    self.media.worker_restarted(worker);
                     for class in &classes {
                         self.hub.media_lost(class);
                     }

@@ -26,6 +26,9 @@ pub struct PublishedLayer {
     pub cache: crate::KeyframeCache,
     /// Last payload type seen and its codec, to avoid a codec lookup per packet.
     pub codec_cache: Option<(Pt, VideoCodec, str0m::format::Codec)>,
+    /// The codec of its latest routed packet (what its keyframe cache holds; a fan-out room,
+    /// fed by the home room, knows it only from there).
+    pub codec: Option<str0m::format::Codec>,
     /// What this layer costs on the wire (for the pupils' allocators).
     pub meter: crate::BitrateMeter,
     /// RED payloads for the pupils that negotiated it (audio only).
@@ -66,6 +69,7 @@ impl Publication {
         if let Some(i) = self.layers.iter().position(|l| l.rid == rid) {
             self.layers[i].ssrc = ssrc;
             self.layers[i].codec_cache = None;
+            self.layers[i].codec = None;
             self.layers[i].cache.clear();
             self.layers[i].active = true;
             return i;
@@ -78,6 +82,7 @@ impl Publication {
             throttle: KeyframeThrottle::new(keyframe_interval),
             cache: crate::KeyframeCache::default(),
             codec_cache: None,
+            codec: None,
             meter: crate::BitrateMeter::default(),
             red: crate::AudioRedundancy::default(),
         });

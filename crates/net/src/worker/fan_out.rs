@@ -43,8 +43,11 @@ impl Worker {
         let (class, counter) = (class.clone(), self.fed_out.clone());
         Some(Box::new(move |item| {
             counter.fetch_add(1, Ordering::Relaxed);
-            for commands in &targets {
-                let _ = commands.send(Command::Fed { class: class.clone(), items: vec![item.clone()] });
+            if let Some((last, others)) = targets.split_last() {
+                for commands in others {
+                    let _ = commands.send(Command::Fed { class: class.clone(), items: vec![item.clone()] });
+                }
+                let _ = last.send(Command::Fed { class: class.clone(), items: vec![item] });
             }
         }))
     }
@@ -79,13 +82,17 @@ impl Worker {
         info!(worker = self.index, class = %class, to, "the class's fan-out room on another worker closed");
     }
 
-    /// This worker's room of `class` is a fan-out room fed from `home` (idempotent). A room
-    /// already here subscribes again (its home may be a fresh worker).
+    /// This worker's room of `class` is a fan-out room fed from `home` (idempotent). The home
+    /// learns where it stands at once: a room here subscribes again (the home may be a fresh
+    /// worker), no room unsubscribes (this may be a fresh worker, whose room the home still
+    /// feeds; the pupil's `Play` that follows, if any, subscribes again, in order).
     pub(super) fn fed_from(&mut self, class: ClassId, home: UnboundedSender<Command>, own: UnboundedSender<Command>) {
         let shape = self.fed_from.remove(&class).and_then(|s| s.shape);
         let source = FedSource { home, own, shape };
         if self.by_class.contains_key(&class) {
             source.subscribe(&class, self.index);
+        } else {
+            source.unsubscribe(&class, self.index);
         }
         self.fed_from.insert(class, source);
     }
@@ -109,16 +116,12 @@ impl Worker {
             self.fed_now.push(slot);
         }
         self.stats.fed_in += items.len() as u64;
-        let received: Vec<Instant> = items
-            .iter()
-            .filter_map(|i| match i {
-                Fed::Packet(p) => Some(p.received),
-                Fed::Shape(_) => None,
-            })
-            .collect();
-        room.feed(now, items);
         // Timed from the home's receipt to this worker's send (at `end_fed_batch`).
-        self.arrivals.extend(received);
+        self.arrivals.extend(items.iter().filter_map(|i| match i {
+            Fed::Packet(p) => Some(p.received),
+            Fed::Shape(_) => None,
+        }));
+        room.feed(now, items);
     }
 
     /// Drain the pupils of the fan-out rooms fed in this wake-up (unless a held frame keeps

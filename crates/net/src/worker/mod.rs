@@ -265,7 +265,8 @@ impl Worker {
                     }
                     Some(cmd) => {
                         // What a class's home hands over (each packet) changes no peer count.
-                        let mut peers_changed = !cmd.is_fed();
+                        let mut fed = cmd.is_fed();
+                        let mut peers_changed = !fed;
                         self.command(cmd);
                         // A class's home hands over each packet as it comes: the ones queued
                         // meanwhile are fed in the same batch (each pupil drained once).
@@ -277,9 +278,13 @@ impl Worker {
                                     return;
                                 }
                                 Ok(Command::Snapshot { reply }) => {
-                                    let _ = reply.send(self.snapshot());
+                                    let mut snap = self.snapshot();
+                                    snap.worker.commands_queued = commands.len() as u64;
+                                    snap.worker.tcp_input_queued = tcp_rx.len() as u64;
+                                    let _ = reply.send(snap);
                                 }
                                 Ok(cmd) => {
+                                    fed |= cmd.is_fed();
                                     peers_changed |= !cmd.is_fed();
                                     self.command(cmd);
                                 }
@@ -289,6 +294,11 @@ impl Worker {
                         self.end_fed_batch();
                         if peers_changed {
                             self.publish_load();
+                        }
+                        if fed {
+                            // Commands win the select: a busy home could keep this worker
+                            // from its socket (its own pupils' feedback, its own classes).
+                            self.read_batch(&mut buf).await;
                         }
                     }
                 },
@@ -308,6 +318,12 @@ impl Worker {
                     }
                     self.timeout(now);
                 }
+            }
+            // A held frame's deadline holds whichever input woke the worker (commands win the
+            // select, and may keep the timer from firing).
+            let now = Instant::now();
+            if self.hold_until.is_some_and(|h| h <= now) {
+                self.end_batch(now);
             }
             self.ask_homes_for_keyframes();
             self.flush().await;

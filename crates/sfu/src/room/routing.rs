@@ -37,9 +37,7 @@ impl Room {
         let p = &mut self.participants[idx];
         let ParticipantKind::Subscriber { video: Some(sub), .. } = &mut p.kind else { return false };
         let layer = &self.publications[pi].layers[li];
-        let (Some(group), Some((_, _, codec))) =
-            (layer.cache.group(now, self.config.keyframe_replay), layer.codec_cache)
-        else {
+        let (Some(group), Some(codec)) = (layer.cache.group(now, self.config.keyframe_replay), layer.codec) else {
             return false;
         };
         let Some(pt) = sub.pt_for(codec) else { return false };
@@ -182,6 +180,7 @@ impl Room {
         let publication = &mut self.publications[pi];
         let kind = publication.kind;
         let layer = &mut publication.layers[li];
+        layer.codec = Some(codec);
         if kind == MediaKind::Video {
             // Payload + RTP/SRTP/UDP/IP headers: what the layer costs a pupil on the wire.
             layer.meter.record(now, pkt.payload.len() + 60);
