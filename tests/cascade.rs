@@ -5,9 +5,10 @@
 mod common;
 
 use ardoise_client::Transports;
+use ardoise_loadgen::Subscriber;
 use ardoise_loadgen::subscriber::Feedback;
-use ardoise_loadgen::{Publisher, PublisherConfig, Subscriber};
 use common::cluster::*;
+use common::publishing::Publishing;
 use common::{TestServer, eventually, lo, send};
 use serde_json::Value;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -114,53 +115,6 @@ impl Pupil {
 }
 
 impl Drop for Pupil {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// A publisher until dropped: the teacher (three simulcast layers), or a pupil holding the
-/// floor (one layer).
-struct Publishing {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Publishing {
-    /// The teacher publishing the class to `server`.
-    fn class(server: &str, class: &str, token: String) -> Publishing {
-        Self::start(server, class, token, true)
-    }
-
-    /// A pupil holding the floor (its camera granted) publishing to `server`.
-    fn floor(server: &str, class: &str, token: String) -> Publishing {
-        Self::start(server, class, token, false)
-    }
-
-    fn start(server: &str, class: &str, token: String, simulcast: bool) -> Publishing {
-        let config = PublisherConfig {
-            server: server.to_owned(),
-            class: class.to_owned(),
-            token,
-            bind: lo(),
-            simulcast,
-            record_payloads: false,
-        };
-        let stop = Arc::new(AtomicBool::new(false));
-        let stop2 = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let mut p = Publisher::connect(&config).expect("WHIP");
-            p.run_until(|| stop2.load(Ordering::Relaxed)).expect("publish");
-            let _ = p.close();
-        });
-        Publishing { stop, thread: Some(thread) }
-    }
-}
-
-impl Drop for Publishing {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {

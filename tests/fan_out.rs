@@ -5,23 +5,13 @@
 mod common;
 
 use ardoise_client::Peer;
-use ardoise_loadgen::{Publisher, PublisherConfig, Subscriber};
-use common::{TestServer, lo, send, wait_until};
+use ardoise_loadgen::Subscriber;
+use common::publishing::Publishing;
+use common::{TestServer, lo, placed, send, wait_until};
 use serde_json::{Value, json};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use str0m::Event;
 use str0m::media::{Direction, MediaKind};
-
-/// The participants of `class` in the admin overview, with their worker.
-fn placed(server: &TestServer, admin: &str, class: &str) -> Option<(u64, u64)> {
-    let r = send("GET", &format!("{}/api/admin/classes", server.base), Some(admin), None, "");
-    assert_eq!(r.status, 200, "{}", r.body);
-    let overview: Value = serde_json::from_str(&r.body).unwrap();
-    let c = overview["classes"].as_array()?.iter().find(|c| c["id"] == class)?.clone();
-    Some((c["worker"].as_u64()?, c["participants"].as_array().map_or(0, |p| p.len() as u64)))
-}
 
 /// One media worker in the admin overview: participants, fan-out items out, in, pupils
 /// served from a keyframe cache.
@@ -163,43 +153,6 @@ fn a_pupil_joining_a_fan_out_room_late_is_served_from_its_keyframe_cache() {
     assert_eq!(after[fan_out].3, before[fan_out].3 + 1, "the fan-out room served the late pupil from its cache");
 }
 
-/// A publisher until dropped, on its own thread: the teacher (simulcast) or a pupil holding
-/// the floor (one layer).
-struct Publishing {
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Publishing {
-    fn start(server: &TestServer, token: String, simulcast: bool) -> Publishing {
-        let config = PublisherConfig {
-            server: server.base.clone(),
-            class: "demo".into(),
-            token,
-            bind: lo(),
-            simulcast,
-            record_payloads: false,
-        };
-        let stop = Arc::new(AtomicBool::new(false));
-        let stop2 = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let mut p = Publisher::connect(&config).expect("WHIP");
-            p.run_until(|| stop2.load(Ordering::Relaxed)).expect("publish");
-            let _ = p.close();
-        });
-        Publishing { stop, thread: Some(thread) }
-    }
-}
-
-impl Drop for Publishing {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 /// A pupil as a page plays the class: the class's audio and video, then the floor's voice on
 /// a second audio m-line. Counts the packets of each of its m-lines.
 struct PagePupil {
@@ -249,6 +202,21 @@ impl PagePupil {
     }
 }
 
+/// `n` undriven pupils (on the low layer), until the home serves 10 peers: the next pupil
+/// is fanned out.
+fn fill_home(server: &TestServer, admin: &str, n: usize) -> Vec<Subscriber> {
+    let pupils = (0..n)
+        .map(|i| {
+            let token = server.join("demo", &format!("Élève {i}"));
+            Subscriber::connect_with_layer(&server.base, "demo", &token, lo(), Some("low")).expect("WHEP")
+        })
+        .collect();
+    wait_until(Duration::from_secs(10), "10 peers at home", || {
+        (workers(server, admin).iter().map(|w| w.0).max() == Some(10)).then_some(())
+    });
+    pupils
+}
+
 #[test]
 fn a_pupil_in_a_fan_out_room_hears_the_floor_and_stops_hearing_it_when_the_teacher_mutes_it() {
     // Undriven pupils fill the home worker: they must outlive a slow run.
@@ -259,7 +227,7 @@ fn a_pupil_in_a_fan_out_room_hears_the_floor_and_stops_hearing_it_when_the_teach
     ]);
     let admin = server.token("admin", None);
     let teacher = server.token("teacher", Some("demo"));
-    let _class = Publishing::start(&server, teacher.clone(), true);
+    let _class = Publishing::class(&server.base, "demo", teacher.clone());
     // Léa gets the floor (with her camera) and speaks, from the home worker.
     let rt = tokio::runtime::Runtime::new().unwrap();
     let lea = server.join("demo", "Léa");
@@ -268,17 +236,9 @@ fn a_pupil_in_a_fan_out_room_hears_the_floor_and_stops_hearing_it_when_the_teach
     let lea_id = welcome["you"]["id"].as_str().expect("her id").to_owned();
     rt.block_on(common::ws::send(&mut teacher_ws, json!({"type": "grant_floor", "pupil": lea_id, "camera": true})));
     rt.block_on(common::ws::wait_for(&mut lea_ws, "floor"));
-    let _floor = Publishing::start(&server, lea, false);
+    let _floor = Publishing::floor(&server.base, "demo", lea);
     // Eight pupils: the home worker serves 10 peers.
-    let _home: Vec<Subscriber> = (0..8)
-        .map(|i| {
-            let token = server.join("demo", &format!("Élève {i}"));
-            Subscriber::connect_with_layer(&server.base, "demo", &token, lo(), Some("low")).expect("WHEP")
-        })
-        .collect();
-    wait_until(Duration::from_secs(10), "10 peers at home", || {
-        (workers(&server, &admin).iter().map(|w| w.0).max() == Some(10)).then_some(())
-    });
+    let _home = fill_home(&server, &admin, 8);
     // Hugo, next, is in the fan-out room.
     let hugo = server.join("demo", "Hugo");
     let mut page = PagePupil::join(&server, &hugo);
@@ -332,17 +292,9 @@ fn when_the_fan_out_worker_panics_the_home_stops_feeding_it_and_a_new_pupil_ther
         ("RUST_BACKTRACE", "0"),
     ]);
     let admin = server.token("admin", None);
-    let _class = Publishing::start(&server, server.token("teacher", Some("demo")), true);
+    let _class = Publishing::class(&server.base, "demo", server.token("teacher", Some("demo")));
     // Nine undriven pupils: the home serves 10 peers; the next pupil is fanned out.
-    let _home: Vec<Subscriber> = (0..9)
-        .map(|i| {
-            let token = server.join("demo", &format!("Élève {i}"));
-            Subscriber::connect_with_layer(&server.base, "demo", &token, lo(), Some("low")).expect("WHEP")
-        })
-        .collect();
-    wait_until(Duration::from_secs(10), "10 peers at home", || {
-        (workers(&server, &admin).iter().map(|w| w.0).max() == Some(10)).then_some(())
-    });
+    let _home = fill_home(&server, &admin, 9);
     let hugo = server.join("demo", "Hugo");
     let mut page = PagePupil::join(&server, &hugo);
     let fan_out = wait_until(Duration::from_secs(10), "Hugo in the fan-out room, fed", || {

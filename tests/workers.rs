@@ -3,7 +3,7 @@
 mod common;
 
 use ardoise_loadgen::{Publisher, PublisherConfig, Subscriber};
-use common::{TestServer, lo, send, wait_until};
+use common::{TestServer, lo, placed, send, wait_until};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -25,15 +25,6 @@ fn new_class(server: &TestServer, admin: &str, id: &str) -> String {
     assert_eq!(r.status, 201, "{}", r.body);
     let created: Value = serde_json::from_str(&r.body).unwrap();
     created["teacher_token"].as_str().unwrap().to_owned()
-}
-
-/// The worker the admin overview says `class` is on, with its peers.
-fn placed(server: &TestServer, admin: &str, class: &str) -> Option<(u64, u64)> {
-    let r = send("GET", &format!("{}/api/admin/classes", server.base), Some(admin), None, "");
-    assert_eq!(r.status, 200, "{}", r.body);
-    let overview: Value = serde_json::from_str(&r.body).unwrap();
-    let c = overview["classes"].as_array()?.iter().find(|c| c["id"] == class)?.clone();
-    Some((c["worker"].as_u64()?, c["participants"].as_array().map_or(0, |p| p.len() as u64)))
 }
 
 #[test]

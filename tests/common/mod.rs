@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod publishing;
 pub mod webm;
 pub mod ws;
 
@@ -568,4 +569,14 @@ pub fn publishing_studio(
         }
     });
     studio
+}
+
+/// The worker the admin overview says `class` is on (its home), with its participants (on
+/// every worker).
+pub fn placed(server: &TestServer, admin: &str, class: &str) -> Option<(u64, u64)> {
+    let r = send("GET", &format!("{}/api/admin/classes", server.base), Some(admin), None, "");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let overview: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    let c = overview["classes"].as_array()?.iter().find(|c| c["id"] == class)?.clone();
+    Some((c["worker"].as_u64()?, c["participants"].as_array().map_or(0, |p| p.len() as u64)))
 }

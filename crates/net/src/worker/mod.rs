@@ -258,10 +258,7 @@ impl Worker {
                         return;
                     }
                     Some(Command::Snapshot { reply }) => {
-                        let mut snap = self.snapshot();
-                        snap.worker.commands_queued = commands.len() as u64;
-                        snap.worker.tcp_input_queued = tcp_rx.len() as u64;
-                        let _ = reply.send(snap);
+                        let _ = reply.send(self.snapshot_queued(commands.len(), tcp_rx.len()));
                     }
                     Some(cmd) => {
                         // What a class's home hands over (each packet) changes no peer count.
@@ -278,10 +275,7 @@ impl Worker {
                                     return;
                                 }
                                 Ok(Command::Snapshot { reply }) => {
-                                    let mut snap = self.snapshot();
-                                    snap.worker.commands_queued = commands.len() as u64;
-                                    snap.worker.tcp_input_queued = tcp_rx.len() as u64;
-                                    let _ = reply.send(snap);
+                                    let _ = reply.send(self.snapshot_queued(commands.len(), tcp_rx.len()));
                                 }
                                 Ok(cmd) => {
                                     fed |= cmd.is_fed();
@@ -700,6 +694,14 @@ impl Worker {
             self.unindex_ufrags(|s, _| s == slot);
             debug!(worker = self.index, class = %room.id(), "room closed");
         }
+    }
+
+    /// The snapshot, with the input still queued.
+    fn snapshot_queued(&self, commands: usize, tcp_input: usize) -> WorkerSnapshot {
+        let mut snap = self.snapshot();
+        snap.worker.commands_queued = commands as u64;
+        snap.worker.tcp_input_queued = tcp_input as u64;
+        snap
     }
 
     fn snapshot(&self) -> WorkerSnapshot {
