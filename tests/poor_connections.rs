@@ -513,7 +513,10 @@ fn random_loss_with_fec() {
         "the SFU sends the previous frame in (nearly) every RED packet: {f:?}"
     );
     assert!(f.by_red > 0 && f.received < f.total, "lost frames were rebuilt from RED: {f:?}");
-    assert!(red_delivered >= 0.98, "audio frames delivered with RED {:.1}%", red_delivered * 100.0);
+    // With 10% independent loss a frame is lost only when its packet and the next are both
+    // lost: 1%, 4 of 400 frames on average. A 98% bound failed once in a full run (9 lost,
+    // 97.8%: a 2% chance by the binomial law); 97% (13 lost) is a 0.03% one.
+    assert!(red_delivered >= 0.97, "audio frames delivered with RED {:.1}%", red_delivered * 100.0);
     drop(relays);
 }
 
