@@ -283,7 +283,7 @@ fn a_pupil_in_a_fan_out_room_hears_the_floor_and_stops_hearing_it_when_the_teach
 }
 
 #[test]
-fn when_the_fan_out_worker_panics_the_home_stops_feeding_it_and_a_new_pupil_there_gets_the_class() {
+fn when_the_fan_out_worker_panics_only_its_pupils_reconnect_and_the_home_stops_feeding_it() {
     let server = TestServer::start(&[
         ("ARDOISE__MEDIA__WORKERS", "2"),
         ("ARDOISE__MEDIA__FAN_OUT_PEERS", "4"),
@@ -292,11 +292,16 @@ fn when_the_fan_out_worker_panics_the_home_stops_feeding_it_and_a_new_pupil_ther
         ("RUST_BACKTRACE", "0"),
     ]);
     let admin = server.token("admin", None);
-    let _class = Publishing::class(&server.base, "demo", server.token("teacher", Some("demo")));
+    let teacher = server.token("teacher", Some("demo"));
+    let _class = Publishing::class(&server.base, "demo", teacher.clone());
     // Nine undriven pupils: the home serves 10 peers; the next pupil is fanned out.
     let _home = fill_home(&server, &admin, 9);
     let hugo = server.join("demo", "Hugo");
     let mut page = PagePupil::join(&server, &hugo);
+    // Hugo's page and the teacher's console listen to the class events.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (mut hugo_ws, _) = rt.block_on(common::ws::hello(&server, "demo", &hugo));
+    let (mut teacher_ws, _) = rt.block_on(common::ws::hello(&server, "demo", &teacher));
     let fan_out = wait_until(Duration::from_secs(10), "Hugo in the fan-out room, fed", || {
         workers(&server, &admin).iter().position(|w| w.0 == 1 && w.2 > 0)
     });
@@ -308,6 +313,10 @@ fn when_the_fan_out_worker_panics_the_home_stops_feeding_it_and_a_new_pupil_ther
     let r = send("POST", &format!("{}/api/admin/faults", server.base), Some(&admin), Some("application/json"), &body);
     assert_eq!(r.status, 204, "{}", r.body);
     drop(page);
+    // Hugo's page is told to reconnect; the teacher's console is not (its class goes on).
+    rt.block_on(common::ws::wait_for(&mut hugo_ws, "reconnect"));
+    let teacher_heard = rt.block_on(kinds_for(&mut teacher_ws, Duration::from_secs(2)));
+    assert!(!teacher_heard.iter().any(|k| k == "reconnect"), "the teacher was told to reconnect: {teacher_heard:?}");
     let fed_out = |ws: &[WorkerCounts]| ws.iter().map(|w| w.1).sum::<u64>();
     let stopped = wait_until(Duration::from_secs(10), "the home no longer feeding the fresh worker", || {
         let before = workers(&server, &admin);
@@ -325,4 +334,19 @@ fn when_the_fan_out_worker_panics_the_home_stops_feeding_it_and_a_new_pupil_ther
     again.run_for(Duration::from_secs(2));
     println!("FAN-OUT Hugo back: {:?}", again.packets);
     assert!(again.packets[0] > 20 && again.packets[1] > 20, "Hugo gets the class again: {:?}", again.packets);
+}
+
+/// The kinds of the class events `ws` receives for `d`.
+async fn kinds_for(ws: &mut common::ws::Ws, d: Duration) -> Vec<String> {
+    use futures_util::StreamExt;
+    let end = tokio::time::Instant::now() + d;
+    let mut kinds = Vec::new();
+    while let Ok(Some(Ok(m))) = tokio::time::timeout_at(end, ws.next()).await {
+        if let Ok(text) = m.to_text()
+            && let Ok(v) = serde_json::from_str::<Value>(text)
+        {
+            kinds.push(v["type"].as_str().unwrap_or_default().to_owned());
+        }
+    }
+    kinds
 }

@@ -217,7 +217,11 @@ pub enum MediaEvent {
     WorkerRestarted {
         /// The worker's index.
         worker: usize,
-        /// The classes it hosted.
+        /// The classes whose home it was (a class's fan-out room there: [`MediaEvent::FanOutLost`]).
         classes: Vec<ClassId>,
     },
+    /// A worker that held a fan-out room of the class panicked and was replaced: these
+    /// pupils lost their sessions (reported before their [`MediaEvent::Left`]) and should
+    /// reconnect now; the class's home, its teacher and its other pupils are untouched.
+    FanOutLost(ClassId, Vec<ParticipantId>),
 }

@@ -507,6 +507,15 @@ impl AppState {
                         self.hub.media_transport(&class, &owner, transport);
                     }
                 }
+                MediaEvent::FanOutLost(class, pids) => {
+                    // Only these pupils reconnect (their pages), not the class.
+                    let owners: std::collections::HashSet<String> = {
+                        let sessions = self.sessions();
+                        pids.iter().filter_map(|p| sessions.get(p).map(|r| r.owner.clone())).collect()
+                    };
+                    warn!(class = %class, pupils = owners.len(), "a class's fan-out worker was replaced; its pupils there reconnect");
+                    self.hub.media_lost_for(&class, &owners);
+                }
                 MediaEvent::WorkerRestarted { worker, classes } => {
                     warn!(worker, classes = classes.len(), "a media worker was replaced; its classes reconnect");
                     self.media.worker_restarted(worker);

@@ -851,15 +851,26 @@ impl Worker {
         let mut lost: Vec<(usize, ParticipantId)> = self.ufrags.values().copied().collect();
         lost.sort();
         lost.dedup();
+        // A fan-out room's pupils first, while the HTTP side still knows whose they are.
+        let mut fanned: HashMap<ClassId, Vec<ParticipantId>> = HashMap::new();
+        for &(slot, pid) in &lost {
+            if let Some(class) = class_of.get(&slot).filter(|c| self.fed_from.contains_key(*c)) {
+                fanned.entry(class.clone()).or_default().push(pid);
+            }
+        }
+        for (class, pids) in fanned {
+            let _ = self.events.send(MediaEvent::FanOutLost(class, pids));
+        }
         for &(slot, pid) in &lost {
             if let Some(class) = class_of.get(&slot) {
                 let _ = self.events.send(MediaEvent::Left(class.clone(), pid));
             }
         }
         self.unindex_ufrags(|_, _| true);
-        let classes: Vec<ClassId> = class_of.into_values().collect();
-        for class in classes.iter().filter(|c| !self.fed_from.contains_key(*c)) {
-            let _ = self.events.send(MediaEvent::Live(class.clone(), false)); // the home says for fan-outs
+        // Only the classes whose home this was lost their publishers.
+        let classes: Vec<ClassId> = class_of.into_values().filter(|c| !self.fed_from.contains_key(c)).collect();
+        for class in &classes {
+            let _ = self.events.send(MediaEvent::Live(class.clone(), false));
         }
         let _ = self.events.send(MediaEvent::WorkerRestarted { worker: self.index, classes });
         lost.len()
