@@ -202,6 +202,20 @@ impl PagePupil {
     }
 }
 
+/// Wait until the home hands nothing over any more (its count stays the same over two
+/// readings) and `empty` says the fan-out room is gone; the workers then.
+fn home_stops_feeding(server: &TestServer, admin: &str, empty: impl Fn(&[WorkerCounts]) -> bool) -> Vec<WorkerCounts> {
+    let fed_out = |ws: &[WorkerCounts]| ws.iter().map(|w| w.1).sum::<u64>();
+    wait_until(Duration::from_secs(10), "the home no longer feeding", || {
+        let before = workers(server, admin);
+        // Two readings further apart than the overview's cache (500 ms): a running feed adds
+        // tens of packets meanwhile.
+        std::thread::sleep(Duration::from_millis(1200));
+        let after = workers(server, admin);
+        (empty(&after) && fed_out(&after) == fed_out(&before)).then_some(after)
+    })
+}
+
 /// `n` undriven pupils (on the low layer), until the home serves 10 peers: the next pupil
 /// is fanned out.
 fn fill_home(server: &TestServer, admin: &str, n: usize) -> Vec<Subscriber> {
@@ -248,7 +262,9 @@ fn a_pupil_in_a_fan_out_room_hears_the_floor_and_stops_hearing_it_when_the_teach
     });
     println!("FAN-OUT workers (participants, out, in): {ws:?}");
     let started = Instant::now();
-    while page.floor_voice() < 50 && started.elapsed() < Duration::from_secs(15) {
+    // Until the floor's voice and the class's audio and video have each come 50 times (the
+    // video starts at its first keyframe, a little after the voices).
+    while page.packets.iter().any(|&n| n < 50) && started.elapsed() < Duration::from_secs(15) {
         page.run_for(Duration::from_millis(200));
     }
     println!("FAN-OUT Hugo's packets per m-line (class audio, class video, floor voice): {:?}", page.packets);
@@ -269,15 +285,7 @@ fn a_pupil_in_a_fan_out_room_hears_the_floor_and_stops_hearing_it_when_the_teach
     // Hugo leaves: his room closes, and the home stops feeding it.
     assert_eq!(ardoise_client::http::delete(&page.resource, &hugo).expect("DELETE"), 200);
     drop(page);
-    let fed_out = |ws: &[WorkerCounts]| ws.iter().map(|w| w.1).sum::<u64>();
-    let stopped = wait_until(Duration::from_secs(10), "the home no longer feeding", || {
-        let before = workers(&server, &admin);
-        // Two readings further apart than the overview's cache (500 ms): a running feed adds
-        // tens of packets meanwhile.
-        std::thread::sleep(Duration::from_millis(1200));
-        let after = workers(&server, &admin);
-        (after.iter().any(|w| w.2 > 0 && w.0 == 0) && fed_out(&after) == fed_out(&before)).then_some(after)
-    });
+    let stopped = home_stops_feeding(&server, &admin, |ws| ws.iter().any(|w| w.2 > 0 && w.0 == 0));
     println!("FAN-OUT after Hugo left: {stopped:?}");
     assert_eq!(stopped.iter().map(|w| w.0).sum::<u64>(), 10, "the home's peers stay: {stopped:?}");
 }
@@ -317,14 +325,7 @@ fn when_the_fan_out_worker_panics_only_its_pupils_reconnect_and_the_home_stops_f
     rt.block_on(common::ws::wait_for(&mut hugo_ws, "reconnect"));
     let teacher_heard = rt.block_on(kinds_for(&mut teacher_ws, Duration::from_secs(2)));
     assert!(!teacher_heard.iter().any(|k| k == "reconnect"), "the teacher was told to reconnect: {teacher_heard:?}");
-    let fed_out = |ws: &[WorkerCounts]| ws.iter().map(|w| w.1).sum::<u64>();
-    let stopped = wait_until(Duration::from_secs(10), "the home no longer feeding the fresh worker", || {
-        let before = workers(&server, &admin);
-        // Two readings further apart than the overview's cache (500 ms).
-        std::thread::sleep(Duration::from_millis(1200));
-        let after = workers(&server, &admin);
-        (after[fan_out].0 == 0 && fed_out(&after) == fed_out(&before)).then_some(after)
-    });
+    let stopped = home_stops_feeding(&server, &admin, |ws| ws[fan_out].0 == 0);
     println!("FAN-OUT after the fan-out worker's panic: {stopped:?}");
     // Hugo comes back (his page reconnects): in a fan-out room on the fresh worker, fed again.
     let mut again = PagePupil::join(&server, &hugo);

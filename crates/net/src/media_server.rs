@@ -51,8 +51,8 @@ struct ClassPlacement {
     home: usize,
     /// The workers of its fan-out rooms.
     fan_outs: Vec<usize>,
-    /// The pupils placed in a fan-out room, and its worker (forgotten when they leave by
-    /// DELETE, or when the class ends).
+    /// The pupils placed in a fan-out room, and its worker (forgotten when they leave,
+    /// [`MediaServer::participant_left`], or when the class ends).
     fanned: HashMap<ParticipantId, usize>,
 }
 
@@ -314,9 +314,6 @@ impl MediaServer {
     /// Remove a participant.
     pub async fn leave(&self, class: &ClassId, participant: ParticipantId) -> Result<(), NetError> {
         let w = self.worker_of(class, participant).ok_or(NetError::UnknownClass)?;
-        if let Some(p) = self.assignments.lock().unwrap_or_else(|e| e.into_inner()).get_mut(class) {
-            p.fanned.remove(&participant);
-        }
         let class = class.clone();
         self.ask(w, |reply| Command::Leave { class, participant, reply }).await?
     }

@@ -2,7 +2,6 @@
 
 use crate::KeyframeThrottle;
 use crate::PublisherRole;
-use crate::keyframe::VideoCodec;
 use crate::layer::LayerSelector;
 use ardoise_proto::ParticipantId;
 use std::time::Duration;
@@ -25,7 +24,7 @@ pub struct PublishedLayer {
     /// Its frames since its latest keyframe (a joining pupil's first picture).
     pub cache: crate::KeyframeCache,
     /// Last payload type seen and its codec, to avoid a codec lookup per packet.
-    pub codec_cache: Option<(Pt, VideoCodec, str0m::format::Codec)>,
+    pub codec_cache: Option<(Pt, str0m::format::Codec)>,
     /// The codec of its latest routed packet (what its keyframe cache holds; a fan-out room,
     /// fed by the home room, knows it only from there).
     pub codec: Option<str0m::format::Codec>,

@@ -52,6 +52,15 @@ impl Worker {
         }))
     }
 
+    /// `class`'s home room here (if it has one now) hands over to its fan-out rooms as they
+    /// are now (none: it stops), its shape first.
+    fn refresh_fan_out(&mut self, class: &ClassId) {
+        let sink = self.fan_out_sink(class);
+        if let Ok(room) = self.room(class) {
+            room.set_fan_out(sink);
+        }
+    }
+
     /// `class`'s home room here also feeds its fan-out room on worker `to` (idempotent: the
     /// room hands its shape again).
     pub(super) fn fan_out_to(&mut self, class: ClassId, to: usize, commands: UnboundedSender<Command>) {
@@ -59,10 +68,7 @@ impl Worker {
         let new = !targets.iter().any(|(i, _)| *i == to);
         targets.retain(|(i, _)| *i != to);
         targets.push((to, commands));
-        let sink = self.fan_out_sink(&class);
-        if let Ok(room) = self.room(&class) {
-            room.set_fan_out(sink);
-        }
+        self.refresh_fan_out(&class);
         if new {
             info!(worker = self.index, class = %class, to, "the class's fan-out reaches another worker");
         }
@@ -75,10 +81,7 @@ impl Worker {
         if targets.is_empty() {
             self.fan_outs.remove(&class);
         }
-        let sink = self.fan_out_sink(&class);
-        if let Ok(room) = self.room(&class) {
-            room.set_fan_out(sink);
-        }
+        self.refresh_fan_out(&class);
         info!(worker = self.index, class = %class, to, "the class's fan-out room on another worker closed");
     }
 

@@ -278,8 +278,9 @@ impl Worker {
                                     let _ = reply.send(self.snapshot_queued(commands.len(), tcp_rx.len()));
                                 }
                                 Ok(cmd) => {
-                                    fed |= cmd.is_fed();
-                                    peers_changed |= !cmd.is_fed();
+                                    let is_fed = cmd.is_fed();
+                                    fed |= is_fed;
+                                    peers_changed |= !is_fed;
                                     self.command(cmd);
                                 }
                                 Err(_) => break,

@@ -13,11 +13,6 @@ impl Room {
         Room { fed: true, ..Room::new(id, config) }
     }
 
-    /// Whether this is a fan-out room.
-    pub fn is_fed(&self) -> bool {
-        self.fed
-    }
-
     /// Hand what this room routes to `sink` (`None`: stop), as it routes it, each packet
     /// before this room's own pupils get it; the current shape of its publications first.
     pub fn set_fan_out(&mut self, sink: Option<FanOutSink>) {
@@ -210,7 +205,6 @@ mod tests {
     fn a_fan_out_room_mirrors_its_homes_publications_as_they_change() {
         let now = Instant::now();
         let mut room = Room::fed(ClassId("c".into()), SfuConfig::default());
-        assert!(room.is_fed());
         // A packet before its shape is not routed.
         assert_eq!(room.feed(now, vec![packet(1, 5, now)]), 0);
         for s in [

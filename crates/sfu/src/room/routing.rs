@@ -143,7 +143,7 @@ impl Room {
 
         let layer = &mut self.publications[pi].layers[li];
         let codec = match layer.codec_cache {
-            Some((pt, _, c)) if pt == pkt.header.payload_type => c,
+            Some((pt, c)) if pt == pkt.header.payload_type => c,
             _ => {
                 let Some(params) =
                     self.participants[idx].rtc.codec_config().find(|p| p.pt() == pkt.header.payload_type)
@@ -151,7 +151,7 @@ impl Room {
                     return;
                 };
                 let c = params.spec().codec;
-                layer.codec_cache = Some((pkt.header.payload_type, video_codec(c), c));
+                layer.codec_cache = Some((pkt.header.payload_type, c));
                 c
             }
         };
