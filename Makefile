@@ -27,11 +27,13 @@ test: browser-deps lint
 
 ## Benchmarks: criterion micro-benches, then 1 teacher → 50…800 pupils on Ardoise and on Janus VideoRoom
 ## side by side (benches/bench.sh; installs janus when root), then 20 classes × 25 adaptive pupils and
-## one class of 25 on both (benches/classes.sh); results go to benches/RESULTS.md by hand.
+## one class of 25 on both (benches/classes.sh), then one class of 25 real Chromium pupils against 25
+## browser-like loadgen pupils (benches/browser_pupils.sh); results go to benches/RESULTS.md by hand.
 bench: deps
 	$(CARGO) bench --bench forwarding
 	benches/bench.sh
 	benches/classes.sh
+	benches/browser_pupils.sh
 	benches/logins.sh
 
 clean:
