@@ -380,6 +380,8 @@ fn a_chromium_pupil_sent_to_the_owner_comes_back_by_itself_when_it_dies() {
         v["first_frame_ms"], v["back_origin"], v["back_ms"]
     );
     assert!(v["back_ms"].as_f64().unwrap() < 15_000.0, "pictures back within 15 s: {v}");
+    let unshared = v["recordings_unshared"].as_str().unwrap_or_default();
+    assert_eq!(unshared.matches("node-").count(), 2, "the dashboard names the two other nodes: {v}");
 }
 
 #[test]
@@ -438,4 +440,92 @@ fn a_chromium_pupil_follows_its_class_when_it_moves_to_another_node() {
     let v = page.signal();
     assert_eq!(v["back_origin"].as_str(), Some(nodes[other].base.as_str()), "{v}");
     println!("the class moved: the Chromium page played again on {} {} ms later", v["back_origin"], v["back_ms"]);
+}
+
+#[test]
+fn a_class_recorded_on_one_node_replays_through_another_that_shares_the_recordings_dir() {
+    let (db, _pg) = database(false);
+    let shared = std::env::temp_dir().join(format!("ardoise-shared-recordings-{}", rand_u32()));
+    let dir = shared.to_str().unwrap();
+    // Short segments: the studio's keyframes close them.
+    let mut nodes = nodes_with(&db, 2, &[("ARDOISE__RECORDING__DIR", dir), ("ARDOISE__RECORDING__SEGMENT_SECS", "2")]);
+    let bases: Vec<String> = nodes.iter().map(|n| n.base.clone()).collect();
+    let class = "classe2";
+    let admin = nodes[0].token("admin", None);
+    let teacher = nodes[0].token("teacher", Some(class));
+    let owner = owner_seen_by(&nodes[0], class);
+    let (on, other) = if nodes[0].base == owner { (0, 1) } else { (1, 0) };
+    let url = |node: usize, p: &str| format!("{}/api/classes/{class}{p}", bases[node]);
+    let recordings = |node: usize, token: &str| -> Value {
+        serde_json::from_str(&send("GET", &url(node, "/recordings"), Some(token), None, "").body).unwrap()
+    };
+    // The lesson on its node, recorded until every layer closed a segment.
+    let studio = common::publishing_studio(&nodes[on], class, &teacher, |_| {});
+    let r = send("POST", &url(on, "/recording/start"), Some(&teacher), None, "");
+    assert_eq!(r.status, 201, "{}", r.body);
+    let id = serde_json::from_str::<Value>(&r.body).unwrap()["id"].as_str().unwrap().to_owned();
+    let written = shared.join(class).join(&id);
+    assert_eq!(
+        std::fs::read_to_string(written.join("writer.node")).unwrap(),
+        format!("node-{}", on + 1),
+        "the recording says which node writes it"
+    );
+    eventually(Duration::from_secs(40), || {
+        let listed = recordings(on, &teacher);
+        let closed = listed[0]["layers"].as_array().map_or(0, |ls| {
+            ls.iter()
+                .filter(|l| l["files"].as_array().is_some_and(|fs| fs.iter().any(|f| !f["end_s"].is_null())))
+                .count()
+        });
+        if closed == 3 { Ok(()) } else { Err(format!("layers with a closed segment: {listed}")) }
+    });
+    // The other node restarts meanwhile: the recording it finds unfinished in the shared
+    // directory is a live node's, and is left to it (not called interrupted).
+    nodes[other].restart();
+    assert_eq!(recordings(on, &teacher)[0]["state"], "recording", "another node's recording, left alone");
+    let r = send("POST", &url(on, "/recording/stop"), Some(&teacher), None, "");
+    assert_eq!(r.status, 200, "{}", r.body);
+    drop(studio);
+    // The class's next lesson is on the other node.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let store = rt.block_on(ardoise_store::Store::open(&db)).unwrap();
+    let (from, to) = (format!("node-{}", on + 1), format!("node-{}", other + 1));
+    rt.block_on(store.move_placement(class, &from, &to, ardoise_store::now_ms())).unwrap();
+    eventually(Duration::from_secs(10), || {
+        let seen = owner_seen_by(&nodes[on], class);
+        if seen == nodes[other].base { Ok(()) } else { Err(format!("the class is still on {seen}")) }
+    });
+    // A pupil who missed the lesson replays it through the other node.
+    let pupil = nodes[other].join(class, "Absente");
+    let listed = eventually(Duration::from_secs(10), || {
+        let listed = recordings(other, &pupil);
+        if listed[0]["state"] == "ready" { Ok(listed) } else { Err(format!("the recording, ready: {listed}")) }
+    });
+    let file = &listed[0]["layers"][0]["files"][0];
+    assert!(file["size"].as_u64().unwrap_or(0) > 1000, "its files are listed from the other node: {listed}");
+    let response = common::cluster::no_redirects()
+        .get(&format!("{}{}", nodes[other].base, file["url"].as_str().unwrap()))
+        .set("Authorization", &format!("Bearer {pupil}"))
+        .call()
+        .expect("a segment through the other node");
+    let mut body = Vec::new();
+    std::io::Read::read_to_end(&mut response.into_reader(), &mut body).unwrap();
+    assert_eq!(body, std::fs::read(written.join(file["name"].as_str().unwrap())).unwrap(), "the segment as written");
+    // Both nodes see each other's marks; a third node with a directory of its own says it
+    // cannot see theirs, and they say so of it.
+    for node in &nodes {
+        assert_eq!(nodes_seen_by(node, &admin)["recordings_unseen"], serde_json::json!([]), "{}", node.base);
+    }
+    let third = node(&db, "node-3", &[]);
+    eventually(Duration::from_secs(10), || {
+        let (theirs, its) = (nodes_seen_by(&nodes[0], &admin), nodes_seen_by(&third, &admin));
+        if theirs["recordings_unseen"] == serde_json::json!(["node-3"])
+            && its["recordings_unseen"] == serde_json::json!(["node-1", "node-2"])
+        {
+            Ok(())
+        } else {
+            Err(format!("node-1 misses {}, node-3 misses {}", theirs["recordings_unseen"], its["recordings_unseen"]))
+        }
+    });
+    let _ = std::fs::remove_dir_all(&shared);
 }

@@ -2,7 +2,8 @@
 // A pupil in Chromium on a cluster of servers (issue 15).
 //
 // Usage: node cluster.mjs <wrongBase> <code> <signalFile> [<teacherToken> <adminToken>]
-//   opens the admin dashboard (every node listed; drain a node, then reopen it), the teacher
+//   opens the admin dashboard (every node listed, the recordings directory said not shared;
+//   drain a node, then reopen it), the teacher
 //   console and a pupil page that types the code on `${wrongBase}/`: both
 //   must end on the class's server. It then opens `${wrongBase}/c/${code}` on a server that does not own the class: the page must be
 //   sent to the owner, join, and play. It then writes `${signalFile}.ready` (the owner's
@@ -36,6 +37,12 @@ await h.run(async () => {
   admin.on("dialog", (d) => d.accept().catch(() => {}));
   await admin.goto(`${wrong}/admin#token=${encodeURIComponent(adminToken)}`, { waitUntil: "load", timeout: 15_000 });
   result.nodes_listed = await h.waitFor(async () => { const n = await admin.locator("#nodes tr[data-node]").count(); return n >= 3 && n; }, 10_000, "the nodes on the dashboard");
+  // Each node of the test has a recordings directory of its own: the dashboard says whose
+  // recordings the node cannot see.
+  result.recordings_unshared = await h.waitFor(async () => {
+    const warning = admin.locator("#recordings-unshared");
+    return (await warning.isVisible()) && (await warning.textContent());
+  }, 10_000, "the warning that the recordings directory is not shared");
   const row = admin.locator("#nodes tr[data-node]").first();
   const id = await row.getAttribute("data-node");
   const draining = async () => (await admin.evaluate((id) => (window.ardoise.nodes().nodes || []).find((n) => n.id === id), id)).draining;

@@ -151,6 +151,9 @@ function renderNodes() {
   const nodes = (cluster && cluster.nodes) || [];
   show($("#nodes-card"), nodes.length > 0);
   if (!nodes.length) return;
+  const unseen = cluster.recordings_unseen || [];
+  $("#recordings-unshared").textContent = unseen.length ? t("recordings_unshared", { nodes: unseen.join(", ") }) : "";
+  show($("#recordings-unshared"), unseen.length > 0);
   const now = Date.now();
   table($("#nodes"), [["node"], ["heartbeat", 1], ["pupils_cap", 1], ["node_classes", 1], ["cpu", 1], ["node_kbps", 1], ["node_state"], [""]],
     nodes.map((n) => {

@@ -151,6 +151,8 @@ const STRINGS = {
   pupils_cap: ["Élèves / capacité", "Pupils / capacity"], node_classes: ["Classes", "Classes"], node_kbps: ["Sortant (kbit/s)", "Out (kbit/s)"],
   node_state: ["État", "State"], node_alive: ["en service", "serving"], node_draining: ["en vidange", "draining"], node_silent: ["muet", "silent"],
   drain: ["Vider", "Drain"], undrain: ["Rouvrir", "Reopen"], this_node: ["ce nœud", "this node"],
+  recordings_unshared: ["Les enregistrements de ces nœuds ne sont pas visibles d'ici (le dossier [recording] dir n'est pas partagé) : leurs classes ne pourront pas les revoir par ce nœud : {nodes}",
+    "These nodes' recordings cannot be seen from here ([recording] dir is not shared): their classes cannot replay them through this node: {nodes}"],
   chart_egress: ["Débit sortant total (Mbit/s), 2 dernières minutes", "Total egress (Mbit/s), last 2 minutes"],
   chart_cpu: ["CPU par processus média (%), 2 dernières minutes", "CPU per media worker (%), last 2 minutes"],
   yes: ["oui", "yes"], no: ["non", "no"], locked: ["verrouillée", "locked"],

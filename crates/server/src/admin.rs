@@ -35,14 +35,21 @@ pub struct NodesOverview {
     pub this_node: Option<String>,
     /// Every node that verifies (alive or not), with its load and classes.
     pub nodes: Vec<crate::cluster_view::NodeView>,
+    /// The live nodes whose recordings the node that answered cannot see (`[recording] dir`
+    /// is not shared with theirs): their classes' recordings do not replay through it.
+    pub recordings_unseen: Vec<String>,
 }
 
 /// `GET /api/admin/nodes` (admin): the cluster's nodes (none on a single node).
 pub async fn nodes(State(s): State<SharedState>, headers: HeaderMap) -> Result<Json<NodesOverview>, Problem> {
     admin(&s, &headers, false).await?;
     Ok(Json(match &s.cluster {
-        Some(c) => NodesOverview { this_node: Some(c.node_id().to_owned()), nodes: c.view().nodes.clone() },
-        None => NodesOverview { this_node: None, nodes: Vec::new() },
+        Some(c) => NodesOverview {
+            this_node: Some(c.node_id().to_owned()),
+            nodes: c.view().nodes.clone(),
+            recordings_unseen: s.recordings.share.unseen(),
+        },
+        None => NodesOverview { this_node: None, nodes: Vec::new(), recordings_unseen: Vec::new() },
     }))
 }
 

@@ -447,6 +447,9 @@ impl Cluster {
             if std::mem::take(&mut failing) {
                 info!("cluster: heartbeat back");
             }
+            let view = self.view();
+            let others = view.nodes.iter().filter(|n| n.alive && n.id != self.config.node_id);
+            state.recordings.share.check(others.map(|n| n.id.as_str()));
             let read_at = Instant::now();
             match self.store.placements_of(&self.config.node_id).await {
                 Ok(placements) => {

@@ -309,6 +309,10 @@ pub struct RetentionConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RecordingConfig {
+    /// Where recordings are written; empty: `<data.dir>/recordings`. Every node of a cluster
+    /// must see the same directory (a shared file system), or a class's recordings replay
+    /// only on the node that made them.
+    pub dir: String,
     /// Length of one segment file, seconds (a crash loses at most the one being written).
     pub segment_secs: u64,
     /// New recordings are shown to the class's pupils at once.

@@ -26,6 +26,7 @@ pub mod metrics;
 pub mod passwords;
 pub mod problem;
 pub mod recordings;
+pub mod recordings_share;
 pub mod records;
 pub mod revocations;
 pub mod staff;
@@ -311,9 +312,12 @@ impl Server {
         }
         let state = Arc::new(state);
         if let Some(cluster) = &state.cluster {
+            if let Err(e) = state.recordings.share.mark(cluster.node_id()) {
+                warn!("recordings: cannot leave this node's mark in the recordings directory: {e}");
+            }
             tokio::spawn(cluster.clone().run(Arc::downgrade(&state)));
         }
-        state.recordings.recover(&state.store, config.cluster.enabled()).await;
+        state.recordings.recover(&state.store, state.cluster.as_deref()).await;
         tokio::spawn(state.clone().follow_media_events(events));
         tokio::spawn(state.clone().housekeeping(Duration::from_secs(2)));
         Ok(Server {

@@ -1,8 +1,9 @@
 //! Recordings of classes (issue 14): the teacher starts and stops a recording; the SFU
 //! copies the programme (every layer and the audio, never a pupil's voice or camera) to an
 //! `ardoise_recorder::Writer` thread, which writes segmented WebM under
-//! `<data.dir>/recordings/<class>/<recording>/`. The database describes each recording
-//! (`ardoise_store::RecordingRow`): title, state, length, publication, retention.
+//! `<[recording] dir>/<class>/<recording>/` (default `<data.dir>/recordings`). The database
+//! describes each recording (`ardoise_store::RecordingRow`): title, state, length,
+//! publication, retention.
 //!
 //! Rules:
 //! - only a class with media can be recorded (409 otherwise); one recording per class;
@@ -13,7 +14,9 @@
 //! - a recording id and a file name are checked against their patterns before any path is
 //!   made (404 otherwise: no traversal);
 //! - a recording left `recording` by a server that stopped becomes `interrupted` at start-up:
-//!   its closed segments stay listed and playable;
+//!   its closed segments stay listed and playable; on a cluster, whose nodes share the
+//!   directory ([`crate::recordings_share`]), a recording names the node that writes it
+//!   (`writer.node`), and a node leaves a live node's alone;
 //! - retention: each recording has its deletion date from the start (`[recording]`: the end
 //!   of its school term); the sweep deletes its files and its row, audited;
 //! - chapters: the studio's layout when the recording starts (if the console set one), and
@@ -135,6 +138,8 @@ async fn serve(path: &std::path::Path, req: Request) -> Result<Response, Problem
 
 /// The name of a recording's chapter list, in its directory.
 const CHAPTERS: &str = "chapters.index";
+/// The file, in a recording's directory, naming the node of a cluster that writes it.
+const WRITER: &str = "writer.node";
 
 /// What the teacher may change of a recording (`PATCH`); absent fields stay.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -164,13 +169,16 @@ pub struct Recordings {
     links: crate::download_links::DownloadLinks,
     /// Held while a layer's segments are joined for a download (one at a time).
     joining: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// Whether the other nodes of a cluster write to the same directory.
+    pub share: crate::recordings_share::RecordingsShare,
 }
 
 impl Recordings {
-    /// Recordings kept under `root` (`<data.dir>/recordings`), by the rules of `config`, their
+    /// Recordings kept under `root` (`[recording] dir`), by the rules of `config`, their
     /// download links signed with the keys of `signer`.
     pub fn new(root: PathBuf, config: RecordingConfig, signer: crate::auth::TokenSigner) -> Recordings {
         Recordings {
+            share: crate::recordings_share::RecordingsShare::new(&root),
             root,
             config,
             active: Mutex::new(HashMap::new()),
@@ -284,15 +292,22 @@ impl Recordings {
 
     /// At start-up: recordings a stopped server left `recording` become `interrupted`, with
     /// the length their files reach (their closed segments stay playable). A node of a
-    /// cluster (`others_record`) leaves alone the ones with no files here: other nodes'.
-    pub async fn recover(&self, store: &Store, others_record: bool) {
+    /// `cluster` leaves alone other nodes' recordings: those with no files here (on another
+    /// node's disk), and those a live node is writing (in a shared directory: its id is in
+    /// the recording's `writer.node`).
+    pub async fn recover(&self, store: &Store, cluster: Option<&crate::cluster::Cluster>) {
         let rows = match store.unfinished_recordings().await {
             Ok(rows) => rows,
             Err(e) => return warn!("recordings: cannot look for interrupted ones: {e}"),
         };
         for r in rows {
-            if others_record && !self.dir(&r.class, &r.id).exists() {
-                continue;
+            if let Some(cluster) = cluster {
+                let dir = self.dir(&r.class, &r.id);
+                let writer = std::fs::read_to_string(dir.join(WRITER)).unwrap_or_default();
+                let others = !writer.is_empty() && writer != cluster.node_id();
+                if !dir.exists() || (others && cluster.view().alive(&writer).is_some()) {
+                    continue;
+                }
             }
             let newest = std::fs::read_dir(self.dir(&r.class, &r.id))
                 .into_iter()
@@ -417,6 +432,12 @@ async fn begin(s: &SharedState, class: &ClassId, title: String) -> Result<Record
         warn!("recording: {e:#}");
         Problem::unavailable("the recorder cannot start (see the server's log)", 30)
     })?;
+    // In a cluster's shared directory, the other nodes must know this node writes it.
+    if let Some(cluster) = &s.cluster
+        && let Err(e) = std::fs::write(dir.join(WRITER), cluster.node_id())
+    {
+        warn!(%class, "recording: cannot say which node writes it: {e}");
+    }
     let row = RecordingRow {
         class: class.0.clone(),
         id: id.clone(),
@@ -429,12 +450,12 @@ async fn begin(s: &SharedState, class: &ClassId, title: String) -> Result<Record
         expires_at: r.config.expiry_ms(started_ms),
     };
     if let Err(e) = s.store.insert_recording(&row).await {
-        let _ = std::fs::remove_dir(&dir);
+        let _ = std::fs::remove_dir_all(&dir);
         return Err(store_problem(e));
     }
     let (tx, rx) = std::sync::mpsc::sync_channel(256);
     if s.media.record(class, Some(tx)).await.is_err() {
-        let _ = std::fs::remove_dir(&dir);
+        let _ = std::fs::remove_dir_all(&dir);
         let _ = s.store.delete_recording(&class.0, &id).await;
         return Err(Problem::new(StatusCode::CONFLICT, "the class has no media yet: start the studio first"));
     }
@@ -772,6 +793,7 @@ mod tests {
 
     fn config() -> RecordingConfig {
         RecordingConfig {
+            dir: String::new(),
             segment_secs: 60,
             publish: true,
             download_link_secs: 3600,

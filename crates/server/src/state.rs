@@ -205,7 +205,10 @@ impl AppState {
             max_body,
             fault_injection: config.media.fault_injection,
             recordings: crate::recordings::Recordings::new(
-                config.data.dir.join("recordings"),
+                match config.recording.dir.as_str() {
+                    "" => config.data.dir.join("recordings"),
+                    dir => std::path::PathBuf::from(dir),
+                },
                 config.recording.clone(),
                 link_signer,
             ),
