@@ -442,36 +442,29 @@ fn a_chromium_pupil_follows_its_class_when_it_moves_to_another_node() {
     println!("the class moved: the Chromium page played again on {} {} ms later", v["back_origin"], v["back_ms"]);
 }
 
-#[test]
-fn a_class_recorded_on_one_node_replays_through_another_that_shares_the_recordings_dir() {
-    let (db, _pg) = database(false);
-    let shared = std::env::temp_dir().join(format!("ardoise-shared-recordings-{}", rand_u32()));
-    let dir = shared.to_str().unwrap();
-    // Short segments: the studio's keyframes close them.
-    let mut nodes = nodes_with(&db, 2, &[("ARDOISE__RECORDING__DIR", dir), ("ARDOISE__RECORDING__SEGMENT_SECS", "2")]);
-    let bases: Vec<String> = nodes.iter().map(|n| n.base.clone()).collect();
-    let class = "classe2";
-    let admin = nodes[0].token("admin", None);
-    let teacher = nodes[0].token("teacher", Some(class));
-    let owner = owner_seen_by(&nodes[0], class);
-    let (on, other) = if nodes[0].base == owner { (0, 1) } else { (1, 0) };
-    let url = |node: usize, p: &str| format!("{}/api/classes/{class}{p}", bases[node]);
-    let recordings = |node: usize, token: &str| -> Value {
-        serde_json::from_str(&send("GET", &url(node, "/recordings"), Some(token), None, "").body).unwrap()
-    };
-    // The lesson on its node, recorded until every layer closed a segment.
-    let studio = common::publishing_studio(&nodes[on], class, &teacher, |_| {});
-    let r = send("POST", &url(on, "/recording/start"), Some(&teacher), None, "");
+/// `class`'s recordings as `token` sees them through the node at `base` (following its
+/// redirect to the class's node; an error while that node is dead and not yet replaced).
+fn try_recordings_via(base: &str, class: &str, token: &str) -> Result<Value, String> {
+    let r = ardoise_client::trust::agent()
+        .get(&format!("{base}/api/classes/{class}/recordings"))
+        .set("Authorization", &format!("Bearer {token}"))
+        .call()
+        .map_err(|e| format!("{base}: {e}"))?;
+    serde_json::from_str(&r.into_string().map_err(|e| e.to_string())?).map_err(|e| e.to_string())
+}
+
+/// [`try_recordings_via`], which must answer.
+fn recordings_via(base: &str, class: &str, token: &str) -> Value {
+    try_recordings_via(base, class, token).unwrap()
+}
+
+/// Start recording `class` on the node at `base` (its studio publishing there), and wait
+/// until every layer closed a segment: the recording's id.
+fn record_until_every_layer_closed_a_segment(base: &str, class: &str, teacher: &str) -> String {
+    let r = send("POST", &format!("{base}/api/classes/{class}/recording/start"), Some(teacher), None, "");
     assert_eq!(r.status, 201, "{}", r.body);
-    let id = serde_json::from_str::<Value>(&r.body).unwrap()["id"].as_str().unwrap().to_owned();
-    let written = shared.join(class).join(&id);
-    assert_eq!(
-        std::fs::read_to_string(written.join("writer.node")).unwrap(),
-        format!("node-{}", on + 1),
-        "the recording says which node writes it"
-    );
     eventually(Duration::from_secs(40), || {
-        let listed = recordings(on, &teacher);
+        let listed = recordings_via(base, class, teacher);
         let closed = listed[0]["layers"].as_array().map_or(0, |ls| {
             ls.iter()
                 .filter(|l| l["files"].as_array().is_some_and(|fs| fs.iter().any(|f| !f["end_s"].is_null())))
@@ -479,11 +472,60 @@ fn a_class_recorded_on_one_node_replays_through_another_that_shares_the_recordin
         });
         if closed == 3 { Ok(()) } else { Err(format!("layers with a closed segment: {listed}")) }
     });
+    serde_json::from_str::<Value>(&r.body).unwrap()["id"].as_str().unwrap().to_owned()
+}
+
+/// A pupil's fetch of a recording's first segment through the node at `base`: the listing
+/// it saw and the bytes it got.
+fn replay_first_segment(base: &str, class: &str, pupil: &str) -> (Value, Vec<u8>) {
+    let listed = recordings_via(base, class, pupil);
+    let file = &listed[0]["layers"][0]["files"][0];
+    assert!(file["size"].as_u64().unwrap_or(0) > 1000, "its files are listed through {base}: {listed}");
+    let response = no_redirects()
+        .get(&format!("{base}{}", file["url"].as_str().unwrap()))
+        .set("Authorization", &format!("Bearer {pupil}"))
+        .call()
+        .unwrap_or_else(|e| panic!("a segment through {base}: {e}"));
+    let mut body = Vec::new();
+    std::io::Read::read_to_end(&mut response.into_reader(), &mut body).unwrap();
+    (listed, body)
+}
+
+/// Two nodes sharing a recordings directory (short segments: the studio's keyframes close
+/// them), and that directory.
+fn nodes_sharing_recordings(db: &str) -> (Vec<TestServer>, std::path::PathBuf) {
+    let shared = std::env::temp_dir().join(format!("ardoise-shared-recordings-{}", rand_u32()));
+    let dir = shared.to_str().unwrap();
+    (nodes_with(db, 2, &[("ARDOISE__RECORDING__DIR", dir), ("ARDOISE__RECORDING__SEGMENT_SECS", "2")]), shared)
+}
+
+#[test]
+fn a_class_recorded_on_one_node_replays_through_another_that_shares_the_recordings_dir() {
+    let (db, _pg) = database(false);
+    let (mut nodes, shared) = nodes_sharing_recordings(&db);
+    let class = "classe2";
+    let admin = nodes[0].token("admin", None);
+    let teacher = nodes[0].token("teacher", Some(class));
+    let owner = owner_seen_by(&nodes[0], class);
+    let (on, other) = if nodes[0].base == owner { (0, 1) } else { (1, 0) };
+    // The lesson on its node, recorded until every layer closed a segment.
+    let studio = common::publishing_studio(&nodes[on], class, &teacher, |_| {});
+    let id = record_until_every_layer_closed_a_segment(&nodes[on].base, class, &teacher);
+    let written = shared.join(class).join(&id);
+    assert_eq!(
+        std::fs::read_to_string(written.join("writer.node")).unwrap(),
+        format!("node-{}", on + 1),
+        "the recording says which node writes it"
+    );
     // The other node restarts meanwhile: the recording it finds unfinished in the shared
     // directory is a live node's, and is left to it (not called interrupted).
     nodes[other].restart();
-    assert_eq!(recordings(on, &teacher)[0]["state"], "recording", "another node's recording, left alone");
-    let r = send("POST", &url(on, "/recording/stop"), Some(&teacher), None, "");
+    assert_eq!(
+        recordings_via(&owner, class, &teacher)[0]["state"],
+        "recording",
+        "another node's recording, left alone"
+    );
+    let r = send("POST", &format!("{owner}/api/classes/{class}/recording/stop"), Some(&teacher), None, "");
     assert_eq!(r.status, 200, "{}", r.body);
     drop(studio);
     // The class's next lesson is on the other node.
@@ -497,20 +539,10 @@ fn a_class_recorded_on_one_node_replays_through_another_that_shares_the_recordin
     });
     // A pupil who missed the lesson replays it through the other node.
     let pupil = nodes[other].join(class, "Absente");
-    let listed = eventually(Duration::from_secs(10), || {
-        let listed = recordings(other, &pupil);
-        if listed[0]["state"] == "ready" { Ok(listed) } else { Err(format!("the recording, ready: {listed}")) }
-    });
-    let file = &listed[0]["layers"][0]["files"][0];
-    assert!(file["size"].as_u64().unwrap_or(0) > 1000, "its files are listed from the other node: {listed}");
-    let response = common::cluster::no_redirects()
-        .get(&format!("{}{}", nodes[other].base, file["url"].as_str().unwrap()))
-        .set("Authorization", &format!("Bearer {pupil}"))
-        .call()
-        .expect("a segment through the other node");
-    let mut body = Vec::new();
-    std::io::Read::read_to_end(&mut response.into_reader(), &mut body).unwrap();
-    assert_eq!(body, std::fs::read(written.join(file["name"].as_str().unwrap())).unwrap(), "the segment as written");
+    let (listed, body) = replay_first_segment(&nodes[other].base, class, &pupil);
+    assert_eq!(listed[0]["state"], "ready", "{listed}");
+    let name = listed[0]["layers"][0]["files"][0]["name"].as_str().unwrap();
+    assert_eq!(body, std::fs::read(written.join(name)).unwrap(), "the segment as written");
     // Both nodes see each other's marks; a third node with a directory of its own says it
     // cannot see theirs, and they say so of it.
     for node in &nodes {
@@ -527,5 +559,33 @@ fn a_class_recorded_on_one_node_replays_through_another_that_shares_the_recordin
             Err(format!("node-1 misses {}, node-3 misses {}", theirs["recordings_unseen"], its["recordings_unseen"]))
         }
     });
+    let _ = std::fs::remove_dir_all(&shared);
+}
+
+#[test]
+fn what_a_dead_node_was_recording_replays_at_once_through_another() {
+    let (db, _pg) = database(false);
+    let (mut nodes, shared) = nodes_sharing_recordings(&db);
+    let class = "classe5";
+    let teacher = nodes[0].token("teacher", Some(class));
+    let owner = owner_seen_by(&nodes[0], class);
+    let (on, other) = if nodes[0].base == owner { (0, 1) } else { (1, 0) };
+    let _studio = common::publishing_studio(&nodes[on], class, &teacher, |_| {});
+    let id = record_until_every_layer_closed_a_segment(&owner, class, &teacher);
+    // The class's node dies mid-lesson, its recording unfinished.
+    let _ = nodes[on].child.kill(); // SIGKILL
+    let killed = Instant::now();
+    // The other node closes it once it judges the node dead: what was recorded replays.
+    let listed = eventually(Duration::from_secs(20), || {
+        let listed = try_recordings_via(&nodes[other].base, class, &teacher)?;
+        if listed[0]["state"] == "interrupted" { Ok(listed) } else { Err(format!("the recording, closed: {listed}")) }
+    });
+    println!("a dead node's recording closed by another {:?} after the kill -9: {listed}", killed.elapsed());
+    assert_eq!(listed[0]["id"].as_str(), Some(id.as_str()));
+    assert!(listed[0]["duration_s"].as_f64().unwrap_or(0.0) >= 2.0, "its length is what its files reach: {listed}");
+    let pupil = nodes[other].join(class, "Absente");
+    let (seen, body) = replay_first_segment(&nodes[other].base, class, &pupil);
+    assert_eq!(seen[0]["id"].as_str(), Some(id.as_str()), "the pupils see what was kept: {seen}");
+    assert!(body.len() > 1000, "a segment of {} bytes", body.len());
     let _ = std::fs::remove_dir_all(&shared);
 }

@@ -24,7 +24,11 @@
 //!   an owned class with nobody in it for `release_idle_secs` is released;
 //! - a class's hub state (hands, floor, lock, layout, latest chat) is written to the
 //!   database at each heartbeat where it changed, and taken up by the node that takes the
-//!   class over: a node's death loses at most one heartbeat of it.
+//!   class over: a node's death loses at most one heartbeat of it;
+//! - every heartbeat, a node looks for the live nodes' marks in the recordings directory
+//!   they share ([`crate::recordings_share`]); when a node it saw alive is no longer (judged
+//!   as above), the recordings that node was writing are closed as `interrupted`, so what it
+//!   recorded replays at once through any node.
 
 use crate::cluster_view::ClusterView;
 use crate::config::ClusterConfig;
@@ -430,6 +434,7 @@ impl Cluster {
         let mut meter = LoadMeter::default();
         let mut failing = false;
         let mut saved: HashMap<String, String> = HashMap::new();
+        let mut alive: HashSet<String> = HashSet::new();
         loop {
             tick.tick().await;
             if self.stopped.load(std::sync::atomic::Ordering::Relaxed) {
@@ -450,6 +455,15 @@ impl Cluster {
             let view = self.view();
             let others = view.nodes.iter().filter(|n| n.alive && n.id != self.config.node_id);
             state.recordings.share.check(others.map(|n| n.id.as_str()));
+            // A node gone: the recordings it was writing in the shared directory are closed
+            // (judged only once this node may judge deaths: not just after an outage).
+            if self.may_judge() {
+                let now_alive: HashSet<String> = view.nodes.iter().filter(|n| n.alive).map(|n| n.id.clone()).collect();
+                if alive.difference(&now_alive).next().is_some() {
+                    state.recordings.recover(&state.store, Some(&self), true).await;
+                }
+                alive = now_alive;
+            }
             let read_at = Instant::now();
             match self.store.placements_of(&self.config.node_id).await {
                 Ok(placements) => {

@@ -317,7 +317,7 @@ impl Server {
             }
             tokio::spawn(cluster.clone().run(Arc::downgrade(&state)));
         }
-        state.recordings.recover(&state.store, state.cluster.as_deref()).await;
+        state.recordings.recover(&state.store, state.cluster.as_deref(), false).await;
         tokio::spawn(state.clone().follow_media_events(events));
         tokio::spawn(state.clone().housekeeping(Duration::from_secs(2)));
         Ok(Server {

@@ -290,12 +290,14 @@ impl Recordings {
         }
     }
 
-    /// At start-up: recordings a stopped server left `recording` become `interrupted`, with
-    /// the length their files reach (their closed segments stay playable). A node of a
-    /// `cluster` leaves alone other nodes' recordings: those with no files here (on another
-    /// node's disk), and those a live node is writing (in a shared directory: its id is in
-    /// the recording's `writer.node`).
-    pub async fn recover(&self, store: &Store, cluster: Option<&crate::cluster::Cluster>) {
+    /// At start-up (`after_death` false): recordings a stopped server left `recording` become
+    /// `interrupted`, with the length their files reach (their closed segments stay
+    /// playable). A node of a `cluster` leaves alone other nodes' recordings: those with no
+    /// files here (on another node's disk), and those a live node is writing (in a shared
+    /// directory: its id is in the recording's `writer.node`). After another node's death
+    /// (`after_death`), only recordings a node no longer alive was writing are closed so:
+    /// what it recorded replays at once, through any node.
+    pub async fn recover(&self, store: &Store, cluster: Option<&crate::cluster::Cluster>, after_death: bool) {
         let rows = match store.unfinished_recordings().await {
             Ok(rows) => rows,
             Err(e) => return warn!("recordings: cannot look for interrupted ones: {e}"),
@@ -304,8 +306,9 @@ impl Recordings {
             if let Some(cluster) = cluster {
                 let dir = self.dir(&r.class, &r.id);
                 let writer = std::fs::read_to_string(dir.join(WRITER)).unwrap_or_default();
-                let others = !writer.is_empty() && writer != cluster.node_id();
-                if !dir.exists() || (others && cluster.view().alive(&writer).is_some()) {
+                let mine = writer.is_empty() || writer == cluster.node_id();
+                let live_writer = !mine && cluster.view().alive(&writer).is_some();
+                if !dir.exists() || live_writer || (after_death && mine) {
                     continue;
                 }
             }
@@ -321,7 +324,7 @@ impl Recordings {
             let duration = (end_ms - r.started_at).max(0);
             match store.finish_recording(&r.class, &r.id, "interrupted", duration).await {
                 Ok(()) => {
-                    warn!(class = %r.class, recording = %r.id, duration_ms = duration, "recording interrupted by a stop of the server: its closed segments are kept")
+                    warn!(class = %r.class, recording = %r.id, duration_ms = duration, after_death, "recording interrupted by a stop of its server: its closed segments are kept")
                 }
                 Err(e) => warn!(class = %r.class, recording = %r.id, "recordings: {e}"),
             }
@@ -329,7 +332,8 @@ impl Recordings {
     }
 
     /// Retention: delete the recordings whose deletion date is before `now` (ms), files and
-    /// row, each audited; a recording being written waits for its end. Returns how many.
+    /// row, each audited; a recording being written (here, or by another node in a shared
+    /// directory: still `recording`) waits for its end. Returns how many.
     pub async fn sweep(&self, store: &Store, now: i64) -> u64 {
         let expired = match store.expired_recordings(now).await {
             Ok(rows) => rows,
@@ -340,7 +344,7 @@ impl Recordings {
         };
         let mut deleted = 0;
         for r in expired {
-            if self.active().get(&ClassId(r.class.clone())).is_some_and(|a| a.id == r.id) {
+            if r.state == "recording" || self.active().get(&ClassId(r.class.clone())).is_some_and(|a| a.id == r.id) {
                 continue;
             }
             if let Err(e) = self.delete_files(&r.class, &r.id) {
@@ -828,14 +832,19 @@ mod tests {
         let signer = crate::auth::TokenSigner::new(&[1; 32], 3600).unwrap();
         let recordings = Recordings::new(tmp.join("recordings"), config(), signer);
         let c = config();
-        for (id, started) in [("1", day("2026-12-01")), ("2", day("2027-01-10"))] {
+        // "3": another node of a cluster writes it in the shared directory.
+        for (id, started, state) in [
+            ("1", day("2026-12-01"), "ready"),
+            ("2", day("2027-01-10"), "ready"),
+            ("3", day("2026-12-02"), "recording"),
+        ] {
             let row = RecordingRow {
                 class: "cm1".into(),
                 id: id.into(),
                 title: format!("Cours {id}"),
                 started_at: started,
                 duration_ms: 60_000,
-                state: "ready".into(),
+                state: state.into(),
                 published: 1,
                 downloadable: 0,
                 expires_at: c.expiry_ms(started),
@@ -853,6 +862,10 @@ mod tests {
         assert!(!recordings.dir("cm1", "1").exists(), "its files are deleted");
         assert!(store.recording("cm1", "1").await.is_err(), "its row is deleted");
         assert!(recordings.dir("cm1", "2").exists() && store.recording("cm1", "2").await.is_ok());
+        assert!(recordings.dir("cm1", "3").exists(), "another node's recording being written: kept");
+        store.finish_recording("cm1", "3", "interrupted", 60_000).await.unwrap();
+        assert_eq!(recordings.sweep(&store, day("2026-12-20")).await, 1, "then swept once it ended");
+        assert!(!recordings.dir("cm1", "3").exists());
         let audit = store.audit_log(None, 10).await.unwrap();
         assert!(
             audit
