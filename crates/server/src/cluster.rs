@@ -25,10 +25,11 @@
 //! - a class's hub state (hands, floor, lock, layout, latest chat) is written to the
 //!   database at each heartbeat where it changed, and taken up by the node that takes the
 //!   class over: a node's death loses at most one heartbeat of it;
-//! - every heartbeat, a node looks for the live nodes' marks in the recordings directory
-//!   they share ([`crate::recordings_share`]); when a node it saw alive is no longer (judged
-//!   as above), the recordings that node was writing are closed as `interrupted`, so what it
-//!   recorded replays at once through any node.
+//! - every heartbeat, a node refreshes its mark in the recordings directory the nodes share
+//!   and looks for the live nodes' ([`crate::recordings_share`]); every
+//!   [`DEAD_WRITERS_EVERY`], once it may judge deaths, it closes as `interrupted` the
+//!   recordings that nodes it judges dead left unfinished, so what they recorded replays at
+//!   once through any node.
 
 use crate::cluster_view::ClusterView;
 use crate::config::ClusterConfig;
@@ -63,6 +64,9 @@ pub enum Route {
     /// `Retry-After`).
     Unavailable,
 }
+
+/// How often a node looks for the recordings dead nodes left unfinished.
+pub const DEAD_WRITERS_EVERY: Duration = Duration::from_secs(5);
 
 /// How long a pupil's pass to an edge is valid: the time its client takes to follow the
 /// redirect.
@@ -434,7 +438,8 @@ impl Cluster {
         let mut meter = LoadMeter::default();
         let mut failing = false;
         let mut saved: HashMap<String, String> = HashMap::new();
-        let mut alive: HashSet<String> = HashSet::new();
+        let (mut beats, close_every) =
+            (0u64, (DEAD_WRITERS_EVERY.as_millis() as u64 / self.config.heartbeat_ms).max(1));
         loop {
             tick.tick().await;
             if self.stopped.load(std::sync::atomic::Ordering::Relaxed) {
@@ -455,14 +460,13 @@ impl Cluster {
             let view = self.view();
             let others = view.nodes.iter().filter(|n| n.alive && n.id != self.config.node_id);
             state.recordings.share.check(others.map(|n| n.id.as_str()));
-            // A node gone: the recordings it was writing in the shared directory are closed
-            // (judged only once this node may judge deaths: not just after an outage).
-            if self.may_judge() {
-                let now_alive: HashSet<String> = view.nodes.iter().filter(|n| n.alive).map(|n| n.id.clone()).collect();
-                if alive.difference(&now_alive).next().is_some() {
-                    state.recordings.recover(&state.store, Some(&self), true).await;
-                }
-                alive = now_alive;
+            state.recordings.share.refresh_mark(&self.config.node_id);
+            // The recordings dead nodes were writing in the shared directory are closed, every
+            // few seconds (a failure is tried again), and only once this node may judge deaths
+            // (not just after an outage).
+            beats += 1;
+            if self.may_judge() && beats % close_every == 0 {
+                state.recordings.recover(&state.store, Some(&self), true).await;
             }
             let read_at = Instant::now();
             match self.store.placements_of(&self.config.node_id).await {

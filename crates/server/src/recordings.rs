@@ -290,25 +290,44 @@ impl Recordings {
         }
     }
 
-    /// At start-up (`after_death` false): recordings a stopped server left `recording` become
-    /// `interrupted`, with the length their files reach (their closed segments stay
-    /// playable). A node of a `cluster` leaves alone other nodes' recordings: those with no
-    /// files here (on another node's disk), and those a live node is writing (in a shared
-    /// directory: its id is in the recording's `writer.node`). After another node's death
-    /// (`after_death`), only recordings a node no longer alive was writing are closed so:
-    /// what it recorded replays at once, through any node.
+    /// Close as `interrupted` the recordings left `recording` by a server that stopped, with
+    /// the length their files reach (their closed segments stay playable):
+    /// - at start-up (`after_death` false), a single server's all, and a cluster node's own
+    ///   and those of nodes its first view of the cluster shows dead;
+    /// - on a cluster, later (`after_death`), the ones whose writer (`writer.node`) is a
+    ///   node of the view that is no longer alive: what a dead node recorded replays at
+    ///   once through any node.
+    ///
+    /// A node never closes a recording with no files here (another node's disk), one a live
+    /// node writes, one whose writer it cannot tell (`writer.node` unreadable), or, after
+    /// start-up, its own.
     pub async fn recover(&self, store: &Store, cluster: Option<&crate::cluster::Cluster>, after_death: bool) {
         let rows = match store.unfinished_recordings().await {
             Ok(rows) => rows,
             Err(e) => return warn!("recordings: cannot look for interrupted ones: {e}"),
         };
         for r in rows {
+            if !safe_class(&r.class) || !safe_id(&r.id) {
+                continue;
+            }
             if let Some(cluster) = cluster {
                 let dir = self.dir(&r.class, &r.id);
-                let writer = std::fs::read_to_string(dir.join(WRITER)).unwrap_or_default();
-                let mine = writer.is_empty() || writer == cluster.node_id();
-                let live_writer = !mine && cluster.view().alive(&writer).is_some();
-                if !dir.exists() || live_writer || (after_death && mine) {
+                if !dir.exists() {
+                    continue;
+                }
+                let writer = match std::fs::read_to_string(dir.join(WRITER)) {
+                    Ok(w) => Some(w),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => None, // made before writers were named
+                    Err(e) => {
+                        warn!(class = %r.class, recording = %r.id, "recordings: whose recording it is cannot be read: {e}");
+                        continue;
+                    }
+                };
+                let mine = writer.as_deref().is_none_or(|w| w == cluster.node_id());
+                let view = cluster.view();
+                let dead_writer = writer.as_deref().is_some_and(|w| view.nodes.iter().any(|n| n.id == w && !n.alive));
+                let closed = if after_death { !mine && dead_writer } else { mine || dead_writer };
+                if !closed {
                     continue;
                 }
             }
@@ -347,6 +366,10 @@ impl Recordings {
             if r.state == "recording" || self.active().get(&ClassId(r.class.clone())).is_some_and(|a| a.id == r.id) {
                 continue;
             }
+            if !safe_class(&r.class) || !safe_id(&r.id) {
+                warn!(class = %r.class, recording = %r.id, "retention: a recording's ids cannot name its files: row left");
+                continue;
+            }
             if let Err(e) = self.delete_files(&r.class, &r.id) {
                 warn!(class = %r.class, recording = %r.id, "retention: cannot delete the files: {e}");
                 continue;
@@ -371,6 +394,13 @@ impl Recordings {
             _ => Ok(()),
         }
     }
+}
+
+/// Whether `s` can be a class id (1 to 64 of a-z, 0-9, `-`, `_`), so a directory name.
+fn safe_class(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
 /// Whether `s` is a recording id (digits) or a segment file name (`layerN-NNNNN.webm`).
@@ -415,6 +445,13 @@ pub async fn record_by_policy(s: SharedState, class: ClassId) {
 }
 
 /// Start recording `class`: the writer thread, the SFU's copy of the programme, the row.
+/// A recording directory just made, removed when the recording cannot start: this node's
+/// `writer.node`, then the directory if nothing else is in it.
+fn discard(dir: &std::path::Path) {
+    let _ = std::fs::remove_file(dir.join(WRITER));
+    let _ = std::fs::remove_dir(dir);
+}
+
 async fn begin(s: &SharedState, class: &ClassId, title: String) -> Result<RecordingInfo, Problem> {
     let r = &s.recordings;
     if r.active().contains_key(class) {
@@ -441,6 +478,8 @@ async fn begin(s: &SharedState, class: &ClassId, title: String) -> Result<Record
         && let Err(e) = std::fs::write(dir.join(WRITER), cluster.node_id())
     {
         warn!(%class, "recording: cannot say which node writes it: {e}");
+        discard(&dir);
+        return Err(Problem::unavailable("the recorder cannot start (see the server's log)", 30));
     }
     let row = RecordingRow {
         class: class.0.clone(),
@@ -454,12 +493,12 @@ async fn begin(s: &SharedState, class: &ClassId, title: String) -> Result<Record
         expires_at: r.config.expiry_ms(started_ms),
     };
     if let Err(e) = s.store.insert_recording(&row).await {
-        let _ = std::fs::remove_dir_all(&dir);
+        discard(&dir);
         return Err(store_problem(e));
     }
     let (tx, rx) = std::sync::mpsc::sync_channel(256);
     if s.media.record(class, Some(tx)).await.is_err() {
-        let _ = std::fs::remove_dir_all(&dir);
+        discard(&dir);
         let _ = s.store.delete_recording(&class.0, &id).await;
         return Err(Problem::new(StatusCode::CONFLICT, "the class has no media yet: start the studio first"));
     }

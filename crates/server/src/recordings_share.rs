@@ -3,7 +3,8 @@
 //! A class moves between nodes from one lesson to the next, and its pupils replay its
 //! recordings through whichever node holds it then: every node must see the files every
 //! other node wrote. Rules:
-//! - each node leaves a mark in the directory when it joins the cluster (`.nodes/<node id>`);
+//! - each node leaves a mark in the directory when it joins the cluster, and again at each
+//!   heartbeat (`.nodes/<node id>`);
 //! - at each heartbeat, a node looks for the marks of the other live nodes; the ones it
 //!   cannot see are logged when they change (a warning) and listed in the admin's view of
 //!   the nodes: their recordings do not replay here;
@@ -42,6 +43,14 @@ impl RecordingsShare {
         }
         std::fs::create_dir_all(&self.marks)?;
         std::fs::write(self.marks.join(node), b"")
+    }
+
+    /// Write `node`'s mark again (at each heartbeat: a directory mounted after start-up gets
+    /// it too); a failure is logged with the next check's.
+    pub fn refresh_mark(&self, node: &str) {
+        if let Err(e) = self.mark(node) {
+            tracing::debug!("recordings: this node's mark cannot be written: {e}");
+        }
     }
 
     /// Look for the marks of the live `others`; a change in the ones missing is logged.
