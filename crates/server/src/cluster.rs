@@ -25,7 +25,7 @@
 //! - a class's hub state (hands, floor, lock, layout, latest chat) is written to the
 //!   database at each heartbeat where it changed, and taken up by the node that takes the
 //!   class over: a node's death loses at most one heartbeat of it;
-//! - every heartbeat, a node refreshes its mark in the recordings directory the nodes share
+//! - every heartbeat, a node writes its mark in the recordings directory the nodes share
 //!   and looks for the live nodes' ([`crate::recordings_share`]); every
 //!   [`DEAD_WRITERS_EVERY`], once it may judge deaths, it closes as `interrupted` the
 //!   recordings that nodes it judges dead left unfinished, so what they recorded replays at
@@ -460,7 +460,7 @@ impl Cluster {
             let view = self.view();
             let others = view.nodes.iter().filter(|n| n.alive && n.id != self.config.node_id);
             state.recordings.share.check(others.map(|n| n.id.as_str()));
-            state.recordings.share.refresh_mark(&self.config.node_id);
+            state.recordings.share.mark(&self.config.node_id);
             // The recordings dead nodes were writing in the shared directory are closed, every
             // few seconds (a failure is tried again), and only once this node may judge deaths
             // (not just after an outage).

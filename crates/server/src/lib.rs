@@ -312,9 +312,6 @@ impl Server {
         }
         let state = Arc::new(state);
         if let Some(cluster) = &state.cluster {
-            if let Err(e) = state.recordings.share.mark(cluster.node_id()) {
-                warn!("recordings: cannot leave this node's mark in the recordings directory: {e}");
-            }
             tokio::spawn(cluster.clone().run(Arc::downgrade(&state)));
         }
         state.recordings.recover(&state.store, state.cluster.as_deref(), false).await;

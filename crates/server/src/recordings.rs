@@ -306,32 +306,18 @@ impl Recordings {
             Ok(rows) => rows,
             Err(e) => return warn!("recordings: cannot look for interrupted ones: {e}"),
         };
+        let view = cluster.map(|c| (c.node_id(), c.view()));
         for r in rows {
             if !safe_class(&r.class) || !safe_id(&r.id) {
                 continue;
             }
-            if let Some(cluster) = cluster {
-                let dir = self.dir(&r.class, &r.id);
-                if !dir.exists() {
-                    continue;
-                }
-                let writer = match std::fs::read_to_string(dir.join(WRITER)) {
-                    Ok(w) => Some(w),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => None, // made before writers were named
-                    Err(e) => {
-                        warn!(class = %r.class, recording = %r.id, "recordings: whose recording it is cannot be read: {e}");
-                        continue;
-                    }
-                };
-                let mine = writer.as_deref().is_none_or(|w| w == cluster.node_id());
-                let view = cluster.view();
-                let dead_writer = writer.as_deref().is_some_and(|w| view.nodes.iter().any(|n| n.id == w && !n.alive));
-                let closed = if after_death { !mine && dead_writer } else { mine || dead_writer };
-                if !closed {
-                    continue;
-                }
+            let dir = self.dir(&r.class, &r.id);
+            if let Some((node, view)) = &view
+                && !closed_by(node, view, &r, &dir, after_death)
+            {
+                continue;
             }
-            let newest = std::fs::read_dir(self.dir(&r.class, &r.id))
+            let newest = std::fs::read_dir(&dir)
                 .into_iter()
                 .flatten()
                 .flatten()
@@ -394,6 +380,33 @@ impl Recordings {
             _ => Ok(()),
         }
     }
+}
+
+/// Whether `node` of a cluster whose view is `view` closes the unfinished recording `r`, whose
+/// files are in `dir` ([`Recordings::recover`]): never with no files here (another node's
+/// disk), nor when its writer cannot be told; after another node's death, a recording a
+/// node of the view no longer alive was writing; at start-up, also its own.
+fn closed_by(
+    node: &str,
+    view: &crate::cluster_view::ClusterView,
+    r: &RecordingRow,
+    dir: &std::path::Path,
+    after_death: bool,
+) -> bool {
+    if !dir.exists() {
+        return false;
+    }
+    let writer = match std::fs::read_to_string(dir.join(WRITER)) {
+        Ok(w) => Some(w),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None, // made before writers were named
+        Err(e) => {
+            warn!(class = %r.class, recording = %r.id, "recordings: whose recording it is cannot be read: {e}");
+            return false;
+        }
+    };
+    let mine = writer.as_deref().is_none_or(|w| w == node);
+    let dead_writer = writer.as_deref().is_some_and(|w| view.nodes.iter().any(|n| n.id == w && !n.alive));
+    if after_death { !mine && dead_writer } else { mine || dead_writer }
 }
 
 /// Whether `s` can be a class id (1 to 64 of a-z, 0-9, `-`, `_`), so a directory name.

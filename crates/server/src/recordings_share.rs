@@ -3,8 +3,7 @@
 //! A class moves between nodes from one lesson to the next, and its pupils replay its
 //! recordings through whichever node holds it then: every node must see the files every
 //! other node wrote. Rules:
-//! - each node leaves a mark in the directory when it joins the cluster, and again at each
-//!   heartbeat (`.nodes/<node id>`);
+//! - each node leaves its mark in the directory at each heartbeat (`.nodes/<node id>`);
 //! - at each heartbeat, a node looks for the marks of the other live nodes; the ones it
 //!   cannot see are logged when they change (a warning) and listed in the admin's view of
 //!   the nodes: their recordings do not replay here;
@@ -13,6 +12,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tracing::{info, warn};
 
 /// The marks of the nodes in a recordings directory, and which live nodes' this node misses.
@@ -20,6 +20,8 @@ use tracing::{info, warn};
 pub struct RecordingsShare {
     marks: PathBuf,
     unseen: Mutex<Vec<String>>,
+    /// This node's mark could not be written at the last try.
+    unmarked: AtomicBool,
 }
 
 /// Whether `node` can name a file of the marks' directory.
@@ -33,23 +35,23 @@ fn safe(node: &str) -> bool {
 impl RecordingsShare {
     /// The marks under `root`, the recordings directory.
     pub fn new(root: &Path) -> RecordingsShare {
-        RecordingsShare { marks: root.join(".nodes"), unseen: Mutex::new(Vec::new()) }
+        RecordingsShare { marks: root.join(".nodes"), unseen: Mutex::new(Vec::new()), unmarked: AtomicBool::new(false) }
     }
 
-    /// Leave `node`'s mark (this node's, when it joins the cluster).
-    pub fn mark(&self, node: &str) -> std::io::Result<()> {
-        if !safe(node) {
-            return Err(std::io::Error::other(format!("the node id {node:?} cannot name a file")));
-        }
-        std::fs::create_dir_all(&self.marks)?;
-        std::fs::write(self.marks.join(node), b"")
-    }
-
-    /// Write `node`'s mark again (at each heartbeat: a directory mounted after start-up gets
-    /// it too); a failure is logged with the next check's.
-    pub fn refresh_mark(&self, node: &str) {
-        if let Err(e) = self.mark(node) {
-            tracing::debug!("recordings: this node's mark cannot be written: {e}");
+    /// Leave `node`'s mark (this node's, at each heartbeat: a directory mounted after
+    /// start-up gets it too); a failure is logged when it starts.
+    pub fn mark(&self, node: &str) {
+        let written = if safe(node) {
+            std::fs::create_dir_all(&self.marks).and_then(|()| std::fs::write(self.marks.join(node), b""))
+        } else {
+            Err(std::io::Error::other(format!("the node id {node:?} cannot name a file")))
+        };
+        match written {
+            Ok(()) => self.unmarked.store(false, Ordering::Relaxed),
+            Err(e) if !self.unmarked.swap(true, Ordering::Relaxed) => {
+                warn!("recordings: cannot leave this node's mark in the recordings directory: {e}")
+            }
+            Err(_) => {}
         }
     }
 
@@ -88,20 +90,22 @@ mod tests {
     fn a_node_sees_the_marks_left_in_its_directory_and_misses_the_others() {
         let tmp = std::env::temp_dir().join(format!("ardoise-share-{}", rand::random::<u64>()));
         let (shared, apart) = (RecordingsShare::new(&tmp.join("shared")), RecordingsShare::new(&tmp.join("apart")));
-        shared.mark("node-1").unwrap();
-        RecordingsShare::new(&tmp.join("shared")).mark("node-2").unwrap();
-        apart.mark("node-3").unwrap();
+        shared.mark("node-1");
+        RecordingsShare::new(&tmp.join("shared")).mark("node-2");
+        apart.mark("node-3");
         shared.check(["node-2", "node-3"].into_iter());
         assert_eq!(shared.unseen(), vec!["node-3".to_owned()]);
         apart.check(["node-2", "node-1"].into_iter());
         assert_eq!(apart.unseen(), vec!["node-1".to_owned(), "node-2".to_owned()]);
         // Once node-3 writes to the shared directory too, nothing is missing.
-        RecordingsShare::new(&tmp.join("shared")).mark("node-3").unwrap();
+        RecordingsShare::new(&tmp.join("shared")).mark("node-3");
         shared.check(["node-2", "node-3"].into_iter());
         assert!(shared.unseen().is_empty());
         // A node id that would make a path elsewhere is never a file name.
-        assert!(shared.mark("../x").is_err());
-        assert!(shared.mark(".hidden").is_err());
+        shared.mark("../x");
+        shared.mark(".hidden");
+        assert!(!tmp.join("x").exists() && !tmp.join("shared/.nodes/.hidden").exists());
+        assert!(shared.unmarked.load(Ordering::Relaxed), "the failure is remembered (logged once)");
         shared.check(["../node-2"].into_iter());
         assert_eq!(shared.unseen(), vec!["../node-2".to_owned()]);
         std::fs::remove_dir_all(&tmp).unwrap();

@@ -23,11 +23,12 @@ pub struct PublishedLayer {
     pub throttle: KeyframeThrottle,
     /// Its frames since its latest keyframe (a joining pupil's first picture).
     pub cache: crate::KeyframeCache,
-    /// Last payload type seen and its codec, to avoid a codec lookup per packet.
-    pub codec_cache: Option<(Pt, str0m::format::Codec)>,
     /// The codec of its latest routed packet (what its keyframe cache holds; a fan-out room,
     /// fed by the home room, knows it only from there).
     pub codec: Option<str0m::format::Codec>,
+    /// The publisher's payload type `codec` was looked up for (none in a fan-out room), to
+    /// avoid a codec lookup per packet.
+    pub codec_pt: Option<Pt>,
     /// What this layer costs on the wire (for the pupils' allocators).
     pub meter: crate::BitrateMeter,
     /// RED payloads for the pupils that negotiated it (audio only).
@@ -67,8 +68,8 @@ impl Publication {
         // A stream for a rid already known replaces it (the publisher changed SSRC).
         if let Some(i) = self.layers.iter().position(|l| l.rid == rid) {
             self.layers[i].ssrc = ssrc;
-            self.layers[i].codec_cache = None;
             self.layers[i].codec = None;
+            self.layers[i].codec_pt = None;
             self.layers[i].cache.clear();
             self.layers[i].active = true;
             return i;
@@ -80,8 +81,8 @@ impl Publication {
             active: true,
             throttle: KeyframeThrottle::new(keyframe_interval),
             cache: crate::KeyframeCache::default(),
-            codec_cache: None,
             codec: None,
+            codec_pt: None,
             meter: crate::BitrateMeter::default(),
             red: crate::AudioRedundancy::default(),
         });

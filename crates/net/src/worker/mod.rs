@@ -316,9 +316,11 @@ impl Worker {
             }
             // A held frame's deadline holds whichever input woke the worker (commands win the
             // select, and may keep the timer from firing).
-            let now = Instant::now();
-            if self.hold_until.is_some_and(|h| h <= now) {
-                self.end_batch(now);
+            if let Some(held) = self.hold_until {
+                let now = Instant::now();
+                if held <= now {
+                    self.end_batch(now);
+                }
             }
             self.ask_homes_for_keyframes();
             self.flush().await;

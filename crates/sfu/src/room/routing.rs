@@ -142,8 +142,8 @@ impl Room {
         };
 
         let layer = &mut self.publications[pi].layers[li];
-        let codec = match layer.codec_cache {
-            Some((pt, c)) if pt == pkt.header.payload_type => c,
+        let codec = match (layer.codec_pt, layer.codec) {
+            (Some(pt), Some(c)) if pt == pkt.header.payload_type => c,
             _ => {
                 let Some(params) =
                     self.participants[idx].rtc.codec_config().find(|p| p.pt() == pkt.header.payload_type)
@@ -151,7 +151,7 @@ impl Room {
                     return;
                 };
                 let c = params.spec().codec;
-                layer.codec_cache = Some((pkt.header.payload_type, c));
+                layer.codec_pt = Some(pkt.header.payload_type);
                 c
             }
         };
