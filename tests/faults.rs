@@ -5,6 +5,8 @@
 //! - a pupil whose ICE-TCP socket stops reading;
 //! - the server's data directory made read-only under it (root: a private mount namespace);
 //! - a panic inside a str0m call for one peer (`media.fault_injection`);
+//! - a tablet that vanishes without a goodbye, its UDP port then given to another pupil (a
+//!   reused port, a carrier NAT's mapping): that pupil connects at once;
 //! - a panic in a media worker's loop: the worker is replaced, its class told to reconnect,
 //!   the class on the other worker never notices. (The pupil page reconnecting by itself is
 //!   `tests/web_apps.rs`, step 9.)
@@ -371,6 +373,38 @@ fn a_read_only_data_dir_never_stops_the_class() {
         said.join(", ")
     );
     assert!(gap < Duration::from_millis(500), "no pupil went 500 ms without video: {gap:?}");
+}
+
+#[test]
+fn a_pupil_given_the_port_of_a_vanished_tablet_connects_at_once() {
+    let _alone = alone();
+    let server = TestServer::start(&[]);
+    let teacher = server.token("teacher", Some("demo"));
+    let stop = Arc::new(AtomicBool::new(false));
+    let publishing = publish(&server, "demo", &teacher, &stop);
+    let watchers = vec![watch(pupil(&server, "demo", "demo", "Voisin"), &stop)];
+    let mut vanished = pupil(&server, "demo", "demo", "Eteinte");
+    wait_until(Duration::from_secs(5), "the first tablet's picture", || {
+        vanished.run_for(Duration::from_millis(50)).ok()?;
+        (!vanished.report.video.is_empty()).then_some(())
+    });
+    // The tablet loses power: no DELETE, its session stays until it times out.
+    let address = vanished.local();
+    drop(vanished);
+    let token = server.join("demo", "Suivante");
+    let mut next = Subscriber::connect_from(&server.base, "demo", &token, address).expect("WHEP");
+    // A first picture in the time the other pupils of a burst take (about 100 ms), with margin.
+    wait_until(Duration::from_secs(3), "a picture for the pupil on the vanished tablet's port", || {
+        next.run_for(Duration::from_millis(50)).ok()?;
+        (!next.report.video.is_empty()).then_some(())
+    });
+    all_receive(&watchers, 20, Duration::from_secs(5), "the class meanwhile");
+    stop_all(&stop, watchers);
+    publishing.join().unwrap();
+    println!(
+        "FAULT port reused: the new pupil's first picture {:?} after its WHEP POST",
+        next.report.first_picture().unwrap()
+    );
 }
 
 #[test]

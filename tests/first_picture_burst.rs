@@ -106,16 +106,34 @@ fn burst(design: &Design) -> Burst {
                 let mut s = Subscriber::connect(&base, "demo", &token, common::lo()).expect("WHEP");
                 // (Each packet's arrival is stamped as it comes: the loop's step is no error.)
                 let deadline = Instant::now() + Duration::from_secs(5);
+                let mut failed = None;
                 while s.report.video.is_empty() && Instant::now() < deadline {
-                    if s.run_for(Duration::from_millis(20)).is_err() {
+                    if let Err(e) = s.run_for(Duration::from_millis(20)) {
+                        failed = Some(e.to_string());
                         break;
                     }
                 }
-                s.report.first_picture().map(|d| d.as_secs_f64() * 1000.0)
+                // The pupil then vanishes without a DELETE: its port may go to a later pupil of
+                // the burst, as a tablet's may (the server routes it by its ufrag then).
+                s.report.first_picture().map(|d| d.as_secs_f64() * 1000.0).ok_or_else(|| {
+                    let r = &s.report;
+                    format!(
+                        "pupil {i} ({:?}): no picture; connected after {:?}, {} audio packets, error {failed:?}",
+                        s.participant(),
+                        r.connected_at.zip(r.posted_at).map(|(c, p)| c.saturating_duration_since(p)),
+                        r.audio_seqs.len(),
+                    )
+                })
             })
         })
         .collect();
-    let mut first: Vec<f64> = threads.into_iter().filter_map(|t| t.join().unwrap()).collect();
+    let mut first = Vec::new();
+    for t in threads {
+        match t.join().unwrap() {
+            Ok(ms) => first.push(ms),
+            Err(why) => eprintln!("BURST {}: {why}", design.name),
+        }
+    }
     let secs = t0.elapsed().as_secs_f64();
     first.sort_by(f64::total_cmp);
     let requests: Vec<u64> = requests_by_layer(&studio).iter().zip(&before).map(|(n, b)| n - b).collect();

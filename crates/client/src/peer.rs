@@ -64,7 +64,12 @@ impl Peer {
 
     /// A peer with this str0m configuration offering `transports`.
     pub fn with_transports(ip: IpAddr, config: RtcConfig, transports: Transports) -> Result<Peer> {
-        let socket = UdpSocket::bind(SocketAddr::new(ip, 0)).context("bind client socket")?;
+        Self::bound(SocketAddr::new(ip, 0), config, transports)
+    }
+
+    /// A peer bound to `local` (a port another client used before: a tablet's reused port).
+    pub fn bound(local: SocketAddr, config: RtcConfig, transports: Transports) -> Result<Peer> {
+        let socket = UdpSocket::bind(local).context("bind client socket")?;
         let local = socket.local_addr()?;
         let now = Instant::now();
         let config = config.set_extension(Self::ABS_CAPTURE_TIME_ID, str0m::rtp::Extension::AbsoluteCaptureTime);

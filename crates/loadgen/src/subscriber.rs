@@ -232,6 +232,12 @@ impl Subscriber {
         Self::connect_with_layer(server, class, token, bind, None)
     }
 
+    /// Negotiate from the UDP address `local` (a port a vanished pupil used before).
+    pub fn connect_from(server: &str, class: &str, token: &str, local: std::net::SocketAddr) -> Result<Subscriber> {
+        let peer = Peer::bound(local, str0m::Rtc::builder().set_rtp_mode(true), ardoise_client::Transports::UDP)?;
+        Self::connect_peer(peer, server, class, token, None, Feedback::Twcc)
+    }
+
     /// Negotiate asking for a simulcast layer (`high`, `medium`, `low`).
     pub fn connect_with_layer(
         server: &str,

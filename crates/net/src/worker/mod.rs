@@ -467,8 +467,15 @@ impl Worker {
             _ => self.tcp_advertised.unwrap_or(self.advertised),
         };
         // The cache is kept true by `room_events` (Left) and `retire`; a stale entry is only
-        // possible for a moment, and then the room answers UnknownParticipant.
-        if let Some(&(slot, pid)) = self.peers.get(&(proto, src)) {
+        // possible for a moment, and then the room answers UnknownParticipant. Except one: a
+        // client that vanished without a DELETE keeps its address here until its session
+        // times out, and that address may meanwhile be another client's (its port reused by
+        // a new socket, a carrier NAT's mapping handed to another tablet). A STUN binding
+        // request naming another live session's ufrag is that new client: routed by its
+        // ufrag below, and the address is then its own.
+        if let Some(&(slot, pid)) = self.peers.get(&(proto, src))
+            && !self.names_another_session(data, (slot, pid))
+        {
             match self
                 .rooms
                 .get_mut(slot)
@@ -507,6 +514,16 @@ impl Worker {
             Some(room) => room.handle_receive_over(now, pid, proto, src, dst, data).unwrap_or_default(),
             None => Received::default(),
         }
+    }
+
+    /// Whether `data` is a STUN binding request naming the ufrag of a session other than
+    /// `cached`, the one its address was last routed to. Only STUN binding requests (first
+    /// byte 0: consent checks, a few per second at most) are parsed; media never is.
+    fn names_another_session(&self, data: &[u8], cached: (usize, ParticipantId)) -> bool {
+        data.first() == Some(&0)
+            && crate::stun_route::local_ufrag(data)
+                .and_then(|ufrag| self.ufrags.get(&ufrag))
+                .is_some_and(|&named| named != cached)
     }
 
     fn next_timeout(&self) -> Option<Instant> {
