@@ -10,6 +10,13 @@ use common::{TestServer, assert_problem, send};
 use serde_json::Value;
 use std::process::Command;
 
+/// The two Chromium checks measure a link: never side by side on this 2-core box.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn alone() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn json(body: &str) -> Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
 }
@@ -98,6 +105,7 @@ fn check_in_chromium(url: &str, echo: &str, admin: Option<&str>) -> Value {
 #[test]
 fn an_open_link_is_ready_and_the_microphone_comes_back() {
     common::browser_prerequisites().expect("Chromium and node (make test installs them)");
+    let _alone = alone();
     let server = TestServer::start(&[]);
     let teacher = server.token("teacher", Some("demo"));
     let _studio = common::publishing_studio(&server, "demo", &teacher, |_| {});
@@ -134,6 +142,7 @@ const CAPPED: &str = "a_link_capped_at_300_kbit_is_told_to_expect_less_and_a_wro
 
 #[test]
 fn a_link_capped_at_300_kbit_is_told_to_expect_less_and_a_wrong_link_is_said() {
+    let _alone = alone();
     if common::in_private_network(CAPPED, || {
         common::browser_prerequisites()?;
         common::tc_present()

@@ -5,8 +5,16 @@ mod common;
 use common::{TestServer, bin};
 use std::process::Command;
 
+/// The load runs measure bitrates and frame timing: one at a time on 2 cores.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn alone() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[test]
 fn loadgen_reports_every_pupil_receiving() {
+    let _alone = alone();
     let server = TestServer::start(&[]);
     let teacher = server.token("teacher", Some("demo"));
     let json = server.data_dir.join("load.json");
@@ -56,6 +64,7 @@ fn loadgen_reports_every_pupil_receiving() {
 
 #[test]
 fn loadgen_runs_several_classes_side_by_side() {
+    let _alone = alone();
     // Two classes besides the demo, each id its join code.
     let config = format!(
         "{}\n[[classes]]\nid = \"classe1\"\ncode = \"classe1\"\ntitle = \"Classe 1\"\n\n[[classes]]\nid = \"classe2\"\ncode = \"classe2\"\ntitle = \"Classe 2\"\n",
@@ -104,6 +113,7 @@ fn loadgen_runs_several_classes_side_by_side() {
 
 #[test]
 fn loadgen_pupils_without_transport_cc_send_remb_when_asked() {
+    let _alone = alone();
     let server = TestServer::start(&[]);
     let teacher = server.token("teacher", Some("demo"));
     let admin = server.token("admin", None);
@@ -136,6 +146,7 @@ fn loadgen_pupils_without_transport_cc_send_remb_when_asked() {
 
 #[test]
 fn a_paced_teacher_spreads_each_frame_over_its_interval() {
+    let _alone = alone();
     // The same class twice, the teacher sending each frame as one burst, then paced like an
     // encoder: a frame's packets reach the pupils spread over most of its interval (the last
     // leaves 80% × (n-1)/n of 33 ms after the first).
@@ -169,6 +180,7 @@ fn a_paced_teacher_spreads_each_frame_over_its_interval() {
 
 #[test]
 fn an_adaptive_pupil_gets_a_frame_burst_at_once_not_a_packet_per_timer_tick() {
+    let _alone = alone();
     // str0m's pacer releases one packet per pupil, then asks for a timeout 1 µs later before
     // the next. The worker serves those as soon as the batch is sent: a frame sent as one
     // burst reaches adaptive pupils (paced by str0m) in one go, as it does fixed-layer ones.
