@@ -7,6 +7,8 @@
 //! - a panic inside a str0m call for one peer (`media.fault_injection`);
 //! - a tablet that vanishes without a goodbye, its UDP port then given to another pupil (a
 //!   reused port, a carrier NAT's mapping): that pupil connects at once;
+//! - the server restarted mid-lesson: a session id from before (the studio's DELETE of its
+//!   old session, a page's close on reconnect) never closes a new session;
 //! - a panic in a media worker's loop: the worker is replaced, its class told to reconnect,
 //!   the class on the other worker never notices. (The pupil page reconnecting by itself is
 //!   `tests/web_apps.rs`, step 9.)
@@ -405,6 +407,27 @@ fn a_pupil_given_the_port_of_a_vanished_tablet_connects_at_once() {
         "FAULT port reused: the new pupil's first picture {:?} after its WHEP POST",
         next.report.first_picture().unwrap()
     );
+}
+
+#[test]
+fn a_session_id_from_before_a_restart_never_closes_a_new_session() {
+    let _alone = alone();
+    let mut server = TestServer::start(&[]);
+    let before = pupil(&server, "demo", "demo", "Avant");
+    let old = before.resource().expect("a session resource").to_owned();
+    drop(before);
+    server.restart();
+    // The pupils reconnect first, in the same order; then the studio, coming back, closes
+    // what it held before the restart.
+    let token = server.join("demo", "Apres");
+    let after = Subscriber::connect(&server.base, "demo", &token, lo()).expect("WHEP after the restart");
+    let new = after.resource().expect("a session resource").to_owned();
+    let teacher = server.token("teacher", Some("demo"));
+    let url = if old.starts_with("http") { old.clone() } else { format!("{}{old}", server.base) };
+    let r = send("DELETE", &url, Some(&teacher), None, "");
+    println!("FAULT restart: the session before {old}, after {new}; a DELETE of the old one answers {}", r.status);
+    assert_eq!(r.status, 404, "the old session's id names no session now: {}", r.body);
+    assert!(session_held(&server, &new, &token), "the new session is still held");
 }
 
 #[test]

@@ -170,3 +170,45 @@ fn a_tcp_client_that_stops_reading_loses_video_not_the_class() {
     o.join().unwrap().unwrap();
     let _ = t.join().unwrap();
 }
+
+#[test]
+fn a_tcp_client_gone_without_a_fin_frees_its_address_slot_when_its_session_ends() {
+    let server = TestServer::start(&[("ARDOISE__LIMITS__ICE_TCP_PER_IP", "2")]);
+    let mut teacher = Publisher::connect(&teacher_config(&server)).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let teaching = {
+        let stop = stop.clone();
+        std::thread::spawn(move || teacher.run_until(|| stop.load(std::sync::atomic::Ordering::Relaxed)))
+    };
+    // Two tablets of a school that blocks UDP, behind its one address, play over ICE-TCP; then
+    // they vanish: their sessions end (here by a DELETE, a dead tablet's by its timeout), and
+    // their connections stay open and silent (no FIN ever comes from a tablet without power).
+    let mut vanished = Vec::new();
+    for name in ["Un", "Deux"] {
+        let token = server.join("demo", name);
+        let mut p = Subscriber::connect_over(&server.base, "demo", &token, lo(), Some("low"), Transports::TCP).unwrap();
+        wait_until(Duration::from_secs(5), "a picture over ICE-TCP", || {
+            p.run_for(Duration::from_millis(50)).ok()?;
+            (!p.report.video.is_empty()).then_some(())
+        });
+        assert!(p.peer().over_tcp(), "{name} plays over TCP");
+        let resource = p.resource().unwrap();
+        let url = if resource.starts_with("http") { resource.to_owned() } else { format!("{}{resource}", server.base) };
+        assert!(send("DELETE", &url, Some(&token), None, "").status < 300, "its session ends");
+        vanished.push(p);
+    }
+    wait_until(Duration::from_secs(5), "the server to close the ended sessions' connections", || {
+        (common::metric(&server, "ardoise_tcp_open") == 0.0).then_some(())
+    });
+    // The address's slots are free again: the next tablet of the school plays over TCP.
+    let token = server.join("demo", "Trois");
+    let mut next = Subscriber::connect_over(&server.base, "demo", &token, lo(), Some("low"), Transports::TCP).unwrap();
+    wait_until(Duration::from_secs(5), "the next tablet's picture over ICE-TCP", || {
+        next.run_for(Duration::from_millis(50)).ok()?;
+        (!next.report.video.is_empty()).then_some(())
+    });
+    assert!(next.peer().over_tcp());
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    teaching.join().unwrap().unwrap();
+    drop(vanished);
+}

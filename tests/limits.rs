@@ -182,6 +182,11 @@ fn concurrent_sessions_per_address() {
     assert_eq!(resources.len(), 3);
     let r = from("198.51.100.2", "POST", &whep, Some(&tokens[4]), "application/sdp", &recv_offer());
     assert_eq!(r.status, 201, "another address opens a session: {}", r.body);
+    // The class's studio behind the same school address is not refused for its neighbours'
+    // sessions: its offer reaches the media (which refuses this empty one for its content).
+    let teacher = class.server.token("teacher", Some("demo"));
+    let r = from("198.51.100.1", "POST", &class.url("/whip/demo"), Some(&teacher), "application/sdp", EMPTY_OFFER);
+    assert_eq!(r.status, 400, "the studio is not counted against its address: {}", r.body);
     class.pupil_still_watches();
     // A place is freed when a session ends (here: its peer never connects and is dropped
     // after the connect timeout of 2 s).

@@ -10,7 +10,11 @@
 //! - toward the client, each connection has two bounded queues: small packets (audio, RTCP,
 //!   STUN, DTLS) go first, video after; a full video queue drops video, a full small queue
 //!   drops the packet; the worker never waits for a connection, and a write that takes longer
-//!   than [`WRITE_TIMEOUT`] closes it.
+//!   than [`WRITE_TIMEOUT`] closes it;
+//! - a connection lives no longer than its peer: the worker closes it when the peer leaves
+//!   (a tablet that vanished sends no FIN, and would hold one of its address's `per_ip`
+//!   connections for good), and a connection silent for [`READ_IDLE`] closes itself (a live
+//!   client sends consent checks and RTCP every few seconds).
 
 use crate::Command;
 use crate::open_counts::{OpenCounts, OpenGuard};
@@ -26,6 +30,8 @@ use tracing::{debug, warn};
 
 /// Time a new connection has to send its first STUN request.
 pub const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest a connection may stay without a byte from its client before it is closed.
+pub const READ_IDLE: Duration = Duration::from_secs(30);
 /// Longest a write toward a client may take before its connection is closed.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Packets at most this long go to the small (first) queue: audio, RTCP, STUN, DTLS.
@@ -190,6 +196,8 @@ pub struct TcpConnection {
     video: mpsc::Sender<Vec<u8>>,
     /// Packets dropped because a queue was full.
     pub dropped: u64,
+    /// Dropped with the connection: its reader stops (the writer stops with the queues).
+    _stop: tokio::sync::oneshot::Sender<()>,
 }
 
 impl TcpConnection {
@@ -204,6 +212,7 @@ impl TcpConnection {
         let remote = conn.remote;
         let mut framer = conn.framer;
         let guard = conn.guard;
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
             let _guard = guard;
             let mut buf = vec![0u8; 16 * 1024];
@@ -222,9 +231,18 @@ impl TcpConnection {
                         }
                     }
                 }
-                match rd.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => framer.push(&buf[..n]),
+                let read = tokio::select! {
+                    biased;
+                    _ = &mut stopped => break,
+                    r = tokio::time::timeout(READ_IDLE, rd.read(&mut buf)) => r,
+                };
+                match read {
+                    Ok(Ok(0) | Err(_)) => break,
+                    Ok(Ok(n)) => framer.push(&buf[..n]),
+                    Err(_) => {
+                        debug!(%remote, "ICE-TCP connection silent for {READ_IDLE:?}; closed");
+                        break;
+                    }
                 }
             }
             let _ = input.send(TcpInput::Closed(remote, id)).await;
@@ -257,7 +275,7 @@ impl TcpConnection {
                 }
             }
         });
-        Ok(TcpConnection { id, small, video, dropped: 0 })
+        Ok(TcpConnection { id, small, video, dropped: 0, _stop: stop })
     }
 
     /// Queue a packet toward the client, never waiting: small packets first, video dropped

@@ -158,6 +158,10 @@ pub struct AppState {
     /// Classes larger than a node: their edges (this node their owner), the classes this
     /// node relays (an edge).
     pub cascade: crate::cascade::Cascade,
+    /// The next session's id. Each start of the server begins at a random point of a space
+    /// of 2^48 (and ids stay below 2^53, exact in JavaScript): a client that holds an id from
+    /// before a restart, or from another node (the studio's DELETE of its old session, a
+    /// page's close on reconnect), never names a new session with it.
     next_participant: AtomicU64,
 }
 
@@ -217,7 +221,7 @@ impl AppState {
             cluster: None,
             cascade: Default::default(),
             limits,
-            next_participant: AtomicU64::new(1),
+            next_participant: AtomicU64::new(rand::random_range(1 << 32..1 << 48)),
         }
     }
 
@@ -298,7 +302,12 @@ impl AppState {
         if map.keys().filter(|p| staying(p)).count() >= l.sessions {
             return Err(Problem::unavailable("the server holds as many sessions as it may; try again soon", 10));
         }
-        if !relay && map.iter().filter(|(p, r)| r.ip == ip && staying(p)).count() >= l.sessions_per_ip {
+        // The class's publisher (the studio in a classroom behind the school's address) is
+        // neither counted nor refused by its address's limit: its token's limit applies.
+        if !relay
+            && !class_publisher
+            && map.iter().filter(|(p, r)| r.ip == ip && !r.class_publisher && staying(p)).count() >= l.sessions_per_ip
+        {
             return Err(crate::limits::too_many("too many sessions from this address", Duration::from_secs(10)));
         }
         if !class_publisher && !relay {

@@ -710,7 +710,7 @@ impl Worker {
             self.retired.keyframe_replays += s.keyframe_replays;
             self.retired.peer_panics += s.peer_panics;
             self.by_class.remove(room.id());
-            self.peers.retain(|_, (s, _)| *s != slot);
+            forget_peers(&mut self.peers, &mut self.tcp, |s, _| s == slot);
             self.unindex_ufrags(|s, _| s == slot);
             debug!(worker = self.index, class = %room.id(), "room closed");
         }
@@ -844,7 +844,7 @@ impl Worker {
                     RoomEvent::Connected(p) => MediaEvent::Connected(class.clone(), p),
                     RoomEvent::Left(p) => {
                         left = true;
-                        self.peers.retain(|_, (s, pid)| !(*s == slot && *pid == p));
+                        forget_peers(&mut self.peers, &mut self.tcp, |s, pid| s == slot && pid == p);
                         unindex(&mut self.ufrags, &self.directory, |s, pid| s == slot && pid == p);
                         MediaEvent::Left(class.clone(), p)
                     }
@@ -908,6 +908,22 @@ impl Worker {
 }
 
 /// Forget the ufrags of the peers `gone` says are gone, here and in the directory.
+/// Forget the addresses of the peers `gone` says are gone, and close their ICE-TCP
+/// connections (see `ice_tcp`: a connection lives no longer than its peer).
+fn forget_peers(
+    peers: &mut HashMap<(Protocol, SocketAddr), (usize, ParticipantId)>,
+    tcp: &mut HashMap<SocketAddr, TcpConnection>,
+    gone: impl Fn(usize, ParticipantId) -> bool,
+) {
+    peers.retain(|&(proto, remote), &mut (s, p)| {
+        let keep = !gone(s, p);
+        if !keep && proto == Protocol::Tcp {
+            tcp.remove(&remote);
+        }
+        keep
+    });
+}
+
 fn unindex(
     ufrags: &mut HashMap<String, (usize, ParticipantId)>,
     directory: &UfragDirectory,
