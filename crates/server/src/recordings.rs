@@ -158,6 +158,8 @@ struct Active {
     /// The start of the recording's timeline.
     started: std::time::Instant,
     writer: std::thread::JoinHandle<anyhow::Result<ardoise_recorder::Written>>,
+    /// The layout its last chapter names.
+    layout: Option<String>,
 }
 
 /// The recordings of a server: the directory of their files, the retention rules, and the
@@ -242,9 +244,18 @@ impl Recordings {
             .collect()
     }
 
-    /// The teacher switched `class`'s layout: if it is being recorded, a chapter starts now.
+    /// The teacher switched `class`'s layout: if it is being recorded, a chapter starts now,
+    /// unless its last chapter names that layout already (the switch raced the recording's
+    /// start, which read the new layout). Under the lock of the active recordings, which the
+    /// start holds from reading the layout to its first chapter: no switch falls between.
     pub fn chapter(&self, class: &ClassId, layout: &str) {
-        let Some((id, at)) = self.active().get(class).map(|a| (a.id.clone(), a.started.elapsed())) else { return };
+        let mut active = self.active();
+        let Some(a) = active.get_mut(class) else { return };
+        if a.layout.as_deref() == Some(layout) {
+            return;
+        }
+        a.layout = Some(layout.to_owned());
+        let (id, at) = (a.id.clone(), a.started.elapsed());
         self.append_chapter(class, &id, at, layout);
     }
 
@@ -528,10 +539,16 @@ async fn begin(s: &SharedState, class: &ClassId, title: String) -> Result<Record
         .map_err(|_| Problem::unavailable("the recorder cannot start", 30))?;
     info!(%class, recording = %id, "recording started");
     s.hub.set_recording(class, true);
-    if let Some(layout) = s.hub.layout(class) {
-        r.append_chapter(class, &id, Duration::ZERO, &layout);
+    {
+        // The layout read and the first chapter written under the lock `chapter` takes: a
+        // switch is then either before (read here) or after (a chapter of its own).
+        let mut active = r.active();
+        let layout = s.hub.layout(class);
+        if let Some(l) = &layout {
+            r.append_chapter(class, &id, Duration::ZERO, l);
+        }
+        active.insert(class.clone(), Active { id: id.clone(), started, writer, layout });
     }
-    r.active().insert(class.clone(), Active { id: id.clone(), started, writer });
     let (s2, class2) = (s.clone(), class.clone());
     tokio::spawn(async move {
         if on_end.await.is_ok() {
@@ -931,13 +948,37 @@ mod tests {
             for _ in rx {}
             Ok(ardoise_recorder::Written::default())
         });
-        recordings
-            .active()
-            .insert(ClassId("cm1".into()), Active { id: "2".into(), started: std::time::Instant::now(), writer });
+        recordings.active().insert(
+            ClassId("cm1".into()),
+            Active { id: "2".into(), started: std::time::Instant::now(), writer, layout: None },
+        );
         assert_eq!(recordings.sweep(&store, day("2027-04-04")).await, 0, "recording: kept");
         recordings.active().clear();
         assert_eq!(recordings.sweep(&store, day("2027-04-04")).await, 1);
         store.close().await;
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+
+    #[test]
+    fn a_layout_switch_is_one_chapter_even_when_it_races_the_start() {
+        let tmp = std::env::temp_dir().join(format!("ardoise-chapters-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        let signer = crate::auth::TokenSigner::new(&[1; 32], 3600).unwrap();
+        let recordings = Recordings::new(tmp.clone(), config(), signer);
+        let class = ClassId("demo".into());
+        recordings.chapter(&class, "camera"); // not recorded: nothing written
+        std::fs::create_dir_all(recordings.dir("demo", "1")).unwrap();
+        // The start read the layout the switch had just set ("document"), and wrote it at 0.
+        recordings.append_chapter(&class, "1", Duration::ZERO, "document");
+        let writer = std::thread::spawn(|| Err(anyhow::anyhow!("no writer in this test")));
+        let started = std::time::Instant::now();
+        let layout = Some("document".to_owned());
+        recordings.active().insert(class.clone(), Active { id: "1".into(), started, writer, layout });
+        recordings.chapter(&class, "document"); // the switch's own effect, arriving after
+        recordings.chapter(&class, "camera");
+        recordings.chapter(&class, "camera");
+        let layouts: Vec<String> = recordings.chapters("demo", "1").into_iter().map(|c| c.layout).collect();
+        assert_eq!(layouts, ["document", "camera"]);
         let _ = std::fs::remove_dir_all(&tmp);
     }
 
