@@ -93,7 +93,8 @@ fn a_late_pupil_in_the_fan_out_room(
     let teacher = server.token("teacher", Some("demo"));
     let mut run = std::process::Command::new(common::bin())
         .args(["loadgen", "--server", &server.base, "--class", "demo", "--pupils", "15"])
-        .args(["--ramp", "20", "--duration", "12", "--token", &teacher])
+        // Longer than the test can take (its waits add up to 28 s): killed at its end.
+        .args(["--ramp", "20", "--duration", "60", "--token", &teacher])
         .stderr(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .spawn()
