@@ -729,13 +729,21 @@ impl ClassHub {
         })
     }
 
+    /// Whether someone follows `class`'s events here (a page, the studio, the waiting room):
+    /// then its interaction state is this node's. Media sessions alone hold none (an edge's
+    /// pupils: their pages follow the class on its owner).
+    pub fn has_class_events(&self, class: &ClassId) -> bool {
+        self.lock().get(class).is_some_and(|r| !r.conns.is_empty() || !r.waiting.is_empty())
+    }
+
     /// Take up a class's [`LiveState`] (this node has just become its node): what its
-    /// previous node kept, unless someone is in the class here already (what they did since
-    /// is newer). Returns whether it was taken up.
+    /// previous node kept, unless someone follows the class's events here already (what they
+    /// did since is newer; see [`ClassHub::has_class_events`]). Returns whether it was taken
+    /// up.
     pub fn restore(&self, class: &ClassId, state: LiveState) -> bool {
         let mut rooms = self.lock();
         let room = rooms.entry(class.clone()).or_default();
-        if !room.conns.is_empty() || !room.media.is_empty() || !room.waiting.is_empty() {
+        if !room.conns.is_empty() || !room.waiting.is_empty() {
             return false;
         }
         room.hands = state.hands;
@@ -1063,6 +1071,28 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn a_node_that_only_plays_the_class_to_its_pupils_takes_up_the_class_s_state() {
+        let hub = ClassHub::default();
+        let id = class().id;
+        let kept = LiveState { hands: vec!["alice".into()], locked: true, ..LiveState::default() };
+        // An edge: media sessions of the class's pupils, whose pages follow the class on its
+        // owner. The owner dies and the class moves here: its state comes with it.
+        hub.media_opened(
+            &id,
+            member("bob", Role::Pupil, Some("bob"), ClientKind::Browser),
+            TokenFacts { kv: 0, exp: 99 },
+        );
+        assert!(!hub.has_class_events(&id));
+        assert!(hub.restore(&id, kept.clone()), "media sessions alone hold no state");
+        assert_eq!(hub.live_state(&id).map(|s| (s.hands, s.locked)), Some((vec!["alice".to_owned()], true)));
+        // Someone following the class here: what they did since is newer.
+        let (_t, _rx) = join(&hub, "teacher", Role::Teacher);
+        assert!(hub.has_class_events(&id));
+        assert!(!hub.restore(&id, LiveState::default()), "a class with its pages here keeps its state");
+        assert!(hub.live_state(&id).is_some_and(|s| s.locked));
     }
 
     #[test]

@@ -214,9 +214,10 @@ async fn routed(
 }
 
 /// The class's live state its previous node kept (at most [`LIVE_STATE_FRESH`] old: an
-/// older one is a past session's), unless the class already has people here.
+/// older one is a past session's), unless someone follows the class's events here already
+/// (media sessions alone, an edge's pupils, hold no state).
 async fn take_up_live_state(s: &SharedState, class: &ClassId) {
-    if s.hub.has_anyone(class) {
+    if s.hub.has_class_events(class) {
         return;
     }
     let since = ardoise_store::now_ms() - LIVE_STATE_FRESH.as_millis() as i64;
