@@ -211,6 +211,44 @@ fn a_killed_node_s_class_is_back_on_another_node_within_15_s() {
     assert!(chat.iter().any(|l| l["text"] == "Une question sur l'exercice"), "the chat is kept: {welcome}");
 }
 
+/// `node`'s own latest heartbeat and class count, as it sees them.
+fn own_view(node: &TestServer, admin: &str) -> (i64, i64) {
+    let seen = nodes_seen_by(node, admin);
+    let me = seen["this_node"].clone();
+    let n = seen["nodes"].as_array().unwrap().iter().find(|n| n["id"] == me).expect("itself").clone();
+    (n["heartbeat_at"].as_i64().unwrap(), n["classes"].as_i64().unwrap())
+}
+
+#[test]
+fn a_class_another_node_placed_here_takes_up_its_kept_state_even_when_a_heartbeat_learnt_it_first() {
+    let (db, _pg) = database(false);
+    let nodes = nodes(&db, 2);
+    let class = "classe2";
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let store = rt.block_on(ardoise_store::Store::open(&db)).unwrap();
+    // What the class's previous node kept (it died): the class locked, the document camera
+    // on. Then another node places the class on node-2, as when it moves it off a dead node.
+    let kept = r#"{"hands":[],"floor":null,"locked":true,"layout":"document","chat":[],"expelled":[],"admitted":[]}"#;
+    rt.block_on(store.save_live_state(class, kept, ardoise_store::now_ms())).unwrap();
+    let admin = nodes[1].token("admin", None);
+    let (before, _) = own_view(&nodes[1], &admin);
+    rt.block_on(store.place(class, "node-2", ardoise_store::now_ms())).unwrap();
+    // node-2's heartbeat learns it owns the class before any request for it arrives: a
+    // heartbeat counted it, and the next one began (the beats run one after the other).
+    let counted = common::wait_until(Duration::from_secs(5), "node-2 to count the class", || {
+        let (at, classes) = own_view(&nodes[1], &admin);
+        (at > before && classes == 1).then_some(at)
+    });
+    common::wait_until(Duration::from_secs(5), "node-2's next heartbeat", || {
+        (own_view(&nodes[1], &admin).0 > counted).then_some(())
+    });
+    // The teacher's console comes back: the class is as its previous node left it.
+    let teacher = nodes[1].token("teacher", Some(class));
+    let welcome = rt.block_on(async { common::ws::hello(&nodes[1], class, &teacher).await.1 });
+    assert_eq!(welcome["locked"], true, "the class's kept state taken up: {welcome}");
+    assert_eq!(welcome["layout"], "document", "{welcome}");
+}
+
 #[test]
 fn forged_and_duplicate_registrations_are_refused() {
     let (db, _pg) = database(false);

@@ -48,8 +48,9 @@ use tracing::{info, warn};
 pub enum Route {
     /// This node owns the class.
     Here,
-    /// This node has just become the class's node: it takes up the class's live state (what
-    /// its previous node kept), then serves it.
+    /// This node has just become the class's node (it placed the class itself, or this is
+    /// the first request since it learnt another node placed it here): it takes up the
+    /// class's live state (what its previous node kept), then serves it.
     Taken,
     /// Another node does: send the client there (307).
     Elsewhere {
@@ -129,11 +130,18 @@ struct Owned {
     since: Instant,
     /// Since when nobody has been in it here.
     empty_since: Option<Instant>,
+    /// Learnt from the database (another node placed it here, or this node restarted), and
+    /// no request routed here since: the first one takes up the class's kept live state.
+    unclaimed: bool,
 }
 
 impl Owned {
     fn now() -> Owned {
-        Owned { since: Instant::now(), empty_since: None }
+        Owned { since: Instant::now(), empty_since: None, unclaimed: false }
+    }
+
+    fn learnt() -> Owned {
+        Owned { unclaimed: true, ..Owned::now() }
     }
 }
 
@@ -338,8 +346,8 @@ impl Cluster {
         // Owned at the last look (at most a heartbeat ago): no database read, so the classes
         // here keep flowing while the database is away. A class moves off a live node only
         // when it is drained away or released, which this node does itself.
-        if self.owns(class) {
-            return Route::Here;
+        if let Some(o) = self.owned.lock().unwrap_or_else(|e| e.into_inner()).get_mut(class) {
+            return if std::mem::take(&mut o.unclaimed) { Route::Taken } else { Route::Here };
         }
         let placement = match self.store.placement(class).await {
             Ok(p) => p,
@@ -509,7 +517,7 @@ impl Cluster {
             let mut owned = self.owned.lock().unwrap_or_else(|e| e.into_inner());
             owned.retain(|c, o| now_owned.contains(c) || o.since >= read_at);
             for class in &now_owned {
-                owned.entry(class.clone()).or_insert_with(Owned::now);
+                owned.entry(class.clone()).or_insert_with(Owned::learnt);
             }
             owned.iter().filter(|(_, o)| o.since >= read_at).map(|(c, _)| c.clone()).collect()
         };
