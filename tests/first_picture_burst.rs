@@ -116,9 +116,7 @@ fn burst(design: &Design) -> Burst {
                         break;
                     }
                 }
-                // The pupil then vanishes without a DELETE: its port may go to a later pupil of
-                // the burst, as a tablet's may (the server routes it by its ufrag then).
-                s.report.first_picture().map(|d| d.as_secs_f64() * 1000.0).ok_or_else(|| {
+                let first = s.report.first_picture().map(|d| d.as_secs_f64() * 1000.0).ok_or_else(|| {
                     let r = &s.report;
                     format!(
                         "pupil {i} ({:?}): no picture; connected after {:?}, {} audio packets, error {failed:?}",
@@ -126,17 +124,24 @@ fn burst(design: &Design) -> Burst {
                         r.connected_at.zip(r.posted_at).map(|(c, p)| c.saturating_duration_since(p)),
                         r.audio_seqs.len(),
                     )
-                })
+                });
+                // The pupil's socket is kept until the burst ends: a port freed mid-burst could
+                // go to a later pupil, whose checks the server sends to the first one's session
+                // until it has been silent a second (the tablet that vanished: tests/faults.rs).
+                (first, s)
             })
         })
         .collect();
-    let mut first = Vec::new();
+    let (mut first, mut pupils) = (Vec::new(), Vec::new());
     for t in threads {
-        match t.join().unwrap() {
+        let (result, pupil) = t.join().unwrap();
+        pupils.push(pupil);
+        match result {
             Ok(ms) => first.push(ms),
             Err(why) => eprintln!("BURST {}: {why}", design.name),
         }
     }
+    drop(pupils);
     let secs = t0.elapsed().as_secs_f64();
     first.sort_by(f64::total_cmp);
     let requests: Vec<u64> = requests_by_layer(&studio).iter().zip(&before).map(|(n, b)| n - b).collect();

@@ -172,6 +172,7 @@ async fn routed(
         Route::Here => next.run(without_via(req)).await,
         Route::Taken => {
             take_up_live_state(s, class).await;
+            cluster.claimed(&class.0);
             next.run(without_via(req)).await
         }
         Route::Elsewhere { node, url } => {

@@ -130,8 +130,10 @@ struct Owned {
     since: Instant,
     /// Since when nobody has been in it here.
     empty_since: Option<Instant>,
-    /// Learnt from the database (another node placed it here, or this node restarted), and
-    /// no request routed here since: the first one takes up the class's kept live state.
+    /// Its kept live state not taken up yet (this node placed the class, or learnt from the
+    /// database that another node placed it here, or restarted): requests are routed
+    /// [`Route::Taken`], and its state is not saved over the kept one, until a take-up ends
+    /// ([`Cluster::claimed`]).
     unclaimed: bool,
 }
 
@@ -340,14 +342,22 @@ impl Cluster {
         self.owned.lock().unwrap_or_else(|e| e.into_inner()).contains_key(class)
     }
 
+    /// A take-up of `class`'s kept live state ended (taken up, or nothing to take): it is
+    /// served here from now on, and its state saved.
+    pub fn claimed(&self, class: &str) {
+        if let Some(o) = self.owned.lock().unwrap_or_else(|e| e.into_inner()).get_mut(class) {
+            o.unclaimed = false;
+        }
+    }
+
     /// Where a request for `class` goes: its owner, placing it first if nobody owns it, or
     /// moving it if its owner is dead.
     pub async fn route(&self, class: &str) -> Route {
         // Owned at the last look (at most a heartbeat ago): no database read, so the classes
         // here keep flowing while the database is away. A class moves off a live node only
         // when it is drained away or released, which this node does itself.
-        if let Some(o) = self.owned.lock().unwrap_or_else(|e| e.into_inner()).get_mut(class) {
-            return if std::mem::take(&mut o.unclaimed) { Route::Taken } else { Route::Here };
+        if let Some(o) = self.owned.lock().unwrap_or_else(|e| e.into_inner()).get(class) {
+            return if o.unclaimed { Route::Taken } else { Route::Here };
         }
         let placement = match self.store.placement(class).await {
             Ok(p) => p,
@@ -404,11 +414,8 @@ impl Cluster {
         };
         if owner == self.config.node_id {
             let mut owned = self.owned.lock().unwrap_or_else(|e| e.into_inner());
-            if owned.contains_key(class) {
-                return Route::Here;
-            }
-            owned.insert(class.to_owned(), Owned::now());
-            return Route::Taken;
+            let o = owned.entry(class.to_owned()).or_insert_with(Owned::learnt);
+            return if o.unclaimed { Route::Taken } else { Route::Here };
         }
         match self.view().alive(&owner) {
             Some(n) => Route::Elsewhere { node: n.id.clone(), url: n.url.clone() },
@@ -492,7 +499,16 @@ impl Cluster {
     /// Write the live state of each class this node owns that changed since it was last
     /// written (`saved`: what was written, by class).
     async fn save_live_states(&self, state: &AppState, saved: &mut HashMap<String, String>) {
-        let owned: Vec<String> = self.owned.lock().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect();
+        // (Not a class whose kept state is still to be taken up: its room here, an edge's
+        // pupils' sessions, would be saved over it.)
+        let owned: Vec<String> = self
+            .owned
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(_, o)| !o.unclaimed)
+            .map(|(c, _)| c.clone())
+            .collect();
         saved.retain(|c, _| owned.contains(c));
         for class in owned {
             let Some(live) = state.hub.live_state(&ClassId(class.clone())) else { continue };

@@ -377,7 +377,7 @@ pub struct BandwidthAllocator {
     weak: bool,
     /// The next evaluation chooses a level from scratch (first call, or cap raised).
     fresh: bool,
-    /// A first choice was made: the first choice is not a switch.
+    /// A first video layer was chosen: the first is not a switch.
     chosen: bool,
     /// The estimate was measured on this link before (`start_from`), while its level was
     /// held: the first choice takes the best level it can stay at.
@@ -815,7 +815,7 @@ impl BandwidthAllocator {
         if video && self.chosen {
             self.stats.switches += 1;
         }
-        self.chosen = true;
+        self.chosen |= class_video.is_some();
         if audio_only_reason == Some(AudioOnlyReason::WeakConnection)
             && before.audio_only_reason != Some(AudioOnlyReason::WeakConnection)
         {

@@ -23,6 +23,19 @@ use tracing::{debug, error, info};
 const MAX_DATAGRAM: usize = 2048;
 /// Datagrams read in one wake-up before sending what they produced.
 const READ_BATCH: usize = 32;
+/// How long the session an address is routed to must have heard nothing from it before a
+/// binding request from that address, naming another session, moves the address there: a
+/// vanished client is silent, a live one sends RTCP or media several times a second, so
+/// a spoofed request cannot take a live client's address.
+pub const ADDRESS_MOVES_AFTER: Duration = Duration::from_secs(1);
+
+/// The session an address is routed to, and when a datagram from it last went there.
+#[derive(Debug, Clone, Copy)]
+struct Routed {
+    slot: usize,
+    pid: ParticipantId,
+    heard: Instant,
+}
 
 mod fan_out;
 use fan_out::FedSource;
@@ -35,7 +48,7 @@ pub struct Worker {
     config: SfuConfig,
     rooms: Vec<Option<Room>>,
     by_class: HashMap<ClassId, usize>,
-    peers: HashMap<(Protocol, SocketAddr), (usize, ParticipantId)>,
+    peers: HashMap<(Protocol, SocketAddr), Routed>,
     /// Local ICE ufrag → (room slot, participant): a STUN request finds its peer with one
     /// lookup, so a flood of unknown STUN costs no scan of the sessions.
     ufrags: HashMap<String, (usize, ParticipantId)>,
@@ -471,11 +484,17 @@ impl Worker {
         // client that vanished without a DELETE keeps its address here until its session
         // times out, and that address may meanwhile be another client's (its port reused by
         // a new socket, a carrier NAT's mapping handed to another tablet). A STUN binding
-        // request naming another live session's ufrag is that new client: routed by its
+        // request naming another live session's ufrag, once the cached session has heard
+        // nothing from the address for ADDRESS_MOVES_AFTER, is that new client: routed by its
         // ufrag below, and the address is then its own.
-        if let Some(&(slot, pid)) = self.peers.get(&(proto, src))
-            && !self.names_another_session(data, (slot, pid))
+        if let Some(r) = self.peers.get_mut(&(proto, src))
+            && let other = names_another_session(&self.ufrags, data, (r.slot, r.pid))
+            && !(other && now.saturating_duration_since(r.heard) >= ADDRESS_MOVES_AFTER)
         {
+            if !other {
+                r.heard = now;
+            }
+            let (slot, pid) = (r.slot, r.pid);
             match self
                 .rooms
                 .get_mut(slot)
@@ -509,21 +528,11 @@ impl Worker {
             self.unknown_sources.note(src, now);
             return Received::default();
         };
-        self.peers.insert((proto, src), (slot, pid));
+        self.peers.insert((proto, src), Routed { slot, pid, heard: now });
         match self.rooms[slot].as_mut() {
             Some(room) => room.handle_receive_over(now, pid, proto, src, dst, data).unwrap_or_default(),
             None => Received::default(),
         }
-    }
-
-    /// Whether `data` is a STUN binding request naming the ufrag of a session other than
-    /// `cached`, the one its address was last routed to. Only STUN binding requests (first
-    /// byte 0: consent checks, a few per second at most) are parsed; media never is.
-    fn names_another_session(&self, data: &[u8], cached: (usize, ParticipantId)) -> bool {
-        data.first() == Some(&0)
-            && crate::stun_route::local_ufrag(data)
-                .and_then(|ufrag| self.ufrags.get(&ufrag))
-                .is_some_and(|&named| named != cached)
     }
 
     fn next_timeout(&self) -> Option<Instant> {
@@ -907,16 +916,29 @@ impl Worker {
     }
 }
 
-/// Forget the ufrags of the peers `gone` says are gone, here and in the directory.
+/// Whether `data` is a STUN binding request naming the ufrag of a session other than
+/// `cached`, the one its address was last routed to. Only STUN binding requests (first byte
+/// 0: consent checks, a few per second at most) are parsed; media never is.
+fn names_another_session(
+    ufrags: &HashMap<String, (usize, ParticipantId)>,
+    data: &[u8],
+    cached: (usize, ParticipantId),
+) -> bool {
+    data.first() == Some(&0)
+        && crate::stun_route::local_ufrag(data)
+            .and_then(|ufrag| ufrags.get(&ufrag))
+            .is_some_and(|&named| named != cached)
+}
+
 /// Forget the addresses of the peers `gone` says are gone, and close their ICE-TCP
 /// connections (see `ice_tcp`: a connection lives no longer than its peer).
 fn forget_peers(
-    peers: &mut HashMap<(Protocol, SocketAddr), (usize, ParticipantId)>,
+    peers: &mut HashMap<(Protocol, SocketAddr), Routed>,
     tcp: &mut HashMap<SocketAddr, TcpConnection>,
     gone: impl Fn(usize, ParticipantId) -> bool,
 ) {
-    peers.retain(|&(proto, remote), &mut (s, p)| {
-        let keep = !gone(s, p);
+    peers.retain(|&(proto, remote), r| {
+        let keep = !gone(r.slot, r.pid);
         if !keep && proto == Protocol::Tcp {
             tcp.remove(&remote);
         }
@@ -924,6 +946,7 @@ fn forget_peers(
     });
 }
 
+/// Forget the ufrags of the peers `gone` says are gone, here and in the directory.
 fn unindex(
     ufrags: &mut HashMap<String, (usize, ParticipantId)>,
     directory: &UfragDirectory,
