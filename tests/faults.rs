@@ -85,7 +85,7 @@ fn publish_at(server: &TestServer, class: &str, token: &str, stop: &Arc<AtomicBo
 /// Whether the server still holds the WHIP/WHEP session at `resource`: an empty trickle
 /// PATCH asks without changing anything (404 once it is gone).
 fn session_held(server: &TestServer, resource: &str, token: &str) -> bool {
-    let url = if resource.starts_with("http") { resource.to_owned() } else { format!("{}{resource}", server.base) };
+    let url = ardoise_client::http::resolve(&server.base, resource);
     let (r, _) = common::send_with(
         "PATCH",
         &url,
@@ -426,7 +426,7 @@ fn a_session_id_from_before_a_restart_never_closes_a_new_session() {
     let after = Subscriber::connect(&server.base, "demo", &token, lo()).expect("WHEP after the restart");
     let new = after.resource().expect("a session resource").to_owned();
     let teacher = server.token("teacher", Some("demo"));
-    let url = if old.starts_with("http") { old.clone() } else { format!("{}{old}", server.base) };
+    let url = ardoise_client::http::resolve(&server.base, &old);
     let r = send("DELETE", &url, Some(&teacher), None, "");
     println!("FAULT restart: the session before {old}, after {new}; a DELETE of the old one answers {}", r.status);
     assert_eq!(r.status, 404, "the old session's id names no session now: {}", r.body);

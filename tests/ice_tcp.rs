@@ -192,8 +192,7 @@ fn a_tcp_client_gone_without_a_fin_frees_its_address_slot_when_its_session_ends(
             (!p.report.video.is_empty()).then_some(())
         });
         assert!(p.peer().over_tcp(), "{name} plays over TCP");
-        let resource = p.resource().unwrap();
-        let url = if resource.starts_with("http") { resource.to_owned() } else { format!("{}{resource}", server.base) };
+        let url = ardoise_client::http::resolve(&server.base, p.resource().unwrap());
         assert!(send("DELETE", &url, Some(&token), None, "").status < 300, "its session ends");
         vanished.push(p);
     }

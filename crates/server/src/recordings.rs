@@ -319,7 +319,7 @@ impl Recordings {
         };
         let view = cluster.map(|c| (c.node_id(), c.view()));
         for r in rows {
-            if !safe_class(&r.class) || !safe_id(&r.id) {
+            if !ClassId::is_valid(&r.class) || !safe_id(&r.id) {
                 continue;
             }
             let dir = self.dir(&r.class, &r.id);
@@ -363,7 +363,7 @@ impl Recordings {
             if r.state == "recording" || self.active().get(&ClassId(r.class.clone())).is_some_and(|a| a.id == r.id) {
                 continue;
             }
-            if !safe_class(&r.class) || !safe_id(&r.id) {
+            if !ClassId::is_valid(&r.class) || !safe_id(&r.id) {
                 warn!(class = %r.class, recording = %r.id, "retention: a recording's ids cannot name its files: row left");
                 continue;
             }
@@ -418,13 +418,6 @@ fn closed_by(
     let mine = writer.as_deref().is_none_or(|w| w == node);
     let dead_writer = writer.as_deref().is_some_and(|w| view.nodes.iter().any(|n| n.id == w && !n.alive));
     if after_death { !mine && dead_writer } else { mine || dead_writer }
-}
-
-/// Whether `s` can be a class id (1 to 64 of a-z, 0-9, `-`, `_`), so a directory name.
-fn safe_class(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
 /// Whether `s` is a recording id (digits) or a segment file name (`layerN-NNNNN.webm`).

@@ -38,11 +38,16 @@ impl RecordingsShare {
         RecordingsShare { marks: root.join(".nodes"), unseen: Mutex::new(Vec::new()), unmarked: AtomicBool::new(false) }
     }
 
-    /// Leave `node`'s mark (this node's, at each heartbeat: a directory mounted after
-    /// start-up gets it too); a failure is logged when it starts.
+    /// Leave `node`'s mark unless it is there (this node's, at each heartbeat: a directory
+    /// mounted after start-up gets it too); a failure is logged when it starts.
     pub fn mark(&self, node: &str) {
         let written = if safe(node) {
-            std::fs::create_dir_all(&self.marks).and_then(|()| std::fs::write(self.marks.join(node), b""))
+            let mark = self.marks.join(node);
+            if mark.is_file() {
+                Ok(())
+            } else {
+                std::fs::create_dir_all(&self.marks).and_then(|()| std::fs::write(mark, b""))
+            }
         } else {
             Err(std::io::Error::other(format!("the node id {node:?} cannot name a file")))
         };
